@@ -1,0 +1,200 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/heraldhq/herald/internal/node"
+)
+
+// setting is one configuration value: a flag, the environment variables that
+// set it (first found wins; flags beat all of them) and its documented default.
+type setting struct {
+	flag  string
+	env   []string
+	def   string
+	usage string
+	value *string // final value after resolution
+}
+
+// settings is the one table that maps flags and environment onto Config.
+type settings struct {
+	list   []*setting
+	byFlag map[string]*setting
+	dev    bool
+	help   bool
+}
+
+func newSettings() *settings {
+	s := &settings{byFlag: map[string]*setting{}}
+	add := func(name, def, usage string, env ...string) {
+		st := &setting{flag: name, env: env, def: def, usage: usage, value: new(string)}
+		s.list = append(s.list, st)
+		s.byFlag[name] = st
+	}
+	add("addr", ":8080", "listen address (--dev: 127.0.0.1:8080)", "HERALD_ADDR")
+	add("database", "herald.db", "SQLite database file", "HERALD_DATABASE")
+	add("env", "production", "production or development (development allows localhost origins)", "HERALD_ENV", "NODE_ENV")
+	add("jwt-secret", "", "HMAC secret for HS256/384/512 user tokens (>= 32 bytes)", "HERALD_JWT_SECRET", "JWT_SECRET")
+	add("jwt-public-key", "", "PEM file with the public key(s) for RS*/PS*/ES*/EdDSA user tokens", "HERALD_JWT_PUBLIC_KEY")
+	add("jwks-url", "", "JWKS URL for user tokens (keys selected by kid, refreshed)", "HERALD_JWKS_URL")
+	add("jwt-algorithms", "", "comma-separated allowlist of JWT algorithms (default: derived from the key)", "HERALD_JWT_ALGORITHMS")
+	add("jwt-issuer", "", "required iss claim (enforced when set)", "HERALD_JWT_ISSUER")
+	add("jwt-audience", "", "required aud claim (enforced when set)", "HERALD_JWT_AUDIENCE")
+	add("jwt-leeway", "30s", "clock skew allowed for exp/nbf/iat", "HERALD_JWT_LEEWAY")
+	add("tenant-claim", "tenant_id", "JWT claim holding the tenant", "HERALD_TENANT_CLAIM")
+	add("role-claim", "role", "JWT claim holding the role", "HERALD_ROLE_CLAIM")
+	add("default-tenant", "", "tenant for tokens without a tenant claim (single-tenant apps)", "HERALD_DEFAULT_TENANT")
+	add("api-keys", "", "comma-separated publish API keys: key, key@tenant, sha256:<hex>[@tenant], admin:<key>", "HERALD_API_KEYS")
+	add("allowed-origins", "", "comma-separated browser origins (exact, or https://*.example.com); never *", "HERALD_ALLOWED_ORIGINS", "FRONTEND_URL")
+	add("auth-timeout", "10s", "close sockets not authenticated within this time (4001)", "HERALD_AUTH_TIMEOUT")
+	add("max-connections", "10000", "maximum WebSocket connections on this node", "HERALD_MAX_CONNECTIONS", "MAX_WEBSOCKET_CONNECTIONS")
+	add("max-message-bytes", "16384", "largest client WebSocket message (1009 above)", "HERALD_MAX_MESSAGE_BYTES")
+	add("max-body-bytes", "65536", "largest publish request body (413 above)", "HERALD_MAX_BODY_BYTES")
+	add("write-buffer-bytes", "262144", "per-connection outbound buffer; a client that fills it is closed (4008)", "HERALD_WRITE_BUFFER_BYTES")
+	add("ping-interval", "25s", "server WebSocket ping interval", "HERALD_PING_INTERVAL")
+	add("replay-limit", "1000", "most notifications replayed on resume before a resync", "HERALD_REPLAY_LIMIT")
+	add("shutdown-grace", "20s", "drain deadline on SIGTERM", "HERALD_SHUTDOWN_GRACE")
+	add("log-level", "info", "debug, info, warn or error", "HERALD_LOG_LEVEL")
+	add("log-format", "json", "json or text", "HERALD_LOG_FORMAT")
+	return s
+}
+
+// parse resolves every setting from args and the environment lookup.
+func (s *settings) parse(args []string, getenv func(string) string, out io.Writer) error {
+	fs := flag.NewFlagSet("herald", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.BoolVar(&s.dev, "dev", false, "development mode: random JWT secret and API key printed at start, localhost origins, 127.0.0.1:8080")
+	for _, st := range s.list {
+		fs.StringVar(st.value, st.flag, st.def, st.usage)
+	}
+	fs.Usage = func() { s.usage(out, fs) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			s.help = true
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for _, st := range s.list {
+		if set[st.flag] {
+			continue
+		}
+		for _, e := range st.env {
+			if v := getenv(e); v != "" {
+				*st.value = v
+				break
+			}
+		}
+	}
+	if s.dev && !set["addr"] && getenv("HERALD_ADDR") == "" {
+		*s.byFlag["addr"].value = "127.0.0.1:8080"
+	}
+	return nil
+}
+
+func (s *settings) usage(out io.Writer, fs *flag.FlagSet) {
+	fmt.Fprintln(out, "Usage: herald [flags]\n\nHerald is a real-time notification gateway. Every flag can also be set by the environment variables listed with it.\n\nFlags:")
+	fmt.Fprintln(out, "  --dev\n        development mode: random JWT secret and API key printed at start, localhost origins, 127.0.0.1:8080")
+	for _, st := range s.list {
+		def := st.def
+		if def == "" {
+			def = "none"
+		}
+		fmt.Fprintf(out, "  --%s  (env %s; default %s)\n        %s\n", st.flag, strings.Join(st.env, ", "), def, st.usage)
+	}
+}
+
+func (s *settings) get(name string) string { return strings.TrimSpace(*s.byFlag[name].value) }
+
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// toConfig converts resolved settings into a node.Config, collecting every
+// error so the operator sees all of them at once.
+func (s *settings) toConfig() (node.Config, error) {
+	var (
+		cfg  node.Config
+		errs []error
+	)
+	dur := func(name string) time.Duration {
+		d, err := time.ParseDuration(s.get(name))
+		if err != nil || d < 0 {
+			errs = append(errs, fmt.Errorf("--%s: %q is not a non-negative Go duration (e.g. 10s)", name, s.get(name)))
+		}
+		return d
+	}
+	num := func(name string) int {
+		n, err := strconv.Atoi(s.get(name))
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Errorf("--%s: %q is not a non-negative integer", name, s.get(name)))
+		}
+		return n
+	}
+	cfg.Addr = s.get("addr")
+	cfg.Database = s.get("database")
+	switch env := strings.ToLower(s.get("env")); env {
+	case "production", "prod":
+	case "development", "dev", "test":
+		cfg.AllowLocalhost = true
+	default:
+		errs = append(errs, fmt.Errorf("--env: %q must be production or development", env))
+	}
+	if s.dev {
+		cfg.AllowLocalhost = true
+	}
+	cfg.Auth.HMACSecret = []byte(s.get("jwt-secret"))
+	if len(cfg.Auth.HMACSecret) == 0 {
+		cfg.Auth.HMACSecret = nil
+	}
+	cfg.Auth.PublicKeyFile = s.get("jwt-public-key")
+	cfg.Auth.JWKSURL = s.get("jwks-url")
+	cfg.Auth.Algorithms = splitList(s.get("jwt-algorithms"))
+	cfg.Auth.Issuer = s.get("jwt-issuer")
+	cfg.Auth.Audience = s.get("jwt-audience")
+	cfg.Auth.Leeway = dur("jwt-leeway")
+	if cfg.Auth.Leeway == 0 {
+		cfg.Auth.Leeway = -1 // explicit 0s: no leeway (auth treats 0 as the default)
+	}
+	cfg.Auth.TenantClaim = s.get("tenant-claim")
+	cfg.Auth.RoleClaim = s.get("role-claim")
+	cfg.Auth.DefaultTenant = s.get("default-tenant")
+	if cfg.Auth.HMACSecret == nil && cfg.Auth.PublicKeyFile == "" && cfg.Auth.JWKSURL == "" {
+		errs = append(errs, errors.New("no JWT key material: set HERALD_JWT_SECRET (or JWT_SECRET), HERALD_JWT_PUBLIC_KEY or HERALD_JWKS_URL; or run with --dev to try Herald locally"))
+	}
+	cfg.APIKeys = splitList(s.get("api-keys"))
+	cfg.AllowedOrigins = splitList(s.get("allowed-origins"))
+	cfg.WS.AuthTimeout = dur("auth-timeout")
+	cfg.MaxConnections = num("max-connections")
+	cfg.WS.MaxMessageBytes = num("max-message-bytes")
+	cfg.API.MaxBodyBytes = int64(num("max-body-bytes"))
+	cfg.WS.WriteBufferBytes = num("write-buffer-bytes")
+	cfg.WS.PingInterval = dur("ping-interval")
+	cfg.Hub.ReplayLimit = num("replay-limit")
+	cfg.ShutdownGrace = dur("shutdown-grace")
+	if cfg.MaxConnections == 0 {
+		errs = append(errs, errors.New("--max-connections must be positive"))
+	}
+	return cfg, errors.Join(errs...)
+}
+
+// envLookup is os.Getenv, replaceable in tests.
+var envLookup = os.Getenv

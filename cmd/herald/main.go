@@ -1,0 +1,167 @@
+// Command herald runs a Herald node: a real-time notification gateway.
+//
+//	go run ./cmd/herald --dev      # try it: embedded SQLite, printed secrets
+//	herald --help                  # every flag and environment variable
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/heraldhq/herald/internal/auth"
+	"github.com/heraldhq/herald/internal/node"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "herald:", err)
+		os.Exit(1)
+	}
+}
+
+// run starts Herald and blocks until ctx is cancelled (a signal), then drains.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	s := newSettings()
+	if err := s.parse(args, envLookup, stderr); err != nil {
+		return err
+	}
+	if s.help {
+		return nil
+	}
+	var dev devSecrets
+	if s.dev {
+		dev = s.applyDev()
+	}
+	cfg, err := s.toConfig()
+	if err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	logger, err := newLogger(stderr, s.get("log-level"), s.get("log-format"), s.dev)
+	if err != nil {
+		return err
+	}
+	cfg.Logger = logger
+
+	n, err := node.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		_ = n.Shutdown(context.Background())
+		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	}
+	if s.dev {
+		printDevBanner(stdout, l.Addr().String(), dev)
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- n.Serve(l) }()
+
+	select {
+	case err := <-serveErr:
+		_ = n.Shutdown(context.Background())
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("signal received, draining", "grace", n.ShutdownGrace().String())
+	sctx, cancel := context.WithTimeout(context.Background(), n.ShutdownGrace())
+	defer cancel()
+	if err := n.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+func newLogger(w io.Writer, level, format string, dev bool) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %q must be debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "json":
+		if dev {
+			return slog.New(slog.NewTextHandler(w, opts)), nil
+		}
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: %q must be json or text", format)
+}
+
+// devSecrets are generated for --dev and printed once.
+type devSecrets struct {
+	secret, apiKey string
+}
+
+// applyDev fills in generated secrets where none were configured.
+func (s *settings) applyDev() devSecrets {
+	var d devSecrets
+	if s.get("jwt-secret") == "" && s.get("jwt-public-key") == "" && s.get("jwks-url") == "" {
+		b := make([]byte, 32)
+		_, _ = rand.Read(b)
+		d.secret = base64.RawURLEncoding.EncodeToString(b)
+		*s.byFlag["jwt-secret"].value = d.secret
+	} else {
+		d.secret = s.get("jwt-secret")
+	}
+	if s.get("api-keys") == "" {
+		d.apiKey = auth.GenerateKey()
+		*s.byFlag["api-keys"].value = d.apiKey
+	} else {
+		d.apiKey = strings.Split(s.get("api-keys"), ",")[0]
+	}
+	if s.get("default-tenant") == "" {
+		*s.byFlag["default-tenant"].value = "demo"
+	}
+	if s.get("database") == "herald.db" {
+		*s.byFlag["database"].value = "herald-dev.db"
+	}
+	return d
+}
+
+func printDevBanner(w io.Writer, addr string, d devSecrets) {
+	base := "http://" + addr
+	var token string
+	if d.secret != "" {
+		token, _ = auth.SignHS256([]byte(d.secret), map[string]any{
+			"sub": "alice", "tenant_id": "demo", "role": "member",
+			"exp": time.Now().Add(24 * time.Hour).Unix(), "iat": time.Now().Unix(),
+		})
+	}
+	fmt.Fprintf(w, `
+Herald is running in development mode (do not use these settings in production).
+
+  URL          %[1]s
+  JWT secret   %[2]s
+  API key      %[3]s
+  user token   %[4]s
+               (user "alice", tenant "demo", valid 24h)
+
+Publish a notification to alice:
+  curl -sS -X POST %[1]s/v1/notifications \
+    -H 'Authorization: Bearer %[3]s' -H 'Content-Type: application/json' \
+    -d '{"tenant":"demo","to":{"users":["alice"]},"type":"demo.hello","title":"Hello","body":"It works"}'
+
+Read alice's inbox:
+  curl -sS %[1]s/v1/me/notifications -H 'Authorization: Bearer %[4]s'
+
+Live over WebSocket (e.g. npx wscat): connect to ws://%[5]s/v1/ws and send
+  {"type":"auth","token":"%[4]s"}
+
+`, base, d.secret, d.apiKey, token, addr)
+}

@@ -1,0 +1,339 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+	"unicode/utf8"
+
+	"github.com/heraldhq/herald/internal/auth"
+	"github.com/heraldhq/herald/internal/notification"
+	"github.com/heraldhq/herald/internal/store"
+)
+
+// Field limits of a publish request.
+const (
+	maxIdentLen       = 128 // tenant, user, role
+	maxTypeLen        = 128
+	maxTitleLen       = 512
+	maxBodyTextLen    = 8 << 10
+	maxUsersPerItem   = 1000
+	maxIdempotencyKey = 255
+	maxDataDepth      = 16
+)
+
+// publishItem is the JSON body of one notification to publish.
+type publishItem struct {
+	Tenant    string          `json:"tenant"`
+	To        *audienceJSON   `json:"to"`
+	Type      string          `json:"type"`
+	Title     string          `json:"title"`
+	Body      string          `json:"body"`
+	Data      json.RawMessage `json:"data"`
+	ExpiresAt *time.Time      `json:"expires_at"`
+}
+
+type audienceJSON struct {
+	Users  []string `json:"users"`
+	Tenant *bool    `json:"tenant"`
+	Role   *string  `json:"role"`
+}
+
+type batchBody struct {
+	Notifications []json.RawMessage `json:"notifications"`
+}
+
+// errBadRequest wraps every validation failure; the detail is logged only.
+var errBadRequest = errors.New("invalid request")
+
+func bad(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{errBadRequest}, args...)...)
+}
+
+// validIdent checks tenant, user and role identifiers.
+func validIdent(s string) bool {
+	if s == "" || len(s) > maxIdentLen || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func validType(s string) bool {
+	if s == "" || len(s) > maxTypeLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-' || c == ':' || c == '/') {
+			return false
+		}
+	}
+	return true
+}
+
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return bad("json: %v", err)
+	}
+	if dec.More() {
+		return bad("trailing data after JSON value")
+	}
+	return nil
+}
+
+// toDraft validates one item against the key's scope.
+func toDraft(raw []byte, key auth.APIKey, now time.Time) (notification.Draft, error) {
+	var it publishItem
+	if err := decodeStrict(raw, &it); err != nil {
+		return notification.Draft{}, err
+	}
+	if it.Tenant == "" && key.Tenant != "" {
+		it.Tenant = key.Tenant
+	}
+	if !validIdent(it.Tenant) {
+		return notification.Draft{}, bad("tenant missing or malformed")
+	}
+	if !key.Allows(it.Tenant) {
+		return notification.Draft{}, errForbidden
+	}
+	d := notification.Draft{Tenant: it.Tenant, Type: it.Type, Title: it.Title, Body: it.Body}
+	if it.To == nil {
+		return d, bad("to missing")
+	}
+	set := 0
+	if it.To.Users != nil {
+		set++
+		if len(it.To.Users) == 0 || len(it.To.Users) > maxUsersPerItem {
+			return d, bad("to.users must hold 1..%d users", maxUsersPerItem)
+		}
+		for _, u := range it.To.Users {
+			if !validIdent(u) {
+				return d, bad("to.users: malformed user id")
+			}
+		}
+		d.Audience = notification.Audience{Kind: notification.AudienceUsers, Users: it.To.Users}
+	}
+	if it.To.Tenant != nil {
+		set++
+		if !*it.To.Tenant {
+			return d, bad("to.tenant must be true")
+		}
+		d.Audience = notification.Audience{Kind: notification.AudienceTenant}
+	}
+	if it.To.Role != nil {
+		set++
+		if !validIdent(*it.To.Role) {
+			return d, bad("to.role malformed")
+		}
+		d.Audience = notification.Audience{Kind: notification.AudienceRole, Role: *it.To.Role}
+	}
+	if set != 1 {
+		return d, bad("to needs exactly one of users, tenant, role")
+	}
+	if !validType(d.Type) {
+		return d, bad("type missing or malformed")
+	}
+	if d.Title == "" || len(d.Title) > maxTitleLen || !utf8.ValidString(d.Title) {
+		return d, bad("title missing or too long")
+	}
+	if len(d.Body) > maxBodyTextLen || !utf8.ValidString(d.Body) {
+		return d, bad("body too long")
+	}
+	if len(it.Data) > 0 && !bytes.Equal(it.Data, []byte("null")) {
+		if it.Data[0] != '{' {
+			return d, bad("data must be a JSON object")
+		}
+		if depth(it.Data) > maxDataDepth {
+			return d, bad("data nested too deeply")
+		}
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, it.Data); err != nil {
+			return d, bad("data: %v", err)
+		}
+		d.Data = compact.Bytes()
+	}
+	if it.ExpiresAt != nil {
+		if !it.ExpiresAt.After(now) {
+			return d, bad("expires_at must be in the future")
+		}
+		d.ExpiresAt = *it.ExpiresAt
+	}
+	return d, nil
+}
+
+// depth is the maximum nesting of objects and arrays in valid JSON.
+func depth(data []byte) int {
+	d, m, inStr, esc := 0, 0, false, false
+	for _, c := range data {
+		if inStr {
+			switch {
+			case esc:
+				esc = false
+			case c == '\\':
+				esc = true
+			case c == '"':
+				inStr = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inStr = true
+		case '{', '[':
+			d++
+			m = max(m, d)
+		case '}', ']':
+			d--
+		}
+	}
+	return m
+}
+
+var errForbidden = errors.New("api key not allowed for this tenant")
+
+// apiKey authenticates the publisher.
+func (a *API) apiKey(w http.ResponseWriter, r *http.Request) (auth.APIKey, bool) {
+	tok := bearerToken(r)
+	key, ok := a.keys.Authenticate(tok)
+	if tok == "" || !ok {
+		a.log.Warn("api key rejected", "event", "api_key_invalid", "ip", clientIP(r), "path", r.URL.Path)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="herald"`)
+		a.fail(w, r, http.StatusUnauthorized, "unauthorized", "invalid or missing API key", nil)
+		return auth.APIKey{}, false
+	}
+	return key, true
+}
+
+func (a *API) readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			a.fail(w, r, http.StatusRequestEntityTooLarge, "too_large", "request body too large", err)
+			return nil, false
+		}
+		a.fail(w, r, http.StatusBadRequest, "invalid_request", "unable to read request body", err)
+		return nil, false
+	}
+	if !utf8.Valid(body) {
+		a.fail(w, r, http.StatusBadRequest, "invalid_request", "invalid request", bad("invalid UTF-8"))
+		return nil, false
+	}
+	return body, true
+}
+
+func idempotencyKey(r *http.Request) (string, error) {
+	k := r.Header.Get("Idempotency-Key")
+	if len(k) > maxIdempotencyKey {
+		return "", bad("Idempotency-Key longer than %d", maxIdempotencyKey)
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x21 || k[i] > 0x7e {
+			return "", bad("Idempotency-Key must be printable ASCII")
+		}
+	}
+	return k, nil
+}
+
+func (a *API) publish(w http.ResponseWriter, r *http.Request) {
+	a.doPublish(w, r, false)
+}
+
+func (a *API) publishBatch(w http.ResponseWriter, r *http.Request) {
+	a.doPublish(w, r, true)
+}
+
+func (a *API) doPublish(w http.ResponseWriter, r *http.Request, batch bool) {
+	key, ok := a.apiKey(w, r)
+	if !ok {
+		return
+	}
+	limit := a.cfg.MaxBodyBytes
+	if batch {
+		limit = a.cfg.MaxBatchBodyBytes
+	}
+	body, ok := a.readBody(w, r, limit)
+	if !ok {
+		return
+	}
+	ikey, err := idempotencyKey(r)
+	if err != nil {
+		a.fail(w, r, http.StatusBadRequest, "invalid_request", "invalid request", err)
+		return
+	}
+	raws := []json.RawMessage{body}
+	if batch {
+		var bb batchBody
+		if err := decodeStrict(body, &bb); err != nil {
+			a.fail(w, r, http.StatusBadRequest, "invalid_request", "invalid request", err)
+			return
+		}
+		if len(bb.Notifications) == 0 || len(bb.Notifications) > a.cfg.MaxBatch {
+			a.fail(w, r, http.StatusBadRequest, "invalid_request", fmt.Sprintf("a batch holds 1..%d notifications", a.cfg.MaxBatch), nil)
+			return
+		}
+		raws = bb.Notifications
+	}
+	now := time.Now()
+	drafts := make([]notification.Draft, len(raws))
+	for i, raw := range raws {
+		d, err := toDraft(raw, key, now)
+		if errors.Is(err, errForbidden) {
+			a.log.Warn("api key used outside its tenant", "event", "forbidden", "key_id", key.ID, "ip", clientIP(r))
+			a.fail(w, r, http.StatusForbidden, "forbidden", "this API key may not publish to that tenant", err, "key_id", key.ID)
+			return
+		}
+		if err != nil {
+			msg := "invalid request"
+			if batch {
+				msg = fmt.Sprintf("invalid notification at index %d", i)
+			}
+			a.fail(w, r, http.StatusBadRequest, "invalid_request", msg, err, "key_id", key.ID)
+			return
+		}
+		drafts[i] = d
+	}
+	req := store.PublishRequest{Scope: key.ID, Key: ikey, Drafts: drafts}
+	if ikey != "" {
+		sum := sha256.Sum256(append([]byte(r.URL.Path+"\n"), body...))
+		req.RequestHash = hex.EncodeToString(sum[:])
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.PublishTimeout)
+	defer cancel()
+	res, err := a.inbox.Publish(ctx, req)
+	switch {
+	case err == nil:
+	case errors.Is(err, store.ErrIdempotencyMismatch):
+		a.fail(w, r, http.StatusUnprocessableEntity, "idempotency_mismatch", "Idempotency-Key was used with a different request", err, "key_id", key.ID)
+		return
+	case errors.Is(err, store.ErrInvalid):
+		a.fail(w, r, http.StatusBadRequest, "invalid_request", "invalid request", err, "key_id", key.ID)
+		return
+	default:
+		w.Header().Set("Retry-After", "1")
+		a.fail(w, r, http.StatusServiceUnavailable, "unavailable", "notification not stored; retry with the same Idempotency-Key", err, "key_id", key.ID)
+		return
+	}
+	if res.Replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	if batch {
+		writeJSON(w, http.StatusCreated, map[string]any{"ids": res.IDs})
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"id": res.IDs[0]})
+}

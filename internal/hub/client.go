@@ -1,0 +1,429 @@
+package hub
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/heraldhq/herald/internal/notification"
+)
+
+type clientState uint8
+
+const (
+	stateReplaying clientState = iota // live events go to pending
+	stateLive                         // live events are written at once
+	stateClosed
+)
+
+type pendingEvent struct {
+	out *outbound
+	d   *notification.Delivery // explicit-user notifications: this client's delivery
+}
+
+// Client is one authenticated connection of a user on this node, whatever its
+// transport. Its cursor is the position of the last notification written to
+// it; every live event is checked against it, so a duplicate is dropped and a
+// gap (an event lost between store and hub) triggers a catch-up from the store.
+type Client struct {
+	hub       *Hub   // static
+	sender    Sender // static
+	id        uint64 // static
+	transport string // static
+	started   time.Time
+
+	mu      sync.Mutex
+	r       notification.Recipient // guarded by mu (Role may change on refresh)
+	state   clientState            // guarded by mu
+	cursor  notification.Position  // guarded by mu
+	unread  int64                  // guarded by mu: last count sent
+	pending []pendingEvent         // guarded by mu: buffered while replaying
+	expires time.Time              // guarded by mu
+	timer   *time.Timer            // guarded by mu: token expiry
+	reason  CloseReason            // guarded by mu: set once on close
+}
+
+// ID is the connection id.
+func (c *Client) ID() uint64 { return c.id }
+
+// Recipient is the user this client belongs to.
+func (c *Client) Recipient() notification.Recipient {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.r
+}
+
+// Position is the client's cursor: the position of the last notification
+// written to it.
+func (c *Client) Position() notification.Position {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cursor
+}
+
+// Closed reports whether the client has been closed, and why.
+func (c *Client) Closed() (bool, CloseReason) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state == stateClosed, c.reason
+}
+
+// Refresh extends the client's life after an in-band token refresh. The role
+// may change with the new token; tenant and user may not (the transport checks).
+func (c *Client) Refresh(role string, expires time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state == stateClosed {
+		return
+	}
+	c.r.Role = role
+	c.setExpiryLocked(expires)
+}
+
+func (c *Client) setExpiryLocked(expires time.Time) {
+	c.expires = expires
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
+	if expires.IsZero() {
+		return
+	}
+	c.timer = time.AfterFunc(time.Until(expires), func() { c.Close(ReasonTokenExpired) })
+}
+
+// Close ends the client: it is unregistered, its timer stopped and the
+// transport closed with reason. Idempotent; the first reason wins.
+func (c *Client) Close(reason CloseReason) {
+	c.mu.Lock()
+	if !c.closeLocked(reason) {
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	c.teardown(reason)
+}
+
+// closeLocked marks the client closed; the caller must then call teardown
+// (outside of any hub lock) when it returns true.
+func (c *Client) closeLocked(reason CloseReason) bool {
+	if c.state == stateClosed {
+		return false
+	}
+	c.state = stateClosed
+	c.reason = reason
+	c.pending = nil
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
+	return true
+}
+
+func (c *Client) teardown(reason CloseReason) {
+	c.hub.unregister(c)
+	c.sender.Close(reason)
+	lifetime := time.Since(c.started)
+	if f := c.hub.cfg.Observer.Closed; f != nil {
+		f(c.transport, reason, lifetime)
+	}
+	c.hub.log.Info("disconnect", "event", "disconnect", "conn", c.id, "transport", c.transport,
+		"tenant", c.r.Tenant, "user", c.r.User, "reason", reason.Label(), "lifetime", lifetime.Round(time.Millisecond).String())
+}
+
+// offer takes a live event. It runs under a hub index lock: it must not block
+// and must not take hub locks, so a close it decides on is finished in a new
+// goroutine.
+func (c *Client) offer(out *outbound, d *notification.Delivery) {
+	c.mu.Lock()
+	switch c.state {
+	case stateClosed:
+	case stateReplaying:
+		if len(c.pending) >= c.hub.cfg.PendingLimit {
+			c.closeAsyncLocked(ReasonSlowConsumer)
+			break
+		}
+		c.pending = append(c.pending, pendingEvent{out, d})
+	case stateLive:
+		if c.applyLocked(out, d) {
+			c.state = stateReplaying
+			c.pending = append(c.pending, pendingEvent{out, d})
+			c.hub.wg.Add(1)
+			go c.catchUp(false, false)
+		}
+	}
+	c.mu.Unlock()
+}
+
+func (c *Client) closeAsyncLocked(reason CloseReason) {
+	if c.closeLocked(reason) {
+		go c.teardown(reason)
+	}
+}
+
+// requestCatchUp re-reads the stream from the cursor (after a broker outage).
+func (c *Client) requestCatchUp() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != stateLive {
+		return // closed, or already replaying (and will drain what arrives)
+	}
+	c.state = stateReplaying
+	c.hub.wg.Add(1)
+	go c.catchUp(false, false)
+}
+
+// applyLocked writes a live event if it is next in the client's stream. It
+// returns true when the event is ahead of the cursor by more than one (a gap):
+// the caller must then catch up from the store before applying it.
+func (c *Client) applyLocked(out *outbound, d *notification.Delivery) (gap bool) {
+	if !c.expires.IsZero() && time.Now().After(c.expires) {
+		c.closeAsyncLocked(ReasonTokenExpired)
+		return false
+	}
+	ev := out.ev
+	switch ev.Kind {
+	case notification.EventNotification:
+		if d != nil { // explicit-user notification
+			switch {
+			case d.Seq <= c.cursor.User:
+				return false // already sent (replay overlap or duplicate)
+			case d.Seq > c.cursor.User+1:
+				return true
+			}
+			c.cursor.User = d.Seq
+			c.unread = d.Unread
+		} else { // broadcast: advance past it even when the role does not match
+			switch {
+			case ev.TenantSeq <= c.cursor.Tenant:
+				return false
+			case ev.TenantSeq > c.cursor.Tenant+1:
+				return true
+			}
+			c.cursor.Tenant = ev.TenantSeq
+			if !ev.Notification.Audience.Matches(c.r.Role) {
+				return false
+			}
+			c.unread++
+		}
+		if c.sendLocked(Frame{Kind: FrameNotification, Payload: out.payload, Position: c.cursor}) {
+			c.sendLocked(Frame{Kind: FrameUnread, Payload: encodeUnread(c.unread)})
+		}
+	case notification.EventRead, notification.EventDeleted:
+		kind := FrameRead
+		if ev.Kind == notification.EventDeleted {
+			kind = FrameDeleted
+		}
+		c.unread = ev.Unread
+		if c.sendLocked(Frame{Kind: kind, Payload: out.payload}) {
+			c.sendLocked(Frame{Kind: FrameUnread, Payload: out.unread})
+		}
+	}
+	return false
+}
+
+// sendLocked writes f; on failure (buffer full or transport gone) it closes the
+// client as a slow consumer and reports false.
+func (c *Client) sendLocked(f Frame) bool {
+	if c.state == stateClosed {
+		return false
+	}
+	if err := c.sender.Send(f); err != nil {
+		c.closeAsyncLocked(ReasonSlowConsumer)
+		return false
+	}
+	return true
+}
+
+// advanceLocked moves the cursor past a replayed item and reports whether the
+// item is new (not yet sent).
+func (c *Client) advanceLocked(it *notification.Item) bool {
+	if it.Audience.Broadcast() {
+		if it.Seq <= c.cursor.Tenant {
+			return false
+		}
+		c.cursor.Tenant = it.Seq
+		return true
+	}
+	if it.Seq <= c.cursor.User {
+		return false
+	}
+	c.cursor.User = it.Seq
+	return true
+}
+
+// catchUp replays the stream from the cursor (or starts at the head), then
+// drains the events buffered meanwhile and goes live. first also sends the
+// ready frame. Runs in its own goroutine; counted in hub.wg.
+func (c *Client) catchUp(fromHead, first bool) {
+	defer c.hub.wg.Done()
+	h := c.hub
+	select {
+	case h.replaySem <- struct{}{}:
+	case <-h.ctx.Done():
+		return
+	}
+	defer func() { <-h.replaySem }()
+	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.ReplayTimeout)
+	defer cancel()
+
+	c.mu.Lock()
+	r := c.r
+	c.mu.Unlock()
+
+	if first {
+		unread, err := h.store.UnreadCount(ctx, r)
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		var head notification.Position
+		if fromHead {
+			if head, err = h.store.Head(ctx, r); err != nil {
+				c.fail(err)
+				return
+			}
+		}
+		c.mu.Lock()
+		if fromHead {
+			c.cursor = head
+		}
+		c.unread = unread
+		ok := c.sendLocked(Frame{Kind: FrameReady, Payload: encodeReady(r, unread, c.cursor)})
+		c.mu.Unlock()
+		if !ok {
+			return
+		}
+	}
+
+	replayed, resync := 0, false
+	for round := 0; ; round++ {
+		if !c.replay(ctx, r, &replayed, &resync) {
+			return
+		}
+		if c.goLive(round >= maxCatchUpRounds) {
+			break
+		}
+	}
+	if f := h.cfg.Observer.Replayed; f != nil && (replayed > 0 || resync) {
+		f(replayed, resync)
+	}
+}
+
+// replay sends everything after the cursor, page by page, or a resync frame
+// when there is more than ReplayLimit. It returns false when the client is gone.
+func (c *Client) replay(ctx context.Context, r notification.Recipient, replayed *int, resync *bool) bool {
+	h := c.hub
+	for {
+		c.mu.Lock()
+		pos, closed := c.cursor, c.state == stateClosed
+		c.mu.Unlock()
+		if closed {
+			return false
+		}
+		if *replayed >= h.cfg.ReplayLimit {
+			head, err := h.store.Head(ctx, r)
+			if err != nil {
+				c.fail(err)
+				return false
+			}
+			*resync = true
+			c.mu.Lock()
+			if head.After(c.cursor) {
+				c.cursor = head
+			}
+			ok := c.sendLocked(Frame{Kind: FrameResync, Payload: encodeResync(c.cursor)})
+			c.mu.Unlock()
+			return ok
+		}
+		// The head is read before the page: everything up to it is committed
+		// and so visible to Since. After the last page the cursor can move to
+		// it, past items this client does not see (deleted, expired, another
+		// role's broadcasts) that would otherwise look like a gap.
+		head, err := h.store.Head(ctx, r)
+		if err != nil {
+			c.fail(err)
+			return false
+		}
+		items, more, err := h.store.Since(ctx, r, pos, h.cfg.ReplayPage)
+		if err != nil {
+			c.fail(err)
+			return false
+		}
+		c.mu.Lock()
+		for i := range items {
+			it := &items[i]
+			if !c.advanceLocked(it) {
+				continue
+			}
+			if !c.sendLocked(Frame{Kind: FrameNotification, Payload: EncodeNotification(&it.Notification, it.Read), Position: c.cursor}) {
+				c.mu.Unlock()
+				return false
+			}
+		}
+		if !more {
+			c.cursor.User = max(c.cursor.User, head.User)
+			c.cursor.Tenant = max(c.cursor.Tenant, head.Tenant)
+		}
+		c.mu.Unlock()
+		*replayed += len(items)
+		if !more {
+			return true
+		}
+	}
+}
+
+// maxCatchUpRounds bounds replay rounds for one catch-up. A gap that a fresh
+// read of the store cannot fill (it should not happen: events are published
+// after commit) is then skipped rather than retried forever.
+const maxCatchUpRounds = 3
+
+// goLive drains the buffered live events. It returns false when one of them
+// shows a gap (the caller replays again) and true once the client is live.
+// With force, a gap is skipped over instead.
+func (c *Client) goLive(force bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, p := range c.pending {
+		if c.state == stateClosed {
+			return true
+		}
+		if force {
+			c.skipGapLocked(p)
+		}
+		if c.applyLocked(p.out, p.d) {
+			n := copy(c.pending, c.pending[i:])
+			clear(c.pending[n:])
+			c.pending = c.pending[:n]
+			return false
+		}
+	}
+	if c.state == stateClosed {
+		return true
+	}
+	c.pending = nil
+	c.state = stateLive
+	return true
+}
+
+func (c *Client) skipGapLocked(p pendingEvent) {
+	ev := p.out.ev
+	if ev.Kind != notification.EventNotification {
+		return
+	}
+	if p.d != nil && p.d.Seq > c.cursor.User+1 {
+		c.hub.log.Warn("skipping unfillable gap", "conn", c.id, "stream", "user", "from", c.cursor.User, "to", p.d.Seq)
+		c.cursor.User = p.d.Seq - 1
+	} else if p.d == nil && ev.TenantSeq > c.cursor.Tenant+1 {
+		c.hub.log.Warn("skipping unfillable gap", "conn", c.id, "stream", "tenant", "from", c.cursor.Tenant, "to", ev.TenantSeq)
+		c.cursor.Tenant = ev.TenantSeq - 1
+	}
+}
+
+func (c *Client) fail(err error) {
+	if c.hub.ctx.Err() != nil {
+		return // shutting down: the hub closes clients itself
+	}
+	c.hub.log.Warn("replay failed", "conn", c.id, "err", err)
+	c.Close(ReasonInternalError)
+}

@@ -1,0 +1,124 @@
+package hub
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/heraldhq/herald/internal/notification"
+)
+
+// FrameKind names a server-to-client message. Transports map kinds onto their
+// wire names (WebSocket "type", SSE "event", Socket.IO event name).
+type FrameKind uint8
+
+// Frame kinds.
+const (
+	FrameReady        FrameKind = iota + 1 // {"user","tenant","unread","position"}
+	FrameNotification                      // the notification object, see Frame.Payload
+	FrameRead                              // {"ids":[…]} or {"ids":[],"all":true}
+	FrameDeleted                           // {"id":…}
+	FrameUnread                            // {"count":N}
+	FrameResync                            // {"position":…}: the gap was too large, refetch the list
+)
+
+// Frame is one message to one client. Payload bytes are shared between every
+// recipient of an event and must not be modified by transports.
+type Frame struct {
+	Kind FrameKind
+	// Payload is a JSON object. For FrameNotification it is the notification
+	// object WITHOUT its closing brace: the transport appends the recipient's
+	// position as `,"position":"<p>"}` (see AppendNotification), so the object
+	// is encoded once per event however many recipients it has.
+	Payload []byte
+	// Position is the recipient's position after this frame (FrameNotification).
+	Position notification.Position
+}
+
+// AppendNotification appends the complete notification object of f (payload,
+// position, closing brace) to b.
+func (f Frame) AppendNotification(b []byte) []byte {
+	b = append(b, f.Payload...)
+	b = append(b, `,"position":"`...)
+	b = f.Position.Append(b)
+	return append(b, `"}`...)
+}
+
+// wireNotification is the JSON shape of a notification on every transport.
+type wireNotification struct {
+	ID        string          `json:"id"`
+	Type      string          `json:"type"`
+	Title     string          `json:"title"`
+	Body      string          `json:"body"`
+	Data      json.RawMessage `json:"data,omitempty"`
+	CreatedAt time.Time       `json:"created_at"`
+	ExpiresAt *time.Time      `json:"expires_at,omitempty"`
+	Read      bool            `json:"read"`
+}
+
+// EncodeNotification returns the notification object without its closing brace
+// (the payload of a FrameNotification).
+func EncodeNotification(n *notification.Notification, read bool) []byte {
+	w := wireNotification{
+		ID: n.ID, Type: n.Type, Title: n.Title, Body: n.Body, Data: n.Data,
+		CreatedAt: n.CreatedAt.UTC(), Read: read,
+	}
+	if len(w.Data) == 0 {
+		w.Data = nil
+	}
+	if !n.ExpiresAt.IsZero() {
+		t := n.ExpiresAt.UTC()
+		w.ExpiresAt = &t
+	}
+	b, err := json.Marshal(w)
+	if err != nil {
+		// Data is validated as a JSON object before it is stored; a failure
+		// here means corrupted data, which we still deliver without it.
+		w.Data = nil
+		b, _ = json.Marshal(w)
+	}
+	return b[:len(b)-1]
+}
+
+func encodeRead(ids []string, all bool) []byte {
+	if ids == nil {
+		ids = []string{}
+	}
+	v := struct {
+		IDs []string `json:"ids"`
+		All bool     `json:"all,omitempty"`
+	}{ids, all}
+	b, _ := json.Marshal(v)
+	return b
+}
+
+func encodeDeleted(id string) []byte {
+	b, _ := json.Marshal(struct {
+		ID string `json:"id"`
+	}{id})
+	return b
+}
+
+func encodeUnread(n int64) []byte {
+	b := make([]byte, 0, 32)
+	b = append(b, `{"count":`...)
+	b = strconv.AppendInt(b, n, 10)
+	return append(b, '}')
+}
+
+func encodeResync(p notification.Position) []byte {
+	b := make([]byte, 0, 48)
+	b = append(b, `{"position":"`...)
+	b = p.Append(b)
+	return append(b, `"}`...)
+}
+
+func encodeReady(r notification.Recipient, unread int64, p notification.Position) []byte {
+	b, _ := json.Marshal(struct {
+		User     string `json:"user"`
+		Tenant   string `json:"tenant"`
+		Unread   int64  `json:"unread"`
+		Position string `json:"position"`
+	}{r.User, r.Tenant, unread, p.String()})
+	return b
+}

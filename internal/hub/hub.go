@@ -1,0 +1,338 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"hash/maphash"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/heraldhq/herald/internal/notification"
+)
+
+// Store is what the hub needs from the store: reading a recipient's stream to
+// replay what a client missed.
+type Store interface {
+	Since(ctx context.Context, r notification.Recipient, pos notification.Position, limit int) ([]notification.Item, bool, error)
+	Head(ctx context.Context, r notification.Recipient) (notification.Position, error)
+	UnreadCount(ctx context.Context, r notification.Recipient) (int64, error)
+}
+
+// Sender is a transport's side of a client: it turns frames into wire bytes.
+type Sender interface {
+	// Send queues f for writing. It must not block; an error means the
+	// transport is gone or its bounded outbound buffer is full (the hub then
+	// closes the client with ReasonSlowConsumer).
+	Send(f Frame) error
+	// Close writes the close reason when the wire has a way to (close frame,
+	// SSE event) and closes the transport. It may be called more than once.
+	Close(reason CloseReason)
+}
+
+// Observer receives connection lifecycle notices (metrics, audit logs). All
+// methods must be fast and non-blocking. Nil fields are skipped.
+type Observer struct {
+	Closed   func(transport string, reason CloseReason, lifetime time.Duration)
+	Replayed func(items int, resync bool)
+}
+
+// Config tunes the hub. The zero value means the documented defaults.
+type Config struct {
+	// ReplayLimit: a resume that would replay more items than this gets a
+	// resync frame instead (the client refetches its list). Default 1000.
+	ReplayLimit int
+	// ReplayPage: items read from the store per query. Default 200.
+	ReplayPage int
+	// PendingLimit: live events buffered per client while it replays; over
+	// it the client is closed as a slow consumer. Default 1024.
+	PendingLimit int
+	// ReplayConcurrency bounds concurrent store reads for replays, so that
+	// a reconnect storm queues instead of overloading the store. Default 32.
+	ReplayConcurrency int
+	// ReplayTimeout bounds one replay. Default 15 s.
+	ReplayTimeout time.Duration
+	Logger        *slog.Logger
+	Observer      Observer
+}
+
+func (c *Config) setDefaults() {
+	if c.ReplayLimit <= 0 {
+		c.ReplayLimit = 1000
+	}
+	if c.ReplayPage <= 0 {
+		c.ReplayPage = 200
+	}
+	if c.PendingLimit <= 0 {
+		c.PendingLimit = 1024
+	}
+	if c.ReplayConcurrency <= 0 {
+		c.ReplayConcurrency = 32
+	}
+	if c.ReplayTimeout <= 0 {
+		c.ReplayTimeout = 15 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+}
+
+// ErrClosed is returned by Attach after Close.
+var ErrClosed = errors.New("hub: closed")
+
+const shardCount = 64
+
+type userKey struct{ tenant, user string }
+
+type shard struct {
+	mu    sync.RWMutex
+	users map[userKey][]*Client // guarded by mu
+}
+
+// Hub indexes this node's authenticated clients by tenant and user and fans
+// committed events out to them. It is safe for concurrent use.
+type Hub struct {
+	cfg   Config // static after New
+	store Store  // static after New
+	log   *slog.Logger
+	seed  maphash.Seed
+
+	shards [shardCount]shard
+
+	tmu     sync.RWMutex
+	tenants map[string]map[*Client]struct{} // guarded by tmu
+
+	replaySem chan struct{}
+	ctx       context.Context // cancelled by Close: stops replays
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup // replays in flight
+	closed    atomic.Bool
+	nextID    atomic.Uint64
+	active    atomic.Int64
+}
+
+// New returns a hub that replays from store.
+func New(store Store, cfg Config) *Hub {
+	cfg.setDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &Hub{
+		cfg:       cfg,
+		store:     store,
+		log:       cfg.Logger,
+		seed:      maphash.MakeSeed(),
+		tenants:   make(map[string]map[*Client]struct{}),
+		replaySem: make(chan struct{}, cfg.ReplayConcurrency),
+		ctx:       ctx,
+		cancel:    cancel,
+	}
+	for i := range h.shards {
+		h.shards[i].users = make(map[userKey][]*Client)
+	}
+	return h
+}
+
+// Active is the number of attached clients.
+func (h *Hub) Active() int64 { return h.active.Load() }
+
+// NextConnID returns a process-unique connection id for logs.
+func (h *Hub) NextConnID() uint64 { return h.nextID.Add(1) }
+
+func (h *Hub) shardFor(k userKey) *shard {
+	var m maphash.Hash
+	m.SetSeed(h.seed)
+	m.WriteString(k.tenant)
+	m.WriteByte(0)
+	m.WriteString(k.user)
+	return &h.shards[m.Sum64()%shardCount]
+}
+
+// AttachOptions describe a newly authenticated client.
+type AttachOptions struct {
+	ConnID    uint64
+	Transport string // "ws", "sse", "socketio": for logs and metrics
+	Recipient notification.Recipient
+	// Since is where the client resumes; nil means "from now" (the head).
+	Since *notification.Position
+	// Expires is when the client's token expires (plus leeway); zero: never.
+	Expires time.Time
+}
+
+// Attach registers an authenticated client and starts its replay: a ready
+// frame, then everything after Since (or nothing, from the head), then live
+// events, with no gap and no duplicate at the seam.
+func (h *Hub) Attach(s Sender, o AttachOptions) (*Client, error) {
+	if h.closed.Load() {
+		return nil, ErrClosed
+	}
+	c := &Client{
+		hub:       h,
+		sender:    s,
+		id:        o.ConnID,
+		transport: o.Transport,
+		r:         o.Recipient,
+		started:   time.Now(),
+		state:     stateReplaying,
+	}
+	if o.Since != nil {
+		c.cursor = *o.Since
+	}
+	c.setExpiryLocked(o.Expires)
+	h.register(c)
+	h.active.Add(1)
+	h.wg.Add(1)
+	go c.catchUp(o.Since == nil, true)
+	return c, nil
+}
+
+func (h *Hub) register(c *Client) {
+	k := userKey{c.r.Tenant, c.r.User}
+	sh := h.shardFor(k)
+	sh.mu.Lock()
+	sh.users[k] = append(sh.users[k], c)
+	sh.mu.Unlock()
+
+	h.tmu.Lock()
+	set := h.tenants[c.r.Tenant]
+	if set == nil {
+		set = make(map[*Client]struct{})
+		h.tenants[c.r.Tenant] = set
+	}
+	set[c] = struct{}{}
+	h.tmu.Unlock()
+}
+
+func (h *Hub) unregister(c *Client) {
+	k := userKey{c.r.Tenant, c.r.User}
+	sh := h.shardFor(k)
+	sh.mu.Lock()
+	list := sh.users[k]
+	for i, x := range list {
+		if x == c {
+			last := len(list) - 1
+			list[i] = list[last]
+			list[last] = nil
+			list = list[:last]
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(sh.users, k)
+	} else {
+		sh.users[k] = list
+	}
+	sh.mu.Unlock()
+
+	h.tmu.Lock()
+	if set := h.tenants[c.r.Tenant]; set != nil {
+		delete(set, c)
+		if len(set) == 0 {
+			delete(h.tenants, c.r.Tenant)
+		}
+	}
+	h.tmu.Unlock()
+	h.active.Add(-1)
+}
+
+// forUser calls fn for each client of one user. fn runs under the shard's read
+// lock and must not block.
+func (h *Hub) forUser(tenant, user string, fn func(*Client)) {
+	k := userKey{tenant, user}
+	sh := h.shardFor(k)
+	sh.mu.RLock()
+	for _, c := range sh.users[k] {
+		fn(c)
+	}
+	sh.mu.RUnlock()
+}
+
+// Deliver fans a committed event out to this node's clients. It never blocks
+// on a client: each client's delivery is a non-blocking write to its bounded
+// buffer. Safe for concurrent use, but events of one stream must be delivered
+// in commit order (the broker guarantees it per partition).
+func (h *Hub) Deliver(ev *notification.Event) {
+	if ev == nil || h.closed.Load() {
+		return
+	}
+	switch ev.Kind {
+	case notification.EventNotification:
+		if ev.Notification == nil {
+			return
+		}
+		out := &outbound{ev: ev, payload: EncodeNotification(ev.Notification, false)}
+		if ev.Notification.Audience.Broadcast() {
+			h.tmu.RLock()
+			for c := range h.tenants[ev.Tenant] {
+				c.offer(out, nil)
+			}
+			h.tmu.RUnlock()
+			return
+		}
+		for i := range ev.Deliveries {
+			d := &ev.Deliveries[i]
+			h.forUser(ev.Tenant, d.User, func(c *Client) { c.offer(out, d) })
+		}
+	case notification.EventRead, notification.EventDeleted:
+		out := &outbound{ev: ev}
+		if ev.Kind == notification.EventRead {
+			out.payload = encodeRead(ev.IDs, ev.All)
+		} else if len(ev.IDs) > 0 {
+			out.payload = encodeDeleted(ev.IDs[0])
+		}
+		out.unread = encodeUnread(ev.Unread)
+		h.forUser(ev.Tenant, ev.User, func(c *Client) { c.offer(out, nil) })
+	case notification.EventRevoke:
+		var victims []*Client
+		h.forUser(ev.Tenant, ev.User, func(c *Client) { victims = append(victims, c) })
+		for _, c := range victims {
+			c.Close(ReasonRevoked)
+		}
+	}
+}
+
+// CatchUpAll makes every client re-read its stream from its cursor, e.g. after
+// the broker reconnected and may have missed events while it was away.
+func (h *Hub) CatchUpAll() {
+	for _, c := range h.Clients() {
+		c.requestCatchUp()
+	}
+}
+
+// Clients returns a snapshot of attached clients.
+func (h *Hub) Clients() []*Client {
+	h.tmu.RLock()
+	out := make([]*Client, 0, 64)
+	for _, set := range h.tenants {
+		for c := range set {
+			out = append(out, c)
+		}
+	}
+	h.tmu.RUnlock()
+	return out
+}
+
+// CloseAll closes every client with reason (e.g. ReasonShutdown).
+func (h *Hub) CloseAll(reason CloseReason) {
+	for _, c := range h.Clients() {
+		c.Close(reason)
+	}
+}
+
+// Close stops accepting clients, closes the attached ones with reason and
+// waits for replays in flight to stop.
+func (h *Hub) Close(reason CloseReason) {
+	if !h.closed.CompareAndSwap(false, true) {
+		return
+	}
+	h.cancel()
+	h.CloseAll(reason)
+	h.wg.Wait()
+}
+
+// outbound is an event encoded once for all of this node's recipients.
+type outbound struct {
+	ev      *notification.Event
+	payload []byte // notification object (open) or the read/deleted object
+	unread  []byte // read/deleted: the {"count":N} object
+}

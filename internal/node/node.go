@@ -1,0 +1,261 @@
+// Package node wires one Herald node from its configuration: store, broker,
+// hub, transports and HTTP API, and runs and drains it. cmd/herald maps flags
+// and environment onto Config; end-to-end tests build nodes directly.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/heraldhq/herald/internal/api"
+	"github.com/heraldhq/herald/internal/auth"
+	"github.com/heraldhq/herald/internal/broker"
+	"github.com/heraldhq/herald/internal/hub"
+	"github.com/heraldhq/herald/internal/inbox"
+	"github.com/heraldhq/herald/internal/origin"
+	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/internal/ws"
+)
+
+// Config is everything a node needs. Zero values mean the documented
+// defaults of each component.
+type Config struct {
+	Addr            string // listen address; default ":8080"
+	Database        string // SQLite path; default "herald.db"
+	Auth            auth.Config
+	APIKeys         []string // see auth.ParseKeyring
+	AllowedOrigins  []string
+	AllowLocalhost  bool          // development: http(s)://localhost:* etc.
+	MaxConnections  int           // WebSocket connections; default 10000
+	ShutdownGrace   time.Duration // default 20 s
+	ReadHeaderLimit time.Duration // ReadHeaderTimeout; default 5 s
+	WS              ws.Config
+	API             api.Config
+	Hub             hub.Config
+	Logger          *slog.Logger
+}
+
+// Validate checks cross-field rules before anything is opened.
+func (c *Config) Validate() error {
+	var errs []error
+	if err := c.Auth.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(c.APIKeys) == 0 {
+		errs = append(errs, errors.New("no API key configured: set HERALD_API_KEYS (backends need one to publish)"))
+	}
+	if c.MaxConnections < 0 {
+		errs = append(errs, errors.New("max connections must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) setDefaults() {
+	if c.Addr == "" {
+		c.Addr = ":8080"
+	}
+	if c.Database == "" {
+		c.Database = "herald.db"
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = 10000
+	}
+	if c.ShutdownGrace <= 0 {
+		c.ShutdownGrace = 20 * time.Second
+	}
+	if c.ReadHeaderLimit <= 0 {
+		c.ReadHeaderLimit = 5 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+}
+
+// Node is one running Herald node.
+type Node struct {
+	cfg      Config
+	log      *slog.Logger
+	store    *store.SQLite
+	broker   broker.Broker
+	hub      *hub.Hub
+	ws       *ws.Server
+	server   *http.Server
+	handler  http.Handler
+	ctx      context.Context // cancelled on Shutdown: stops the JWKS refresher
+	cancel   context.CancelFunc
+	draining atomic.Bool
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// New opens the store and builds every component. Nothing listens yet.
+func New(ctx context.Context, cfg Config) (*Node, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	ok := false
+	defer func() {
+		if !ok {
+			n.cancel()
+		}
+	}()
+
+	if cfg.Auth.Logger == nil {
+		cfg.Auth.Logger = cfg.Logger
+	}
+	verifier, err := auth.NewVerifier(n.ctx, cfg.Auth)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	keys, err := auth.ParseKeyring(cfg.APIKeys)
+	if err != nil {
+		return nil, fmt.Errorf("api keys: %w", err)
+	}
+	policy, err := origin.New(origin.Config{Allowed: cfg.AllowedOrigins, AllowLocalhost: cfg.AllowLocalhost})
+	if err != nil {
+		return nil, err
+	}
+
+	st, err := store.OpenSQLite(ctx, store.SQLiteConfig{Path: cfg.Database, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	n.store = st
+
+	hcfg := cfg.Hub
+	hcfg.Logger = cfg.Logger
+	n.hub = hub.New(st, hcfg)
+	n.broker = broker.NewMemory(broker.MemoryConfig{}, n.hub.Deliver)
+	svc := inbox.New(st, n.broker, cfg.Logger)
+
+	wcfg := cfg.WS
+	wcfg.Logger = cfg.Logger
+	wcfg.CheckOrigin = policy.Check
+	n.ws, err = ws.New(wcfg, n.hub, verifier, svc)
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	if err := n.ws.Start(); err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+
+	acfg := cfg.API
+	acfg.Logger = cfg.Logger
+	acfg.AllowOrigin = policy.Allowed
+	a := api.New(acfg, verifier, keys, svc,
+		api.Check{Name: "draining", Fn: n.checkDraining},
+		api.Check{Name: "store", Fn: st.Ping},
+	)
+	mux := http.NewServeMux()
+	a.Register(mux)
+	mux.Handle("GET /v1/ws", n.limitConnections(n.ws))
+	n.handler = securityHeaders(mux)
+	n.server = &http.Server{
+		Handler:           n.handler,
+		ReadHeaderTimeout: cfg.ReadHeaderLimit,
+		ReadTimeout:       30 * time.Second, // bodies; WebSockets leave net/http on upgrade
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	ok = true
+	return n, nil
+}
+
+var errDraining = errors.New("node is draining")
+
+func (n *Node) checkDraining(context.Context) error {
+	if n.draining.Load() {
+		return errDraining
+	}
+	return nil
+}
+
+// limitConnections answers 503 before the upgrade when the node is full or draining.
+func (n *Node) limitConnections(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.draining.Load() {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		if n.ws.Active() >= n.cfg.MaxConnections {
+			n.log.Warn("connection limit reached", "event", "limit_exceeded", "limit", n.cfg.MaxConnections, "ip", r.RemoteAddr)
+			w.Header().Set("Retry-After", "5")
+			http.Error(w, "too many connections", http.StatusServiceUnavailable)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Handler is the node's HTTP handler (for tests that serve it themselves).
+func (n *Node) Handler() http.Handler { return n.handler }
+
+// Hub exposes the hub (tests, stats).
+func (n *Node) Hub() *hub.Hub { return n.hub }
+
+// Serve accepts connections on l until Shutdown.
+func (n *Node) Serve(l net.Listener) error {
+	n.log.Info("listening", "addr", l.Addr().String())
+	err := n.server.Serve(l)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// ListenAndServe listens on the configured address.
+func (n *Node) ListenAndServe() error {
+	l, err := net.Listen("tcp", n.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", n.cfg.Addr, err)
+	}
+	return n.Serve(l)
+}
+
+// Shutdown drains the node: readiness fails at once, new connections are
+// refused, clients are told to reconnect elsewhere (4009), in-flight
+// requests finish, then the broker and store close. ctx bounds the whole
+// drain (default: the configured grace period).
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.stopOnce.Do(func() {
+		n.draining.Store(true)
+		n.log.Info("draining")
+		n.hub.Close(hub.ReasonShutdown)
+		errs := []error{n.server.Shutdown(ctx)}
+		errs = append(errs, n.ws.Shutdown(ctx))
+		errs = append(errs, n.broker.Close())
+		errs = append(errs, n.store.Close())
+		n.cancel()
+		n.stopErr = errors.Join(errs...)
+		n.log.Info("stopped")
+	})
+	return n.stopErr
+}
+
+// ShutdownGrace is the configured drain deadline.
+func (n *Node) ShutdownGrace() time.Duration { return n.cfg.ShutdownGrace }

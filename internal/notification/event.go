@@ -1,0 +1,45 @@
+package notification
+
+// EventKind says what changed.
+type EventKind uint8
+
+const (
+	// EventNotification: a notification was committed.
+	EventNotification EventKind = iota + 1
+	// EventRead: notifications were marked read by one user.
+	EventRead
+	// EventDeleted: a notification was deleted by one user.
+	EventDeleted
+	// EventRevoke: a user's connections must be closed (security issue).
+	EventRevoke
+)
+
+// Delivery is one named recipient of an explicit-user notification, with the
+// sequence it got in that user's stream and the user's unread count after it.
+type Delivery struct {
+	User   string
+	Seq    int64
+	Unread int64
+}
+
+// Event is a committed change, published by the writer after commit and
+// delivered by every node's hub to the connections it concerns. Events are
+// produced by the store (which knows sequences and counts) and are immutable
+// once published: hubs share them between goroutines.
+type Event struct {
+	Kind   EventKind
+	Tenant string
+
+	// EventNotification.
+	Notification *Notification
+	Deliveries   []Delivery // explicit-user audiences
+	TenantSeq    int64      // broadcast audiences
+
+	// EventRead, EventDeleted, EventRevoke: the user concerned.
+	User string
+	// EventRead: the ids that became read (empty with All); EventDeleted: one id.
+	IDs []string
+	All bool
+	// EventRead, EventDeleted: the user's unread count after the change.
+	Unread int64
+}

@@ -1,0 +1,328 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pressly/goose/v3"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+//go:embed migrations/sqlite/*.sql
+var sqliteMigrations embed.FS
+
+// SQLite defaults.
+const (
+	DefaultSQLitePath      = "herald.db"
+	DefaultSQLiteBatchMax  = 512
+	DefaultSQLiteQueueSize = 4096
+	DefaultSweepInterval   = time.Minute
+
+	// sqliteReadConns is the size of the read pool.
+	sqliteReadConns = 4
+	// sqliteBusyTimeoutMS is how long a connection waits for a lock held by
+	// another connection (a checkpoint, another process) before SQLITE_BUSY.
+	sqliteBusyTimeoutMS = 5000
+)
+
+// SQLiteConfig configures the SQLite engine. The zero value of every field
+// means its documented default; OpenSQLite fills them in once.
+type SQLiteConfig struct {
+	// Path is the database file; default DefaultSQLitePath. It must be a
+	// file (the writer and the read pool are separate connections, so
+	// ":memory:" cannot work) and must not contain '?'.
+	Path string
+	// BatchMax is the most write requests (publishes, reads, deletes)
+	// merged into one transaction; default DefaultSQLiteBatchMax.
+	BatchMax int
+	// QueueSize bounds the writer queue; default DefaultSQLiteQueueSize. A
+	// caller that finds the queue full waits until its ctx ends, then gets
+	// ErrUnavailable.
+	QueueSize int
+	// Clock gives the time of new notifications and of expiry; default
+	// time.Now.
+	Clock Clock
+	// Logger receives commit failures and sweep reports; nil discards.
+	Logger *slog.Logger
+	// SweepInterval is how often expired notifications are deleted and
+	// stale idempotency records purged; default DefaultSweepInterval.
+	SweepInterval time.Duration
+
+	// synchronous is the PRAGMA synchronous of the writer: "FULL" unless a
+	// benchmark in this package sets "NORMAL" to measure what FULL costs.
+	// NORMAL in WAL mode may lose the last commits on power loss, which
+	// breaks "returned from Publish means durable".
+	synchronous string
+}
+
+// withDefaults returns c with every zero field set to its default.
+func (c SQLiteConfig) withDefaults() SQLiteConfig {
+	if c.Path == "" {
+		c.Path = DefaultSQLitePath
+	}
+	if c.BatchMax == 0 {
+		c.BatchMax = DefaultSQLiteBatchMax
+	}
+	if c.QueueSize == 0 {
+		c.QueueSize = DefaultSQLiteQueueSize
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.SweepInterval == 0 {
+		c.SweepInterval = DefaultSweepInterval
+	}
+	if c.synchronous == "" {
+		c.synchronous = "FULL"
+	}
+	return c
+}
+
+// Validate reports configuration errors. Zero values are valid (defaults).
+func (c SQLiteConfig) Validate() error {
+	var errs []error
+	if strings.Contains(c.Path, "?") {
+		errs = append(errs, fmt.Errorf("path %q contains '?'", c.Path))
+	}
+	if c.Path == ":memory:" || strings.HasPrefix(c.Path, "file:") {
+		errs = append(errs, fmt.Errorf("path %q: want a plain file path", c.Path))
+	}
+	if c.BatchMax < 0 {
+		errs = append(errs, fmt.Errorf("batch max %d < 0", c.BatchMax))
+	}
+	if c.QueueSize < 0 {
+		errs = append(errs, fmt.Errorf("queue size %d < 0", c.QueueSize))
+	}
+	if c.SweepInterval < 0 {
+		errs = append(errs, fmt.Errorf("sweep interval %v < 0", c.SweepInterval))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("store: sqlite config: %w", err)
+	}
+	return nil
+}
+
+// SQLite is the SQLite engine of Store. All writes, including read-state
+// changes, go through one writer goroutine that owns the only write
+// connection and group-commits queued requests; reads use a separate pool of
+// query-only connections, which WAL mode lets run beside the writer.
+type SQLite struct {
+	// Static after construction.
+	cfg   SQLiteConfig
+	log   *slog.Logger
+	clock Clock
+	ids   *idSource     // used by the writer goroutine only (has its own lock)
+	wdb   *sql.DB       // the write connection; used by the writer goroutine only
+	rdb   *sql.DB       // the read pool; safe for concurrent use
+	queue chan *writeReq // closed by Close under mu
+
+	// mu guards closed against the close of queue: senders hold it for
+	// reading while they send, Close takes it for writing to close queue.
+	mu     sync.RWMutex
+	closed bool // guarded by mu
+	// isClosed mirrors closed for the read path, which does not need mu.
+	isClosed atomic.Bool
+
+	// Writer statistics: batches committed (or failed) and the requests run
+	// in them. Written by the writer goroutine, read by anyone.
+	batches  atomic.Int64
+	batchReq atomic.Int64
+
+	stopSweep  context.CancelFunc // static
+	sweepDone  chan struct{}      // closed when the sweeper goroutine returns
+	writerDone chan struct{}      // closed when the writer goroutine returns
+
+	closeOnce sync.Once
+	closeErr  error // set inside closeOnce
+}
+
+var _ Store = (*SQLite)(nil)
+
+// OpenSQLite opens (creating if needed) the database at cfg.Path, applies
+// pending migrations and starts the writer and the expiry sweeper. ctx bounds
+// the opening only. The caller must Close the store.
+func OpenSQLite(ctx context.Context, cfg SQLiteConfig) (*SQLite, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+
+	wdb, err := openSQLiteDB(ctx, cfg.Path, url.Values{
+		"_pragma": {
+			fmt.Sprintf("busy_timeout(%d)", sqliteBusyTimeoutMS),
+			"journal_mode(WAL)",
+			"synchronous(" + cfg.synchronous + ")",
+			"foreign_keys(1)",
+		},
+		"_txlock": {"immediate"},
+	}, 1)
+	if err != nil {
+		return nil, err
+	}
+	if err := migrateSQLite(ctx, wdb, cfg.Logger); err != nil {
+		_ = wdb.Close()
+		return nil, err
+	}
+	ids := newIDSource()
+	var last sql.NullString
+	if err := wdb.QueryRowContext(ctx, `SELECT MAX(id) FROM notifications`).Scan(&last); err != nil {
+		_ = wdb.Close()
+		return nil, fmt.Errorf("store: open: last id: %w", classify(err))
+	}
+	if last.Valid {
+		if err := ids.observe(last.String); err != nil {
+			_ = wdb.Close()
+			return nil, err
+		}
+	}
+	rdb, err := openSQLiteDB(ctx, cfg.Path, url.Values{
+		"_pragma": {
+			fmt.Sprintf("busy_timeout(%d)", sqliteBusyTimeoutMS),
+			"query_only(1)",
+			"foreign_keys(1)",
+		},
+	}, sqliteReadConns)
+	if err != nil {
+		_ = wdb.Close()
+		return nil, err
+	}
+
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	s := &SQLite{
+		cfg:        cfg,
+		log:        cfg.Logger,
+		clock:      cfg.Clock,
+		ids:        ids,
+		wdb:        wdb,
+		rdb:        rdb,
+		queue:      make(chan *writeReq, cfg.QueueSize),
+		stopSweep:  stopSweep,
+		sweepDone:  make(chan struct{}),
+		writerDone: make(chan struct{}),
+	}
+	go s.runWriter()
+	go s.runSweeper(sweepCtx)
+	return s, nil
+}
+
+// openSQLiteDB opens a pool of at most conns connections to path with the
+// given DSN parameters and checks that one connection opens.
+func openSQLiteDB(ctx context.Context, path string, params url.Values, conns int) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", path+"?"+params.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, classify(err))
+	}
+	return db, nil
+}
+
+// migrateSQLite applies the embedded migrations.
+func migrateSQLite(ctx context.Context, db *sql.DB, log *slog.Logger) error {
+	fsys, err := fs.Sub(sqliteMigrations, "migrations/sqlite")
+	if err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys,
+		goose.WithDisableGlobalRegistry(true),
+		goose.WithSlog(log),
+	)
+	if err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	res, err := p.Up(ctx)
+	if err != nil {
+		return fmt.Errorf("store: migrate: %w", classify(err))
+	}
+	for _, r := range res {
+		log.Info("store: migration applied", "version", r.Source.Version, "path", r.Source.Path, "duration", r.Duration)
+	}
+	return nil
+}
+
+// Ping runs a query on the read pool.
+func (s *SQLite) Ping(ctx context.Context) error {
+	if err := s.readable(ctx); err != nil {
+		return fmt.Errorf("store: ping: %w", err)
+	}
+	var one int
+	if err := s.rdb.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return fmt.Errorf("store: ping: %w", classify(err))
+	}
+	return nil
+}
+
+// Close stops accepting requests (they get ErrClosed), stops the sweeper,
+// lets the writer commit everything already queued, then closes the
+// databases. It is idempotent; later calls return the first call's result.
+func (s *SQLite) Close() error {
+	s.closeOnce.Do(func() {
+		s.stopSweep()
+		<-s.sweepDone
+
+		s.mu.Lock()
+		s.closed = true
+		s.isClosed.Store(true)
+		close(s.queue)
+		s.mu.Unlock()
+		<-s.writerDone
+
+		if err := errors.Join(s.rdb.Close(), s.wdb.Close()); err != nil {
+			s.closeErr = fmt.Errorf("store: close: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+// readable is the entry check of the read path.
+func (s *SQLite) readable(ctx context.Context) error {
+	if s.isClosed.Load() {
+		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// classify wraps err with ErrUnavailable when it is transient or
+// infrastructural (locked, busy, I/O, disk full, cancelled), so callers can
+// answer 503 and retry; other errors are returned as they are.
+func classify(err error) error {
+	if err == nil || errors.Is(err, ErrUnavailable) {
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR,
+			sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PROTOCOL,
+			sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_INTERRUPT:
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+	}
+	return err
+}

@@ -1,0 +1,250 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/heraldhq/herald/internal/notification"
+)
+
+// Reads run on the query-only pool without a transaction. Each statement
+// sees one committed snapshot. Since and List run two statements (explicit
+// and broadcast component) that may see different snapshots; that is safe
+// because each component is complete up to its own snapshot (positions are
+// assigned in commit order) and callers track each component separately.
+
+// notificationCols are the notification columns scanned by scanItem, after
+// the item's seq and read flag.
+const notificationCols = `n.id, n.tenant, n.audience_kind, n.audience_role, n.type, n.title, n.body, n.data, n.created_at, n.expires_at`
+
+// broadcastMatch selects the broadcasts visible to a role (the bound
+// parameter). Role audiences never have an empty role, so "" matches only
+// tenant-wide ones.
+const broadcastMatch = `(n.audience_kind = 2 OR (n.audience_kind = 3 AND n.audience_role = ?))`
+
+// notExpired keeps notifications whose expiry (bound as Unix ms) is ahead.
+const notExpired = `(n.expires_at IS NULL OR n.expires_at > ?)`
+
+const (
+	sinceExplicitSQL = `SELECT i.seq, i.read, ` + notificationCols + `
+		FROM inbox i JOIN notifications n ON n.id = i.notification_id
+		WHERE i.tenant = ? AND i.user_id = ? AND i.seq > ? AND ` + notExpired + `
+		ORDER BY i.seq LIMIT ?`
+	sinceBroadcastSQL = `SELECT n.tenant_seq, COALESCE(rc.read, 0), ` + notificationCols + `
+		FROM notifications n
+		LEFT JOIN receipts rc ON rc.tenant = n.tenant AND rc.user_id = ? AND rc.notification_id = n.id
+		WHERE n.tenant = ? AND n.tenant_seq IS NOT NULL AND n.tenant_seq > ?
+		  AND ` + broadcastMatch + ` AND ` + notExpired + ` AND COALESCE(rc.deleted, 0) = 0
+		ORDER BY n.tenant_seq LIMIT ?`
+
+	listExplicitSQL = `SELECT i.seq, i.read, ` + notificationCols + `
+		FROM inbox i JOIN notifications n ON n.id = i.notification_id
+		WHERE i.tenant = ? AND i.user_id = ? AND i.notification_id < ? AND ` + notExpired + `
+		ORDER BY i.notification_id DESC LIMIT ?`
+	listExplicitUnreadSQL = `SELECT i.seq, i.read, ` + notificationCols + `
+		FROM inbox i JOIN notifications n ON n.id = i.notification_id
+		WHERE i.tenant = ? AND i.user_id = ? AND i.read = 0 AND i.notification_id < ? AND ` + notExpired + `
+		ORDER BY i.notification_id DESC LIMIT ?`
+	listBroadcastSQL = `SELECT n.tenant_seq, COALESCE(rc.read, 0), ` + notificationCols + `
+		FROM notifications n
+		LEFT JOIN receipts rc ON rc.tenant = n.tenant AND rc.user_id = ? AND rc.notification_id = n.id
+		WHERE n.tenant = ? AND n.tenant_seq IS NOT NULL AND n.id < ?
+		  AND ` + broadcastMatch + ` AND ` + notExpired + ` AND COALESCE(rc.deleted, 0) = 0
+		ORDER BY n.id DESC LIMIT ?`
+	listBroadcastUnreadSQL = `SELECT n.tenant_seq, 0, ` + notificationCols + `
+		FROM notifications n
+		LEFT JOIN receipts rc ON rc.tenant = n.tenant AND rc.user_id = ? AND rc.notification_id = n.id
+		WHERE n.tenant = ? AND n.tenant_seq IS NOT NULL AND n.id < ?
+		  AND ` + broadcastMatch + ` AND ` + notExpired + ` AND rc.notification_id IS NULL
+		ORDER BY n.id DESC LIMIT ?`
+
+	headSQL = `SELECT
+		COALESCE((SELECT seq FROM user_streams WHERE tenant = ?1 AND user_id = ?2), 0),
+		COALESCE((SELECT seq FROM tenant_streams WHERE tenant = ?1), 0)`
+
+	// unreadSQL adds the explicit counter and, per broadcast audience key
+	// the recipient matches ("*" and ?3 = "role:<r>", or "" which no row
+	// has), live broadcasts minus the recipient's receipts.
+	unreadSQL = `SELECT
+		  COALESCE((SELECT unread FROM user_streams WHERE tenant = ?1 AND user_id = ?2), 0)
+		+ COALESCE((SELECT total FROM audience_totals WHERE tenant = ?1 AND audience_key = '*'), 0)
+		- COALESCE((SELECT seen FROM receipt_counts WHERE tenant = ?1 AND user_id = ?2 AND audience_key = '*'), 0)
+		+ COALESCE((SELECT total FROM audience_totals WHERE tenant = ?1 AND audience_key = ?3), 0)
+		- COALESCE((SELECT seen FROM receipt_counts WHERE tenant = ?1 AND user_id = ?2 AND audience_key = ?3), 0)`
+)
+
+// beforeEnd is greater than every ULID (Crockford base32 is [0-9A-Z]), so
+// "id < beforeEnd" selects everything.
+const beforeEnd = "~"
+
+// roleKey is the audience key of r's role, "" when r has no role.
+func roleKey(role string) string {
+	if role == "" {
+		return ""
+	}
+	return notification.Audience{Kind: notification.AudienceRole, Role: role}.Key()
+}
+
+// Since implements Store.
+func (s *SQLite) Since(ctx context.Context, r notification.Recipient, pos notification.Position, limit int) ([]notification.Item, bool, error) {
+	if err := s.readArgs(ctx, r); err != nil {
+		return nil, false, fmt.Errorf("store: since: %w", err)
+	}
+	if pos.User < 0 || pos.Tenant < 0 {
+		return nil, false, fmt.Errorf("store: since: %w: negative position", ErrInvalid)
+	}
+	limit = sinceLimit(limit)
+	now := s.clock().UnixMilli()
+	explicit, err := queryItems(ctx, s.rdb, sinceExplicitSQL,
+		r.Tenant, r.User, pos.User, now, limit+1)
+	if err != nil {
+		return nil, false, fmt.Errorf("store: since: %w", classify(err))
+	}
+	broadcast, err := queryItems(ctx, s.rdb, sinceBroadcastSQL,
+		r.User, r.Tenant, pos.Tenant, r.Role, now, limit+1)
+	if err != nil {
+		return nil, false, fmt.Errorf("store: since: %w", classify(err))
+	}
+	more := len(explicit)+len(broadcast) > limit
+	items := mergeItems(explicit, broadcast, limit, func(a, b *notification.Item) bool {
+		if !a.CreatedAt.Equal(b.CreatedAt) {
+			return a.CreatedAt.Before(b.CreatedAt)
+		}
+		return a.ID < b.ID
+	})
+	return items, more, nil
+}
+
+// Head implements Store.
+func (s *SQLite) Head(ctx context.Context, r notification.Recipient) (notification.Position, error) {
+	if err := s.readArgs(ctx, r); err != nil {
+		return notification.Position{}, fmt.Errorf("store: head: %w", err)
+	}
+	var p notification.Position
+	if err := s.rdb.QueryRowContext(ctx, headSQL, r.Tenant, r.User).Scan(&p.User, &p.Tenant); err != nil {
+		return notification.Position{}, fmt.Errorf("store: head: %w", classify(err))
+	}
+	return p, nil
+}
+
+// List implements Store.
+func (s *SQLite) List(ctx context.Context, r notification.Recipient, q ListQuery) (Page, error) {
+	if err := s.readArgs(ctx, r); err != nil {
+		return Page{}, fmt.Errorf("store: list: %w", err)
+	}
+	before := beforeEnd
+	if q.Before != "" {
+		if !notification.ValidID(q.Before) {
+			return Page{}, fmt.Errorf("store: list: %w: malformed before id", ErrInvalid)
+		}
+		before = q.Before
+	}
+	limit := listLimit(q.Limit)
+	now := s.clock().UnixMilli()
+	explicitSQL, broadcastSQL := listExplicitSQL, listBroadcastSQL
+	if q.UnreadOnly {
+		explicitSQL, broadcastSQL = listExplicitUnreadSQL, listBroadcastUnreadSQL
+	}
+	explicit, err := queryItems(ctx, s.rdb, explicitSQL,
+		r.Tenant, r.User, before, now, limit+1)
+	if err != nil {
+		return Page{}, fmt.Errorf("store: list: %w", classify(err))
+	}
+	broadcast, err := queryItems(ctx, s.rdb, broadcastSQL,
+		r.User, r.Tenant, before, r.Role, now, limit+1)
+	if err != nil {
+		return Page{}, fmt.Errorf("store: list: %w", classify(err))
+	}
+	var p Page
+	p.Items = mergeItems(explicit, broadcast, limit, func(a, b *notification.Item) bool {
+		return a.ID > b.ID
+	})
+	if len(explicit)+len(broadcast) > limit {
+		p.Next = p.Items[len(p.Items)-1].ID
+	}
+	return p, nil
+}
+
+// UnreadCount implements Store. It reads counters only.
+func (s *SQLite) UnreadCount(ctx context.Context, r notification.Recipient) (int64, error) {
+	if err := s.readArgs(ctx, r); err != nil {
+		return 0, fmt.Errorf("store: unread count: %w", err)
+	}
+	n, err := unreadCount(ctx, s.rdb, r)
+	if err != nil {
+		return 0, fmt.Errorf("store: unread count: %w", classify(err))
+	}
+	return n, nil
+}
+
+func unreadCount(ctx context.Context, q querier, r notification.Recipient) (int64, error) {
+	var n int64
+	err := q.QueryRowContext(ctx, unreadSQL, r.Tenant, r.User, roleKey(r.Role)).Scan(&n)
+	return n, err
+}
+
+// readArgs is the entry check of every read.
+func (s *SQLite) readArgs(ctx context.Context, r notification.Recipient) error {
+	if err := s.readable(ctx); err != nil {
+		return err
+	}
+	return validateRecipient(r)
+}
+
+// queryItems runs an item query whose columns are seq, read, then
+// notificationCols.
+func queryItems(ctx context.Context, q querier, query string, args ...any) ([]notification.Item, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []notification.Item
+	for rows.Next() {
+		var (
+			it        notification.Item
+			read      int64
+			akind     int64
+			role      string
+			data      []byte
+			createdMS int64
+			expiresMS sql.NullInt64
+		)
+		if err := rows.Scan(&it.Seq, &read, &it.ID, &it.Tenant, &akind, &role,
+			&it.Type, &it.Title, &it.Body, &data, &createdMS, &expiresMS); err != nil {
+			return nil, err
+		}
+		it.Read = read != 0
+		// Audience.Users is not stored: a recipient never learns who else
+		// received an explicit notification.
+		it.Audience = notification.Audience{Kind: notification.AudienceKind(akind), Role: role}
+		if len(data) > 0 {
+			it.Data = data
+		}
+		it.CreatedAt = fromMillis(createdMS)
+		if expiresMS.Valid {
+			it.ExpiresAt = fromMillis(expiresMS.Int64)
+		}
+		items = append(items, it)
+	}
+	return items, rows.Err()
+}
+
+// mergeItems merges two lists, each sorted by less, and returns at most
+// limit items. The items taken from each list are a prefix of that list, so
+// a caller tracking one cursor per list never skips an item.
+func mergeItems(a, b []notification.Item, limit int, less func(x, y *notification.Item) bool) []notification.Item {
+	out := make([]notification.Item, 0, min(limit, len(a)+len(b)))
+	i, j := 0, 0
+	for len(out) < limit && (i < len(a) || j < len(b)) {
+		if j >= len(b) || (i < len(a) && less(&a[i], &b[j])) {
+			out = append(out, a[i])
+			i++
+		} else {
+			out = append(out, b[j])
+			j++
+		}
+	}
+	return out
+}

@@ -1,0 +1,328 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/heraldhq/herald/internal/notification"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// sqliteUnderTest is the SQLite engine with the test hooks the contract
+// looks for.
+type sqliteUnderTest struct {
+	*SQLite
+	clk *testClock
+}
+
+func (s sqliteUnderTest) fakeClock() *testClock { return s.clk }
+
+func openTestSQLite(t testing.TB, cfg SQLiteConfig) *SQLite {
+	t.Helper()
+	if cfg.Path == "" {
+		cfg.Path = filepath.Join(t.TempDir(), "herald.db")
+	}
+	s, err := OpenSQLite(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
+}
+
+func TestSQLiteContract(t *testing.T) {
+	runContract(t, func(t *testing.T) Store {
+		clk := newTestClock()
+		return sqliteUnderTest{SQLite: openTestSQLite(t, SQLiteConfig{Clock: clk.Now}), clk: clk}
+	})
+}
+
+func TestSQLitePragmas(t *testing.T) {
+	s := openTestSQLite(t, SQLiteConfig{})
+	ctx := context.Background()
+	var mode string
+	var syncMode, fk int
+	if err := s.wdb.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+		t.Fatalf("journal_mode %q, %v", mode, err)
+	}
+	if err := s.wdb.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&syncMode); err != nil || syncMode != 2 {
+		t.Fatalf("synchronous %d, %v; want 2 (FULL)", syncMode, err)
+	}
+	if err := s.wdb.QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&fk); err != nil || fk != 1 {
+		t.Fatalf("foreign_keys %d, %v", fk, err)
+	}
+	if _, err := s.rdb.ExecContext(ctx, `DELETE FROM notifications`); err == nil {
+		t.Fatal("read pool accepted a write")
+	}
+}
+
+// TestSQLiteReopen: everything committed survives Close and OpenSQLite, and
+// ids keep increasing even if the clock went backwards meanwhile.
+func TestSQLiteReopen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "herald.db")
+	clk := newTestClock()
+	s, err := OpenSQLite(ctx, SQLiteConfig{Path: path, Clock: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := rcp("t", "a", "admin")
+	res := publish(t, s, toUsers("t", "a", "b"), toRole("t", "admin"), toTenant("t"))
+	if _, err := s.MarkRead(ctx, a, res.IDs[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Delete(ctx, a, res.IDs[2]); err != nil {
+		t.Fatal(err)
+	}
+	key := PublishRequest{Scope: "s", Key: "k", RequestHash: "h", Drafts: []notification.Draft{toUsers("t", "a")}}
+	first, err := s.Publish(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := listAll(t, s, a, false)
+	head, _ := s.Head(ctx, a)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	clk.Advance(-time.Hour)
+	s2 := openTestSQLite(t, SQLiteConfig{Path: path, Clock: clk.Now})
+	after := listAll(t, s2, a, false)
+	if !slices.EqualFunc(before, after, func(x, y notification.Item) bool {
+		return x.ID == y.ID && x.Read == y.Read && x.Seq == y.Seq && x.Title == y.Title && x.CreatedAt.Equal(y.CreatedAt)
+	}) {
+		t.Fatalf("after reopen %v, before %v", ids(after), ids(before))
+	}
+	if h, err := s2.Head(ctx, a); err != nil || h != head {
+		t.Fatalf("head %v, %v; want %v", h, err, head)
+	}
+	if got := checkCounts(t, s2, a); got != 2 {
+		t.Fatalf("unread %d", got)
+	}
+	again, err := s2.Publish(ctx, key)
+	if err != nil || !again.Replayed || !slices.Equal(again.IDs, first.IDs) {
+		t.Fatalf("replay after reopen: %+v, %v", again, err)
+	}
+	next := publish(t, s2, toTenant("t"))
+	if next.IDs[0] <= first.IDs[0] || next.Events[0].TenantSeq != 3 {
+		t.Fatalf("after reopen id %s (last %s), tenant seq %d", next.IDs[0], first.IDs[0], next.Events[0].TenantSeq)
+	}
+}
+
+// blockWriter occupies the writer until the returned function is called, so
+// that requests queue up and are committed as one batch.
+func blockWriter(t *testing.T, s *SQLite) (release func()) {
+	t.Helper()
+	started, unblock := make(chan struct{}), make(chan struct{})
+	go func() {
+		_, _ = submit(s, context.Background(), "block", func(context.Context, *wtx) (struct{}, error) {
+			close(started)
+			<-unblock
+			return struct{}{}, nil
+		})
+	}()
+	<-started
+	var once sync.Once
+	release = func() { once.Do(func() { close(unblock) }) }
+	t.Cleanup(release)
+	return release
+}
+
+// waitQueued polls until n requests are queued.
+func waitQueued(t *testing.T, s *SQLite, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(s.queue) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests queued, want %d", len(s.queue), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestSQLiteGroupCommitIsolation: in one batch, a request that fails (SQL
+// error, idempotency mismatch) or whose caller gave up rolls back alone.
+func TestSQLiteGroupCommitIsolation(t *testing.T) {
+	s := openTestSQLite(t, SQLiteConfig{})
+	ctx := context.Background()
+	keyed := PublishRequest{Scope: "s", Key: "k", RequestHash: "h1", Drafts: []notification.Draft{toUsers("t", "a")}}
+	if _, err := s.Publish(ctx, keyed); err != nil {
+		t.Fatal(err)
+	}
+	release := blockWriter(t, s)
+
+	var wg sync.WaitGroup
+	errs := make([]error, 5)
+	run := func(i int, f func() error) {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = f() }()
+		waitQueued(t, s, i+1)
+	}
+	run(0, func() error { _, err := s.Publish(ctx, PublishRequest{Drafts: []notification.Draft{toUsers("t", "a")}}); return err })
+	run(1, func() error {
+		_, err := submit(s, ctx, "bad sql", func(ctx context.Context, tx *wtx) (int, error) {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO tenant_streams (tenant, seq) VALUES ('t', 100)`); err != nil {
+				return 0, err
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO no_such_table VALUES (1)`)
+			return 0, err
+		})
+		return err
+	})
+	mismatch := keyed
+	mismatch.RequestHash = "h2"
+	run(2, func() error { _, err := s.Publish(ctx, mismatch); return err })
+	gone, cancel := context.WithCancel(ctx)
+	run(3, func() error { _, err := s.Publish(gone, PublishRequest{Drafts: []notification.Draft{toUsers("t", "a")}}); return err })
+	cancel()
+	run(4, func() error { _, err := s.Publish(ctx, PublishRequest{Drafts: []notification.Draft{toTenant("t")}}); return err })
+	release()
+	wg.Wait()
+
+	if errs[0] != nil || errs[1] == nil || !errors.Is(errs[2], ErrIdempotencyMismatch) || !errors.Is(errs[3], ErrUnavailable) || errs[4] != nil {
+		t.Fatalf("errs %v", errs)
+	}
+	a := rcp("t", "a", "")
+	if h, err := s.Head(ctx, a); err != nil || h != (notification.Position{User: 2, Tenant: 1}) {
+		t.Fatalf("head %v, %v", h, err)
+	}
+	checkCounts(t, s, a)
+}
+
+// TestSQLiteQueueFull: a full queue and an ending ctx give ErrUnavailable.
+func TestSQLiteQueueFull(t *testing.T) {
+	s := openTestSQLite(t, SQLiteConfig{QueueSize: 1})
+	release := blockWriter(t, s)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if _, err := s.Publish(context.Background(), PublishRequest{Drafts: []notification.Draft{toTenant("t")}}); err != nil {
+			t.Error(err)
+		}
+	}()
+	waitQueued(t, s, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, err := s.Publish(ctx, PublishRequest{Drafts: []notification.Draft{toTenant("t")}})
+	wantErr(t, err, ErrUnavailable)
+	release()
+	wg.Wait()
+}
+
+// TestSQLiteCloseDrains: Close commits what was queued before it.
+func TestSQLiteCloseDrains(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "herald.db")
+	s, err := OpenSQLite(context.Background(), SQLiteConfig{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := blockWriter(t, s)
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.Publish(context.Background(), PublishRequest{Drafts: []notification.Draft{toUsers("t", "a")}}); err != nil {
+				t.Error(err)
+			}
+		}()
+		waitQueued(t, s, i+1)
+	}
+	closed := make(chan error)
+	go func() { closed <- s.Close() }()
+	time.Sleep(10 * time.Millisecond) // let Close mark the store closed
+	release()
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	s2 := openTestSQLite(t, SQLiteConfig{Path: path})
+	if n := unread(t, s2, rcp("t", "a", "")); n != 10 {
+		t.Fatalf("unread after reopen %d, want 10", n)
+	}
+}
+
+func TestSQLiteConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  SQLiteConfig
+		ok   bool
+	}{
+		{"zero", SQLiteConfig{}, true},
+		{"memory", SQLiteConfig{Path: ":memory:"}, false},
+		{"uri", SQLiteConfig{Path: "file:x.db"}, false},
+		{"question mark", SQLiteConfig{Path: "a?b"}, false},
+		{"negative batch", SQLiteConfig{BatchMax: -1}, false},
+		{"negative queue", SQLiteConfig{QueueSize: -1}, false},
+		{"negative sweep", SQLiteConfig{SweepInterval: -time.Second}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.cfg.Validate(); (err == nil) != tc.ok {
+				t.Fatalf("Validate() = %v", err)
+			}
+		})
+	}
+}
+
+func TestIDSourceMonotonic(t *testing.T) {
+	g := newIDSource()
+	now := time.Now()
+	var last string
+	for i := range 10000 {
+		at := now
+		if i%3 == 0 {
+			at = now.Add(-time.Duration(i) * time.Millisecond) // the clock steps back
+		}
+		id, err := g.next(at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !notification.ValidID(id) || id <= last {
+			t.Fatalf("id %d: %s after %s", i, id, last)
+		}
+		last = id
+	}
+	future, err := g.next(now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g = newIDSource() // a restarted process
+	if err := g.observe(future); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := g.next(now); err != nil || id <= future {
+		t.Fatalf("id %s, %v: not after observed %s", id, err, future)
+	}
+}
+
+// TestSQLiteSweeper: the background sweeper runs on its own.
+func TestSQLiteSweeper(t *testing.T) {
+	clk := newTestClock()
+	s := openTestSQLite(t, SQLiteConfig{Clock: clk.Now, SweepInterval: 5 * time.Millisecond})
+	d := toUsers("t", "a")
+	d.ExpiresAt = clk.Now().Add(time.Second)
+	publish(t, s, d)
+	clk.Advance(time.Minute)
+	deadline := time.Now().Add(10 * time.Second)
+	for unread(t, s, rcp("t", "a", "")) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("sweeper did not run")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,244 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// writeReq is one request to the writer goroutine: a function run inside
+// the batch transaction, under its own savepoint.
+type writeReq struct {
+	// ctx is the caller's context. A request whose ctx has ended when the
+	// writer picks it up is not run. Once it runs, ctx no longer matters:
+	// SQL runs under the writer's context so one caller's cancellation
+	// cannot abort a transaction shared with others.
+	ctx context.Context
+	// run executes the request. It stores its result in its closure; the
+	// caller reads it only after receiving a nil error from done.
+	run func(ctx context.Context, tx *wtx) error
+	// done receives exactly one value, the request's outcome: run's error,
+	// or the commit error, or nil once committed. Buffered, so the writer
+	// never blocks on a caller that has gone away.
+	done chan error
+}
+
+// submit sends fn to the writer and waits for its commit. Every error it
+// returns is prefixed with "store: <op>: ".
+//
+// When ctx ends first, the result is ErrUnavailable: the request may still
+// be committed later (if the writer had already picked it up).
+func submit[T any](s *SQLite, ctx context.Context, op string, fn func(context.Context, *wtx) (T, error)) (T, error) {
+	var zero, out T
+	req := &writeReq{
+		ctx: ctx,
+		run: func(ctx context.Context, tx *wtx) error {
+			v, err := fn(ctx, tx)
+			if err == nil {
+				out = v
+			}
+			return err
+		},
+		done: make(chan error, 1),
+	}
+	if err := s.enqueue(ctx, req); err != nil {
+		return zero, fmt.Errorf("store: %s: %w", op, err)
+	}
+	select {
+	case err := <-req.done:
+		if err != nil {
+			return zero, fmt.Errorf("store: %s: %w", op, err)
+		}
+		return out, nil
+	case <-ctx.Done():
+		// Prefer an outcome that arrived at the same time.
+		select {
+		case err := <-req.done:
+			if err != nil {
+				return zero, fmt.Errorf("store: %s: %w", op, err)
+			}
+			return out, nil
+		default:
+		}
+		return zero, fmt.Errorf("store: %s: %w: %w", op, ErrUnavailable, ctx.Err())
+	}
+}
+
+// enqueue puts req on the writer queue, waiting for room until ctx ends.
+func (s *SQLite) enqueue(ctx context.Context, req *writeReq) error {
+	if err := ctx.Err(); err != nil {
+		if s.isClosed.Load() {
+			return ErrClosed
+		}
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	select {
+	case s.queue <- req:
+		return nil
+	default:
+	}
+	select {
+	case s.queue <- req:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: writer queue full: %w", ErrUnavailable, ctx.Err())
+	}
+}
+
+// runWriter is the writer goroutine: it takes one request, drains up to
+// BatchMax-1 more that are already queued, and commits them together. It
+// returns when the queue is closed and drained.
+func (s *SQLite) runWriter() {
+	defer close(s.writerDone)
+	batch := make([]*writeReq, 0, s.cfg.BatchMax)
+	live := make([]*writeReq, 0, s.cfg.BatchMax)
+	errs := make([]error, 0, s.cfg.BatchMax)
+	for req := range s.queue {
+		batch = append(batch[:0], req)
+	drain:
+		for len(batch) < s.cfg.BatchMax {
+			select {
+			case r, ok := <-s.queue:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		live = live[:0]
+		for _, r := range batch {
+			if err := r.ctx.Err(); err != nil {
+				r.done <- fmt.Errorf("%w: %w", ErrUnavailable, err)
+				continue
+			}
+			live = append(live, r)
+		}
+		if len(live) > 0 {
+			errs = s.commitBatch(live, errs[:0])
+			s.batches.Add(1)
+			s.batchReq.Add(int64(len(live)))
+			for i, r := range live {
+				r.done <- errs[i]
+			}
+		}
+		clear(batch)
+		clear(live)
+	}
+}
+
+// commitBatch runs reqs in one transaction, each under a savepoint so that a
+// failing request rolls back only itself, commits, and returns each
+// request's outcome (appended to errs).
+func (s *SQLite) commitBatch(reqs []*writeReq, errs []error) []error {
+	ctx := context.Background()
+	failAll := func(err error) []error {
+		err = classify(err)
+		s.log.Error("store: write transaction failed", "requests", len(reqs), "err", err)
+		errs = errs[:0]
+		for range reqs {
+			errs = append(errs, err)
+		}
+		return errs
+	}
+
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return failAll(fmt.Errorf("begin: %w", err))
+	}
+	w := &wtx{tx: tx, stmts: make(map[string]*sql.Stmt)}
+	for _, r := range reqs {
+		if _, err := tx.ExecContext(ctx, `SAVEPOINT req`); err != nil {
+			_ = tx.Rollback()
+			return failAll(fmt.Errorf("savepoint: %w", err))
+		}
+		runErr := r.run(ctx, w)
+		if runErr != nil {
+			if _, err := tx.ExecContext(ctx, `ROLLBACK TO req`); err != nil {
+				_ = tx.Rollback()
+				return failAll(fmt.Errorf("rollback to savepoint after %v: %w", runErr, err))
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `RELEASE req`); err != nil {
+			_ = tx.Rollback()
+			return failAll(fmt.Errorf("release savepoint: %w", err))
+		}
+		errs = append(errs, runErr)
+	}
+	if err := tx.Commit(); err != nil {
+		err = classify(fmt.Errorf("commit: %w", err))
+		s.log.Error("store: commit failed", "requests", len(reqs), "err", err)
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+	}
+	return errs
+}
+
+// wtx is the batch transaction as requests see it: a *sql.Tx with a cache
+// of statements prepared on it, so a batch of thousands of inserts compiles
+// each statement once. Used by the writer goroutine only.
+type wtx struct {
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt
+}
+
+func (t *wtx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := t.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := t.tx.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	t.stmts[query] = st
+	return st, nil
+}
+
+// ExecContext runs a statement that returns no rows.
+func (t *wtx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := t.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+// QueryContext runs a query.
+func (t *wtx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := t.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// QueryRowContext runs a query that returns at most one row.
+func (t *wtx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := t.stmt(ctx, query)
+	if err != nil {
+		// Let database/sql report the error through the Row.
+		return t.tx.QueryRowContext(ctx, query, args...)
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// querier is what the shared read helpers need: the read pool (*sql.DB) or
+// the writer's transaction (*wtx).
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+var (
+	_ querier = (*sql.DB)(nil)
+	_ querier = (*wtx)(nil)
+)

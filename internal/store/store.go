@@ -1,0 +1,142 @@
+// Package store persists notifications, per-recipient state, stream positions,
+// unread counters and idempotency records. It is Herald's source of truth.
+//
+// Concurrency: a Store is safe for concurrent use. Publish calls are group-
+// committed: concurrent calls are merged into one transaction by a single
+// writer goroutine, and each call returns only after that transaction has
+// committed (or failed). Every other write goes through the same writer so
+// that positions and counters are assigned in commit order.
+//
+// The contract is the same for every engine (SQLite now, PostgreSQL later);
+// the shared contract tests in contract_test.go run against each.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/heraldhq/herald/internal/notification"
+)
+
+// Sentinel errors. Callers match them with errors.Is.
+var (
+	// ErrNotFound: the id does not exist for this recipient (it may exist for
+	// someone else: callers must not be able to tell the difference).
+	ErrNotFound = errors.New("store: not found")
+	// ErrIdempotencyMismatch: the idempotency key was used before with a
+	// different request body.
+	ErrIdempotencyMismatch = errors.New("store: idempotency key reused with a different request")
+	// ErrUnavailable: the store could not commit in time (overloaded or down).
+	ErrUnavailable = errors.New("store: unavailable")
+	// ErrClosed: the store has been closed.
+	ErrClosed = errors.New("store: closed")
+	// ErrInvalid: the request is malformed (empty tenant, bad audience, data
+	// that is not a JSON object, a malformed id...). Nothing was written.
+	ErrInvalid = errors.New("store: invalid request")
+)
+
+// PublishRequest is one publish call: one or more drafts written atomically.
+type PublishRequest struct {
+	// Idempotency. When Key is set, a second request with the same Scope and
+	// Key returns the first one's result (Replayed=true) without writing, if
+	// RequestHash is equal, and ErrIdempotencyMismatch otherwise.
+	Scope       string // the publisher's identity (API key id)
+	Key         string
+	RequestHash string
+	Drafts      []notification.Draft
+}
+
+// PublishResult is the outcome of a committed PublishRequest.
+type PublishResult struct {
+	// IDs of the stored notifications, in the order of the drafts.
+	IDs []string
+	// Events to fan out, one per draft; nil when Replayed.
+	Events []*notification.Event
+	// Replayed is true when an earlier request with the same idempotency key
+	// was found; IDs are then that request's ids.
+	Replayed bool
+}
+
+// ListQuery selects a page of a recipient's notifications, newest first.
+type ListQuery struct {
+	Before     string // a notification id: only older ones (ids are ULIDs, time-ordered); "" for the newest
+	Limit      int    // 1..MaxListLimit; <= 0 means DefaultListLimit
+	UnreadOnly bool
+}
+
+// List and Since limits.
+const (
+	DefaultListLimit = 50
+	MaxListLimit     = 200
+	// MaxSinceLimit caps the limit of one Since call; callers page with more.
+	MaxSinceLimit = 1000
+)
+
+// Page is a page of a recipient's notifications, newest first.
+type Page struct {
+	Items []notification.Item
+	// Next is the Before value for the following page, "" at the end.
+	Next string
+}
+
+// Change is the result of a read or delete: the ids that actually changed state
+// and the recipient's unread count afterwards, with the event to fan out (nil
+// when nothing changed).
+type Change struct {
+	IDs    []string
+	Unread int64
+	Event  *notification.Event
+}
+
+// Store is the contract every engine implements.
+type Store interface {
+	// Publish writes the drafts in one transaction (group-committed with other
+	// concurrent calls) and returns after commit. ctx bounds the wait: when it
+	// ends before commit the call returns ErrUnavailable (wrapped) and the
+	// request may or may not be committed later; an idempotent retry is safe.
+	Publish(ctx context.Context, req PublishRequest) (PublishResult, error)
+
+	// Since returns up to limit items of r's stream strictly after pos, in
+	// commit order within each component (user items ordered by user
+	// sequence, broadcast items by tenant sequence; the two are merged by
+	// created time), excluding deleted and expired ones and broadcasts whose
+	// audience does not match r.Role. more is true when more items exist.
+	// limit <= 0 means DefaultListLimit; it is capped at MaxSinceLimit.
+	//
+	// Every item has Seq set and Notification.Audience.Kind set, so the caller
+	// knows which component of its position the item advances (Users: User,
+	// Tenant/Role: Tenant). When the result is cut at limit, the items of each
+	// component are a prefix of that component's remaining items, so advancing
+	// each component to the largest Seq returned for it never skips an item.
+	Since(ctx context.Context, r notification.Recipient, pos notification.Position, limit int) (items []notification.Item, more bool, err error)
+
+	// Head is the current end of r's stream: the position a client that has
+	// seen everything would hold.
+	Head(ctx context.Context, r notification.Recipient) (notification.Position, error)
+
+	// List returns a page of r's notifications, newest first.
+	List(ctx context.Context, r notification.Recipient, q ListQuery) (Page, error)
+
+	// UnreadCount is r's unread count, read from maintained counters.
+	UnreadCount(ctx context.Context, r notification.Recipient) (int64, error)
+
+	// MarkRead marks ids read for r. Ids that do not exist for r, or are
+	// already read, are skipped; ErrNotFound only when none of them exists for r.
+	MarkRead(ctx context.Context, r notification.Recipient, ids []string) (Change, error)
+
+	// MarkAllRead marks everything r can see read.
+	MarkAllRead(ctx context.Context, r notification.Recipient) (Change, error)
+
+	// Delete hides id from r (and only from r). ErrNotFound if r cannot see it.
+	Delete(ctx context.Context, r notification.Recipient, id string) (Change, error)
+
+	// Ping checks that the store answers.
+	Ping(ctx context.Context) error
+
+	// Close stops the writer after it has committed what it accepted.
+	Close() error
+}
+
+// Clock returns the current time; tests inject their own.
+type Clock func() time.Time

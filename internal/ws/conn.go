@@ -1,0 +1,347 @@
+package ws
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/lesismal/nbio/nbhttp/websocket"
+
+	"github.com/heraldhq/herald/internal/auth"
+	"github.com/heraldhq/herald/internal/hub"
+	"github.com/heraldhq/herald/internal/notification"
+	"github.com/heraldhq/herald/internal/store"
+)
+
+// conn is one WebSocket connection. It implements hub.Sender.
+type conn struct {
+	srv   *Server         // static
+	ws    *websocket.Conn // static
+	shard uint8           // static: registry shard
+
+	// Set by ServeHTTP while mu is held from onOpen; static afterwards.
+	id uint64
+	ip string
+
+	mu        sync.Mutex
+	client    *hub.Client    // guarded by mu; nil until authenticated
+	principal auth.Principal // guarded by mu
+	authTimer *time.Timer    // guarded by mu
+	invalid   int            // guarded by mu
+
+	queued   atomic.Int64 // bytes handed to nbio and not yet written to the kernel
+	inflight atomic.Int32 // requests running
+	closing  atomic.Bool  // a close frame has been sent
+}
+
+var _ hub.Sender = (*conn)(nil)
+
+var errBufferFull = errors.New("ws: outbound buffer full")
+
+// frameLen is the size of a server frame (unmasked) carrying n bytes.
+func frameLen(n int) int64 {
+	switch {
+	case n < 126:
+		return int64(n) + 2
+	case n <= 65535:
+		return int64(n) + 4
+	}
+	return int64(n) + 10
+}
+
+// write sends one message, counting its bytes against the soft buffer cap.
+// Control frames (force) bypass the cap: they are tiny and a close frame must
+// be able to follow a full buffer.
+func (c *conn) write(mt websocket.MessageType, data []byte, force bool) error {
+	n := frameLen(len(data))
+	if !force && c.queued.Load()+n > int64(c.srv.cfg.WriteBufferBytes) {
+		return errBufferFull
+	}
+	c.queued.Add(n)
+	if err := c.ws.WriteMessage(mt, data); err != nil {
+		c.queued.Add(-n)
+		return err
+	}
+	return nil
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// Send implements hub.Sender.
+func (c *conn) Send(f hub.Frame) error {
+	if c.closing.Load() {
+		return errBufferFull
+	}
+	bp := bufPool.Get().(*[]byte)
+	b := appendFrame((*bp)[:0], f)
+	err := c.write(websocket.TextMessage, b, false)
+	*bp = b
+	if cap(b) <= 64<<10 {
+		bufPool.Put(bp)
+	}
+	return err
+}
+
+// frameTypes maps hub frames to the "type" of the JSON message.
+var frameTypes = [...]string{
+	hub.FrameReady:        `{"type":"ready",`,
+	hub.FrameNotification: `{"type":"notification","notification":`,
+	hub.FrameRead:         `{"type":"notification:read",`,
+	hub.FrameDeleted:      `{"type":"notification:deleted",`,
+	hub.FrameUnread:       `{"type":"unread",`,
+	hub.FrameResync:       `{"type":"resync",`,
+}
+
+func appendFrame(b []byte, f hub.Frame) []byte {
+	b = append(b, frameTypes[f.Kind]...)
+	if f.Kind == hub.FrameNotification {
+		b = f.AppendNotification(b)
+		return append(b, '}')
+	}
+	return append(b, f.Payload[1:]...) // the payload's fields and closing brace
+}
+
+// Close implements hub.Sender: send the close frame, then drop the TCP
+// connection after CloseGrace if the client has not completed the handshake.
+func (c *conn) Close(reason hub.CloseReason) {
+	if !c.closing.CompareAndSwap(false, true) {
+		return
+	}
+	code := reason.Code()
+	if code != 1006 {
+		label := reason.Label()
+		buf := make([]byte, 2+len(label))
+		binary.BigEndian.PutUint16(buf, uint16(code))
+		copy(buf[2:], label)
+		_ = c.write(websocket.CloseMessage, buf, true)
+	}
+	time.AfterFunc(c.srv.cfg.CloseGrace, func() { _ = c.ws.Close() })
+}
+
+// closeUnattached closes a socket that has no hub client (not authenticated).
+func (c *conn) closeUnattached(reason hub.CloseReason) {
+	c.Close(reason)
+}
+
+func (c *conn) authTimeout() {
+	c.mu.Lock()
+	if c.client != nil || c.authTimer == nil {
+		c.mu.Unlock()
+		return
+	}
+	c.authTimer = nil
+	c.mu.Unlock()
+	c.srv.log.Warn("auth timeout", "event", "auth_timeout", "conn", c.id, "ip", c.ip, "transport", "ws")
+	c.closeUnattached(hub.ReasonAuthTimeout)
+}
+
+// attachLocked registers the authenticated socket with the hub.
+func (c *conn) attachLocked(p auth.Principal, since *notification.Position) {
+	if c.authTimer != nil {
+		c.authTimer.Stop()
+		c.authTimer = nil
+	}
+	c.principal = p
+	cl, err := c.srv.hub.Attach(c, hub.AttachOptions{
+		ConnID:    c.id,
+		Transport: "ws",
+		Recipient: notification.Recipient{Tenant: p.Tenant, User: p.User, Role: p.Role},
+		Since:     since,
+		Expires:   p.Expires.Add(c.srv.verifier.Leeway()),
+	})
+	if err != nil {
+		c.Close(hub.ReasonShutdown)
+		return
+	}
+	c.client = cl
+	c.srv.log.Info("authenticated", "event", "token_validated", "conn", c.id, "tenant", p.Tenant, "user", p.User, "transport", "ws")
+}
+
+func (s *Server) onMessage(wsc *websocket.Conn, mt websocket.MessageType, data []byte) {
+	c, ok := wsc.Session().(*conn)
+	if !ok || c.closing.Load() {
+		return
+	}
+	if mt != websocket.TextMessage {
+		c.closeWith(hub.ReasonUnsupported)
+		return
+	}
+	if !utf8.Valid(data) {
+		c.closeWith(hub.ReasonInvalidUTF8)
+		return
+	}
+	m, err := decodeMessage(data)
+	c.mu.Lock()
+	authed := c.client != nil
+	c.mu.Unlock()
+	if err != nil {
+		if !authed {
+			s.log.Warn("invalid message before auth", "event", "invalid_message", "conn", c.id, "ip", c.ip, "err", err)
+			c.closeWith(hub.ReasonUnauthorized)
+			return
+		}
+		s.log.Info("invalid message", "event", "invalid_message", "conn", c.id, "err", err)
+		var ref []byte
+		if m != nil {
+			ref = m.Ref
+		}
+		c.replyError(ref, "invalid_message", "invalid message")
+		c.mu.Lock()
+		c.invalid++
+		tooMany := c.invalid > s.cfg.MaxInvalid
+		c.mu.Unlock()
+		if tooMany {
+			c.closeWith(hub.ReasonPolicyViolation)
+		}
+		return
+	}
+	if m.Type == msgAuth {
+		c.handleAuth(m)
+		return
+	}
+	if !authed {
+		s.log.Warn("message before auth", "event", "unauthenticated_message", "conn", c.id, "ip", c.ip)
+		c.closeWith(hub.ReasonUnauthorized)
+		return
+	}
+	if m.Type == msgPing {
+		c.reply(appendRef([]byte(`{"type":"pong"`), m.Ref))
+		return
+	}
+	if c.inflight.Add(1) > int32(s.cfg.MaxInflight) {
+		c.inflight.Add(-1)
+		s.log.Warn("too many requests in flight", "event", "rate_limited", "conn", c.id)
+		c.replyError(m.Ref, "rate_limited", "too many requests")
+		return
+	}
+	go func() {
+		defer c.inflight.Add(-1)
+		c.handleRequest(m)
+	}()
+}
+
+// closeWith closes the socket with reason, through the hub when attached.
+func (c *conn) closeWith(reason hub.CloseReason) {
+	c.mu.Lock()
+	cl := c.client
+	c.mu.Unlock()
+	if cl != nil {
+		cl.Close(reason)
+		return
+	}
+	c.closeUnattached(reason)
+}
+
+func (c *conn) handleAuth(m *inMessage) {
+	s := c.srv
+	p, err := s.verifier.Verify(m.Token)
+	if err != nil {
+		s.log.Warn("token rejected", "event", "token_invalid", "reason", auth.ReasonOf(err), "conn", c.id, "ip", c.ip, "transport", "ws")
+		c.closeWith(hub.ReasonUnauthorized)
+		return
+	}
+	c.mu.Lock()
+	if c.client == nil {
+		var since *notification.Position
+		if m.Since != nil {
+			since = &m.since
+		}
+		c.attachLocked(p, since)
+		c.mu.Unlock()
+		return
+	}
+	// In-band refresh: same user and tenant only.
+	old, cl := c.principal, c.client
+	if p.User != old.User || p.Tenant != old.Tenant {
+		c.mu.Unlock()
+		s.log.Warn("refresh with another identity", "event", "forbidden", "conn", c.id, "tenant", old.Tenant, "user", old.User)
+		cl.Close(hub.ReasonUnauthorized)
+		return
+	}
+	c.principal = p
+	c.mu.Unlock()
+	cl.Refresh(p.Role, p.Expires.Add(s.verifier.Leeway()))
+	c.reply(appendRef([]byte(`{"type":"ack"`), m.Ref))
+}
+
+func (c *conn) handleRequest(m *inMessage) {
+	s := c.srv
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+	defer cancel()
+	c.mu.Lock()
+	r := c.client.Recipient()
+	c.mu.Unlock()
+	var err error
+	switch m.Type {
+	case msgMarkRead:
+		_, err = s.inbox.MarkRead(ctx, r, m.IDs)
+	case msgMarkAllRead:
+		_, err = s.inbox.MarkAllRead(ctx, r)
+	case msgDelete:
+		_, err = s.inbox.Delete(ctx, r, m.ID)
+	case msgList:
+		var page store.Page
+		page, err = s.inbox.List(ctx, r, store.ListQuery{Before: m.Before, Limit: m.Limit, UnreadOnly: m.Unread})
+		if err == nil {
+			c.reply(appendList(appendRef([]byte(`{"type":"notification:list"`), m.Ref), page))
+			return
+		}
+	}
+	switch {
+	case err == nil:
+		c.reply(appendRef([]byte(`{"type":"ack"`), m.Ref))
+	case errors.Is(err, store.ErrNotFound):
+		c.replyError(m.Ref, "not_found", "not found")
+	default:
+		s.log.Error("request failed", "conn", c.id, "type", m.Type, "tenant", r.Tenant, "user", r.User, "err", err)
+		c.replyError(m.Ref, "internal", "unable to process request")
+	}
+}
+
+// reply sends a complete message that is missing only its closing brace.
+func (c *conn) reply(b []byte) {
+	b = append(b, '}')
+	if err := c.write(websocket.TextMessage, b, false); errors.Is(err, errBufferFull) {
+		c.closeWith(hub.ReasonSlowConsumer)
+	}
+}
+
+func (c *conn) replyError(ref []byte, code, msg string) {
+	b := appendRef([]byte(`{"type":"notification:error"`), ref)
+	b = append(b, `,"code":"`...)
+	b = append(b, code...)
+	b = append(b, `","message":"`...)
+	b = append(b, msg...)
+	b = append(b, '"')
+	c.reply(b)
+}
+
+func appendRef(b []byte, ref []byte) []byte {
+	if len(ref) == 0 {
+		return b
+	}
+	b = append(b, `,"ref":`...)
+	return append(b, ref...)
+}
+
+func appendList(b []byte, p store.Page) []byte {
+	b = append(b, `,"notifications":[`...)
+	for i := range p.Items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, hub.EncodeNotification(&p.Items[i].Notification, p.Items[i].Read)...)
+		b = append(b, '}')
+	}
+	b = append(b, `],"next":`...)
+	if p.Next == "" {
+		return append(b, "null"...)
+	}
+	b = append(b, '"')
+	b = append(b, p.Next...)
+	return append(b, '"')
+}

@@ -1,0 +1,393 @@
+package ws
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lesismal/nbio"
+	"github.com/lesismal/nbio/logging"
+	"github.com/lesismal/nbio/nbhttp"
+	"github.com/lesismal/nbio/nbhttp/websocket"
+
+	"github.com/heraldhq/herald/internal/auth"
+	"github.com/heraldhq/herald/internal/hub"
+	"github.com/heraldhq/herald/internal/notification"
+	"github.com/heraldhq/herald/internal/store"
+)
+
+// Verifier checks user tokens.
+type Verifier interface {
+	Verify(token string) (auth.Principal, error)
+	Leeway() time.Duration
+}
+
+// Inbox runs the client's requests (persist, then fan out).
+type Inbox interface {
+	List(ctx context.Context, r notification.Recipient, q store.ListQuery) (store.Page, error)
+	MarkRead(ctx context.Context, r notification.Recipient, ids []string) (store.Change, error)
+	MarkAllRead(ctx context.Context, r notification.Recipient) (store.Change, error)
+	Delete(ctx context.Context, r notification.Recipient, id string) (store.Change, error)
+}
+
+// Config tunes the WebSocket transport. The zero value means the defaults.
+type Config struct {
+	// AuthTimeout: a socket not authenticated within it is closed (4001). Default 10 s.
+	AuthTimeout time.Duration
+	// MaxMessageBytes: larger client messages close the socket (1009). Default 16 KiB.
+	MaxMessageBytes int
+	// PingInterval: server pings each socket this often. Default 25 s.
+	PingInterval time.Duration
+	// PongTimeout: a socket silent for PingInterval+PongTimeout is closed. Default 20 s.
+	PongTimeout time.Duration
+	// WriteBufferBytes bounds bytes queued for a socket but not yet taken by
+	// the kernel; a message that would exceed it closes the socket as a slow
+	// consumer (4008). Default 256 KiB.
+	WriteBufferBytes int
+	// CloseGrace: time given to the close handshake before the TCP
+	// connection is dropped. Default 2 s.
+	CloseGrace time.Duration
+	// RequestTimeout bounds one client request (mark read, list…). Default 10 s.
+	RequestTimeout time.Duration
+	// MaxInflight: concurrent requests per socket; more get rate_limited. Default 4.
+	MaxInflight int
+	// MaxInvalid: invalid messages tolerated per socket before it is closed (1008). Default 10.
+	MaxInvalid int
+	// Pollers: nbio poller goroutines. Default GOMAXPROCS/2, at least 1.
+	Pollers int
+	// CheckOrigin decides whether a browser origin may connect. Required.
+	CheckOrigin func(*http.Request) bool
+	Logger      *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	defInt := func(d *int, v int) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.AuthTimeout, 10*time.Second)
+	def(&c.PingInterval, 25*time.Second)
+	def(&c.PongTimeout, 20*time.Second)
+	def(&c.CloseGrace, 2*time.Second)
+	def(&c.RequestTimeout, 10*time.Second)
+	defInt(&c.MaxMessageBytes, 16<<10)
+	defInt(&c.WriteBufferBytes, 256<<10)
+	defInt(&c.MaxInflight, 4)
+	defInt(&c.MaxInvalid, 10)
+	defInt(&c.Pollers, max(1, runtime.GOMAXPROCS(0)/2))
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+}
+
+// Server is the WebSocket transport: an http.Handler for GET /v1/ws that
+// upgrades with net/http and hands each socket to nbio's poller, so an idle
+// socket costs no goroutine and no read buffer.
+type Server struct {
+	cfg      Config // static after New
+	hub      *hub.Hub
+	verifier Verifier
+	inbox    Inbox
+	log      *slog.Logger
+	engine   *nbhttp.Engine
+	upgrader *websocket.Upgrader
+
+	reg       registry
+	stopPing  chan struct{}
+	pingDone  chan struct{}
+	closeOnce sync.Once
+}
+
+// New builds the transport; call Start before serving.
+func New(cfg Config, h *hub.Hub, v Verifier, in Inbox) (*Server, error) {
+	cfg.setDefaults()
+	logging.SetLevel(logging.LevelError) // nbio's own logger writes to stdout
+	if cfg.CheckOrigin == nil {
+		return nil, errors.New("ws: CheckOrigin is required")
+	}
+	s := &Server{cfg: cfg, hub: h, verifier: v, inbox: in, log: cfg.Logger,
+		stopPing: make(chan struct{}), pingDone: make(chan struct{})}
+	s.reg.init()
+	s.engine = nbhttp.NewEngine(nbhttp.Config{
+		Name:                    "herald-ws",
+		NPoller:                 cfg.Pollers,
+		ReleaseWebsocketPayload: true,
+		// Hard cap: nbio drops a connection whose unwritten data would exceed
+		// it. Our soft cap (WriteBufferBytes) closes it first, with 4008.
+		MaxWriteBufferSize: cfg.WriteBufferBytes + 64<<10,
+	})
+	// We validate UTF-8 ourselves to answer 1007 (RFC 6455 §8.1).
+	s.engine.CheckUtf8 = func([]byte) bool { return true }
+	s.engine.OnWrittenSize(func(c *nbio.Conn, _ []byte, n int) {
+		if wsc, ok := c.Session().(*websocket.Conn); ok {
+			if st, ok := wsc.Session().(*conn); ok {
+				st.queued.Add(-int64(n))
+			}
+		}
+	})
+	u := websocket.NewUpgrader()
+	u.Engine = s.engine
+	u.KeepaliveTime = cfg.PingInterval + cfg.PongTimeout
+	u.MessageLengthLimit = cfg.MaxMessageBytes
+	u.CheckOrigin = func(*http.Request) bool { return true } // checked in ServeHTTP, before the upgrade
+	u.BlockingModAsyncWrite = false
+	u.EnableCompression(false)
+	u.OnOpen(s.onOpen)
+	u.OnMessage(s.onMessage)
+	u.OnClose(s.onClose)
+	u.SetPingHandler(func(c *websocket.Conn, data string) {
+		if st, ok := c.Session().(*conn); ok {
+			_ = st.write(websocket.PongMessage, []byte(data), true)
+		}
+	})
+	s.upgrader = u
+	return s, nil
+}
+
+// Start starts the poller and the ping loop.
+func (s *Server) Start() error {
+	if err := s.engine.Start(); err != nil {
+		return fmt.Errorf("ws: start poller: %w", err)
+	}
+	go s.pingLoop()
+	return nil
+}
+
+// Shutdown stops the ping loop and the poller. Clients should have been
+// closed (hub.Close) first so that their close frames are flushed; ctx
+// bounds the wait.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closeOnce.Do(func() {
+		close(s.stopPing)
+		<-s.pingDone
+		s.reg.each(func(c *conn) { c.closeWith(hub.ReasonShutdown) })
+		// Give close frames a moment to reach the kernel.
+		for s.reg.len() > 0 && ctx.Err() == nil {
+			time.Sleep(20 * time.Millisecond)
+		}
+		s.engine.Stop()
+	})
+	return ctx.Err()
+}
+
+// Active is the number of open WebSocket connections (authenticated or not).
+func (s *Server) Active() int { return s.reg.len() }
+
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return "", false
+	}
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", true
+	}
+	return strings.TrimSpace(tok), true
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// ServeHTTP handles GET /v1/ws.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ip := clientIP(r)
+	origin := r.Header.Get("Origin")
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if !s.cfg.CheckOrigin(r) {
+		s.log.Warn("origin rejected", "event", "origin_rejected", "ip", ip, "origin", origin, "transport", "ws")
+		http.Error(w, "origin not allowed", http.StatusForbidden)
+		return
+	}
+	var (
+		p       auth.Principal
+		authed  bool
+		since   *notification.Position
+		sinceQS = r.URL.Query().Get("since")
+	)
+	if tok, present := bearer(r); present {
+		var err error
+		p, err = s.verifier.Verify(tok)
+		if err != nil {
+			s.log.Warn("token rejected", "event", "token_invalid", "reason", auth.ReasonOf(err), "ip", ip, "transport", "ws")
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		authed = true
+	}
+	if sinceQS != "" {
+		pos, err := notification.ParsePosition(sinceQS)
+		if err != nil {
+			http.Error(w, "invalid since", http.StatusBadRequest)
+			return
+		}
+		since = &pos
+	}
+	wsc, err := s.upgrader.UpgradeAndTransferConnToPoller(w, r, nil)
+	if err != nil {
+		s.log.Debug("upgrade failed", "ip", ip, "err", err)
+		return // the upgrader has answered
+	}
+	st, ok := wsc.Session().(*conn)
+	if !ok {
+		_ = wsc.Close()
+		return
+	}
+	// st.mu was locked by onOpen so that no message is handled before this
+	// initialisation is done.
+	st.ip = ip
+	st.id = s.hub.NextConnID()
+	s.log.Info("connect", "event", "connect", "conn", st.id, "ip", ip, "origin", origin,
+		"user_agent", r.UserAgent(), "transport", "ws", "header_auth", authed)
+	if authed {
+		st.attachLocked(p, since)
+	} else {
+		st.authTimer = time.AfterFunc(s.cfg.AuthTimeout, st.authTimeout)
+	}
+	st.mu.Unlock()
+}
+
+func (s *Server) onOpen(wsc *websocket.Conn) {
+	st := &conn{srv: s, ws: wsc, shard: uint8(rand.N(32))}
+	st.mu.Lock() // unlocked by ServeHTTP once initialised
+	wsc.SetSession(st)
+	s.reg.add(st)
+}
+
+func (s *Server) onClose(wsc *websocket.Conn, err error) {
+	st, ok := wsc.Session().(*conn)
+	if !ok {
+		return
+	}
+	s.reg.remove(st)
+	st.mu.Lock()
+	if st.authTimer != nil {
+		st.authTimer.Stop()
+		st.authTimer = nil
+	}
+	c := st.client
+	st.mu.Unlock()
+	reason := reasonFromErr(err)
+	if c != nil {
+		c.Close(reason) // no-op when the hub closed it first
+	}
+	s.log.Debug("disconnect", "conn", st.id, "reason", reason.Label(), "err", err)
+}
+
+func reasonFromErr(err error) hub.CloseReason {
+	var ce *websocket.CloseError
+	switch {
+	case err == nil, errors.Is(err, io.EOF):
+		return hub.ReasonClientClosed
+	case errors.As(err, &ce):
+		if ce.Code == 1000 || ce.Code == 1001 {
+			return hub.ReasonClientClosed
+		}
+		return hub.ReasonProtocolError
+	case errors.Is(err, nbio.ErrReadTimeout):
+		return hub.ReasonPingTimeout
+	case errors.Is(err, nbio.ErrOverflow), errors.Is(err, nbio.ErrWriteTimeout):
+		return hub.ReasonSlowConsumer
+	case errors.Is(err, websocket.ErrMessageTooLarge), errors.Is(err, websocket.ErrControlMessageTooBig):
+		return hub.ReasonMessageTooBig
+	case errors.Is(err, websocket.ErrReserveBitSet), errors.Is(err, websocket.ErrInvalidControlFrame),
+		errors.Is(err, websocket.ErrControlMessageFragmented), errors.Is(err, websocket.ErrInvalidFragmentMessage),
+		errors.Is(err, websocket.ErrReservedMessageType), errors.Is(err, websocket.ErrInvalidCloseCode):
+		return hub.ReasonProtocolError
+	}
+	return hub.ReasonTransportError
+}
+
+func (s *Server) pingLoop() {
+	defer close(s.pingDone)
+	t := time.NewTicker(s.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopPing:
+			return
+		case <-t.C:
+			s.reg.each(func(c *conn) { _ = c.write(websocket.PingMessage, nil, true) })
+		}
+	}
+}
+
+// registry is the set of open sockets, sharded to keep lock hold times short
+// on connect storms.
+type registry struct {
+	shards [32]struct {
+		mu sync.Mutex
+		m  map[*conn]struct{}
+	}
+}
+
+func (r *registry) init() {
+	for i := range r.shards {
+		r.shards[i].m = make(map[*conn]struct{})
+	}
+}
+
+func (r *registry) shard(c *conn) int { return int(c.shard) % len(r.shards) }
+
+func (r *registry) add(c *conn) {
+	sh := &r.shards[r.shard(c)]
+	sh.mu.Lock()
+	sh.m[c] = struct{}{}
+	sh.mu.Unlock()
+}
+
+func (r *registry) remove(c *conn) {
+	sh := &r.shards[r.shard(c)]
+	sh.mu.Lock()
+	delete(sh.m, c)
+	sh.mu.Unlock()
+}
+
+func (r *registry) len() int {
+	n := 0
+	for i := range r.shards {
+		r.shards[i].mu.Lock()
+		n += len(r.shards[i].m)
+		r.shards[i].mu.Unlock()
+	}
+	return n
+}
+
+func (r *registry) each(fn func(*conn)) {
+	var batch []*conn
+	for i := range r.shards {
+		sh := &r.shards[i]
+		sh.mu.Lock()
+		batch = batch[:0]
+		for c := range sh.m {
+			batch = append(batch, c)
+		}
+		sh.mu.Unlock()
+		for _, c := range batch {
+			fn(c)
+		}
+	}
+}
