@@ -29,6 +29,7 @@ type settings struct {
 	byFlag map[string]*setting
 	dev    bool
 	help   bool
+	getenv func(string) string
 }
 
 func newSettings() *settings {
@@ -52,11 +53,18 @@ func newSettings() *settings {
 	add("role-claim", "role", "JWT claim holding the role", "HERALD_ROLE_CLAIM")
 	add("default-tenant", "", "tenant for tokens without a tenant claim (single-tenant apps)", "HERALD_DEFAULT_TENANT")
 	add("api-keys", "", "comma-separated publish API keys: key, key@tenant, sha256:<hex>[@tenant], admin:<key>", "HERALD_API_KEYS")
-	add("allowed-origins", "", "comma-separated browser origins (exact, or https://*.example.com); never *", "HERALD_ALLOWED_ORIGINS", "FRONTEND_URL")
+	add("allowed-origins", "", "comma-separated browser origins (exact, or https://*.example.com); never *. FRONTEND_URL (the original gateway's setting) is added to the list", "HERALD_ALLOWED_ORIGINS")
 	add("auth-timeout", "10s", "close sockets not authenticated within this time (4001)", "HERALD_AUTH_TIMEOUT")
 	add("max-connections", "10000", "maximum WebSocket connections on this node", "HERALD_MAX_CONNECTIONS", "MAX_WEBSOCKET_CONNECTIONS")
 	add("max-message-bytes", "16384", "largest client WebSocket message (1009 above)", "HERALD_MAX_MESSAGE_BYTES")
 	add("max-body-bytes", "65536", "largest publish request body (413 above)", "HERALD_MAX_BODY_BYTES")
+	add("event-rate", "10", "client requests per second per user (WebSocket events and user API); negative disables", "HERALD_EVENT_RATE")
+	add("event-burst", "30", "burst allowance for --event-rate", "HERALD_EVENT_BURST")
+	add("publish-rate", "20000", "publish calls per second per API key; negative disables", "HERALD_PUBLISH_RATE")
+	add("publish-burst", "40000", "burst allowance for --publish-rate", "HERALD_PUBLISH_BURST")
+	add("handshake-rate", "20", "unauthenticated WebSocket handshakes per second per IP; negative disables", "HERALD_HANDSHAKE_RATE")
+	add("max-conns-per-ip", "2000", "concurrent connections per client IP; negative disables", "HERALD_MAX_CONNS_PER_IP")
+	add("max-conns-per-user", "32", "concurrent connections per user; negative disables", "HERALD_MAX_CONNS_PER_USER")
 	add("write-buffer-bytes", "262144", "per-connection outbound buffer; a client that fills it is closed (4008)", "HERALD_WRITE_BUFFER_BYTES")
 	add("ping-interval", "25s", "server WebSocket ping interval", "HERALD_PING_INTERVAL")
 	add("replay-limit", "1000", "most notifications replayed on resume before a resync", "HERALD_REPLAY_LIMIT")
@@ -68,6 +76,7 @@ func newSettings() *settings {
 
 // parse resolves every setting from args and the environment lookup.
 func (s *settings) parse(args []string, getenv func(string) string, out io.Writer) error {
+	s.getenv = getenv
 	fs := flag.NewFlagSet("herald", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.BoolVar(&s.dev, "dev", false, "development mode: random JWT secret and API key printed at start, localhost origins, 127.0.0.1:8080")
@@ -142,6 +151,20 @@ func (s *settings) toConfig() (node.Config, error) {
 		}
 		return d
 	}
+	rate := func(name string) float64 {
+		f, err := strconv.ParseFloat(s.get(name), 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--%s: %q is not a number", name, s.get(name)))
+		}
+		return f
+	}
+	signed := func(name string) int {
+		n, err := strconv.Atoi(s.get(name))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--%s: %q is not an integer", name, s.get(name)))
+		}
+		return n
+	}
 	num := func(name string) int {
 		n, err := strconv.Atoi(s.get(name))
 		if err != nil || n < 0 {
@@ -182,6 +205,9 @@ func (s *settings) toConfig() (node.Config, error) {
 	}
 	cfg.APIKeys = splitList(s.get("api-keys"))
 	cfg.AllowedOrigins = splitList(s.get("allowed-origins"))
+	if s.getenv != nil {
+		cfg.AllowedOrigins = append(cfg.AllowedOrigins, splitList(s.getenv("FRONTEND_URL"))...)
+	}
 	cfg.WS.AuthTimeout = dur("auth-timeout")
 	cfg.MaxConnections = num("max-connections")
 	cfg.WS.MaxMessageBytes = num("max-message-bytes")
@@ -190,6 +216,13 @@ func (s *settings) toConfig() (node.Config, error) {
 	cfg.WS.PingInterval = dur("ping-interval")
 	cfg.Hub.ReplayLimit = num("replay-limit")
 	cfg.ShutdownGrace = dur("shutdown-grace")
+	cfg.Limits.EventRate.Per = rate("event-rate")
+	cfg.Limits.EventRate.Burst = num("event-burst")
+	cfg.Limits.PublishRate.Per = rate("publish-rate")
+	cfg.Limits.PublishRate.Burst = num("publish-burst")
+	cfg.Limits.HandshakeRate.Per = rate("handshake-rate")
+	cfg.Limits.MaxConnsPerIP = signed("max-conns-per-ip")
+	cfg.Limits.MaxConnsPerUser = signed("max-conns-per-user")
 	if cfg.MaxConnections == 0 {
 		errs = append(errs, errors.New("--max-connections must be positive"))
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/internal/auth"
+	"github.com/heraldhq/herald/internal/limit"
 	"github.com/heraldhq/herald/internal/notification"
 	"github.com/heraldhq/herald/internal/store"
 )
@@ -59,6 +60,11 @@ type Config struct {
 	RequestTimeout time.Duration
 	// AllowOrigin decides CORS for the user API (never for the publish API).
 	AllowOrigin func(origin string) bool
+	// UserRate limits user API calls per user (shared with the live
+	// transports' client events); PublishRate limits publishes per API key.
+	// Nil: no limit.
+	UserRate    *limit.Keyed
+	PublishRate *limit.Keyed
 	Logger      *slog.Logger
 }
 

@@ -262,11 +262,21 @@ func (a *API) doPublish(w http.ResponseWriter, r *http.Request, batch bool) {
 	if !ok {
 		return
 	}
-	limit := a.cfg.MaxBodyBytes
-	if batch {
-		limit = a.cfg.MaxBatchBodyBytes
+	if a.cfg.PublishRate != nil {
+		if ok, strikes := a.cfg.PublishRate.Allow(key.ID); !ok {
+			if strikes == 1 || strikes%100 == 0 {
+				a.log.Warn("rate limited", "event", "rate_limited", "scope", "publish", "key_id", key.ID, "strikes", strikes)
+			}
+			w.Header().Set("Retry-After", "1")
+			a.fail(w, r, http.StatusTooManyRequests, "rate_limited", "publish rate limit exceeded", nil, "key_id", key.ID)
+			return
+		}
 	}
-	body, ok := a.readBody(w, r, limit)
+	maxBody := a.cfg.MaxBodyBytes
+	if batch {
+		maxBody = a.cfg.MaxBatchBodyBytes
+	}
+	body, ok := a.readBody(w, r, maxBody)
 	if !ok {
 		return
 	}

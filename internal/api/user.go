@@ -34,6 +34,16 @@ func (a *API) user(next func(http.ResponseWriter, *http.Request, notification.Re
 			a.fail(w, r, http.StatusUnauthorized, "unauthorized", "invalid or missing token", nil)
 			return
 		}
+		if a.cfg.UserRate != nil {
+			if ok, strikes := a.cfg.UserRate.Allow(p.Tenant + "\x00" + p.User); !ok {
+				if strikes == 1 || strikes%10 == 0 {
+					a.log.Warn("rate limited", "event", "rate_limited", "scope", "user_api", "tenant", p.Tenant, "user", p.User, "strikes", strikes)
+				}
+				w.Header().Set("Retry-After", "1")
+				a.fail(w, r, http.StatusTooManyRequests, "rate_limited", "rate limit exceeded", nil)
+				return
+			}
+		}
 		ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), principalKey{}, p), a.cfg.RequestTimeout)
 		defer cancel()
 		next(w, r.WithContext(ctx), notification.Recipient{Tenant: p.Tenant, User: p.User, Role: p.Role})

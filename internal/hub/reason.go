@@ -21,6 +21,7 @@ const (
 	ReasonPingTimeout                 // 4002: no pong (or any traffic) within the keepalive window
 	ReasonTokenExpired                // 4003: the token expired and was not refreshed in band
 	ReasonRevoked                     // 4004: the user or token was revoked
+	ReasonLimitExceeded               // 4013: too many connections for this user
 	ReasonSlowConsumer                // 4008: outbound buffer full; reconnect and resume
 	ReasonShutdown                    // 4009: server draining; reconnect (elsewhere) and resume
 	ReasonRateLimited                 // 4029: sustained abuse of the rate limit
@@ -47,6 +48,7 @@ var reasonTable = [reasonCount]reasonInfo{
 	ReasonPingTimeout:     {4002, "ping_timeout"},
 	ReasonTokenExpired:    {4003, "token_expired"},
 	ReasonRevoked:         {4004, "revoked"},
+	ReasonLimitExceeded:   {4013, "limit_exceeded"},
 	ReasonSlowConsumer:    {4008, "slow_consumer"},
 	ReasonShutdown:        {4009, "shutdown"},
 	ReasonRateLimited:     {4029, "rate_limited"},
@@ -75,7 +77,7 @@ func (r CloseReason) String() string { return r.Label() }
 // reason. Clients must not reconnect with the same token after an auth failure.
 func (r CloseReason) Reconnect() bool {
 	switch r {
-	case ReasonUnauthorized, ReasonAuthTimeout, ReasonRevoked, ReasonPolicyViolation, ReasonTokenExpired:
+	case ReasonUnauthorized, ReasonAuthTimeout, ReasonRevoked, ReasonPolicyViolation, ReasonTokenExpired, ReasonLimitExceeded:
 		return false
 	}
 	return true

@@ -63,10 +63,10 @@ func startNode(t testing.TB, mutate ...func(*Config)) *testNode {
 	t.Helper()
 	logs := &syncBuffer{}
 	cfg := Config{
-		Database: filepath.Join(t.TempDir(), "herald.db"),
-		Auth:     auth.Config{HMACSecret: []byte(testSecret)},
-		APIKeys:  []string{"test-api-key-0123456789", "scoped-api-key-0123456789@acme", "other-api-key-0123456789@globex"},
-		Logger:   slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Database:       filepath.Join(t.TempDir(), "herald.db"),
+		Auth:           auth.Config{HMACSecret: []byte(testSecret)},
+		APIKeys:        []string{"test-api-key-0123456789", "scoped-api-key-0123456789@acme", "other-api-key-0123456789@globex"},
+		Logger:         slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		AllowedOrigins: []string{"https://app.example.com"},
 	}
 	for _, m := range mutate {

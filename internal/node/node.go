@@ -20,6 +20,7 @@ import (
 	"github.com/heraldhq/herald/internal/broker"
 	"github.com/heraldhq/herald/internal/hub"
 	"github.com/heraldhq/herald/internal/inbox"
+	"github.com/heraldhq/herald/internal/limit"
 	"github.com/heraldhq/herald/internal/origin"
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/ws"
@@ -37,10 +38,51 @@ type Config struct {
 	MaxConnections  int           // WebSocket connections; default 10000
 	ShutdownGrace   time.Duration // default 20 s
 	ReadHeaderLimit time.Duration // ReadHeaderTimeout; default 5 s
+	Limits          Limits
 	WS              ws.Config
 	API             api.Config
 	Hub             hub.Config
 	Logger          *slog.Logger
+}
+
+// Limits configure admission control. Zero values mean the defaults; a
+// negative rate or cap disables that limit.
+type Limits struct {
+	// EventRate: client requests per user (WebSocket events and user API
+	// calls together). Default 10/s, burst 30.
+	EventRate limit.Rate
+	// PublishRate: publish calls per API key. Default 20000/s, burst 40000.
+	PublishRate limit.Rate
+	// HandshakeRate: unauthenticated WebSocket handshakes per IP. Default 20/s, burst 50.
+	HandshakeRate limit.Rate
+	// MaxConnsPerIP default 2000; MaxConnsPerUser default 32.
+	MaxConnsPerIP   int
+	MaxConnsPerUser int
+	// MaxUnauthenticated: sockets not yet authenticated. Default MaxConnections/10.
+	MaxUnauthenticated int
+}
+
+func rateOr(r, def limit.Rate) *limit.Keyed {
+	switch {
+	case r.Per < 0:
+		return nil
+	case r.Per == 0:
+		r = def
+	}
+	if r.Burst <= 0 {
+		r.Burst = max(1, int(r.Per))
+	}
+	return limit.NewKeyed(r, 10*time.Minute, nil)
+}
+
+func capOr(n, def int) *limit.Counter {
+	switch {
+	case n < 0:
+		return nil
+	case n == 0:
+		n = def
+	}
+	return limit.NewCounter(n)
 }
 
 // Validate checks cross-field rules before anything is opened.
@@ -139,9 +181,21 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	n.broker = broker.NewMemory(broker.MemoryConfig{}, n.hub.Deliver)
 	svc := inbox.New(st, n.broker, cfg.Logger)
 
+	events := rateOr(cfg.Limits.EventRate, limit.Rate{Per: 10, Burst: 30})
+	maxUnauth := int64(cfg.Limits.MaxUnauthenticated)
+	if maxUnauth == 0 {
+		maxUnauth = int64(max(1, cfg.MaxConnections/10))
+	}
 	wcfg := cfg.WS
 	wcfg.Logger = cfg.Logger
 	wcfg.CheckOrigin = policy.Check
+	wcfg.Limits = ws.Limits{
+		Events:             events,
+		Handshakes:         rateOr(cfg.Limits.HandshakeRate, limit.Rate{Per: 20, Burst: 50}),
+		ConnsPerIP:         capOr(cfg.Limits.MaxConnsPerIP, 2000),
+		ConnsPerUser:       capOr(cfg.Limits.MaxConnsPerUser, 32),
+		MaxUnauthenticated: max(0, maxUnauth),
+	}
 	n.ws, err = ws.New(wcfg, n.hub, verifier, svc)
 	if err != nil {
 		_ = st.Close()
@@ -155,6 +209,8 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	acfg := cfg.API
 	acfg.Logger = cfg.Logger
 	acfg.AllowOrigin = policy.Allowed
+	acfg.UserRate = events
+	acfg.PublishRate = rateOr(cfg.Limits.PublishRate, limit.Rate{Per: 20000, Burst: 40000})
 	a := api.New(acfg, verifier, keys, svc,
 		api.Check{Name: "draining", Fn: n.checkDraining},
 		api.Check{Name: "store", Fn: st.Ping},

@@ -26,6 +26,17 @@ func openBenchSQLite(b *testing.B, sync string) *SQLite {
 	return s
 }
 
+// benchDraft is a draft of a realistic size: ~300 bytes of text and data.
+func benchDraft(user string) notification.Draft {
+	d := toUsers("bench", user)
+	d.Title = "Your export is ready"
+	d.Body = "The export you requested on Monday has finished. It contains 12 files " +
+		"(48 MB) and will stay available for seven days. Open the link to download it, " +
+		"or ask an administrator to extend the retention period."
+	d.Data = []byte(`{"export_id":"exp_01J8Z3","url":"/exports/exp_01J8Z3","files":12}`)
+	return d
+}
+
 func reportRate(b *testing.B, s *SQLite, rows int64, start time.Time) {
 	b.ReportMetric(float64(rows)/time.Since(start).Seconds(), "rows/s")
 	if n := s.batches.Load(); n > 0 {
@@ -47,7 +58,7 @@ func BenchmarkPublishSingle(b *testing.B) {
 				ctx := context.Background()
 				for pb.Next() {
 					i := n.Add(1)
-					req := PublishRequest{Drafts: []notification.Draft{toUsers("bench", fmt.Sprintf("u%d", i%1000))}}
+					req := PublishRequest{Drafts: []notification.Draft{benchDraft(fmt.Sprintf("u%d", i%1000))}}
 					if _, err := s.Publish(ctx, req); err != nil {
 						b.Error(err)
 						return
@@ -66,7 +77,7 @@ func BenchmarkPublishBatch1000(b *testing.B) {
 			s := openBenchSQLite(b, sync)
 			drafts := make([]notification.Draft, 1000)
 			for i := range drafts {
-				drafts[i] = toUsers("bench", fmt.Sprintf("u%d", i%100))
+				drafts[i] = benchDraft(fmt.Sprintf("u%d", i%100))
 			}
 			ctx := context.Background()
 			var rows int64

@@ -27,7 +27,8 @@ func (s *SQLite) Publish(ctx context.Context, req PublishRequest) (PublishResult
 	if err := validateRequest(&req); err != nil {
 		return PublishResult{}, fmt.Errorf("store: publish: %w", err)
 	}
-	return submit(s, ctx, "publish", func(ctx context.Context, tx *wtx) (PublishResult, error) {
+	solo := len(req.Drafts) > soloDrafts
+	return submitReq(s, ctx, "publish", solo, func(ctx context.Context, tx *wtx) (PublishResult, error) {
 		return s.publishTx(ctx, tx, &req)
 	})
 }

@@ -16,7 +16,7 @@ const sweepBatch = 500
 // expired notifications and stale idempotency records through the writer.
 // It returns when ctx (cancelled by Close) ends.
 func (s *SQLite) runSweeper(ctx context.Context) {
-	defer close(s.sweepDone)
+	defer s.background.Done()
 	t := time.NewTicker(s.cfg.SweepInterval)
 	defer t.Stop()
 	for {

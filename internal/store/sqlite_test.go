@@ -203,6 +203,52 @@ func TestSQLiteGroupCommitIsolation(t *testing.T) {
 	checkCounts(t, s, a)
 }
 
+// TestSQLiteSoloAndLoneFailure: a large request is committed on its own
+// between batches, and a lone request that fails is rolled back entirely.
+func TestSQLiteSoloAndLoneFailure(t *testing.T) {
+	s := openTestSQLite(t, SQLiteConfig{})
+	ctx := context.Background()
+	_, err := submit(s, ctx, "bad sql", func(ctx context.Context, tx *wtx) (int, error) {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO tenant_streams (tenant, seq) VALUES ('t', 100)`); err != nil {
+			return 0, err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO no_such_table VALUES (1)`)
+		return 0, err
+	})
+	if err == nil {
+		t.Fatal("bad sql succeeded")
+	}
+
+	release := blockWriter(t, s)
+	big := make([]notification.Draft, soloDrafts+1)
+	for i := range big {
+		big[i] = toUsers("t", "a")
+	}
+	var wg sync.WaitGroup
+	for i, drafts := range [][]notification.Draft{{toTenant("t")}, big, {toTenant("t")}, big, {toUsers("t", "a")}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.Publish(ctx, PublishRequest{Drafts: drafts}); err != nil {
+				t.Error(err)
+			}
+		}()
+		waitQueued(t, s, i+1)
+	}
+	batches := s.batches.Load()
+	release()
+	wg.Wait()
+	// Counted after release: the blocker, {tenant}, {big}, {tenant}, {big}, {users}.
+	if n := s.batches.Load() - batches; n != 6 {
+		t.Fatalf("%d batches, want 6", n)
+	}
+	a := rcp("t", "a", "")
+	if h, err := s.Head(ctx, a); err != nil || h != (notification.Position{User: 2*soloDrafts + 3, Tenant: 2}) {
+		t.Fatalf("head %v, %v", h, err)
+	}
+	checkCounts(t, s, a)
+}
+
 // TestSQLiteQueueFull: a full queue and an ending ctx give ErrUnavailable.
 func TestSQLiteQueueFull(t *testing.T) {
 	s := openTestSQLite(t, SQLiteConfig{QueueSize: 1})

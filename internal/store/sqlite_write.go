@@ -21,7 +21,13 @@ type writeReq struct {
 	// or the commit error, or nil once committed. Buffered, so the writer
 	// never blocks on a caller that has gone away.
 	done chan error
+	// solo requests are large: they get a transaction of their own,
+	// without a savepoint (see commitBatch).
+	solo bool
 }
+
+// soloDrafts is the number of drafts above which a publish request is solo.
+const soloDrafts = 64
 
 // submit sends fn to the writer and waits for its commit. Every error it
 // returns is prefixed with "store: <op>: ".
@@ -29,9 +35,15 @@ type writeReq struct {
 // When ctx ends first, the result is ErrUnavailable: the request may still
 // be committed later (if the writer had already picked it up).
 func submit[T any](s *SQLite, ctx context.Context, op string, fn func(context.Context, *wtx) (T, error)) (T, error) {
+	return submitReq(s, ctx, op, false, fn)
+}
+
+// submitReq is submit with the solo flag.
+func submitReq[T any](s *SQLite, ctx context.Context, op string, solo bool, fn func(context.Context, *wtx) (T, error)) (T, error) {
 	var zero, out T
 	req := &writeReq{
-		ctx: ctx,
+		solo: solo,
+		ctx:  ctx,
 		run: func(ctx context.Context, tx *wtx) error {
 			v, err := fn(ctx, tx)
 			if err == nil {
@@ -91,20 +103,34 @@ func (s *SQLite) enqueue(ctx context.Context, req *writeReq) error {
 }
 
 // runWriter is the writer goroutine: it takes one request, drains up to
-// BatchMax-1 more that are already queued, and commits them together. It
-// returns when the queue is closed and drained.
+// BatchMax-1 more that are already queued, and commits them together. A solo
+// request is committed alone. It returns when the queue is closed and
+// drained.
 func (s *SQLite) runWriter() {
 	defer close(s.writerDone)
 	batch := make([]*writeReq, 0, s.cfg.BatchMax)
 	live := make([]*writeReq, 0, s.cfg.BatchMax)
 	errs := make([]error, 0, s.cfg.BatchMax)
-	for req := range s.queue {
+	var next *writeReq // a solo request met while draining
+	for {
+		req := next
+		next = nil
+		if req == nil {
+			var ok bool
+			if req, ok = <-s.queue; !ok {
+				return
+			}
+		}
 		batch = append(batch[:0], req)
 	drain:
-		for len(batch) < s.cfg.BatchMax {
+		for !req.solo && len(batch) < s.cfg.BatchMax {
 			select {
 			case r, ok := <-s.queue:
 				if !ok {
+					break drain
+				}
+				if r.solo {
+					next = r
 					break drain
 				}
 				batch = append(batch, r)
@@ -124,6 +150,10 @@ func (s *SQLite) runWriter() {
 			errs = s.commitBatch(live, errs[:0])
 			s.batches.Add(1)
 			s.batchReq.Add(int64(len(live)))
+			select {
+			case s.committed <- struct{}{}:
+			default:
+			}
 			for i, r := range live {
 				r.done <- errs[i]
 			}
@@ -133,9 +163,16 @@ func (s *SQLite) runWriter() {
 	}
 }
 
-// commitBatch runs reqs in one transaction, each under a savepoint so that a
-// failing request rolls back only itself, commits, and returns each
+// commitBatch runs reqs in one transaction, commits, and returns each
 // request's outcome (appended to errs).
+//
+// With several requests, each runs under a savepoint so that a failing
+// request rolls back only itself. A lone request runs without one: the
+// transaction is its savepoint. That matters for large requests: SQLite
+// journals every page a savepoint touches and rewinds that in-memory journal
+// at the end of every statement, which made a 1000-draft request spend a
+// third of its time there and grows quadratically with the request; so
+// large requests are solo (see runWriter) and never pay for it.
 func (s *SQLite) commitBatch(reqs []*writeReq, errs []error) []error {
 	ctx := context.Background()
 	failAll := func(err error) []error {
@@ -153,19 +190,33 @@ func (s *SQLite) commitBatch(reqs []*writeReq, errs []error) []error {
 		return failAll(fmt.Errorf("begin: %w", err))
 	}
 	w := &wtx{tx: tx, stmts: make(map[string]*sql.Stmt)}
+	if len(reqs) == 1 {
+		if err := reqs[0].run(ctx, w); err != nil {
+			if rbErr := tx.Rollback(); rbErr != nil {
+				s.log.Error("store: rollback failed", "err", rbErr)
+			}
+			return append(errs, err)
+		}
+		if err := tx.Commit(); err != nil {
+			err = classify(fmt.Errorf("commit: %w", err))
+			s.log.Error("store: commit failed", "requests", 1, "err", err)
+			return append(errs, err)
+		}
+		return append(errs, nil)
+	}
 	for _, r := range reqs {
-		if _, err := tx.ExecContext(ctx, `SAVEPOINT req`); err != nil {
+		if _, err := w.ExecContext(ctx, `SAVEPOINT req`); err != nil {
 			_ = tx.Rollback()
 			return failAll(fmt.Errorf("savepoint: %w", err))
 		}
 		runErr := r.run(ctx, w)
 		if runErr != nil {
-			if _, err := tx.ExecContext(ctx, `ROLLBACK TO req`); err != nil {
+			if _, err := w.ExecContext(ctx, `ROLLBACK TO req`); err != nil {
 				_ = tx.Rollback()
 				return failAll(fmt.Errorf("rollback to savepoint after %v: %w", runErr, err))
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `RELEASE req`); err != nil {
+		if _, err := w.ExecContext(ctx, `RELEASE req`); err != nil {
 			_ = tx.Rollback()
 			return failAll(fmt.Errorf("release savepoint: %w", err))
 		}

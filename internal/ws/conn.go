@@ -32,6 +32,10 @@ type conn struct {
 	principal auth.Principal // guarded by mu
 	authTimer *time.Timer    // guarded by mu
 	invalid   int            // guarded by mu
+	// Admission slots held, released once on close; guarded by mu.
+	ipHeld     bool
+	userHeld   string // ConnsPerUser key, "" when none
+	unauthHeld bool
 
 	queued   atomic.Int64 // bytes handed to nbio and not yet written to the kernel
 	inflight atomic.Int32 // requests running
@@ -139,11 +143,41 @@ func (c *conn) authTimeout() {
 	c.closeUnattached(hub.ReasonAuthTimeout)
 }
 
+// releaseLocked returns the admission slots this socket holds.
+func (c *conn) releaseLocked() {
+	lim := &c.srv.cfg.Limits
+	if c.ipHeld {
+		lim.ConnsPerIP.Release(c.ip)
+		c.ipHeld = false
+	}
+	if c.userHeld != "" {
+		lim.ConnsPerUser.Release(c.userHeld)
+		c.userHeld = ""
+	}
+	if c.unauthHeld {
+		c.srv.unauth.Add(-1)
+		c.unauthHeld = false
+	}
+}
+
 // attachLocked registers the authenticated socket with the hub.
 func (c *conn) attachLocked(p auth.Principal, since *notification.Position) {
 	if c.authTimer != nil {
 		c.authTimer.Stop()
 		c.authTimer = nil
+	}
+	if c.unauthHeld {
+		c.srv.unauth.Add(-1)
+		c.unauthHeld = false
+	}
+	if lim := &c.srv.cfg.Limits; lim.ConnsPerUser != nil && c.userHeld == "" {
+		key := UserKey(p.Tenant, p.User)
+		if !lim.ConnsPerUser.Acquire(key) {
+			c.srv.log.Warn("per-user connection cap reached", "event", "limit_exceeded", "scope", "user", "conn", c.id, "tenant", p.Tenant, "user", p.User)
+			c.Close(hub.ReasonLimitExceeded)
+			return
+		}
+		c.userHeld = key
 	}
 	c.principal = p
 	cl, err := c.srv.hub.Attach(c, hub.AttachOptions{
@@ -208,6 +242,10 @@ func (s *Server) onMessage(wsc *websocket.Conn, mt websocket.MessageType, data [
 		c.closeWith(hub.ReasonUnauthorized)
 		return
 	}
+	if !c.allowEvent() {
+		c.replyError(m.Ref, "rate_limited", "rate limit exceeded")
+		return
+	}
 	if m.Type == msgPing {
 		c.reply(appendRef([]byte(`{"type":"pong"`), m.Ref))
 		return
@@ -222,6 +260,29 @@ func (s *Server) onMessage(wsc *websocket.Conn, mt websocket.MessageType, data [
 		defer c.inflight.Add(-1)
 		c.handleRequest(m)
 	}()
+}
+
+// allowEvent applies the per-user event rate limit; sustained abuse closes
+// the socket (4029).
+func (c *conn) allowEvent() bool {
+	lim := &c.srv.cfg.Limits
+	if lim.Events == nil {
+		return true
+	}
+	c.mu.Lock()
+	p := c.principal
+	c.mu.Unlock()
+	ok, strikes := lim.Events.Allow(UserKey(p.Tenant, p.User))
+	if ok {
+		return true
+	}
+	if strikes == 1 || strikes%10 == 0 {
+		c.srv.log.Warn("rate limited", "event", "rate_limited", "scope", "events", "conn", c.id, "tenant", p.Tenant, "user", p.User, "strikes", strikes)
+	}
+	if strikes >= lim.AbuseStrikes {
+		c.closeWith(hub.ReasonRateLimited)
+	}
+	return false
 }
 
 // closeWith closes the socket with reason, through the hub when attached.

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lesismal/nbio"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/hub"
+	"github.com/heraldhq/herald/internal/limit"
 	"github.com/heraldhq/herald/internal/notification"
 	"github.com/heraldhq/herald/internal/store"
 )
@@ -66,7 +68,9 @@ type Config struct {
 	Pollers int
 	// CheckOrigin decides whether a browser origin may connect. Required.
 	CheckOrigin func(*http.Request) bool
-	Logger      *slog.Logger
+	// Limits shared with the other transports; nil fields mean no limit.
+	Limits Limits
+	Logger *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -90,10 +94,31 @@ func (c *Config) setDefaults() {
 	defInt(&c.MaxInflight, 4)
 	defInt(&c.MaxInvalid, 10)
 	defInt(&c.Pollers, max(1, runtime.GOMAXPROCS(0)/2))
+	defInt(&c.Limits.AbuseStrikes, 20)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 }
+
+// Limits are the admission controls shared by every transport of a node.
+type Limits struct {
+	// Events limits client requests per user ("tenant\x00user").
+	Events *limit.Keyed
+	// AbuseStrikes: consecutive rate-limited requests after which the
+	// socket is closed (4029). Default 20.
+	AbuseStrikes int
+	// Handshakes limits unauthenticated handshakes per client IP.
+	Handshakes *limit.Keyed
+	// ConnsPerIP and ConnsPerUser cap concurrent connections.
+	ConnsPerIP   *limit.Counter
+	ConnsPerUser *limit.Counter
+	// MaxUnauthenticated caps sockets that have not authenticated yet, so
+	// idle handshakes cannot exhaust the node. 0: no cap.
+	MaxUnauthenticated int64
+}
+
+// UserKey is the limiter key of a user.
+func UserKey(tenant, user string) string { return tenant + "\x00" + user }
 
 // Server is the WebSocket transport: an http.Handler for GET /v1/ws that
 // upgrades with net/http and hands each socket to nbio's poller, so an idle
@@ -108,6 +133,7 @@ type Server struct {
 	upgrader *websocket.Upgrader
 
 	reg       registry
+	unauth    atomic.Int64 // sockets not yet authenticated
 	stopPing  chan struct{}
 	pingDone  chan struct{}
 	closeOnce sync.Once
@@ -246,9 +272,51 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		since = &pos
 	}
+	lim := &s.cfg.Limits
+	if !authed {
+		if lim.Handshakes != nil {
+			if ok, _ := lim.Handshakes.Allow(ip); !ok {
+				s.log.Warn("handshake rate limited", "event", "rate_limited", "scope", "handshake", "ip", ip, "transport", "ws")
+				w.Header().Set("Retry-After", "1")
+				http.Error(w, "too many requests", http.StatusTooManyRequests)
+				return
+			}
+		}
+		if lim.MaxUnauthenticated > 0 && s.unauth.Load() >= lim.MaxUnauthenticated {
+			s.log.Warn("unauthenticated socket cap reached", "event", "limit_exceeded", "scope", "unauthenticated", "ip", ip)
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "server busy", http.StatusServiceUnavailable)
+			return
+		}
+	}
+	if lim.ConnsPerIP != nil && !lim.ConnsPerIP.Acquire(ip) {
+		s.log.Warn("per-IP connection cap reached", "event", "limit_exceeded", "scope", "ip", "ip", ip)
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "too many connections from this address", http.StatusTooManyRequests)
+		return
+	}
+	userKey := ""
+	if authed && lim.ConnsPerUser != nil {
+		userKey = UserKey(p.Tenant, p.User)
+		if !lim.ConnsPerUser.Acquire(userKey) {
+			if lim.ConnsPerIP != nil {
+				lim.ConnsPerIP.Release(ip)
+			}
+			s.log.Warn("per-user connection cap reached", "event", "limit_exceeded", "scope", "user", "tenant", p.Tenant, "user", p.User)
+			w.Header().Set("Retry-After", "5")
+			http.Error(w, "too many connections for this user", http.StatusTooManyRequests)
+			return
+		}
+	}
 	wsc, err := s.upgrader.UpgradeAndTransferConnToPoller(w, r, nil)
 	if err != nil {
 		s.log.Debug("upgrade failed", "ip", ip, "err", err)
+		if lim.ConnsPerIP != nil {
+			lim.ConnsPerIP.Release(ip)
+		}
+		if userKey != "" {
+			lim.ConnsPerUser.Release(userKey)
+		}
 		return // the upgrader has answered
 	}
 	st, ok := wsc.Session().(*conn)
@@ -260,11 +328,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// initialisation is done.
 	st.ip = ip
 	st.id = s.hub.NextConnID()
+	st.ipHeld = lim.ConnsPerIP != nil
+	st.userHeld = userKey
 	s.log.Info("connect", "event", "connect", "conn", st.id, "ip", ip, "origin", origin,
 		"user_agent", r.UserAgent(), "transport", "ws", "header_auth", authed)
 	if authed {
 		st.attachLocked(p, since)
 	} else {
+		st.unauthHeld = true
+		s.unauth.Add(1)
 		st.authTimer = time.AfterFunc(s.cfg.AuthTimeout, st.authTimeout)
 	}
 	st.mu.Unlock()
@@ -289,6 +361,7 @@ func (s *Server) onClose(wsc *websocket.Conn, err error) {
 		st.authTimer = nil
 	}
 	c := st.client
+	st.releaseLocked()
 	st.mu.Unlock()
 	reason := reasonFromErr(err)
 	if c != nil {

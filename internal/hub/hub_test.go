@@ -1,0 +1,399 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/heraldhq/herald/internal/notification"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fakeStore is an in-memory stream store for one tenant: explicit items per
+// user and broadcast items. Since can be paused to inject live events in the
+// middle of a replay.
+type fakeStore struct {
+	mu        sync.Mutex
+	user      map[string][]notification.Item // by user, seq = index+1
+	bcast     []notification.Item            // seq = index+1
+	sinceHook func()                         // called (unlocked) before each Since
+	fail      error
+}
+
+func newFakeStore() *fakeStore { return &fakeStore{user: map[string][]notification.Item{}} }
+
+func (f *fakeStore) addUser(user string) (*notification.Event, notification.Delivery) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	seq := int64(len(f.user[user]) + 1)
+	n := notification.Notification{ID: fmt.Sprintf("u-%s-%d", user, seq), Tenant: "t",
+		Audience: notification.Audience{Kind: notification.AudienceUsers, Users: []string{user}}, Type: "x", Title: "x", CreatedAt: time.Now()}
+	f.user[user] = append(f.user[user], notification.Item{Notification: n, Seq: seq})
+	d := notification.Delivery{User: user, Seq: seq, Unread: seq}
+	return &notification.Event{Kind: notification.EventNotification, Tenant: "t", Notification: &n, Deliveries: []notification.Delivery{d}}, d
+}
+
+func (f *fakeStore) addBroadcast(role string) *notification.Event {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	seq := int64(len(f.bcast) + 1)
+	aud := notification.Audience{Kind: notification.AudienceTenant}
+	if role != "" {
+		aud = notification.Audience{Kind: notification.AudienceRole, Role: role}
+	}
+	n := notification.Notification{ID: "b-" + strconv.FormatInt(seq, 10), Tenant: "t", Audience: aud, Type: "x", Title: "x", CreatedAt: time.Now()}
+	f.bcast = append(f.bcast, notification.Item{Notification: n, Seq: seq})
+	return &notification.Event{Kind: notification.EventNotification, Tenant: "t", Notification: &n, TenantSeq: seq}
+}
+
+func (f *fakeStore) Since(_ context.Context, r notification.Recipient, pos notification.Position, limit int) ([]notification.Item, bool, error) {
+	if f.sinceHook != nil {
+		f.sinceHook()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return nil, false, f.fail
+	}
+	var out []notification.Item
+	for _, it := range f.user[r.User] {
+		if it.Seq > pos.User {
+			out = append(out, it)
+		}
+	}
+	for _, it := range f.bcast {
+		if it.Seq > pos.Tenant && it.Audience.Matches(r.Role) {
+			out = append(out, it)
+		}
+	}
+	more := len(out) > limit
+	if more {
+		out = out[:limit]
+	}
+	return out, more, nil
+}
+
+func (f *fakeStore) Head(_ context.Context, r notification.Recipient) (notification.Position, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return notification.Position{User: int64(len(f.user[r.User])), Tenant: int64(len(f.bcast))}, f.fail
+}
+
+func (f *fakeStore) UnreadCount(context.Context, notification.Recipient) (int64, error) {
+	return 0, nil
+}
+
+// fakeSender records frames.
+type fakeSender struct {
+	mu     sync.Mutex
+	frames []Frame
+	closed []CloseReason
+	full   bool
+}
+
+func (s *fakeSender) Send(f Frame) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.full {
+		return errors.New("full")
+	}
+	s.frames = append(s.frames, f)
+	return nil
+}
+
+func (s *fakeSender) Close(r CloseReason) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = append(s.closed, r)
+}
+
+// notifications returns the ids and positions of notification frames.
+func (s *fakeSender) notifications() (ids []string, pos []notification.Position) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, f := range s.frames {
+		if f.Kind == FrameNotification {
+			// the payload starts with {"id":"<id>"
+			p := string(f.Payload)
+			start := len(`{"id":"`)
+			end := start
+			for p[end] != '"' {
+				end++
+			}
+			ids = append(ids, p[start:end])
+			pos = append(pos, f.Position)
+		}
+	}
+	return ids, pos
+}
+
+func (s *fakeSender) closeReasons() []CloseReason {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]CloseReason(nil), s.closed...)
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out: %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func attach(t *testing.T, h *Hub, user, role string, since *notification.Position) (*Client, *fakeSender) {
+	t.Helper()
+	s := &fakeSender{}
+	c, err := h.Attach(s, AttachOptions{ConnID: h.NextConnID(), Transport: "test",
+		Recipient: notification.Recipient{Tenant: "t", User: user, Role: role}, Since: since})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, s
+}
+
+func TestReplayThenLiveWithoutGapOrDuplicateAtTheSeam(t *testing.T) {
+	st := newFakeStore()
+	for i := 0; i < 5; i++ {
+		st.addUser("u")
+	}
+	h := New(st, Config{ReplayPage: 2})
+	defer h.Close(ReasonShutdown)
+
+	// While the replay reads its first page, more events commit and are
+	// delivered live: they must be buffered, and those the replay also
+	// reads must not be sent twice.
+	var once sync.Once
+	st.sinceHook = func() {
+		once.Do(func() {
+			for i := 0; i < 3; i++ {
+				ev, _ := st.addUser("u")
+				h.Deliver(ev)
+			}
+		})
+	}
+	_, s := attach(t, h, "u", "", &notification.Position{})
+	waitUntil(t, "8 notifications", func() bool { ids, _ := s.notifications(); return len(ids) >= 8 })
+	st.sinceHook = nil
+	ev, _ := st.addUser("u")
+	h.Deliver(ev)
+	waitUntil(t, "9 notifications", func() bool { ids, _ := s.notifications(); return len(ids) >= 9 })
+	ids, pos := s.notifications()
+	if len(ids) != 9 {
+		t.Fatalf("got %d notifications: %v", len(ids), ids)
+	}
+	for i, id := range ids {
+		if want := fmt.Sprintf("u-u-%d", i+1); id != want || pos[i].User != int64(i+1) {
+			t.Fatalf("notification %d = %s at %v, want %s", i, id, pos[i], want)
+		}
+	}
+}
+
+func TestGapTriggersCatchUpFromStore(t *testing.T) {
+	st := newFakeStore()
+	h := New(st, Config{})
+	defer h.Close(ReasonShutdown)
+	c, s := attach(t, h, "u", "", nil)
+	waitUntil(t, "live", func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.state == stateLive })
+
+	// Events 1 and 2 are "lost" by the broker; 3 arrives and reveals the gap.
+	st.addUser("u")
+	st.addUser("u")
+	ev3, _ := st.addUser("u")
+	h.Deliver(ev3)
+	waitUntil(t, "3 notifications", func() bool { ids, _ := s.notifications(); return len(ids) == 3 })
+	ids, _ := s.notifications()
+	if ids[0] != "u-u-1" || ids[2] != "u-u-3" {
+		t.Fatalf("ids = %v", ids)
+	}
+	// A duplicate delivery is dropped.
+	h.Deliver(ev3)
+	time.Sleep(20 * time.Millisecond)
+	if ids, _ := s.notifications(); len(ids) != 3 {
+		t.Fatalf("duplicate delivered: %v", ids)
+	}
+}
+
+func TestBroadcastRoleFilteringAdvancesCursor(t *testing.T) {
+	st := newFakeStore()
+	h := New(st, Config{})
+	defer h.Close(ReasonShutdown)
+	member, ms := attach(t, h, "m", "member", nil)
+	_, as := attach(t, h, "a", "admin", nil)
+	waitUntil(t, "live", func() bool { member.mu.Lock(); defer member.mu.Unlock(); return member.state == stateLive })
+	h.Deliver(st.addBroadcast("admin"))
+	h.Deliver(st.addBroadcast(""))
+	waitUntil(t, "admin got 2", func() bool { ids, _ := as.notifications(); return len(ids) == 2 })
+	waitUntil(t, "member got 1", func() bool { ids, _ := ms.notifications(); return len(ids) == 1 })
+	ids, pos := ms.notifications()
+	if ids[0] != "b-2" || pos[0] != (notification.Position{User: 0, Tenant: 2}) {
+		t.Fatalf("member got %v at %v", ids, pos)
+	}
+	// Resuming from before the admin-only item must not loop on the filtered gap.
+	_, rs := attach(t, h, "m2", "member", &notification.Position{})
+	waitUntil(t, "resumed member got 1", func() bool { ids, _ := rs.notifications(); return len(ids) == 1 })
+	h.Deliver(st.addBroadcast(""))
+	waitUntil(t, "resumed member got live", func() bool { ids, _ := rs.notifications(); return len(ids) == 2 })
+}
+
+func TestPendingOverflowClosesSlowConsumer(t *testing.T) {
+	st := newFakeStore()
+	release := make(chan struct{})
+	st.sinceHook = func() { <-release }
+	h := New(st, Config{PendingLimit: 3})
+	defer h.Close(ReasonShutdown)
+	_, s := attach(t, h, "u", "", &notification.Position{})
+	for i := 0; i < 5; i++ {
+		ev, _ := st.addUser("u")
+		h.Deliver(ev)
+	}
+	waitUntil(t, "closed", func() bool { return len(s.closeReasons()) == 1 })
+	close(release)
+	if r := s.closeReasons()[0]; r != ReasonSlowConsumer {
+		t.Fatalf("reason = %v", r)
+	}
+	waitUntil(t, "unregistered", func() bool { return h.Active() == 0 })
+}
+
+func TestSendFailureClosesSlowConsumer(t *testing.T) {
+	st := newFakeStore()
+	h := New(st, Config{})
+	defer h.Close(ReasonShutdown)
+	c, s := attach(t, h, "u", "", nil)
+	waitUntil(t, "live", func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.state == stateLive })
+	s.mu.Lock()
+	s.full = true
+	s.mu.Unlock()
+	ev, _ := st.addUser("u")
+	h.Deliver(ev)
+	waitUntil(t, "closed", func() bool { return len(s.closeReasons()) == 1 })
+	if r := s.closeReasons()[0]; r != ReasonSlowConsumer {
+		t.Fatalf("reason = %v", r)
+	}
+}
+
+func TestResyncWhenReplayTooLong(t *testing.T) {
+	st := newFakeStore()
+	for i := 0; i < 30; i++ {
+		st.addUser("u")
+	}
+	h := New(st, Config{ReplayLimit: 10, ReplayPage: 5})
+	defer h.Close(ReasonShutdown)
+	_, s := attach(t, h, "u", "", &notification.Position{})
+	waitUntil(t, "resync", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.frames) > 0 && s.frames[len(s.frames)-1].Kind == FrameResync
+	})
+	s.mu.Lock()
+	last := s.frames[len(s.frames)-1]
+	s.mu.Unlock()
+	if string(last.Payload) != `{"position":"30.0"}` {
+		t.Fatalf("resync payload %s", last.Payload)
+	}
+}
+
+func TestReplayFailureClosesWithInternalError(t *testing.T) {
+	st := newFakeStore()
+	st.fail = errors.New("disk on fire")
+	h := New(st, Config{})
+	defer h.Close(ReasonShutdown)
+	_, s := attach(t, h, "u", "", &notification.Position{})
+	waitUntil(t, "closed", func() bool { return len(s.closeReasons()) == 1 })
+	if r := s.closeReasons()[0]; r != ReasonInternalError {
+		t.Fatalf("reason = %v", r)
+	}
+}
+
+func TestRevokeAndExpiryAndClose(t *testing.T) {
+	st := newFakeStore()
+	h := New(st, Config{})
+	_, s1 := attach(t, h, "u", "", nil)
+	_, s2 := attach(t, h, "u", "", nil)
+	_, other := attach(t, h, "v", "", nil)
+	h.Deliver(&notification.Event{Kind: notification.EventRevoke, Tenant: "t", User: "u"})
+	waitUntil(t, "revoked", func() bool { return len(s1.closeReasons()) == 1 && len(s2.closeReasons()) == 1 })
+	if s1.closeReasons()[0] != ReasonRevoked || len(other.closeReasons()) != 0 {
+		t.Fatal("wrong clients revoked")
+	}
+	es := &fakeSender{}
+	if _, err := h.Attach(es, AttachOptions{Recipient: notification.Recipient{Tenant: "t", User: "w"}, Expires: time.Now().Add(30 * time.Millisecond)}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "expired", func() bool { return len(es.closeReasons()) == 1 })
+	if es.closeReasons()[0] != ReasonTokenExpired {
+		t.Fatalf("reason = %v", es.closeReasons())
+	}
+	h.Close(ReasonShutdown)
+	if other.closeReasons()[0] != ReasonShutdown || h.Active() != 0 {
+		t.Fatal("close did not close everyone")
+	}
+	if _, err := h.Attach(&fakeSender{}, AttachOptions{}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("attach after close: %v", err)
+	}
+}
+
+func TestReasonsHaveStableCodes(t *testing.T) {
+	want := map[CloseReason]int{ReasonAuthTimeout: 4001, ReasonUnauthorized: 4001, ReasonTokenExpired: 4003,
+		ReasonSlowConsumer: 4008, ReasonShutdown: 4009, ReasonMessageTooBig: 1009, ReasonInvalidUTF8: 1007, ReasonProtocolError: 1002}
+	for r, code := range want {
+		if r.Code() != code {
+			t.Errorf("%v code %d, want %d", r, r.Code(), code)
+		}
+	}
+	seen := map[string]bool{}
+	for _, r := range Reasons() {
+		if seen[r.Label()] {
+			t.Errorf("duplicate label %s", r.Label())
+		}
+		seen[r.Label()] = true
+	}
+}
+
+func BenchmarkDeliverUnicast(b *testing.B) {
+	st := newFakeStore()
+	h := New(st, Config{})
+	defer h.Close(ReasonShutdown)
+	const users = 1000
+	for i := 0; i < users; i++ {
+		attach(&testing.T{}, h, "u"+strconv.Itoa(i), "", nil)
+	}
+	time.Sleep(50 * time.Millisecond)
+	n := &notification.Notification{ID: "01M8D4RNA158PW21GV7ZNT0BFT", Type: "x", Title: "hello", Body: "body", CreatedAt: time.Now()}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		u := i % users
+		seq := int64(i/users + 1)
+		h.Deliver(&notification.Event{Kind: notification.EventNotification, Tenant: "t", Notification: n,
+			Deliveries: []notification.Delivery{{User: "u" + strconv.Itoa(u), Seq: seq, Unread: seq}}})
+	}
+}
+
+func BenchmarkDeliverBroadcast10k(b *testing.B) {
+	st := newFakeStore()
+	h := New(st, Config{})
+	defer h.Close(ReasonShutdown)
+	for i := 0; i < 10000; i++ {
+		attach(&testing.T{}, h, "u"+strconv.Itoa(i), "", nil)
+	}
+	time.Sleep(200 * time.Millisecond)
+	n := &notification.Notification{ID: "01M8D4RNA158PW21GV7ZNT0BFT", Type: "x", Title: "hello", Body: "body",
+		Audience: notification.Audience{Kind: notification.AudienceTenant}, CreatedAt: time.Now()}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		h.Deliver(&notification.Event{Kind: notification.EventNotification, Tenant: "t", Notification: n, TenantSeq: int64(i + 1)})
+	}
+	b.ReportMetric(float64(b.N)*10000/b.Elapsed().Seconds(), "deliveries/s")
+}

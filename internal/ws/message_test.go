@@ -1,0 +1,95 @@
+package ws
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+const validID = "01M8D4RNA158PW21GV7ZNT0BFT"
+
+func TestDecodeMessage(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		ok   bool
+	}{
+		{"auth", `{"type":"auth","token":"t"}`, true},
+		{"auth with since", `{"type":"auth","token":"t","since":"3.4"}`, true},
+		{"auth empty since", `{"type":"auth","token":"t","since":""}`, true},
+		{"auth bad since", `{"type":"auth","token":"t","since":"x"}`, false},
+		{"auth no token", `{"type":"auth"}`, false},
+		{"auth token too long", `{"type":"auth","token":"` + strings.Repeat("a", maxTokenLen+1) + `"}`, false},
+		{"mark read id", `{"type":"notification:mark-read","id":"` + validID + `"}`, true},
+		{"mark read ids", `{"type":"notification:mark-read","ids":["` + validID + `"]}`, true},
+		{"mark read none", `{"type":"notification:mark-read"}`, false},
+		{"mark read bad id", `{"type":"notification:mark-read","id":"x"}`, false},
+		{"mark read id number", `{"type":"notification:mark-read","id":1}`, false},
+		{"mark all", `{"type":"notification:mark-all-read","ref":"a"}`, true},
+		{"mark all with id", `{"type":"notification:mark-all-read","id":"` + validID + `"}`, false},
+		{"delete", `{"type":"notification:delete","id":"` + validID + `","ref":12}`, true},
+		{"delete ids", `{"type":"notification:delete","ids":["` + validID + `"]}`, false},
+		{"list", `{"type":"notification:list","before":"` + validID + `","limit":20,"unread":true}`, true},
+		{"list bad before", `{"type":"notification:list","before":"zz"}`, false},
+		{"ping", `{"type":"ping"}`, true},
+		{"ref object", `{"type":"ping","ref":{}}`, false},
+		{"ref array", `{"type":"ping","ref":[1]}`, false},
+		{"ref bool", `{"type":"ping","ref":true}`, false},
+		{"ref too long", `{"type":"ping","ref":"` + strings.Repeat("a", 70) + `"}`, false},
+		{"unknown field", `{"type":"ping","x":1}`, false},
+		{"unknown type", `{"type":"nope"}`, false},
+		{"no type", `{}`, false},
+		{"array", `[]`, false},
+		{"null", `null`, false},
+		{"deep", `{"type":"ping","ref":` + strings.Repeat("[", 10) + strings.Repeat("]", 10) + `}`, false},
+		{"trailing", `{"type":"ping"}x`, false},
+		{"bad utf8", "{\"type\":\"ping\",\"ref\":\"\xff\"}", false},
+		{"duplicate keys last wins but still valid type", `{"type":"nope","type":"ping"}`, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := decodeMessage([]byte(tc.in))
+			if (err == nil) != tc.ok {
+				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
+			}
+			if err != nil && !errors.Is(err, errInvalid) {
+				t.Fatalf("err %v is not errInvalid", err)
+			}
+		})
+	}
+}
+
+func TestJSONDepthIgnoresStrings(t *testing.T) {
+	if d := jsonDepth([]byte(`{"a":"[[[[[[[[\"]]]]"}`)); d != 1 {
+		t.Fatalf("depth = %d", d)
+	}
+}
+
+func FuzzDecodeMessage(f *testing.F) {
+	for _, s := range []string{`{"type":"ping"}`, `{"type":"auth","token":"x","since":"1.2"}`,
+		`{"type":"notification:mark-read","ids":["` + validID + `"]}`, `{"type":"notification:list","limit":5}`, `[`, `"\u0000"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := decodeMessage(data)
+		if err != nil {
+			if !errors.Is(err, errInvalid) {
+				t.Fatalf("error not classified: %v", err)
+			}
+			return
+		}
+		switch m.Type {
+		case msgAuth:
+			if m.Token == "" {
+				t.Fatal("auth without token accepted")
+			}
+		case msgMarkRead:
+			if len(m.IDs) == 0 || len(m.IDs) > maxIDs {
+				t.Fatal("bad id count accepted")
+			}
+		case msgDelete, msgMarkAllRead, msgList, msgPing:
+		default:
+			t.Fatalf("unknown type %q accepted", m.Type)
+		}
+	})
+}
