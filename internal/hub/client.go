@@ -41,6 +41,14 @@ type Client struct {
 	expires time.Time              // guarded by mu
 	timer   *time.Timer            // guarded by mu: token expiry
 	reason  CloseReason            // guarded by mu: set once on close
+	tokenID string                 // guarded by mu: jti of the current token
+}
+
+// TokenID is the jti of the client's current token.
+func (c *Client) TokenID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.tokenID
 }
 
 // ID is the connection id.
@@ -70,13 +78,14 @@ func (c *Client) Closed() (bool, CloseReason) {
 
 // Refresh extends the client's life after an in-band token refresh. The role
 // may change with the new token; tenant and user may not (the transport checks).
-func (c *Client) Refresh(role string, expires time.Time) {
+func (c *Client) Refresh(role, tokenID string, expires time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.state == stateClosed {
 		return
 	}
 	c.r.Role = role
+	c.tokenID = tokenID
 	c.setExpiryLocked(expires)
 }
 

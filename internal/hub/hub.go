@@ -157,6 +157,8 @@ type AttachOptions struct {
 	Since *notification.Position
 	// Expires is when the client's token expires (plus leeway); zero: never.
 	Expires time.Time
+	// TokenID is the token's jti, for token revocation.
+	TokenID string
 }
 
 // Attach registers an authenticated client and starts its replay: a ready
@@ -174,6 +176,7 @@ func (h *Hub) Attach(s Sender, o AttachOptions) (*Client, error) {
 		r:         o.Recipient,
 		started:   time.Now(),
 		state:     stateReplaying,
+		tokenID:   o.TokenID,
 	}
 	if o.Since != nil {
 		c.cursor = *o.Since
@@ -284,7 +287,15 @@ func (h *Hub) Deliver(ev *notification.Event) {
 		h.forUser(ev.Tenant, ev.User, func(c *Client) { c.offer(out, nil) })
 	case notification.EventRevoke:
 		var victims []*Client
-		h.forUser(ev.Tenant, ev.User, func(c *Client) { victims = append(victims, c) })
+		if ev.User != "" {
+			h.forUser(ev.Tenant, ev.User, func(c *Client) { victims = append(victims, c) })
+		} else if ev.TokenID != "" {
+			for _, c := range h.Clients() {
+				if c.TokenID() == ev.TokenID {
+					victims = append(victims, c)
+				}
+			}
+		}
 		for _, c := range victims {
 			c.Close(ReasonRevoked)
 		}

@@ -65,7 +65,7 @@ func startNode(t testing.TB, mutate ...func(*Config)) *testNode {
 	cfg := Config{
 		Database:       filepath.Join(t.TempDir(), "herald.db"),
 		Auth:           auth.Config{HMACSecret: []byte(testSecret)},
-		APIKeys:        []string{"test-api-key-0123456789", "scoped-api-key-0123456789@acme", "other-api-key-0123456789@globex"},
+		APIKeys:        []string{"test-api-key-0123456789", "scoped-api-key-0123456789@acme", "other-api-key-0123456789@globex", "admin:admin-api-key-0123456789"},
 		Logger:         slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		AllowedOrigins: []string{"https://app.example.com"},
 	}

@@ -21,7 +21,9 @@ import (
 	"github.com/heraldhq/herald/internal/hub"
 	"github.com/heraldhq/herald/internal/inbox"
 	"github.com/heraldhq/herald/internal/limit"
+	"github.com/heraldhq/herald/internal/notification"
 	"github.com/heraldhq/herald/internal/origin"
+	"github.com/heraldhq/herald/internal/revocation"
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/ws"
 )
@@ -133,6 +135,8 @@ type Node struct {
 	handler  http.Handler
 	ctx      context.Context // cancelled on Shutdown: stops the JWKS refresher
 	cancel   context.CancelFunc
+	revoked  *revocation.List
+	wg       sync.WaitGroup // background loops
 	draining atomic.Bool
 	stopOnce sync.Once
 	stopErr  error
@@ -156,7 +160,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Auth.Logger == nil {
 		cfg.Auth.Logger = cfg.Logger
 	}
-	verifier, err := auth.NewVerifier(n.ctx, cfg.Auth)
+	jwtVerifier, err := auth.NewVerifier(n.ctx, cfg.Auth)
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
@@ -174,11 +178,17 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	n.store = st
+	n.revoked = revocation.NewList(nil)
+	if err := n.revoked.Load(ctx, st); err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	verifier := revocation.Verifier{TokenVerifier: jwtVerifier, List: n.revoked}
 
 	hcfg := cfg.Hub
 	hcfg.Logger = cfg.Logger
 	n.hub = hub.New(st, hcfg)
-	n.broker = broker.NewMemory(broker.MemoryConfig{}, n.hub.Deliver)
+	n.broker = broker.NewMemory(broker.MemoryConfig{}, n.deliver)
 	svc := inbox.New(st, n.broker, cfg.Logger)
 
 	events := rateOr(cfg.Limits.EventRate, limit.Rate{Per: 10, Burst: 30})
@@ -217,6 +227,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	)
 	mux := http.NewServeMux()
 	a.Register(mux)
+	a.RegisterAdmin(mux, n)
 	mux.Handle("GET /v1/ws", n.limitConnections(n.ws))
 	n.handler = securityHeaders(mux)
 	n.server = &http.Server{
@@ -228,8 +239,55 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
+	n.wg.Add(1)
+	go n.sweepRevocations()
 	ok = true
 	return n, nil
+}
+
+// deliver is the broker's handler: revocations update this node's list
+// before the hub closes the connections they concern.
+func (n *Node) deliver(ev *notification.Event) {
+	if ev.Kind == notification.EventRevoke {
+		n.revoked.Apply(revocation.Revocation{Tenant: ev.Tenant, User: ev.User, TokenID: ev.TokenID,
+			At: ev.RevokedAt, Until: ev.RevokedUntil})
+	}
+	n.hub.Deliver(ev)
+}
+
+// Revoke persists r, then applies it on every node (through the broker):
+// tokens are rejected and live connections closed with 4004.
+func (n *Node) Revoke(ctx context.Context, r revocation.Revocation) error {
+	if err := n.store.SaveRevocation(ctx, r); err != nil {
+		return err
+	}
+	n.revoked.Apply(r) // effective here at once, even if the broker lags
+	return n.broker.Publish(ctx, &notification.Event{Kind: notification.EventRevoke, Tenant: r.Tenant, User: r.User,
+		TokenID: r.TokenID, RevokedAt: r.At, RevokedUntil: r.Until})
+}
+
+// Lift removes a user revocation. Other nodes learn it at their next start
+// (or through a later revocation event); lifting is rare and never urgent.
+func (n *Node) Lift(ctx context.Context, tenant, user string) error {
+	if err := n.store.DeleteUserRevocation(ctx, tenant, user); err != nil {
+		return err
+	}
+	n.revoked.Lift(tenant, user)
+	return nil
+}
+
+func (n *Node) sweepRevocations() {
+	defer n.wg.Done()
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+			n.revoked.Sweep()
+		}
+	}
 }
 
 var errDraining = errors.New("node is draining")
@@ -307,6 +365,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		errs = append(errs, n.broker.Close())
 		errs = append(errs, n.store.Close())
 		n.cancel()
+		n.wg.Wait()
 		n.stopErr = errors.Join(errs...)
 		n.log.Info("stopped")
 	})

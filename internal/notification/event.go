@@ -1,5 +1,7 @@
 package notification
 
+import "time"
+
 // EventKind says what changed.
 type EventKind uint8
 
@@ -42,4 +44,11 @@ type Event struct {
 	All bool
 	// EventRead, EventDeleted: the user's unread count after the change.
 	Unread int64
+
+	// EventRevoke: a user revocation (User set) or a token revocation
+	// (TokenID set, Tenant and User empty). RevokedAt is when it was made;
+	// RevokedUntil is when a token revocation expires.
+	TokenID      string
+	RevokedAt    time.Time
+	RevokedUntil time.Time
 }

@@ -126,15 +126,19 @@ func (c SQLiteConfig) Validate() error {
 // changes, go through one writer goroutine that owns the only write
 // connection and group-commits queued requests; reads use a separate pool of
 // query-only connections, which WAL mode lets run beside the writer.
+//
+// Goroutines: the writer (until Close has drained the queue), the expiry
+// sweeper and the WAL checkpointer (until Close). Commits are durable when
+// they are acknowledged: synchronous=FULL fsyncs the WAL at every commit.
 type SQLite struct {
 	// Static after construction.
 	cfg   SQLiteConfig
 	log   *slog.Logger
 	clock Clock
-	ids   *idSource     // used by the writer goroutine only (has its own lock)
-	wdb   *sql.DB       // the write connection; used by the writer goroutine only
-	rdb   *sql.DB       // the read pool; safe for concurrent use
-	cdb   *sql.DB       // the checkpointer's connection
+	ids   *idSource      // used by the writer goroutine only (has its own lock)
+	wdb   *sql.DB        // the write connection; used by the writer goroutine only
+	rdb   *sql.DB        // the read pool; safe for concurrent use
+	cdb   *sql.DB        // the checkpointer's connection
 	queue chan *writeReq // closed by Close under mu
 	// committed gets a token (non-blocking send) after each commit; the
 	// checkpointer takes it.
@@ -151,6 +155,8 @@ type SQLite struct {
 	// in them. Written by the writer goroutine, read by anyone.
 	batches  atomic.Int64
 	batchReq atomic.Int64
+	// checkpoints counts the checkpointer's successful checkpoints.
+	checkpoints atomic.Int64
 
 	// Background goroutines (sweeper, checkpointer): stopped by Close
 	// through stopBackground, before the writer.

@@ -93,3 +93,25 @@ func BenchmarkPublishBatch1000(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPublishSerial: one publisher, one draft per request: every
+// request waits for its own commit, so this measures commit latency (where
+// FULL and NORMAL differ most).
+func BenchmarkPublishSerial(b *testing.B) {
+	for _, sync := range benchSync {
+		b.Run("sync="+sync, func(b *testing.B) {
+			s := openBenchSQLite(b, sync)
+			ctx := context.Background()
+			var rows int64
+			start := time.Now()
+			for b.Loop() {
+				req := PublishRequest{Drafts: []notification.Draft{benchDraft(fmt.Sprintf("u%d", rows%1000))}}
+				if _, err := s.Publish(ctx, req); err != nil {
+					b.Fatal(err)
+				}
+				rows++
+			}
+			reportRate(b, s, rows, start)
+		})
+	}
+}

@@ -18,8 +18,6 @@ const checkpointInterval = 250 * time.Millisecond
 // ends.
 func (s *SQLite) runCheckpointer(ctx context.Context) {
 	defer s.background.Done()
-	t := time.NewTimer(0)
-	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -28,14 +26,16 @@ func (s *SQLite) runCheckpointer(ctx context.Context) {
 		}
 		var busy, logPages, done int
 		err := s.cdb.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logPages, &done)
-		if err != nil && ctx.Err() == nil {
+		switch {
+		case err == nil:
+			s.checkpoints.Add(1)
+		case ctx.Err() == nil:
 			s.log.Warn("store: checkpoint failed", "err", err)
 		}
-		t.Reset(checkpointInterval)
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-time.After(checkpointInterval):
 		}
 	}
 }

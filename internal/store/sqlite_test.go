@@ -172,7 +172,10 @@ func TestSQLiteGroupCommitIsolation(t *testing.T) {
 		go func() { defer wg.Done(); errs[i] = f() }()
 		waitQueued(t, s, i+1)
 	}
-	run(0, func() error { _, err := s.Publish(ctx, PublishRequest{Drafts: []notification.Draft{toUsers("t", "a")}}); return err })
+	run(0, func() error {
+		_, err := s.Publish(ctx, PublishRequest{Drafts: []notification.Draft{toUsers("t", "a")}})
+		return err
+	})
 	run(1, func() error {
 		_, err := submit(s, ctx, "bad sql", func(ctx context.Context, tx *wtx) (int, error) {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO tenant_streams (tenant, seq) VALUES ('t', 100)`); err != nil {
@@ -187,9 +190,15 @@ func TestSQLiteGroupCommitIsolation(t *testing.T) {
 	mismatch.RequestHash = "h2"
 	run(2, func() error { _, err := s.Publish(ctx, mismatch); return err })
 	gone, cancel := context.WithCancel(ctx)
-	run(3, func() error { _, err := s.Publish(gone, PublishRequest{Drafts: []notification.Draft{toUsers("t", "a")}}); return err })
+	run(3, func() error {
+		_, err := s.Publish(gone, PublishRequest{Drafts: []notification.Draft{toUsers("t", "a")}})
+		return err
+	})
 	cancel()
-	run(4, func() error { _, err := s.Publish(ctx, PublishRequest{Drafts: []notification.Draft{toTenant("t")}}); return err })
+	run(4, func() error {
+		_, err := s.Publish(ctx, PublishRequest{Drafts: []notification.Draft{toTenant("t")}})
+		return err
+	})
 	release()
 	wg.Wait()
 
@@ -370,5 +379,21 @@ func TestSQLiteSweeper(t *testing.T) {
 			t.Fatal("sweeper did not run")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestSQLiteCheckpointer: commits wake the checkpointer.
+func TestSQLiteCheckpointer(t *testing.T) {
+	s := openTestSQLite(t, SQLiteConfig{})
+	publish(t, s, toTenant("t"))
+	deadline := time.Now().Add(10 * time.Second)
+	for s.checkpoints.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no checkpoint after a commit")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := s.Ping(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -51,7 +51,11 @@ type PublishRequest struct {
 type PublishResult struct {
 	// IDs of the stored notifications, in the order of the drafts.
 	IDs []string
-	// Events to fan out, one per draft; nil when Replayed.
+	// Events to fan out, one per draft; nil when Replayed. An explicit-user
+	// event lists each distinct user once in Deliveries (with the user's new
+	// sequence and unread count); its Notification.Audience.Users is nil, as
+	// in every item a reader gets, so that no recipient learns who else
+	// received it. A broadcast event has TenantSeq.
 	Events []*notification.Event
 	// Replayed is true when an earlier request with the same idempotency key
 	// was found; IDs are then that request's ids.
@@ -90,11 +94,19 @@ type Change struct {
 }
 
 // Store is the contract every engine implements.
+//
+// Every method fails with ErrClosed after Close, with ErrUnavailable
+// (wrapped) when ctx has already ended or the engine cannot answer, and with
+// ErrInvalid for a recipient without tenant or user. Errors are wrapped with
+// the operation ("store: mark read: ..."); match them with errors.Is.
 type Store interface {
 	// Publish writes the drafts in one transaction (group-committed with other
 	// concurrent calls) and returns after commit. ctx bounds the wait: when it
 	// ends before commit the call returns ErrUnavailable (wrapped) and the
 	// request may or may not be committed later; an idempotent retry is safe.
+	// Malformed drafts (empty tenant or user, audience fields that do not fit
+	// its kind, Data that is not a JSON object) fail the whole request with
+	// ErrInvalid; Data that is empty or JSON null is stored as no data.
 	Publish(ctx context.Context, req PublishRequest) (PublishResult, error)
 
 	// Since returns up to limit items of r's stream strictly after pos, in
@@ -115,20 +127,27 @@ type Store interface {
 	// seen everything would hold.
 	Head(ctx context.Context, r notification.Recipient) (notification.Position, error)
 
-	// List returns a page of r's notifications, newest first.
+	// List returns a page of r's notifications, newest first, without
+	// deleted and expired ones. A malformed Before is ErrInvalid.
 	List(ctx context.Context, r notification.Recipient, q ListQuery) (Page, error)
 
-	// UnreadCount is r's unread count, read from maintained counters.
+	// UnreadCount is r's unread count, read from maintained counters. A
+	// notification that has expired still counts until the engine's expiry
+	// sweep removes it.
 	UnreadCount(ctx context.Context, r notification.Recipient) (int64, error)
 
 	// MarkRead marks ids read for r. Ids that do not exist for r, or are
 	// already read, are skipped; ErrNotFound only when none of them exists for r.
+	// Change.IDs are the ids that became read; Event is nil when there are
+	// none. An empty ids list is ErrInvalid.
 	MarkRead(ctx context.Context, r notification.Recipient, ids []string) (Change, error)
 
-	// MarkAllRead marks everything r can see read.
+	// MarkAllRead marks everything r can see read. Its event has All set
+	// and no IDs; it is nil when nothing was unread.
 	MarkAllRead(ctx context.Context, r notification.Recipient) (Change, error)
 
-	// Delete hides id from r (and only from r). ErrNotFound if r cannot see it.
+	// Delete hides id from r (and only from r). ErrNotFound if r cannot see
+	// it, including when r already deleted it.
 	Delete(ctx context.Context, r notification.Recipient, id string) (Change, error)
 
 	// Ping checks that the store answers.

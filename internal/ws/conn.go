@@ -186,6 +186,7 @@ func (c *conn) attachLocked(p auth.Principal, since *notification.Position) {
 		Recipient: notification.Recipient{Tenant: p.Tenant, User: p.User, Role: p.Role},
 		Since:     since,
 		Expires:   p.Expires.Add(c.srv.verifier.Leeway()),
+		TokenID:   p.TokenID,
 	})
 	if err != nil {
 		c.Close(hub.ReasonShutdown)
@@ -325,7 +326,7 @@ func (c *conn) handleAuth(m *inMessage) {
 	}
 	c.principal = p
 	c.mu.Unlock()
-	cl.Refresh(p.Role, p.Expires.Add(s.verifier.Leeway()))
+	cl.Refresh(p.Role, p.TokenID, p.Expires.Add(s.verifier.Leeway()))
 	c.reply(appendRef([]byte(`{"type":"ack"`), m.Ref))
 }
 
