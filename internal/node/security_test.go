@@ -2,6 +2,7 @@ package node
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -301,4 +302,44 @@ func TestAdminAPIRejectsNonAdminAndBadInput(t *testing.T) {
 			t.Errorf("%s %s with %q: %d %s", tc.method, tc.path, tc.key, status, body)
 		}
 	}
+}
+
+// TestHandshakeFloodLeavesNothingBehind: many sockets that never
+// authenticate are closed at the deadline and free everything (goleak in
+// TestMain checks goroutines; the hub and registry counts are checked here).
+func TestHandshakeFloodLeavesNothingBehind(t *testing.T) {
+	n := startNode(t, func(c *Config) {
+		c.WS.AuthTimeout = 500 * time.Millisecond
+		c.Limits.HandshakeRate = limit.Rate{Per: -1}
+		c.Limits.MaxUnauthenticated = 1000
+	})
+	var cs []*wsClient
+	for i := 0; i < 150; i++ {
+		cs = append(cs, n.mustDial(dialOpts{}))
+	}
+	for _, c := range cs {
+		if code := c.closeStatus(); code != 4001 {
+			t.Fatalf("close %d", code)
+		}
+	}
+	waitFor(t, "all sockets freed", func() bool { return n.node.ws.Active() == 0 && n.node.hub.Active() == 0 })
+	if got := strings.Count(n.logs.String(), `"event":"auth_timeout"`); got != 150 {
+		t.Fatalf("%d auth_timeout events", got)
+	}
+}
+
+func TestInternalErrorsCarryCorrelationIDs(t *testing.T) {
+	n := startNode(t)
+	c := n.mustDial(dialOpts{header: token(t, "acme", "u", "", time.Hour)})
+	c.next("ready")
+	c.send("not json")
+	m := c.next("notification:error")
+	if !strings.Contains(m.Raw, `"correlation_id":"`) {
+		t.Fatalf("no correlation id: %s", m.Raw)
+	}
+	var cid struct {
+		CorrelationID string `json:"correlation_id"`
+	}
+	_ = json.Unmarshal([]byte(m.Raw), &cid)
+	waitFor(t, "correlation id in logs", func() bool { return strings.Contains(n.logs.String(), cid.CorrelationID) })
 }

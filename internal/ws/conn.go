@@ -2,6 +2,8 @@ package ws
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/binary"
 	"errors"
 	"sync"
@@ -36,6 +38,7 @@ type conn struct {
 	ipHeld     bool
 	userHeld   string // ConnsPerUser key, "" when none
 	unauthHeld bool
+	cleaned    bool // cleanupLocked ran
 
 	queued   atomic.Int64 // bytes handed to nbio and not yet written to the kernel
 	inflight atomic.Int32 // requests running
@@ -219,12 +222,12 @@ func (s *Server) onMessage(wsc *websocket.Conn, mt websocket.MessageType, data [
 			c.closeWith(hub.ReasonUnauthorized)
 			return
 		}
-		s.log.Info("invalid message", "event", "invalid_message", "conn", c.id, "err", err)
 		var ref []byte
 		if m != nil {
 			ref = m.Ref
 		}
-		c.replyError(ref, "invalid_message", "invalid message")
+		cid := c.replyError(ref, "invalid_message", "invalid message")
+		s.log.Info("invalid message", "event", "invalid_message", "conn", c.id, "correlation_id", cid, "err", err)
 		c.mu.Lock()
 		c.invalid++
 		tooMany := c.invalid > s.cfg.MaxInvalid
@@ -359,8 +362,8 @@ func (c *conn) handleRequest(m *inMessage) {
 	case errors.Is(err, store.ErrNotFound):
 		c.replyError(m.Ref, "not_found", "not found")
 	default:
-		s.log.Error("request failed", "conn", c.id, "type", m.Type, "tenant", r.Tenant, "user", r.User, "err", err)
-		c.replyError(m.Ref, "internal", "unable to process request")
+		cid := c.replyError(m.Ref, "internal", "unable to process request")
+		s.log.Error("request failed", "conn", c.id, "correlation_id", cid, "type", m.Type, "tenant", r.Tenant, "user", r.User, "err", err)
 	}
 }
 
@@ -372,14 +375,22 @@ func (c *conn) reply(b []byte) {
 	}
 }
 
-func (c *conn) replyError(ref []byte, code, msg string) {
+// replyError sends a generic error and returns its correlation id, which the
+// caller logs with the details.
+func (c *conn) replyError(ref []byte, code, msg string) string {
+	var raw [8]byte
+	_, _ = rand.Read(raw[:])
+	cid := hex.EncodeToString(raw[:])
 	b := appendRef([]byte(`{"type":"notification:error"`), ref)
 	b = append(b, `,"code":"`...)
 	b = append(b, code...)
 	b = append(b, `","message":"`...)
 	b = append(b, msg...)
+	b = append(b, `","correlation_id":"`...)
+	b = append(b, cid...)
 	b = append(b, '"')
 	c.reply(b)
+	return cid
 }
 
 func appendRef(b []byte, ref []byte) []byte {

@@ -339,7 +339,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.unauth.Add(1)
 		st.authTimer = time.AfterFunc(s.cfg.AuthTimeout, st.authTimeout)
 	}
+	var gone *hub.Client
+	early := closedEarly(wsc)
+	if early {
+		gone = st.cleanupLocked()
+	}
 	st.mu.Unlock()
+	if early && gone != nil {
+		gone.Close(hub.ReasonClientClosed)
+	}
 }
 
 func (s *Server) onOpen(wsc *websocket.Conn) {
@@ -352,22 +360,42 @@ func (s *Server) onOpen(wsc *websocket.Conn) {
 func (s *Server) onClose(wsc *websocket.Conn, err error) {
 	st, ok := wsc.Session().(*conn)
 	if !ok {
-		return
+		return // closed before onOpen: ServeHTTP sees it and cleans up
 	}
-	s.reg.remove(st)
 	st.mu.Lock()
-	if st.authTimer != nil {
-		st.authTimer.Stop()
-		st.authTimer = nil
-	}
-	c := st.client
-	st.releaseLocked()
+	c := st.cleanupLocked()
 	st.mu.Unlock()
 	reason := reasonFromErr(err)
 	if c != nil {
 		c.Close(reason) // no-op when the hub closed it first
 	}
 	s.log.Debug("disconnect", "conn", st.id, "reason", reason.Label(), "err", err)
+}
+
+// cleanupLocked frees what an ended socket holds (idempotent) and returns
+// its hub client, which the caller closes outside st.mu.
+func (c *conn) cleanupLocked() *hub.Client {
+	if c.cleaned {
+		return nil
+	}
+	c.cleaned = true
+	c.srv.reg.remove(c)
+	if c.authTimer != nil {
+		c.authTimer.Stop()
+		c.authTimer = nil
+	}
+	c.releaseLocked()
+	return c.client
+}
+
+// closedEarly reports whether the connection ended before onOpen ran, in
+// which case onClose found no session and cleanup is ServeHTTP's job.
+func closedEarly(wsc *websocket.Conn) bool {
+	if nc, ok := wsc.Conn.(*nbio.Conn); ok {
+		closed, _ := nc.IsClosed()
+		return closed
+	}
+	return false
 }
 
 func reasonFromErr(err error) hub.CloseReason {
