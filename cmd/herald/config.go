@@ -63,6 +63,7 @@ func newSettings() *settings {
 	add("publish-rate", "20000", "publish calls per second per API key; negative disables", "HERALD_PUBLISH_RATE")
 	add("publish-burst", "40000", "burst allowance for --publish-rate", "HERALD_PUBLISH_BURST")
 	add("handshake-rate", "20", "unauthenticated WebSocket handshakes per second per IP; negative disables", "HERALD_HANDSHAKE_RATE")
+	add("handshake-burst", "50", "burst allowance for --handshake-rate", "HERALD_HANDSHAKE_BURST")
 	add("max-conns-per-ip", "2000", "concurrent connections per client IP; negative disables", "HERALD_MAX_CONNS_PER_IP")
 	add("max-conns-per-user", "32", "concurrent connections per user; negative disables", "HERALD_MAX_CONNS_PER_USER")
 	add("write-buffer-bytes", "262144", "per-connection outbound buffer; a client that fills it is closed (4008)", "HERALD_WRITE_BUFFER_BYTES")
@@ -221,6 +222,7 @@ func (s *settings) toConfig() (node.Config, error) {
 	cfg.Limits.PublishRate.Per = rate("publish-rate")
 	cfg.Limits.PublishRate.Burst = num("publish-burst")
 	cfg.Limits.HandshakeRate.Per = rate("handshake-rate")
+	cfg.Limits.HandshakeRate.Burst = num("handshake-burst")
 	cfg.Limits.MaxConnsPerIP = signed("max-conns-per-ip")
 	cfg.Limits.MaxConnsPerUser = signed("max-conns-per-user")
 	if cfg.MaxConnections == 0 {

@@ -65,7 +65,10 @@ type Config struct {
 	// Nil: no limit.
 	UserRate    *limit.Keyed
 	PublishRate *limit.Keyed
-	Logger      *slog.Logger
+	// OnPublish, when set, observes each publish request's outcome and
+	// duration (arrival to commit or failure).
+	OnPublish func(ok bool, d time.Duration)
+	Logger    *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -121,6 +124,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("OPTIONS /v1/me/", a.preflight)
 
 	mux.HandleFunc("GET /livez", a.livez)
+	mux.HandleFunc("HEAD /livez", a.livez)
 	mux.HandleFunc("GET /readyz", a.readyz)
 }
 
@@ -204,4 +208,14 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 		status, code = "fail", http.StatusServiceUnavailable
 	}
 	writeJSON(w, code, map[string]any{"status": status, "checks": results})
+}
+
+// RegisterStats serves GET /v1/admin/stats (admin API key) with snapshot's value.
+func (a *API) RegisterStats(mux *http.ServeMux, snapshot func() any) {
+	mux.HandleFunc("GET /v1/admin/stats", func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := a.admin(w, r); !ok {
+			return
+		}
+		writeJSON(w, http.StatusOK, snapshot())
+	})
 }

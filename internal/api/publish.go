@@ -258,6 +258,12 @@ func (a *API) publishBatch(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) doPublish(w http.ResponseWriter, r *http.Request, batch bool) {
+	if a.cfg.OnPublish != nil {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		w = rec
+		defer func() { a.cfg.OnPublish(rec.status < 300, time.Since(start)) }()
+	}
 	key, ok := a.apiKey(w, r)
 	if !ok {
 		return
@@ -346,4 +352,15 @@ func (a *API) doPublish(w http.ResponseWriter, r *http.Request, batch bool) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"id": res.IDs[0]})
+}
+
+// statusRecorder remembers the status code written.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
 }

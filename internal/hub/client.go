@@ -143,7 +143,10 @@ func (c *Client) teardown(reason CloseReason) {
 // offer takes a live event. It runs under a hub index lock: it must not block
 // and must not take hub locks, so a close it decides on is finished in a new
 // goroutine.
-func (c *Client) offer(out *outbound, d *notification.Delivery) {
+//
+// It reports whether a frame was written now (buffered or dropped events
+// report false).
+func (c *Client) offer(out *outbound, d *notification.Delivery) (sent bool) {
 	c.mu.Lock()
 	switch c.state {
 	case stateClosed:
@@ -154,7 +157,9 @@ func (c *Client) offer(out *outbound, d *notification.Delivery) {
 		}
 		c.pending = append(c.pending, pendingEvent{out, d})
 	case stateLive:
-		if c.applyLocked(out, d) {
+		var gap bool
+		gap, sent = c.applyLocked(out, d)
+		if gap {
 			c.state = stateReplaying
 			c.pending = append(c.pending, pendingEvent{out, d})
 			c.hub.wg.Add(1)
@@ -162,6 +167,7 @@ func (c *Client) offer(out *outbound, d *notification.Delivery) {
 		}
 	}
 	c.mu.Unlock()
+	return sent
 }
 
 func (c *Client) closeAsyncLocked(reason CloseReason) {
@@ -183,12 +189,13 @@ func (c *Client) requestCatchUp() {
 }
 
 // applyLocked writes a live event if it is next in the client's stream. It
-// returns true when the event is ahead of the cursor by more than one (a gap):
-// the caller must then catch up from the store before applying it.
-func (c *Client) applyLocked(out *outbound, d *notification.Delivery) (gap bool) {
+// returns gap when the event is ahead of the cursor by more than one: the
+// caller must then catch up from the store before applying it. sent reports
+// whether a frame was written.
+func (c *Client) applyLocked(out *outbound, d *notification.Delivery) (gap, sent bool) {
 	if !c.expires.IsZero() && time.Now().After(c.expires) {
 		c.closeAsyncLocked(ReasonTokenExpired)
-		return false
+		return false, false
 	}
 	ev := out.ev
 	switch ev.Kind {
@@ -196,26 +203,28 @@ func (c *Client) applyLocked(out *outbound, d *notification.Delivery) (gap bool)
 		if d != nil { // explicit-user notification
 			switch {
 			case d.Seq <= c.cursor.User:
-				return false // already sent (replay overlap or duplicate)
+				return false, false // already sent (replay overlap or duplicate)
 			case d.Seq > c.cursor.User+1:
-				return true
+				return true, false
 			}
 			c.cursor.User = d.Seq
-			c.unread = d.Unread
+			// d.Unread counts only the user's named notifications; the
+			// client's count also includes unread broadcasts, so count up.
+			c.unread++
 		} else { // broadcast: advance past it even when the role does not match
 			switch {
 			case ev.TenantSeq <= c.cursor.Tenant:
-				return false
+				return false, false
 			case ev.TenantSeq > c.cursor.Tenant+1:
-				return true
+				return true, false
 			}
 			c.cursor.Tenant = ev.TenantSeq
 			if !ev.Notification.Audience.Matches(c.r.Role) {
-				return false
+				return false, false
 			}
 			c.unread++
 		}
-		if c.sendLocked(Frame{Kind: FrameNotification, Payload: out.payload, Position: c.cursor}) {
+		if sent = c.sendLocked(Frame{Kind: FrameNotification, Payload: out.payload, Position: c.cursor}); sent {
 			c.sendLocked(Frame{Kind: FrameUnread, Payload: encodeUnread(c.unread)})
 		}
 	case notification.EventRead, notification.EventDeleted:
@@ -224,11 +233,11 @@ func (c *Client) applyLocked(out *outbound, d *notification.Delivery) (gap bool)
 			kind = FrameDeleted
 		}
 		c.unread = ev.Unread
-		if c.sendLocked(Frame{Kind: kind, Payload: out.payload}) {
+		if sent = c.sendLocked(Frame{Kind: kind, Payload: out.payload}); sent {
 			c.sendLocked(Frame{Kind: FrameUnread, Payload: out.unread})
 		}
 	}
-	return false
+	return false, sent
 }
 
 // sendLocked writes f; on failure (buffer full or transport gone) it closes the
@@ -354,6 +363,17 @@ func (c *Client) replay(ctx context.Context, r notification.Recipient, replayed 
 			c.fail(err)
 			return false
 		}
+		if pos.User > head.User || pos.Tenant > head.Tenant {
+			// A position from the future (another database, a forged or
+			// corrupted cursor): live events would all look like
+			// duplicates. Start over at the head and tell the client.
+			*resync = true
+			c.mu.Lock()
+			c.cursor = head
+			ok := c.sendLocked(Frame{Kind: FrameResync, Payload: encodeResync(head)})
+			c.mu.Unlock()
+			return ok
+		}
 		items, more, err := h.store.Since(ctx, r, pos, h.cfg.ReplayPage)
 		if err != nil {
 			c.fail(err)
@@ -400,7 +420,7 @@ func (c *Client) goLive(force bool) bool {
 		if force {
 			c.skipGapLocked(p)
 		}
-		if c.applyLocked(p.out, p.d) {
+		if gap, _ := c.applyLocked(p.out, p.d); gap {
 			n := copy(c.pending, c.pending[i:])
 			clear(c.pending[n:])
 			c.pending = c.pending[:n]

@@ -22,6 +22,15 @@ const (
 	FrameResync                            // {"position":…}: the gap was too large, refetch the list
 )
 
+var frameKindNames = [...]string{"unknown", "ready", "notification", "read", "deleted", "unread", "resync"}
+
+func (k FrameKind) String() string {
+	if int(k) < len(frameKindNames) {
+		return frameKindNames[k]
+	}
+	return "unknown"
+}
+
 // Frame is one message to one client. Payload bytes are shared between every
 // recipient of an event and must not be modified by transports.
 type Frame struct {

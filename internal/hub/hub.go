@@ -35,8 +35,13 @@ type Sender interface {
 // Observer receives connection lifecycle notices (metrics, audit logs). All
 // methods must be fast and non-blocking. Nil fields are skipped.
 type Observer struct {
+	Opened   func(transport string)
 	Closed   func(transport string, reason CloseReason, lifetime time.Duration)
 	Replayed func(items int, resync bool)
+	// Delivered reports, once per live event, how many clients of this node
+	// were written a frame of kind, and the notification's creation time
+	// (zero for other kinds).
+	Delivered func(kind FrameKind, frames int, created time.Time)
 }
 
 // Config tunes the hub. The zero value means the documented defaults.
@@ -184,6 +189,9 @@ func (h *Hub) Attach(s Sender, o AttachOptions) (*Client, error) {
 	c.setExpiryLocked(o.Expires)
 	h.register(c)
 	h.active.Add(1)
+	if f := h.cfg.Observer.Opened; f != nil {
+		f(o.Transport)
+	}
 	h.wg.Add(1)
 	go c.catchUp(o.Since == nil, true)
 	return c, nil
@@ -264,17 +272,27 @@ func (h *Hub) Deliver(ev *notification.Event) {
 			return
 		}
 		out := &outbound{ev: ev, payload: EncodeNotification(ev.Notification, false)}
+		sent := 0
 		if ev.Notification.Audience.Broadcast() {
 			h.tmu.RLock()
 			for c := range h.tenants[ev.Tenant] {
-				c.offer(out, nil)
+				if c.offer(out, nil) {
+					sent++
+				}
 			}
 			h.tmu.RUnlock()
-			return
+		} else {
+			for i := range ev.Deliveries {
+				d := &ev.Deliveries[i]
+				h.forUser(ev.Tenant, d.User, func(c *Client) {
+					if c.offer(out, d) {
+						sent++
+					}
+				})
+			}
 		}
-		for i := range ev.Deliveries {
-			d := &ev.Deliveries[i]
-			h.forUser(ev.Tenant, d.User, func(c *Client) { c.offer(out, d) })
+		if f := h.cfg.Observer.Delivered; f != nil {
+			f(FrameNotification, sent, ev.Notification.CreatedAt)
 		}
 	case notification.EventRead, notification.EventDeleted:
 		out := &outbound{ev: ev}
@@ -284,7 +302,19 @@ func (h *Hub) Deliver(ev *notification.Event) {
 			out.payload = encodeDeleted(ev.IDs[0])
 		}
 		out.unread = encodeUnread(ev.Unread)
-		h.forUser(ev.Tenant, ev.User, func(c *Client) { c.offer(out, nil) })
+		sent := 0
+		h.forUser(ev.Tenant, ev.User, func(c *Client) {
+			if c.offer(out, nil) {
+				sent++
+			}
+		})
+		if f := h.cfg.Observer.Delivered; f != nil {
+			kind := FrameRead
+			if ev.Kind == notification.EventDeleted {
+				kind = FrameDeleted
+			}
+			f(kind, sent, time.Time{})
+		}
 	case notification.EventRevoke:
 		var victims []*Client
 		if ev.User != "" {

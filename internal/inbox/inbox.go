@@ -23,7 +23,9 @@ type Store interface {
 	Delete(ctx context.Context, r notification.Recipient, id string) (store.Change, error)
 }
 
-// Publisher fans committed events out (a broker).
+// Publisher fans committed events out (a broker). When the store itself
+// hands committed events to the broker in commit order (the store's commit
+// hook), the Service is built with a nil Publisher and fans nothing out.
 type Publisher interface {
 	Publish(ctx context.Context, ev *notification.Event) error
 }
@@ -46,6 +48,9 @@ func New(s Store, p Publisher, log *slog.Logger) *Service {
 const fanoutTimeout = 5 * time.Second
 
 func (s *Service) fanout(evs ...*notification.Event) {
+	if s.pub == nil {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), fanoutTimeout)
 	defer cancel()
 	for _, ev := range evs {

@@ -422,3 +422,67 @@ func TestWebSocketBadInput(t *testing.T) {
 		c.next("ready")
 	})
 }
+
+func TestUnreadCountsBroadcastsAndNamedTogether(t *testing.T) {
+	n := startNode(t)
+	c := n.mustDial(dialOpts{header: token(t, "acme", "uma", "", time.Hour)})
+	c.next("ready")
+	n.publish(map[string]any{"tenant": "acme", "to": map[string]any{"tenant": true}, "type": "x", "title": "all"})
+	c.next("notification")
+	if u := c.next("unread"); u.Count != 1 {
+		t.Fatalf("after broadcast: %s", u.Raw)
+	}
+	n.publish(toUsers("acme", "uma"))
+	c.next("notification")
+	if u := c.next("unread"); u.Count != 2 {
+		t.Fatalf("after named: %s", u.Raw)
+	}
+	status, body, _ := n.do("GET", "/v1/me/unread-count", token(t, "acme", "uma", "", time.Hour), nil)
+	if status != 200 || strings.TrimSpace(string(body)) != `{"count":2}` {
+		t.Fatalf("REST unread: %s", body)
+	}
+}
+
+func TestSinceAheadOfTheStreamIsAResync(t *testing.T) {
+	n := startNode(t)
+	n.publish(toUsers("acme", "vic"))
+	c := n.mustDial(dialOpts{header: token(t, "acme", "vic", "", time.Hour), since: "50.50"})
+	c.next("ready")
+	if m := c.next("resync"); m.Position != "1.0" {
+		t.Fatalf("resync = %s", m.Raw)
+	}
+	id := n.publish(toUsers("acme", "vic"))
+	if m := c.next("notification"); m.Notification.ID != id || m.Notification.Position != "2.0" {
+		t.Fatalf("live after resync = %s", m.Raw)
+	}
+}
+
+func TestSilentHeaderAuthSocketIsDropped(t *testing.T) {
+	n := startNode(t, func(c *Config) { c.WS.PingInterval = 200 * time.Millisecond; c.WS.PongTimeout = 300 * time.Millisecond })
+	// A raw socket never answers pings (nor reads): it must be dropped.
+	raw := rawUpgrade(t, n, token(t, "acme", "ghost", "", time.Hour))
+	defer raw.Close()
+	waitFor(t, "silent socket dropped", func() bool { return n.node.ws.Active() == 0 })
+	waitFor(t, "ping_timeout logged", func() bool { return strings.Contains(n.logs.String(), `"reason":"ping_timeout"`) })
+	// A real client answers pings and stays.
+	c := n.mustDial(dialOpts{header: token(t, "acme", "alive", "", time.Hour)})
+	c.next("ready")
+	time.Sleep(1200 * time.Millisecond)
+	c.send(`{"type":"ping"}`)
+	c.next("pong")
+}
+
+func TestQuerySinceWithFirstFrameAuth(t *testing.T) {
+	n := startNode(t)
+	for i := 0; i < 3; i++ {
+		n.publish(toUsers("acme", "wes"))
+	}
+	c := n.mustDial(dialOpts{since: "2.0"})
+	c.send(map[string]any{"type": "auth", "token": token(t, "acme", "wes", "", time.Hour)})
+	if r := c.next("ready"); r.Position != "2.0" {
+		t.Fatalf("ready = %s", r.Raw)
+	}
+	if m := c.next("notification"); m.Notification.Position != "3.0" {
+		t.Fatalf("replayed = %s", m.Raw)
+	}
+}

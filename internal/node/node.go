@@ -11,9 +11,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/heraldhq/herald/internal/api"
 	"github.com/heraldhq/herald/internal/auth"
@@ -21,9 +26,11 @@ import (
 	"github.com/heraldhq/herald/internal/hub"
 	"github.com/heraldhq/herald/internal/inbox"
 	"github.com/heraldhq/herald/internal/limit"
+	"github.com/heraldhq/herald/internal/metrics"
 	"github.com/heraldhq/herald/internal/notification"
 	"github.com/heraldhq/herald/internal/origin"
 	"github.com/heraldhq/herald/internal/revocation"
+	"github.com/heraldhq/herald/internal/sse"
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/ws"
 )
@@ -42,9 +49,17 @@ type Config struct {
 	ReadHeaderLimit time.Duration // ReadHeaderTimeout; default 5 s
 	Limits          Limits
 	WS              ws.Config
+	SSE             sse.Config
 	API             api.Config
 	Hub             hub.Config
 	Logger          *slog.Logger
+	// Registry receives every metric; default a fresh registry. /metrics
+	// serves it.
+	Registry *prometheus.Registry
+	// MonitorInterval: connection monitoring log line period. Default 60 s.
+	MonitorInterval time.Duration
+	// MemoryLimit: /readyz fails when the Go heap exceeds it (0: no check).
+	MemoryLimit uint64
 }
 
 // Limits configure admission control. Zero values mean the defaults; a
@@ -121,25 +136,35 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if c.Registry == nil {
+		c.Registry = prometheus.NewRegistry()
+	}
+	if c.MonitorInterval <= 0 {
+		c.MonitorInterval = time.Minute
+	}
 }
 
 // Node is one running Herald node.
 type Node struct {
-	cfg      Config
-	log      *slog.Logger
-	store    *store.SQLite
-	broker   broker.Broker
-	hub      *hub.Hub
-	ws       *ws.Server
-	server   *http.Server
-	handler  http.Handler
-	ctx      context.Context // cancelled on Shutdown: stops the JWKS refresher
-	cancel   context.CancelFunc
-	revoked  *revocation.List
-	wg       sync.WaitGroup // background loops
-	draining atomic.Bool
-	stopOnce sync.Once
-	stopErr  error
+	cfg       Config
+	log       *slog.Logger
+	store     *store.SQLite
+	broker    broker.Broker
+	hub       *hub.Hub
+	ws        *ws.Server
+	sse       *sse.Server
+	server    *http.Server
+	handler   http.Handler
+	ctx       context.Context // cancelled on Shutdown: stops the JWKS refresher
+	cancel    context.CancelFunc
+	revoked   *revocation.List
+	metrics   *metrics.Metrics
+	publisher *metrics.Broker // set in New before any write
+	monitor   *metrics.Monitor
+	wg        sync.WaitGroup // background loops
+	draining  atomic.Bool
+	stopOnce  sync.Once
+	stopErr   error
 }
 
 // New opens the store and builds every component. Nothing listens yet.
@@ -148,7 +173,10 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger}
+	m := metrics.New(cfg.Registry)
+	// Every audit event (a log record with an "event" key) is also a metric.
+	cfg.Logger = slog.New(metrics.NewAuditHandler(cfg.Logger.Handler(), m))
+	n := &Node{cfg: cfg, log: cfg.Logger, metrics: m}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	ok := false
 	defer func() {
@@ -173,7 +201,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 
-	st, err := store.OpenSQLite(ctx, store.SQLiteConfig{Path: cfg.Database, Logger: cfg.Logger})
+	st, err := store.OpenSQLite(ctx, store.SQLiteConfig{Path: cfg.Database, Logger: cfg.Logger, OnCommit: n.fanout})
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -185,11 +213,16 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	verifier := revocation.Verifier{TokenVerifier: jwtVerifier, List: n.revoked}
 
+	ist := m.InstrumentStore(st)
 	hcfg := cfg.Hub
 	hcfg.Logger = cfg.Logger
-	n.hub = hub.New(st, hcfg)
+	hcfg.Observer = m.HubObserver()
+	opened := hcfg.Observer.Opened
+	hcfg.Observer.Opened = func(t string) { opened(t); n.monitor.Opened() }
+	n.hub = hub.New(ist, hcfg)
 	n.broker = broker.NewMemory(broker.MemoryConfig{}, n.deliver)
-	svc := inbox.New(st, n.broker, cfg.Logger)
+	n.publisher = m.InstrumentBroker(n.broker)
+	svc := inbox.New(ist, nil, cfg.Logger) // the store's commit hook fans out
 
 	events := rateOr(cfg.Limits.EventRate, limit.Rate{Per: 10, Burst: 30})
 	maxUnauth := int64(cfg.Limits.MaxUnauthenticated)
@@ -199,6 +232,10 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	wcfg := cfg.WS
 	wcfg.Logger = cfg.Logger
 	wcfg.CheckOrigin = policy.Check
+	if wcfg.ReconnectSpread == 0 {
+		wcfg.ReconnectSpread = cfg.ShutdownGrace / 2
+	}
+	wcfg.OnMessage = func(typ string) { m.MessagesIn.WithLabelValues("ws", typ).Inc() }
 	wcfg.Limits = ws.Limits{
 		Events:             events,
 		Handshakes:         rateOr(cfg.Limits.HandshakeRate, limit.Rate{Per: 20, Burst: 50}),
@@ -219,16 +256,40 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	acfg := cfg.API
 	acfg.Logger = cfg.Logger
 	acfg.AllowOrigin = policy.Allowed
+	acfg.OnPublish = func(ok bool, d time.Duration) {
+		outcome := "ok"
+		if !ok {
+			outcome = "error"
+		}
+		m.Publish.WithLabelValues(outcome).Observe(d.Seconds())
+	}
 	acfg.UserRate = events
 	acfg.PublishRate = rateOr(cfg.Limits.PublishRate, limit.Rate{Per: 20000, Burst: 40000})
 	a := api.New(acfg, verifier, keys, svc,
 		api.Check{Name: "draining", Fn: n.checkDraining},
 		api.Check{Name: "store", Fn: st.Ping},
+		api.Check{Name: "memory", Fn: n.checkMemory},
 	)
 	mux := http.NewServeMux()
 	a.Register(mux)
 	a.RegisterAdmin(mux, n)
+	n.monitor = metrics.NewMonitor(metrics.MonitorConfig{
+		MaxConnections: cfg.MaxConnections, Active: n.hub.Active, Pending: n.ws.Pending,
+		Draining: n.draining.Load, Logger: cfg.Logger,
+	})
+	a.RegisterStats(mux, func() any { return n.monitor.Snapshot() })
+	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry}))
 	mux.Handle("GET /v1/ws", n.limitConnections(n.ws))
+	scfg := cfg.SSE
+	scfg.Logger, scfg.AllowOrigin = cfg.Logger, policy.Allowed
+	if n.sse, err = sse.New(scfg, n.hub, verifier); err == nil {
+		err = n.sse.Start()
+	}
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	n.sse.Register(mux)
 	n.handler = securityHeaders(mux)
 	n.server = &http.Server{
 		Handler:           n.handler,
@@ -239,10 +300,23 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.sweepRevocations()
+	go func() { defer n.wg.Done(); n.monitor.Run(n.ctx, cfg.MonitorInterval) }()
 	ok = true
 	return n, nil
+}
+
+// fanout is the store's commit hook: it hands committed events to the broker
+// in commit order, from the store's writer.
+func (n *Node) fanout(evs []*notification.Event) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, ev := range evs {
+		if err := n.publisher.Publish(ctx, ev); err != nil {
+			n.log.Warn("fan-out failed after commit; clients will catch up from the store", "err", err)
+		}
+	}
 }
 
 // deliver is the broker's handler: revocations update this node's list
@@ -292,6 +366,18 @@ func (n *Node) sweepRevocations() {
 
 var errDraining = errors.New("node is draining")
 
+func (n *Node) checkMemory(context.Context) error {
+	if n.cfg.MemoryLimit == 0 {
+		return nil
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	if ms.HeapAlloc > n.cfg.MemoryLimit {
+		return fmt.Errorf("heap %d bytes over the limit of %d", ms.HeapAlloc, n.cfg.MemoryLimit)
+	}
+	return nil
+}
+
 func (n *Node) checkDraining(context.Context) error {
 	if n.draining.Load() {
 		return errDraining
@@ -302,6 +388,8 @@ func (n *Node) checkDraining(context.Context) error {
 // limitConnections answers 503 before the upgrade when the node is full or draining.
 func (n *Node) limitConnections(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.monitor.Attempt()
+		n.metrics.Attempts.WithLabelValues(transportOf(r)).Inc()
 		if n.draining.Load() {
 			w.Header().Set("Retry-After", "1")
 			http.Error(w, "server shutting down", http.StatusServiceUnavailable)
@@ -315,6 +403,16 @@ func (n *Node) limitConnections(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+func transportOf(r *http.Request) string {
+	switch {
+	case r.URL.Path == "/v1/ws":
+		return "ws"
+	case strings.HasPrefix(r.URL.Path, "/socket.io"):
+		return "socketio"
+	}
+	return "sse"
 }
 
 func securityHeaders(next http.Handler) http.Handler {
@@ -362,6 +460,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		n.hub.Close(hub.ReasonShutdown)
 		errs := []error{n.server.Shutdown(ctx)}
 		errs = append(errs, n.ws.Shutdown(ctx))
+		errs = append(errs, n.sse.Shutdown(ctx))
 		errs = append(errs, n.broker.Close())
 		errs = append(errs, n.store.Close())
 		n.cancel()

@@ -17,6 +17,8 @@ import (
 	"github.com/pressly/goose/v3"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/heraldhq/herald/internal/notification"
 )
 
 //go:embed migrations/sqlite/*.sql
@@ -64,6 +66,13 @@ type SQLiteConfig struct {
 	// SweepInterval is how often expired notifications are deleted and
 	// stale idempotency records purged; default DefaultSweepInterval.
 	SweepInterval time.Duration
+	// OnCommit, when set, receives the events of every committed write, in
+	// commit order, from the writer goroutine, before the writers' callers
+	// are answered. It lets fan-out follow commit order exactly (no
+	// out-of-order events that hubs would have to repair from the store).
+	// It may block briefly (back-pressure on writes) but must not call the
+	// store.
+	OnCommit func([]*notification.Event)
 
 	// synchronous is the PRAGMA synchronous of the writer: "FULL" unless a
 	// benchmark in this package sets "NORMAL" to measure what FULL costs.

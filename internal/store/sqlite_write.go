@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+
+	"github.com/heraldhq/herald/internal/notification"
 )
 
 // writeReq is one request to the writer goroutine: a function run inside
@@ -24,6 +26,21 @@ type writeReq struct {
 	// solo requests are large: they get a transaction of their own,
 	// without a savepoint (see commitBatch).
 	solo bool
+	// events returns the request's events after a successful run.
+	events func() []*notification.Event
+}
+
+// eventsOf extracts the events of a write result.
+func eventsOf(v any) []*notification.Event {
+	switch r := v.(type) {
+	case PublishResult:
+		return r.Events
+	case Change:
+		if r.Event != nil {
+			return []*notification.Event{r.Event}
+		}
+	}
+	return nil
 }
 
 // soloDrafts is the number of drafts above which a publish request is solo.
@@ -51,7 +68,8 @@ func submitReq[T any](s *SQLite, ctx context.Context, op string, solo bool, fn f
 			}
 			return err
 		},
-		done: make(chan error, 1),
+		done:   make(chan error, 1),
+		events: func() []*notification.Event { return eventsOf(out) },
 	}
 	if err := s.enqueue(ctx, req); err != nil {
 		return zero, fmt.Errorf("store: %s: %w", op, err)
@@ -153,6 +171,17 @@ func (s *SQLite) runWriter() {
 			select {
 			case s.committed <- struct{}{}:
 			default:
+			}
+			if s.cfg.OnCommit != nil {
+				var evs []*notification.Event
+				for i, r := range live {
+					if errs[i] == nil && r.events != nil {
+						evs = append(evs, r.events()...)
+					}
+				}
+				if len(evs) > 0 {
+					s.cfg.OnCommit(evs)
+				}
 			}
 			for i, r := range live {
 				r.done <- errs[i]

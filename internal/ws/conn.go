@@ -3,9 +3,11 @@ package ws
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
+	mrand "math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,8 +28,9 @@ type conn struct {
 	shard uint8           // static: registry shard
 
 	// Set by ServeHTTP while mu is held from onOpen; static afterwards.
-	id uint64
-	ip string
+	id         uint64
+	ip         string
+	querySince *notification.Position // ?since= of the upgrade request
 
 	mu        sync.Mutex
 	client    *hub.Client    // guarded by mu; nil until authenticated
@@ -121,6 +124,9 @@ func (c *conn) Close(reason hub.CloseReason) {
 	code := reason.Code()
 	if code != 1006 {
 		label := reason.Label()
+		if reason == hub.ReasonShutdown {
+			label += ";reconnect_after_ms=" + strconv.FormatInt(mrand.Int64N(c.srv.cfg.ReconnectSpread.Milliseconds()+1), 10)
+		}
 		buf := make([]byte, 2+len(label))
 		binary.BigEndian.PutUint16(buf, uint16(code))
 		copy(buf[2:], label)
@@ -237,6 +243,9 @@ func (s *Server) onMessage(wsc *websocket.Conn, mt websocket.MessageType, data [
 		}
 		return
 	}
+	if f := s.cfg.OnMessage; f != nil {
+		f(m.Type)
+	}
 	if m.Type == msgAuth {
 		c.handleAuth(m)
 		return
@@ -311,7 +320,7 @@ func (c *conn) handleAuth(m *inMessage) {
 	}
 	c.mu.Lock()
 	if c.client == nil {
-		var since *notification.Position
+		since := c.querySince
 		if m.Since != nil {
 			since = &m.since
 		}

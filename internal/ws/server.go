@@ -58,6 +58,11 @@ type Config struct {
 	// CloseGrace: time given to the close handshake before the TCP
 	// connection is dropped. Default 2 s.
 	CloseGrace time.Duration
+	// ReconnectSpread: on shutdown each client is told (in the 4009 close
+	// reason, "shutdown;reconnect_after_ms=N") to wait a random N in
+	// [0, ReconnectSpread) before reconnecting, so a drained node's clients
+	// do not reconnect to the others all at once. Default 5 s.
+	ReconnectSpread time.Duration
 	// RequestTimeout bounds one client request (mark read, list…). Default 10 s.
 	RequestTimeout time.Duration
 	// MaxInflight: concurrent requests per socket; more get rate_limited. Default 4.
@@ -70,7 +75,9 @@ type Config struct {
 	CheckOrigin func(*http.Request) bool
 	// Limits shared with the other transports; nil fields mean no limit.
 	Limits Limits
-	Logger *slog.Logger
+	// OnMessage, when set, is called with the type of each valid client message.
+	OnMessage func(msgType string)
+	Logger    *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -89,6 +96,7 @@ func (c *Config) setDefaults() {
 	def(&c.PongTimeout, 20*time.Second)
 	def(&c.CloseGrace, 2*time.Second)
 	def(&c.RequestTimeout, 10*time.Second)
+	def(&c.ReconnectSpread, 5*time.Second)
 	defInt(&c.MaxMessageBytes, 16<<10)
 	defInt(&c.WriteBufferBytes, 256<<10)
 	defInt(&c.MaxInflight, 4)
@@ -214,6 +222,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Active is the number of open WebSocket connections (authenticated or not).
 func (s *Server) Active() int { return s.reg.len() }
 
+// Pending is the number of sockets not yet authenticated.
+func (s *Server) Pending() int64 { return s.unauth.Load() }
+
 func bearer(r *http.Request) (string, bool) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
@@ -324,10 +335,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = wsc.Close()
 		return
 	}
+	// nbio arms the keepalive deadline on the hijacked net.Conn, not on the
+	// poller's; arm it here so a silent socket is dropped even before its
+	// first message.
+	_ = wsc.Conn.SetReadDeadline(time.Now().Add(s.upgrader.KeepaliveTime))
 	// st.mu was locked by onOpen so that no message is handled before this
 	// initialisation is done.
 	st.ip = ip
 	st.id = s.hub.NextConnID()
+	st.querySince = since
 	st.ipHeld = lim.ConnsPerIP != nil
 	st.userHeld = userKey
 	s.log.Info("connect", "event", "connect", "conn", st.id, "ip", ip, "origin", origin,

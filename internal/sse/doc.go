@@ -1,0 +1,56 @@
+// Package sse is Herald's Server-Sent Events transport: GET /v1/me/stream
+// serves a user's notification stream as text/event-stream, and
+// POST /v1/me/stream-tickets issues the single-use tickets with which a
+// browser's EventSource (which cannot set an Authorization header)
+// authenticates without putting a JWT in a URL.
+//
+// # Wire format
+//
+// A stream starts with "retry: <ms>" advice, then one event per hub frame:
+//
+//	id: <position>                 notifications only, so Last-Event-ID is
+//	event: notification            always the last notification's position
+//	data: {"id":…,"position":"<position>"}
+//
+//	event: ready | read | deleted | unread | resync
+//	data: <the same JSON object as the WebSocket frame's payload>
+//
+// Every data value is JSON on a single line: encoding/json escapes CR and
+// LF inside strings, and any stray CR/LF byte is replaced, so payload text
+// can never end a line, add a field or dispatch a forged event. ": hb"
+// comment lines are heartbeats. Before the server ends a stream it sends
+// "event: close" with data {"code":<code>,"reason":"<label>"} (the codes and
+// labels of hub.CloseReason); on shutdown it also sends a jittered "retry:"
+// so that reconnects spread out. A client resumes with the Last-Event-ID
+// header (which EventSource sends by itself) or ?since=; Last-Event-ID wins
+// when both are present, since EventSource keeps the original URL.
+//
+// # Two stream engines
+//
+// On plain HTTP/1.x the handler authenticates, then hijacks the connection,
+// writes the response head itself (close-delimited body: no
+// Content-Length, "Connection: close") and hands the socket to an nbio
+// poller. An idle stream then costs no goroutine and no bufio buffers:
+// events are written straight to the socket, and only bytes the kernel does
+// not take are held, by nbio, counted against WriteBufferBytes. One
+// goroutine (loop) sends heartbeats and enforces the write timeout for all
+// of these streams. Where hijacking is impossible (HTTP/2, TLS terminated in
+// Go, DisableHijack) the handler goroutine serves the stream itself with
+// http.ResponseController: one select over the request context, server
+// shutdown, heartbeat ticker, queued events and close, with a write deadline
+// on every write. Neither is bound by the http.Server's WriteTimeout.
+//
+// # Concurrency
+//
+// Server is safe for concurrent use; its fields are static after New
+// except where noted. A stream's hub.Sender methods (Send, Close) may be
+// called from any goroutine and never block: Send appends to the bounded
+// outbound buffer or fails (the hub then closes the client as a slow
+// consumer), Close is idempotent. nbio callbacks (OnData, OnClose,
+// OnWrittenSize) run on the poller goroutine and do not block; a close
+// decided inside OnWrittenSize (which runs under the connection's write
+// lock) is finished on another goroutine. Lock order: stream.mu, then the
+// hub client's lock (hub.Client.Close is never called with stream.mu held).
+// The ticket store has its own mutex and no goroutine: expired tickets are
+// swept, amortised, when tickets are issued.
+package sse

@@ -1,0 +1,163 @@
+package sse
+
+import (
+	"errors"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/heraldhq/herald/internal/hub"
+)
+
+// pipe is a stream served by its handler goroutine (HTTP/2, TLS, or
+// DisableHijack). It implements hub.Sender: Send appends the encoded event
+// to a bounded buffer and wakes the handler, which writes and flushes it.
+type pipe struct {
+	limit int // static: WriteBufferBytes
+
+	mu     sync.Mutex
+	buf    []byte          // guarded by mu: encoded events not yet written
+	closed bool            // guarded by mu
+	reason hub.CloseReason // guarded by mu: set with closed
+	wake   chan struct{}   // capacity 1: something to do
+}
+
+var _ hub.Sender = (*pipe)(nil)
+
+func (p *pipe) signal() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Send implements hub.Sender.
+func (p *pipe) Send(f hub.Frame) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return errClosing
+	}
+	n := len(p.buf)
+	p.buf = appendFrame(p.buf, f)
+	if len(p.buf) > p.limit {
+		p.buf = p.buf[:n]
+		return errBufferFull
+	}
+	p.signal()
+	return nil
+}
+
+// Close implements hub.Sender: the handler writes what is queued, the close
+// event, and returns.
+func (p *pipe) Close(reason hub.CloseReason) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.closed, p.reason = true, reason
+	p.signal()
+}
+
+// take swaps out the queued bytes (reusing spare as the next buffer).
+func (p *pipe) take(spare []byte) (out []byte, closed bool, reason hub.CloseReason) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out, p.buf = p.buf, spare[:0]
+	return out, p.closed, p.reason
+}
+
+// serveInHandler serves a stream from the handler goroutine: one select over
+// the request context, server shutdown, heartbeats and queued events, with a
+// write deadline on every write (which also lifts the http.Server's
+// WriteTimeout for this response) and a flush after it.
+func (s *Server) serveInHandler(w http.ResponseWriter, r *http.Request, opts hub.AttachOptions, userKey string) {
+	s.handlers.Add(1)
+	defer s.handlers.Done()
+	defer s.release(userKey)
+	defer s.active.Add(-1)
+
+	rc := http.NewResponseController(w)
+	// The server's ReadTimeout would otherwise end the request context
+	// (net/http's background read fails) in the middle of a long stream.
+	_ = rc.SetReadDeadline(time.Time{})
+	w.WriteHeader(http.StatusOK)
+	if err := s.writeFlush(w, rc, appendRetry(nil, s.cfg.Retry.Milliseconds())); err != nil {
+		s.log.Debug("stream write failed", "conn", opts.ConnID, "err", err)
+		return
+	}
+	p := &pipe{limit: s.cfg.WriteBufferBytes, wake: make(chan struct{}, 1)}
+	cl, err := s.hub.Attach(p, opts)
+	if err != nil { // the hub is closed: the node is draining
+		s.writeClose(w, rc, hub.ReasonShutdown)
+		return
+	}
+	defer cl.Close(hub.ReasonClientClosed) // no-op when closed already
+
+	hb := time.NewTicker(s.cfg.HeartbeatInterval)
+	defer hb.Stop()
+	stop := s.stop
+	var spare []byte
+	for {
+		select {
+		case <-r.Context().Done():
+			cl.Close(hub.ReasonClientClosed)
+			return
+		case <-stop:
+			stop = nil
+			cl.Close(hub.ReasonShutdown) // wakes us with the close below
+		case <-hb.C:
+			if err := s.writeFlush(w, rc, heartbeat); err != nil {
+				cl.Close(writeErrReason(err))
+				return
+			}
+		case <-p.wake:
+			out, closed, reason := p.take(spare)
+			if len(out) > 0 {
+				if err := s.writeFlush(w, rc, out); err != nil {
+					cl.Close(writeErrReason(err))
+					return
+				}
+			}
+			if cap(out) <= 64<<10 {
+				spare = out[:0]
+			}
+			if closed {
+				s.writeClose(w, rc, reason)
+				return
+			}
+		}
+	}
+}
+
+// writeClose writes the close event (and the drain retry) when the reason
+// calls for one.
+func (s *Server) writeClose(w http.ResponseWriter, rc *http.ResponseController, reason hub.CloseReason) {
+	if reason == hub.ReasonTransportError || reason == hub.ReasonClientClosed {
+		return
+	}
+	b := appendClose(nil, reason)
+	if reason == hub.ReasonShutdown {
+		b = appendRetry(b, s.shutdownRetry().Milliseconds())
+	}
+	_ = s.writeFlush(w, rc, b)
+}
+
+func (s *Server) writeFlush(w http.ResponseWriter, rc *http.ResponseController, b []byte) error {
+	if err := rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
+	if _, err := w.Write(b); err != nil {
+		return err
+	}
+	return rc.Flush()
+}
+
+func writeErrReason(err error) hub.CloseReason {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return hub.ReasonSlowConsumer
+	}
+	return hub.ReasonTransportError
+}

@@ -1,0 +1,253 @@
+package sse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lesismal/nbio"
+
+	"github.com/heraldhq/herald/internal/auth"
+	"github.com/heraldhq/herald/internal/hub"
+)
+
+// Verifier checks user tokens.
+type Verifier interface {
+	Verify(token string) (auth.Principal, error)
+	Leeway() time.Duration
+}
+
+// ConnLimiter caps concurrent streams per key (limit.Counter fits). Acquire
+// reports whether one more is allowed and takes it; Release gives it back.
+type ConnLimiter interface {
+	Acquire(key string) bool
+	Release(key string)
+}
+
+// Config tunes the SSE transport. The zero value means the documented
+// defaults, except AllowOrigin, which is required.
+type Config struct {
+	// AllowOrigin decides whether a browser on origin may open a stream or
+	// get a ticket. "" (no Origin header: not a browser cross-origin
+	// request) is passed too. Required.
+	AllowOrigin func(origin string) bool
+	// Retry is the reconnection delay advised at stream start. Default 3 s.
+	Retry time.Duration
+	// ShutdownRetryMin/Max bound the random reconnection delay advised when
+	// the server drains, spreading the reconnect storm. Default 1 s and 5 s.
+	ShutdownRetryMin, ShutdownRetryMax time.Duration
+	// HeartbeatInterval between ": hb" comments. Default 20 s.
+	HeartbeatInterval time.Duration
+	// WriteTimeout: a stream whose pending bytes see no progress for this
+	// long is closed as a slow consumer (the per-write deadline). Default 10 s.
+	WriteTimeout time.Duration
+	// WriteBufferBytes bounds bytes queued for a stream and not yet taken by
+	// the kernel; an event that would exceed it closes the stream as a slow
+	// consumer. Default 256 KiB.
+	WriteBufferBytes int
+	// CloseGrace: time given to flush the close event before the connection
+	// is dropped. Default 2 s.
+	CloseGrace time.Duration
+	// MaxStreams on this node; more get 503. Default 10000.
+	MaxStreams int
+	// ConnsPerUser optionally caps streams per user (key "tenant\x00user");
+	// over it the request gets 429.
+	ConnsPerUser ConnLimiter
+	// TicketTTL: validity of a stream ticket (never beyond its token's
+	// expiry). Default 30 s.
+	TicketTTL time.Duration
+	// MaxTickets outstanding on this node (503 above); MaxTicketsPerUser
+	// outstanding per user (429 above). Defaults 100000 and 16.
+	MaxTickets, MaxTicketsPerUser int
+	// Pollers: nbio poller goroutines. Default 1 (streams hardly read).
+	Pollers int
+	// DisableHijack serves every stream from its handler goroutine, as on
+	// HTTP/2 and TLS (tests; environments where hijacking misbehaves).
+	DisableHijack bool
+	// Now is the ticket clock. Default time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	defInt := func(d *int, v int) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.Retry, 3*time.Second)
+	def(&c.ShutdownRetryMin, time.Second)
+	def(&c.ShutdownRetryMax, 5*time.Second)
+	def(&c.HeartbeatInterval, 20*time.Second)
+	def(&c.WriteTimeout, 10*time.Second)
+	def(&c.CloseGrace, 2*time.Second)
+	def(&c.TicketTTL, 30*time.Second)
+	defInt(&c.WriteBufferBytes, 256<<10)
+	defInt(&c.MaxStreams, 10000)
+	defInt(&c.MaxTickets, 100000)
+	defInt(&c.MaxTicketsPerUser, 16)
+	defInt(&c.Pollers, 1)
+	if c.ShutdownRetryMax < c.ShutdownRetryMin {
+		c.ShutdownRetryMax = c.ShutdownRetryMin
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+}
+
+// Server is the SSE transport. Register its routes, Start it, and Shutdown
+// it after the hub has closed its clients.
+type Server struct {
+	cfg      Config // static after New
+	hub      *hub.Hub
+	verifier Verifier
+	log      *slog.Logger
+	tickets  *tickets
+	engine   *nbio.Engine
+
+	reg       registry       // hijacked streams
+	active    atomic.Int64   // streams of both kinds
+	handlers  sync.WaitGroup // handler-goroutine streams
+	closed    atomic.Bool
+	stop      chan struct{} // closed by Shutdown
+	loopDone  chan struct{}
+	started   atomic.Bool
+	closeOnce sync.Once
+}
+
+// New builds the transport; call Start before serving.
+func New(cfg Config, h *hub.Hub, v Verifier) (*Server, error) {
+	cfg.setDefaults()
+	if cfg.AllowOrigin == nil {
+		return nil, errors.New("sse: AllowOrigin is required")
+	}
+	if h == nil || v == nil {
+		return nil, errors.New("sse: hub and verifier are required")
+	}
+	s := &Server{cfg: cfg, hub: h, verifier: v, log: cfg.Logger,
+		tickets: newTickets(cfg.TicketTTL, cfg.MaxTickets, cfg.MaxTicketsPerUser, cfg.Now),
+		stop:    make(chan struct{}), loopDone: make(chan struct{})}
+	s.reg.init()
+	s.engine = nbio.NewEngine(nbio.Config{
+		Name:    "herald-sse",
+		NPoller: cfg.Pollers,
+		// A stream's client sends nothing after its request: a small shared
+		// read buffer per poller is enough to notice (and refuse) data.
+		ReadBufferSize: 1024,
+		// Hard cap: nbio drops a connection whose unwritten data would exceed
+		// it. The soft cap (WriteBufferBytes) closes it first, with a close
+		// event, which may exceed the soft cap by a few bytes.
+		MaxWriteBufferSize: cfg.WriteBufferBytes + 64<<10,
+	})
+	s.engine.OnWrittenSize(s.onWritten)
+	s.engine.OnData(s.onData)
+	s.engine.OnClose(s.onClose)
+	return s, nil
+}
+
+// Start starts the poller and the heartbeat loop.
+func (s *Server) Start() error {
+	if err := s.engine.Start(); err != nil {
+		return fmt.Errorf("sse: start poller: %w", err)
+	}
+	s.started.Store(true)
+	go s.loop()
+	return nil
+}
+
+// Register adds the transport's routes to mux.
+func (s *Server) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/me/stream", s.serveStream)
+	mux.HandleFunc("POST /v1/me/stream-tickets", s.issueTicket)
+	mux.HandleFunc("OPTIONS /v1/me/stream", s.preflight)
+	mux.HandleFunc("OPTIONS /v1/me/stream-tickets", s.preflight)
+}
+
+// Active is the number of open streams.
+func (s *Server) Active() int64 { return s.active.Load() }
+
+// Shutdown refuses new streams, closes the open ones with a shutdown close
+// event and a jittered retry, waits (bounded by ctx) for them to flush and
+// stops the poller. Call it after hub.Close, which closes attached clients
+// the same way; Shutdown catches streams that were not attached yet.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		close(s.stop)
+		if s.started.Load() {
+			<-s.loopDone
+		}
+		s.reg.each(func(st *stream) { st.closeWith(hub.ReasonShutdown) })
+		for s.reg.len() > 0 && ctx.Err() == nil {
+			time.Sleep(10 * time.Millisecond)
+		}
+		done := make(chan struct{})
+		go func() { s.handlers.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
+		if s.started.Load() {
+			s.engine.Stop()
+		}
+	})
+	return ctx.Err()
+}
+
+// shutdownRetry is the jittered reconnection advice sent when draining.
+func (s *Server) shutdownRetry() time.Duration {
+	lo, hi := s.cfg.ShutdownRetryMin, s.cfg.ShutdownRetryMax
+	if hi <= lo {
+		return lo
+	}
+	return lo + rand.N(hi-lo)
+}
+
+// loop sends heartbeats to hijacked streams and closes those whose pending
+// bytes made no progress within WriteTimeout. One goroutine for all.
+func (s *Server) loop() {
+	defer close(s.loopDone)
+	tick := min(s.cfg.HeartbeatInterval, s.cfg.WriteTimeout/2)
+	t := time.NewTicker(max(tick, 5*time.Millisecond))
+	defer t.Stop()
+	lastHB := time.Now()
+	var batch []*stream
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-t.C:
+			hb := now.Sub(lastHB) >= s.cfg.HeartbeatInterval-tick/2
+			if hb {
+				lastHB = now
+			}
+			deadline := now.Add(-s.cfg.WriteTimeout).UnixNano()
+			batch = s.reg.snapshot(batch[:0])
+			for _, st := range batch {
+				switch {
+				case st.stalled(deadline):
+					s.log.Info("stream write timed out", "conn", st.id, "queued", st.queued.Load())
+					st.closeWith(hub.ReasonSlowConsumer)
+				case hb:
+					_ = st.write(heartbeat, false)
+				}
+			}
+			clear(batch)
+		}
+	}
+}

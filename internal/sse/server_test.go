@@ -1,0 +1,458 @@
+package sse
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/heraldhq/herald/internal/auth"
+	"github.com/heraldhq/herald/internal/hub"
+	"github.com/heraldhq/herald/internal/notification"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreCurrent(), // nbio's package-level default engine starts a task pool at init
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+	)
+}
+
+// memStore is a hub.Store holding explicit-user notifications in memory.
+type memStore struct {
+	mu    sync.Mutex
+	items map[string][]notification.Item // by user
+}
+
+func (m *memStore) Since(_ context.Context, r notification.Recipient, pos notification.Position, limit int) ([]notification.Item, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []notification.Item
+	for _, it := range m.items[r.User] {
+		if it.Seq > pos.User {
+			if len(out) == limit {
+				return out, true, nil
+			}
+			out = append(out, it)
+		}
+	}
+	return out, false, nil
+}
+
+func (m *memStore) Head(_ context.Context, r notification.Recipient) (notification.Position, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return notification.Position{User: int64(len(m.items[r.User]))}, nil
+}
+
+func (m *memStore) UnreadCount(context.Context, notification.Recipient) (int64, error) { return 0, nil }
+
+// publish stores a notification for user and delivers it like the broker.
+func (m *memStore) publish(h *hub.Hub, user, body string) {
+	m.mu.Lock()
+	seq := int64(len(m.items[user]) + 1)
+	n := notification.Notification{ID: fmt.Sprintf("n%d", seq), Tenant: "acme", Type: "t", Title: "x", Body: body,
+		Audience: notification.Audience{Kind: notification.AudienceUsers, Users: []string{user}}, CreatedAt: time.Unix(0, 0)}
+	m.items[user] = append(m.items[user], notification.Item{Notification: n, Seq: seq})
+	m.mu.Unlock()
+	h.Deliver(&notification.Event{Kind: notification.EventNotification, Tenant: "acme", Notification: &n,
+		Deliveries: []notification.Delivery{{User: user, Seq: seq}}})
+}
+
+// fakeVerifier accepts "tok-<user>" tokens.
+type fakeVerifier struct{}
+
+func (fakeVerifier) Verify(tok string) (auth.Principal, error) {
+	user, ok := strings.CutPrefix(tok, "tok-")
+	if !ok || user == "" {
+		return auth.Principal{}, &auth.TokenError{Reason: auth.ReasonMalformed}
+	}
+	return auth.Principal{User: user, Tenant: "acme", Expires: time.Now().Add(time.Hour)}, nil
+}
+
+func (fakeVerifier) Leeway() time.Duration { return 0 }
+
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+func (l *logBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+type env struct {
+	t     testing.TB
+	hub   *hub.Hub
+	store *memStore
+	srv   *Server
+	ts    *httptest.Server
+	logs  *logBuffer
+}
+
+type mode int
+
+const (
+	modeHijack mode = iota
+	modeHandler
+	modeHTTP2
+)
+
+func (m mode) String() string { return [...]string{"hijack", "handler", "http2"}[m] }
+
+// newEnv serves a Server on httptest with short http.Server timeouts, which
+// long streams must outlive.
+func newEnv(t testing.TB, m mode, mutate ...func(*Config)) *env {
+	t.Helper()
+	logs := &logBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	st := &memStore{items: map[string][]notification.Item{}}
+	h := hub.New(st, hub.Config{Logger: log})
+	cfg := Config{AllowOrigin: func(o string) bool { return o == "https://app.example.com" }, Logger: log,
+		DisableHijack: m == modeHandler}
+	for _, f := range mutate {
+		f(&cfg)
+	}
+	srv, err := New(cfg, h, fakeVerifier{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	srv.Register(mux)
+	ts := httptest.NewUnstartedServer(mux)
+	ts.Config.ReadTimeout = 300 * time.Millisecond
+	ts.Config.WriteTimeout = 300 * time.Millisecond
+	if m == modeHTTP2 {
+		ts.EnableHTTP2 = true
+		ts.StartTLS()
+	} else {
+		ts.Start()
+	}
+	e := &env{t: t, hub: h, store: st, srv: srv, ts: ts, logs: logs}
+	t.Cleanup(func() {
+		h.Close(hub.ReasonShutdown)
+		ts.CloseClientConnections()
+		ts.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return e
+}
+
+// open starts a stream and returns a line reader over its body.
+func (e *env) open(tok string, hdr ...string) (*http.Response, *bufio.Reader, context.CancelFunc) {
+	e.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.ts.URL+"/v1/me/stream", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := e.ts.Client().Do(req)
+	if err != nil {
+		cancel()
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { cancel(); resp.Body.Close() })
+	if resp.StatusCode != 200 {
+		cancel()
+		e.t.Fatalf("status %d", resp.StatusCode)
+	}
+	return resp, bufio.NewReader(resp.Body), cancel
+}
+
+// until reads lines until one has the prefix, and returns it.
+func until(t testing.TB, r *bufio.Reader, prefix string) string {
+	t.Helper()
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading for %q: %v", prefix, err)
+		}
+		if strings.HasPrefix(line, prefix) {
+			return strings.TrimSuffix(line, "\n")
+		}
+	}
+}
+
+func TestStreamModes(t *testing.T) {
+	for _, m := range []mode{modeHijack, modeHandler, modeHTTP2} {
+		t.Run(m.String(), func(t *testing.T) {
+			e := newEnv(t, m, func(c *Config) { c.HeartbeatInterval = 40 * time.Millisecond })
+			resp, r, _ := e.open("tok-alice", "Last-Event-ID", "1.0")
+			if want := map[bool]int{true: 2, false: 1}[m == modeHTTP2]; resp.ProtoMajor != want {
+				t.Fatalf("proto %s", resp.Proto)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream; charset=utf-8" {
+				t.Fatalf("content type %q", ct)
+			}
+			if got := until(t, r, "retry:"); got != "retry: 3000" {
+				t.Fatalf("retry line %q", got)
+			}
+			if got := until(t, r, "data:"); !strings.Contains(got, `"position":"1.0"`) {
+				t.Fatalf("ready %q", got)
+			}
+			// Outlive the http.Server's 300 ms read and write timeouts.
+			time.Sleep(700 * time.Millisecond)
+			e.store.publish(e.hub, "alice", "one")
+			e.store.publish(e.hub, "alice", "two")
+			if got := until(t, r, "id:"); got != "id: 2.0" { // 1.0 was skipped: Last-Event-ID
+				t.Fatalf("first id %q", got)
+			}
+			if got := until(t, r, "id:"); got != "id: 3.0" {
+				t.Fatalf("second id %q", got)
+			}
+			until(t, r, ": hb")
+			if e.srv.Active() != 1 || e.hub.Active() != 1 {
+				t.Fatalf("active %d/%d", e.srv.Active(), e.hub.Active())
+			}
+			e.hub.Clients()[0].Close(hub.ReasonRevoked)
+			if got := until(t, r, "data:"); got != `data: {"code":4004,"reason":"revoked"}` {
+				t.Fatalf("close %q", got)
+			}
+			if _, err := io.ReadAll(r); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Fatalf("after close: %v", err)
+			}
+			waitUntil(t, "stream freed", func() bool { return e.srv.Active() == 0 })
+		})
+	}
+}
+
+func TestClientGoneFreesStream(t *testing.T) {
+	for _, m := range []mode{modeHijack, modeHandler} {
+		t.Run(m.String(), func(t *testing.T) {
+			e := newEnv(t, m)
+			_, r, cancel := e.open("tok-bob")
+			until(t, r, "event: ready")
+			cancel()
+			waitUntil(t, "stream freed", func() bool { return e.srv.Active() == 0 && e.hub.Active() == 0 })
+			if !strings.Contains(e.logs.String(), `"reason":"client_closed"`) {
+				t.Fatal("no client_closed disconnect")
+			}
+		})
+	}
+}
+
+// rawStream opens a stream on a plain TCP connection that reads only the
+// response head.
+func rawStream(t testing.TB, e *env, tok string) net.Conn {
+	t.Helper()
+	addr := strings.TrimPrefix(e.ts.URL, "http://")
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.(*net.TCPConn).SetReadBuffer(4096)
+	fmt.Fprintf(c, "GET /v1/me/stream HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n\r\n", addr, tok)
+	head := make([]byte, 12)
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(c, head); err != nil || string(head) != "HTTP/1.1 200" {
+		t.Fatalf("raw stream: %v %q", err, head)
+	}
+	return c
+}
+
+func TestHijackedStreamRefusesClientData(t *testing.T) {
+	e := newEnv(t, modeHijack)
+	c := rawStream(t, e, "tok-carol")
+	waitUntil(t, "attached", func() bool { return e.hub.Active() == 1 })
+	if _, err := c.Write([]byte("GET / HTTP/1.1\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "stream closed", func() bool { return e.srv.Active() == 0 && e.hub.Active() == 0 })
+	if !strings.Contains(e.logs.String(), `"reason":"protocol_error"`) {
+		t.Fatal("no protocol_error close")
+	}
+}
+
+// TestStalledClientIsClosed: a client that stops reading while its buffer
+// is far from full is closed once its pending bytes make no progress for
+// WriteTimeout (the per-write deadline), in both engines.
+func TestStalledClientIsClosed(t *testing.T) {
+	for _, m := range []mode{modeHijack, modeHandler} {
+		t.Run(m.String(), func(t *testing.T) {
+			e := newEnv(t, m, func(c *Config) {
+				c.WriteTimeout = 300 * time.Millisecond
+				c.WriteBufferBytes = 64 << 20
+			})
+			rawStream(t, e, "tok-dora")
+			waitUntil(t, "attached", func() bool { return e.hub.Active() == 1 })
+			big := strings.Repeat("y", 16<<10)
+			for i := 0; i < 800 && e.hub.Active() == 1; i++ { // up to 12.8 MB
+				e.store.publish(e.hub, "dora", big)
+			}
+			waitUntil(t, "stalled stream closed", func() bool { return e.hub.Active() == 0 })
+			if !strings.Contains(e.logs.String(), `"reason":"slow_consumer"`) {
+				t.Fatal("not closed as a slow consumer")
+			}
+		})
+	}
+}
+
+func TestRequestsRefusedBeforeStreaming(t *testing.T) {
+	e := newEnv(t, modeHijack, func(c *Config) { c.MaxStreams = 1 })
+	do := func(method, path string, hdr ...string) *http.Response {
+		req, _ := http.NewRequest(method, e.ts.URL+path, nil)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := e.ts.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	cases := []struct {
+		name   string
+		hdr    []string
+		path   string
+		status int
+	}{
+		{"no credentials", nil, "/v1/me/stream", 401},
+		{"bad token", []string{"Authorization", "Bearer nope"}, "/v1/me/stream", 401},
+		{"basic auth", []string{"Authorization", "Basic eDp5"}, "/v1/me/stream", 401},
+		{"disallowed origin", []string{"Authorization", "Bearer tok-a", "Origin", "https://evil.test"}, "/v1/me/stream", 403},
+		{"null origin", []string{"Authorization", "Bearer tok-a", "Origin", "null"}, "/v1/me/stream", 403},
+		{"token in URL", []string{"Authorization", "Bearer tok-a"}, "/v1/me/stream?token=tok-a", 400},
+		{"bad since", []string{"Authorization", "Bearer tok-a"}, "/v1/me/stream?since=1", 400},
+	}
+	for _, tc := range cases {
+		if resp := do("GET", tc.path, tc.hdr...); resp.StatusCode != tc.status || strings.Contains(resp.Header.Get("Content-Type"), "event-stream") {
+			t.Errorf("%s: %d %q", tc.name, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+	}
+	_, r, _ := e.open("tok-a")
+	until(t, r, "event: ready")
+	if resp := do("GET", "/v1/me/stream", "Authorization", "Bearer tok-b"); resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("over MaxStreams: %d", resp.StatusCode)
+	}
+}
+
+func TestLogsNeverContainSecrets(t *testing.T) {
+	e := newEnv(t, modeHijack)
+	post := func(tok string) (int, string) {
+		req, _ := http.NewRequest("POST", e.ts.URL+"/v1/me/stream-tickets", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := e.ts.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	secretUser := "s3cr3t-user-name-in-token"
+	status, body := post("tok-" + secretUser)
+	tk, _, _ := strings.Cut(strings.TrimPrefix(body, `{"ticket":"`), `"`)
+	if status != 200 || len(tk) != ticketLen {
+		t.Fatalf("ticket: %d %s", status, body)
+	}
+	if status, _ := post("bad-token-value-0123456789"); status != 401 {
+		t.Fatalf("bad token: %d", status)
+	}
+	get := func(q string) int {
+		resp, err := e.ts.Client().Get(e.ts.URL + "/v1/me/stream?" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	forged := strings.Repeat("Q", ticketLen)
+	for q, want := range map[string]int{"ticket=" + forged: 401, "ticket=short-ticket-value": 401, "access_token=bad-token-value-0123456789": 400} {
+		if got := get(q); got != want {
+			t.Fatalf("%s: %d", q, got)
+		}
+	}
+	// A used ticket: stream, then replay.
+	req, _ := http.NewRequest("GET", e.ts.URL+"/v1/me/stream?ticket="+tk, nil)
+	resp, err := e.ts.Client().Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("ticket stream: %v", err)
+	}
+	until(t, bufio.NewReader(resp.Body), "event: ready")
+	resp.Body.Close()
+	if got := get("ticket=" + tk); got != 401 {
+		t.Fatalf("replay: %d", got)
+	}
+	logs := e.logs.String()
+	for _, s := range []string{tk, forged, "short-ticket-value", "bad-token-value-0123456789", "tok-" + secretUser} {
+		if strings.Contains(logs, s) {
+			t.Fatalf("secret %q in logs:\n%s", s, logs)
+		}
+	}
+	for _, ev := range []string{`"event":"ticket_invalid","reason":"unknown"`, `"event":"ticket_invalid","reason":"malformed"`, `"event":"token_invalid"`, `"event":"connect"`} {
+		if !strings.Contains(logs, ev) {
+			t.Errorf("no %s in logs", ev)
+		}
+	}
+}
+
+func TestShutdownClosesUnattachedAndRefusesNew(t *testing.T) {
+	e := newEnv(t, modeHijack)
+	_, r, _ := e.open("tok-erin")
+	until(t, r, "event: ready")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	e.hub.Close(hub.ReasonShutdown)
+	if got := until(t, r, "data:"); got != `data: {"code":4009,"reason":"shutdown"}` {
+		t.Fatalf("close %q", got)
+	}
+	if got := until(t, r, "retry:"); got < "retry: 1000" || got > "retry: 5000" {
+		t.Fatalf("drain retry %q", got)
+	}
+	// The hub is closed: a new stream is told to go elsewhere at once.
+	_, r2, _ := e.open("tok-fay")
+	if got := until(t, r2, "data:"); got != `data: {"code":4009,"reason":"shutdown"}` {
+		t.Fatalf("late stream %q", got)
+	}
+	if err := e.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := e.ts.Client().Do(func() *http.Request {
+		req, _ := http.NewRequest("GET", e.ts.URL+"/v1/me/stream", nil)
+		req.Header.Set("Authorization", "Bearer tok-gil")
+		return req
+	}())
+	if err != nil || resp.StatusCode != 503 {
+		t.Fatalf("after shutdown: %v", err)
+	}
+	resp.Body.Close()
+}
+
+func waitUntil(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
