@@ -108,8 +108,24 @@ func encodeDeleted(id string) []byte {
 	return b
 }
 
+// smallUnread holds the encodings of the common unread counts, so that a
+// broadcast to many clients does not allocate one per client.
+var smallUnread = func() [][]byte {
+	out := make([][]byte, 1024)
+	for i := range out {
+		out[i] = appendUnread(nil, int64(i))
+	}
+	return out
+}()
+
 func encodeUnread(n int64) []byte {
-	b := make([]byte, 0, 32)
+	if n >= 0 && n < int64(len(smallUnread)) {
+		return smallUnread[n]
+	}
+	return appendUnread(make([]byte, 0, 32), n)
+}
+
+func appendUnread(b []byte, n int64) []byte {
 	b = append(b, `{"count":`...)
 	b = strconv.AppendInt(b, n, 10)
 	return append(b, '}')
