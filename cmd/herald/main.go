@@ -49,6 +49,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
+	cfg.Demo = s.dev // the demo inbox at / and its dev-only endpoints
 	logger, err := newLogger(stderr, s.get("log-level"), s.get("log-format"), s.dev)
 	if err != nil {
 		return err
@@ -147,6 +148,7 @@ func printDevBanner(w io.Writer, addr string, d devSecrets) {
 Herald is running in development mode (do not use these settings in production).
 
   URL          %[1]s
+  Demo inbox   %[1]s/  (open it in a browser)
   JWT secret   %[2]s
   API key      %[3]s
   user token   %[4]s

@@ -23,6 +23,7 @@ import (
 	"github.com/heraldhq/herald/internal/api"
 	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/broker"
+	"github.com/heraldhq/herald/internal/demo"
 	"github.com/heraldhq/herald/internal/hub"
 	"github.com/heraldhq/herald/internal/inbox"
 	"github.com/heraldhq/herald/internal/limit"
@@ -30,6 +31,7 @@ import (
 	"github.com/heraldhq/herald/internal/notification"
 	"github.com/heraldhq/herald/internal/origin"
 	"github.com/heraldhq/herald/internal/revocation"
+	"github.com/heraldhq/herald/internal/socketio"
 	"github.com/heraldhq/herald/internal/sse"
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/ws"
@@ -50,6 +52,7 @@ type Config struct {
 	Limits          Limits
 	WS              ws.Config
 	SSE             sse.Config
+	SocketIO        socketio.Config
 	API             api.Config
 	Hub             hub.Config
 	Logger          *slog.Logger
@@ -60,6 +63,10 @@ type Config struct {
 	MonitorInterval time.Duration
 	// MemoryLimit: /readyz fails when the Go heap exceeds it (0: no check).
 	MemoryLimit uint64
+	// Demo serves the demo inbox page at / and the dev-only endpoints
+	// /v1/dev/token and /v1/dev/publish (see internal/demo). --dev sets it;
+	// never in production.
+	Demo bool
 }
 
 // Limits configure admission control. Zero values mean the defaults; a
@@ -148,11 +155,12 @@ func (c *Config) setDefaults() {
 type Node struct {
 	cfg       Config
 	log       *slog.Logger
-	store     *store.SQLite
+	store     nodeStore
 	broker    broker.Broker
 	hub       *hub.Hub
 	ws        *ws.Server
 	sse       *sse.Server
+	sio       *socketio.Server
 	server    *http.Server
 	handler   http.Handler
 	ctx       context.Context // cancelled on Shutdown: stops the JWKS refresher
@@ -201,7 +209,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 
-	st, err := store.OpenSQLite(ctx, store.SQLiteConfig{Path: cfg.Database, Logger: cfg.Logger, OnCommit: n.fanout})
+	st, err := n.openStore(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -282,6 +290,9 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	mux.Handle("GET /v1/ws", n.limitConnections(n.ws))
 	scfg := cfg.SSE
 	scfg.Logger, scfg.AllowOrigin = cfg.Logger, policy.Allowed
+	if scfg.MaxStreams == 0 {
+		scfg.MaxStreams = cfg.MaxConnections
+	}
 	if n.sse, err = sse.New(scfg, n.hub, verifier); err == nil {
 		err = n.sse.Start()
 	}
@@ -290,6 +301,26 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.sse.Register(mux)
+	if cfg.Demo {
+		demo.Register(mux, demo.Config{Verifier: verifier, Publisher: svc, Auth: cfg.Auth, AllowOrigin: policy.Allowed, Logger: cfg.Logger})
+	}
+	iocfg := cfg.SocketIO
+	iocfg.Logger, iocfg.AllowOrigin, iocfg.Limits = cfg.Logger, policy.Allowed, wcfg.Limits
+	if iocfg.MaxSessions == 0 {
+		iocfg.MaxSessions = cfg.MaxConnections
+	}
+	if iocfg.ReconnectSpread == 0 {
+		iocfg.ReconnectSpread = wcfg.ReconnectSpread
+	}
+	iocfg.OnMessage = func(typ string) { m.MessagesIn.WithLabelValues("socketio", typ).Inc() }
+	if n.sio, err = socketio.New(iocfg, n.hub, verifier, svc); err == nil {
+		err = n.sio.Start()
+	}
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	mux.Handle("/socket.io/", n.limitConnections(n.sio))
 	n.handler = securityHeaders(mux)
 	n.server = &http.Server{
 		Handler:           n.handler,
@@ -362,6 +393,18 @@ func (n *Node) sweepRevocations() {
 			n.revoked.Sweep()
 		}
 	}
+}
+
+// nodeStore is what a node needs of its store engine.
+type nodeStore interface {
+	store.Store
+	revocation.Store
+}
+
+// openStore opens the configured engine with the commit hook that fans
+// committed events out in commit order.
+func (n *Node) openStore(ctx context.Context) (nodeStore, error) {
+	return store.OpenSQLite(ctx, store.SQLiteConfig{Path: n.cfg.Database, Logger: n.cfg.Logger, OnCommit: n.fanout})
 }
 
 var errDraining = errors.New("node is draining")
@@ -458,9 +501,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		n.draining.Store(true)
 		n.log.Info("draining")
 		n.hub.Close(hub.ReasonShutdown)
+		n.sio.CloseAll(hub.ReasonShutdown) // answers long-polls, which the HTTP server waits for
 		errs := []error{n.server.Shutdown(ctx)}
 		errs = append(errs, n.ws.Shutdown(ctx))
 		errs = append(errs, n.sse.Shutdown(ctx))
+		errs = append(errs, n.sio.Shutdown(ctx))
 		errs = append(errs, n.broker.Close())
 		errs = append(errs, n.store.Close())
 		n.cancel()

@@ -1,0 +1,867 @@
+import { fullJitter, reconnectAfterMs } from './backoff.js';
+import { TypedEmitter } from './emitter.js';
+import { HeraldError } from './errors.js';
+import { decodeJwtPayload, tokenExpiry } from './jwt.js';
+import { LruSet } from './lru.js';
+import type {
+  ConnectionState,
+  EventSourceConstructor,
+  EventSourceLike,
+  FetchLike,
+  HeraldClientOptions,
+  HeraldEvents,
+  ListQuery,
+  Notification,
+  NotificationPage,
+  StateChange,
+  StorageLike,
+  WebSocketConstructor,
+  WebSocketLike,
+} from './types.js';
+
+const WS_CONNECTING = 0;
+const WS_OPEN = 1;
+/** The server runs at most 4 requests per socket at a time; the client queues the rest. */
+const MAX_INFLIGHT = 4;
+/** Ids per notification:mark-read message. */
+const MAX_IDS = 100;
+/** Close codes after which the same token must not be used again (docs/protocol.md). */
+const AUTH_CODES = new Set([4001, 4003, 4004, 4013]);
+/** Close codes that must not be retried automatically. */
+const FATAL_CODES = new Set([1008]);
+
+type Kind = 'mark-read' | 'mark-all-read' | 'delete' | 'list' | 'ping' | 'refresh';
+
+interface Pending {
+  ref: string;
+  kind: Kind;
+  msg: Record<string, unknown>;
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  /** Sent on the current socket and not answered yet. */
+  sent: boolean;
+  /** Sent on an earlier socket that was lost before the reply. */
+  resent: boolean;
+  settled: boolean;
+}
+
+interface Resolved {
+  url: string;
+  wsUrl: string;
+  transport: 'websocket' | 'sse';
+  token: string | undefined;
+  getToken: (() => string | Promise<string>) | undefined;
+  WebSocket: WebSocketConstructor | undefined;
+  EventSource: EventSourceConstructor | undefined;
+  fetch: FetchLike | undefined;
+  storage: StorageLike | undefined;
+  storageKey: string;
+  baseMs: number;
+  maxMs: number;
+  maxAuthFailures: number;
+  requestTimeoutMs: number;
+  connectTimeoutMs: number;
+  refreshBeforeMs: number;
+  pingIntervalMs: number;
+}
+
+interface StoredPosition {
+  v: 1;
+  user?: string;
+  tenant?: string;
+  position: string;
+}
+
+type Frame = Record<string, unknown> & { type?: unknown };
+
+function resolveBase(url: string): string {
+  let base = url;
+  if (!/^[a-z][a-z0-9+.-]*:/i.test(base)) {
+    const loc = (globalThis as { location?: { href: string } }).location;
+    if (!loc) throw new TypeError('HeraldClient: url must be absolute (e.g. "https://herald.example.com")');
+    base = new URL(base || '/', loc.href).href;
+  }
+  return base.replace(/\/+$/, '');
+}
+
+function textOf(data: unknown): string {
+  if (typeof data === 'string') return data;
+  if (data instanceof ArrayBuffer) return new TextDecoder().decode(data);
+  if (ArrayBuffer.isView(data)) return new TextDecoder().decode(data);
+  return String(data);
+}
+
+/**
+ * A Herald client: one live connection (WebSocket, or SSE plus REST) that
+ * authenticates, resumes from the last position after every reconnect, drops
+ * duplicates, refreshes its token before it expires and turns server
+ * messages into typed events.
+ *
+ * ```ts
+ * const herald = new HeraldClient({ url: 'https://herald.example.com', getToken: fetchHeraldToken });
+ * herald.on('notification', (n) => show(n));
+ * herald.on('unread', ({ count }) => setBadge(count));
+ * await herald.connect();
+ * await herald.markRead(id);
+ * ```
+ */
+export class HeraldClient extends TypedEmitter<HeraldEvents> {
+  readonly #o: Resolved;
+  #state: ConnectionState = 'idle';
+  /** Incremented whenever a connection is opened or abandoned: callbacks of older ones are ignored. */
+  #gen = 0;
+  #ws: WebSocketLike | undefined;
+  #es: EventSourceLike | undefined;
+  /** The token of the current or last connection attempt. */
+  #token: string | undefined;
+  /** The last token the server rejected. */
+  #rejected: string | undefined;
+  #attempt = 0;
+  #authFailures = 0;
+  #sentSince = false;
+  #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  #connectTimer: ReturnType<typeof setTimeout> | undefined;
+  #refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  #pingTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Requests waiting to be sent (not live yet, or MAX_INFLIGHT reached). */
+  #queue: Pending[] = [];
+  /** Requests sent on the current socket, by ref (also timed-out ones until their reply: they hold a server slot). */
+  #inflight = new Map<string, Pending>();
+  #busy = 0;
+  #seq = 0;
+  #seen: LruSet;
+  #position: string | undefined;
+  #user: string | undefined;
+  #tenant: string | undefined;
+  #unread: number | undefined;
+  #waiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
+
+  constructor(options: HeraldClientOptions) {
+    super();
+    if (!options || typeof options.url !== 'string') throw new TypeError('HeraldClient: url is required');
+    if (!options.token && !options.getToken) throw new TypeError('HeraldClient: pass token or getToken');
+    const g = globalThis as unknown as {
+      WebSocket?: WebSocketConstructor;
+      EventSource?: EventSourceConstructor;
+      fetch?: FetchLike;
+    };
+    const url = resolveBase(options.url);
+    const transport = options.transport ?? 'websocket';
+    this.#o = {
+      url,
+      wsUrl: options.wsUrl ?? url.replace(/^http(s?):/i, 'ws$1:') + '/v1/ws',
+      transport,
+      token: options.token,
+      getToken: options.getToken,
+      WebSocket: options.WebSocket ?? g.WebSocket,
+      EventSource: options.EventSource ?? g.EventSource,
+      fetch: options.fetch ?? (g.fetch ? g.fetch.bind(globalThis) : undefined),
+      storage: options.storage,
+      storageKey: options.storageKey ?? 'herald:position',
+      baseMs: options.backoff?.baseMs ?? 500,
+      maxMs: options.backoff?.maxMs ?? 30_000,
+      maxAuthFailures: Math.max(1, options.maxAuthFailures ?? 3),
+      requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
+      connectTimeoutMs: options.connectTimeoutMs ?? 15_000,
+      refreshBeforeMs: options.refreshBeforeMs ?? 60_000,
+      pingIntervalMs: options.pingIntervalMs ?? 25_000,
+    };
+    if (transport === 'websocket' && !this.#o.WebSocket) {
+      throw new TypeError('HeraldClient: no WebSocket implementation; pass the WebSocket option (e.g. the "ws" package on Node 20)');
+    }
+    if (transport === 'sse' && (!this.#o.EventSource || !this.#o.fetch)) {
+      throw new TypeError('HeraldClient: transport "sse" needs EventSource and fetch; pass the EventSource (and fetch) options');
+    }
+    this.#seen = new LruSet(options.dedupeSize ?? 1000);
+    if (options.since !== undefined) this.#position = options.since;
+  }
+
+  /** The connection state. */
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
+  /** The last position seen (opaque), or undefined before the first `ready`. */
+  get position(): string | undefined {
+    return this.#position;
+  }
+
+  /** The last unread count received, or undefined before the first `ready`. */
+  get unreadCount(): number | undefined {
+    return this.#unread;
+  }
+
+  /** The authenticated user and tenant (from the last `ready`). */
+  get user(): { user: string; tenant: string } | undefined {
+    return this.#user === undefined ? undefined : { user: this.#user, tenant: this.#tenant ?? '' };
+  }
+
+  /**
+   * Starts connecting (from idle, closed or failed; otherwise it only waits).
+   * Resolves when the connection is live; rejects (code "failed" or
+   * "closed") if the client fails or is closed first. While the server is
+   * unreachable it keeps retrying, so the promise stays pending: watch the
+   * `state` event for progress.
+   */
+  connect(): Promise<void> {
+    if (this.#state === 'live') return Promise.resolve();
+    const p = new Promise<void>((resolve, reject) => this.#waiters.push({ resolve, reject }));
+    // Awaiting callers still see the rejection; a caller that ignores the
+    // promise gets no unhandled rejection (failures also come as `error` and
+    // `state` events).
+    p.catch(() => {});
+    if (this.#state === 'idle' || this.#state === 'closed' || this.#state === 'failed') {
+      this.#attempt = 0;
+      this.#authFailures = 0;
+      this.#rejected = undefined;
+      void this.#open();
+    }
+    return p;
+  }
+
+  /** Closes the connection and stops reconnecting. Pending requests reject with code "closed". */
+  close(): void {
+    if (this.#state === 'closed') return;
+    this.#detach();
+    this.#clearReconnect();
+    this.#setState('closed', {});
+    this.#rejectAll(new HeraldError('closed', 'the client was closed'));
+  }
+
+  /** Marks notifications read. Every connection of the user then gets a `read` event. */
+  async markRead(ids: string | string[]): Promise<void> {
+    const list = typeof ids === 'string' ? [ids] : [...ids];
+    if (list.length === 0) return;
+    if (this.#o.transport === 'sse') {
+      await Promise.all(list.map((id) => this.#rest('POST', `/v1/me/notifications/${encodeURIComponent(id)}/read`)));
+      return;
+    }
+    const chunks: Promise<unknown>[] = [];
+    for (let i = 0; i < list.length; i += MAX_IDS) {
+      chunks.push(this.#request('mark-read', { type: 'notification:mark-read', ids: list.slice(i, i + MAX_IDS) }));
+    }
+    await Promise.all(chunks);
+  }
+
+  /** Marks every notification of the user read. */
+  async markAllRead(): Promise<void> {
+    if (this.#o.transport === 'sse') {
+      await this.#rest('POST', '/v1/me/notifications/read-all');
+      return;
+    }
+    await this.#request('mark-all-read', { type: 'notification:mark-all-read' });
+  }
+
+  /**
+   * Deletes a notification for this user. Rejects with code "not_found" when
+   * it does not exist (a delete retried after a lost connection resolves
+   * instead, since its first attempt may have succeeded).
+   */
+  async delete(id: string): Promise<void> {
+    if (this.#o.transport === 'sse') {
+      await this.#rest('DELETE', `/v1/me/notifications/${encodeURIComponent(id)}`);
+      return;
+    }
+    await this.#request('delete', { type: 'notification:delete', id });
+  }
+
+  /** Lists notifications, newest first. */
+  async list(query: ListQuery = {}): Promise<NotificationPage> {
+    const q: Record<string, unknown> = {};
+    if (query.before) q.before = query.before;
+    if (query.limit !== undefined && query.limit !== 0) q.limit = query.limit;
+    if (query.unread) q.unread = true;
+    let reply: unknown;
+    if (this.#o.transport === 'sse') {
+      const params = new URLSearchParams();
+      for (const [k, v] of Object.entries(q)) params.set(k, String(v));
+      const qs = params.toString();
+      reply = await this.#rest('GET', '/v1/me/notifications' + (qs ? '?' + qs : ''));
+    } else {
+      reply = await this.#request('list', { type: 'notification:list', ...q });
+    }
+    const r = reply as { notifications?: unknown; next?: unknown };
+    return {
+      notifications: Array.isArray(r.notifications) ? (r.notifications as Notification[]) : [],
+      next: typeof r.next === 'string' ? r.next : null,
+    };
+  }
+
+  // ---- connection lifecycle ----
+
+  #setState(state: ConnectionState, info: Omit<StateChange, 'state' | 'previous'>): void {
+    const previous = this.#state;
+    if (previous === state && state !== 'reconnecting') return;
+    this.#state = state;
+    this.emit('state', { state, previous, ...info });
+  }
+
+  async #open(): Promise<void> {
+    this.#clearReconnect();
+    const gen = ++this.#gen;
+    this.#setState('connecting', {});
+    let token: string;
+    try {
+      token = await this.#obtainToken();
+    } catch (err) {
+      if (gen !== this.#gen) return;
+      this.emit('error', err as HeraldError);
+      this.#scheduleReconnect(this.#backoff(), undefined, 'token_provider');
+      return;
+    }
+    if (gen !== this.#gen) return;
+    if (token === this.#rejected) {
+      // The provider has nothing newer than the token the server refused.
+      const err = new HeraldError('auth_rejected', 'the token provider returned the token the server rejected');
+      if (!this.#o.getToken || ++this.#authFailures >= this.#o.maxAuthFailures) {
+        this.#fail(err);
+        return;
+      }
+      this.emit('error', err);
+      this.#scheduleReconnect(this.#backoff(), undefined, 'auth_rejected');
+      return;
+    }
+    this.#token = token;
+    this.#loadPosition(token);
+    this.#connectTimer = setTimeout(() => {
+      if (gen === this.#gen) this.#lost(1006, 'connect_timeout');
+    }, this.#o.connectTimeoutMs);
+    if (this.#o.transport === 'sse') {
+      await this.#openSSE(gen, token);
+    } else {
+      this.#openWS(gen, token);
+    }
+  }
+
+  #openWS(gen: number, token: string): void {
+    let ws: WebSocketLike;
+    try {
+      ws = new this.#o.WebSocket!(this.#o.wsUrl);
+    } catch (err) {
+      this.emit('error', new HeraldError('transport', 'unable to open a WebSocket', { cause: err }));
+      this.#lost(1006, 'transport_error');
+      return;
+    }
+    this.#ws = ws;
+    ws.onopen = () => {
+      if (gen !== this.#gen) return;
+      this.#setState('authenticating', {});
+      const auth: Record<string, unknown> = { type: 'auth', token };
+      this.#sentSince = this.#position !== undefined;
+      if (this.#position !== undefined) auth.since = this.#position;
+      this.#sendRaw(auth);
+    };
+    ws.onmessage = (ev) => {
+      if (gen !== this.#gen) return;
+      let m: unknown;
+      try {
+        m = JSON.parse(textOf(ev.data));
+      } catch {
+        this.emit('error', new HeraldError('protocol', 'unparsable server message'));
+        return;
+      }
+      if (m && typeof m === 'object') this.#onFrame(m as Frame);
+    };
+    ws.onclose = (ev) => {
+      if (gen !== this.#gen) return;
+      this.#lost(ev.code, ev.reason ?? '');
+    };
+    ws.onerror = () => {
+      // A close event always follows.
+    };
+  }
+
+  async #openSSE(gen: number, token: string): Promise<void> {
+    let ticket: string;
+    try {
+      const r = (await this.#http('POST', '/v1/me/stream-tickets', token)) as { ticket?: unknown };
+      if (typeof r.ticket !== 'string') throw new HeraldError('protocol', 'no ticket in the stream-tickets reply');
+      ticket = r.ticket;
+    } catch (err) {
+      if (gen !== this.#gen) return;
+      const e = err as HeraldError;
+      if (e.status === 401) {
+        this.#lost(4001, 'unauthorized');
+      } else if (e.status === 403) {
+        this.#fail(e); // this origin is not allowed: retrying cannot help
+      } else {
+        this.emit('error', e);
+        this.#lost(1006, 'ticket_unavailable', e.retryAfterMs);
+      }
+      return;
+    }
+    if (gen !== this.#gen) return;
+    const u = new URL(this.#o.url + '/v1/me/stream');
+    u.searchParams.set('ticket', ticket);
+    this.#sentSince = this.#position !== undefined;
+    if (this.#position !== undefined) u.searchParams.set('since', this.#position === '' ? '0.0' : this.#position);
+    let es: EventSourceLike;
+    try {
+      es = new this.#o.EventSource!(u.toString());
+    } catch (err) {
+      this.emit('error', new HeraldError('transport', 'unable to open an EventSource', { cause: err }));
+      this.#lost(1006, 'transport_error');
+      return;
+    }
+    this.#es = es;
+    this.#setState('authenticating', {});
+    const on = (name: string, fn: (d: Record<string, unknown>) => void) =>
+      es.addEventListener(name, (ev) => {
+        if (gen !== this.#gen) return;
+        let d: unknown;
+        try {
+          d = JSON.parse(String(ev.data));
+        } catch {
+          this.emit('error', new HeraldError('protocol', 'unparsable server event'));
+          return;
+        }
+        if (d && typeof d === 'object') fn(d as Record<string, unknown>);
+      });
+    on('ready', (d) => this.#onFrame({ ...d, type: 'ready' }));
+    on('notification', (d) => this.#onFrame({ type: 'notification', notification: d }));
+    on('read', (d) => this.#onFrame({ ...d, type: 'notification:read' }));
+    on('deleted', (d) => this.#onFrame({ ...d, type: 'notification:deleted' }));
+    on('unread', (d) => this.#onFrame({ ...d, type: 'unread' }));
+    on('resync', (d) => this.#onFrame({ ...d, type: 'resync' }));
+    on('close', (d) => this.#lost(typeof d.code === 'number' ? d.code : 1006, typeof d.reason === 'string' ? d.reason : ''));
+    es.onerror = () => {
+      // EventSource would reconnect by itself with the same (used) ticket:
+      // close it and reconnect with a new ticket instead.
+      if (gen === this.#gen) this.#lost(1006, 'transport_error');
+    };
+  }
+
+  /** Abandons the current connection: callbacks are ignored from now on and unanswered requests are queued again. */
+  #detach(): void {
+    this.#gen++;
+    const ws = this.#ws;
+    this.#ws = undefined;
+    if (ws) {
+      ws.onopen = null;
+      ws.onmessage = null;
+      ws.onclose = null;
+      ws.onerror = () => {}; // the "ws" package throws on an error event without a listener
+      if (ws.readyState === WS_CONNECTING || ws.readyState === WS_OPEN) {
+        try {
+          ws.close(1000);
+        } catch {
+          // already closing
+        }
+      }
+    }
+    const es = this.#es;
+    this.#es = undefined;
+    if (es) {
+      es.onerror = null;
+      es.close();
+    }
+    for (const t of [this.#connectTimer, this.#refreshTimer, this.#pingTimer]) if (t) clearTimeout(t);
+    this.#connectTimer = this.#refreshTimer = this.#pingTimer = undefined;
+    const requeue: Pending[] = [];
+    for (const p of this.#inflight.values()) {
+      if (p.settled) continue;
+      if (p.kind === 'ping' || p.kind === 'refresh') {
+        this.#settle(p, new HeraldError('disconnected', 'the connection was lost'));
+        continue;
+      }
+      p.sent = false;
+      p.resent = true;
+      requeue.push(p);
+    }
+    this.#inflight.clear();
+    this.#busy = 0;
+    this.#queue.unshift(...requeue);
+  }
+
+  /** The current connection ended with code and reason: decide what comes next. */
+  #lost(code: number, reason: string, hintMs?: number): void {
+    this.#detach();
+    if (this.#state === 'closed' || this.#state === 'failed') return;
+    if (FATAL_CODES.has(code)) {
+      this.#fail(new HeraldError('policy_violation', `the server closed the connection (${code} ${reason})`, { closeCode: code }), code, reason);
+      return;
+    }
+    if (AUTH_CODES.has(code)) {
+      this.#rejected = this.#token;
+      const err = new HeraldError('auth_rejected', `the server rejected the token (${code} ${reason})`, { closeCode: code });
+      if (!this.#o.getToken || ++this.#authFailures >= this.#o.maxAuthFailures) {
+        this.#fail(err, code, reason);
+        return;
+      }
+      this.emit('error', err);
+      this.#scheduleReconnect(this.#backoff(), code, reason);
+      return;
+    }
+    const hint = code === 4009 ? reconnectAfterMs(reason) : hintMs;
+    this.#scheduleReconnect(hint ?? this.#backoff(), code, reason);
+  }
+
+  #backoff(): number {
+    return fullJitter(this.#attempt, this.#o.baseMs, this.#o.maxMs);
+  }
+
+  #scheduleReconnect(delayMs: number, closeCode: number | undefined, reason: string): void {
+    this.#clearReconnect();
+    this.#attempt++;
+    const info: Omit<StateChange, 'state' | 'previous'> = { delayMs, reason };
+    if (closeCode !== undefined) info.closeCode = closeCode;
+    this.#setState('reconnecting', info);
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = undefined;
+      void this.#open();
+    }, delayMs);
+  }
+
+  #clearReconnect(): void {
+    if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = undefined;
+  }
+
+  #fail(err: HeraldError, closeCode?: number, reason?: string): void {
+    this.#detach();
+    this.#clearReconnect();
+    const info: Omit<StateChange, 'state' | 'previous'> = { error: err };
+    if (closeCode !== undefined) info.closeCode = closeCode;
+    if (reason !== undefined) info.reason = reason;
+    this.emit('error', err);
+    this.#setState('failed', info);
+    this.#rejectAll(new HeraldError('failed', `the client gave up: ${err.message}`, { cause: err }));
+  }
+
+  #rejectAll(err: HeraldError): void {
+    const queue = this.#queue;
+    this.#queue = [];
+    for (const p of queue) this.#settle(p, err);
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w.reject(err);
+  }
+
+  async #obtainToken(): Promise<string> {
+    if (!this.#o.getToken) return this.#o.token!;
+    let t: unknown;
+    try {
+      t = await this.#o.getToken();
+    } catch (err) {
+      throw new HeraldError('token_provider', 'getToken() failed', { cause: err });
+    }
+    if (typeof t !== 'string' || t === '') throw new HeraldError('token_provider', 'getToken() returned no token');
+    return t;
+  }
+
+  // ---- server messages ----
+
+  #onFrame(m: Frame): void {
+    switch (m.type) {
+      case 'ready':
+        this.#onReady(m);
+        return;
+      case 'notification': {
+        const n = m.notification as Notification | undefined;
+        if (!n || typeof n.id !== 'string') return;
+        if (typeof n.position === 'string') this.#setPosition(n.position);
+        const dup = this.#seen.has(n.id);
+        this.#seen.add(n.id);
+        if (!dup) this.emit('notification', n);
+        return;
+      }
+      case 'notification:read':
+        this.emit('read', { ids: Array.isArray(m.ids) ? (m.ids as string[]) : [], all: m.all === true });
+        return;
+      case 'notification:deleted':
+        if (typeof m.id === 'string') this.emit('deleted', { id: m.id });
+        return;
+      case 'unread':
+        if (typeof m.count === 'number') {
+          this.#unread = m.count;
+          this.emit('unread', { count: m.count });
+        }
+        return;
+      case 'resync':
+        if (typeof m.position === 'string') {
+          this.#setPosition(m.position);
+          this.emit('resync', { position: m.position });
+        }
+        return;
+      case 'ack':
+      case 'pong':
+      case 'notification:list':
+      case 'notification:error':
+        this.#onReply(m);
+        return;
+    }
+  }
+
+  #onReady(m: Frame): void {
+    const gen = this.#gen;
+    if (this.#connectTimer) clearTimeout(this.#connectTimer);
+    this.#connectTimer = undefined;
+    this.#attempt = 0;
+    this.#authFailures = 0;
+    this.#rejected = undefined;
+    this.#user = String(m.user ?? '');
+    this.#tenant = String(m.tenant ?? '');
+    if (typeof m.position === 'string') this.#setPosition(m.position);
+    const unread = typeof m.unread === 'number' ? m.unread : 0;
+    this.#unread = unread;
+    this.#setState('live', {});
+    this.emit('ready', { user: this.#user, tenant: this.#tenant, unread, position: this.#position ?? '', resumed: this.#sentSince });
+    if (gen !== this.#gen) return; // a listener closed the client
+    this.emit('unread', { count: unread });
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w.resolve();
+    if (gen !== this.#gen) return;
+    this.#scheduleRefresh(gen);
+    this.#schedulePing(gen);
+    this.#pump();
+  }
+
+  #onReply(m: Frame): void {
+    const ref = m.ref === undefined || m.ref === null ? undefined : String(m.ref);
+    const p = ref === undefined ? undefined : this.#inflight.get(ref);
+    if (!p) {
+      if (m.type === 'notification:error') this.emit('error', serverError(m));
+      return;
+    }
+    this.#inflight.delete(p.ref);
+    if (p.kind !== 'ping' && p.kind !== 'refresh') this.#busy--;
+    if (p.kind === 'ping') {
+      this.#settle(p, undefined, undefined); // any reply proves the connection alive
+    } else if (m.type === 'notification:error') {
+      if (p.kind === 'delete' && p.resent && m.code === 'not_found') this.#settle(p, undefined, undefined);
+      else this.#settle(p, serverError(m));
+    } else {
+      this.#settle(p, undefined, m);
+    }
+    this.#pump();
+  }
+
+  // ---- requests ----
+
+  #request(kind: Kind, msg: Record<string, unknown>): Promise<unknown> {
+    if (this.#state === 'idle') return Promise.reject(new HeraldError('not_connected', 'call connect() first'));
+    if (this.#state === 'closed') return Promise.reject(new HeraldError('closed', 'the client was closed'));
+    if (this.#state === 'failed') return Promise.reject(new HeraldError('failed', 'the client gave up; call connect() again'));
+    return new Promise((resolve, reject) => {
+      const p = this.#pending(kind, msg, resolve, reject);
+      this.#queue.push(p);
+      this.#pump();
+    });
+  }
+
+  /** A ping or in-band token refresh: sent at once on the live socket, outside the request queue. */
+  #control(kind: 'ping' | 'refresh', msg: Record<string, unknown>): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const p = this.#pending(kind, msg, resolve, reject);
+      if (this.#state !== 'live' || !this.#ws) {
+        this.#settle(p, new HeraldError('disconnected', 'not connected'));
+        return;
+      }
+      this.#send(p);
+    });
+  }
+
+  #pending(kind: Kind, msg: Record<string, unknown>, resolve: (v: unknown) => void, reject: (e: Error) => void): Pending {
+    const p: Pending = { ref: `h${++this.#seq}`, kind, msg, resolve, reject, timer: undefined, sent: false, resent: false, settled: false };
+    p.timer = setTimeout(() => {
+      if (p.settled) return;
+      if (!p.sent) this.#queue = this.#queue.filter((q) => q !== p);
+      this.#settle(p, new HeraldError('timeout', `no reply to ${String(msg.type)} within ${this.#o.requestTimeoutMs} ms`));
+    }, this.#o.requestTimeoutMs);
+    return p;
+  }
+
+  #settle(p: Pending, err: Error | undefined, value?: unknown): void {
+    if (p.settled) return;
+    p.settled = true;
+    if (p.timer) clearTimeout(p.timer);
+    if (err) p.reject(err);
+    else p.resolve(value);
+  }
+
+  #pump(): void {
+    while (this.#state === 'live' && this.#ws && this.#queue.length > 0 && this.#busy < MAX_INFLIGHT) {
+      const p = this.#queue.shift()!;
+      if (p.settled) continue;
+      this.#busy++;
+      this.#send(p);
+    }
+  }
+
+  #send(p: Pending): void {
+    p.sent = true;
+    this.#inflight.set(p.ref, p);
+    this.#sendRaw({ ...p.msg, ref: p.ref });
+  }
+
+  #sendRaw(m: Record<string, unknown>): void {
+    const ws = this.#ws;
+    if (!ws || ws.readyState !== WS_OPEN) return; // the close event follows; requests are requeued
+    try {
+      ws.send(JSON.stringify(m));
+    } catch {
+      // the close event follows
+    }
+  }
+
+  /** A REST call of the SSE transport, retried once with a new token after a 401. */
+  async #rest(method: string, path: string): Promise<unknown> {
+    if (this.#state === 'idle') throw new HeraldError('not_connected', 'call connect() first');
+    if (this.#state === 'closed') throw new HeraldError('closed', 'the client was closed');
+    if (this.#state === 'failed') throw new HeraldError('failed', 'the client gave up; call connect() again');
+    const token = this.#token ?? (await this.#obtainToken());
+    try {
+      return await this.#http(method, path, token);
+    } catch (err) {
+      if ((err as HeraldError).status !== 401 || !this.#o.getToken) throw err;
+      const fresh = await this.#obtainToken();
+      if (fresh === token) throw err;
+      this.#token = fresh;
+      return this.#http(method, path, fresh);
+    }
+  }
+
+  async #http(method: string, path: string, token: string): Promise<unknown> {
+    const ctl = typeof AbortController === 'function' ? new AbortController() : undefined;
+    const timer = setTimeout(() => ctl?.abort(), this.#o.requestTimeoutMs);
+    try {
+      let res;
+      try {
+        const init: Parameters<FetchLike>[1] = { method, headers: { Authorization: `Bearer ${token}` } };
+        if (ctl) init.signal = ctl.signal;
+        res = await this.#o.fetch!(this.#o.url + path, init);
+      } catch (err) {
+        const aborted = ctl?.signal.aborted;
+        throw new HeraldError(aborted ? 'timeout' : 'network', aborted ? `no reply to ${method} ${path}` : `${method} ${path} failed`, { cause: err });
+      }
+      let body: unknown;
+      try {
+        body = await res.json();
+      } catch {
+        body = undefined;
+      }
+      if (res.ok) return body ?? {};
+      const e = (body as { error?: { code?: string; message?: string; correlation_id?: string } } | undefined)?.error;
+      const extra: { status: number; correlationId?: string; retryAfterMs?: number } = { status: res.status };
+      if (e?.correlation_id) extra.correlationId = e.correlation_id;
+      const ra = res.headers.get('Retry-After');
+      if (ra && /^\d+$/.test(ra)) extra.retryAfterMs = Number(ra) * 1000;
+      throw new HeraldError(e?.code ?? 'http', e?.message ?? `${method} ${path}: HTTP ${res.status}`, extra);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  // ---- timers: token refresh and ping ----
+
+  #scheduleRefresh(gen: number): void {
+    if (this.#refreshTimer) clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = undefined;
+    if (!this.#o.getToken || !this.#token) return;
+    const exp = tokenExpiry(this.#token);
+    if (exp === undefined) return;
+    const remaining = exp - Date.now();
+    const delay = Math.max(1000, remaining - Math.min(this.#o.refreshBeforeMs, remaining / 2));
+    this.#refreshTimer = setTimeout(() => void this.#refresh(gen), delay);
+  }
+
+  async #refresh(gen: number): Promise<void> {
+    this.#refreshTimer = undefined;
+    if (gen !== this.#gen || this.#state !== 'live') return;
+    const old = this.#token!;
+    let fresh: string;
+    try {
+      fresh = await this.#obtainToken();
+    } catch (err) {
+      if (gen !== this.#gen) return;
+      this.emit('error', err as HeraldError);
+      this.#retryRefresh(gen, old);
+      return;
+    }
+    if (gen !== this.#gen) return;
+    if (fresh === old || (tokenExpiry(fresh) ?? Infinity) <= (tokenExpiry(old) ?? 0)) {
+      this.#retryRefresh(gen, old); // the provider has nothing newer yet
+      return;
+    }
+    if (this.#o.transport === 'sse') {
+      // An event stream cannot be re-authenticated: reopen it with the new token; it resumes.
+      this.#detach();
+      this.#open().catch(() => {});
+      return;
+    }
+    try {
+      await this.#control('refresh', { type: 'auth', token: fresh });
+    } catch (err) {
+      if (gen !== this.#gen) return;
+      this.emit('error', new HeraldError('refresh_failed', 'the in-band token refresh failed', { cause: err }));
+      this.#lost(1006, 'refresh_failed');
+      return;
+    }
+    if (gen !== this.#gen) return;
+    this.#token = fresh;
+    this.#scheduleRefresh(gen);
+  }
+
+  #retryRefresh(gen: number, token: string): void {
+    const left = (tokenExpiry(token) ?? 0) - Date.now();
+    if (left <= 0 || gen !== this.#gen) return; // the server closes with 4003; the reconnect gets a token
+    this.#refreshTimer = setTimeout(() => void this.#refresh(gen), Math.max(1000, Math.min(10_000, left / 2)));
+  }
+
+  #schedulePing(gen: number): void {
+    if (this.#o.pingIntervalMs <= 0 || this.#o.transport !== 'websocket') return;
+    this.#pingTimer = setTimeout(async () => {
+      this.#pingTimer = undefined;
+      if (gen !== this.#gen) return;
+      try {
+        await this.#control('ping', { type: 'ping' });
+      } catch {
+        if (gen === this.#gen) this.#lost(4002, 'ping_timeout');
+        return;
+      }
+      if (gen === this.#gen) this.#schedulePing(gen);
+    }, this.#o.pingIntervalMs);
+  }
+
+  // ---- position ----
+
+  #setPosition(p: string): void {
+    this.#position = p;
+    const s = this.#o.storage;
+    if (!s) return;
+    const v: StoredPosition = { v: 1, position: p };
+    if (this.#user !== undefined) v.user = this.#user;
+    if (this.#tenant !== undefined) v.tenant = this.#tenant;
+    try {
+      s.setItem(this.#o.storageKey, JSON.stringify(v));
+    } catch {
+      // storage full or unavailable: memory still has it
+    }
+  }
+
+  /** Loads the stored position, unless it belongs to another user than token's. */
+  #loadPosition(token: string): void {
+    const s = this.#o.storage;
+    if (this.#position !== undefined || !s) return;
+    let v: StoredPosition | undefined;
+    try {
+      const raw = s.getItem(this.#o.storageKey);
+      v = raw ? (JSON.parse(raw) as StoredPosition) : undefined;
+    } catch {
+      v = undefined;
+    }
+    if (!v || typeof v.position !== 'string') return;
+    const claims = decodeJwtPayload(token);
+    if (v.user !== undefined && typeof claims?.sub === 'string' && claims.sub !== v.user) return;
+    if (v.tenant !== undefined && typeof claims?.tenant_id === 'string' && claims.tenant_id !== v.tenant) return;
+    this.#position = v.position;
+  }
+}
+
+function serverError(m: Frame): HeraldError {
+  const extra: { correlationId?: string } = {};
+  if (typeof m.correlation_id === 'string') extra.correlationId = m.correlation_id;
+  return new HeraldError(typeof m.code === 'string' ? m.code : 'internal', typeof m.message === 'string' ? m.message : 'request failed', extra);
+}

@@ -1,0 +1,141 @@
+// End-to-end test of the demo inbox page in headless Chromium (playwright-core
+// driving the system's /usr/bin/chromium) against a real Herald in --dev mode.
+// Skips loudly when Chromium is missing, except in CI (CI=true), where it fails.
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+
+import { Herald, artifactsDir, freePort, tempDir, waitFor } from './herald.mjs';
+
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const haveChromium = existsSync(CHROMIUM);
+if (!haveChromium) {
+  const msg = `\n*** browser end-to-end test SKIPPED: ${CHROMIUM} not found (apt-get install -y chromium) ***\n`;
+  if (process.env.CI === 'true') throw new Error(msg + 'CI=true: Chromium is required');
+  console.warn(msg);
+}
+
+let herald;
+let context;
+let profile;
+let t0 = Date.now();
+/** Progress with timings, for CI logs. */
+const mark = (what) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1)}s] ${what}`);
+
+before(async () => {
+  if (!haveChromium) return;
+  t0 = Date.now();
+  herald = await Herald.start({ dev: true });
+  const { chromium } = await import('playwright-core');
+  profile = tempDir('herald-chromium-');
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: false, // the flags below select the new headless mode explicitly
+    args: [
+      '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
+      // No calls home: this machine's network is closed.
+      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
+    ],
+    viewport: { width: 1100, height: 900 },
+  });
+});
+
+after(async () => {
+  await context?.close();
+  await herald?.cleanup();
+  if (profile) rmSync(profile, { recursive: true, force: true });
+});
+
+/** Opens the demo page for user and waits until it is live. */
+async function openInbox(user) {
+  const page = await context.newPage();
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /Content Security Policy|SyntaxError|TypeError|ReferenceError/.test(m.text())) problems.push(m.text());
+  });
+  page.problems = problems;
+  await page.goto(`${herald.base}/?user=${user}`);
+  await page.locator('#conn[data-state="live"]').waitFor({ timeout: 15_000 });
+  return page;
+}
+
+const item = (page, title) => page.locator('#list li', { hasText: title });
+const badge = (page) => page.locator('#badge');
+
+test('demo inbox: publish, live badge and list, cross-tab read, delete, resume after a restart', { skip: !haveChromium && 'chromium missing' }, async () => {
+  mark('herald and chromium started');
+  const tabA = await openInbox('alice');
+  const tabB = await openInbox('alice');
+  mark('tabs open');
+
+  // Accessibility basics: labelled controls, a polite live region.
+  for (const label of ['User id', 'Title', 'Body']) assert.equal(await tabA.getByLabel(label, { exact: true }).count(), 1, `label ${label}`);
+  assert.equal(await tabA.locator('[aria-live="polite"]').count(), 1);
+  assert.match(await tabA.locator('#bell').getAttribute('aria-label'), /0 unread/);
+
+  // Publish from tab A's form: both tabs update live.
+  await tabA.getByLabel('Title', { exact: true }).fill('First from the browser');
+  await tabA.getByLabel('Body', { exact: true }).fill('Hello, Herald');
+  await tabA.getByRole('button', { name: 'Publish to myself' }).click();
+  for (const tab of [tabA, tabB]) {
+    await item(tab, 'First from the browser').waitFor();
+    await waitFor(async () => (await badge(tab).textContent()) === '1' && (await badge(tab).isVisible()), { what: 'badge 1' });
+    assert.match(await item(tab, 'First from the browser').getAttribute('class'), /\bunread\b/);
+  }
+  await waitFor(async () => /New notification: First from the browser/.test(await tabB.locator('#announcer').textContent()), { what: 'announcement' });
+  assert.match(await tabA.locator('#bell').getAttribute('aria-label'), /1 unread/);
+
+  mark('published');
+  // Mark read in tab A: tab B shows it read and its badge disappears.
+  await item(tabA, 'First from the browser').getByRole('button', { name: /^Mark .* read$/ }).click();
+  await waitFor(async () => /\bread\b/.test(await item(tabB, 'First from the browser').getAttribute('class')), { what: 'read in tab B' });
+  await waitFor(async () => !(await badge(tabB).isVisible()), { what: 'badge hidden in tab B' });
+
+  // Two more; "Mark all read" operated with the keyboard.
+  for (const title of ['Second', 'Third']) {
+    await tabA.getByLabel('Title', { exact: true }).fill(title);
+    await tabA.getByRole('button', { name: 'Publish to myself' }).click();
+    await item(tabB, title).waitFor();
+  }
+  await waitFor(async () => (await badge(tabB).textContent()) === '2', { what: 'badge 2' });
+  await tabB.locator('#mark-all').focus();
+  await tabB.keyboard.press('Enter');
+  await waitFor(async () => !(await badge(tabA).isVisible()) && (await tabA.locator('#list li.unread').count()) === 0, { what: 'all read in tab A' });
+
+  // Delete in tab B: gone from tab A.
+  await item(tabB, 'Second').getByRole('button', { name: /^Delete/ }).click();
+  await waitFor(async () => (await item(tabA, 'Second').count()) === 0, { what: 'deleted in tab A' });
+
+  // Kill the server. While it is down, another process on the same database
+  // takes two publishes; then the server comes back on the same port and both
+  // tabs resume from their last position and show what they missed.
+  mark('before kill');
+  await herald.stop('SIGKILL');
+  await waitFor(async () => (await tabA.locator('#conn').getAttribute('data-state')) !== 'live', { what: 'tab A notices' });
+  const side = await Herald.start({ database: herald.database, port: await freePort() });
+  await side.publish(['alice'], { title: 'Missed while down 1' });
+  await side.publish(['alice'], { title: 'Missed while down 2' });
+  await side.stop('SIGTERM');
+  mark('side done');
+  await herald.run();
+  mark('restarted');
+  for (const tab of [tabA, tabB]) {
+    await tab.locator('#conn[data-state="live"]').waitFor({ timeout: 20_000 });
+    await item(tab, 'Missed while down 1').waitFor({ timeout: 10_000 });
+    await item(tab, 'Missed while down 2').waitFor({ timeout: 10_000 });
+    await waitFor(async () => (await badge(tab).textContent()) === '2', { what: 'badge 2 after restart' });
+    assert.equal(await tab.locator('#list li').count(), 4, 'First, Third and the two missed ones; no duplicates');
+  }
+  await waitFor(async () => /Missed while down/.test(await tabA.locator('#announcer').textContent()), { what: 'missed announced' });
+
+  mark('resumed');
+  mkdirSync(artifactsDir, { recursive: true });
+  const shot = join(artifactsDir, 'demo-inbox.png');
+  await tabA.screenshot({ path: shot, fullPage: true });
+  assert.ok(existsSync(shot));
+  console.log(`screenshot: ${shot}`);
+
+  assert.deepEqual([...tabA.problems, ...tabB.problems], []);
+});
