@@ -121,6 +121,7 @@ func (s *Server) serveInHandler(w http.ResponseWriter, r *http.Request, opts hub
 					return
 				}
 			}
+			spare = nil // never the buffer p.buf now uses
 			if cap(out) <= 64<<10 {
 				spare = out[:0]
 			}

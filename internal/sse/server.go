@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lesismal/nbio"
+	"github.com/lesismal/nbio/logging"
 
 	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/hub"
@@ -55,7 +56,8 @@ type Config struct {
 	// CloseGrace: time given to flush the close event before the connection
 	// is dropped. Default 2 s.
 	CloseGrace time.Duration
-	// MaxStreams on this node; more get 503. Default 10000.
+	// MaxStreams on this node; more get 503. Default 10000 (node sets it
+	// to its MaxConnections when zero).
 	MaxStreams int
 	// ConnsPerUser optionally caps streams per user (key "tenant\x00user");
 	// over it the request gets 429.
@@ -133,6 +135,7 @@ type Server struct {
 // New builds the transport; call Start before serving.
 func New(cfg Config, h *hub.Hub, v Verifier) (*Server, error) {
 	cfg.setDefaults()
+	logging.SetLevel(logging.LevelError) // nbio's own logger writes to stdout
 	if cfg.AllowOrigin == nil {
 		return nil, errors.New("sse: AllowOrigin is required")
 	}

@@ -165,7 +165,8 @@ func newEnv(t testing.TB, m mode, mutate ...func(*Config)) *env {
 // open starts a stream and returns a line reader over its body.
 func (e *env) open(tok string, hdr ...string) (*http.Response, *bufio.Reader, context.CancelFunc) {
 	e.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
+	// The timeout bounds every read of a test that would otherwise hang.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	req, _ := http.NewRequestWithContext(ctx, "GET", e.ts.URL+"/v1/me/stream", nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	for i := 0; i+1 < len(hdr); i += 2 {
@@ -202,6 +203,7 @@ func TestStreamModes(t *testing.T) {
 	for _, m := range []mode{modeHijack, modeHandler, modeHTTP2} {
 		t.Run(m.String(), func(t *testing.T) {
 			e := newEnv(t, m, func(c *Config) { c.HeartbeatInterval = 40 * time.Millisecond })
+			e.store.publish(e.hub, "alice", "zero")
 			resp, r, _ := e.open("tok-alice", "Last-Event-ID", "1.0")
 			if want := map[bool]int{true: 2, false: 1}[m == modeHTTP2]; resp.ProtoMajor != want {
 				t.Fatalf("proto %s", resp.Proto)
@@ -219,7 +221,7 @@ func TestStreamModes(t *testing.T) {
 			time.Sleep(700 * time.Millisecond)
 			e.store.publish(e.hub, "alice", "one")
 			e.store.publish(e.hub, "alice", "two")
-			if got := until(t, r, "id:"); got != "id: 2.0" { // 1.0 was skipped: Last-Event-ID
+			if got := until(t, r, "id:"); got != "id: 2.0" { // resumed after 1.0
 				t.Fatalf("first id %q", got)
 			}
 			if got := until(t, r, "id:"); got != "id: 3.0" {
@@ -421,6 +423,7 @@ func TestShutdownClosesUnattachedAndRefusesNew(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	e.hub.Close(hub.ReasonShutdown)
+	until(t, r, "event: close")
 	if got := until(t, r, "data:"); got != `data: {"code":4009,"reason":"shutdown"}` {
 		t.Fatalf("close %q", got)
 	}
@@ -429,6 +432,7 @@ func TestShutdownClosesUnattachedAndRefusesNew(t *testing.T) {
 	}
 	// The hub is closed: a new stream is told to go elsewhere at once.
 	_, r2, _ := e.open("tok-fay")
+	until(t, r2, "event: close")
 	if got := until(t, r2, "data:"); got != `data: {"code":4009,"reason":"shutdown"}` {
 		t.Fatalf("late stream %q", got)
 	}

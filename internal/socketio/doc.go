@@ -1,0 +1,66 @@
+// Package socketio is Herald's Socket.IO-compatible endpoint: Engine.IO
+// protocol v4 (HTTP long-polling, WebSocket, and the upgrade from one to the
+// other) with Socket.IO protocol v5 on top, so that frontends written for a
+// Socket.IO gateway (socket.io-client v4: io(url + "/notifications",
+// {auth: {token}})) connect unchanged. It is a thin adapter: each connected
+// namespace socket is one hub client (hub.Sender), requests go through the
+// inbox, tokens through the shared verifier, and the node's limits (ws.Limits)
+// apply with the same keys as the other transports.
+//
+// # Protocol mapping
+//
+//   - Handshake: GET /socket.io/?EIO=4&transport=polling (open packet in the
+//     body) or transport=websocket (open packet in the first frame). The open
+//     packet carries sid, upgrades, pingInterval, pingTimeout, maxPayload.
+//   - CONNECT to "/" or "/notifications" with auth {token, since}, or with the
+//     handshake's "Authorization: Bearer" header. A bad token gets
+//     CONNECT_ERROR {"message":"unauthorized"}; an unknown namespace
+//     {"message":"Invalid namespace"}. since resumes after a position (the
+//     "position" of the last notification received), exactly as /v1/ws.
+//   - Server events: ready, notification, notification:read,
+//     notification:deleted, unread, resync (the /v1/ws payloads), and
+//     notification:error {code, message}.
+//   - Client events: notification:mark-read {id} or {ids},
+//     notification:delete {id}, notification:mark-all-read,
+//     notification:list {before, limit, unread}, auth {token} (refresh). With
+//     an ack callback the reply is the ack ({"ok":true}, {"ok":false,"code"…},
+//     the page for list); without one, errors come as notification:error.
+//   - Close reasons: a notification:error {code: <reason label>} first, then
+//     either a DISCONNECT of the namespace (unauthorized, revoked,
+//     policy_violation, limit_exceeded: socket.io-client does not reconnect)
+//     or the close of the transport (every other reason: the client's Manager
+//     reconnects and CONNECTs again with its auth, since included).
+//
+// # Concurrency contract
+//
+// The endpoint runs no goroutine per session. WebSocket connections belong to
+// an nbio poller: messages arrive as callbacks, run in order per connection,
+// and never block (requests to the inbox run in their own goroutine, at most
+// MaxInflight per socket). A polling GET waits in its net/http handler
+// goroutine until there is something to send; a POST is handled in its own.
+// One sweeper goroutine runs every session's deadlines (heartbeat, auth
+// deadline, upgrade timeout, close grace) on a tick.
+//
+// Each session has two locks. session.in serializes inbound packets — the
+// WebSocket callbacks, POST bodies and the probe's upgrade — and is held while
+// a packet is handled, including calls into the verifier and the hub.
+// session.mu guards the transports, the sockets, the deadlines and every
+// write; it is held only for non-blocking work and never while calling into
+// the hub. The hub calls Send and Close with its client lock held, and Send
+// and Close take session.mu, so the lock order is in → hub → mu.
+//
+// Closing is idempotent at each level: a socket's Close runs once (atomic),
+// the hub closes each client once (so each socket sees exactly one
+// disconnect), and a session closes once (state under mu), then is finalized
+// once — unregistered, its limits released and its transports dropped —
+// either at once (the client is gone) or after its last packets left, within
+// CloseGrace.
+//
+// # Multi-node
+//
+// WebSocket sessions need no affinity: any node accepts them. Polling
+// sessions live in the memory of the node that made them, so a load balancer
+// must route every request carrying a given sid (the query parameter) to the
+// same node — sticky sessions on sid, or on a cookie set from it — until the
+// client upgrades to WebSocket.
+package socketio

@@ -1,0 +1,126 @@
+package socketio
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// The examples of the Engine.IO v4 protocol README ("Packet encoding").
+func TestSplitPayloadProtocolExamples(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want []enginePacket
+	}{
+		{"text packets", "4hello\x1e2\x1e4world", []enginePacket{
+			{typ: eioMessage, data: []byte("hello")}, {typ: eioPing, data: []byte{}}, {typ: eioMessage, data: []byte("world")}}},
+		{"binary as base64", "4hello\x1ebAQIDBA==", []enginePacket{
+			{typ: eioMessage, data: []byte("hello")}, {typ: eioMessage, data: []byte{1, 2, 3, 4}, binary: true}}},
+		{"socket.io sample (request 5)", "42[\"hello\"]\x1e42[\"world\"]", []enginePacket{
+			{typ: eioMessage, data: []byte(`2["hello"]`)}, {typ: eioMessage, data: []byte(`2["world"]`)}}},
+		{"probe", "2probe", []enginePacket{{typ: eioPing, data: []byte("probe")}}},
+		{"upgrade and noop", "5\x1e6", []enginePacket{{typ: eioUpgrade, data: []byte{}}, {typ: eioNoop, data: []byte{}}}},
+		{"close", "1", []enginePacket{{typ: eioClose, data: []byte{}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []enginePacket
+			err := splitPayload([]byte(tt.in), func(rec []byte) error {
+				p, err := decodeEnginePacket(rec, true)
+				got = append(got, p)
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestEnginePacketRejects(t *testing.T) {
+	for _, in := range []string{"", "7", "x", "\x1e", "4a\x1e", "4a\x1e\x1e4b", "b!!!"} {
+		err := splitPayload([]byte(in), func(rec []byte) error {
+			_, err := decodeEnginePacket(rec, true)
+			return err
+		})
+		if in == "" { // an empty body has no packets
+			if err != nil {
+				t.Errorf("empty payload: %v", err)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrMalformed) {
+			t.Errorf("payload %q: error %v, want ErrMalformed", in, err)
+		}
+	}
+	// Base64 is a polling encoding only: over WebSocket binary is a frame type.
+	if _, err := decodeEnginePacket([]byte("bAQID"), false); !errors.Is(err, ErrMalformed) {
+		t.Errorf("b-prefixed packet over WebSocket accepted")
+	}
+}
+
+func TestOpenPacket(t *testing.T) {
+	c := Config{PingInterval: 25 * time.Second, PingTimeout: 20 * time.Second, MaxPayload: 1000000}
+	got := string(appendOpen(nil, "lv_VI97HAXpY6yYWAAAC", true, &c))
+	want := `0{"sid":"lv_VI97HAXpY6yYWAAAC","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}`
+	if got != want {
+		t.Fatalf("open packet\n got %s\nwant %s", got, want)
+	}
+	var v map[string]any
+	if err := json.Unmarshal([]byte(appendOpen(nil, "x", false, &c)[1:]), &v); err != nil {
+		t.Fatal(err)
+	}
+	if ups, _ := v["upgrades"].([]any); ups == nil || len(ups) != 0 {
+		t.Fatalf("websocket open packet upgrades = %v, want []", v["upgrades"])
+	}
+}
+
+func TestDecodeEvent(t *testing.T) {
+	const id = "01J00000000000000000000000"
+	good := []struct {
+		name string
+		in   string
+		want clientEvent
+	}{
+		{"mark-read id", `["notification:mark-read",{"id":"` + id + `"}]`, clientEvent{Name: evMarkRead, IDs: []string{id}}},
+		{"mark-read ids", `["notification:mark-read",{"ids":["` + id + `"]}]`, clientEvent{Name: evMarkRead, IDs: []string{id}}},
+		{"delete", `["notification:delete",{"id":"` + id + `"}]`, clientEvent{Name: evDelete, ID: id}},
+		{"mark-all-read bare", `["notification:mark-all-read"]`, clientEvent{Name: evMarkAllRead}},
+		{"mark-all-read empty object", `["notification:mark-all-read",{}]`, clientEvent{Name: evMarkAllRead}},
+		{"list", `["notification:list",{"before":"` + id + `","limit":5,"unread":true}]`, clientEvent{Name: evList, Before: id, Limit: 5, Unread: true}},
+		{"list bare", `["notification:list"]`, clientEvent{Name: evList}},
+		{"auth", `["auth",{"token":"t"}]`, clientEvent{Name: evAuth, Token: "t"}},
+	}
+	for _, tt := range good {
+		got, err := decodeEvent(json.RawMessage(tt.in))
+		if err != nil || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s: got %+v, %v; want %+v", tt.name, got, err, tt.want)
+		}
+	}
+	bad := []string{
+		`["notification:mark-read",{"id":"nope"}]`,
+		`["notification:mark-read",{}]`,
+		`["notification:mark-read",{"id":"` + id + `","extra":1}]`,
+		`["notification:delete",{"ids":["` + id + `"]}]`,
+		`["notification:delete"]`,
+		`["notification:list",{"limit":-1}]`,
+		`["notification:list",{"before":"x"}]`,
+		`["notification:mark-all-read",{"id":"` + id + `"}]`,
+		`["notification:unknown"]`,
+		`[1]`,
+		`["notification:delete",{"id":"` + id + `"},3]`,
+		`["notification:mark-read",{"ids":[[[[["a"]]]]]}]`,
+		`["auth",{}]`,
+	}
+	for _, in := range bad {
+		if ev, err := decodeEvent(json.RawMessage(in)); !errors.Is(err, errInvalid) {
+			t.Errorf("decodeEvent(%s) = %+v, %v; want errInvalid", in, ev, err)
+		}
+	}
+}

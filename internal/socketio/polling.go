@@ -1,0 +1,200 @@
+package socketio
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"time"
+	"unicode/utf8"
+
+	"github.com/heraldhq/herald/internal/hub"
+)
+
+// pollState is the HTTP long-polling side of a session. Guarded by the
+// session's mu.
+type pollState struct {
+	buf     []byte        // packets joined by the record separator, waiting for a GET
+	wake    chan struct{} // non-nil while a GET waits; closed to wake it
+	getting bool          // a GET is pending
+	posting bool          // a POST is being processed
+	// upgrading: the WebSocket probe succeeded; GETs are answered at once
+	// (with a noop when nothing is queued) so the client can pause polling.
+	upgrading bool
+}
+
+// push appends one packet to the payload of the next GET and wakes a waiting
+// one. force bypasses the byte cap.
+func (p *pollState) push(pkt []byte, force bool, capBytes int) error {
+	n := len(p.buf) + len(pkt)
+	if len(p.buf) > 0 {
+		n++
+	}
+	if !force && n > capBytes {
+		return errBufferFull
+	}
+	if len(p.buf) > 0 {
+		p.buf = append(p.buf, recordSeparator)
+	}
+	p.buf = append(p.buf, pkt...)
+	p.wakeWith(nil)
+	return nil
+}
+
+// wakeWith answers a waiting GET, with pkt when nothing else is queued.
+func (p *pollState) wakeWith(pkt []byte) {
+	if p.wake == nil {
+		return
+	}
+	if len(p.buf) == 0 && pkt != nil {
+		p.buf = append(p.buf, pkt...)
+	}
+	close(p.wake)
+	p.wake = nil
+}
+
+// handshakePolling opens a polling session and answers with the open packet.
+func (s *Server) handshakePolling(w http.ResponseWriter, r *http.Request) {
+	a, ok := s.admit(w, r, "polling")
+	if !ok {
+		return
+	}
+	ss := s.newSession(a)
+	ss.poll = &pollState{}
+	s.reg.add(ss)
+	writePayload(w, appendOpen(nil, ss.id, true, &s.cfg))
+}
+
+func writePayload(w http.ResponseWriter, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=UTF-8")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}
+
+// servePoll answers a GET with the packets queued for the session, waiting
+// for some when there are none. Only one GET may wait per session: a second
+// one closes the session (the protocol's rule).
+func (s *Server) servePoll(w http.ResponseWriter, r *http.Request, sid string) {
+	ss := s.reg.get(sid)
+	if ss == nil {
+		httpError(w, http.StatusBadRequest, errUnknownSID)
+		return
+	}
+	ss.mu.Lock()
+	p := ss.poll
+	if p == nil || ss.state == stateClosed {
+		ss.mu.Unlock()
+		httpError(w, http.StatusBadRequest, errBadRequest)
+		return
+	}
+	if p.getting {
+		ss.mu.Unlock()
+		s.log.Info("concurrent polling GETs", "event", "invalid_message", "conn", ss.connID, "ip", ss.ip)
+		ss.close(hub.ReasonProtocolError)
+		httpError(w, http.StatusBadRequest, errBadRequest)
+		return
+	}
+	p.getting = true
+	if len(p.buf) == 0 && ss.state == stateOpen && !p.upgrading {
+		wake := make(chan struct{})
+		p.wake = wake
+		ss.mu.Unlock()
+		// Outlive the server's WriteTimeout: the hold is bounded below.
+		hold := s.cfg.PingInterval + s.cfg.PingTimeout
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(hold + 10*time.Second))
+		timer := time.NewTimer(hold)
+		select {
+		case <-wake:
+		case <-r.Context().Done():
+		case <-timer.C:
+		}
+		timer.Stop()
+		ss.mu.Lock()
+		if p.wake == wake {
+			p.wake = nil
+		}
+		if r.Context().Err() != nil { // the client left: keep the packets for the next GET
+			p.getting = false
+			ss.mu.Unlock()
+			return
+		}
+	}
+	body := p.buf
+	p.buf = nil
+	p.getting = false
+	done := ss.state == stateClosing && ss.poll == p // the close packet has been taken
+	ss.mu.Unlock()
+	if len(body) == 0 {
+		body = pktNoop
+	}
+	if done {
+		ss.finalize()
+	}
+	writePayload(w, body)
+}
+
+// servePost takes a payload of packets from the client.
+func (s *Server) servePost(w http.ResponseWriter, r *http.Request, sid string) {
+	ss := s.reg.get(sid)
+	if ss == nil {
+		httpError(w, http.StatusBadRequest, errUnknownSID)
+		return
+	}
+	ss.mu.Lock()
+	p := ss.poll
+	if p == nil || ss.state != stateOpen {
+		ss.mu.Unlock()
+		httpError(w, http.StatusBadRequest, errBadRequest)
+		return
+	}
+	if p.posting {
+		ss.mu.Unlock()
+		ss.close(hub.ReasonProtocolError)
+		httpError(w, http.StatusBadRequest, errBadRequest)
+		return
+	}
+	p.posting = true
+	ss.mu.Unlock()
+	defer func() {
+		ss.mu.Lock()
+		p.posting = false
+		ss.mu.Unlock()
+	}()
+
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.cfg.MaxPayload)))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			s.log.Warn("polling payload too large", "event", "invalid_message", "conn", ss.connID, "ip", ss.ip, "limit", s.cfg.MaxPayload)
+			ss.close(hub.ReasonMessageTooBig)
+			http.Error(w, "payload too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		httpError(w, http.StatusBadRequest, errBadRequest)
+		return
+	}
+	if !utf8.Valid(body) {
+		ss.close(hub.ReasonInvalidUTF8)
+		httpError(w, http.StatusBadRequest, errBadRequest)
+		return
+	}
+	ss.in.Lock()
+	err = splitPayload(body, func(rec []byte) error {
+		pkt, err := decodeEnginePacket(rec, true)
+		if err != nil {
+			return err
+		}
+		return ss.onPacket(pkt)
+	})
+	ss.in.Unlock()
+	if err != nil && !errors.Is(err, errStop) {
+		ss.closeFor(err)
+		httpError(w, http.StatusBadRequest, errBadRequest)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html")
+	h.Set("Cache-Control", "no-store")
+	_, _ = w.Write([]byte("ok"))
+}

@@ -1,0 +1,370 @@
+package socketio
+
+import (
+	"bytes"
+	"errors"
+	"sync"
+
+	"github.com/lesismal/nbio/nbhttp/websocket"
+
+	"github.com/heraldhq/herald/internal/hub"
+)
+
+type sessState uint8
+
+const (
+	stateOpen    sessState = iota
+	stateClosing           // last packets (and the close) are on their way out
+	stateClosed            // finalized: unregistered, transports closed
+)
+
+var (
+	errBufferFull = errors.New("socketio: outbound buffer full")
+	errClosed     = errors.New("socketio: session closed")
+	// errStop ends the processing of a payload after a close packet.
+	errStop = errors.New("socketio: session closed by the client")
+	// errUnauthenticated: an event on a session that has no namespace connected.
+	errUnauthenticated = errors.New("socketio: event before CONNECT")
+	errTooBig          = errors.New("socketio: attachments over the size limit")
+)
+
+// session is one Engine.IO session: its transport (polling, WebSocket, or
+// polling being upgraded) and the Socket.IO sockets multiplexed on it.
+//
+// Locks: in serializes inbound packets (held while a packet is handled,
+// including calls into the hub and the verifier); mu guards the rest and is
+// never held while calling into the hub. Order: in → hub locks → mu.
+type session struct {
+	srv    *Server // static
+	id     string  // engine.io sid; static
+	connID uint64  // static
+	ip     string  // static
+
+	in       sync.Mutex
+	partial  *partialPacket // guarded by in: a binary packet waiting for its attachments
+	invalid  uint16         // guarded by in
+	authFail uint8          // guarded by in
+
+	mu            sync.Mutex
+	state         sessState              // guarded by mu
+	reason        hub.CloseReason        // guarded by mu: set when closing
+	ws            *wsTransport           // guarded by mu: the WebSocket transport, nil while polling
+	probe         *wsTransport           // guarded by mu: a WebSocket being probed for the upgrade
+	poll          *pollState             // guarded by mu: nil for WebSocket sessions
+	sockets       [maxNamespaces]*socket // guarded by mu, indexed like cfg.Namespaces
+	headerToken   string                 // guarded by mu: valid bearer token of the handshake
+	authDeadline  int64                  // guarded by mu: session clock; 0 once a namespace is connected
+	nextPing      int64                  // guarded by mu
+	pongDeadline  int64                  // guarded by mu: 0 when no ping is outstanding
+	probeDeadline int64                  // guarded by mu
+	closeDeadline int64                  // guarded by mu: stateClosing until then
+	ipHeld        bool                   // guarded by mu
+	unauthHeld    bool                   // guarded by mu
+}
+
+const maxNamespaces = 8
+
+type partialPacket struct {
+	p    packet
+	atts [][]byte
+	size int
+}
+
+// write queues one Engine.IO packet on the current transport. force bypasses
+// the byte cap (control packets) and the closing state (last words).
+func (s *session) write(pkt []byte, force bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.writeLocked(pkt, force)
+}
+
+func (s *session) writeLocked(pkt []byte, force bool) error {
+	switch {
+	case s.state == stateClosed, s.state == stateClosing && !force:
+		return errClosed
+	case s.ws != nil:
+		return s.ws.write(websocket.TextMessage, pkt, force)
+	case s.poll != nil:
+		return s.poll.push(pkt, force, s.srv.cfg.WriteBufferBytes)
+	}
+	return errClosed
+}
+
+// tick runs the session's deadlines: auth, heartbeat, upgrade, close grace.
+// The pong deadline is armed before the ping is written, so a fast pong can
+// never be taken for a late one.
+func (s *session) tick(now int64) {
+	var (
+		reason   hub.CloseReason
+		finalize bool
+		probe    *wsTransport
+	)
+	s.mu.Lock()
+	switch s.state {
+	case stateClosing:
+		finalize = now >= s.closeDeadline
+	case stateOpen:
+		switch {
+		case s.authDeadline != 0 && now >= s.authDeadline:
+			reason = hub.ReasonAuthTimeout
+		case s.pongDeadline != 0 && now >= s.pongDeadline:
+			reason = hub.ReasonPingTimeout
+		case s.pongDeadline == 0 && now >= s.nextPing:
+			s.pongDeadline = now + int64(s.srv.cfg.PingTimeout)
+			_ = s.writeLocked(pktPing, true)
+		}
+		if s.probe != nil && now >= s.probeDeadline {
+			probe = s.probe
+		}
+	}
+	s.mu.Unlock()
+	if probe != nil {
+		s.dropProbe(probe)
+	}
+	switch {
+	case finalize:
+		s.finalize()
+	case reason == hub.ReasonAuthTimeout:
+		s.srv.log.Warn("auth timeout", "event", "auth_timeout", "conn", s.connID, "ip", s.ip, "transport", "socketio")
+		s.close(reason)
+	case reason != hub.ReasonNone:
+		s.close(reason)
+	}
+}
+
+// notifies reports whether a socket closed for reason is told why first
+// (a notification:error event): not when the client left or the link died.
+func notifies(r hub.CloseReason) bool {
+	switch r {
+	case hub.ReasonNone, hub.ReasonClientClosed, hub.ReasonTransportError, hub.ReasonPingTimeout:
+		return false
+	}
+	return true
+}
+
+// graceful reports whether the transport is closed with a last packet (and
+// a grace period) rather than dropped at once.
+func graceful(r hub.CloseReason) bool { return notifies(r) }
+
+// close ends the session: every socket is closed through the hub (each
+// exactly once), then the transport gets its close (WebSocket close frame or
+// polling close packet) and is dropped after CloseGrace, or at once when the
+// client is gone. Idempotent; the first reason wins.
+func (s *session) close(reason hub.CloseReason) {
+	s.mu.Lock()
+	if s.state != stateOpen {
+		s.mu.Unlock()
+		return
+	}
+	s.state = stateClosing
+	s.reason = reason
+	var clients []*hub.Client
+	var orphans []*socket
+	for _, k := range s.sockets {
+		if k == nil {
+			continue
+		}
+		if k.client != nil {
+			clients = append(clients, k.client)
+		} else {
+			orphans = append(orphans, k)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range clients {
+		c.Close(reason) // → socket.Close: notification:error first where useful
+	}
+	for _, k := range orphans {
+		k.Close(reason)
+	}
+
+	s.mu.Lock()
+	now := s.srv.now()
+	drop := !graceful(reason)
+	// A client that got "3probe" has paused polling and will only listen on
+	// the probe: let it finish the upgrade, which flushes the last packets.
+	probe := s.probe
+	if !drop && probe != nil && s.poll != nil && s.poll.upgrading {
+		probe = nil
+	} else {
+		s.probe = nil
+	}
+	switch {
+	case s.ws != nil && !drop:
+		s.ws.writeClose(reason)
+	case s.poll != nil && !drop:
+		_ = s.poll.push(pktClose, true, 0)
+	case s.poll != nil:
+		s.poll.wakeWith(pktNoop)
+	}
+	s.closeDeadline = now + int64(s.srv.cfg.CloseGrace)
+	s.mu.Unlock()
+	if probe != nil {
+		probe.close()
+	}
+	if drop {
+		s.finalize()
+	}
+	s.srv.log.Debug("session closed", "conn", s.connID, "reason", reason.Label())
+}
+
+// finalize unregisters the session, releases its admission slots and closes
+// its transports. Idempotent.
+func (s *session) finalize() {
+	s.mu.Lock()
+	if s.state == stateClosed {
+		s.mu.Unlock()
+		return
+	}
+	s.state = stateClosed
+	ws, probe := s.ws, s.probe
+	s.probe = nil
+	if s.poll != nil {
+		s.poll.wakeWith(nil)
+	}
+	s.headerToken = ""
+	s.releaseLocked()
+	s.mu.Unlock()
+	s.srv.reg.remove(s)
+	if ws != nil {
+		ws.close()
+	}
+	if probe != nil {
+		probe.close()
+	}
+}
+
+func (s *session) releaseLocked() {
+	if s.ipHeld {
+		s.srv.cfg.Limits.ConnsPerIP.Release(s.ip)
+		s.ipHeld = false
+	}
+	if s.unauthHeld {
+		s.srv.unauth.Add(-1)
+		s.unauthHeld = false
+	}
+}
+
+// closeFor closes the session after a protocol error in inbound data.
+func (s *session) closeFor(err error) {
+	reason := hub.ReasonProtocolError
+	switch {
+	case errors.Is(err, errStop):
+		return
+	case errors.Is(err, errUnauthenticated):
+		reason = hub.ReasonUnauthorized
+		s.srv.log.Warn("event before auth", "event", "unauthenticated_message", "conn", s.connID, "ip", s.ip)
+	case errors.Is(err, errTooBig):
+		reason = hub.ReasonMessageTooBig
+	default:
+		s.srv.log.Info("invalid packet", "event", "invalid_message", "conn", s.connID, "ip", s.ip, "err", err)
+	}
+	s.close(reason)
+}
+
+// onPacket handles one inbound Engine.IO packet of the active transport.
+// The caller holds s.in. An error is a protocol violation (or errStop).
+func (s *session) onPacket(p enginePacket) error {
+	if p.binary {
+		return s.onAttachment(p.data)
+	}
+	switch p.typ {
+	case eioMessage:
+		return s.onSocketIO(p.data)
+	case eioPong:
+		s.mu.Lock()
+		s.pongDeadline = 0
+		s.nextPing = s.srv.now() + int64(s.srv.cfg.PingInterval)
+		s.mu.Unlock()
+	case eioClose:
+		s.close(hub.ReasonClientClosed)
+		return errStop
+	case eioNoop, eioUpgrade:
+	case eioPing:
+		return malformed("ping from the client (heartbeat runs server to client in v4)")
+	default:
+		return malformed("unexpected engine.io packet type %q", p.typ)
+	}
+	return nil
+}
+
+// onSocketIO handles the text part of a Socket.IO packet.
+func (s *session) onSocketIO(data []byte) error {
+	if s.partial != nil {
+		return malformed("text packet while %d attachments are expected", s.partial.p.Attachments-len(s.partial.atts))
+	}
+	p, err := decodePacket(data, s.srv.cfg.MaxAttachments)
+	if err != nil {
+		return err
+	}
+	if (p.Type == typeBinaryEvent || p.Type == typeBinaryAck) && p.Attachments > 0 {
+		p.Data = bytes.Clone(p.Data) // data aliases a transport buffer
+		s.partial = &partialPacket{p: p, atts: make([][]byte, 0, p.Attachments), size: len(data)}
+		return nil
+	}
+	return s.dispatch(&p, nil)
+}
+
+// onAttachment takes one binary attachment of the pending binary packet.
+func (s *session) onAttachment(b []byte) error {
+	pp := s.partial
+	if pp == nil {
+		return malformed("binary data without a binary packet")
+	}
+	pp.size += len(b)
+	if pp.size > s.srv.cfg.MaxPayload {
+		return errTooBig
+	}
+	pp.atts = append(pp.atts, bytes.Clone(b))
+	if len(pp.atts) < pp.p.Attachments {
+		return nil
+	}
+	s.partial = nil
+	if _, err := reconstruct(pp.p.Data, pp.atts); err != nil {
+		return err
+	}
+	return s.dispatch(&pp.p, pp.atts)
+}
+
+// dispatch routes a complete Socket.IO packet to its namespace socket.
+func (s *session) dispatch(p *packet, _ [][]byte) error {
+	ns := s.srv.nsIndex(p.Namespace)
+	var k *socket
+	connected := false
+	s.mu.Lock()
+	if ns >= 0 {
+		k = s.sockets[ns]
+	}
+	for _, x := range s.sockets {
+		connected = connected || x != nil
+	}
+	s.mu.Unlock()
+	switch p.Type {
+	case typeConnect:
+		if ns < 0 {
+			_ = s.write(appendConnectError(nil, p.Namespace, "Invalid namespace"), false)
+			return nil
+		}
+		if k != nil {
+			return malformed("CONNECT to %s, already connected", p.Namespace)
+		}
+		s.connect(ns, p.Data)
+	case typeDisconnect:
+		if k != nil {
+			k.closeWith(hub.ReasonClientClosed)
+		}
+	case typeEvent, typeBinaryEvent:
+		if k == nil {
+			if !connected {
+				return errUnauthenticated
+			}
+			return malformed("EVENT for %s, not connected", p.Namespace)
+		}
+		k.onEvent(p)
+	case typeAck, typeBinaryAck:
+		// The server asks for no acknowledgements: nothing to match.
+	default:
+		return malformed("CONNECT_ERROR from the client")
+	}
+	return nil
+}

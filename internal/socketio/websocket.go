@@ -1,0 +1,346 @@
+package socketio
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"github.com/lesismal/nbio"
+	"github.com/lesismal/nbio/nbhttp/websocket"
+
+	"github.com/heraldhq/herald/internal/hub"
+)
+
+// wsTransport is one WebSocket connection of a session (its transport, or a
+// probe during the upgrade from polling). nbio owns the socket: reads arrive
+// as callbacks, writes go to the poller's buffer; no goroutine waits on it.
+type wsTransport struct {
+	sess    *session        // static
+	wsc     *websocket.Conn // set before the transport is used; static after
+	queued  atomic.Int64    // bytes handed to nbio and not yet written to the kernel
+	closing atomic.Bool     // a close frame has been sent
+}
+
+// frameLen is the size of a server frame (unmasked) carrying n bytes.
+func frameLen(n int) int64 {
+	switch {
+	case n < 126:
+		return int64(n) + 2
+	case n <= 65535:
+		return int64(n) + 4
+	}
+	return int64(n) + 10
+}
+
+// write sends one message, counting its bytes against the soft buffer cap
+// (the same accounting as internal/ws). force bypasses the cap.
+func (t *wsTransport) write(mt websocket.MessageType, data []byte, force bool) error {
+	if t.closing.Load() {
+		return errClosed
+	}
+	n := frameLen(len(data))
+	if !force && t.queued.Load()+n > int64(t.sess.srv.cfg.WriteBufferBytes) {
+		return errBufferFull
+	}
+	t.queued.Add(n)
+	if err := t.wsc.WriteMessage(mt, data); err != nil {
+		t.queued.Add(-n)
+		return err
+	}
+	return nil
+}
+
+// writeClose sends the close frame (the hub's code and label, as /v1/ws does);
+// the sweeper drops the connection after CloseGrace if the client does not.
+func (t *wsTransport) writeClose(reason hub.CloseReason) {
+	code := reason.Code()
+	if code == 1006 {
+		return
+	}
+	label := reason.Label()
+	buf := make([]byte, 2+len(label))
+	binary.BigEndian.PutUint16(buf, uint16(code))
+	copy(buf[2:], label)
+	_ = t.write(websocket.CloseMessage, buf, true)
+	t.closing.Store(true)
+}
+
+func (t *wsTransport) close() {
+	t.closing.Store(true)
+	if t.wsc != nil {
+		_ = t.wsc.Close()
+	}
+}
+
+// serveWebSocket upgrades a request: a new WebSocket-only session without
+// sid, the probe of a polling session's upgrade with one.
+func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, sid string) {
+	if sid != "" {
+		s.serveProbe(w, r, sid)
+		return
+	}
+	a, ok := s.admit(w, r, "websocket")
+	if !ok {
+		return
+	}
+	ss := s.newSession(a)
+	t := &wsTransport{sess: ss}
+	ss.ws = t
+	wsc, err := s.upgrader.UpgradeAndTransferConnToPoller(w, r, nil)
+	if err != nil {
+		s.log.Debug("upgrade failed", "ip", a.ip, "err", err)
+		s.release(&a)
+		return // the upgrader has answered
+	}
+	t.wsc = wsc
+	s.reg.add(ss)
+	// Bind the transport in the connection's own job queue: every message
+	// handler runs after it (or before it, and is replayed by it).
+	if !wsc.Execute(func() {
+		s.bind(wsc, t)
+		_ = t.write(websocket.TextMessage, appendOpen(nil, ss.id, false, &s.cfg), true)
+	}) {
+		s.early.drop(wsc)
+		ss.close(hub.ReasonTransportError)
+	}
+}
+
+// serveProbe upgrades the WebSocket of a polling session's transport upgrade.
+func (s *Server) serveProbe(w http.ResponseWriter, r *http.Request, sid string) {
+	ss := s.reg.get(sid)
+	if ss == nil {
+		httpError(w, http.StatusBadRequest, errUnknownSID)
+		return
+	}
+	t := &wsTransport{sess: ss}
+	ss.mu.Lock()
+	if ss.state != stateOpen || ss.poll == nil || ss.probe != nil || ss.ws != nil {
+		ss.mu.Unlock()
+		httpError(w, http.StatusBadRequest, errBadRequest)
+		return
+	}
+	ss.probe = t
+	ss.probeDeadline = s.now() + int64(s.cfg.UpgradeTimeout)
+	ss.mu.Unlock()
+	wsc, err := s.upgrader.UpgradeAndTransferConnToPoller(w, r, nil)
+	ss.mu.Lock()
+	if err == nil {
+		t.wsc = wsc
+	}
+	abandoned := ss.probe != t // timed out or the session closed meanwhile
+	if err != nil && !abandoned {
+		ss.probe = nil
+	}
+	ss.mu.Unlock()
+	if err != nil {
+		return
+	}
+	if abandoned || !wsc.Execute(func() { s.bind(wsc, t) }) {
+		s.early.drop(wsc)
+		t.close()
+	}
+}
+
+// bind attaches t to its connection and replays the messages that arrived
+// before. It runs in the connection's job queue.
+func (s *Server) bind(wsc *websocket.Conn, t *wsTransport) {
+	wsc.SetSession(t)
+	for _, m := range s.early.take(wsc) {
+		s.onWSMessage(wsc, m.mt, m.data)
+	}
+}
+
+func (s *Server) onWSMessage(wsc *websocket.Conn, mt websocket.MessageType, data []byte) {
+	t, ok := wsc.Session().(*wsTransport)
+	if !ok {
+		if !s.early.add(wsc, mt, data, s.cfg.MaxPayload) {
+			_ = wsc.Close()
+		}
+		return
+	}
+	ss := t.sess
+	ss.mu.Lock()
+	probing, active := t == ss.probe, t == ss.ws && ss.state == stateOpen
+	ss.mu.Unlock()
+	switch {
+	case probing:
+		ss.onProbeMessage(t, mt, data)
+	case active:
+		ss.in.Lock()
+		err := ss.onWSPacket(mt, data)
+		ss.in.Unlock()
+		if err != nil {
+			ss.closeFor(err)
+		}
+	}
+}
+
+func (s *session) onWSPacket(mt websocket.MessageType, data []byte) error {
+	if mt == websocket.BinaryMessage {
+		return s.onPacket(enginePacket{typ: eioMessage, data: data, binary: true})
+	}
+	p, err := decodeEnginePacket(data, false)
+	if err != nil {
+		return err
+	}
+	return s.onPacket(p)
+}
+
+// onProbeMessage runs the upgrade: "2probe" is answered with "3probe" and a
+// waiting GET gets a noop (so the client can pause polling); "5" makes the
+// WebSocket the transport, flushing what polling had queued into it.
+func (s *session) onProbeMessage(t *wsTransport, mt websocket.MessageType, data []byte) {
+	switch {
+	case mt == websocket.TextMessage && string(data) == "2probe":
+		_ = t.write(websocket.TextMessage, pktProbePong, true)
+		s.mu.Lock()
+		if s.poll != nil && s.probe == t {
+			s.poll.upgrading = true
+			s.poll.wakeWith(pktNoop)
+		}
+		s.mu.Unlock()
+	case mt == websocket.TextMessage && len(data) == 1 && data[0] == eioUpgrade:
+		s.mu.Lock()
+		if s.probe != t || s.state == stateClosed {
+			s.mu.Unlock()
+			return
+		}
+		s.probe = nil
+		s.ws = t
+		if p := s.poll; p != nil {
+			s.poll = nil
+			_ = splitPayload(p.buf, func(pkt []byte) error {
+				return t.write(websocket.TextMessage, pkt, true)
+			})
+			p.buf = nil
+			p.wakeWith(pktNoop)
+		}
+		if s.state == stateClosing { // closed during the upgrade: the last packets are out
+			t.writeClose(s.reason)
+		}
+		s.mu.Unlock()
+		s.srv.log.Debug("upgraded to websocket", "conn", s.connID)
+	default:
+		s.dropProbe(t)
+	}
+}
+
+// dropProbe abandons an upgrade: the session stays on polling.
+func (s *session) dropProbe(t *wsTransport) {
+	s.mu.Lock()
+	if s.probe == t {
+		s.probe = nil
+		if s.poll != nil {
+			s.poll.upgrading = false
+		}
+	}
+	s.mu.Unlock()
+	t.close()
+}
+
+func (s *Server) onWSClose(wsc *websocket.Conn, err error) {
+	t, ok := wsc.Session().(*wsTransport)
+	if !ok {
+		s.early.drop(wsc)
+		return
+	}
+	ss := t.sess
+	ss.mu.Lock()
+	if ss.probe == t {
+		ss.probe = nil
+		if ss.poll != nil {
+			ss.poll.upgrading = false
+		}
+	}
+	current, state := ss.ws == t, ss.state
+	ss.mu.Unlock()
+	switch {
+	case !current:
+	case state == stateOpen:
+		ss.close(reasonFromErr(err))
+		ss.finalize()
+	default:
+		ss.finalize()
+	}
+}
+
+// reasonFromErr maps nbio's close error onto a close reason.
+func reasonFromErr(err error) hub.CloseReason {
+	var ce *websocket.CloseError
+	switch {
+	case err == nil, errors.Is(err, io.EOF):
+		return hub.ReasonClientClosed
+	case errors.As(err, &ce):
+		if ce.Code == 1000 || ce.Code == 1001 || ce.Code == 1005 {
+			return hub.ReasonClientClosed
+		}
+		return hub.ReasonProtocolError
+	case errors.Is(err, nbio.ErrReadTimeout):
+		return hub.ReasonPingTimeout
+	case errors.Is(err, nbio.ErrOverflow), errors.Is(err, nbio.ErrWriteTimeout):
+		return hub.ReasonSlowConsumer
+	case errors.Is(err, websocket.ErrMessageTooLarge), errors.Is(err, websocket.ErrControlMessageTooBig):
+		return hub.ReasonMessageTooBig
+	case errors.Is(err, websocket.ErrInvalidUtf8):
+		return hub.ReasonInvalidUTF8
+	case errors.Is(err, websocket.ErrReserveBitSet), errors.Is(err, websocket.ErrInvalidControlFrame),
+		errors.Is(err, websocket.ErrControlMessageFragmented), errors.Is(err, websocket.ErrInvalidFragmentMessage),
+		errors.Is(err, websocket.ErrReservedMessageType), errors.Is(err, websocket.ErrInvalidCloseCode):
+		return hub.ReasonProtocolError
+	}
+	return hub.ReasonTransportError
+}
+
+// earlyMessages holds messages that reached a connection before its
+// transport was bound to it (a probe's "2probe" can beat the handler that
+// upgraded it). Bounded per connection.
+type earlyMessages struct {
+	mu sync.Mutex
+	m  map[*websocket.Conn]*earlyQueue // guarded by mu
+}
+
+type earlyQueue struct {
+	msgs  []earlyMessage
+	bytes int
+}
+
+type earlyMessage struct {
+	mt   websocket.MessageType
+	data []byte
+}
+
+const maxEarlyMessages = 8
+
+func (e *earlyMessages) add(wsc *websocket.Conn, mt websocket.MessageType, data []byte, maxBytes int) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	q := e.m[wsc]
+	if q == nil {
+		q = &earlyQueue{}
+		e.m[wsc] = q
+	}
+	q.bytes += len(data)
+	if len(q.msgs) >= maxEarlyMessages || q.bytes > maxBytes {
+		delete(e.m, wsc)
+		return false
+	}
+	q.msgs = append(q.msgs, earlyMessage{mt, bytes.Clone(data)})
+	return true
+}
+
+func (e *earlyMessages) take(wsc *websocket.Conn) []earlyMessage {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	q := e.m[wsc]
+	if q == nil {
+		return nil
+	}
+	delete(e.m, wsc)
+	return q.msgs
+}
+
+func (e *earlyMessages) drop(wsc *websocket.Conn) { e.take(wsc) }
