@@ -70,6 +70,8 @@ func newSettings() *settings {
 	add("ping-interval", "25s", "server WebSocket ping interval", "HERALD_PING_INTERVAL")
 	add("replay-limit", "1000", "most notifications replayed on resume before a resync", "HERALD_REPLAY_LIMIT")
 	add("shutdown-grace", "20s", "drain deadline on SIGTERM", "HERALD_SHUTDOWN_GRACE")
+	add("connection-warn-ratio", "0.8", "log high_connection_usage when active connections exceed this share of --max-connections", "HERALD_CONNECTION_WARN_RATIO")
+	add("memory-limit", "0", "fail /readyz when the Go heap exceeds this many bytes (0: no check)", "HERALD_MEMORY_LIMIT")
 	add("log-level", "info", "debug, info, warn or error", "HERALD_LOG_LEVEL")
 	add("log-format", "json", "json or text", "HERALD_LOG_FORMAT")
 	return s
@@ -217,6 +219,12 @@ func (s *settings) toConfig() (node.Config, error) {
 	cfg.WS.PingInterval = dur("ping-interval")
 	cfg.Hub.ReplayLimit = num("replay-limit")
 	cfg.ShutdownGrace = dur("shutdown-grace")
+	cfg.ConnectionWarnRatio = rate("connection-warn-ratio")
+	if ml, err := strconv.ParseUint(s.get("memory-limit"), 10, 64); err != nil {
+		errs = append(errs, fmt.Errorf("--memory-limit: %q is not a byte count", s.get("memory-limit")))
+	} else {
+		cfg.MemoryLimit = ml
+	}
 	cfg.Limits.EventRate.Per = rate("event-rate")
 	cfg.Limits.EventRate.Burst = num("event-burst")
 	cfg.Limits.PublishRate.Per = rate("publish-rate")

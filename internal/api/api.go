@@ -67,7 +67,7 @@ type Config struct {
 	PublishRate *limit.Keyed
 	// OnPublish, when set, observes each publish request's outcome and
 	// duration (arrival to commit or failure).
-	OnPublish func(ok bool, d time.Duration)
+	OnPublish func(status int, d time.Duration)
 	Logger    *slog.Logger
 }
 

@@ -262,7 +262,7 @@ func (a *API) doPublish(w http.ResponseWriter, r *http.Request, batch bool) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		w = rec
-		defer func() { a.cfg.OnPublish(rec.status < 300, time.Since(start)) }()
+		defer func() { a.cfg.OnPublish(rec.status, time.Since(start)) }()
 	}
 	key, ok := a.apiKey(w, r)
 	if !ok {

@@ -7,6 +7,7 @@ package limit
 import (
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -34,11 +35,12 @@ type bucket struct {
 // Keyed is a set of token buckets, one per key, created on first use and
 // dropped after IdleTTL without use.
 type Keyed struct {
-	rate    Rate
-	idleTTL time.Duration
-	now     func() time.Time
-	seed    maphash.Seed
-	sh      [shards]struct {
+	rejected atomic.Int64 // refusals, for metrics
+	rate     Rate
+	idleTTL  time.Duration
+	now      func() time.Time
+	seed     maphash.Seed
+	sh       [shards]struct {
 		mu sync.Mutex
 		m  map[string]*bucket
 		// sweptAt is when idle buckets were last removed.
@@ -86,8 +88,12 @@ func (k *Keyed) Allow(key string) (ok bool, strikes int) {
 		return true, 0
 	}
 	b.strikes++
+	k.rejected.Add(1)
 	return false, b.strikes
 }
+
+// Rejected is the number of refusals since creation.
+func (k *Keyed) Rejected() int64 { return k.rejected.Load() }
 
 func (k *Keyed) sweepLocked(m map[string]*bucket, now time.Time) {
 	for key, b := range m {
@@ -121,9 +127,10 @@ func (k *Keyed) Len() int {
 
 // Counter caps concurrent uses per key (connections per IP, per user).
 type Counter struct {
-	max  int
-	seed maphash.Seed
-	sh   [shards]struct {
+	rejected atomic.Int64
+	max      int
+	seed     maphash.Seed
+	sh       [shards]struct {
 		mu sync.Mutex
 		m  map[string]int
 	}
@@ -145,6 +152,7 @@ func (c *Counter) Acquire(key string) bool {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if c.max > 0 && sh.m[key] >= c.max {
+		c.rejected.Add(1)
 		return false
 	}
 	sh.m[key]++
@@ -170,3 +178,6 @@ func (c *Counter) Count(key string) int {
 	defer sh.mu.Unlock()
 	return sh.m[key]
 }
+
+// Rejected is the number of refused acquisitions since creation.
+func (c *Counter) Rejected() int64 { return c.rejected.Load() }

@@ -26,15 +26,13 @@ func (h *AuditHandler) Enabled(ctx context.Context, l slog.Level) bool {
 
 // Handle counts the record's event, then logs it if next wants it.
 func (h *AuditHandler) Handle(ctx context.Context, r slog.Record) error {
-	var event, reason, scope, transport string
+	var event, reason, transport string
 	r.Attrs(func(a slog.Attr) bool {
 		switch a.Key {
 		case "event":
 			event = a.Value.String()
 		case "reason":
 			reason = a.Value.String()
-		case "scope":
-			scope = a.Value.String()
 		case "transport":
 			transport = a.Value.String()
 		}
@@ -52,11 +50,6 @@ func (h *AuditHandler) Handle(ctx context.Context, r slog.Record) error {
 			h.m.AuthFailures.WithLabelValues("api_key").Inc()
 		case "auth_timeout":
 			h.m.AuthFailures.WithLabelValues("auth_timeout").Inc()
-		case "rate_limited":
-			if scope == "" {
-				scope = "unknown"
-			}
-			h.m.RateLimited.WithLabelValues(scope).Inc()
 		case "origin_rejected":
 			if transport == "" {
 				transport = "unknown"

@@ -27,7 +27,6 @@ type Metrics struct {
 	Attempts       *prometheus.CounterVec   // transport
 	AuditEvents    *prometheus.CounterVec   // event
 	AuthFailures   *prometheus.CounterVec   // reason
-	RateLimited    *prometheus.CounterVec   // scope
 	OriginRejected *prometheus.CounterVec   // transport
 	MessagesIn     *prometheus.CounterVec   // transport, type
 	MessagesOut    *prometheus.CounterVec   // kind
@@ -44,7 +43,7 @@ type Metrics struct {
 	ProbeFailures  *prometheus.CounterVec // reason
 }
 
-// latencyBuckets cover 100 µs to ~30 s.
+// latencyBuckets cover 100 µs to ~15 s.
 var latencyBuckets = prometheus.ExponentialBuckets(0.0001, 2.5, 14)
 
 // New creates and registers every collector, plus the Go runtime and
@@ -65,16 +64,15 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Security audit events, by event key."}, []string{"event"}),
 		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_auth_failures_total",
 			Help: "Rejected tokens and API keys, by reason class."}, []string{"reason"}),
-		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_rate_limited_total",
-			Help: "Requests rejected by a rate limit, by scope."}, []string{"scope"}),
 		OriginRejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_origin_rejected_total",
 			Help: "Requests refused for their Origin."}, []string{"transport"}),
 		MessagesIn: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_messages_received_total",
 			Help: "Client messages received, by type."}, []string{"transport", "type"}),
 		MessagesOut: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_messages_sent_total",
-			Help: "Server frames written to clients, by kind."}, []string{"kind"}),
+			Help: "Live frames handed to clients' outbound buffers (notifications, read and deleted events), by kind."}, []string{"kind"}),
 		Publish: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "herald_publish_duration_seconds",
-			Help: "Publish API requests from arrival to commit (or failure).", Buckets: latencyBuckets}, []string{"outcome"}),
+			Help:    "Publish API requests from arrival to commit or failure; outcome is ok, client_error (4xx) or server_error (5xx).",
+			Buckets: latencyBuckets}, []string{"outcome"}),
 		Published: prometheus.NewCounter(prometheus.CounterOpts{Name: "herald_notifications_published_total",
 			Help: "Notifications committed."}),
 		Deliver: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "herald_delivery_latency_seconds",
@@ -97,7 +95,7 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Broker probes that did not come back in time, by reason."}, []string{"reason"}),
 	}
 	reg.MustRegister(m.ConnsActive, m.ConnsOpened, m.ConnsClosed, m.ConnDuration, m.Attempts, m.AuditEvents,
-		m.AuthFailures, m.RateLimited, m.OriginRejected, m.MessagesIn, m.MessagesOut, m.Publish, m.Published,
+		m.AuthFailures, m.OriginRejected, m.MessagesIn, m.MessagesOut, m.Publish, m.Published,
 		m.Deliver, m.StoreOp, m.StoreErrors, m.BrokerOp, m.BrokerErrors, m.ReplayItems, m.Resyncs, m.ProbeRTT,
 		m.ProbeFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -110,8 +108,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			m.ConnsClosed.WithLabelValues(t, r.Label())
 		}
 	}
-	m.Publish.WithLabelValues("ok")
-	m.Publish.WithLabelValues("error")
+	for _, o := range []string{"ok", "client_error", "server_error"} {
+		m.Publish.WithLabelValues(o)
+	}
+	m.ProbeFailures.WithLabelValues("timeout")
 	return m
 }
 
@@ -140,4 +140,18 @@ func (m *Metrics) HubObserver() hub.Observer {
 			}
 		},
 	}
+}
+
+// RateLimiter is a limiter whose refusals are counted.
+type RateLimiter interface{ Rejected() int64 }
+
+// RegisterLimiter exposes a limiter's refusals as
+// herald_rate_limited_total{scope}. Nil limiters (disabled) are skipped.
+func RegisterLimiter(reg prometheus.Registerer, scope string, l RateLimiter) {
+	if l == nil {
+		return
+	}
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "herald_rate_limited_total",
+		Help: "Requests refused by a rate limit or connection cap, by scope.", ConstLabels: prometheus.Labels{"scope": scope}},
+		func() float64 { return float64(l.Rejected()) }))
 }

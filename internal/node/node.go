@@ -63,6 +63,9 @@ type Config struct {
 	MonitorInterval time.Duration
 	// MemoryLimit: /readyz fails when the Go heap exceeds it (0: no check).
 	MemoryLimit uint64
+	// ConnectionWarnRatio: the monitor warns (high_connection_usage) when
+	// active connections exceed this share of MaxConnections. Default 0.8.
+	ConnectionWarnRatio float64
 	// Demo serves the demo inbox page at / and the dev-only endpoints
 	// /v1/dev/token and /v1/dev/publish (see internal/demo). --dev sets it;
 	// never in production.
@@ -264,10 +267,13 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	acfg := cfg.API
 	acfg.Logger = cfg.Logger
 	acfg.AllowOrigin = policy.Allowed
-	acfg.OnPublish = func(ok bool, d time.Duration) {
+	acfg.OnPublish = func(status int, d time.Duration) {
 		outcome := "ok"
-		if !ok {
-			outcome = "error"
+		switch {
+		case status >= 500:
+			outcome = "server_error"
+		case status >= 400:
+			outcome = "client_error"
 		}
 		m.Publish.WithLabelValues(outcome).Observe(d.Seconds())
 	}
@@ -282,9 +288,10 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	a.Register(mux)
 	a.RegisterAdmin(mux, n)
 	n.monitor = metrics.NewMonitor(metrics.MonitorConfig{
-		MaxConnections: cfg.MaxConnections, Active: n.hub.Active, Pending: n.ws.Pending,
+		MaxConnections: cfg.MaxConnections, WarnRatio: cfg.ConnectionWarnRatio, Active: n.hub.Active, Pending: n.ws.Pending,
 		Draining: n.draining.Load, Logger: cfg.Logger,
 	})
+	n.registerLimitMetrics(wcfg.Limits, acfg.PublishRate)
 	a.RegisterStats(mux, func() any { return n.monitor.Snapshot() })
 	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry}))
 	mux.Handle("GET /v1/ws", n.limitConnections(n.ws))
@@ -405,6 +412,23 @@ type nodeStore interface {
 // committed events out in commit order.
 func (n *Node) openStore(ctx context.Context) (nodeStore, error) {
 	return store.OpenSQLite(ctx, store.SQLiteConfig{Path: n.cfg.Database, Logger: n.cfg.Logger, OnCommit: n.fanout})
+}
+
+// registerLimitMetrics exposes refusals of each limiter and the connection limit.
+func (n *Node) registerLimitMetrics(l ws.Limits, publish *limit.Keyed) {
+	reg := n.cfg.Registry
+	for scope, k := range map[string]*limit.Keyed{"events": l.Events, "handshake": l.Handshakes, "publish": publish} {
+		if k != nil {
+			metrics.RegisterLimiter(reg, scope, k)
+		}
+	}
+	for scope, c := range map[string]*limit.Counter{"conns_per_ip": l.ConnsPerIP, "conns_per_user": l.ConnsPerUser} {
+		if c != nil {
+			metrics.RegisterLimiter(reg, scope, c)
+		}
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "herald_connections_max",
+		Help: "The node's connection limit (MaxConnections)."}, func() float64 { return float64(n.cfg.MaxConnections) }))
 }
 
 var errDraining = errors.New("node is draining")
