@@ -60,8 +60,14 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Accel-Buffering", "no")
 	id := s.hub.NextConnID()
+	hijack := s.canHijack(w, r)
+	engine := "handler" // a goroutine and net/http's buffers per stream
+	if hijack {
+		engine = "poller"
+	}
 	s.log.Info("connect", "event", "connect", "conn", id, "ip", sr.ip, "origin", sr.origin,
-		"user_agent", r.UserAgent(), "transport", "sse", "auth", sr.via, "tenant", sr.p.Tenant, "user", sr.p.User)
+		"user_agent", r.UserAgent(), "transport", "sse", "auth", sr.via, "tenant", sr.p.Tenant, "user", sr.p.User,
+		"engine", engine)
 	opts := hub.AttachOptions{
 		ConnID:    id,
 		Transport: "sse",
@@ -69,7 +75,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 		Since:     sr.since,
 		Expires:   sr.p.Expires.Add(s.verifier.Leeway()),
 	}
-	if s.canHijack(w, r) {
+	if hijack {
 		s.serveHijacked(w, opts, userKey)
 		return
 	}

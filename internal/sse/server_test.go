@@ -231,6 +231,9 @@ func TestStreamModes(t *testing.T) {
 			if e.srv.Active() != 1 || e.hub.Active() != 1 {
 				t.Fatalf("active %d/%d", e.srv.Active(), e.hub.Active())
 			}
+			if want := map[mode]string{modeHijack: "poller", modeHandler: "handler", modeHTTP2: "handler"}[m]; !strings.Contains(e.logs.String(), `"engine":"`+want+`"`) {
+				t.Fatalf("stream not served by the %s engine", want)
+			}
 			e.hub.Clients()[0].Close(hub.ReasonRevoked)
 			if got := until(t, r, "data:"); got != `data: {"code":4004,"reason":"revoked"}` {
 				t.Fatalf("close %q", got)

@@ -47,8 +47,16 @@ func (s *Server) canHijack(w http.ResponseWriter, r *http.Request) bool {
 	if s.cfg.DisableHijack || r.ProtoMajor != 1 || r.TLS != nil || !s.started.Load() {
 		return false
 	}
-	_, ok := w.(http.Hijacker)
-	return ok
+	for {
+		switch x := w.(type) {
+		case http.Hijacker:
+			return true
+		case interface{ Unwrap() http.ResponseWriter }: // middleware wrappers, as ResponseController does
+			w = x.Unwrap()
+		default:
+			return false
+		}
+	}
 }
 
 // serveHijacked takes the connection from net/http, writes the response
