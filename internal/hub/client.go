@@ -323,6 +323,15 @@ func (c *Client) catchUp(fromHead, first bool) {
 			break
 		}
 	}
+	if replayed > 0 || resync {
+		// Replayed frames carry no unread count: send the store's.
+		if unread, err := h.store.UnreadCount(ctx, r); err == nil {
+			c.mu.Lock()
+			c.unread = unread
+			c.sendLocked(Frame{Kind: FrameUnread, Payload: encodeUnread(unread)})
+			c.mu.Unlock()
+		}
+	}
 	if f := h.cfg.Observer.Replayed; f != nil && (replayed > 0 || resync) {
 		f(replayed, resync)
 	}

@@ -290,14 +290,18 @@ func TestResyncWhenReplayTooLong(t *testing.T) {
 	h := New(st, Config{ReplayLimit: 10, ReplayPage: 5})
 	defer h.Close(ReasonShutdown)
 	_, s := attach(t, h, "u", "", &notification.Position{})
+	var last Frame
 	waitUntil(t, "resync", func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return len(s.frames) > 0 && s.frames[len(s.frames)-1].Kind == FrameResync
+		for _, f := range s.frames {
+			if f.Kind == FrameResync {
+				last = f
+				return true
+			}
+		}
+		return false
 	})
-	s.mu.Lock()
-	last := s.frames[len(s.frames)-1]
-	s.mu.Unlock()
 	if string(last.Payload) != `{"position":"30.0"}` {
 		t.Fatalf("resync payload %s", last.Payload)
 	}

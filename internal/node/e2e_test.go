@@ -65,8 +65,10 @@ func TestTabsStayInSyncAndWSOperations(t *testing.T) {
 	a := n.publish(toUsers("acme", "carol"))
 	b := n.publish(toUsers("acme", "carol"))
 	for _, tab := range []*wsClient{tab1, tab2} {
-		tab.next("notification")
-		tab.next("notification")
+		for i := 0; i < 2; i++ {
+			tab.next("notification")
+			tab.next("unread")
+		}
 	}
 
 	tab1.send(map[string]any{"type": "notification:mark-read", "id": a, "ref": "r1"})
@@ -102,7 +104,10 @@ func TestTabsStayInSyncAndWSOperations(t *testing.T) {
 	}
 
 	n.publish(toUsers("acme", "carol"))
-	tab2.next("notification")
+	for _, tab := range []*wsClient{tab1, tab2} {
+		tab.next("notification")
+		tab.next("unread")
+	}
 	tab2.send(map[string]any{"type": "notification:mark-all-read"})
 	tab2.next("ack")
 	if m := tab1.next("notification:read"); !m.All {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -84,6 +85,9 @@ func startNode(t testing.TB, mutate ...func(*Config)) *testNode {
 	go func() { done <- n.Serve(l) }()
 	tn := &testNode{t: t, node: n, base: "http://" + l.Addr().String(), apiKey: "test-api-key-0123456789", logs: logs}
 	t.Cleanup(func() {
+		if t.Failed() && os.Getenv("HERALD_TEST_LOGS") != "" {
+			t.Logf("node logs:\n%s", logs.String())
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := n.Shutdown(ctx); err != nil {
@@ -197,6 +201,8 @@ type wsClient struct {
 	done   chan struct{}
 	err    error // set before done is closed
 	cancel context.CancelFunc
+	// backlog holds messages next skipped; used by the test goroutine only.
+	backlog []msg
 }
 
 type dialOpts struct {
@@ -281,36 +287,54 @@ func (w *wsClient) send(v any) {
 	}
 }
 
-// next returns the next message of one of the given types, skipping others.
+// next returns the next message of one of the given types. Messages of
+// other types are kept (in order) for later calls, so a test does not depend
+// on the relative order of independent messages (an event may overtake the
+// ack of the request that caused it).
 func (w *wsClient) next(types ...string) msg {
 	w.t.Helper()
+	match := func(m msg) bool {
+		if len(types) == 0 {
+			return true
+		}
+		for _, t := range types {
+			if m.Type == t {
+				return true
+			}
+		}
+		return false
+	}
+	for i, m := range w.backlog {
+		if match(m) {
+			w.backlog = append(w.backlog[:i], w.backlog[i+1:]...)
+			return m
+		}
+	}
 	deadline := time.After(10 * time.Second)
 	for {
 		select {
 		case m := <-w.msgs:
-			if len(types) == 0 {
+			if match(m) {
 				return m
 			}
-			for _, t := range types {
-				if m.Type == t {
-					return m
-				}
-			}
+			w.backlog = append(w.backlog, m)
 		case <-w.done:
-			// drain buffered messages first
 			select {
 			case m := <-w.msgs:
-				for _, t := range types {
-					if m.Type == t || len(types) == 0 {
-						return m
-					}
+				if match(m) {
+					return m
 				}
+				w.backlog = append(w.backlog, m)
 				continue
 			default:
 			}
 			w.t.Fatalf("connection ended while waiting for %v: %v", types, w.err)
 		case <-deadline:
-			w.t.Fatalf("timed out waiting for %v", types)
+			var kept []string
+			for _, m := range w.backlog {
+				kept = append(kept, m.Raw)
+			}
+			w.t.Fatalf("timed out waiting for %v; other messages: %q", types, kept)
 		}
 	}
 }

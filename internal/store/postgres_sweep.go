@@ -1,0 +1,241 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/heraldhq/herald/internal/notification"
+	"github.com/heraldhq/herald/internal/revocation"
+)
+
+// runSweeper is the sweeper goroutine: every SweepInterval it removes
+// expired notifications and stale idempotency records. It returns when ctx
+// (cancelled by Close) ends.
+func (s *Postgres) runSweeper(ctx context.Context) {
+	defer s.background.Done()
+	t := time.NewTicker(s.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := s.sweepNow(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed):
+			s.log.Warn("store: sweep failed", "swept", n, "err", err)
+		case n > 0:
+			s.log.Debug("store: swept expired notifications", "swept", n)
+		}
+	}
+}
+
+// sweepNow removes every notification expired at the store's clock time,
+// fixing the counters that include it, and purges idempotency records older
+// than idempotencyTTL. It returns the number of notifications removed.
+// Notifications locked by another transaction (a state change, another
+// node's sweeper) are left for a later sweep.
+func (s *Postgres) sweepNow(ctx context.Context) (int, error) {
+	if err := s.enter(ctx); err != nil {
+		return 0, fmt.Errorf("store: sweep: %w", err)
+	}
+	defer s.inflight.Done()
+	now := s.clock()
+	if err := s.inTx(ctx, nil, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `DELETE FROM idempotency WHERE created_at < $1`, now.Add(-idempotencyTTL).UnixMilli())
+		return err
+	}); err != nil {
+		return 0, fmt.Errorf("store: sweep: idempotency: %w", classifyPG(err))
+	}
+	total := 0
+	for {
+		var n int
+		err := s.inTx(ctx, nil, func(tx pgx.Tx) error {
+			var err error
+			n, err = sweepTx(ctx, tx, now.UnixMilli())
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("store: sweep: %w", classifyPG(err))
+		}
+		total += n
+		if n < sweepBatch {
+			return total, nil
+		}
+	}
+}
+
+// sweepTx deletes up to sweepBatch notifications expired at now and takes
+// them out of every counter that includes them, following the lock order
+// of postgres_mutate.go. It never waits for a notification row (SKIP
+// LOCKED), so the order in which it locks them does not matter.
+func sweepTx(ctx context.Context, tx pgx.Tx, now int64) (int, error) {
+	rows, err := tx.Query(ctx, `SELECT id, tenant, audience_kind, audience_role FROM notifications
+		WHERE expires_at IS NOT NULL AND expires_at <= $1
+		ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED`, now, sweepBatch)
+	if err != nil {
+		return 0, err
+	}
+	var (
+		ids    []string
+		totals = map[[2]string]int64{}
+		id, t  string
+		kind   int16
+		role   string
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&id, &t, &kind, &role}, func() error {
+		ids = append(ids, id)
+		if a := (notification.Audience{Kind: notification.AudienceKind(kind), Role: role}); a.Broadcast() {
+			totals[[2]string{t, a.Key()}]--
+		}
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	// The rows that reference them, with what they counted.
+	unread := map[[2]string]int64{}
+	rows, err = tx.Query(ctx, `DELETE FROM receipts WHERE notification_id = ANY($1) RETURNING tenant, user_id, audience_key`, ids)
+	if err != nil {
+		return 0, err
+	}
+	seen := map[[3]string]int64{}
+	var u, key string
+	if _, err := pgx.ForEachRow(rows, []any{&t, &u, &key}, func() error {
+		seen[[3]string{t, u, key}]--
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	rows, err = tx.Query(ctx, `DELETE FROM inbox WHERE notification_id = ANY($1) RETURNING tenant, user_id, read`, ids)
+	if err != nil {
+		return 0, err
+	}
+	var read bool
+	if _, err := pgx.ForEachRow(rows, []any{&t, &u, &read}, func() error {
+		if !read {
+			unread[[2]string{t, u}]--
+		}
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+
+	// Counters, in lock order; the rows exist (they were incremented).
+	var b pgx.Batch
+	if len(totals) > 0 {
+		ks := sortedKeys(totals, comparePair)
+		ts, as, ns := make([]string, len(ks)), make([]string, len(ks)), make([]int64, len(ks))
+		for i, k := range ks {
+			ts[i], as[i], ns[i] = k[0], k[1], totals[k]
+		}
+		b.Queue(`INSERT INTO audience_totals (tenant, audience_key, total)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::int8[]) AS c(t, a, n) ORDER BY c.t COLLATE "C", c.a COLLATE "C"
+			ON CONFLICT (tenant, audience_key) DO UPDATE SET total = audience_totals.total + excluded.total`, ts, as, ns)
+	}
+	if len(unread) > 0 {
+		ks := sortedKeys(unread, comparePair)
+		ts, us, ns := make([]string, len(ks)), make([]string, len(ks)), make([]int64, len(ks))
+		for i, k := range ks {
+			ts[i], us[i], ns[i] = k[0], k[1], unread[k]
+		}
+		b.Queue(`INSERT INTO user_streams (tenant, user_id, seq, unread)
+			SELECT c.t, c.u, 0, c.n FROM unnest($1::text[], $2::text[], $3::int8[]) AS c(t, u, n) ORDER BY c.t COLLATE "C", c.u COLLATE "C"
+			ON CONFLICT (tenant, user_id) DO UPDATE SET unread = user_streams.unread + excluded.unread`, ts, us, ns)
+	}
+	if len(seen) > 0 {
+		ks := sortedKeys(seen, func(a, b [3]string) int {
+			for i := range a {
+				if c := strings.Compare(a[i], b[i]); c != 0 {
+					return c
+				}
+			}
+			return 0
+		})
+		ts, us, as, ns := make([]string, len(ks)), make([]string, len(ks)), make([]string, len(ks)), make([]int64, len(ks))
+		for i, k := range ks {
+			ts[i], us[i], as[i], ns[i] = k[0], k[1], k[2], seen[k]
+		}
+		b.Queue(`INSERT INTO receipt_counts (tenant, user_id, audience_key, seen)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[]) AS c(t, u, a, n)
+			ORDER BY c.t COLLATE "C", c.u COLLATE "C", c.a COLLATE "C"
+			ON CONFLICT (tenant, user_id, audience_key) DO UPDATE SET seen = receipt_counts.seen + excluded.seen`, ts, us, as, ns)
+	}
+	b.Queue(`DELETE FROM notifications WHERE id = ANY($1)`, ids)
+	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+		return 0, err
+	}
+	return len(ids), nil
+}
+
+var _ revocation.Store = (*Postgres)(nil)
+
+// SaveRevocation stores r (replacing an earlier one for the same user or token).
+func (s *Postgres) SaveRevocation(ctx context.Context, r revocation.Revocation) error {
+	if err := s.enter(ctx); err != nil {
+		return fmt.Errorf("store: save revocation: %w", err)
+	}
+	defer s.inflight.Done()
+	var until int64
+	if !r.Until.IsZero() {
+		until = r.Until.UnixMilli()
+	}
+	if _, err := s.pool.Exec(ctx, `INSERT INTO revocations (tenant, user_id, token_id, revoked_at, until_ms)
+		VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (tenant, user_id, token_id) DO UPDATE SET revoked_at = excluded.revoked_at, until_ms = excluded.until_ms`,
+		r.Tenant, r.User, r.TokenID, r.At.UnixMilli(), until); err != nil {
+		return fmt.Errorf("store: save revocation: %w", classifyPG(err))
+	}
+	return nil
+}
+
+// DeleteUserRevocation lifts a user revocation.
+func (s *Postgres) DeleteUserRevocation(ctx context.Context, tenant, user string) error {
+	if err := s.enter(ctx); err != nil {
+		return fmt.Errorf("store: lift revocation: %w", err)
+	}
+	defer s.inflight.Done()
+	if _, err := s.pool.Exec(ctx, `DELETE FROM revocations WHERE tenant = $1 AND user_id = $2 AND token_id = ''`, tenant, user); err != nil {
+		return fmt.Errorf("store: lift revocation: %w", classifyPG(err))
+	}
+	return nil
+}
+
+// Revocations lists the revocations still in force (expired token
+// revocations are skipped).
+func (s *Postgres) Revocations(ctx context.Context) ([]revocation.Revocation, error) {
+	if err := s.enter(ctx); err != nil {
+		return nil, fmt.Errorf("store: revocations: %w", err)
+	}
+	defer s.inflight.Done()
+	rows, err := s.pool.Query(ctx, `SELECT tenant, user_id, token_id, revoked_at, until_ms FROM revocations
+		WHERE token_id = '' OR until_ms > $1`, s.clock().UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("store: revocations: %w", classifyPG(err))
+	}
+	var (
+		out       []revocation.Revocation
+		r         revocation.Revocation
+		at, until int64
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&r.Tenant, &r.User, &r.TokenID, &at, &until}, func() error {
+		v := r
+		v.At = time.UnixMilli(at)
+		if until != 0 {
+			v.Until = time.UnixMilli(until)
+		}
+		out = append(out, v)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("store: revocations: %w", classifyPG(err))
+	}
+	return out, nil
+}
