@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -40,7 +41,12 @@ func newSettings() *settings {
 		s.byFlag[name] = st
 	}
 	add("addr", ":8080", "listen address (--dev: 127.0.0.1:8080)", "HERALD_ADDR")
-	add("database", "herald.db", "SQLite database file", "HERALD_DATABASE")
+	add("database", "herald.db", "SQLite database file, or a postgres:// URL for PostgreSQL (several nodes)", "HERALD_DATABASE", "HERALD_DATABASE_URL")
+	add("database-schema", "", "PostgreSQL schema (search_path) to create and use; default the URL's", "HERALD_DATABASE_SCHEMA")
+	add("redis", "", "Redis URL (redis://host:6379/0) for live fan-out between nodes and cluster-wide limits; also REDIS_HOST/REDIS_PORT", "HERALD_REDIS_URL")
+	add("redis-prefix", "herald", "prefix of every Redis key and channel (the same on every node of a cluster)", "HERALD_REDIS_PREFIX")
+	add("redis-sharded", "false", "use Redis 7 sharded pub/sub (SSUBSCRIBE), for Redis Cluster", "HERALD_REDIS_SHARDED")
+	add("node-id", "", "this node's unique id in the cluster (default random)", "HERALD_NODE_ID")
 	add("env", "production", "production or development (development allows localhost origins)", "HERALD_ENV", "NODE_ENV")
 	add("jwt-secret", "", "HMAC secret for HS256/384/512 user tokens (>= 32 bytes)", "HERALD_JWT_SECRET", "JWT_SECRET")
 	add("jwt-public-key", "", "PEM file with the public key(s) for RS*/PS*/ES*/EdDSA user tokens", "HERALD_JWT_PUBLIC_KEY")
@@ -177,6 +183,24 @@ func (s *settings) toConfig() (node.Config, error) {
 	}
 	cfg.Addr = s.get("addr")
 	cfg.Database = s.get("database")
+	cfg.DatabaseSchema = s.get("database-schema")
+	cfg.RedisURL = s.get("redis")
+	if cfg.RedisURL == "" && s.getenv != nil && s.getenv("REDIS_HOST") != "" {
+		port := s.getenv("REDIS_PORT")
+		if port == "" {
+			port = "6379"
+		}
+		cfg.RedisURL = "redis://" + net.JoinHostPort(s.getenv("REDIS_HOST"), port)
+	}
+	cfg.RedisPrefix = s.get("redis-prefix")
+	cfg.NodeID = s.get("node-id")
+	switch v := s.get("redis-sharded"); v {
+	case "true", "1":
+		cfg.RedisSharded = true
+	case "false", "0", "":
+	default:
+		errs = append(errs, fmt.Errorf("--redis-sharded: %q must be true or false", v))
+	}
 	switch env := strings.ToLower(s.get("env")); env {
 	case "production", "prod":
 	case "development", "dev", "test":

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/internal/auth"
-	"github.com/heraldhq/herald/internal/limit"
 	"github.com/heraldhq/herald/internal/notification"
 	"github.com/heraldhq/herald/internal/store"
 )
@@ -38,6 +37,12 @@ type Inbox interface {
 	MarkRead(ctx context.Context, r notification.Recipient, ids []string) (store.Change, error)
 	MarkAllRead(ctx context.Context, r notification.Recipient) (store.Change, error)
 	Delete(ctx context.Context, r notification.Recipient, id string) (store.Change, error)
+}
+
+// RateLimiter is a keyed token bucket; Allow returns the consecutive
+// refusals for the key.
+type RateLimiter interface {
+	Allow(key string) (ok bool, strikes int)
 }
 
 // Check is one readiness check: it returns nil when healthy.
@@ -63,8 +68,8 @@ type Config struct {
 	// UserRate limits user API calls per user (shared with the live
 	// transports' client events); PublishRate limits publishes per API key.
 	// Nil: no limit.
-	UserRate    *limit.Keyed
-	PublishRate *limit.Keyed
+	UserRate    RateLimiter
+	PublishRate RateLimiter
 	// OnPublish, when set, observes each publish request's outcome and
 	// duration (arrival to commit or failure).
 	OnPublish func(status int, d time.Duration)

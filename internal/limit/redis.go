@@ -91,14 +91,15 @@ type RedisKeyedConfig struct {
 // falls back to while Redis fails. Strikes (consecutive rejections) are
 // counted on this node.
 type RedisKeyed struct {
-	rate    Rate
-	limit   redis_rate.Limit
-	prefix  string
-	timeout time.Duration
-	rl      *redis_rate.Limiter
-	local   *Keyed // fallback; static
-	br      breaker
-	strikes strikeMap
+	rejected atomic.Int64 // refusals (Redis or local), for metrics
+	rate     Rate
+	limit    redis_rate.Limit
+	prefix   string
+	timeout  time.Duration
+	rl       *redis_rate.Limiter
+	local    *Keyed // fallback; static
+	br       breaker
+	strikes  strikeMap
 }
 
 // NewRedisKeyed returns a cluster-wide keyed limiter.
@@ -144,21 +145,33 @@ func (k *RedisKeyed) Allow(key string) (ok bool, strikes int) {
 		return true, 0
 	}
 	if !k.br.useRedis() {
-		return k.local.Allow(key)
+		return k.allowLocal(key)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), k.timeout)
 	res, err := k.rl.Allow(ctx, k.prefix+key, k.limit)
 	cancel()
 	k.br.done(err)
 	if err != nil {
-		return k.local.Allow(key)
+		return k.allowLocal(key)
 	}
 	if res.Allowed > 0 {
 		k.strikes.reset(key)
 		return true, 0
 	}
+	k.rejected.Add(1)
 	return false, k.strikes.add(key)
 }
+
+func (k *RedisKeyed) allowLocal(key string) (bool, int) {
+	ok, strikes := k.local.Allow(key)
+	if !ok {
+		k.rejected.Add(1)
+	}
+	return ok, strikes
+}
+
+// Rejected is the number of refusals since creation (metrics.RateLimiter).
+func (k *RedisKeyed) Rejected() int64 { return k.rejected.Load() }
 
 // Degraded reports whether the limiter is using local limits (for metrics).
 func (k *RedisKeyed) Degraded() bool { return k.br.degraded.Load() }
@@ -246,17 +259,18 @@ type RedisCounterConfig struct {
 // (per node), and releases each use where it was taken. Close stops the
 // refresher.
 type RedisCounter struct {
-	client  RedisClient
-	max     int
-	prefix  string
-	node    string
-	ttl     time.Duration
-	timeout time.Duration
-	local   *Counter // fallback and uncapped counting; static
-	br      breaker
-	seq     atomic.Uint64
-	seed    maphash.Seed
-	sh      [shards]struct {
+	rejected atomic.Int64
+	client   RedisClient
+	max      int
+	prefix   string
+	node     string
+	ttl      time.Duration
+	timeout  time.Duration
+	local    *Counter // fallback and uncapped counting; static
+	br       breaker
+	seq      atomic.Uint64
+	seed     maphash.Seed
+	sh       [shards]struct {
 		mu   sync.Mutex
 		held map[string][]*use // uses taken by this node, by key
 	}
@@ -356,14 +370,20 @@ func (c *RedisCounter) Acquire(key string) bool {
 		return c.acquireLocal(key)
 	}
 	if n == 0 {
+		c.rejected.Add(1)
 		return false
 	}
 	c.hold(key, u)
 	return true
 }
 
+// Rejected is the number of refused acquisitions since creation
+// (metrics.RateLimiter).
+func (c *RedisCounter) Rejected() int64 { return c.rejected.Load() }
+
 func (c *RedisCounter) acquireLocal(key string) bool {
 	if !c.local.Acquire(key) {
+		c.rejected.Add(1)
 		return false
 	}
 	c.hold(key, &use{local: true})

@@ -138,6 +138,9 @@ func TestRedisKeyedClusterWide(t *testing.T) {
 	if allowed != 5 {
 		t.Fatalf("%d of 10 allowed across two nodes, want the burst of 5", allowed)
 	}
+	if got := a.Rejected() + b.Rejected(); got != 5 {
+		t.Fatalf("Rejected = %d, want 5", got)
+	}
 	// a was refused at calls 6 and 8: its next refusal is its third in a row.
 	if ok, strikes := a.Allow("tenant\x00alice"); ok || strikes != 3 {
 		t.Fatalf("ok=%v strikes=%d: want the third consecutive rejection on this node", ok, strikes)
@@ -238,6 +241,9 @@ func TestRedisCounterClusterWide(t *testing.T) {
 	}
 	if a.Acquire("u") || b.Acquire("u") {
 		t.Fatal("fourth use allowed across two nodes with Max 3")
+	}
+	if a.Rejected() != 1 || b.Rejected() != 1 {
+		t.Fatalf("rejected %d %d", a.Rejected(), b.Rejected())
 	}
 	if n := b.Count("u"); n != 3 {
 		t.Fatalf("Count = %d, want 3", n)

@@ -39,7 +39,6 @@ type Metrics struct {
 	BrokerErrors   *prometheus.CounterVec   // op
 	ReplayItems    prometheus.Histogram
 	Resyncs        prometheus.Counter
-	ProbeRTT       prometheus.Gauge
 	ProbeFailures  *prometheus.CounterVec // reason
 }
 
@@ -89,14 +88,12 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Notifications replayed per resume or catch-up.", Buckets: prometheus.ExponentialBuckets(1, 4, 8)}),
 		Resyncs: prometheus.NewCounter(prometheus.CounterOpts{Name: "herald_resume_resyncs_total",
 			Help: "Resumes answered with a resync (gap over the replay limit)."}),
-		ProbeRTT: prometheus.NewGauge(prometheus.GaugeOpts{Name: "herald_broker_probe_rtt_seconds",
-			Help: "Round trip of the last broker probe (publish to own channel and back)."}),
 		ProbeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_broker_probe_failures_total",
 			Help: "Broker probes that did not come back in time, by reason."}, []string{"reason"}),
 	}
 	reg.MustRegister(m.ConnsActive, m.ConnsOpened, m.ConnsClosed, m.ConnDuration, m.Attempts, m.AuditEvents,
 		m.AuthFailures, m.OriginRejected, m.MessagesIn, m.MessagesOut, m.Publish, m.Published,
-		m.Deliver, m.StoreOp, m.StoreErrors, m.BrokerOp, m.BrokerErrors, m.ReplayItems, m.Resyncs, m.ProbeRTT,
+		m.Deliver, m.StoreOp, m.StoreErrors, m.BrokerOp, m.BrokerErrors, m.ReplayItems, m.Resyncs,
 		m.ProbeFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Pre-create the series dashboards and alerts rely on, so they read 0

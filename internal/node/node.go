@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/heraldhq/herald/internal/api"
 	"github.com/heraldhq/herald/internal/auth"
@@ -26,7 +27,6 @@ import (
 	"github.com/heraldhq/herald/internal/demo"
 	"github.com/heraldhq/herald/internal/hub"
 	"github.com/heraldhq/herald/internal/inbox"
-	"github.com/heraldhq/herald/internal/limit"
 	"github.com/heraldhq/herald/internal/metrics"
 	"github.com/heraldhq/herald/internal/notification"
 	"github.com/heraldhq/herald/internal/origin"
@@ -40,8 +40,21 @@ import (
 // Config is everything a node needs. Zero values mean the documented
 // defaults of each component.
 type Config struct {
-	Addr            string // listen address; default ":8080"
-	Database        string // SQLite path; default "herald.db"
+	Addr     string // listen address; default ":8080"
+	Database string // SQLite path (default "herald.db") or postgres:// URL
+	// RedisURL enables the Redis broker (live fan-out between nodes) and
+	// cluster-wide limits; empty: a single node with the memory broker.
+	RedisURL string
+	// RedisPrefix of every Redis key and channel. Default "herald".
+	RedisPrefix string
+	// RedisSharded uses Redis 7 sharded pub/sub (SSUBSCRIBE), for Redis Cluster.
+	RedisSharded bool
+	// NodeID names this node in the cluster (probe channel, connection
+	// counts). Default random.
+	NodeID string
+	// DatabaseSchema: PostgreSQL schema (search_path) to use; default the
+	// URL's. Tests give each node group its own.
+	DatabaseSchema  string
 	Auth            auth.Config
 	APIKeys         []string // see auth.ParseKeyring
 	AllowedOrigins  []string
@@ -70,46 +83,6 @@ type Config struct {
 	// /v1/dev/token and /v1/dev/publish (see internal/demo). --dev sets it;
 	// never in production.
 	Demo bool
-}
-
-// Limits configure admission control. Zero values mean the defaults; a
-// negative rate or cap disables that limit.
-type Limits struct {
-	// EventRate: client requests per user (WebSocket events and user API
-	// calls together). Default 10/s, burst 30.
-	EventRate limit.Rate
-	// PublishRate: publish calls per API key. Default 20000/s, burst 40000.
-	PublishRate limit.Rate
-	// HandshakeRate: unauthenticated WebSocket handshakes per IP. Default 20/s, burst 50.
-	HandshakeRate limit.Rate
-	// MaxConnsPerIP default 2000; MaxConnsPerUser default 32.
-	MaxConnsPerIP   int
-	MaxConnsPerUser int
-	// MaxUnauthenticated: sockets not yet authenticated. Default MaxConnections/10.
-	MaxUnauthenticated int
-}
-
-func rateOr(r, def limit.Rate) *limit.Keyed {
-	switch {
-	case r.Per < 0:
-		return nil
-	case r.Per == 0:
-		r = def
-	}
-	if r.Burst <= 0 {
-		r.Burst = max(1, int(r.Per))
-	}
-	return limit.NewKeyed(r, 10*time.Minute, nil)
-}
-
-func capOr(n, def int) *limit.Counter {
-	switch {
-	case n < 0:
-		return nil
-	case n == 0:
-		n = def
-	}
-	return limit.NewCounter(n)
 }
 
 // Validate checks cross-field rules before anything is opened.
@@ -149,6 +122,9 @@ func (c *Config) setDefaults() {
 	if c.Registry == nil {
 		c.Registry = prometheus.NewRegistry()
 	}
+	if c.RedisPrefix == "" {
+		c.RedisPrefix = "herald"
+	}
 	if c.MonitorInterval <= 0 {
 		c.MonitorInterval = time.Minute
 	}
@@ -171,6 +147,8 @@ type Node struct {
 	revoked   *revocation.List
 	metrics   *metrics.Metrics
 	publisher *metrics.Broker // set in New before any write
+	redis     *redis.Client   // shared with cluster-wide limits; nil on a single node
+	closers   []func() error  // extra components closed on Shutdown
 	monitor   *metrics.Monitor
 	wg        sync.WaitGroup // background loops
 	draining  atomic.Bool
@@ -231,15 +209,16 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	opened := hcfg.Observer.Opened
 	hcfg.Observer.Opened = func(t string) { opened(t); n.monitor.Opened() }
 	n.hub = hub.New(ist, hcfg)
-	n.broker = broker.NewMemory(broker.MemoryConfig{}, n.deliver)
+	brokerCheck, rdb, err := n.openBroker(ctx)
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	n.redis = rdb
 	n.publisher = m.InstrumentBroker(n.broker)
 	svc := inbox.New(ist, nil, cfg.Logger) // the store's commit hook fans out
 
-	events := rateOr(cfg.Limits.EventRate, limit.Rate{Per: 10, Burst: 30})
-	maxUnauth := int64(cfg.Limits.MaxUnauthenticated)
-	if maxUnauth == 0 {
-		maxUnauth = int64(max(1, cfg.MaxConnections/10))
-	}
+	limits, publishRate := n.limiters(n.redis)
 	wcfg := cfg.WS
 	wcfg.Logger = cfg.Logger
 	wcfg.CheckOrigin = policy.Check
@@ -247,13 +226,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		wcfg.ReconnectSpread = cfg.ShutdownGrace / 2
 	}
 	wcfg.OnMessage = func(typ string) { m.MessagesIn.WithLabelValues("ws", typ).Inc() }
-	wcfg.Limits = ws.Limits{
-		Events:             events,
-		Handshakes:         rateOr(cfg.Limits.HandshakeRate, limit.Rate{Per: 20, Burst: 50}),
-		ConnsPerIP:         capOr(cfg.Limits.MaxConnsPerIP, 2000),
-		ConnsPerUser:       capOr(cfg.Limits.MaxConnsPerUser, 32),
-		MaxUnauthenticated: max(0, maxUnauth),
-	}
+	wcfg.Limits = limits
 	n.ws, err = ws.New(wcfg, n.hub, verifier, svc)
 	if err != nil {
 		_ = st.Close()
@@ -277,11 +250,12 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		}
 		m.Publish.WithLabelValues(outcome).Observe(d.Seconds())
 	}
-	acfg.UserRate = events
-	acfg.PublishRate = rateOr(cfg.Limits.PublishRate, limit.Rate{Per: 20000, Burst: 40000})
+	acfg.UserRate = limits.Events
+	acfg.PublishRate = publishRate
 	a := api.New(acfg, verifier, keys, svc,
 		api.Check{Name: "draining", Fn: n.checkDraining},
 		api.Check{Name: "store", Fn: st.Ping},
+		brokerCheck,
 		api.Check{Name: "memory", Fn: n.checkMemory},
 	)
 	mux := http.NewServeMux()
@@ -291,7 +265,6 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		MaxConnections: cfg.MaxConnections, WarnRatio: cfg.ConnectionWarnRatio, Active: n.hub.Active, Pending: n.ws.Pending,
 		Draining: n.draining.Load, Logger: cfg.Logger,
 	})
-	n.registerLimitMetrics(wcfg.Limits, acfg.PublishRate)
 	a.RegisterStats(mux, func() any { return n.monitor.Snapshot() })
 	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry}))
 	mux.Handle("GET /v1/ws", n.limitConnections(n.ws))
@@ -411,24 +384,16 @@ type nodeStore interface {
 // openStore opens the configured engine with the commit hook that fans
 // committed events out in commit order.
 func (n *Node) openStore(ctx context.Context) (nodeStore, error) {
+	if IsPostgresURL(n.cfg.Database) {
+		return store.OpenPostgres(ctx, store.PostgresConfig{URL: n.cfg.Database, Logger: n.cfg.Logger, OnCommit: n.fanout,
+			Schema: n.cfg.DatabaseSchema})
+	}
 	return store.OpenSQLite(ctx, store.SQLiteConfig{Path: n.cfg.Database, Logger: n.cfg.Logger, OnCommit: n.fanout})
 }
 
-// registerLimitMetrics exposes refusals of each limiter and the connection limit.
-func (n *Node) registerLimitMetrics(l ws.Limits, publish *limit.Keyed) {
-	reg := n.cfg.Registry
-	for scope, k := range map[string]*limit.Keyed{"events": l.Events, "handshake": l.Handshakes, "publish": publish} {
-		if k != nil {
-			metrics.RegisterLimiter(reg, scope, k)
-		}
-	}
-	for scope, c := range map[string]*limit.Counter{"conns_per_ip": l.ConnsPerIP, "conns_per_user": l.ConnsPerUser} {
-		if c != nil {
-			metrics.RegisterLimiter(reg, scope, c)
-		}
-	}
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "herald_connections_max",
-		Help: "The node's connection limit (MaxConnections)."}, func() float64 { return float64(n.cfg.MaxConnections) }))
+// IsPostgresURL reports whether a Database setting selects PostgreSQL.
+func IsPostgresURL(s string) bool {
+	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
 }
 
 var errDraining = errors.New("node is draining")
@@ -530,6 +495,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		errs = append(errs, n.ws.Shutdown(ctx))
 		errs = append(errs, n.sse.Shutdown(ctx))
 		errs = append(errs, n.sio.Shutdown(ctx))
+		for _, c := range n.closers {
+			errs = append(errs, c())
+		}
 		errs = append(errs, n.broker.Close())
 		errs = append(errs, n.store.Close())
 		n.cancel()

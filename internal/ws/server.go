@@ -22,7 +22,6 @@ import (
 
 	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/hub"
-	"github.com/heraldhq/herald/internal/limit"
 	"github.com/heraldhq/herald/internal/notification"
 	"github.com/heraldhq/herald/internal/store"
 )
@@ -108,18 +107,31 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// RateLimiter is a keyed token bucket (limit.Keyed, or limit.RedisKeyed for
+// cluster-wide limits). Allow returns the consecutive refusals for the key.
+type RateLimiter interface {
+	Allow(key string) (ok bool, strikes int)
+}
+
+// ConnLimiter caps concurrent uses per key (limit.Counter, limit.RedisCounter).
+type ConnLimiter interface {
+	Acquire(key string) bool
+	Release(key string)
+}
+
 // Limits are the admission controls shared by every transport of a node.
+// Nil fields mean no limit (leave them nil rather than holding a typed nil).
 type Limits struct {
-	// Events limits client requests per user ("tenant\x00user").
-	Events *limit.Keyed
+	// Events limits client requests per user (UserKey).
+	Events RateLimiter
 	// AbuseStrikes: consecutive rate-limited requests after which the
 	// socket is closed (4029). Default 20.
 	AbuseStrikes int
 	// Handshakes limits unauthenticated handshakes per client IP.
-	Handshakes *limit.Keyed
+	Handshakes RateLimiter
 	// ConnsPerIP and ConnsPerUser cap concurrent connections.
-	ConnsPerIP   *limit.Counter
-	ConnsPerUser *limit.Counter
+	ConnsPerIP   ConnLimiter
+	ConnsPerUser ConnLimiter
 	// MaxUnauthenticated caps sockets that have not authenticated yet, so
 	// idle handshakes cannot exhaust the node. 0: no cap.
 	MaxUnauthenticated int64
