@@ -42,6 +42,7 @@ type Client struct {
 	timer   *time.Timer            // guarded by mu: token expiry
 	reason  CloseReason            // guarded by mu: set once on close
 	tokenID string                 // guarded by mu: jti of the current token
+	again   bool                   // guarded by mu: a catch-up was requested during a replay
 }
 
 // TokenID is the jti of the client's current token.
@@ -180,8 +181,14 @@ func (c *Client) closeAsyncLocked(reason CloseReason) {
 func (c *Client) requestCatchUp() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.state != stateLive {
-		return // closed, or already replaying (and will drain what arrives)
+	switch c.state {
+	case stateClosed:
+		return
+	case stateReplaying:
+		// The running replay may have read its head before the events
+		// that were lost: make it read once more before going live.
+		c.again = true
+		return
 	}
 	c.state = stateReplaying
 	c.hub.wg.Add(1)
@@ -438,6 +445,12 @@ func (c *Client) goLive(force bool) bool {
 	}
 	if c.state == stateClosed {
 		return true
+	}
+	if c.again {
+		c.again = false
+		clear(c.pending)
+		c.pending = c.pending[:0]
+		return false
 	}
 	c.pending = nil
 	c.state = stateLive
