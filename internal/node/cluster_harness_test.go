@@ -94,7 +94,22 @@ type cluster struct {
 	schema   string
 	prefix   string
 	redisURL string
-	nodes    []*proc
+	mu       sync.Mutex
+	nodes    []*proc // guarded by mu once clients and publishers run
+}
+
+// snapshot returns the current node list.
+func (c *cluster) snapshot() []*proc {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*proc(nil), c.nodes...)
+}
+
+// replace restarts slot i with p.
+func (c *cluster) replace(i int, p *proc) {
+	c.mu.Lock()
+	c.nodes[i] = p
+	c.mu.Unlock()
 }
 
 type proc struct {
@@ -116,7 +131,7 @@ func newCluster(t *testing.T, redisURL string, n int) *cluster {
 	}
 	c := &cluster{t: t, schema: randomName("herald_cluster_"), prefix: randomName("hc"), redisURL: redisURL}
 	t.Cleanup(func() {
-		for _, p := range c.nodes {
+		for _, p := range c.snapshot() {
 			p.kill()
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -239,8 +254,7 @@ func (p *publisher) publish(user string, start int) error {
 	body, _ := json.Marshal(map[string]any{"tenant": "acme", "to": map[string]any{"users": []string{user}}, "type": "t", "title": "x"})
 	deadline := time.Now().Add(30 * time.Second)
 	for attempt := 0; ; attempt++ {
-		p.c.t.Helper()
-		nodes := p.c.nodes
+		nodes := p.c.snapshot()
 		node := nodes[(start+attempt)%len(nodes)]
 		req, _ := http.NewRequest("POST", node.base()+"/v1/notifications", strings.NewReader(string(body)))
 		req.Header.Set("Authorization", "Bearer "+clusterAPIKey)
@@ -316,7 +330,7 @@ func (f *follower) run(node int) {
 			return
 		default:
 		}
-		nodes := f.c.nodes
+		nodes := f.c.snapshot()
 		p := nodes[(node+attempt)%len(nodes)]
 		ctx, cancel := context.WithCancel(context.Background())
 		dctx, dcancel := context.WithTimeout(ctx, 3*time.Second)

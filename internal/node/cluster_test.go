@@ -82,7 +82,7 @@ func TestClusterSurvivesRedisOutage(t *testing.T) {
 
 	redis.kill()
 	killed := time.Now()
-	for _, p := range c.nodes {
+	for _, p := range c.snapshot() {
 		for {
 			if status, _ := getStatus(p.base() + "/readyz"); status == 503 {
 				break
@@ -96,7 +96,7 @@ func TestClusterSurvivesRedisOutage(t *testing.T) {
 	// Publishes during the outage are committed and answered 201.
 	publishLoad(t, pub, users, 2, 15, nil)
 	redis = startRedis(t, rport)
-	for _, p := range c.nodes {
+	for _, p := range c.snapshot() {
 		c.waitReady(p)
 	}
 	publishLoad(t, pub, users, 2, 10, nil)
@@ -151,14 +151,14 @@ func TestClusterRollingRestart(t *testing.T) {
 		}
 	}()
 	time.Sleep(500 * time.Millisecond)
-	for i := range c.nodes {
-		old := c.nodes[i]
+	for i, old := range c.snapshot() {
 		old.term(t)
 		if !strings.Contains(old.logs.String(), `"msg":"stopped"`) {
 			t.Fatalf("node %d did not log a clean stop", i)
 		}
-		c.nodes[i] = c.start(i, old.port)
-		c.waitReady(c.nodes[i])
+		p := c.start(i, old.port)
+		c.replace(i, p)
+		c.waitReady(p)
 		time.Sleep(300 * time.Millisecond)
 	}
 	close(stop)
