@@ -323,8 +323,13 @@ func (c *Client) catchUp(fromHead, first bool) {
 
 	replayed, resync := 0, false
 	for round := 0; ; round++ {
-		if !c.replay(ctx, r, &replayed, &resync) {
-			return
+		// A fresh client starts at the head it just read: it was registered
+		// before that read, so every event committed later is in its
+		// pending buffer, and the first round needs no store read.
+		if round > 0 || !fromHead {
+			if !c.replay(ctx, r, &replayed, &resync) {
+				return
+			}
 		}
 		if c.goLive(round >= maxCatchUpRounds) {
 			break
