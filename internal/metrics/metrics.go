@@ -89,7 +89,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		Resyncs: prometheus.NewCounter(prometheus.CounterOpts{Name: "herald_resume_resyncs_total",
 			Help: "Resumes answered with a resync (gap over the replay limit)."}),
 		ProbeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_broker_probe_failures_total",
-			Help: "Broker probes that did not come back in time, by reason."}, []string{"reason"}),
+			Help: "Readiness checks that found the broker's delivery path down (probe late or subscription lost)."}, []string{"reason"}),
 	}
 	reg.MustRegister(m.ConnsActive, m.ConnsOpened, m.ConnsClosed, m.ConnDuration, m.Attempts, m.AuditEvents,
 		m.AuthFailures, m.OriginRejected, m.MessagesIn, m.MessagesOut, m.Publish, m.Published,

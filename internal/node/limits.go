@@ -65,8 +65,10 @@ func (n *Node) limiters(rdb *redis.Client) (ws.Limits, api.RateLimiter) {
 
 	keyed := func(scope string, r limit.Rate, cluster bool) ws.RateLimiter {
 		if rdb != nil && cluster {
-			return limit.NewRedisKeyed(limit.RedisKeyedConfig{Client: rdb, Prefix: cfg.RedisPrefix + ":rl:" + scope,
+			k := limit.NewRedisKeyed(limit.RedisKeyedConfig{Client: rdb, Prefix: cfg.RedisPrefix + ":rl:" + scope,
 				Rate: r, Logger: cfg.Logger})
+			metrics.RegisterLimiter(reg, scope, k)
+			return k
 		}
 		k := limit.NewKeyed(r, 10*time.Minute, nil)
 		metrics.RegisterLimiter(reg, scope, k)
@@ -91,6 +93,7 @@ func (n *Node) limiters(rdb *redis.Client) (ws.Limits, api.RateLimiter) {
 			rc := limit.NewRedisCounter(limit.RedisCounterConfig{Client: rdb, Prefix: cfg.RedisPrefix + ":conns:user",
 				Max: c, NodeID: cfg.NodeID, Logger: cfg.Logger})
 			n.closers = append(n.closers, rc.Close)
+			metrics.RegisterLimiter(reg, "conns_per_user", rc)
 			out.ConnsPerUser = rc
 		} else {
 			k := limit.NewCounter(c)

@@ -270,6 +270,10 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	mux.Handle("GET /v1/ws", n.limitConnections(n.ws))
 	scfg := cfg.SSE
 	scfg.Logger, scfg.AllowOrigin = cfg.Logger, policy.Allowed
+	scfg.Revoked = n.revoked.Check
+	if scfg.ConnsPerUser == nil && limits.ConnsPerUser != nil {
+		scfg.ConnsPerUser = limits.ConnsPerUser // one per-user cap across transports
+	}
 	if scfg.MaxStreams == 0 {
 		scfg.MaxStreams = cfg.MaxConnections
 	}
@@ -420,6 +424,12 @@ func (n *Node) checkDraining(context.Context) error {
 // limitConnections answers 503 before the upgrade when the node is full or draining.
 func (n *Node) limitConnections(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("sid") != "" {
+			// A request of an existing Socket.IO session (polling or its
+			// upgrade), not a new connection.
+			next.ServeHTTP(w, r)
+			return
+		}
 		n.monitor.Attempt()
 		n.metrics.Attempts.WithLabelValues(transportOf(r)).Inc()
 		if n.draining.Load() {

@@ -74,6 +74,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 		Recipient: notification.Recipient{Tenant: sr.p.Tenant, User: sr.p.User, Role: sr.p.Role},
 		Since:     sr.since,
 		Expires:   sr.p.Expires.Add(s.verifier.Leeway()),
+		TokenID:   sr.p.TokenID,
 	}
 	if hijack {
 		s.serveHijacked(w, opts, userKey)
@@ -140,6 +141,13 @@ func (s *Server) admitStream(w http.ResponseWriter, r *http.Request) (streamRequ
 			s.log.Warn("ticket rejected", "event", "ticket_invalid", "reason", ticketReason(err), "ip", sr.ip, "transport", "sse")
 			s.unauthorized(w, r)
 			return sr, false
+		}
+		if s.cfg.Revoked != nil {
+			if err := s.cfg.Revoked(p); err != nil { // revoked since the ticket was issued
+				s.log.Warn("token rejected", "event", "token_invalid", "reason", auth.ReasonOf(err), "ip", sr.ip, "transport", "sse")
+				s.unauthorized(w, r)
+				return sr, false
+			}
 		}
 		sr.p, sr.via = p, "ticket"
 	default:

@@ -35,6 +35,10 @@ type ConnLimiter interface {
 // Config tunes the SSE transport. The zero value means the documented
 // defaults, except AllowOrigin, which is required.
 type Config struct {
+	// Revoked, when set, re-checks a ticket's identity against the
+	// revocation list when the ticket is redeemed (a ticket issued before a
+	// revocation must not open a stream after it).
+	Revoked func(auth.Principal) error
 	// AllowOrigin decides whether a browser on origin may open a stream or
 	// get a ticket. "" (no Origin header: not a browser cross-origin
 	// request) is passed too. Required.

@@ -36,6 +36,8 @@ var ticketLen = base64.RawURLEncoding.EncodedLen(ticketBytes)
 
 type ticketEntry struct {
 	user, tenant, role string
+	tokenID            string    // jti of the JWT, for revocation
+	issuedAt           time.Time // iat of the JWT, for user revocation
 	tokenExp           time.Time // the exp of the JWT the ticket was issued for
 	expires            time.Time // end of the ticket's own validity
 }
@@ -71,7 +73,8 @@ func (t *tickets) issue(p auth.Principal) (string, time.Duration, error) {
 	}
 	tk := base64.RawURLEncoding.EncodeToString(raw[:])
 	now := t.now()
-	e := ticketEntry{user: p.User, tenant: p.Tenant, role: p.Role, tokenExp: p.Expires, expires: now.Add(t.ttl)}
+	e := ticketEntry{user: p.User, tenant: p.Tenant, role: p.Role, tokenID: p.TokenID, issuedAt: p.IssuedAt,
+		tokenExp: p.Expires, expires: now.Add(t.ttl)}
 	if !p.Expires.IsZero() && p.Expires.Before(e.expires) {
 		e.expires = p.Expires
 	}
@@ -112,7 +115,8 @@ func (t *tickets) redeem(tk string) (auth.Principal, error) {
 	case !now.Before(e.expires):
 		return auth.Principal{}, ErrTicketExpired
 	}
-	return auth.Principal{User: e.user, Tenant: e.tenant, Role: e.role, Expires: e.tokenExp}, nil
+	return auth.Principal{User: e.user, Tenant: e.tenant, Role: e.role, TokenID: e.tokenID, IssuedAt: e.issuedAt,
+		Expires: e.tokenExp}, nil
 }
 
 func (t *tickets) deleteLocked(h [sha256.Size]byte, e ticketEntry) {
