@@ -15,3 +15,5 @@ fuzz:
 	go test -run '^$$' -fuzz FuzzVerify -fuzztime 10s ./internal/auth/
 	go test -run '^$$' -fuzz FuzzDecodeMessage -fuzztime 10s ./internal/ws/
 	go test -run '^$$' -fuzz FuzzParsePosition -fuzztime 10s ./internal/notification/
+	go test -run '^$$' -fuzz FuzzDecodePacket -fuzztime 10s ./internal/socketio/
+	go test -run '^$$' -fuzz FuzzNotificationEvent -fuzztime 10s ./internal/sse/

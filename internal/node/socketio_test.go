@@ -585,6 +585,46 @@ func TestSocketIORevokeDisconnectsAndResumeSince(t *testing.T) {
 	}
 }
 
+func TestSocketIOSlowPollerAndEventRateLimit(t *testing.T) {
+	n := startNode(t, func(c *Config) {
+		c.SocketIO.WriteBufferBytes = 4096
+		c.Limits.EventRate.Per, c.Limits.EventRate.Burst = 0.01, 2
+	})
+	tok := token(t, "acme", "gina", "", time.Hour)
+	// A polling client that stops fetching: its capped buffer fills and the
+	// session is closed as a slow consumer, without holding up publishing.
+	p, _ := n.eioHandshake()
+	p.post(connectPkt("/notifications", map[string]any{"token": tok}))
+	p.until(`42/notifications,["ready",`)
+	before := closedSocketIO(t, n)
+	for i := 0; i < 40; i++ {
+		body := toUsers("acme", "gina")
+		body["body"] = strings.Repeat("b", 200)
+		n.publish(body)
+	}
+	waitFor(t, "slow poller closed", func() bool { return closedSocketIO(t, n) == before+1 })
+	if !strings.Contains(n.logs.String(), `"reason":"slow_consumer"`) {
+		t.Fatal("no slow_consumer disconnect")
+	}
+	// Events over the per-user rate get rate_limited acks; sustained abuse closes (4029).
+	w := n.mustEIODial("", nil)
+	w.send(connectPkt("/notifications", map[string]any{"token": tok}))
+	w.next(`42/notifications,["ready",`)
+	limited := 0
+	for i := 0; i < 30; i++ {
+		w.send(fmt.Sprintf(`42/notifications,%d["notification:mark-all-read"]`, i))
+	}
+	code := w.closeStatus()
+	for len(w.msgs) > 0 {
+		if m := <-w.msgs; strings.HasPrefix(m, "43/notifications,") && sioArg(t, m)["code"] == "rate_limited" {
+			limited++
+		}
+	}
+	if code != 4029 || limited < 15 {
+		t.Fatalf("abuse: close %d after %d rate_limited acks", code, limited)
+	}
+}
+
 // The real client: socket.io-client v4 in Node.js, driven by the scripts in
 // internal/socketio/testdata/node (CI runs npm ci there).
 func TestSocketIONodeClient(t *testing.T) {
@@ -619,7 +659,7 @@ func TestSocketIONodeClient(t *testing.T) {
 			}
 		}))
 		defer ctrl.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, nodeBin, "client.mjs", scenario)
 		cmd.Dir = dir

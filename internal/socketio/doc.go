@@ -33,17 +33,27 @@
 //
 // # Concurrency contract
 //
-// The endpoint runs no goroutine per session. WebSocket connections belong to
-// an nbio poller: messages arrive as callbacks, run in order per connection,
-// and never block (requests to the inbox run in their own goroutine, at most
-// MaxInflight per socket). A polling GET waits in its net/http handler
-// goroutine until there is something to send; a POST is handled in its own.
-// One sweeper goroutine runs every session's deadlines (heartbeat, auth
-// deadline, upgrade timeout, close grace) on a tick.
+// The endpoint runs no goroutine per idle session. WebSocket connections
+// belong to an nbio poller, which runs nbio's own frame handling (control
+// frames, the close handshake) inline; our message callback only copies the
+// message and queues it on the session's worker, a goroutine that exists
+// while the session has queued work and exits when it has none. The worker
+// handles packets in order and may wait (verifier, hub, a remote limiter);
+// requests to the inbox run in their own goroutine, at most MaxInflight per
+// socket. A polling GET waits in its net/http handler goroutine until there
+// is something to send; a POST is handled in its own. One sweeper goroutine
+// runs every session's deadlines (heartbeat, auth deadline, upgrade timeout,
+// close grace) on a tick.
+//
+// Sockets are closed by the poller whenever the peer may still be active
+// (close frame first, TCP close by the client, a CloseGrace backstop), and
+// the upgrade holds syscall.ForkLock while nbio dups the socket and marks the
+// copy close-on-exec. Both avoid nbio keeping events for an fd number that a
+// later connection reuses (see websocket.go).
 //
 // Each session has two locks. session.in serializes inbound packets — the
-// WebSocket callbacks, POST bodies and the probe's upgrade — and is held while
-// a packet is handled, including calls into the verifier and the hub.
+// worker's WebSocket messages, POST bodies — and is held while a packet is
+// handled, including calls into the verifier and the hub.
 // session.mu guards the transports, the sockets, the deadlines and every
 // write; it is held only for non-blocking work and never while calling into
 // the hub. The hub calls Send and Close with its client lock held, and Send

@@ -68,6 +68,14 @@ func New(cfg Config, h *hub.Hub, v Verifier, in Inbox) (*Server, error) {
 		// Hard cap: nbio drops a connection whose unwritten data would exceed
 		// it. Our soft cap (WriteBufferBytes) closes it first, as a slow consumer.
 		MaxWriteBufferSize: cfg.WriteBufferBytes + 64<<10,
+		// nbio's own frame handling (control frames, the close handshake and
+		// its close of the socket) runs inline in the poller; our handlers
+		// only queue work on the session's worker. A socket closed from
+		// another goroutine while the poller holds a pending event for its
+		// fd can make that stale event close the next connection given the
+		// same fd number (seen under connection churn); closing in the
+		// poller avoids it for client-initiated closes.
+		ServerExecutor: func(f func()) { f() },
 	})
 	s.engine.OnWrittenSize(func(c *nbio.Conn, _ []byte, n int) {
 		if wsc, ok := c.Session().(*websocket.Conn); ok {

@@ -58,6 +58,8 @@ type session struct {
 	pongDeadline  int64                  // guarded by mu: 0 when no ping is outstanding
 	probeDeadline int64                  // guarded by mu
 	closeDeadline int64                  // guarded by mu: stateClosing until then
+	jobs          []func()               // guarded by mu: inbound work waiting for the worker
+	working       bool                   // guarded by mu: a worker goroutine is running jobs
 	ipHeld        bool                   // guarded by mu
 	unauthHeld    bool                   // guarded by mu
 }
@@ -68,6 +70,46 @@ type partialPacket struct {
 	p    packet
 	atts [][]byte
 	size int
+}
+
+// maxJobs bounds the inbound messages queued for a session's worker; a
+// client that outruns it is closed (rate_limited).
+const maxJobs = 128
+
+// enqueue runs job after the session's earlier jobs, on a worker goroutine
+// that exists only while there is work (no goroutine per idle session).
+// force queues past the bound (transport-closed notices).
+func (s *session) enqueue(job func(), force bool) {
+	s.mu.Lock()
+	if !force && len(s.jobs) >= maxJobs {
+		s.mu.Unlock()
+		s.srv.log.Warn("inbound queue full", "event", "rate_limited", "scope", "messages", "conn", s.connID, "ip", s.ip)
+		go s.close(hub.ReasonRateLimited)
+		return
+	}
+	s.jobs = append(s.jobs, job)
+	start := !s.working
+	s.working = true
+	s.mu.Unlock()
+	if start {
+		go s.work()
+	}
+}
+
+func (s *session) work() {
+	for {
+		s.mu.Lock()
+		if len(s.jobs) == 0 {
+			s.jobs, s.working = nil, false
+			s.mu.Unlock()
+			return
+		}
+		job := s.jobs[0]
+		s.jobs[0] = nil
+		s.jobs = s.jobs[1:]
+		s.mu.Unlock()
+		job()
+	}
 }
 
 // write queues one Engine.IO packet on the current transport. force bypasses
@@ -200,7 +242,7 @@ func (s *session) close(reason hub.CloseReason) {
 	s.closeDeadline = now + int64(s.srv.cfg.CloseGrace)
 	s.mu.Unlock()
 	if probe != nil {
-		probe.close()
+		probe.closeSoon(reason)
 	}
 	if drop {
 		s.finalize()
@@ -217,7 +259,7 @@ func (s *session) finalize() {
 		return
 	}
 	s.state = stateClosed
-	ws, probe := s.ws, s.probe
+	ws, probe, reason := s.ws, s.probe, s.reason
 	s.probe = nil
 	if s.poll != nil {
 		s.poll.wakeWith(nil)
@@ -227,10 +269,15 @@ func (s *session) finalize() {
 	s.mu.Unlock()
 	s.srv.reg.remove(s)
 	if ws != nil {
-		ws.close()
+		switch reason {
+		case hub.ReasonClientClosed: // the client is closing (or closed) it
+			ws.closeSoon(reason)
+		default: // gone (ping timeout, transport error) or past its close grace
+			ws.closeNow()
+		}
 	}
 	if probe != nil {
-		probe.close()
+		probe.closeSoon(reason)
 	}
 }
 
@@ -302,7 +349,7 @@ func (s *session) onSocketIO(data []byte) error {
 		s.partial = &partialPacket{p: p, atts: make([][]byte, 0, p.Attachments), size: len(data)}
 		return nil
 	}
-	return s.dispatch(&p, nil)
+	return s.dispatch(&p)
 }
 
 // onAttachment takes one binary attachment of the pending binary packet.
@@ -323,11 +370,11 @@ func (s *session) onAttachment(b []byte) error {
 	if _, err := reconstruct(pp.p.Data, pp.atts); err != nil {
 		return err
 	}
-	return s.dispatch(&pp.p, pp.atts)
+	return s.dispatch(&pp.p) // no event takes binary arguments: validation rejects them
 }
 
 // dispatch routes a complete Socket.IO packet to its namespace socket.
-func (s *session) dispatch(p *packet, _ [][]byte) error {
+func (s *session) dispatch(p *packet) error {
 	ns := s.srv.nsIndex(p.Namespace)
 	var k *socket
 	connected := false

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
+	"time"
 
 	"github.com/lesismal/nbio"
 	"github.com/lesismal/nbio/nbhttp/websocket"
@@ -69,11 +71,49 @@ func (t *wsTransport) writeClose(reason hub.CloseReason) {
 	t.closing.Store(true)
 }
 
-func (t *wsTransport) close() {
+// closeNow drops the connection at once: for peers that are gone (ping
+// timeout, transport error) or had their CloseGrace.
+func (t *wsTransport) closeNow() {
 	t.closing.Store(true)
 	if t.wsc != nil {
 		_ = t.wsc.Close()
 	}
+}
+
+// closeSoon sends the close frame and leaves the TCP close to the client:
+// nbio's poller then closes the socket itself. The connection is dropped
+// after CloseGrace if the client does not close it.
+//
+// Why not close at once: a socket closed from outside the poller while the
+// poller holds a pending event for its fd lets that stale event close the
+// next connection nbio registers under the same fd number (seen under
+// connection churn: fresh connections dropped with EOF right after the
+// upgrade). So sockets whose peer may be active are closed by the poller.
+func (t *wsTransport) closeSoon(reason hub.CloseReason) {
+	if reason.Code() == 1006 {
+		reason = hub.ReasonClientClosed
+	}
+	t.writeClose(reason)
+	time.AfterFunc(t.sess.srv.cfg.CloseGrace, t.closeNow)
+}
+
+// upgrade hands the request's connection to nbio's poller. nbio dups the
+// socket without close-on-exec; a process forked meanwhile (os/exec) would
+// inherit it and keep it open — the client never sees our close, and the
+// poller keeps getting events for it under an fd number that a later
+// connection reuses (which it then closes). Holding ForkLock across the dup
+// and setting close-on-exec prevents both.
+func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) (*websocket.Conn, error) {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	wsc, err := s.upgrader.UpgradeAndTransferConnToPoller(w, r, nil)
+	if err != nil {
+		return nil, err
+	}
+	if c, ok := wsc.Conn.(*nbio.Conn); ok {
+		syscall.CloseOnExec(c.Hash()) // Hash is the fd on unix
+	}
+	return wsc, nil
 }
 
 // serveWebSocket upgrades a request: a new WebSocket-only session without
@@ -90,7 +130,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, sid stri
 	ss := s.newSession(a)
 	t := &wsTransport{sess: ss}
 	ss.ws = t
-	wsc, err := s.upgrader.UpgradeAndTransferConnToPoller(w, r, nil)
+	wsc, err := s.upgrade(w, r)
 	if err != nil {
 		s.log.Debug("upgrade failed", "ip", a.ip, "err", err)
 		s.release(&a)
@@ -126,7 +166,7 @@ func (s *Server) serveProbe(w http.ResponseWriter, r *http.Request, sid string) 
 	ss.probe = t
 	ss.probeDeadline = s.now() + int64(s.cfg.UpgradeTimeout)
 	ss.mu.Unlock()
-	wsc, err := s.upgrader.UpgradeAndTransferConnToPoller(w, r, nil)
+	wsc, err := s.upgrade(w, r)
 	ss.mu.Lock()
 	if err == nil {
 		t.wsc = wsc
@@ -141,19 +181,22 @@ func (s *Server) serveProbe(w http.ResponseWriter, r *http.Request, sid string) 
 	}
 	if abandoned || !wsc.Execute(func() { s.bind(wsc, t) }) {
 		s.early.drop(wsc)
-		t.close()
+		t.closeSoon(hub.ReasonProtocolError)
 	}
 }
 
-// bind attaches t to its connection and replays the messages that arrived
+// bind attaches t to its connection and queues the messages that arrived
 // before. It runs in the connection's job queue.
 func (s *Server) bind(wsc *websocket.Conn, t *wsTransport) {
 	wsc.SetSession(t)
 	for _, m := range s.early.take(wsc) {
-		s.onWSMessage(wsc, m.mt, m.data)
+		t.sess.enqueue(func() { t.sess.onWSMessage(t, m.mt, m.data) }, false)
 	}
 }
 
+// onWSMessage runs in the poller: it copies the message and queues its
+// handling on the session's worker, so that nothing here blocks the poller
+// (the handling may wait on the verifier, the hub or a remote limiter).
 func (s *Server) onWSMessage(wsc *websocket.Conn, mt websocket.MessageType, data []byte) {
 	t, ok := wsc.Session().(*wsTransport)
 	if !ok {
@@ -162,19 +205,24 @@ func (s *Server) onWSMessage(wsc *websocket.Conn, mt websocket.MessageType, data
 		}
 		return
 	}
-	ss := t.sess
-	ss.mu.Lock()
-	probing, active := t == ss.probe, t == ss.ws && ss.state == stateOpen
-	ss.mu.Unlock()
+	data = bytes.Clone(data) // nbio reuses the buffer after we return
+	t.sess.enqueue(func() { t.sess.onWSMessage(t, mt, data) }, false)
+}
+
+// onWSMessage handles one message of t on the session's worker.
+func (s *session) onWSMessage(t *wsTransport, mt websocket.MessageType, data []byte) {
+	s.mu.Lock()
+	probing, active := t == s.probe, t == s.ws && s.state == stateOpen
+	s.mu.Unlock()
 	switch {
 	case probing:
-		ss.onProbeMessage(t, mt, data)
+		s.onProbeMessage(t, mt, data)
 	case active:
-		ss.in.Lock()
-		err := ss.onWSPacket(mt, data)
-		ss.in.Unlock()
+		s.in.Lock()
+		err := s.onWSPacket(mt, data)
+		s.in.Unlock()
 		if err != nil {
-			ss.closeFor(err)
+			s.closeFor(err)
 		}
 	}
 }
@@ -239,7 +287,7 @@ func (s *session) dropProbe(t *wsTransport) {
 		}
 	}
 	s.mu.Unlock()
-	t.close()
+	t.closeSoon(hub.ReasonProtocolError)
 }
 
 func (s *Server) onWSClose(wsc *websocket.Conn, err error) {
@@ -248,23 +296,27 @@ func (s *Server) onWSClose(wsc *websocket.Conn, err error) {
 		s.early.drop(wsc)
 		return
 	}
-	ss := t.sess
-	ss.mu.Lock()
-	if ss.probe == t {
-		ss.probe = nil
-		if ss.poll != nil {
-			ss.poll.upgrading = false
+	t.sess.enqueue(func() { t.sess.onWSClosed(t, err) }, true)
+}
+
+// onWSClosed handles the end of one of the session's WebSocket connections.
+func (s *session) onWSClosed(t *wsTransport, err error) {
+	s.mu.Lock()
+	if s.probe == t {
+		s.probe = nil
+		if s.poll != nil {
+			s.poll.upgrading = false
 		}
 	}
-	current, state := ss.ws == t, ss.state
-	ss.mu.Unlock()
+	current, state := s.ws == t, s.state
+	s.mu.Unlock()
 	switch {
 	case !current:
 	case state == stateOpen:
-		ss.close(reasonFromErr(err))
-		ss.finalize()
+		s.close(reasonFromErr(err))
+		s.finalize()
 	default:
-		ss.finalize()
+		s.finalize()
 	}
 }
 

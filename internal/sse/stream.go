@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/lesismal/nbio"
@@ -79,7 +80,14 @@ func (s *Server) serveHijacked(w http.ResponseWriter, opts hub.AttachOptions, us
 		s.log.Info("stream refused: data after request", "conn", opts.ConnID, "event", "protocol_error")
 		return
 	}
+	// nbio dups the socket without close-on-exec: hold ForkLock across the
+	// dup and mark the copy, so no forked process inherits the stream.
+	syscall.ForkLock.RLock()
 	nbc, err := nbio.NBConn(conn) // dups the socket and closes conn
+	if err == nil {
+		syscall.CloseOnExec(nbc.Hash())
+	}
+	syscall.ForkLock.RUnlock()
 	if err != nil {
 		_ = conn.Close()
 		s.active.Add(-1)

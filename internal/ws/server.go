@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/lesismal/nbio"
@@ -331,7 +332,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	wsc, err := s.upgrader.UpgradeAndTransferConnToPoller(w, r, nil)
+	wsc, err := s.upgrade(w, r)
 	if err != nil {
 		s.log.Debug("upgrade failed", "ip", ip, "err", err)
 		if lim.ConnsPerIP != nil {
@@ -376,6 +377,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if early && gone != nil {
 		gone.Close(hub.ReasonClientClosed)
 	}
+}
+
+// upgrade hands the connection to the poller. nbio dups the socket without
+// close-on-exec: a process forked meanwhile would inherit it and keep it
+// open (the client would never see our close, and the poller could see
+// events for an fd number a later connection reuses). Holding ForkLock
+// across the dup and marking the copy close-on-exec prevents both.
+func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) (*websocket.Conn, error) {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	wsc, err := s.upgrader.UpgradeAndTransferConnToPoller(w, r, nil)
+	if err != nil {
+		return nil, err
+	}
+	if c, ok := wsc.Conn.(*nbio.Conn); ok {
+		syscall.CloseOnExec(c.Hash()) // Hash is the fd on unix
+	}
+	return wsc, nil
 }
 
 func (s *Server) onOpen(wsc *websocket.Conn) {

@@ -219,17 +219,33 @@ const scenarios = {
       for (let i = 0; i < Math.min(batch, total - done); i++) {
         // Every tenth socket starts on polling and upgrades; the rest are websocket-only.
         const transports = env.MANY_TRANSPORTS ? JSON.parse(env.MANY_TRANSPORTS) : (done + i) % 10 === 0 ? undefined : ["websocket"];
-        const s = io(NSP, { auth: { token: env.TOKEN }, transports, forceNew: true, reconnection: false });
+        const s = io(NSP, { auth: { token: env.TOKEN }, transports, forceNew: true, reconnection: false, timeout: 60000 });
+        const dbg = { port: null, upgrade: false, open: false, msgs: 0 };
+        const ws = s.io.engine?.transport?.ws;
+        if (ws && ws.on) {
+          ws.on("upgrade", () => { dbg.upgrade = true; dbg.port = ws._socket?.localPort; });
+          ws.on("open", () => { dbg.open = true; dbg.port = ws._socket?.localPort; });
+          ws.on("message", () => { dbg.msgs++; });
+          ws.on("close", (code) => { dbg.close = code; });
+        }
+        s.dbg = dbg;
+        s.once("ready", () => { dbg.ready = true; });
+        s.io.on("close", (r) => { dbg.mclose = r; });
+        s.io.engine.on("close", (r, d) => { dbg.eclose = r + " " + (d?.message || d?.description || ""); });
         s.on("connect", () => connects++);
         s.on("disconnect", () => disconnects++);
         const idx = done + i;
         ready.push(new Promise((resolve, reject) => {
           s.once("ready", resolve);
-          s.once("connect_error", (e) => reject(new Error(`socket ${idx} (${transports || "default"}): ${e.message}`)));
+          s.once("connect_error", (e) => reject(new Error(`socket ${idx} (${transports || "default"}): ${e.message}; engine ${s.io.engine?.readyState} id ${s.io.engine?.id} ws ${JSON.stringify(s.dbg)}`)));
         }));
         sockets.push(s);
       }
-      await Promise.all(ready);
+      let timer;
+      await Promise.race([Promise.all(ready), new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error("batch stuck: " + JSON.stringify(sockets.filter((s) => !s.dbg.ready).map((s) => s.dbg)))), 40000);
+      })]);
+      clearTimeout(timer);
       for (const s of sockets) s.disconnect();
       if ((done / batch) % 5 === 0) log(`${done + sockets.length} sockets opened and closed`);
     }
