@@ -274,13 +274,22 @@ func (h *Hub) Deliver(ev *notification.Event) {
 		out := &outbound{ev: ev, payload: EncodeNotification(ev.Notification, false)}
 		sent := 0
 		if ev.Notification.Audience.Broadcast() {
+			// Copy the tenant's clients and fan out without the index lock,
+			// so connects and disconnects never wait for a large broadcast.
+			// A client that attaches meanwhile misses nothing: it reads its
+			// head after registering, and this event is already committed.
 			h.tmu.RLock()
-			for c := range h.tenants[ev.Tenant] {
+			set := h.tenants[ev.Tenant]
+			clients := make([]*Client, 0, len(set))
+			for c := range set {
+				clients = append(clients, c)
+			}
+			h.tmu.RUnlock()
+			for _, c := range clients {
 				if c.offer(out, nil) {
 					sent++
 				}
 			}
-			h.tmu.RUnlock()
 		} else {
 			for i := range ev.Deliveries {
 				d := &ev.Deliveries[i]

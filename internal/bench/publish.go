@@ -1,0 +1,214 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// stream is one flow of publishes: unicast to random connected users, or
+// tenant-wide broadcasts.
+type stream struct {
+	name       string  // "unicast" or "broadcast"
+	broadcast  bool    // static
+	rate       float64 // items per second; negative: unpaced
+	publishers int
+	batch      int
+	users      []int // unicast targets: users whose first connect succeeded
+	stats      streamStats
+}
+
+// streamStats are a stream's totals; publishers update them concurrently.
+type streamStats struct {
+	items       atomic.Int64 // items the server answered 201 for
+	failedItems atomic.Int64 // items of calls that failed
+	calls       atomic.Int64
+	failedCalls atomic.Int64
+	firstSend   atomic.Int64 // unix ns
+	lastDone    atomic.Int64 // unix ns
+
+	mu       sync.Mutex
+	statuses map[string]int64          // guarded by mu: failures by status ("error" for transport errors)
+	hists    []*hdrhistogram.Histogram // guarded by mu: per publisher, HTTP round trip in µs
+	firstErr string                    // guarded by mu
+}
+
+func (s *streamStats) fail(status string, detail string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.statuses == nil {
+		s.statuses = map[string]int64{}
+	}
+	s.statuses[status]++
+	if s.firstErr == "" {
+		s.firstErr = detail
+	}
+}
+
+// publisher sends one call at a time; each has its own keep-alive connection.
+type publisher struct {
+	s      *stream
+	client *http.Client
+	url    string // endpoint
+	apiKey string
+	tenant string
+	prefix string
+	seq    *atomic.Int64
+	hist   *hdrhistogram.Histogram // this publisher's only
+	buf    []byte
+	log    *slog.Logger
+}
+
+// newHTTPClient returns a client with enough keep-alive connections for n
+// concurrent publishers per host.
+func newHTTPClient(n int) *http.Client {
+	return &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+			MaxIdleConns:        4 * n,
+			MaxIdleConnsPerHost: n,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+		},
+	}
+}
+
+// runStream publishes until stop with s.publishers goroutines, paced so that
+// together they send s.rate items per second. Calls in flight at stop are
+// finished (a cancelled call might still commit and later look like an
+// unexpected delivery); ctx cancels them.
+func runStream(ctx context.Context, cfg *Config, client *http.Client, s *stream, seq *atomic.Int64, stop time.Time) {
+	var interval time.Duration
+	if s.rate > 0 {
+		interval = time.Duration(float64(time.Second) * float64(s.publishers*s.batch) / s.rate)
+	}
+	path := "/v1/notifications"
+	if s.batch > 1 {
+		path += "/batch"
+	}
+	var wg sync.WaitGroup
+	for i := range s.publishers {
+		p := &publisher{
+			s: s, client: client, url: cfg.URLs[i%len(cfg.URLs)] + path, apiKey: cfg.APIKey,
+			tenant: cfg.Tenant, prefix: cfg.UserPrefix, seq: seq, hist: newHistogram(), log: cfg.Logger,
+		}
+		s.stats.mu.Lock()
+		s.stats.hists = append(s.stats.hists, p.hist)
+		s.stats.mu.Unlock()
+		offset := time.Duration(0)
+		if interval > 0 {
+			offset = interval * time.Duration(i) / time.Duration(s.publishers)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.run(ctx, stop, interval, offset)
+		}()
+	}
+	wg.Wait()
+}
+
+func (p *publisher) run(ctx context.Context, stop time.Time, interval, offset time.Duration) {
+	next := time.Now().Add(offset)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for ctx.Err() == nil {
+		if interval > 0 {
+			if d := time.Until(next); d > 0 {
+				timer.Reset(d)
+				select {
+				case <-timer.C:
+				case <-ctx.Done():
+					return
+				}
+			}
+			next = next.Add(interval)
+		}
+		if !time.Now().Before(stop) {
+			return
+		}
+		p.publishOnce(ctx)
+	}
+}
+
+func (p *publisher) publishOnce(ctx context.Context) {
+	s := p.s
+	start := time.Now()
+	sent := start.UnixNano()
+	b := p.buf[:0]
+	if s.batch > 1 {
+		b = append(b, `{"notifications":[`...)
+	}
+	for i := range s.batch {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if s.broadcast {
+			b = appendBroadcast(b, p.tenant, sent, p.seq.Add(1))
+		} else {
+			b = appendUnicast(b, p.tenant, p.prefix, s.users[mrand.N(len(s.users))], sent, p.seq.Add(1))
+		}
+	}
+	if s.batch > 1 {
+		b = append(b, `]}`...)
+	}
+	p.buf = b
+	s.stats.firstSend.CompareAndSwap(0, sent)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(b))
+	if err != nil {
+		s.stats.fail("error", err.Error())
+		return
+	}
+	req.Header.Set("Authorization", "Bearer "+p.apiKey)
+	req.Header.Set("Content-Type", "application/json")
+	s.stats.calls.Add(1)
+	resp, err := p.client.Do(req)
+	if err != nil {
+		s.stats.failedCalls.Add(1)
+		s.stats.failedItems.Add(int64(s.batch))
+		s.stats.fail("error", err.Error())
+		return
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	_ = resp.Body.Close()
+	done := time.Now()
+	recordClamped(p.hist, done.Sub(start).Microseconds())
+	s.stats.lastDone.Store(done.UnixNano())
+	if resp.StatusCode != http.StatusCreated {
+		s.stats.failedCalls.Add(1)
+		s.stats.failedItems.Add(int64(s.batch))
+		s.stats.fail(strconv.Itoa(resp.StatusCode), string(body[:min(len(body), 200)]))
+		return
+	}
+	s.stats.items.Add(int64(s.batch))
+}
+
+// mergedHTTP returns the stream's HTTP round-trip histogram.
+func (s *stream) mergedHTTP() *hdrhistogram.Histogram {
+	out := newHistogram()
+	s.stats.mu.Lock()
+	defer s.stats.mu.Unlock()
+	for _, h := range s.stats.hists {
+		out.Merge(h)
+	}
+	return out
+}
+
+func randomID() string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,341 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// WebSocket opcodes (RFC 6455 §5.2).
+const (
+	opContinuation = 0x0
+	opText         = 0x1
+	opBinary       = 0x2
+	opClose        = 0x8
+	opPing         = 0x9
+	opPong         = 0xA
+)
+
+const (
+	wsReadBuffer   = 4 << 10 // per connection
+	wsMaxMessage   = 1 << 20 // larger server messages end the session
+	wsDialTimeout  = 10 * time.Second
+	wsWriteTimeout = 5 * time.Second
+	wsGUID         = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+)
+
+var (
+	errProtocol  = errors.New("bench: websocket protocol error")
+	errTooLarge  = errors.New("bench: server message too large")
+	prefixNotif  = []byte(`{"type":"notification"`)
+	prefixReady  = []byte(`{"type":"ready"`)
+	prefixResync = []byte(`{"type":"resync"`)
+)
+
+// wsTransport is a minimal WebSocket client on a raw net.Conn: handshake by
+// hand, a 4 KiB read buffer, masked client frames, pongs for server pings and
+// nothing else, so that the generator's cost per connection and per message
+// stays small next to the server's.
+type wsTransport struct{}
+
+var _ Transport = wsTransport{}
+
+// wsSession is one WebSocket connection.
+type wsSession struct {
+	nc      net.Conn
+	br      *bufio.Reader
+	discard int    // bytes of the last payload still in br, dropped on the next read
+	frag    []byte // reassembly of fragmented or oversized messages
+	wmu     sync.Mutex
+	closed  atomic.Bool
+}
+
+var _ Session = (*wsSession)(nil)
+
+// Dial implements Transport.
+func (wsTransport) Dial(ctx context.Context, t DialTarget) (Session, Position, error) {
+	u, err := url.Parse(t.BaseURL)
+	if err != nil {
+		return nil, Position{}, fmt.Errorf("bench: ws dial: %w", err)
+	}
+	d := net.Dialer{Timeout: wsDialTimeout}
+	if t.Local != nil {
+		d.LocalAddr, d.Control = t.Local, dialControl
+	}
+	nc, err := d.DialContext(ctx, "tcp", u.Host)
+	if err != nil {
+		return nil, Position{}, fmt.Errorf("bench: ws dial: %w", err)
+	}
+	deadline := time.Now().Add(wsDialTimeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	_ = nc.SetDeadline(deadline)
+	s := &wsSession{nc: nc, br: bufio.NewReaderSize(nc, wsReadBuffer)}
+	pos, err := s.handshake(u, t)
+	if err != nil {
+		_ = nc.Close()
+		return nil, Position{}, err
+	}
+	_ = nc.SetDeadline(time.Time{})
+	return s, pos, nil
+}
+
+func (s *wsSession) handshake(u *url.URL, t DialTarget) (Position, error) {
+	var keyRaw [16]byte
+	_, _ = rand.Read(keyRaw[:])
+	key := base64.StdEncoding.EncodeToString(keyRaw[:])
+	path := u.EscapedPath() + "/v1/ws"
+	if t.Since != "" && !t.AuthMessage {
+		path += "?since=" + url.QueryEscape(t.Since)
+	}
+	req := make([]byte, 0, 256+len(t.Token))
+	req = append(req, "GET "+path+" HTTP/1.1\r\nHost: "+u.Host+
+		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: "+key+"\r\n"...)
+	if !t.AuthMessage {
+		req = append(req, "Authorization: Bearer "+t.Token+"\r\n"...)
+	}
+	req = append(req, "\r\n"...)
+	if _, err := s.nc.Write(req); err != nil {
+		return Position{}, fmt.Errorf("bench: ws handshake: %w", err)
+	}
+	if err := s.readUpgrade(key); err != nil {
+		return Position{}, err
+	}
+	if t.AuthMessage {
+		msg := []byte(`{"type":"auth","token":"` + t.Token + `"`)
+		if t.Since != "" {
+			msg = append(msg, `,"since":"`+t.Since+`"`...)
+		}
+		msg = append(msg, '}')
+		if err := s.writeFrame(opText, msg); err != nil {
+			return Position{}, fmt.Errorf("bench: ws auth: %w", err)
+		}
+	}
+	for {
+		op, msg, err := s.next()
+		if err != nil {
+			return Position{}, fmt.Errorf("bench: ws waiting for ready: %w", err)
+		}
+		if op == opText && bytes.HasPrefix(msg, prefixReady) {
+			pos, ok := positionField(msg)
+			if !ok {
+				return Position{}, fmt.Errorf("%w: ready without position: %q", errProtocol, msg)
+			}
+			return pos, nil
+		}
+	}
+}
+
+// readUpgrade reads the HTTP response to the upgrade request.
+func (s *wsSession) readUpgrade(key string) error {
+	status, err := s.br.ReadSlice('\n')
+	if err != nil {
+		return fmt.Errorf("bench: ws handshake: %w", err)
+	}
+	// "HTTP/1.1 101 Switching Protocols"
+	if len(status) < 12 || !bytes.HasPrefix(status, []byte("HTTP/1.")) {
+		return fmt.Errorf("%w: bad status line %q", errProtocol, status)
+	}
+	code, err := strconv.Atoi(string(status[9:12]))
+	if err != nil {
+		return fmt.Errorf("%w: bad status line %q", errProtocol, status)
+	}
+	h := sha1.Sum([]byte(key + wsGUID))
+	want := base64.StdEncoding.EncodeToString(h[:])
+	accepted := false
+	for {
+		line, err := s.br.ReadSlice('\n')
+		if err != nil {
+			return fmt.Errorf("bench: ws handshake headers: %w", err)
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) == 0 {
+			break
+		}
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if ok && bytes.EqualFold(bytes.TrimSpace(name), []byte("Sec-WebSocket-Accept")) {
+			accepted = string(bytes.TrimSpace(value)) == want
+		}
+	}
+	if code != 101 {
+		return &HandshakeError{Status: code}
+	}
+	if !accepted {
+		return fmt.Errorf("%w: missing or wrong Sec-WebSocket-Accept", errProtocol)
+	}
+	return nil
+}
+
+// Read implements Session.
+func (s *wsSession) Read(sink Sink) error {
+	var d Delivery
+	for {
+		op, msg, err := s.next()
+		if err != nil {
+			return err
+		}
+		if op != opText {
+			continue
+		}
+		switch {
+		case bytes.HasPrefix(msg, prefixNotif):
+			if parseNotification(msg, &d) {
+				sink.Notification(&d)
+			} else {
+				sink.Malformed(msg)
+			}
+		case bytes.HasPrefix(msg, prefixResync):
+			if p, ok := positionField(msg); ok {
+				sink.Resync(p)
+			} else {
+				sink.Malformed(msg)
+			}
+		}
+	}
+}
+
+// Close implements Session.
+func (s *wsSession) Close(graceful bool) {
+	if !s.closed.CompareAndSwap(false, true) {
+		return
+	}
+	if graceful {
+		_ = s.writeFrame(opClose, []byte{0x03, 0xe8}) // 1000
+	}
+	_ = s.nc.Close()
+}
+
+// next returns the next data message, answering pings on the way. The
+// returned slice is valid until the following call.
+func (s *wsSession) next() (op byte, msg []byte, err error) {
+	open := false // a fragmented message is being reassembled in frag
+	for {
+		fin, fop, payload, err := s.readFrame()
+		if err != nil {
+			return 0, nil, err
+		}
+		switch fop {
+		case opPing:
+			if err := s.writeFrame(opPong, payload); err != nil {
+				return 0, nil, err
+			}
+		case opPong:
+		case opClose:
+			ce := &CloseError{Code: 1005}
+			if len(payload) >= 2 {
+				ce.Code = int(binary.BigEndian.Uint16(payload))
+				ce.Reason = string(payload[2:])
+			}
+			return 0, nil, ce
+		case opText, opBinary:
+			if open {
+				return 0, nil, fmt.Errorf("%w: new message inside a fragmented one", errProtocol)
+			}
+			if fin {
+				return fop, payload, nil
+			}
+			op, open = fop, true
+			s.frag = append(s.frag[:0], payload...)
+		case opContinuation:
+			if !open {
+				return 0, nil, fmt.Errorf("%w: continuation without a message", errProtocol)
+			}
+			s.frag = append(s.frag, payload...)
+			if len(s.frag) > wsMaxMessage {
+				return 0, nil, errTooLarge
+			}
+			if fin {
+				return op, s.frag, nil
+			}
+		default:
+			return 0, nil, fmt.Errorf("%w: opcode %d", errProtocol, fop)
+		}
+	}
+}
+
+// readFrame reads one frame. Payloads that fit the read buffer are returned
+// in place (no copy); larger ones are copied into a new slice.
+func (s *wsSession) readFrame() (fin bool, op byte, payload []byte, err error) {
+	if s.discard > 0 {
+		_, _ = s.br.Discard(s.discard)
+		s.discard = 0
+	}
+	h, err := s.br.Peek(2)
+	if err != nil {
+		return false, 0, nil, err
+	}
+	fin, op = h[0]&0x80 != 0, h[0]&0x0f
+	if h[1]&0x80 != 0 || h[0]&0x70 != 0 {
+		return false, 0, nil, fmt.Errorf("%w: masked or RSV bits set", errProtocol)
+	}
+	n, hl := int64(h[1]&0x7f), 2
+	switch n {
+	case 126:
+		if h, err = s.br.Peek(4); err != nil {
+			return false, 0, nil, err
+		}
+		n, hl = int64(binary.BigEndian.Uint16(h[2:])), 4
+	case 127:
+		if h, err = s.br.Peek(10); err != nil {
+			return false, 0, nil, err
+		}
+		n, hl = int64(binary.BigEndian.Uint64(h[2:])), 10
+	}
+	if n > wsMaxMessage {
+		return false, 0, nil, errTooLarge
+	}
+	_, _ = s.br.Discard(hl)
+	if int(n) <= s.br.Size() {
+		if payload, err = s.br.Peek(int(n)); err != nil {
+			return false, 0, nil, err
+		}
+		s.discard = int(n)
+		return fin, op, payload, nil
+	}
+	payload = make([]byte, n)
+	if _, err := io.ReadFull(s.br, payload); err != nil {
+		return false, 0, nil, err
+	}
+	return fin, op, payload, nil
+}
+
+// writeFrame writes one masked frame (client frames must be masked).
+func (s *wsSession) writeFrame(op byte, payload []byte) error {
+	b := make([]byte, 0, 14+len(payload))
+	b = append(b, 0x80|op)
+	switch n := len(payload); {
+	case n < 126:
+		b = append(b, 0x80|byte(n))
+	case n <= 0xffff:
+		b = append(b, 0x80|126, byte(n>>8), byte(n))
+	default:
+		b = append(b, 0x80|127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	var mask [4]byte
+	binary.LittleEndian.PutUint32(mask[:], mrand.Uint32())
+	b = append(b, mask[:]...)
+	for i, c := range payload {
+		b = append(b, c^mask[i&3])
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	_ = s.nc.SetWriteDeadline(time.Now().Add(wsWriteTimeout))
+	_, err := s.nc.Write(b)
+	return err
+}
