@@ -6,6 +6,7 @@ import (
 	"hash/maphash"
 	"io"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -285,11 +286,7 @@ func (h *Hub) Deliver(ev *notification.Event) {
 				clients = append(clients, c)
 			}
 			h.tmu.RUnlock()
-			for _, c := range clients {
-				if c.offer(out, nil) {
-					sent++
-				}
-			}
+			sent = fanOut(clients, out)
 		} else {
 			for i := range ev.Deliveries {
 				d := &ev.Deliveries[i]
@@ -339,6 +336,44 @@ func (h *Hub) Deliver(ev *notification.Event) {
 			c.Close(ReasonRevoked)
 		}
 	}
+}
+
+// parallelFanOut is the broadcast size from which fan-out is split over
+// GOMAXPROCS goroutines. Each write is a syscall, so a large broadcast is
+// bound by one core otherwise. Deliver still returns only when every client
+// has been offered the event, so per-client order is kept.
+const parallelFanOut = 2048
+
+func fanOut(clients []*Client, out *outbound) int {
+	workers := runtime.GOMAXPROCS(0)
+	if len(clients) < parallelFanOut || workers < 2 {
+		sent := 0
+		for _, c := range clients {
+			if c.offer(out, nil) {
+				sent++
+			}
+		}
+		return sent
+	}
+	var wg sync.WaitGroup
+	var sent atomic.Int64
+	chunk := (len(clients) + workers - 1) / workers
+	for start := 0; start < len(clients); start += chunk {
+		part := clients[start:min(start+chunk, len(clients))]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n := 0
+			for _, c := range part {
+				if c.offer(out, nil) {
+					n++
+				}
+			}
+			sent.Add(int64(n))
+		}()
+	}
+	wg.Wait()
+	return int(sent.Load())
 }
 
 // CatchUpAll makes every client re-read its stream from its cursor, e.g. after
