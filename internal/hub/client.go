@@ -39,7 +39,6 @@ type Client struct {
 	unread  int64                  // guarded by mu: last count sent
 	pending []pendingEvent         // guarded by mu: buffered while replaying
 	expires time.Time              // guarded by mu
-	timer   *time.Timer            // guarded by mu: token expiry
 	reason  CloseReason            // guarded by mu: set once on close
 	tokenID string                 // guarded by mu: jti of the current token
 	again   bool                   // guarded by mu: a catch-up was requested during a replay
@@ -90,19 +89,19 @@ func (c *Client) Refresh(role, tokenID string, expires time.Time) {
 	c.setExpiryLocked(expires)
 }
 
+// setExpiryLocked records when the client's token expires; the hub's expiry
+// sweep closes it then (one loop per hub instead of a timer per client), and
+// applyLocked refuses to deliver after it in the meantime.
 func (c *Client) setExpiryLocked(expires time.Time) {
 	c.expires = expires
-	if c.timer != nil {
-		c.timer.Stop()
-		c.timer = nil
-	}
-	if expires.IsZero() {
-		return
-	}
-	c.timer = time.AfterFunc(time.Until(expires), func() { c.Close(ReasonTokenExpired) })
 }
 
-// Close ends the client: it is unregistered, its timer stopped and the
+// expiredLocked reports whether the token has expired at now.
+func (c *Client) expiredLocked(now time.Time) bool {
+	return c.state != stateClosed && !c.expires.IsZero() && now.After(c.expires)
+}
+
+// Close ends the client: it is unregistered and the
 // transport closed with reason. Idempotent; the first reason wins.
 func (c *Client) Close(reason CloseReason) {
 	c.mu.Lock()
@@ -123,10 +122,6 @@ func (c *Client) closeLocked(reason CloseReason) bool {
 	c.state = stateClosed
 	c.reason = reason
 	c.pending = nil
-	if c.timer != nil {
-		c.timer.Stop()
-		c.timer = nil
-	}
 	return true
 }
 

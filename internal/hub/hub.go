@@ -60,8 +60,11 @@ type Config struct {
 	ReplayConcurrency int
 	// ReplayTimeout bounds one replay. Default 15 s.
 	ReplayTimeout time.Duration
-	Logger        *slog.Logger
-	Observer      Observer
+	// ExpiryCheck: how often clients whose token expired are closed (4003).
+	// No event is delivered after expiry in between. Default 1 s.
+	ExpiryCheck time.Duration
+	Logger      *slog.Logger
+	Observer    Observer
 }
 
 func (c *Config) setDefaults() {
@@ -79,6 +82,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ReplayTimeout <= 0 {
 		c.ReplayTimeout = 15 * time.Second
+	}
+	if c.ExpiryCheck <= 0 {
+		c.ExpiryCheck = time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -136,7 +142,41 @@ func New(store Store, cfg Config) *Hub {
 	for i := range h.shards {
 		h.shards[i].users = make(map[userKey][]*Client)
 	}
+	h.wg.Add(1)
+	go h.expiryLoop()
 	return h
+}
+
+// expiryLoop closes clients whose token has expired. One loop per hub costs
+// far less memory than a runtime timer per connection.
+func (h *Hub) expiryLoop() {
+	defer h.wg.Done()
+	t := time.NewTicker(h.cfg.ExpiryCheck)
+	defer t.Stop()
+	var expired []*Client
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case now := <-t.C:
+			expired = expired[:0]
+			h.tmu.RLock()
+			for _, set := range h.tenants {
+				for c := range set {
+					c.mu.Lock()
+					if c.expiredLocked(now) {
+						expired = append(expired, c)
+					}
+					c.mu.Unlock()
+				}
+			}
+			h.tmu.RUnlock()
+			for _, c := range expired {
+				c.Close(ReasonTokenExpired)
+			}
+			clear(expired)
+		}
+	}
 }
 
 // Active is the number of attached clients.

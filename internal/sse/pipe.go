@@ -2,6 +2,7 @@ package sse
 
 import (
 	"errors"
+	"net"
 	"net/http"
 	"os"
 	"sync"
@@ -157,7 +158,8 @@ func (s *Server) writeFlush(w http.ResponseWriter, rc *http.ResponseController, 
 }
 
 func writeErrReason(err error) hub.CloseReason {
-	if errors.Is(err, os.ErrDeadlineExceeded) {
+	var ne net.Error
+	if errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
 		return hub.ReasonSlowConsumer
 	}
 	return hub.ReasonTransportError
