@@ -157,7 +157,7 @@ func toDraft(raw []byte, key auth.APIKey, now time.Time) (notification.Draft, er
 		if it.Data[0] != '{' {
 			return d, bad("data must be a JSON object")
 		}
-		if depth(it.Data) > maxDataDepth {
+		if notification.JSONDepth(it.Data, maxDataDepth) > maxDataDepth {
 			return d, bad("data nested too deeply")
 		}
 		var compact bytes.Buffer
@@ -173,34 +173,6 @@ func toDraft(raw []byte, key auth.APIKey, now time.Time) (notification.Draft, er
 		d.ExpiresAt = *it.ExpiresAt
 	}
 	return d, nil
-}
-
-// depth is the maximum nesting of objects and arrays in valid JSON.
-func depth(data []byte) int {
-	d, m, inStr, esc := 0, 0, false, false
-	for _, c := range data {
-		if inStr {
-			switch {
-			case esc:
-				esc = false
-			case c == '\\':
-				esc = true
-			case c == '"':
-				inStr = false
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inStr = true
-		case '{', '[':
-			d++
-			m = max(m, d)
-		case '}', ']':
-			d--
-		}
-	}
-	return m
 }
 
 var errForbidden = errors.New("api key not allowed for this tenant")

@@ -59,7 +59,7 @@ type eventArg struct {
 // ["name", {…}] (the acknowledgement callback is not part of the payload).
 func decodeEvent(data json.RawMessage) (clientEvent, error) {
 	var ev clientEvent
-	if d := jsonDepth(data); d > maxJSONDepth+1 {
+	if d := notification.JSONDepth(data, maxJSONDepth+1); d > maxJSONDepth+1 {
 		return ev, invalid("nesting depth %d over %d", d, maxJSONDepth+1)
 	}
 	var args []json.RawMessage
@@ -160,39 +160,4 @@ func decodeEvent(data json.RawMessage) (clientEvent, error) {
 type connectAuth struct {
 	Token string  `json:"token"`
 	Since *string `json:"since"`
-}
-
-// jsonDepth returns the maximum nesting depth of arrays and objects in data,
-// ignoring brackets inside strings. It stops counting past maxJSONDepth+1.
-// (A copy of internal/ws's unexported helper.)
-func jsonDepth(data []byte) int {
-	depth, maxDepth, inStr, esc := 0, 0, false, false
-	for _, c := range data {
-		if inStr {
-			switch {
-			case esc:
-				esc = false
-			case c == '\\':
-				esc = true
-			case c == '"':
-				inStr = false
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inStr = true
-		case '{', '[':
-			depth++
-			if depth > maxDepth {
-				maxDepth = depth
-				if maxDepth > maxJSONDepth+1 {
-					return maxDepth
-				}
-			}
-		case '}', ']':
-			depth--
-		}
-	}
-	return maxDepth
 }

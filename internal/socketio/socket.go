@@ -173,7 +173,7 @@ func (s *session) connect(ns int, data json.RawMessage) {
 	srv := s.srv
 	nsp := srv.cfg.Namespaces[ns]
 	var a connectAuth
-	if len(data) > 0 && (jsonDepth(data) > maxJSONDepth || json.Unmarshal(data, &a) != nil) {
+	if len(data) > 0 && (notification.JSONDepth(data, maxJSONDepth) > maxJSONDepth || json.Unmarshal(data, &a) != nil) {
 		srv.log.Warn("token rejected", "event", "token_invalid", "reason", "malformed_auth", "conn", s.connID, "ip", s.ip, "transport", "socketio")
 		s.reject(nsp, "unauthorized")
 		return

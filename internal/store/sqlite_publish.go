@@ -12,9 +12,6 @@ import (
 	"github.com/heraldhq/herald/internal/notification"
 )
 
-// idempotencyTTL is how long an idempotency record is kept.
-const idempotencyTTL = 24 * time.Hour
-
 // Publish validates req, then hands it to the writer and waits for the
 // commit of the batch it joins.
 func (s *SQLite) Publish(ctx context.Context, req PublishRequest) (PublishResult, error) {
@@ -166,6 +163,3 @@ func (s *SQLite) insertDraft(ctx context.Context, tx *wtx, d *notification.Draft
 	}
 	return ev, nil
 }
-
-// fromMillis is the time the store reports for a stored Unix millisecond.
-func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }

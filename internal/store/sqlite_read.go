@@ -74,18 +74,6 @@ const (
 		- COALESCE((SELECT seen FROM receipt_counts WHERE tenant = ?1 AND user_id = ?2 AND audience_key = ?3), 0)`
 )
 
-// beforeEnd is greater than every ULID (Crockford base32 is [0-9A-Z]), so
-// "id < beforeEnd" selects everything.
-const beforeEnd = "~"
-
-// roleKey is the audience key of r's role, "" when r has no role.
-func roleKey(role string) string {
-	if role == "" {
-		return ""
-	}
-	return notification.Audience{Kind: notification.AudienceRole, Role: role}.Key()
-}
-
 // Since implements Store.
 func (s *SQLite) Since(ctx context.Context, r notification.Recipient, pos notification.Position, limit int) ([]notification.Item, bool, error) {
 	if err := s.readArgs(ctx, r); err != nil {
@@ -229,22 +217,4 @@ func queryItems(ctx context.Context, q querier, query string, args ...any) ([]no
 		items = append(items, it)
 	}
 	return items, rows.Err()
-}
-
-// mergeItems merges two lists, each sorted by less, and returns at most
-// limit items. The items taken from each list are a prefix of that list, so
-// a caller tracking one cursor per list never skips an item.
-func mergeItems(a, b []notification.Item, limit int, less func(x, y *notification.Item) bool) []notification.Item {
-	out := make([]notification.Item, 0, min(limit, len(a)+len(b)))
-	i, j := 0, 0
-	for len(out) < limit && (i < len(a) || j < len(b)) {
-		if j >= len(b) || (i < len(a) && less(&a[i], &b[j])) {
-			out = append(out, a[i])
-			i++
-		} else {
-			out = append(out, b[j])
-			j++
-		}
-	}
-	return out
 }

@@ -8,10 +8,6 @@ import (
 	"github.com/heraldhq/herald/internal/notification"
 )
 
-// sweepBatch bounds the expired notifications removed per write request, so
-// a large backlog never holds the writer for long.
-const sweepBatch = 500
-
 // runSweeper is the sweeper goroutine: every SweepInterval it removes
 // expired notifications and stale idempotency records through the writer.
 // It returns when ctx (cancelled by Close) ends.

@@ -4,11 +4,15 @@
 // Concurrency: a Store is safe for concurrent use. Publish calls are group-
 // committed: concurrent calls are merged into one transaction by a single
 // writer goroutine, and each call returns only after that transaction has
-// committed (or failed). Every other write goes through the same writer so
-// that positions and counters are assigned in commit order.
+// committed (or failed). Positions and counters are assigned inside the
+// committing transaction from per-stream counter rows, so they are
+// commit-ordered. In SQLite every write goes through the one writer; in
+// PostgreSQL read-state changes run on the pool and the counter rows' locks
+// order writers of a stream across nodes.
 //
-// The contract is the same for every engine (SQLite now, PostgreSQL later);
-// the shared contract tests in contract_test.go run against each.
+// The contract is the same for every engine (SQLite, PostgreSQL); the shared
+// contract tests in contract_test.go run against each. Engine-neutral helpers
+// live in engine.go.
 package store
 
 import (

@@ -56,7 +56,7 @@ func decodeMessage(data []byte) (*inMessage, error) {
 	if !utf8.Valid(data) {
 		return nil, invalid("invalid UTF-8")
 	}
-	if d := jsonDepth(data); d > maxJSONDepth {
+	if d := notification.JSONDepth(data, maxJSONDepth); d > maxJSONDepth {
 		return nil, invalid("nesting depth %d over %d", d, maxJSONDepth)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -166,38 +166,4 @@ func validateRef(ref json.RawMessage) error {
 		return nil
 	}
 	return invalid("ref must be a string or number")
-}
-
-// jsonDepth returns the maximum nesting depth of arrays and objects in data,
-// ignoring brackets inside strings. It stops counting at maxJSONDepth+1.
-func jsonDepth(data []byte) int {
-	depth, maxDepth, inStr, esc := 0, 0, false, false
-	for _, c := range data {
-		if inStr {
-			switch {
-			case esc:
-				esc = false
-			case c == '\\':
-				esc = true
-			case c == '"':
-				inStr = false
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inStr = true
-		case '{', '[':
-			depth++
-			if depth > maxDepth {
-				maxDepth = depth
-				if maxDepth > maxJSONDepth {
-					return maxDepth
-				}
-			}
-		case '}', ']':
-			depth--
-		}
-	}
-	return maxDepth
 }

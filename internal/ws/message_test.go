@@ -59,12 +59,6 @@ func TestDecodeMessage(t *testing.T) {
 	}
 }
 
-func TestJSONDepthIgnoresStrings(t *testing.T) {
-	if d := jsonDepth([]byte(`{"a":"[[[[[[[[\"]]]]"}`)); d != 1 {
-		t.Fatalf("depth = %d", d)
-	}
-}
-
 func FuzzDecodeMessage(f *testing.F) {
 	for _, s := range []string{`{"type":"ping"}`, `{"type":"auth","token":"x","since":"1.2"}`,
 		`{"type":"notification:mark-read","ids":["` + validID + `"]}`, `{"type":"notification:list","limit":5}`, `[`, `"\u0000"`} {
