@@ -30,6 +30,9 @@ type settings struct {
 	byFlag map[string]*setting
 	dev    bool
 	help   bool
+	// debugAddr is --debug-addr: the pprof listener, served by main, not
+	// by the node.
+	debugAddr string
 	getenv func(string) string
 }
 
@@ -78,6 +81,7 @@ func newSettings() *settings {
 	add("shutdown-grace", "20s", "drain deadline on SIGTERM", "HERALD_SHUTDOWN_GRACE")
 	add("connection-warn-ratio", "0.8", "log high_connection_usage when active connections exceed this share of --max-connections", "HERALD_CONNECTION_WARN_RATIO")
 	add("memory-limit", "0", "fail /readyz when the Go heap exceeds this many bytes (0: no check)", "HERALD_MEMORY_LIMIT")
+	add("debug-addr", "", "serve Go pprof profiles (/debug/pprof/) on this separate address, e.g. 127.0.0.1:6060; empty disables. Never expose it publicly", "HERALD_DEBUG_ADDR")
 	add("log-level", "info", "debug, info, warn or error", "HERALD_LOG_LEVEL")
 	add("log-format", "json", "json or text", "HERALD_LOG_FORMAT")
 	return s
@@ -182,6 +186,7 @@ func (s *settings) toConfig() (node.Config, error) {
 		return n
 	}
 	cfg.Addr = s.get("addr")
+	s.debugAddr = s.get("debug-addr")
 	cfg.Database = s.get("database")
 	cfg.DatabaseSchema = s.get("database-schema")
 	cfg.RedisURL = s.get("redis")

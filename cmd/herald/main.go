@@ -13,6 +13,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -68,6 +70,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if s.dev {
 		printDevBanner(stdout, l.Addr().String(), dev)
 	}
+	if s.debugAddr != "" {
+		dl, err := net.Listen("tcp", s.debugAddr)
+		if err != nil {
+			_ = l.Close()
+			_ = n.Shutdown(context.Background())
+			return fmt.Errorf("listen %s (--debug-addr): %w", s.debugAddr, err)
+		}
+		defer dl.Close()
+		logger.Warn("serving pprof profiles; keep this address private", "debug_addr", dl.Addr().String())
+		go serveDebug(dl, logger)
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- n.Serve(l) }()
 
@@ -84,6 +97,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// serveDebug serves net/http/pprof on l until l is closed. It has its own
+// mux, so the profiles never appear on the public listener.
+func serveDebug(l net.Listener, logger *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if err := srv.Serve(l); err != nil && !errors.Is(err, net.ErrClosed) {
+		logger.Error("debug listener stopped", "err", err)
+	}
 }
 
 func newLogger(w io.Writer, level, format string, dev bool) (*slog.Logger, error) {

@@ -226,18 +226,15 @@ func (c *Client) applyLocked(out *outbound, d *notification.Delivery) (gap, sent
 			}
 			c.unread++
 		}
-		if sent = c.sendLocked(Frame{Kind: FrameNotification, Payload: out.payload, Position: c.cursor}); sent {
-			c.sendLocked(Frame{Kind: FrameUnread, Payload: encodeUnread(c.unread)})
-		}
+		sent = c.sendLocked(Frame{Kind: FrameNotification, Payload: out.payload, Position: c.cursor,
+			Unread: encodeUnread(c.unread)})
 	case notification.EventRead, notification.EventDeleted:
 		kind := FrameRead
 		if ev.Kind == notification.EventDeleted {
 			kind = FrameDeleted
 		}
 		c.unread = ev.Unread
-		if sent = c.sendLocked(Frame{Kind: kind, Payload: out.payload}); sent {
-			c.sendLocked(Frame{Kind: FrameUnread, Payload: out.unread})
-		}
+		sent = c.sendLocked(Frame{Kind: kind, Payload: out.payload, Unread: out.unread})
 	}
 	return false, sent
 }

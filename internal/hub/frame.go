@@ -42,6 +42,10 @@ type Frame struct {
 	Payload []byte
 	// Position is the recipient's position after this frame (FrameNotification).
 	Position notification.Position
+	// Unread, when not nil, is the payload of a FrameUnread ({"count":N})
+	// that follows this frame. Transports write both in one write where
+	// the wire allows, so a delivery costs one syscall, not two.
+	Unread []byte
 }
 
 // AppendNotification appends the complete notification object of f (payload,

@@ -104,7 +104,12 @@ func (s *fakeSender) Send(f Frame) error {
 	if s.full {
 		return errors.New("full")
 	}
+	u := f.Unread
+	f.Unread = nil
 	s.frames = append(s.frames, f)
+	if u != nil { // the unread frame that follows f
+		s.frames = append(s.frames, Frame{Kind: FrameUnread, Payload: u})
+	}
 	return nil
 }
 

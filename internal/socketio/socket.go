@@ -54,8 +54,16 @@ var eventNames = [...]string{
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-// Send implements hub.Sender: `42<nsp>,["<event>",<payload>]`.
+// Send implements hub.Sender: `42<nsp>,["<event>",<payload>]`, then the
+// unread event that follows f, if any, as a packet of its own.
 func (k *socket) Send(f hub.Frame) error {
+	if err := k.sendOne(f); err != nil || f.Unread == nil {
+		return err
+	}
+	return k.sendOne(hub.Frame{Kind: hub.FrameUnread, Payload: f.Unread})
+}
+
+func (k *socket) sendOne(f hub.Frame) error {
 	if k.closed.Load() {
 		return errClosed
 	}

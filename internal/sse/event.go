@@ -35,6 +35,15 @@ var heartbeat = []byte(": hb\n\n")
 // can never end the data line, start a new field or dispatch an event.
 // appendData enforces that for any payload nevertheless.
 func appendFrame(b []byte, f hub.Frame) []byte {
+	b = appendEvent(b, f)
+	if f.Unread != nil {
+		b = appendEvent(b, hub.Frame{Kind: hub.FrameUnread, Payload: f.Unread})
+	}
+	return b
+}
+
+// appendEvent appends f alone (not its Unread follower).
+func appendEvent(b []byte, f hub.Frame) []byte {
 	if int(f.Kind) >= len(eventHeads) || eventHeads[f.Kind] == "" {
 		return b
 	}

@@ -147,6 +147,7 @@ type SQLite struct {
 	ids   *idSource      // used by the writer goroutine only (has its own lock)
 	wdb   *sql.DB        // the write connection; used by the writer goroutine only
 	rdb   *sql.DB        // the read pool; safe for concurrent use
+	reads readStmts      // the read pool's prepared statements
 	cdb   *sql.DB        // the checkpointer's connection
 	queue chan *writeReq // closed by Close under mu
 	// committed gets a token (non-blocking send) after each commit; the
@@ -264,6 +265,7 @@ func OpenSQLite(ctx context.Context, cfg SQLiteConfig) (_ *SQLite, err error) {
 		ids:            ids,
 		wdb:            wdb,
 		rdb:            rdb,
+		reads:          readStmts{db: rdb},
 		cdb:            cdb,
 		queue:          make(chan *writeReq, cfg.QueueSize),
 		committed:      make(chan struct{}, 1),
@@ -345,6 +347,7 @@ func (s *SQLite) Close() error {
 		s.mu.Unlock()
 		<-s.writerDone
 
+		s.reads.close()
 		if err := errors.Join(s.rdb.Close(), s.cdb.Close(), s.wdb.Close()); err != nil {
 			s.closeErr = fmt.Errorf("store: close: %w", err)
 		}

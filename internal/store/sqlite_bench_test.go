@@ -58,7 +58,7 @@ func BenchmarkPublishSingle(b *testing.B) {
 				ctx := context.Background()
 				for pb.Next() {
 					i := n.Add(1)
-					req := PublishRequest{Drafts: []notification.Draft{benchDraft(fmt.Sprintf("u%d", i%1000))}}
+					req := PublishRequest{Drafts: []notification.Draft{benchDraft(fmt.Sprintf("u%d", (i*7919)%10000))}}
 					if _, err := s.Publish(ctx, req); err != nil {
 						b.Error(err)
 						return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"sync"
 
 	"github.com/heraldhq/herald/internal/notification"
 )
@@ -38,14 +39,19 @@ const (
 		  AND ` + broadcastMatch + ` AND ` + notExpired + ` AND COALESCE(rc.deleted, 0) = 0
 		ORDER BY n.tenant_seq LIMIT ?`
 
-	listExplicitSQL = `SELECT i.seq, i.read, ` + notificationCols + `
+	// The explicit list walks the user's primary key backwards: per user,
+	// seq order is id order (see the 00003 migration). When the cursor is
+	// one of the user's own items, its seq bounds the walk, so a deep page
+	// costs no more than the first.
+	listExplicitSQL       = listExplicitHead + `ORDER BY i.seq DESC LIMIT ?5`
+	listExplicitUnreadSQL = listExplicitHead + `AND i.read = 0 ORDER BY i.seq DESC LIMIT ?5`
+	listExplicitHead      = `SELECT i.seq, i.read, ` + notificationCols + `
 		FROM inbox i JOIN notifications n ON n.id = i.notification_id
-		WHERE i.tenant = ? AND i.user_id = ? AND i.notification_id < ? AND ` + notExpired + `
-		ORDER BY i.notification_id DESC LIMIT ?`
-	listExplicitUnreadSQL = `SELECT i.seq, i.read, ` + notificationCols + `
-		FROM inbox i JOIN notifications n ON n.id = i.notification_id
-		WHERE i.tenant = ? AND i.user_id = ? AND i.read = 0 AND i.notification_id < ? AND ` + notExpired + `
-		ORDER BY i.notification_id DESC LIMIT ?`
+		WHERE i.tenant = ?1 AND i.user_id = ?2
+		  AND i.seq < COALESCE((SELECT c.seq FROM inbox c
+		                        WHERE c.notification_id = ?3 AND c.tenant = ?1 AND c.user_id = ?2),
+		                       9223372036854775807)
+		  AND i.notification_id < ?3 AND (n.expires_at IS NULL OR n.expires_at > ?4) `
 	listBroadcastSQL = `SELECT n.tenant_seq, COALESCE(rc.read, 0), ` + notificationCols + `
 		FROM notifications n
 		LEFT JOIN receipts rc ON rc.tenant = n.tenant AND rc.user_id = ? AND rc.notification_id = n.id
@@ -84,12 +90,12 @@ func (s *SQLite) Since(ctx context.Context, r notification.Recipient, pos notifi
 	}
 	limit = sinceLimit(limit)
 	now := s.clock().UnixMilli()
-	explicit, err := queryItems(ctx, s.rdb, sinceExplicitSQL,
+	explicit, err := queryItems(ctx, &s.reads, sinceExplicitSQL,
 		r.Tenant, r.User, pos.User, now, limit+1)
 	if err != nil {
 		return nil, false, fmt.Errorf("store: since: %w", classify(err))
 	}
-	broadcast, err := queryItems(ctx, s.rdb, sinceBroadcastSQL,
+	broadcast, err := queryItems(ctx, &s.reads, sinceBroadcastSQL,
 		r.User, r.Tenant, pos.Tenant, r.Role, now, limit+1)
 	if err != nil {
 		return nil, false, fmt.Errorf("store: since: %w", classify(err))
@@ -110,7 +116,7 @@ func (s *SQLite) Head(ctx context.Context, r notification.Recipient) (notificati
 		return notification.Position{}, fmt.Errorf("store: head: %w", err)
 	}
 	var p notification.Position
-	if err := s.rdb.QueryRowContext(ctx, headSQL, r.Tenant, r.User).Scan(&p.User, &p.Tenant); err != nil {
+	if err := s.reads.QueryRowContext(ctx, headSQL, r.Tenant, r.User).Scan(&p.User, &p.Tenant); err != nil {
 		return notification.Position{}, fmt.Errorf("store: head: %w", classify(err))
 	}
 	return p, nil
@@ -134,12 +140,12 @@ func (s *SQLite) List(ctx context.Context, r notification.Recipient, q ListQuery
 	if q.UnreadOnly {
 		explicitSQL, broadcastSQL = listExplicitUnreadSQL, listBroadcastUnreadSQL
 	}
-	explicit, err := queryItems(ctx, s.rdb, explicitSQL,
+	explicit, err := queryItems(ctx, &s.reads, explicitSQL,
 		r.Tenant, r.User, before, now, limit+1)
 	if err != nil {
 		return Page{}, fmt.Errorf("store: list: %w", classify(err))
 	}
-	broadcast, err := queryItems(ctx, s.rdb, broadcastSQL,
+	broadcast, err := queryItems(ctx, &s.reads, broadcastSQL,
 		r.User, r.Tenant, before, r.Role, now, limit+1)
 	if err != nil {
 		return Page{}, fmt.Errorf("store: list: %w", classify(err))
@@ -159,7 +165,7 @@ func (s *SQLite) UnreadCount(ctx context.Context, r notification.Recipient) (int
 	if err := s.readArgs(ctx, r); err != nil {
 		return 0, fmt.Errorf("store: unread count: %w", err)
 	}
-	n, err := unreadCount(ctx, s.rdb, r)
+	n, err := unreadCount(ctx, &s.reads, r)
 	if err != nil {
 		return 0, fmt.Errorf("store: unread count: %w", classify(err))
 	}
@@ -217,4 +223,58 @@ func queryItems(ctx context.Context, q querier, query string, args ...any) ([]no
 		items = append(items, it)
 	}
 	return items, rows.Err()
+}
+
+// readStmts runs queries on the read pool as prepared statements, prepared
+// once per query. database/sql keeps a prepared copy per pooled connection,
+// so a hot query (the unread count and head every connect reads, the
+// replay) is parsed once per connection instead of on every call: parsing
+// was a fifth of a connect's CPU.
+type readStmts struct {
+	db *sql.DB
+	m  sync.Map // query string -> *sql.Stmt
+}
+
+var _ querier = (*readStmts)(nil)
+
+func (r *readStmts) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := r.m.Load(query); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := r.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := r.m.LoadOrStore(query, st); loaded {
+		_ = st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// QueryContext implements querier.
+func (r *readStmts) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := r.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// QueryRowContext implements querier.
+func (r *readStmts) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := r.stmt(ctx, query)
+	if err != nil {
+		// Let database/sql report the error through the Row.
+		return r.db.QueryRowContext(ctx, query, args...)
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// close closes every prepared statement.
+func (r *readStmts) close() {
+	r.m.Range(func(_, st any) bool {
+		_ = st.(*sql.Stmt).Close()
+		return true
+	})
 }

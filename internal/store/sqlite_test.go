@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -395,5 +396,35 @@ func TestSQLiteCheckpointer(t *testing.T) {
 	}
 	if err := s.Ping(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSQLiteListPlan: the explicit inbox list walks the user's primary key
+// (no index by id, no sort), and the cursor's own seq bounds the walk.
+func TestSQLiteListPlan(t *testing.T) {
+	s := openTestSQLite(t, SQLiteConfig{})
+	ctx := context.Background()
+	for _, q := range []string{listExplicitSQL, listExplicitUnreadSQL} {
+		rows, err := s.rdb.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q, "t", "u", beforeEnd, 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		if err := rows.Close(); err != nil {
+			t.Fatal(err)
+		}
+		all := strings.Join(plan, "\n")
+		if strings.Contains(all, "TEMP B-TREE") || !strings.Contains(all, "SEARCH i USING PRIMARY KEY (tenant=? AND user_id=? AND seq<?)") ||
+			!strings.Contains(all, "USING COVERING INDEX inbox_notification") {
+			t.Fatalf("plan:\n%s", all)
+		}
 	}
 }
