@@ -87,8 +87,8 @@ func (c *conn) Send(f hub.Frame) error {
 		return errBufferFull
 	}
 	bp := bufPool.Get().(*[]byte)
-	b := appendFrame((*bp)[:0], f)
-	err := c.write(websocket.TextMessage, b, false)
+	b := appendWire((*bp)[:0], f)
+	err := c.writeWire(b)
 	*bp = b
 	if cap(b) <= 64<<10 {
 		bufPool.Put(bp)
