@@ -144,6 +144,7 @@ func TestConnectionLimits(t *testing.T) {
 		t.Fatalf("second unauthenticated: %v", err)
 	}
 	idle.close()
+	waitFor(t, "idle socket freed", func() bool { return n.node.ws.Active() == 2 })
 	// Per IP: 5 (a, b and three more users).
 	var cs []*wsClient
 	for i := 0; i < 3; i++ {

@@ -22,27 +22,37 @@ import (
 )
 
 // conn is one WebSocket connection. It implements hub.Sender.
+//
+// nbio runs its callbacks in the poller, so they never block: onMessage and
+// onClose push onto inq, and a drain goroutine, started when inq becomes
+// non-empty and gone when it is empty again, handles the messages and then
+// the end of the socket in arrival order (inbound.go). An idle socket has no
+// goroutine. mu is never held across a call that may block.
 type conn struct {
 	srv   *Server         // static
-	ws    *websocket.Conn // static
+	ws    *websocket.Conn // static: set by ServeHTTP before the socket is bound
 	shard uint8           // static: registry shard
 
-	// Set by ServeHTTP while mu is held from onOpen; static afterwards.
+	// Static: set by ServeHTTP before the socket is bound.
 	id         uint64
 	ip         string
 	querySince *notification.Position // ?since= of the upgrade request
 
-	mu        sync.Mutex
-	client    *hub.Client    // guarded by mu; nil until authenticated
-	principal auth.Principal // guarded by mu
-	authTimer *time.Timer    // guarded by mu
-	invalid   int            // guarded by mu
+	mu           sync.Mutex
+	client       *hub.Client // guarded by mu; nil until authenticated
+	tenant, user string      // guarded by mu: the attached identity
+	authTimer    *time.Timer // guarded by mu
+	inq          []inbound   // guarded by mu: work not yet handled, in arrival order
+	inqBytes     int         // guarded by mu: message bytes in inq
+	draining     bool        // guarded by mu: a drain goroutine owns inq
+	ended        bool        // guarded by mu: the end of the socket is queued
 	// Admission slots held, released once on close; guarded by mu.
 	ipHeld     bool
-	userHeld   string // ConnsPerUser key, "" when none
 	unauthHeld bool
-	cleaned    bool // cleanupLocked ran
+	cleaned    bool   // cleanupLocked ran
+	userHeld   string // ConnsPerUser key, "" when none
 
+	invalid  int          // invalid messages; owned by the drain goroutine
 	queued   atomic.Int64 // bytes handed to nbio and not yet written to the kernel
 	inflight atomic.Int32 // requests running
 	closing  atomic.Bool  // a close frame has been sent
@@ -152,62 +162,109 @@ func (c *conn) authTimeout() {
 	c.closeUnattached(hub.ReasonAuthTimeout)
 }
 
-// releaseLocked returns the admission slots this socket holds.
-func (c *conn) releaseLocked() {
-	lim := &c.srv.cfg.Limits
+// slots are the admission slots a socket holds.
+type slots struct {
+	ip, user string // "" when not held
+	unauth   bool
+}
+
+// takeSlots hands over the slots still held, once.
+func (c *conn) takeSlots() slots {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.takeSlotsLocked()
+}
+
+func (c *conn) takeSlotsLocked() slots {
+	var sl slots
 	if c.ipHeld {
-		lim.ConnsPerIP.Release(c.ip)
-		c.ipHeld = false
+		sl.ip, c.ipHeld = c.ip, false
 	}
-	if c.userHeld != "" {
-		lim.ConnsPerUser.Release(c.userHeld)
-		c.userHeld = ""
-	}
-	if c.unauthHeld {
+	sl.user, c.userHeld = c.userHeld, ""
+	sl.unauth, c.unauthHeld = c.unauthHeld, false
+	return sl
+}
+
+// releaseSlots returns slots. It may wait on Redis (limit.RedisCounter):
+// never call it in the poller.
+func (c *conn) releaseSlots(sl slots) {
+	lim := &c.srv.cfg.Limits
+	if sl.unauth {
 		c.srv.unauth.Add(-1)
-		c.unauthHeld = false
+	}
+	if sl.ip != "" {
+		lim.ConnsPerIP.Release(sl.ip)
+	}
+	if sl.user != "" {
+		lim.ConnsPerUser.Release(sl.user)
 	}
 }
 
-// attachLocked registers the authenticated socket with the hub.
-func (c *conn) attachLocked(p auth.Principal, since *notification.Position) {
+// attach registers the authenticated socket with the hub. With first-frame
+// auth it first takes the per-user slot, which may wait on Redis: it runs in
+// the drain goroutine then. With header auth the slot is already held and
+// attach does not block (bind runs it in nbio's job queue).
+func (c *conn) attach(p auth.Principal, since *notification.Position) {
+	s := c.srv
+	c.mu.Lock()
 	if c.authTimer != nil {
 		c.authTimer.Stop()
 		c.authTimer = nil
 	}
-	if c.unauthHeld {
-		c.srv.unauth.Add(-1)
-		c.unauthHeld = false
+	unauth := c.unauthHeld
+	c.unauthHeld = false
+	needSlot := s.cfg.Limits.ConnsPerUser != nil && c.userHeld == ""
+	c.mu.Unlock()
+	if unauth {
+		s.unauth.Add(-1)
 	}
-	if lim := &c.srv.cfg.Limits; lim.ConnsPerUser != nil && c.userHeld == "" {
-		key := UserKey(p.Tenant, p.User)
-		if !lim.ConnsPerUser.Acquire(key) {
-			c.srv.log.Warn("per-user connection cap reached", "event", "limit_exceeded", "scope", "user", "conn", c.id, "tenant", p.Tenant, "user", p.User)
+	key := ""
+	if needSlot {
+		key = UserKey(p.Tenant, p.User)
+		if !s.cfg.Limits.ConnsPerUser.Acquire(key) {
+			s.log.Warn("per-user connection cap reached", "event", "limit_exceeded", "scope", "user", "conn", c.id, "tenant", p.Tenant, "user", p.User)
 			c.Close(hub.ReasonLimitExceeded)
 			return
 		}
+	}
+	c.mu.Lock()
+	if c.cleaned || c.closing.Load() {
+		// Timed out (4001) or closed while the token was checked.
+		c.mu.Unlock()
+		if key != "" {
+			s.cfg.Limits.ConnsPerUser.Release(key)
+		}
+		return
+	}
+	if key != "" {
 		c.userHeld = key
 	}
-	c.principal = p
-	cl, err := c.srv.hub.Attach(c, hub.AttachOptions{
+	cl, err := s.hub.Attach(c, hub.AttachOptions{
 		ConnID:    c.id,
 		Transport: "ws",
 		Recipient: notification.Recipient{Tenant: p.Tenant, User: p.User, Role: p.Role},
 		Since:     since,
-		Expires:   p.Expires.Add(c.srv.verifier.Leeway()),
+		Expires:   p.Expires.Add(s.verifier.Leeway()),
 		TokenID:   p.TokenID,
 	})
+	if err == nil {
+		c.client, c.tenant, c.user = cl, p.Tenant, p.User
+	}
+	c.mu.Unlock()
 	if err != nil {
 		c.Close(hub.ReasonShutdown)
 		return
 	}
-	c.client = cl
-	c.srv.log.Info("authenticated", "event", "token_validated", "conn", c.id, "tenant", p.Tenant, "user", p.User, "transport", "ws")
+	s.log.Info("authenticated", "event", "token_validated", "conn", c.id, "tenant", p.Tenant, "user", p.User, "transport", "ws")
 }
 
-func (s *Server) onMessage(wsc *websocket.Conn, mt websocket.MessageType, data []byte) {
-	c, ok := wsc.Session().(*conn)
-	if !ok || c.closing.Load() {
+// handle runs one client message, in the drain goroutine: it may block on
+// the verifier (auth) and the event limiter (Redis), never in the poller.
+// Requests to the inbox get a goroutine each, so that a slow store does not
+// hold up the messages behind them.
+func (c *conn) handle(mt websocket.MessageType, data []byte) {
+	s := c.srv
+	if c.closing.Load() {
 		return
 	}
 	if mt != websocket.TextMessage {
@@ -234,11 +291,8 @@ func (s *Server) onMessage(wsc *websocket.Conn, mt websocket.MessageType, data [
 		}
 		cid := c.replyError(ref, "invalid_message", "invalid message")
 		s.log.Info("invalid message", "event", "invalid_message", "conn", c.id, "correlation_id", cid, "err", err)
-		c.mu.Lock()
 		c.invalid++
-		tooMany := c.invalid > s.cfg.MaxInvalid
-		c.mu.Unlock()
-		if tooMany {
+		if c.invalid > s.cfg.MaxInvalid {
 			c.closeWith(hub.ReasonPolicyViolation)
 		}
 		return
@@ -283,14 +337,14 @@ func (c *conn) allowEvent() bool {
 		return true
 	}
 	c.mu.Lock()
-	p := c.principal
+	tenant, user := c.tenant, c.user
 	c.mu.Unlock()
-	ok, strikes := lim.Events.Allow(UserKey(p.Tenant, p.User))
+	ok, strikes := lim.Events.Allow(UserKey(tenant, user)) // may wait on Redis
 	if ok {
 		return true
 	}
 	if strikes == 1 || strikes%10 == 0 {
-		c.srv.log.Warn("rate limited", "event", "rate_limited", "scope", "events", "conn", c.id, "tenant", p.Tenant, "user", p.User, "strikes", strikes)
+		c.srv.log.Warn("rate limited", "event", "rate_limited", "scope", "events", "conn", c.id, "tenant", tenant, "user", user, "strikes", strikes)
 	}
 	if strikes >= lim.AbuseStrikes {
 		c.closeWith(hub.ReasonRateLimited)
@@ -310,6 +364,9 @@ func (c *conn) closeWith(reason hub.CloseReason) {
 	c.closeUnattached(reason)
 }
 
+// handleAuth runs an auth message: the first one attaches the socket, later
+// ones refresh its token. The verifier may block (a JWKS fetch): this runs in
+// the drain goroutine, and the messages behind it wait in the queue.
 func (c *conn) handleAuth(m *inMessage) {
 	s := c.srv
 	p, err := s.verifier.Verify(m.Token)
@@ -319,25 +376,22 @@ func (c *conn) handleAuth(m *inMessage) {
 		return
 	}
 	c.mu.Lock()
-	if c.client == nil {
+	cl, tenant, user := c.client, c.tenant, c.user
+	c.mu.Unlock()
+	if cl == nil {
 		since := c.querySince
 		if m.Since != nil {
 			since = &m.since
 		}
-		c.attachLocked(p, since)
-		c.mu.Unlock()
+		c.attach(p, since)
 		return
 	}
 	// In-band refresh: same user and tenant only.
-	old, cl := c.principal, c.client
-	if p.User != old.User || p.Tenant != old.Tenant {
-		c.mu.Unlock()
-		s.log.Warn("refresh with another identity", "event", "forbidden", "conn", c.id, "tenant", old.Tenant, "user", old.User)
+	if p.User != user || p.Tenant != tenant {
+		s.log.Warn("refresh with another identity", "event", "forbidden", "conn", c.id, "tenant", tenant, "user", user)
 		cl.Close(hub.ReasonUnauthorized)
 		return
 	}
-	c.principal = p
-	c.mu.Unlock()
 	cl.Refresh(p.Role, p.TokenID, p.Expires.Add(s.verifier.Leeway()))
 	c.reply(appendRef([]byte(`{"type":"ack"`), m.Ref))
 }

@@ -154,7 +154,8 @@ type Server struct {
 	upgrader *websocket.Upgrader
 
 	reg       registry
-	unauth    atomic.Int64 // sockets not yet authenticated
+	early     earlyMessages // messages that arrived before their socket was bound
+	unauth    atomic.Int64  // sockets not yet authenticated
 	stopPing  chan struct{}
 	pingDone  chan struct{}
 	closeOnce sync.Once
@@ -177,6 +178,18 @@ func New(cfg Config, h *hub.Hub, v Verifier, in Inbox) (*Server, error) {
 		// Hard cap: nbio drops a connection whose unwritten data would exceed
 		// it. Our soft cap (WriteBufferBytes) closes it first, with 4008.
 		MaxWriteBufferSize: cfg.WriteBufferBytes + 64<<10,
+		// Run nbio's handlers inline in the poller, as internal/socketio
+		// does: nbio's own frame handling (control frames, the close
+		// handshake and its close of the socket) then happens in the
+		// poller. A socket closed from another goroutine while the poller
+		// holds a pending event for its fd lets that stale event close the
+		// next connection given the same fd number (seen under connection
+		// churn: about 1 in 1,000-3,000 connections got EOF before ready).
+		// So none of our callbacks may block: they only copy the message
+		// and queue it on the connection (inbound.go), where a short-lived
+		// goroutine handles it (token verification, Redis limiters, the
+		// hub); the ping handler and OnWrittenSize only write or count.
+		ServerExecutor: func(f func()) { f() },
 	})
 	// We validate UTF-8 ourselves to answer 1007 (RFC 6455 §8.1).
 	s.engine.CheckUtf8 = func([]byte) bool { return true }
@@ -194,10 +207,11 @@ func New(cfg Config, h *hub.Hub, v Verifier, in Inbox) (*Server, error) {
 	u.CheckOrigin = func(*http.Request) bool { return true } // checked in ServeHTTP, before the upgrade
 	u.BlockingModAsyncWrite = false
 	u.EnableCompression(false)
-	u.OnOpen(s.onOpen)
 	u.OnMessage(s.onMessage)
 	u.OnClose(s.onClose)
 	u.SetPingHandler(func(c *websocket.Conn, data string) {
+		// In the poller: nbio's writes do not block (unwritten bytes stay
+		// in its bounded buffer until the socket is writable).
 		if st, ok := c.Session().(*conn); ok {
 			_ = st.write(websocket.PongMessage, []byte(data), true)
 		}
@@ -332,50 +346,60 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	st := &conn{srv: s, shard: uint8(rand.N(32)), id: s.hub.NextConnID(), ip: ip, querySince: since,
+		ipHeld: lim.ConnsPerIP != nil, userHeld: userKey}
 	wsc, err := s.upgrade(w, r)
 	if err != nil {
 		s.log.Debug("upgrade failed", "ip", ip, "err", err)
-		if lim.ConnsPerIP != nil {
-			lim.ConnsPerIP.Release(ip)
-		}
-		if userKey != "" {
-			lim.ConnsPerUser.Release(userKey)
-		}
+		st.releaseSlots(st.takeSlots())
 		return // the upgrader has answered
 	}
-	st, ok := wsc.Session().(*conn)
-	if !ok {
-		_ = wsc.Close()
-		return
-	}
+	st.ws = wsc
 	// nbio arms the keepalive deadline on the hijacked net.Conn, not on the
 	// poller's; arm it here so a silent socket is dropped even before its
 	// first message.
 	_ = wsc.Conn.SetReadDeadline(time.Now().Add(s.upgrader.KeepaliveTime))
-	// st.mu was locked by onOpen so that no message is handled before this
-	// initialisation is done.
-	st.ip = ip
-	st.id = s.hub.NextConnID()
-	st.querySince = since
-	st.ipHeld = lim.ConnsPerIP != nil
-	st.userHeld = userKey
 	s.log.Info("connect", "event", "connect", "conn", st.id, "ip", ip, "origin", origin,
 		"user_agent", r.UserAgent(), "transport", "ws", "header_auth", authed)
+	var hp *auth.Principal
 	if authed {
-		st.attachLocked(p, since)
+		hp = &p
+	}
+	// Bind the socket in its own job queue, where nbio also runs its
+	// message and close handlers: a message handled before the bind is kept
+	// and queued by it, a close handled after it finds the session.
+	if !wsc.Execute(func() { s.bind(st, hp) }) {
+		// Closed before the bind: onClose found no session, so nothing
+		// else holds st.
+		s.early.drop(wsc)
+		st.releaseSlots(st.takeSlots())
+		s.log.Debug("disconnect", "conn", st.id, "reason", hub.ReasonClientClosed.Label())
+	}
+}
+
+// bind makes st the session of its socket and starts it: attached to the
+// hub (header auth) or waiting for the auth message. It runs in the socket's
+// job queue, possibly in the poller, so it must not block: with header auth
+// the per-user slot is already held, and hub.Attach does not block.
+func (s *Server) bind(st *conn, p *auth.Principal) {
+	st.ws.SetSession(st)
+	s.reg.add(st)
+	if p != nil {
+		st.attach(*p, st.querySince)
 	} else {
+		st.mu.Lock()
 		st.unauthHeld = true
-		s.unauth.Add(1)
 		st.authTimer = time.AfterFunc(s.cfg.AuthTimeout, st.authTimeout)
+		st.mu.Unlock()
+		s.unauth.Add(1)
 	}
-	var gone *hub.Client
-	early := closedEarly(wsc)
-	if early {
-		gone = st.cleanupLocked()
+	early, overflow := s.early.take(st.ws)
+	for _, m := range early {
+		st.push(inbound{mt: m.mt, data: m.data})
 	}
-	st.mu.Unlock()
-	if early && gone != nil {
-		gone.Close(hub.ReasonClientClosed)
+	if overflow {
+		s.log.Warn("too many messages before the socket was ready", "event", "rate_limited", "scope", "messages", "conn", st.id, "ip", st.ip)
+		st.closeWith(hub.ReasonPolicyViolation)
 	}
 }
 
@@ -397,53 +421,32 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) (*websocket.Con
 	return wsc, nil
 }
 
-func (s *Server) onOpen(wsc *websocket.Conn) {
-	st := &conn{srv: s, ws: wsc, shard: uint8(rand.N(32))}
-	st.mu.Lock() // unlocked by ServeHTTP once initialised
-	wsc.SetSession(st)
-	s.reg.add(st)
+// onMessage runs in the poller: it copies the message onto the connection's
+// queue and returns (see inbound.go).
+func (s *Server) onMessage(wsc *websocket.Conn, mt websocket.MessageType, data []byte) {
+	st, ok := wsc.Session().(*conn)
+	if !ok {
+		s.early.add(wsc, mt, data, s.maxQueuedBytes())
+		return
+	}
+	st.enqueue(mt, data)
 }
 
+// onClose runs in the poller, or in the goroutine that closed the socket. It
+// queues the end of the connection behind its pending messages: the cleanup
+// may wait on a Redis limiter.
 func (s *Server) onClose(wsc *websocket.Conn, err error) {
 	st, ok := wsc.Session().(*conn)
 	if !ok {
-		return // closed before onOpen: ServeHTTP sees it and cleans up
+		s.early.drop(wsc) // closed before the bind: ServeHTTP cleans up
+		return
 	}
-	st.mu.Lock()
-	c := st.cleanupLocked()
-	st.mu.Unlock()
-	reason := reasonFromErr(err)
-	if c != nil {
-		c.Close(reason) // no-op when the hub closed it first
-	}
-	s.log.Debug("disconnect", "conn", st.id, "reason", reason.Label(), "err", err)
+	st.push(inbound{end: true, err: err})
 }
 
-// cleanupLocked frees what an ended socket holds (idempotent) and returns
-// its hub client, which the caller closes outside st.mu.
-func (c *conn) cleanupLocked() *hub.Client {
-	if c.cleaned {
-		return nil
-	}
-	c.cleaned = true
-	c.srv.reg.remove(c)
-	if c.authTimer != nil {
-		c.authTimer.Stop()
-		c.authTimer = nil
-	}
-	c.releaseLocked()
-	return c.client
-}
-
-// closedEarly reports whether the connection ended before onOpen ran, in
-// which case onClose found no session and cleanup is ServeHTTP's job.
-func closedEarly(wsc *websocket.Conn) bool {
-	if nc, ok := wsc.Conn.(*nbio.Conn); ok {
-		closed, _ := nc.IsClosed()
-		return closed
-	}
-	return false
-}
+// maxQueuedBytes bounds the bytes of a connection's messages waiting to be
+// handled.
+func (s *Server) maxQueuedBytes() int { return 4 * s.cfg.MaxMessageBytes }
 
 func reasonFromErr(err error) hub.CloseReason {
 	var ce *websocket.CloseError

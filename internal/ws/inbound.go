@@ -1,0 +1,201 @@
+package ws
+
+import (
+	"bytes"
+	"sync"
+
+	"github.com/lesismal/nbio/nbhttp/websocket"
+
+	"github.com/heraldhq/herald/internal/hub"
+)
+
+// The engine runs nbio's callbacks inline in the poller (see New), so they
+// must not block. What a message or the end of a socket leads to may block:
+// the token check of an auth message (a JWKS fetch), the event limiter and
+// the connection counters (Redis). So the callbacks only push work onto the
+// connection's queue, and a drain goroutine handles it in arrival order. The
+// goroutine exists while the queue is not empty: an idle socket has none.
+//
+// Order is kept per connection: the messages that follow an auth message
+// wait until the token is checked and the socket attached, then run as
+// authenticated ones (or, if the auth failed, find the socket closing).
+
+// maxQueued bounds the messages waiting to be handled on one socket; with
+// Server.maxQueuedBytes it bounds what a client can make us hold while its
+// earlier messages wait on the verifier or a limiter.
+const maxQueued = 64
+
+// inbound is one piece of work for the drain goroutine.
+type inbound struct {
+	data []byte // the message: a copy, nbio reuses its buffer
+	mt   websocket.MessageType
+	end  bool  // the socket closed (err says why); nothing follows
+	err  error // with end
+}
+
+// enqueue copies a message onto the queue. It runs in the poller.
+func (c *conn) enqueue(mt websocket.MessageType, data []byte) {
+	if c.closing.Load() {
+		return // we sent our close frame: nothing more is handled
+	}
+	c.mu.Lock()
+	if c.ended {
+		c.mu.Unlock()
+		return
+	}
+	if len(c.inq) >= maxQueued || c.inqBytes+len(data) > c.srv.maxQueuedBytes() {
+		authed := c.client != nil
+		c.mu.Unlock()
+		c.overflow(authed, data)
+		return
+	}
+	start := c.pushLocked(inbound{mt: mt, data: bytes.Clone(data)})
+	c.mu.Unlock()
+	if start {
+		go c.drain()
+	}
+}
+
+// push appends in to the queue and starts the drain goroutine if none runs.
+// It does not block.
+func (c *conn) push(in inbound) {
+	c.mu.Lock()
+	start := !c.ended && c.pushLocked(in)
+	c.mu.Unlock()
+	if start {
+		go c.drain()
+	}
+}
+
+// pushLocked appends in and reports whether the caller must start the drain
+// goroutine.
+func (c *conn) pushLocked(in inbound) (start bool) {
+	c.ended = in.end
+	c.inq = append(c.inq, in)
+	c.inqBytes += len(in.data)
+	start = !c.draining
+	c.draining = true
+	return start
+}
+
+// drain handles the queue until it is empty, then exits.
+func (c *conn) drain() {
+	for {
+		c.mu.Lock()
+		if len(c.inq) == 0 {
+			c.inq, c.inqBytes, c.draining = nil, 0, false
+			c.mu.Unlock()
+			return
+		}
+		in := c.inq[0]
+		c.inq[0] = inbound{}
+		c.inq = c.inq[1:]
+		c.inqBytes -= len(in.data)
+		c.mu.Unlock()
+		if in.end {
+			c.finish(in.err)
+		} else {
+			c.handle(in.mt, in.data)
+		}
+	}
+}
+
+// overflow answers a message that found the queue full. It does not block.
+// Before authentication it closes the socket (4001: only auth is accepted
+// until then, and a client has no reason to send much before ready); after,
+// the message is refused like one over the concurrency limit.
+func (c *conn) overflow(authed bool, data []byte) {
+	s := c.srv
+	if !authed {
+		s.log.Warn("too many messages before auth", "event", "unauthenticated_message", "conn", c.id, "ip", c.ip)
+		c.closeWith(hub.ReasonUnauthorized)
+		return
+	}
+	var ref []byte
+	if m, _ := decodeMessage(data); m != nil {
+		ref = m.Ref
+	}
+	s.log.Warn("too many messages queued", "event", "rate_limited", "scope", "messages", "conn", c.id)
+	c.replyError(ref, "rate_limited", "too many requests")
+}
+
+// finish frees what an ended socket holds. It runs in the drain goroutine,
+// after every message received before the end: releasing a connection slot
+// may wait on Redis. The socket leaves the registry last, so that once Active
+// no longer counts it, its slots are free again.
+func (c *conn) finish(err error) {
+	reason := reasonFromErr(err)
+	c.mu.Lock()
+	cl := c.cleanupLocked()
+	sl := c.takeSlotsLocked()
+	c.mu.Unlock()
+	if cl != nil {
+		cl.Close(reason) // no-op when the hub closed it first
+	}
+	c.releaseSlots(sl)
+	c.srv.reg.remove(c)
+	c.srv.log.Debug("disconnect", "conn", c.id, "reason", reason.Label(), "err", err)
+}
+
+// cleanupLocked marks an ended socket (idempotent), stops its auth timer and
+// returns its hub client, which the caller closes outside c.mu.
+func (c *conn) cleanupLocked() *hub.Client {
+	if c.cleaned {
+		return nil
+	}
+	c.cleaned = true
+	if c.authTimer != nil {
+		c.authTimer.Stop()
+		c.authTimer = nil
+	}
+	return c.client
+}
+
+// earlyMessages holds messages that nbio handled before their socket was
+// bound (the client may send its auth message as soon as it reads the 101
+// response, before ServeHTTP has bound the session). The socket's job queue
+// orders add, take and drop for one socket; mu guards the map.
+type earlyMessages struct {
+	mu sync.Mutex
+	m  map[*websocket.Conn]*earlyQueue // guarded by mu
+}
+
+type earlyQueue struct {
+	msgs     []inbound
+	bytes    int
+	overflow bool // messages were dropped: the socket is closed once bound
+}
+
+// add keeps a copy of a message, within the limits of a connection's queue.
+func (e *earlyMessages) add(wsc *websocket.Conn, mt websocket.MessageType, data []byte, maxBytes int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.m == nil {
+		e.m = make(map[*websocket.Conn]*earlyQueue)
+	}
+	q := e.m[wsc]
+	if q == nil {
+		q = &earlyQueue{}
+		e.m[wsc] = q
+	}
+	if q.overflow || len(q.msgs) >= maxQueued || q.bytes+len(data) > maxBytes {
+		q.overflow = true
+		return
+	}
+	q.bytes += len(data)
+	q.msgs = append(q.msgs, inbound{mt: mt, data: bytes.Clone(data)})
+}
+
+// take removes and returns the messages kept for wsc.
+func (e *earlyMessages) take(wsc *websocket.Conn) (msgs []inbound, overflow bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	q := e.m[wsc]
+	if q == nil {
+		return nil, false
+	}
+	delete(e.m, wsc)
+	return q.msgs, q.overflow
+}
+
+func (e *earlyMessages) drop(wsc *websocket.Conn) { e.take(wsc) }
