@@ -289,17 +289,19 @@ func (c *Client) catchUp(fromHead, first bool) {
 	c.mu.Unlock()
 
 	if first {
-		unread, err := h.store.UnreadCount(ctx, r)
+		var (
+			head   notification.Position
+			unread int64
+			err    error
+		)
+		if fromHead {
+			head, unread, err = h.store.HeadUnread(ctx, r)
+		} else {
+			unread, err = h.store.UnreadCount(ctx, r)
+		}
 		if err != nil {
 			c.fail(err)
 			return
-		}
-		var head notification.Position
-		if fromHead {
-			if head, err = h.store.Head(ctx, r); err != nil {
-				c.fail(err)
-				return
-			}
 		}
 		c.mu.Lock()
 		if fromHead {

@@ -20,6 +20,9 @@ type Store interface {
 	Since(ctx context.Context, r notification.Recipient, pos notification.Position, limit int) ([]notification.Item, bool, error)
 	Head(ctx context.Context, r notification.Recipient) (notification.Position, error)
 	UnreadCount(ctx context.Context, r notification.Recipient) (int64, error)
+	// HeadUnread is Head and UnreadCount read together (one query, one
+	// snapshot): what a fresh connection needs for its ready frame.
+	HeadUnread(ctx context.Context, r notification.Recipient) (notification.Position, int64, error)
 }
 
 // Sender is a transport's side of a client: it turns frames into wire bytes.

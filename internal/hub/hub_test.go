@@ -90,6 +90,11 @@ func (f *fakeStore) UnreadCount(context.Context, notification.Recipient) (int64,
 	return 0, nil
 }
 
+func (f *fakeStore) HeadUnread(ctx context.Context, r notification.Recipient) (notification.Position, int64, error) {
+	p, err := f.Head(ctx, r)
+	return p, 0, err
+}
+
 // fakeSender records frames.
 type fakeSender struct {
 	mu     sync.Mutex

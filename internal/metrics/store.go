@@ -53,6 +53,14 @@ func (s *Store) Head(ctx context.Context, r notification.Recipient) (notificatio
 	return p, err
 }
 
+// HeadUnread implements store.Store.
+func (s *Store) HeadUnread(ctx context.Context, r notification.Recipient) (notification.Position, int64, error) {
+	start := time.Now()
+	p, n, err := s.Store.HeadUnread(ctx, r)
+	s.observe("head", start, err)
+	return p, n, err
+}
+
 // List implements store.Store.
 func (s *Store) List(ctx context.Context, r notification.Recipient, q store.ListQuery) (store.Page, error) {
 	start := time.Now()

@@ -61,6 +61,11 @@ func (m *memStore) Head(_ context.Context, r notification.Recipient) (notificati
 
 func (m *memStore) UnreadCount(context.Context, notification.Recipient) (int64, error) { return 0, nil }
 
+func (m *memStore) HeadUnread(ctx context.Context, r notification.Recipient) (notification.Position, int64, error) {
+	p, err := m.Head(ctx, r)
+	return p, 0, err
+}
+
 // publish stores a notification for user and delivers it like the broker.
 func (m *memStore) publish(h *hub.Hub, user, body string) {
 	m.mu.Lock()

@@ -64,7 +64,11 @@ const (
 	// the recipient matches ("*" and $3 = "role:<r>", or "" which no row
 	// has), live broadcasts minus the recipient's receipts. One statement,
 	// so one snapshot.
-	pgUnreadSQL = `SELECT
+	pgHeadUnreadSQL = `SELECT
+		COALESCE((SELECT seq FROM user_streams WHERE tenant = $1 AND user_id = $2), 0),
+		COALESCE((SELECT seq FROM tenant_streams WHERE tenant = $1), 0), ` + pgUnreadExpr
+	pgUnreadSQL  = `SELECT ` + pgUnreadExpr
+	pgUnreadExpr = `
 		  COALESCE((SELECT unread FROM user_streams WHERE tenant = $1 AND user_id = $2), 0)
 		+ COALESCE((SELECT total FROM audience_totals WHERE tenant = $1 AND audience_key = '*'), 0)
 		- COALESCE((SELECT seen FROM receipt_counts WHERE tenant = $1 AND user_id = $2 AND audience_key = '*'), 0)
@@ -118,6 +122,22 @@ func (s *Postgres) Head(ctx context.Context, r notification.Recipient) (notifica
 		return notification.Position{}, fmt.Errorf("store: head: %w", classifyPG(err))
 	}
 	return p, nil
+}
+
+// HeadUnread implements Store.
+func (s *Postgres) HeadUnread(ctx context.Context, r notification.Recipient) (notification.Position, int64, error) {
+	if err := s.enterRecipient(ctx, r); err != nil {
+		return notification.Position{}, 0, fmt.Errorf("store: head: %w", err)
+	}
+	defer s.inflight.Done()
+	var (
+		p notification.Position
+		n int64
+	)
+	if err := s.pool.QueryRow(ctx, pgHeadUnreadSQL, r.Tenant, r.User, roleKey(r.Role)).Scan(&p.User, &p.Tenant, &n); err != nil {
+		return notification.Position{}, 0, fmt.Errorf("store: head: %w", classifyPG(err))
+	}
+	return p, n, nil
 }
 
 // List implements Store.

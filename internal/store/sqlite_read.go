@@ -69,10 +69,16 @@ const (
 		COALESCE((SELECT seq FROM user_streams WHERE tenant = ?1 AND user_id = ?2), 0),
 		COALESCE((SELECT seq FROM tenant_streams WHERE tenant = ?1), 0)`
 
+	// headUnreadSQL is headSQL and unreadSQL in one statement.
+	headUnreadSQL = `SELECT
+		COALESCE((SELECT seq FROM user_streams WHERE tenant = ?1 AND user_id = ?2), 0),
+		COALESCE((SELECT seq FROM tenant_streams WHERE tenant = ?1), 0), ` + unreadExpr
+
 	// unreadSQL adds the explicit counter and, per broadcast audience key
 	// the recipient matches ("*" and ?3 = "role:<r>", or "" which no row
 	// has), live broadcasts minus the recipient's receipts.
-	unreadSQL = `SELECT
+	unreadSQL  = `SELECT ` + unreadExpr
+	unreadExpr = `
 		  COALESCE((SELECT unread FROM user_streams WHERE tenant = ?1 AND user_id = ?2), 0)
 		+ COALESCE((SELECT total FROM audience_totals WHERE tenant = ?1 AND audience_key = '*'), 0)
 		- COALESCE((SELECT seen FROM receipt_counts WHERE tenant = ?1 AND user_id = ?2 AND audience_key = '*'), 0)
@@ -120,6 +126,21 @@ func (s *SQLite) Head(ctx context.Context, r notification.Recipient) (notificati
 		return notification.Position{}, fmt.Errorf("store: head: %w", classify(err))
 	}
 	return p, nil
+}
+
+// HeadUnread implements Store.
+func (s *SQLite) HeadUnread(ctx context.Context, r notification.Recipient) (notification.Position, int64, error) {
+	if err := s.readArgs(ctx, r); err != nil {
+		return notification.Position{}, 0, fmt.Errorf("store: head: %w", err)
+	}
+	var (
+		p notification.Position
+		n int64
+	)
+	if err := s.reads.QueryRowContext(ctx, headUnreadSQL, r.Tenant, r.User, roleKey(r.Role)).Scan(&p.User, &p.Tenant, &n); err != nil {
+		return notification.Position{}, 0, fmt.Errorf("store: head: %w", classify(err))
+	}
+	return p, n, nil
 }
 
 // List implements Store.

@@ -131,6 +131,10 @@ type Store interface {
 	// seen everything would hold.
 	Head(ctx context.Context, r notification.Recipient) (notification.Position, error)
 
+	// HeadUnread is Head and UnreadCount in one statement, so one round
+	// trip and one snapshot: what a fresh connection reads.
+	HeadUnread(ctx context.Context, r notification.Recipient) (notification.Position, int64, error)
+
 	// List returns a page of r's notifications, newest first, without
 	// deleted and expired ones. A malformed Before is ErrInvalid.
 	List(ctx context.Context, r notification.Recipient, q ListQuery) (Page, error)

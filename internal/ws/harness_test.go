@@ -44,6 +44,10 @@ func (emptyStore) Head(context.Context, notification.Recipient) (notification.Po
 
 func (emptyStore) UnreadCount(context.Context, notification.Recipient) (int64, error) { return 0, nil }
 
+func (emptyStore) HeadUnread(context.Context, notification.Recipient) (notification.Position, int64, error) {
+	return notification.Position{}, 0, nil
+}
+
 // fakeVerifier accepts a token "<user>" for user <user> of tenant "t",
 // rejects "bad", and for "slow:<user>" waits until gate is closed (a JWKS
 // fetch that takes its time).
