@@ -297,7 +297,7 @@ func decodeEvent(msg string) (*notification.Event, error) {
 	if len(r.s) != 0 {
 		return nil, fmt.Errorf("%w: %d trailing bytes", errCodec, len(r.s))
 	}
-	if ev.Kind < notification.EventNotification || ev.Kind > notification.EventRevoke {
+	if ev.Kind < notification.EventNotification || ev.Kind > notification.EventLift {
 		return nil, fmt.Errorf("%w: unknown event kind %d", errCodec, ev.Kind)
 	}
 	return ev, nil

@@ -58,6 +58,7 @@ func codecCases() []struct {
 			RevokedUntil: time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)}},
 		{"pre-1970 time", &notification.Event{Kind: notification.EventRevoke, Tenant: "a", User: "b",
 			RevokedAt: time.Date(1900, 1, 1, 0, 0, 0, 1, time.UTC)}},
+		{"lift", &notification.Event{Kind: notification.EventLift, Tenant: "acme", User: "u1"}},
 	}
 }
 

@@ -337,9 +337,13 @@ func (n *Node) fanout(evs []*notification.Event) {
 // deliver is the broker's handler: revocations update this node's list
 // before the hub closes the connections they concern.
 func (n *Node) deliver(ev *notification.Event) {
-	if ev.Kind == notification.EventRevoke {
+	switch ev.Kind {
+	case notification.EventRevoke:
 		n.revoked.Apply(revocation.Revocation{Tenant: ev.Tenant, User: ev.User, TokenID: ev.TokenID,
 			At: ev.RevokedAt, Until: ev.RevokedUntil})
+	case notification.EventLift:
+		n.revoked.Lift(ev.Tenant, ev.User)
+		return
 	}
 	n.hub.Deliver(ev)
 }
@@ -355,14 +359,15 @@ func (n *Node) Revoke(ctx context.Context, r revocation.Revocation) error {
 		TokenID: r.TokenID, RevokedAt: r.At, RevokedUntil: r.Until})
 }
 
-// Lift removes a user revocation. Other nodes learn it at their next start
-// (or through a later revocation event); lifting is rare and never urgent.
+// Lift removes a user revocation, here at once and on every other node
+// through the broker (a node that misses the event learns it at its next
+// start, from the store).
 func (n *Node) Lift(ctx context.Context, tenant, user string) error {
 	if err := n.store.DeleteUserRevocation(ctx, tenant, user); err != nil {
 		return err
 	}
 	n.revoked.Lift(tenant, user)
-	return nil
+	return n.broker.Publish(ctx, &notification.Event{Kind: notification.EventLift, Tenant: tenant, User: user})
 }
 
 func (n *Node) sweepRevocations() {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/limit"
@@ -343,4 +346,56 @@ func TestInternalErrorsCarryCorrelationIDs(t *testing.T) {
 	}
 	_ = json.Unmarshal([]byte(m.Raw), &cid)
 	waitFor(t, "correlation id in logs", func() bool { return strings.Contains(n.logs.String(), cid.CorrelationID) })
+}
+
+// TestRevocationAndLiftReachEveryNode: two nodes sharing PostgreSQL and
+// Redis. A user revoked through one is refused and disconnected by the
+// other; lifting the revocation through the second lets the user back in on
+// the first, without a restart.
+func TestRevocationAndLiftReachEveryNode(t *testing.T) {
+	requireService(t, "PostgreSQL", "127.0.0.1:5432")
+	requireService(t, "Redis", "127.0.0.1:6379")
+	schema, prefix := randomName("herald_lift_"), randomName("hl")
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if conn, err := pgx.Connect(ctx, pgURL); err == nil {
+			_, _ = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+			_ = conn.Close(ctx)
+		}
+	})
+	shared := func(c *Config) {
+		c.Database, c.DatabaseSchema = pgURL, schema
+		c.RedisURL, c.RedisPrefix = "redis://127.0.0.1:6379/0", prefix
+	}
+	a := startNode(t, shared)
+	b := startNode(t, shared)
+	waitFor(t, "both nodes ready", func() bool {
+		sa, _, _ := a.do("GET", "/readyz", "", nil)
+		sb, _, _ := b.do("GET", "/readyz", "", nil)
+		return sa == 200 && sb == 200
+	})
+	old := tokenWith(t, map[string]any{"sub": "bad", "tenant_id": "acme", "iat": time.Now().Add(-time.Minute).Unix(), "exp": time.Now().Add(time.Hour).Unix()})
+	onB := b.mustDial(dialOpts{header: old})
+	onB.next("ready")
+
+	if status, body, _ := a.do("POST", "/v1/admin/revocations", adminKey, map[string]any{"tenant": "acme", "user": "bad"}); status != 201 {
+		t.Fatalf("revoke on a: %d %s", status, body)
+	}
+	if code := onB.closeStatus(); code != 4004 {
+		t.Fatalf("connection on b closed with %d, want 4004", code)
+	}
+	if status, _, _ := b.do("GET", "/v1/me/notifications", old, nil); status != 401 {
+		t.Fatalf("revoked token on b: %d", status)
+	}
+
+	if status, _, _ := b.do("DELETE", "/v1/admin/revocations/users/acme/bad", adminKey, nil); status != 204 {
+		t.Fatalf("lift on b: %d", status)
+	}
+	waitFor(t, "lift to reach node a", func() bool {
+		status, _, _ := a.do("GET", "/v1/me/notifications", old, nil)
+		return status == 200
+	})
+	c := a.mustDial(dialOpts{header: old})
+	c.next("ready")
 }

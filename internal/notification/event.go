@@ -14,6 +14,8 @@ const (
 	EventDeleted
 	// EventRevoke: a user's connections must be closed (security issue).
 	EventRevoke
+	// EventLift: a user revocation was lifted; every node forgets it.
+	EventLift
 )
 
 // Delivery is one named recipient of an explicit-user notification, with the
@@ -37,7 +39,7 @@ type Event struct {
 	Deliveries   []Delivery // explicit-user audiences
 	TenantSeq    int64      // broadcast audiences
 
-	// EventRead, EventDeleted, EventRevoke: the user concerned.
+	// EventRead, EventDeleted, EventRevoke, EventLift: the user concerned.
 	User string
 	// EventRead: the ids that became read (empty with All); EventDeleted: one id.
 	IDs []string
