@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -51,6 +52,7 @@ type options struct {
 	quiet    bool
 	logLevel string
 	worker   bool
+	cpuProf  string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -88,6 +90,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress output")
 	fs.StringVar(&o.logLevel, "log-level", "warn", "debug, info, warn or error")
 	fs.BoolVar(&o.worker, "worker", false, "internal: run as a worker process on stdin/stdout")
+	fs.StringVar(&o.cpuProf, "cpuprofile", "", "write a pprof CPU profile of the generator to FILE (worker processes to FILE.worker<N>)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: herald-bench [flags]\n\nLoad generator for Herald. Flags:")
 		fs.VisitAll(func(f *flag.Flag) {
@@ -145,6 +148,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitError
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if o.cpuProf != "" {
+		stopProf, err := startCPUProfile(o.cpuProf)
+		if err != nil {
+			fmt.Fprintln(stderr, "herald-bench:", err)
+			return exitError
+		}
+		defer stopProf()
+	}
 	if o.worker {
 		return runWorker(log)
 	}
@@ -157,6 +168,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitError
 	}
 	cfg.Spawn = bench.ExecSpawner(exe, "--worker", "--log-level", o.logLevel)
+	if o.cpuProf != "" {
+		cfg.Spawn = func(ctx context.Context, id int) (*bench.WorkerProc, error) {
+			prof := fmt.Sprintf("%s.worker%d", o.cpuProf, id)
+			return bench.ExecSpawner(exe, "--worker", "--log-level", o.logLevel, "--cpuprofile", prof)(ctx, id)
+		}
+	}
 	if !o.quiet {
 		cfg.Progress = stderr
 		if f, ok := stderr.(*os.File); ok {
@@ -188,6 +205,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	return exitPass
+}
+
+// startCPUProfile writes a CPU profile of this process to path until the
+// returned function is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }
 
 // runWorker serves the coordinator on stdin/stdout. Interrupts go to the

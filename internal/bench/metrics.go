@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"sort"
 	"strconv"
@@ -195,4 +196,19 @@ func bucketQuantile(les, cum []float64, q float64) float64 {
 		return lo + (les[i]-lo)*(rank-prev)/(c-prev)
 	}
 	return les[len(les)-1]
+}
+
+// newHTTPClient returns a net/http client with up to n keep-alive
+// connections per host, for the metrics scrapes (publishers use httpPoster).
+func newHTTPClient(n int) *http.Client {
+	return &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+			MaxIdleConns:        4 * n,
+			MaxIdleConnsPerHost: n,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+		},
+	}
 }

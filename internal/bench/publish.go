@@ -1,15 +1,11 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"io"
 	"log/slog"
 	mrand "math/rand/v2"
-	"net"
-	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -60,9 +56,7 @@ func (s *streamStats) fail(status string, detail string) {
 // publisher sends one call at a time; each has its own keep-alive connection.
 type publisher struct {
 	s      *stream
-	client *http.Client
-	url    string // endpoint
-	apiKey string
+	poster *httpPoster
 	tenant string
 	prefix string
 	seq    *atomic.Int64
@@ -71,26 +65,11 @@ type publisher struct {
 	log    *slog.Logger
 }
 
-// newHTTPClient returns a client with enough keep-alive connections for n
-// concurrent publishers per host.
-func newHTTPClient(n int) *http.Client {
-	return &http.Client{
-		Timeout: 30 * time.Second,
-		Transport: &http.Transport{
-			DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-			MaxIdleConns:        4 * n,
-			MaxIdleConnsPerHost: n,
-			IdleConnTimeout:     90 * time.Second,
-			DisableCompression:  true,
-		},
-	}
-}
-
 // runStream publishes until stop with s.publishers goroutines, paced so that
 // together they send s.rate items per second. Calls in flight at stop are
 // finished (a cancelled call might still commit and later look like an
 // unexpected delivery); ctx cancels them.
-func runStream(ctx context.Context, cfg *Config, client *http.Client, s *stream, seq *atomic.Int64, stop time.Time) {
+func runStream(ctx context.Context, cfg *Config, s *stream, seq *atomic.Int64, stop time.Time) error {
 	var interval time.Duration
 	if s.rate > 0 {
 		interval = time.Duration(float64(time.Second) * float64(s.publishers*s.batch) / s.rate)
@@ -99,12 +78,18 @@ func runStream(ctx context.Context, cfg *Config, client *http.Client, s *stream,
 	if s.batch > 1 {
 		path += "/batch"
 	}
-	var wg sync.WaitGroup
-	for i := range s.publishers {
-		p := &publisher{
-			s: s, client: client, url: cfg.URLs[i%len(cfg.URLs)] + path, apiKey: cfg.APIKey,
-			tenant: cfg.Tenant, prefix: cfg.UserPrefix, seq: seq, hist: newHistogram(), log: cfg.Logger,
+	pubs := make([]*publisher, s.publishers)
+	for i := range pubs {
+		hc, err := newHTTPPoster(cfg.URLs[i%len(cfg.URLs)]+path, cfg.APIKey)
+		if err != nil {
+			return err
 		}
+		pubs[i] = &publisher{
+			s: s, poster: hc, tenant: cfg.Tenant, prefix: cfg.UserPrefix, seq: seq, hist: newHistogram(), log: cfg.Logger,
+		}
+	}
+	var wg sync.WaitGroup
+	for i, p := range pubs {
 		s.stats.mu.Lock()
 		s.stats.hists = append(s.stats.hists, p.hist)
 		s.stats.mu.Unlock()
@@ -115,10 +100,12 @@ func runStream(ctx context.Context, cfg *Config, client *http.Client, s *stream,
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer p.poster.Close()
 			p.run(ctx, stop, interval, offset)
 		}()
 	}
 	wg.Wait()
+	return nil
 }
 
 func (p *publisher) run(ctx context.Context, stop time.Time, interval, offset time.Duration) {
@@ -167,30 +154,21 @@ func (p *publisher) publishOnce(ctx context.Context) {
 	}
 	p.buf = b
 	s.stats.firstSend.CompareAndSwap(0, sent)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(b))
-	if err != nil {
-		s.stats.fail("error", err.Error())
-		return
-	}
-	req.Header.Set("Authorization", "Bearer "+p.apiKey)
-	req.Header.Set("Content-Type", "application/json")
 	s.stats.calls.Add(1)
-	resp, err := p.client.Do(req)
+	status, errBody, err := p.poster.post(ctx, b)
 	if err != nil {
 		s.stats.failedCalls.Add(1)
 		s.stats.failedItems.Add(int64(s.batch))
 		s.stats.fail("error", err.Error())
 		return
 	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	_ = resp.Body.Close()
 	done := time.Now()
 	recordClamped(p.hist, done.Sub(start).Microseconds())
 	s.stats.lastDone.Store(done.UnixNano())
-	if resp.StatusCode != http.StatusCreated {
+	if status != 201 { // Created
 		s.stats.failedCalls.Add(1)
 		s.stats.failedItems.Add(int64(s.batch))
-		s.stats.fail(strconv.Itoa(resp.StatusCode), string(body[:min(len(body), 200)]))
+		s.stats.fail(strconv.Itoa(status), string(errBody))
 		return
 	}
 	s.stats.items.Add(int64(s.batch))

@@ -276,22 +276,26 @@ func (r *runner) publish(ctx, wctx context.Context, ready []int) (windowResult, 
 		return windowResult{}, err
 	}
 	r.prog.phase("publish", cfg.Duration)
-	client := newHTTPClient(cfg.Publishers + 1)
+	client := newHTTPClient(1)
 	defer client.CloseIdleConnections()
 	var seq atomic.Int64
 	before := r.scrape(ctx, client)
 	w := openWindow(cfg.ServerPID, r.genPIDs)
 	stop := time.Now().Add(cfg.Duration)
+	errs := make([]error, len(streams))
 	var wg sync.WaitGroup
-	for _, s := range streams {
+	for i, s := range streams {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			runStream(ctx, cfg, client, s, &seq, stop)
+			errs[i] = runStream(ctx, cfg, s, &seq, stop)
 		}()
 	}
 	wg.Wait()
 	win := w.close()
+	if err := errors.Join(errs...); err != nil {
+		return win, err
+	}
 
 	r.prog.phase("drain", cfg.Grace)
 	if err := r.broadcastOp(opQuiesce); err != nil {
