@@ -144,12 +144,15 @@ type SQLite struct {
 	cfg   SQLiteConfig
 	log   *slog.Logger
 	clock Clock
-	ids   *idSource      // used by the writer goroutine only (has its own lock)
-	wdb   *sql.DB        // the write connection; used by the writer goroutine only
-	rdb   *sql.DB        // the read pool; safe for concurrent use
-	reads readStmts      // the read pool's prepared statements
-	cdb   *sql.DB        // the checkpointer's connection
-	queue chan *writeReq // closed by Close under mu
+	ids   *idSource // used by the writer goroutine only (has its own lock)
+	wdb   *sql.DB   // the write connection; used by the writer goroutine only
+	// wstmts are the writer's prepared statements (see wtx); used by the
+	// writer goroutine only, closed by Close after it has returned.
+	wstmts map[string]*sql.Stmt
+	rdb    *sql.DB        // the read pool; safe for concurrent use
+	reads  readStmts      // the read pool's prepared statements
+	cdb    *sql.DB        // the checkpointer's connection
+	queue  chan *writeReq // closed by Close under mu
 	// committed gets a token (non-blocking send) after each commit; the
 	// checkpointer takes it.
 	committed chan struct{}
@@ -265,6 +268,7 @@ func OpenSQLite(ctx context.Context, cfg SQLiteConfig) (_ *SQLite, err error) {
 		ids:            ids,
 		wdb:            wdb,
 		rdb:            rdb,
+		wstmts:         make(map[string]*sql.Stmt),
 		reads:          readStmts{db: rdb},
 		cdb:            cdb,
 		queue:          make(chan *writeReq, cfg.QueueSize),
@@ -348,6 +352,9 @@ func (s *SQLite) Close() error {
 		<-s.writerDone
 
 		s.reads.close()
+		for _, st := range s.wstmts {
+			_ = st.Close()
+		}
 		if err := errors.Join(s.rdb.Close(), s.cdb.Close(), s.wdb.Close()); err != nil {
 			s.closeErr = fmt.Errorf("store: close: %w", err)
 		}
