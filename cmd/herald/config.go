@@ -33,7 +33,7 @@ type settings struct {
 	// debugAddr is --debug-addr: the pprof listener, served by main, not
 	// by the node.
 	debugAddr string
-	getenv func(string) string
+	getenv    func(string) string
 }
 
 func newSettings() *settings {
