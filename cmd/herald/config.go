@@ -246,6 +246,14 @@ func (s *settings) toConfig() (node.Config, error) {
 	cfg.API.MaxBodyBytes = int64(num("max-body-bytes"))
 	cfg.WS.WriteBufferBytes = num("write-buffer-bytes")
 	cfg.WS.PingInterval = dur("ping-interval")
+	// The transport settings apply to every transport that has them (0
+	// keeps each package's default): SSE has no auth message and no pings
+	// of its own (it sends heartbeat comments), Socket.IO's heartbeat is
+	// Engine.IO's ping.
+	cfg.SSE.WriteBufferBytes = cfg.WS.WriteBufferBytes
+	cfg.SocketIO.WriteBufferBytes = cfg.WS.WriteBufferBytes
+	cfg.SocketIO.AuthTimeout = cfg.WS.AuthTimeout
+	cfg.SocketIO.PingInterval = cfg.WS.PingInterval
 	cfg.Hub.ReplayLimit = num("replay-limit")
 	cfg.ShutdownGrace = dur("shutdown-grace")
 	cfg.ConnectionWarnRatio = rate("connection-warn-ratio")

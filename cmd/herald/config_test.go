@@ -46,6 +46,11 @@ func TestEnvAliasesAndPrecedence(t *testing.T) {
 	if cfg.WS.AuthTimeout != 3*time.Second || len(cfg.APIKeys) != 2 || cfg.Addr != ":8080" {
 		t.Errorf("cfg = %+v", cfg)
 	}
+	// The transport settings reach SSE and Socket.IO too.
+	if cfg.SocketIO.AuthTimeout != 3*time.Second || cfg.SocketIO.PingInterval != 25*time.Second ||
+		cfg.SocketIO.WriteBufferBytes != 262144 || cfg.SSE.WriteBufferBytes != 262144 {
+		t.Errorf("socketio %+v, sse %+v", cfg.SocketIO, cfg.SSE)
+	}
 	// HERALD_* wins over the alias.
 	s, _ = resolve(t, nil, map[string]string{"JWT_SECRET": "a", "HERALD_JWT_SECRET": secret, "MAX_WEBSOCKET_CONNECTIONS": "5", "HERALD_MAX_CONNECTIONS": "6"})
 	cfg, _ = s.toConfig()
