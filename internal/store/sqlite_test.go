@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pressly/goose/v3"
 	"go.uber.org/goleak"
 
 	"github.com/heraldhq/herald/internal/notification"
@@ -427,4 +429,58 @@ func TestSQLiteListPlan(t *testing.T) {
 			t.Fatalf("plan:\n%s", all)
 		}
 	}
+}
+
+// TestSQLiteMigrationInboxIndexes: a database written before migration 3
+// (inbox indexes) is upgraded in place, and the migration's Down restores
+// the old indexes: the inbox reads the same before and after either way.
+func TestSQLiteMigrationInboxIndexes(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "herald.db")
+	s := openTestSQLite(t, SQLiteConfig{Path: path})
+	a := rcp("t", "a", "")
+	var drafts []notification.Draft
+	for i := range 30 {
+		drafts = append(drafts, []notification.Draft{toUsers("t", "a"), toTenant("t"), toUsers("t", "a", "b")}[i%3])
+	}
+	res := publish(t, s, drafts...)
+	if _, err := s.MarkRead(ctx, a, res.IDs[:7]); err != nil {
+		t.Fatal(err)
+	}
+	want, wantUnread := ids(listAll(t, s, a, false)), ids(listAll(t, s, a, true))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Down to version 2, as a database written before migration 3 is.
+	db, err := openSQLiteDB(ctx, path, nil, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys, _ := fs.Sub(sqliteMigrations, "migrations/sqlite")
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DownTo(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name IN ('inbox_user_unread', 'inbox_user_notification')`).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("old indexes after down: %d, %v", n, err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Opening upgrades it again; nothing changed for the reader.
+	s2 := openTestSQLite(t, SQLiteConfig{Path: path})
+	if got := ids(listAll(t, s2, a, false)); !slices.Equal(got, want) {
+		t.Fatalf("list after upgrade %v, want %v", got, want)
+	}
+	if got := ids(listAll(t, s2, a, true)); !slices.Equal(got, wantUnread) {
+		t.Fatalf("unread list after upgrade %v, want %v", got, wantUnread)
+	}
+	checkCounts(t, s2, a)
+	checkCounts(t, s2, rcp("t", "b", ""))
 }
