@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net"
@@ -83,6 +84,9 @@ func TestScenariosAgainstNode(t *testing.T) {
 		// internal/ws under -race (see docs/benchmarks.md); keep CI clear of it.
 		{name: "churn", cfg: Config{Scenario: ScenarioChurn, Rate: 400, Batch: 10, Publishers: 4, ChurnRate: 60}},
 		{name: "mixed", cfg: Config{Scenario: ScenarioMixed, Conns: 100, Rate: 200, BroadcastRate: 5, ChurnRate: 40}},
+		// The cases above use the default client (epoll on Linux); this one
+		// keeps the goroutine client covered.
+		{name: "mixed-goroutine", cfg: Config{Scenario: ScenarioMixed, Client: ClientGoroutine, Conns: 100, Rate: 200, BroadcastRate: 5, ChurnRate: 40}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -99,6 +103,9 @@ func TestScenariosAgainstNode(t *testing.T) {
 			res, err := Run(context.Background(), cfg)
 			if err != nil {
 				t.Fatalf("Run: %v", err)
+			}
+			if want := cmp.Or(cfg.Client, defaultClient); res.Client != want {
+				t.Errorf("client %q, want %q", res.Client, want)
 			}
 			t.Logf("connect %.2fs, window %.2fs, delivered %d/%d, p99 %.1f ms, churned %d, replayed %d, unexpected closes %d", res.ConnectSeconds, res.DurationS,
 				res.Delivered, res.Expected, res.Latency.P99, res.Churned, res.Replayed, res.UnexpectedCloses)

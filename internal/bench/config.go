@@ -29,6 +29,16 @@ const (
 	ScenarioMixed Scenario = "mixed"
 )
 
+// Clients: how a worker reads its WebSocket sessions.
+const (
+	// ClientEpoll reads every session of a worker in a few poll loops, one
+	// epoll instance and one read buffer each (Linux only).
+	ClientEpoll = "epoll"
+	// ClientGoroutine reads each session in its own goroutine through a
+	// bufio.Reader on a net.Conn.
+	ClientGoroutine = "goroutine"
+)
+
 // Scenarios lists every scenario.
 var Scenarios = []Scenario{ScenarioIdle, ScenarioUnicast, ScenarioBroadcast, ScenarioChurn, ScenarioMixed}
 
@@ -55,6 +65,11 @@ type Config struct {
 	URLs      []string // base URLs of Herald nodes, loopback only; default http://127.0.0.1:8080
 	Transport string   // default "ws"
 	Conns     int      // connections, one user each; default 1000
+	// Client is how WebSocket sessions are read: ClientEpoll (the default on
+	// Linux) or ClientGoroutine (the default elsewhere).
+	Client string
+	// Pollers is the epoll client's poll loops per worker. Default 1.
+	Pollers int
 	// Rate is the main stream's items per second: unicast notifications, or
 	// broadcasts in the broadcast scenario. 0 means the scenario default
 	// (1000/s unicast, 10/s broadcast); negative means as fast as the
@@ -137,6 +152,12 @@ func (c *Config) setDefaults() {
 	if c.Transport == "" {
 		c.Transport = "ws"
 	}
+	if c.Client == "" {
+		c.Client = defaultClient
+	}
+	if c.Pollers == 0 {
+		c.Pollers = 1
+	}
 	if c.Conns == 0 {
 		c.Conns = 1000
 	}
@@ -203,6 +224,15 @@ func (c *Config) Validate() error {
 	}
 	if _, err := transportFor(c.Transport); err != nil {
 		errs = append(errs, err)
+	}
+	switch {
+	case c.Client != ClientEpoll && c.Client != ClientGoroutine:
+		errs = append(errs, fmt.Errorf("client %q: want %s or %s", c.Client, ClientEpoll, ClientGoroutine))
+	case c.Client == ClientEpoll && defaultClient != ClientEpoll:
+		errs = append(errs, errors.New("the epoll client needs Linux (use --client goroutine)"))
+	}
+	if c.Pollers < 1 || c.Pollers > 64 {
+		errs = append(errs, errors.New("pollers must be 1..64"))
 	}
 	for _, u := range c.URLs {
 		if err := checkLoopbackURL(u, c.Sources > 0); err != nil {

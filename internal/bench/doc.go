@@ -16,11 +16,16 @@
 //
 // # Concurrency
 //
-// A worker runs one goroutine per connection: it reads frames with a 4 KiB
-// bufio.Reader, answers pings and updates the user's counters. Counters are
-// atomics written by that goroutine only and summed by the progress ticker;
-// latencies go to a sharded set of HDR histograms. A user has at most one
-// session at a time: the goroutine that read the old session dials the next.
+// A worker runs one goroutine per user: it dials, then blocks in the
+// session's Read until the session ends, and dials the next one (a user has
+// at most one session at a time). With the epoll client (the default on
+// Linux, ws_epoll_linux.go) Read only waits: a few poll loops per worker,
+// one epoll instance each, read every socket, answer pings and call the
+// user's Sink. With the goroutine client, Read itself reads frames with a
+// 4 KiB bufio.Reader. Either way a session's Sink calls come from one
+// goroutine at a time. Counters are atomics written by that goroutine and
+// summed by the progress ticker; latencies go to a sharded set of HDR
+// histograms.
 //
 // # Checks
 //

@@ -52,6 +52,8 @@ type report struct {
 type workerConfig struct {
 	ID                 int           `json:"id"`
 	Transport          string        `json:"transport"`
+	Client             string        `json:"client"`  // ClientEpoll or ClientGoroutine
+	Pollers            int           `json:"pollers"` // epoll client: poll loops
 	URLs               []string      `json:"urls"`
 	Tenant             string        `json:"tenant"`
 	UserPrefix         string        `json:"user_prefix"`

@@ -15,6 +15,7 @@ import (
 type Result struct {
 	Scenario   Scenario  `json:"scenario"`
 	Transport  string    `json:"transport"`
+	Client     string    `json:"client,omitempty"` // epoll or goroutine
 	Date       time.Time `json:"date"`
 	URLs       []string  `json:"urls"`
 	Conns      int       `json:"conns"`
@@ -134,7 +135,11 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 	if !r.Pass {
 		status = "FAIL: " + strings.Join(r.Failures, "; ")
 	}
-	fmt.Fprintf(&b, "\n### herald-bench %s (%s), %s\n\n| figure | value |\n|---|---|\n", r.Scenario, r.Transport, r.Date.Format(time.RFC3339))
+	tr := r.Transport
+	if r.Client != "" {
+		tr += ", " + r.Client + " client"
+	}
+	fmt.Fprintf(&b, "\n### herald-bench %s (%s), %s\n\n| figure | value |\n|---|---|\n", r.Scenario, tr, r.Date.Format(time.RFC3339))
 	row("result", "%s", status)
 	row("connections", "%d of %d (%d workers, %d source addresses)", r.Connected, r.Conns, r.Workers, r.Sources)
 	row("connect rate", "%.0f conns/s (%.2f s; %d failed attempts)", r.ConnectRate, r.ConnectSeconds, r.ConnectErrors)

@@ -56,7 +56,7 @@ func (r *runner) streamsSnapshot() []*stream {
 func (r *runner) run(ctx context.Context) (*Result, error) {
 	cfg := r.cfg
 	res := &Result{
-		Scenario: cfg.Scenario, Transport: cfg.Transport, Date: time.Now().UTC().Truncate(time.Second),
+		Scenario: cfg.Scenario, Transport: cfg.Transport, Client: cfg.Client, Date: time.Now().UTC().Truncate(time.Second),
 		URLs: cfg.URLs, Conns: cfg.Conns, Workers: cfg.Workers, Sources: cfg.Sources,
 	}
 	if cfg.Scenario != ScenarioIdle {
@@ -149,7 +149,7 @@ func (r *runner) startWorkers(ctx context.Context) error {
 	for i, l := range r.links {
 		first, next := i*cfg.Conns/cfg.Workers, (i+1)*cfg.Conns/cfg.Workers
 		wc := workerConfig{
-			ID: i, Transport: cfg.Transport, URLs: cfg.URLs, Tenant: cfg.Tenant, UserPrefix: cfg.UserPrefix,
+			ID: i, Transport: cfg.Transport, Client: cfg.Client, Pollers: cfg.Pollers, URLs: cfg.URLs, Tenant: cfg.Tenant, UserPrefix: cfg.UserPrefix,
 			First: first, Count: next - first, Sources: cfg.Sources,
 			JWTSecret: cfg.JWTSecret, TenantClaim: cfg.TenantClaim, Issuer: cfg.Issuer, Audience: cfg.Audience,
 			TokenTTL: lifetime + time.Hour, AuthMessage: cfg.AuthMessage,

@@ -23,6 +23,9 @@ type worker struct {
 	log *slog.Logger
 	tr  Transport
 	lat *latencies
+	// poll is the epoll client's poll loops (nil for the goroutine client),
+	// closed when ServeWorker returns.
+	poll *wsPoller
 
 	out   *json.Encoder // guarded by outMu
 	outMu sync.Mutex
@@ -60,6 +63,11 @@ func ServeWorker(ctx context.Context, in io.Reader, out io.Writer, log *slog.Log
 		churnDone: make(chan struct{}), codes: map[int]int64{}, dialCodes: map[int]int64{}}
 	w.ctx, w.cancel = context.WithCancel(ctx)
 	defer w.cancel()
+	defer func() {
+		if w.poll != nil {
+			w.poll.close()
+		}
+	}()
 	cmds := make(chan command)
 	readErr := make(chan error, 1)
 	go func() {
@@ -167,6 +175,19 @@ func (w *worker) init(cfg workerConfig) error {
 	tr, err := transportFor(cfg.Transport)
 	if err != nil {
 		return err
+	}
+	switch cfg.Client {
+	case ClientGoroutine, "":
+	case ClientEpoll:
+		if _, ok := tr.(wsTransport); !ok {
+			return fmt.Errorf("bench: the epoll client reads WebSocket sessions only, not %q", cfg.Transport)
+		}
+		if w.poll, err = newWSPoller(cfg.Pollers); err != nil {
+			return err
+		}
+		tr = wsTransport{poll: w.poll}
+	default:
+		return fmt.Errorf("bench: unknown client %q", cfg.Client)
 	}
 	w.cfg, w.tr, w.lat = cfg, tr, newLatencies()
 	exp := time.Now().Add(cfg.TokenTTL).Unix()

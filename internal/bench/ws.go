@@ -49,8 +49,12 @@ var (
 // wsTransport is a minimal WebSocket client on a raw net.Conn: handshake by
 // hand, a 4 KiB read buffer, masked client frames, pongs for server pings and
 // nothing else, so that the generator's cost per connection and per message
-// stays small next to the server's.
-type wsTransport struct{}
+// stays small next to the server's. With poll set (the epoll client, see
+// ws_epoll_linux.go) sessions are read by poll loops after the handshake;
+// without it (the goroutine client) each Read reads its own connection.
+type wsTransport struct {
+	poll *wsPoller
+}
 
 var _ Transport = wsTransport{}
 
@@ -58,8 +62,8 @@ var _ Transport = wsTransport{}
 type wsSession struct {
 	nc      net.Conn
 	br      *bufio.Reader
-	discard int    // bytes of the last payload still in br, dropped on the next read
-	frag    []byte // reassembly of fragmented or oversized messages
+	discard int // bytes of the last payload still in br, dropped on the next read
+	asm     assembler
 	wmu     sync.Mutex
 	closed  atomic.Bool
 }
@@ -67,12 +71,14 @@ type wsSession struct {
 var _ Session = (*wsSession)(nil)
 
 // Dial implements Transport.
-func (wsTransport) Dial(ctx context.Context, t DialTarget) (Session, Position, error) {
+func (tr wsTransport) Dial(ctx context.Context, t DialTarget) (Session, Position, error) {
 	u, err := url.Parse(t.BaseURL)
 	if err != nil {
 		return nil, Position{}, fmt.Errorf("bench: ws dial: %w", err)
 	}
-	d := net.Dialer{Timeout: wsDialTimeout}
+	// No TCP keep-alive: the peer is on loopback, and its four setsockopt
+	// calls are a fifth of a connect's system calls.
+	d := net.Dialer{Timeout: wsDialTimeout, KeepAlive: -1}
 	if t.Local != nil {
 		d.LocalAddr, d.Control = t.Local, dialControl
 	}
@@ -90,6 +96,13 @@ func (wsTransport) Dial(ctx context.Context, t DialTarget) (Session, Position, e
 	if err != nil {
 		_ = nc.Close()
 		return nil, Position{}, err
+	}
+	if tr.poll != nil {
+		ps, err := tr.poll.adopt(s)
+		if err != nil {
+			return nil, Position{}, err
+		}
+		return ps, pos, nil
 	}
 	_ = nc.SetDeadline(time.Time{})
 	return s, pos, nil
@@ -189,22 +202,27 @@ func (s *wsSession) Read(sink Sink) error {
 		if err != nil {
 			return err
 		}
-		if op != opText {
-			continue
+		if op == opText {
+			dispatch(msg, sink, &d)
 		}
-		switch {
-		case bytes.HasPrefix(msg, prefixNotif):
-			if parseNotification(msg, &d) {
-				sink.Notification(&d)
-			} else {
-				sink.Malformed(msg)
-			}
-		case bytes.HasPrefix(msg, prefixResync):
-			if p, ok := positionField(msg); ok {
-				sink.Resync(p)
-			} else {
-				sink.Malformed(msg)
-			}
+	}
+}
+
+// dispatch hands one text message to sink; messages other than
+// notifications and resyncs (unread counts, acks) are ignored.
+func dispatch(msg []byte, sink Sink, d *Delivery) {
+	switch {
+	case bytes.HasPrefix(msg, prefixNotif):
+		if parseNotification(msg, d) {
+			sink.Notification(d)
+		} else {
+			sink.Malformed(msg)
+		}
+	case bytes.HasPrefix(msg, prefixResync):
+		if p, ok := positionField(msg); ok {
+			sink.Resync(p)
+		} else {
+			sink.Malformed(msg)
 		}
 	}
 }
@@ -223,7 +241,6 @@ func (s *wsSession) Close(graceful bool) {
 // next returns the next data message, answering pings on the way. The
 // returned slice is valid until the following call.
 func (s *wsSession) next() (op byte, msg []byte, err error) {
-	open := false // a fragmented message is being reassembled in frag
 	for {
 		fin, fop, payload, err := s.readFrame()
 		if err != nil {
@@ -236,36 +253,62 @@ func (s *wsSession) next() (op byte, msg []byte, err error) {
 			}
 		case opPong:
 		case opClose:
-			ce := &CloseError{Code: 1005}
-			if len(payload) >= 2 {
-				ce.Code = int(binary.BigEndian.Uint16(payload))
-				ce.Reason = string(payload[2:])
-			}
-			return 0, nil, ce
-		case opText, opBinary:
-			if open {
-				return 0, nil, fmt.Errorf("%w: new message inside a fragmented one", errProtocol)
-			}
-			if fin {
-				return fop, payload, nil
-			}
-			op, open = fop, true
-			s.frag = append(s.frag[:0], payload...)
-		case opContinuation:
-			if !open {
-				return 0, nil, fmt.Errorf("%w: continuation without a message", errProtocol)
-			}
-			s.frag = append(s.frag, payload...)
-			if len(s.frag) > wsMaxMessage {
-				return 0, nil, errTooLarge
-			}
-			if fin {
-				return op, s.frag, nil
-			}
+			return 0, nil, closeError(payload)
 		default:
-			return 0, nil, fmt.Errorf("%w: opcode %d", errProtocol, fop)
+			op, msg, ok, err := s.asm.add(fin, fop, payload)
+			if err != nil || ok {
+				return op, msg, err
+			}
 		}
 	}
+}
+
+// closeError is the session end a server close frame means.
+func closeError(payload []byte) *CloseError {
+	ce := &CloseError{Code: 1005}
+	if len(payload) >= 2 {
+		ce.Code = int(binary.BigEndian.Uint16(payload))
+		ce.Reason = string(payload[2:])
+	}
+	return ce
+}
+
+// assembler turns data frames (text, binary, continuation) into messages.
+type assembler struct {
+	frag []byte // reassembly of a fragmented message
+	op   byte   // its opcode
+	open bool   // a fragmented message is being reassembled in frag
+}
+
+// add takes one data frame. ok reports a complete message: the payload
+// itself when unfragmented, else frag (valid until the next add).
+func (a *assembler) add(fin bool, op byte, payload []byte) (mop byte, msg []byte, ok bool, err error) {
+	switch op {
+	case opText, opBinary:
+		if a.open {
+			return 0, nil, false, fmt.Errorf("%w: new message inside a fragmented one", errProtocol)
+		}
+		if fin {
+			return op, payload, true, nil
+		}
+		a.op, a.open = op, true
+		a.frag = append(a.frag[:0], payload...)
+	case opContinuation:
+		if !a.open {
+			return 0, nil, false, fmt.Errorf("%w: continuation without a message", errProtocol)
+		}
+		a.frag = append(a.frag, payload...)
+		if len(a.frag) > wsMaxMessage {
+			return 0, nil, false, errTooLarge
+		}
+		if fin {
+			a.open = false
+			return a.op, a.frag, true, nil
+		}
+	default:
+		return 0, nil, false, fmt.Errorf("%w: opcode %d", errProtocol, op)
+	}
+	return 0, nil, false, nil
 }
 
 // readFrame reads one frame. Payloads that fit the read buffer are returned
@@ -279,32 +322,21 @@ func (s *wsSession) readFrame() (fin bool, op byte, payload []byte, err error) {
 	if err != nil {
 		return false, 0, nil, err
 	}
-	fin, op = h[0]&0x80 != 0, h[0]&0x0f
-	if h[1]&0x80 != 0 || h[0]&0x70 != 0 {
-		return false, 0, nil, fmt.Errorf("%w: masked or RSV bits set", errProtocol)
-	}
-	n, hl := int64(h[1]&0x7f), 2
-	switch n {
-	case 126:
-		if h, err = s.br.Peek(4); err != nil {
+	if hl := headerLen(h[1]); hl > 2 {
+		if h, err = s.br.Peek(hl); err != nil {
 			return false, 0, nil, err
 		}
-		n, hl = int64(binary.BigEndian.Uint16(h[2:])), 4
-	case 127:
-		if h, err = s.br.Peek(10); err != nil {
-			return false, 0, nil, err
-		}
-		n, hl = int64(binary.BigEndian.Uint64(h[2:])), 10
 	}
-	if n > wsMaxMessage {
-		return false, 0, nil, errTooLarge
+	fin, op, hl, n, err := frameHeader(h)
+	if err != nil {
+		return false, 0, nil, err
 	}
 	_, _ = s.br.Discard(hl)
-	if int(n) <= s.br.Size() {
-		if payload, err = s.br.Peek(int(n)); err != nil {
+	if n <= s.br.Size() {
+		if payload, err = s.br.Peek(n); err != nil {
 			return false, 0, nil, err
 		}
-		s.discard = int(n)
+		s.discard = n
 		return fin, op, payload, nil
 	}
 	payload = make([]byte, n)
@@ -314,9 +346,59 @@ func (s *wsSession) readFrame() (fin bool, op byte, payload []byte, err error) {
 	return fin, op, payload, nil
 }
 
+// headerLen is the length of a server frame header from its second byte.
+func headerLen(b1 byte) int {
+	switch b1 & 0x7f {
+	case 126:
+		return 4
+	case 127:
+		return 10
+	}
+	return 2
+}
+
+// frameHeader parses the server frame header at the start of b: hl is its
+// length and n the payload's, or hl is 0 when b does not hold it all yet.
+// Server frames are unmasked; payloads over wsMaxMessage are refused.
+func frameHeader(b []byte) (fin bool, op byte, hl, n int, err error) {
+	if len(b) < 2 {
+		return false, 0, 0, 0, nil
+	}
+	fin, op = b[0]&0x80 != 0, b[0]&0x0f
+	if b[1]&0x80 != 0 || b[0]&0x70 != 0 {
+		return false, 0, 0, 0, fmt.Errorf("%w: masked or RSV bits set", errProtocol)
+	}
+	hl = headerLen(b[1])
+	if len(b) < hl {
+		return false, 0, 0, 0, nil
+	}
+	var n64 uint64
+	switch hl {
+	case 2:
+		n64 = uint64(b[1] & 0x7f)
+	case 4:
+		n64 = uint64(binary.BigEndian.Uint16(b[2:]))
+	default:
+		n64 = binary.BigEndian.Uint64(b[2:])
+	}
+	if n64 > wsMaxMessage {
+		return false, 0, 0, 0, errTooLarge
+	}
+	return fin, op, hl, int(n64), nil
+}
+
 // writeFrame writes one masked frame (client frames must be masked).
 func (s *wsSession) writeFrame(op byte, payload []byte) error {
-	b := make([]byte, 0, 14+len(payload))
+	b := appendMaskedFrame(make([]byte, 0, 14+len(payload)), op, payload)
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	_ = s.nc.SetWriteDeadline(time.Now().Add(wsWriteTimeout))
+	_, err := s.nc.Write(b)
+	return err
+}
+
+// appendMaskedFrame appends one final client frame of op with a random mask.
+func appendMaskedFrame(b []byte, op byte, payload []byte) []byte {
 	b = append(b, 0x80|op)
 	switch n := len(payload); {
 	case n < 126:
@@ -333,9 +415,5 @@ func (s *wsSession) writeFrame(op byte, payload []byte) error {
 	for i, c := range payload {
 		b = append(b, c^mask[i&3])
 	}
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	_ = s.nc.SetWriteDeadline(time.Now().Add(wsWriteTimeout))
-	_, err := s.nc.Write(b)
-	return err
+	return b
 }

@@ -61,8 +61,11 @@ func serverFrame(fin bool, op byte, payload string) []byte {
 	switch n := len(payload); {
 	case n < 126:
 		b = append(b, byte(n))
-	default:
+	case n <= 0xffff:
 		b = append(b, 126, byte(n>>8), byte(n))
+	default:
+		b = append(b, 127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
 	}
 	return append(b, payload...)
 }
@@ -99,7 +102,25 @@ func (s *recordingSink) Notification(d *Delivery) { s.got = append(s.got, *d) }
 func (s *recordingSink) Resync(p Position)        { s.resyncs = append(s.resyncs, p) }
 func (s *recordingSink) Malformed([]byte)         { s.malformed++ }
 
+// clientTransports are the WebSocket clients to test: goroutine, and epoll
+// where it exists.
+func clientTransports(t *testing.T) map[string]wsTransport {
+	t.Helper()
+	trs := map[string]wsTransport{ClientGoroutine: {}}
+	if p, err := newWSPoller(1); err == nil {
+		t.Cleanup(p.close)
+		trs[ClientEpoll] = wsTransport{poll: p}
+	}
+	return trs
+}
+
 func TestWSSession(t *testing.T) {
+	for name, tr := range clientTransports(t) {
+		t.Run(name, func(t *testing.T) { testWSSession(t, tr) })
+	}
+}
+
+func testWSSession(t *testing.T, tr wsTransport) {
 	notif := `{"type":"notification","notification":{"id":"A","type":"bench.unicast","title":"bench","body":"` +
 		strings.Repeat("x", 300) + `","data":{"t":1,"s":2,"u":3},"read":false,"position":"4.4"}}`
 	pong := make(chan []byte, 1)
@@ -116,7 +137,7 @@ func TestWSSession(t *testing.T) {
 		_, _ = c.Write(serverFrame(true, opClose, "\x0f\xa8slow_consumer"))
 		time.Sleep(100 * time.Millisecond)
 	})
-	s, pos, err := wsTransport{}.Dial(context.Background(), DialTarget{BaseURL: base, Token: "tok", Since: "3.4"})
+	s, pos, err := tr.Dial(context.Background(), DialTarget{BaseURL: base, Token: "tok", Since: "3.4"})
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
