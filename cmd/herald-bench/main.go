@@ -53,6 +53,7 @@ type options struct {
 	logLevel string
 	worker   bool
 	cpuProf  string
+	plot     string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -92,6 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress output")
 	fs.StringVar(&o.logLevel, "log-level", "warn", "debug, info, warn or error")
 	fs.BoolVar(&o.worker, "worker", false, "internal: run as a worker process on stdin/stdout")
+	fs.StringVar(&o.plot, "plot", "", "write an SVG plot of the latency distributions (publish→deliver and HTTP publish) to FILE")
 	fs.StringVar(&o.cpuProf, "cpuprofile", "", "write a pprof CPU profile of the generator to FILE (worker processes to FILE.worker<N>)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: herald-bench [flags]\n\nLoad generator for Herald. Flags:")
@@ -202,11 +204,33 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return exitError
 		}
 	}
+	if o.plot != "" {
+		if err := writePlot(o.plot, res); err != nil {
+			fmt.Fprintln(stderr, "herald-bench:", err)
+			return exitError
+		}
+	}
 	if !res.Pass {
 		fmt.Fprintln(stderr, "herald-bench: FAIL:", strings.Join(res.Failures, "; "))
 		return exitFailed
 	}
 	return exitPass
+}
+
+// writePlot writes res's latency plot to path.
+func writePlot(path string, res *bench.Result) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("--plot: %w", err)
+	}
+	if err := res.WritePlot(f); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("--plot: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("--plot: %w", err)
+	}
+	return nil
 }
 
 // startCPUProfile writes a CPU profile of this process to path until the

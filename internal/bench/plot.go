@@ -20,7 +20,7 @@ type plotSeries struct {
 // Plot geometry, in SVG user units.
 const (
 	plotW, plotH                   = 760, 420
-	plotLeft, plotRight            = 70, 20
+	plotLeft, plotRight            = 70, 40
 	plotTop, plotBottom            = 40, 50
 	plotNines                      = 5   // the x axis runs to 99.999%
 	plotPoints                     = 200 // points per curve
@@ -31,6 +31,20 @@ const (
 	plotAxisColor, plotGridColor   = "#333", "#ddd"
 	plotTitleSize, plotLegendWidth = 14, 180
 )
+
+// WritePlot writes the run's latency distributions as an SVG: publish to
+// delivery, and the HTTP round trip of each publish stream.
+func (r *Result) WritePlot(w io.Writer) error {
+	series := []plotSeries{{Name: "publish → deliver", Hist: r.latency, Color: "#1f77b4"}}
+	if r.Unicast != nil {
+		series = append(series, plotSeries{Name: "HTTP publish (unicast)", Hist: r.Unicast.http, Color: "#ff7f0e"})
+	}
+	if r.Broadcast != nil {
+		series = append(series, plotSeries{Name: "HTTP publish (broadcast)", Hist: r.Broadcast.http, Color: "#2ca02c"})
+	}
+	title := fmt.Sprintf("herald-bench %s (%s), %d conns, %s", r.Scenario, r.Transport, r.Conns, r.Date.UTC().Format("2006-01-02 15:04Z"))
+	return writeLatencyPlot(w, title, series)
+}
 
 // writeLatencyPlot writes an SVG of the latency percentile distribution
 // of each series: latency (ms, linear) against percentile on the usual
@@ -50,8 +64,8 @@ func writeLatencyPlot(w io.Writer, title string, series []plotSeries) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d">`+"\n", plotW, plotH, plotW, plotH)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
-	fmt.Fprintf(&b, `<text x="%d" y="%d" %s font-size="%d" font-weight="bold">%s</text>`+"\n",
-		plotLeft, plotTop-16, plotFont, plotTitleSize, html.EscapeString(title))
+	fmt.Fprintf(&b, `<text x="%d" y="%d" font-family="sans-serif" font-size="%d" font-weight="bold">%s</text>`+"\n",
+		plotLeft, plotTop-16, plotTitleSize, html.EscapeString(title))
 	// Grid and axes.
 	for i := 0; i <= plotNines; i++ {
 		x := plotLeft + float64(plotInnerW)*float64(i)/plotNines

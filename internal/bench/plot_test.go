@@ -52,6 +52,13 @@ func TestLatencyPlotIsWellFormedSVG(t *testing.T) {
 			if e.Name.Local == "polyline" {
 				polylines++
 			}
+			seen := map[string]bool{} // encoding/xml accepts repeated attributes; browsers do not
+			for _, a := range e.Attr {
+				if seen[a.Name.Local] {
+					t.Fatalf("<%s> repeats attribute %q", e.Name.Local, a.Name.Local)
+				}
+				seen[a.Name.Local] = true
+			}
 		case xml.CharData:
 			texts = append(texts, string(e))
 		}

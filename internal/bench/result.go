@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
 )
 
 // Result is every figure of a run. It is printed as one JSON line and as a
@@ -60,6 +62,8 @@ type Result struct {
 	ConnectPhase      *windowFigures `json:"connect_phase,omitempty"`
 	Pass              bool           `json:"pass"`
 	Failures          []string       `json:"failures,omitempty"`
+
+	latency *hdrhistogram.Histogram // publish→deliver, µs (for WritePlot)
 }
 
 // StreamResult is one publish stream's figures.
@@ -74,6 +78,8 @@ type StreamResult struct {
 	Failures   map[string]int `json:"failures,omitempty"`
 	FirstError string         `json:"first_error,omitempty"`
 	HTTP       LatencySummary `json:"http_latency"`
+
+	http *hdrhistogram.Histogram // round trips, µs (for WritePlot)
 }
 
 // ServerResult is what /proc said about the server.

@@ -390,11 +390,13 @@ func (r *runner) finish(ctx context.Context, res *Result) error {
 	res.Churned, res.Reconnects, res.ReconnectFailures = total.Churned, total.Reconnects, total.ReconnectFailures
 	res.UnexpectedCloses, res.CloseCodes, res.DialFailures = total.Unexpected, total.CloseCodes, total.DialFailures
 	res.Latency = roundSummary(summarize(hist))
+	res.latency = hist
 	var firstSend int64
 	for _, s := range r.streamsSnapshot() {
+		httpHist := s.mergedHTTP()
 		sr := &StreamResult{
 			Calls: s.stats.calls.Load(), Items: s.stats.items.Load(), FailedItems: s.stats.failedItems.Load(),
-			HTTP: roundSummary(summarize(s.mergedHTTP())),
+			HTTP: roundSummary(summarize(httpHist)), http: httpHist,
 		}
 		first, last := s.stats.firstSend.Load(), s.stats.lastDone.Load()
 		if last > first && first > 0 {
