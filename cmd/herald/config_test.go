@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -124,7 +126,8 @@ func TestDevModeStartsAndPrintsBanner(t *testing.T) {
 	var out, errOut syncBuf
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"--dev", "--addr", "127.0.0.1:0", "--database", t.TempDir() + "/dev.db"}, &out, &errOut)
+		done <- run(ctx, []string{"--dev", "--addr", "127.0.0.1:0", "--database", t.TempDir() + "/dev.db",
+			"--debug-addr", "127.0.0.1:0"}, &out, &errOut)
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(out.String(), "curl -sS -X POST") {
@@ -138,10 +141,35 @@ func TestDevModeStartsAndPrintsBanner(t *testing.T) {
 			t.Errorf("banner lacks %q", want)
 		}
 	}
+	// --debug-addr serves pprof on its own listener, never on the public one.
+	m := regexp.MustCompile(`debug_addr=(\S+)`).FindStringSubmatch(errOut.String())
+	if m == nil {
+		t.Fatalf("no debug_addr logged: %s", errOut.String())
+	}
+	if code := getStatus(t, "http://"+m[1]+"/debug/pprof/cmdline"); code != http.StatusOK {
+		t.Errorf("pprof on --debug-addr: %d", code)
+	}
+	public := regexp.MustCompile(`URL\s+(http://\S+)`).FindStringSubmatch(out.String())
+	if public == nil {
+		t.Fatal("no URL in the banner")
+	}
+	if code := getStatus(t, public[1]+"/debug/pprof/cmdline"); code == http.StatusOK {
+		t.Errorf("pprof served on the public listener")
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("run: %v", err)
 	}
+}
+
+func getStatus(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode
 }
 
 type syncBuf struct {

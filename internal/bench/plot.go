@@ -17,19 +17,21 @@ type plotSeries struct {
 	Color string
 }
 
-// Plot geometry, in SVG user units.
+// Plot geometry (SVG user units) and style.
 const (
-	plotW, plotH                   = 760, 420
-	plotLeft, plotRight            = 70, 40
-	plotTop, plotBottom            = 40, 50
-	plotNines                      = 5   // the x axis runs to 99.999%
-	plotPoints                     = 200 // points per curve
-	plotYTicks                     = 5
-	plotInnerW                     = plotW - plotLeft - plotRight
-	plotInnerH                     = plotH - plotTop - plotBottom
-	plotFont                       = `font-family="sans-serif" font-size="12"`
-	plotAxisColor, plotGridColor   = "#333", "#ddd"
-	plotTitleSize, plotLegendWidth = 14, 180
+	plotW, plotH        = 760, 420
+	plotLeft, plotRight = 70, 40
+	plotTop, plotBottom = 40, 50
+	plotInnerW          = plotW - plotLeft - plotRight
+	plotInnerH          = plotH - plotTop - plotBottom
+	plotNines           = 5   // the x axis runs to 99.999%
+	plotPoints          = 200 // points per curve
+	plotYTicks          = 5
+
+	plotFont      = `font-family="sans-serif" font-size="12"`
+	plotTitleSize = 14
+	plotAxisColor = "#333"
+	plotGridColor = "#ddd"
 )
 
 // WritePlot writes the run's latency distributions as an SVG: publish to

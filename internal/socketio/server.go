@@ -21,6 +21,7 @@ import (
 
 	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/hub"
+	"github.com/heraldhq/herald/internal/wspoll"
 )
 
 // Server is the Socket.IO endpoint: an http.Handler for /socket.io/ serving
@@ -39,7 +40,7 @@ type Server struct {
 	tick     time.Duration // static: sweeper period
 
 	reg       registry
-	early     earlyMessages
+	early     wspoll.Early
 	unauth    atomic.Int64 // sessions that have not connected a namespace yet
 	closing   atomic.Bool  // CloseAll called: no new sessions
 	stop      chan struct{}
@@ -60,7 +61,7 @@ func New(cfg Config, h *hub.Hub, v Verifier, in Inbox) (*Server, error) {
 	s.tick = min(cfg.PingInterval, cfg.PingTimeout, cfg.AuthTimeout, cfg.CloseGrace) / 8
 	s.tick = min(max(s.tick, 5*time.Millisecond), 500*time.Millisecond)
 	s.reg.init()
-	s.early.m = make(map[*websocket.Conn]*earlyQueue)
+	s.early.Max = 8 // messages a connection may send before its session is bound
 	s.engine = nbhttp.NewEngine(nbhttp.Config{
 		Name:                    "herald-socketio",
 		NPoller:                 cfg.Pollers,

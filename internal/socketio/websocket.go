@@ -3,18 +3,14 @@ package socketio
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
-	"io"
 	"net/http"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
-	"github.com/lesismal/nbio"
 	"github.com/lesismal/nbio/nbhttp/websocket"
 
 	"github.com/heraldhq/herald/internal/hub"
+	"github.com/heraldhq/herald/internal/wspoll"
 )
 
 // wsTransport is one WebSocket connection of a session (its transport, or a
@@ -97,25 +93,6 @@ func (t *wsTransport) closeSoon(reason hub.CloseReason) {
 	time.AfterFunc(t.sess.srv.cfg.CloseGrace, t.closeNow)
 }
 
-// upgrade hands the request's connection to nbio's poller. nbio dups the
-// socket without close-on-exec; a process forked meanwhile (os/exec) would
-// inherit it and keep it open — the client never sees our close, and the
-// poller keeps getting events for it under an fd number that a later
-// connection reuses (which it then closes). Holding ForkLock across the dup
-// and setting close-on-exec prevents both.
-func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) (*websocket.Conn, error) {
-	syscall.ForkLock.RLock()
-	defer syscall.ForkLock.RUnlock()
-	wsc, err := s.upgrader.UpgradeAndTransferConnToPoller(w, r, nil)
-	if err != nil {
-		return nil, err
-	}
-	if c, ok := wsc.Conn.(*nbio.Conn); ok {
-		syscall.CloseOnExec(c.Hash()) // Hash is the fd on unix
-	}
-	return wsc, nil
-}
-
 // serveWebSocket upgrades a request: a new WebSocket-only session without
 // sid, the probe of a polling session's upgrade with one.
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, sid string) {
@@ -130,7 +107,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, sid stri
 	ss := s.newSession(a)
 	t := &wsTransport{sess: ss}
 	ss.ws = t
-	wsc, err := s.upgrade(w, r)
+	wsc, err := wspoll.Upgrade(s.upgrader, w, r)
 	if err != nil {
 		s.log.Debug("upgrade failed", "ip", a.ip, "err", err)
 		s.release(&a)
@@ -144,7 +121,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, sid stri
 		s.bind(wsc, t)
 		_ = t.write(websocket.TextMessage, appendOpen(nil, ss.id, false, &s.cfg), true)
 	}) {
-		s.early.drop(wsc)
+		s.early.Drop(wsc)
 		ss.close(hub.ReasonTransportError)
 	}
 }
@@ -166,7 +143,7 @@ func (s *Server) serveProbe(w http.ResponseWriter, r *http.Request, sid string) 
 	ss.probe = t
 	ss.probeDeadline = s.now() + int64(s.cfg.UpgradeTimeout)
 	ss.mu.Unlock()
-	wsc, err := s.upgrade(w, r)
+	wsc, err := wspoll.Upgrade(s.upgrader, w, r)
 	ss.mu.Lock()
 	if err == nil {
 		t.wsc = wsc
@@ -180,7 +157,7 @@ func (s *Server) serveProbe(w http.ResponseWriter, r *http.Request, sid string) 
 		return
 	}
 	if abandoned || !wsc.Execute(func() { s.bind(wsc, t) }) {
-		s.early.drop(wsc)
+		s.early.Drop(wsc)
 		t.closeSoon(hub.ReasonProtocolError)
 	}
 }
@@ -189,8 +166,9 @@ func (s *Server) serveProbe(w http.ResponseWriter, r *http.Request, sid string) 
 // before. It runs in the connection's job queue.
 func (s *Server) bind(wsc *websocket.Conn, t *wsTransport) {
 	wsc.SetSession(t)
-	for _, m := range s.early.take(wsc) {
-		t.sess.enqueue(func() { t.sess.onWSMessage(t, m.mt, m.data) }, false)
+	msgs, _ := s.early.Take(wsc) // an overflow closed the connection already
+	for _, m := range msgs {
+		t.sess.enqueue(func() { t.sess.onWSMessage(t, m.Type, m.Data) }, false)
 	}
 }
 
@@ -200,7 +178,7 @@ func (s *Server) bind(wsc *websocket.Conn, t *wsTransport) {
 func (s *Server) onWSMessage(wsc *websocket.Conn, mt websocket.MessageType, data []byte) {
 	t, ok := wsc.Session().(*wsTransport)
 	if !ok {
-		if !s.early.add(wsc, mt, data, s.cfg.MaxPayload) {
+		if !s.early.Add(wsc, mt, data, s.cfg.MaxPayload) {
 			_ = wsc.Close()
 		}
 		return
@@ -293,7 +271,7 @@ func (s *session) dropProbe(t *wsTransport) {
 func (s *Server) onWSClose(wsc *websocket.Conn, err error) {
 	t, ok := wsc.Session().(*wsTransport)
 	if !ok {
-		s.early.drop(wsc)
+		s.early.Drop(wsc)
 		return
 	}
 	t.sess.enqueue(func() { t.sess.onWSClosed(t, err) }, true)
@@ -313,86 +291,9 @@ func (s *session) onWSClosed(t *wsTransport, err error) {
 	switch {
 	case !current:
 	case state == stateOpen:
-		s.close(reasonFromErr(err))
+		s.close(wspoll.CloseReason(err))
 		s.finalize()
 	default:
 		s.finalize()
 	}
 }
-
-// reasonFromErr maps nbio's close error onto a close reason.
-func reasonFromErr(err error) hub.CloseReason {
-	var ce *websocket.CloseError
-	switch {
-	case err == nil, errors.Is(err, io.EOF):
-		return hub.ReasonClientClosed
-	case errors.As(err, &ce):
-		if ce.Code == 1000 || ce.Code == 1001 || ce.Code == 1005 {
-			return hub.ReasonClientClosed
-		}
-		return hub.ReasonProtocolError
-	case errors.Is(err, nbio.ErrReadTimeout):
-		return hub.ReasonPingTimeout
-	case errors.Is(err, nbio.ErrOverflow), errors.Is(err, nbio.ErrWriteTimeout):
-		return hub.ReasonSlowConsumer
-	case errors.Is(err, websocket.ErrMessageTooLarge), errors.Is(err, websocket.ErrControlMessageTooBig):
-		return hub.ReasonMessageTooBig
-	case errors.Is(err, websocket.ErrInvalidUtf8):
-		return hub.ReasonInvalidUTF8
-	case errors.Is(err, websocket.ErrReserveBitSet), errors.Is(err, websocket.ErrInvalidControlFrame),
-		errors.Is(err, websocket.ErrControlMessageFragmented), errors.Is(err, websocket.ErrInvalidFragmentMessage),
-		errors.Is(err, websocket.ErrReservedMessageType), errors.Is(err, websocket.ErrInvalidCloseCode):
-		return hub.ReasonProtocolError
-	}
-	return hub.ReasonTransportError
-}
-
-// earlyMessages holds messages that reached a connection before its
-// transport was bound to it (a probe's "2probe" can beat the handler that
-// upgraded it). Bounded per connection.
-type earlyMessages struct {
-	mu sync.Mutex
-	m  map[*websocket.Conn]*earlyQueue // guarded by mu
-}
-
-type earlyQueue struct {
-	msgs  []earlyMessage
-	bytes int
-}
-
-type earlyMessage struct {
-	mt   websocket.MessageType
-	data []byte
-}
-
-const maxEarlyMessages = 8
-
-func (e *earlyMessages) add(wsc *websocket.Conn, mt websocket.MessageType, data []byte, maxBytes int) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	q := e.m[wsc]
-	if q == nil {
-		q = &earlyQueue{}
-		e.m[wsc] = q
-	}
-	q.bytes += len(data)
-	if len(q.msgs) >= maxEarlyMessages || q.bytes > maxBytes {
-		delete(e.m, wsc)
-		return false
-	}
-	q.msgs = append(q.msgs, earlyMessage{mt, bytes.Clone(data)})
-	return true
-}
-
-func (e *earlyMessages) take(wsc *websocket.Conn) []earlyMessage {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	q := e.m[wsc]
-	if q == nil {
-		return nil
-	}
-	delete(e.m, wsc)
-	return q.msgs
-}
-
-func (e *earlyMessages) drop(wsc *websocket.Conn) { e.take(wsc) }

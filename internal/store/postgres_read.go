@@ -56,18 +56,18 @@ const (
 		  AND (n.expires_at IS NULL OR n.expires_at > $5) AND rc.notification_id IS NULL
 		ORDER BY n.id DESC LIMIT $6`
 
-	pgHeadSQL = `SELECT
+	pgHeadSQL       = `SELECT ` + pgHeadExprs
+	pgUnreadSQL     = `SELECT ` + pgUnreadExpr
+	pgHeadUnreadSQL = `SELECT ` + pgHeadExprs + `, ` + pgUnreadExpr // one statement, one snapshot
+
+	pgHeadExprs = `
 		COALESCE((SELECT seq FROM user_streams WHERE tenant = $1 AND user_id = $2), 0),
 		COALESCE((SELECT seq FROM tenant_streams WHERE tenant = $1), 0)`
 
-	// pgUnreadSQL adds the explicit counter and, per broadcast audience key
+	// pgUnreadExpr adds the explicit counter and, per broadcast audience key
 	// the recipient matches ("*" and $3 = "role:<r>", or "" which no row
 	// has), live broadcasts minus the recipient's receipts. One statement,
 	// so one snapshot.
-	pgHeadUnreadSQL = `SELECT
-		COALESCE((SELECT seq FROM user_streams WHERE tenant = $1 AND user_id = $2), 0),
-		COALESCE((SELECT seq FROM tenant_streams WHERE tenant = $1), 0), ` + pgUnreadExpr
-	pgUnreadSQL  = `SELECT ` + pgUnreadExpr
 	pgUnreadExpr = `
 		  COALESCE((SELECT unread FROM user_streams WHERE tenant = $1 AND user_id = $2), 0)
 		+ COALESCE((SELECT total FROM audience_totals WHERE tenant = $1 AND audience_key = '*'), 0)

@@ -65,19 +65,17 @@ const (
 		  AND ` + broadcastMatch + ` AND ` + notExpired + ` AND rc.notification_id IS NULL
 		ORDER BY n.id DESC LIMIT ?`
 
-	headSQL = `SELECT
+	headSQL       = `SELECT ` + headExprs
+	unreadSQL     = `SELECT ` + unreadExpr
+	headUnreadSQL = `SELECT ` + headExprs + `, ` + unreadExpr // one statement, one snapshot
+
+	headExprs = `
 		COALESCE((SELECT seq FROM user_streams WHERE tenant = ?1 AND user_id = ?2), 0),
 		COALESCE((SELECT seq FROM tenant_streams WHERE tenant = ?1), 0)`
 
-	// headUnreadSQL is headSQL and unreadSQL in one statement.
-	headUnreadSQL = `SELECT
-		COALESCE((SELECT seq FROM user_streams WHERE tenant = ?1 AND user_id = ?2), 0),
-		COALESCE((SELECT seq FROM tenant_streams WHERE tenant = ?1), 0), ` + unreadExpr
-
-	// unreadSQL adds the explicit counter and, per broadcast audience key
+	// unreadExpr adds the explicit counter and, per broadcast audience key
 	// the recipient matches ("*" and ?3 = "role:<r>", or "" which no row
 	// has), live broadcasts minus the recipient's receipts.
-	unreadSQL  = `SELECT ` + unreadExpr
 	unreadExpr = `
 		  COALESCE((SELECT unread FROM user_streams WHERE tenant = ?1 AND user_id = ?2), 0)
 		+ COALESCE((SELECT total FROM audience_totals WHERE tenant = ?1 AND audience_key = '*'), 0)

@@ -2,11 +2,11 @@ package ws
 
 import (
 	"bytes"
-	"sync"
 
 	"github.com/lesismal/nbio/nbhttp/websocket"
 
 	"github.com/heraldhq/herald/internal/hub"
+	"github.com/heraldhq/herald/internal/wspoll"
 )
 
 // The engine runs nbio's callbacks inline in the poller (see New), so they
@@ -124,7 +124,7 @@ func (c *conn) overflow(authed bool, data []byte) {
 // may wait on Redis. The socket leaves the registry last, so that once Active
 // no longer counts it, its slots are free again.
 func (c *conn) finish(err error) {
-	reason := reasonFromErr(err)
+	reason := wspoll.CloseReason(err)
 	c.mu.Lock()
 	cl := c.cleanupLocked()
 	sl := c.takeSlotsLocked()
@@ -150,52 +150,3 @@ func (c *conn) cleanupLocked() *hub.Client {
 	}
 	return c.client
 }
-
-// earlyMessages holds messages that nbio handled before their socket was
-// bound (the client may send its auth message as soon as it reads the 101
-// response, before ServeHTTP has bound the session). The socket's job queue
-// orders add, take and drop for one socket; mu guards the map.
-type earlyMessages struct {
-	mu sync.Mutex
-	m  map[*websocket.Conn]*earlyQueue // guarded by mu
-}
-
-type earlyQueue struct {
-	msgs     []inbound
-	bytes    int
-	overflow bool // messages were dropped: the socket is closed once bound
-}
-
-// add keeps a copy of a message, within the limits of a connection's queue.
-func (e *earlyMessages) add(wsc *websocket.Conn, mt websocket.MessageType, data []byte, maxBytes int) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.m == nil {
-		e.m = make(map[*websocket.Conn]*earlyQueue)
-	}
-	q := e.m[wsc]
-	if q == nil {
-		q = &earlyQueue{}
-		e.m[wsc] = q
-	}
-	if q.overflow || len(q.msgs) >= maxQueued || q.bytes+len(data) > maxBytes {
-		q.overflow = true
-		return
-	}
-	q.bytes += len(data)
-	q.msgs = append(q.msgs, inbound{mt: mt, data: bytes.Clone(data)})
-}
-
-// take removes and returns the messages kept for wsc.
-func (e *earlyMessages) take(wsc *websocket.Conn) (msgs []inbound, overflow bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	q := e.m[wsc]
-	if q == nil {
-		return nil, false
-	}
-	delete(e.m, wsc)
-	return q.msgs, q.overflow
-}
-
-func (e *earlyMessages) drop(wsc *websocket.Conn) { e.take(wsc) }

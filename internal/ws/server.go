@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/lesismal/nbio"
@@ -25,6 +24,7 @@ import (
 	"github.com/heraldhq/herald/internal/hub"
 	"github.com/heraldhq/herald/internal/notification"
 	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/internal/wspoll"
 )
 
 // Verifier checks user tokens.
@@ -154,8 +154,8 @@ type Server struct {
 	upgrader *websocket.Upgrader
 
 	reg       registry
-	early     earlyMessages // messages that arrived before their socket was bound
-	unauth    atomic.Int64  // sockets not yet authenticated
+	early     wspoll.Early // messages that arrived before their socket was bound
+	unauth    atomic.Int64 // sockets not yet authenticated
 	stopPing  chan struct{}
 	pingDone  chan struct{}
 	closeOnce sync.Once
@@ -171,6 +171,7 @@ func New(cfg Config, h *hub.Hub, v Verifier, in Inbox) (*Server, error) {
 	s := &Server{cfg: cfg, hub: h, verifier: v, inbox: in, log: cfg.Logger,
 		stopPing: make(chan struct{}), pingDone: make(chan struct{})}
 	s.reg.init()
+	s.early.Max = maxQueued
 	s.engine = nbhttp.NewEngine(nbhttp.Config{
 		Name:                    "herald-ws",
 		NPoller:                 cfg.Pollers,
@@ -348,7 +349,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	st := &conn{srv: s, shard: uint8(rand.N(32)), id: s.hub.NextConnID(), ip: ip, querySince: since,
 		ipHeld: lim.ConnsPerIP != nil, userHeld: userKey}
-	wsc, err := s.upgrade(w, r)
+	wsc, err := wspoll.Upgrade(s.upgrader, w, r)
 	if err != nil {
 		s.log.Debug("upgrade failed", "ip", ip, "err", err)
 		st.releaseSlots(st.takeSlots())
@@ -371,7 +372,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !wsc.Execute(func() { s.bind(st, hp) }) {
 		// Closed before the bind: onClose found no session, so nothing
 		// else holds st.
-		s.early.drop(wsc)
+		s.early.Drop(wsc)
 		st.releaseSlots(st.takeSlots())
 		s.log.Debug("disconnect", "conn", st.id, "reason", hub.ReasonClientClosed.Label())
 	}
@@ -393,9 +394,9 @@ func (s *Server) bind(st *conn, p *auth.Principal) {
 		st.mu.Unlock()
 		s.unauth.Add(1)
 	}
-	early, overflow := s.early.take(st.ws)
+	early, overflow := s.early.Take(st.ws)
 	for _, m := range early {
-		st.push(inbound{mt: m.mt, data: m.data})
+		st.push(inbound{mt: m.Type, data: m.Data})
 	}
 	if overflow {
 		s.log.Warn("too many messages before the socket was ready", "event", "rate_limited", "scope", "messages", "conn", st.id, "ip", st.ip)
@@ -403,30 +404,12 @@ func (s *Server) bind(st *conn, p *auth.Principal) {
 	}
 }
 
-// upgrade hands the connection to the poller. nbio dups the socket without
-// close-on-exec: a process forked meanwhile would inherit it and keep it
-// open (the client would never see our close, and the poller could see
-// events for an fd number a later connection reuses). Holding ForkLock
-// across the dup and marking the copy close-on-exec prevents both.
-func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) (*websocket.Conn, error) {
-	syscall.ForkLock.RLock()
-	defer syscall.ForkLock.RUnlock()
-	wsc, err := s.upgrader.UpgradeAndTransferConnToPoller(w, r, nil)
-	if err != nil {
-		return nil, err
-	}
-	if c, ok := wsc.Conn.(*nbio.Conn); ok {
-		syscall.CloseOnExec(c.Hash()) // Hash is the fd on unix
-	}
-	return wsc, nil
-}
-
 // onMessage runs in the poller: it copies the message onto the connection's
 // queue and returns (see inbound.go).
 func (s *Server) onMessage(wsc *websocket.Conn, mt websocket.MessageType, data []byte) {
 	st, ok := wsc.Session().(*conn)
 	if !ok {
-		s.early.add(wsc, mt, data, s.maxQueuedBytes())
+		s.early.Add(wsc, mt, data, s.maxQueuedBytes())
 		return
 	}
 	st.enqueue(mt, data)
@@ -438,7 +421,7 @@ func (s *Server) onMessage(wsc *websocket.Conn, mt websocket.MessageType, data [
 func (s *Server) onClose(wsc *websocket.Conn, err error) {
 	st, ok := wsc.Session().(*conn)
 	if !ok {
-		s.early.drop(wsc) // closed before the bind: ServeHTTP cleans up
+		s.early.Drop(wsc) // closed before the bind: ServeHTTP cleans up
 		return
 	}
 	st.push(inbound{end: true, err: err})
@@ -447,30 +430,6 @@ func (s *Server) onClose(wsc *websocket.Conn, err error) {
 // maxQueuedBytes bounds the bytes of a connection's messages waiting to be
 // handled.
 func (s *Server) maxQueuedBytes() int { return 4 * s.cfg.MaxMessageBytes }
-
-func reasonFromErr(err error) hub.CloseReason {
-	var ce *websocket.CloseError
-	switch {
-	case err == nil, errors.Is(err, io.EOF):
-		return hub.ReasonClientClosed
-	case errors.As(err, &ce):
-		if ce.Code == 1000 || ce.Code == 1001 {
-			return hub.ReasonClientClosed
-		}
-		return hub.ReasonProtocolError
-	case errors.Is(err, nbio.ErrReadTimeout):
-		return hub.ReasonPingTimeout
-	case errors.Is(err, nbio.ErrOverflow), errors.Is(err, nbio.ErrWriteTimeout):
-		return hub.ReasonSlowConsumer
-	case errors.Is(err, websocket.ErrMessageTooLarge), errors.Is(err, websocket.ErrControlMessageTooBig):
-		return hub.ReasonMessageTooBig
-	case errors.Is(err, websocket.ErrReserveBitSet), errors.Is(err, websocket.ErrInvalidControlFrame),
-		errors.Is(err, websocket.ErrControlMessageFragmented), errors.Is(err, websocket.ErrInvalidFragmentMessage),
-		errors.Is(err, websocket.ErrReservedMessageType), errors.Is(err, websocket.ErrInvalidCloseCode):
-		return hub.ReasonProtocolError
-	}
-	return hub.ReasonTransportError
-}
 
 func (s *Server) pingLoop() {
 	defer close(s.pingDone)

@@ -14,14 +14,23 @@ import (
 // maxFrameHeader is the largest header of an unmasked server frame.
 const maxFrameHeader = 10
 
-// unreadHead starts the JSON of an unread message; appendFrame writes the same.
-const unreadHead = `{"type":"unread",`
+// websocketText is the text opcode (RFC 6455 §5.2).
+const websocketText = 0x1
 
 // appendWire appends f as one text frame, and the unread frame that follows
 // it (f.Unread) as a second, to b.
 func appendWire(b []byte, f hub.Frame) []byte {
-	// Reserve room for the largest header, append the JSON, then move the
-	// JSON down to sit right after the header it needs.
+	b = appendTextFrame(b, f)
+	if f.Unread != nil {
+		b = appendTextFrame(b, hub.Frame{Kind: hub.FrameUnread, Payload: f.Unread})
+	}
+	return b
+}
+
+// appendTextFrame appends f alone (not its Unread follower) as one text
+// frame: it reserves room for the largest header, appends the JSON, then
+// moves the JSON down to sit right after the header it needs.
+func appendTextFrame(b []byte, f hub.Frame) []byte {
 	start := len(b)
 	b = append(b, make([]byte, maxFrameHeader)...)
 	b = appendFrame(b, f)
@@ -30,19 +39,8 @@ func appendWire(b []byte, f hub.Frame) []byte {
 	hl := putTextHeader(h[:], n)
 	copy(b[start:], h[:hl])
 	copy(b[start+hl:], b[start+maxFrameHeader:])
-	b = b[:start+hl+n]
-	if f.Unread != nil {
-		// {"count":N} is far below 126 bytes: a two-byte header.
-		m := len(unreadHead) + len(f.Unread) - 1
-		b = append(b, 0x80|byte(websocketText), byte(m))
-		b = append(b, unreadHead...)
-		b = append(b, f.Unread[1:]...)
-	}
-	return b
+	return b[:start+hl+n]
 }
-
-// websocketText is the text opcode (RFC 6455 §5.2).
-const websocketText = 0x1
 
 // putTextHeader writes the header of a final, unmasked text frame carrying n
 // bytes into h and returns its length.

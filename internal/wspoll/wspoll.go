@@ -1,0 +1,131 @@
+// Package wspoll is the nbio plumbing shared by Herald's two WebSocket
+// endpoints, /v1/ws (internal/ws) and Socket.IO's websocket transport
+// (internal/socketio): the upgrade that hands a socket to nbio's poller, the
+// close reason of nbio's close errors, and the buffer of messages that reach
+// a socket before its session is bound to it.
+package wspoll
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+	"syscall"
+
+	"github.com/lesismal/nbio"
+	"github.com/lesismal/nbio/nbhttp/websocket"
+
+	"github.com/heraldhq/herald/internal/hub"
+)
+
+// Upgrade answers the WebSocket handshake and hands the connection to u's
+// poller. nbio dups the socket without close-on-exec: a process forked
+// meanwhile (os/exec) would inherit it and keep it open, so the client would
+// never see our close, and the poller could see events for an fd number a
+// later connection reuses. Holding ForkLock across the dup and marking the
+// copy close-on-exec prevents both.
+func Upgrade(u *websocket.Upgrader, w http.ResponseWriter, r *http.Request) (*websocket.Conn, error) {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	wsc, err := u.UpgradeAndTransferConnToPoller(w, r, nil)
+	if err != nil {
+		return nil, err
+	}
+	if c, ok := wsc.Conn.(*nbio.Conn); ok {
+		syscall.CloseOnExec(c.Hash()) // Hash is the fd on unix
+	}
+	return wsc, nil
+}
+
+// CloseReason maps the error nbio closed a socket with onto a close reason.
+// A close frame with 1000, 1001 or no status (1005) is the client closing.
+func CloseReason(err error) hub.CloseReason {
+	var ce *websocket.CloseError
+	switch {
+	case err == nil, errors.Is(err, io.EOF):
+		return hub.ReasonClientClosed
+	case errors.As(err, &ce):
+		if ce.Code == 1000 || ce.Code == 1001 || ce.Code == 1005 {
+			return hub.ReasonClientClosed
+		}
+		return hub.ReasonProtocolError
+	case errors.Is(err, nbio.ErrReadTimeout):
+		return hub.ReasonPingTimeout
+	case errors.Is(err, nbio.ErrOverflow), errors.Is(err, nbio.ErrWriteTimeout):
+		return hub.ReasonSlowConsumer
+	case errors.Is(err, websocket.ErrMessageTooLarge), errors.Is(err, websocket.ErrControlMessageTooBig):
+		return hub.ReasonMessageTooBig
+	case errors.Is(err, websocket.ErrInvalidUtf8):
+		return hub.ReasonInvalidUTF8
+	case errors.Is(err, websocket.ErrReserveBitSet), errors.Is(err, websocket.ErrInvalidControlFrame),
+		errors.Is(err, websocket.ErrControlMessageFragmented), errors.Is(err, websocket.ErrInvalidFragmentMessage),
+		errors.Is(err, websocket.ErrReservedMessageType), errors.Is(err, websocket.ErrInvalidCloseCode):
+		return hub.ReasonProtocolError
+	}
+	return hub.ReasonTransportError
+}
+
+// Message is a copy of one WebSocket message.
+type Message struct {
+	Type websocket.MessageType
+	Data []byte
+}
+
+// Early holds copies of the messages nbio handled before their socket's
+// session was bound (a client may send as soon as it reads the 101 response,
+// before the handler that upgraded it has bound the session). The socket's
+// job queue orders Add, Take and Drop for one socket. The zero value holds
+// nothing: set Max.
+type Early struct {
+	// Max is the most messages kept per socket; static.
+	Max int
+
+	mu sync.Mutex
+	m  map[*websocket.Conn]*earlyQueue // guarded by mu
+}
+
+type earlyQueue struct {
+	msgs     []Message
+	bytes    int
+	overflow bool // messages were dropped
+}
+
+// Add keeps a copy of a message for wsc. It reports false when wsc's queue
+// overflowed (more than Max messages or maxBytes bytes): this message and
+// every later one are dropped, and Take reports the overflow.
+func (e *Early) Add(wsc *websocket.Conn, mt websocket.MessageType, data []byte, maxBytes int) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.m == nil {
+		e.m = make(map[*websocket.Conn]*earlyQueue)
+	}
+	q := e.m[wsc]
+	if q == nil {
+		q = &earlyQueue{}
+		e.m[wsc] = q
+	}
+	if q.overflow || len(q.msgs) >= e.Max || q.bytes+len(data) > maxBytes {
+		q.overflow = true
+		return false
+	}
+	q.bytes += len(data)
+	q.msgs = append(q.msgs, Message{Type: mt, Data: bytes.Clone(data)})
+	return true
+}
+
+// Take removes and returns the messages kept for wsc, and whether some
+// were dropped.
+func (e *Early) Take(wsc *websocket.Conn) (msgs []Message, overflow bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	q := e.m[wsc]
+	if q == nil {
+		return nil, false
+	}
+	delete(e.m, wsc)
+	return q.msgs, q.overflow
+}
+
+// Drop forgets wsc.
+func (e *Early) Drop(wsc *websocket.Conn) { e.Take(wsc) }

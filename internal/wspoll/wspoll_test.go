@@ -1,0 +1,69 @@
+package wspoll
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+
+	"github.com/lesismal/nbio"
+	"github.com/lesismal/nbio/nbhttp/websocket"
+
+	"github.com/heraldhq/herald/internal/hub"
+)
+
+func TestCloseReason(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want hub.CloseReason
+	}{
+		{nil, hub.ReasonClientClosed},
+		{io.EOF, hub.ReasonClientClosed},
+		{&websocket.CloseError{Code: 1000}, hub.ReasonClientClosed},
+		{&websocket.CloseError{Code: 1005}, hub.ReasonClientClosed},
+		{&websocket.CloseError{Code: 1002}, hub.ReasonProtocolError},
+		{fmt.Errorf("read: %w", nbio.ErrReadTimeout), hub.ReasonPingTimeout},
+		{nbio.ErrOverflow, hub.ReasonSlowConsumer},
+		{websocket.ErrMessageTooLarge, hub.ReasonMessageTooBig},
+		{websocket.ErrInvalidUtf8, hub.ReasonInvalidUTF8},
+		{websocket.ErrReserveBitSet, hub.ReasonProtocolError},
+		{errors.New("connection reset"), hub.ReasonTransportError},
+	} {
+		if got := CloseReason(tc.err); got != tc.want {
+			t.Errorf("CloseReason(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
+
+func TestEarly(t *testing.T) {
+	e := Early{Max: 2}
+	a, b := &websocket.Conn{}, &websocket.Conn{}
+	buf := []byte("one")
+	if !e.Add(a, websocket.TextMessage, buf, 100) {
+		t.Fatal("first message refused")
+	}
+	copy(buf, "XXX") // nbio reuses its buffer: the kept message is a copy
+	if !e.Add(b, websocket.BinaryMessage, []byte("b"), 100) || !e.Add(a, websocket.TextMessage, []byte("two"), 100) {
+		t.Fatal("second message refused")
+	}
+	if e.Add(a, websocket.TextMessage, []byte("three"), 100) {
+		t.Fatal("a third message above Max accepted")
+	}
+	if e.Add(a, websocket.TextMessage, []byte("4"), 100) {
+		t.Fatal("a message after an overflow accepted")
+	}
+	msgs, overflow := e.Take(a)
+	if !overflow || len(msgs) != 2 || string(msgs[0].Data) != "one" || string(msgs[1].Data) != "two" {
+		t.Fatalf("take a: %v, overflow %v", msgs, overflow)
+	}
+	if msgs, overflow := e.Take(a); msgs != nil || overflow {
+		t.Fatal("taken twice")
+	}
+	if e.Add(b, websocket.TextMessage, make([]byte, 100), 100) {
+		t.Fatal("bytes above maxBytes accepted")
+	}
+	e.Drop(b)
+	if msgs, overflow := e.Take(b); msgs != nil || overflow {
+		t.Fatal("dropped socket still held")
+	}
+}
