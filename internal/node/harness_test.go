@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -246,9 +247,19 @@ func (n *testNode) mustDial(o dialOpts) *wsClient {
 		if resp != nil {
 			status = resp.StatusCode
 		}
+		if resp == nil {
+			// No answer at all: show what the node was doing.
+			n.t.Logf("goroutines at the failed dial:\n%s", goroutines())
+		}
 		n.t.Fatalf("dial: %v (status %d)", err, status)
 	}
 	return w
+}
+
+// goroutines is the stack of every goroutine, cut at 256 KiB.
+func goroutines() string {
+	buf := make([]byte, 256<<10)
+	return string(buf[:runtime.Stack(buf, true)])
 }
 
 func (w *wsClient) readLoop(ctx context.Context) {

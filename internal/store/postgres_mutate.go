@@ -341,7 +341,16 @@ func (s *Postgres) markAllReadTx(ctx context.Context, tx pgx.Tx, r notification.
 	}); err != nil {
 		return Change{}, err
 	}
-	tag, err := tx.Exec(ctx, `UPDATE inbox SET read = true WHERE tenant = $1 AND user_id = $2 AND NOT read`, r.Tenant, r.User)
+	// The unread inbox rows, after their notifications (KEY SHARE, by id):
+	// the sweeper deletes inbox rows in notification order, and this
+	// update could otherwise lock them in another (heap) order. A
+	// notification the sweeper holds is waited for and then gone.
+	tag, err := tx.Exec(ctx, `WITH locked AS (
+			SELECT n.id FROM notifications n
+			WHERE n.id IN (SELECT notification_id FROM inbox WHERE tenant = $1 AND user_id = $2 AND NOT read)
+			ORDER BY n.id FOR KEY SHARE OF n)
+		UPDATE inbox i SET read = true FROM locked l
+		WHERE i.tenant = $1 AND i.user_id = $2 AND i.notification_id = l.id AND NOT i.read`, r.Tenant, r.User)
 	if err != nil {
 		return Change{}, err
 	}
