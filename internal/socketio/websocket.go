@@ -68,11 +68,12 @@ func (t *wsTransport) writeClose(reason hub.CloseReason) {
 }
 
 // closeNow drops the connection at once: for peers that are gone (ping
-// timeout, transport error) or had their CloseGrace.
+// timeout, transport error) or had their CloseGrace. The poller closes the
+// fd (wspoll.Drop).
 func (t *wsTransport) closeNow() {
 	t.closing.Store(true)
 	if t.wsc != nil {
-		_ = t.wsc.Close()
+		wspoll.Drop(t.wsc.Conn)
 	}
 }
 

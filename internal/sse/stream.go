@@ -14,6 +14,7 @@ import (
 	"github.com/lesismal/nbio"
 
 	"github.com/heraldhq/herald/internal/hub"
+	"github.com/heraldhq/herald/internal/wspoll"
 )
 
 var (
@@ -190,10 +191,10 @@ func (c *stream) Close(reason hub.CloseReason) {
 		putBuf(bp, b)
 	}
 	if c.queued.Load() <= 0 {
-		_ = c.nbc.Close()
+		wspoll.Drop(c.nbc)
 		return
 	}
-	time.AfterFunc(c.srv.cfg.CloseGrace, func() { _ = c.nbc.Close() })
+	time.AfterFunc(c.srv.cfg.CloseGrace, func() { wspoll.Drop(c.nbc) })
 }
 
 // closeWith closes the stream with reason, through the hub when attached
@@ -217,7 +218,7 @@ func (s *Server) onWritten(nbc *nbio.Conn, _ []byte, n int) {
 	}
 	st.progress.Store(time.Now().UnixNano())
 	if st.queued.Add(-int64(n)) <= 0 && st.closing.Load() {
-		go func() { _ = nbc.Close() }() // Close takes the write lock held here
+		go wspoll.Drop(nbc) // Drop takes the write lock held here
 	}
 }
 

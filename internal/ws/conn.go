@@ -19,6 +19,7 @@ import (
 	"github.com/heraldhq/herald/internal/hub"
 	"github.com/heraldhq/herald/internal/notification"
 	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/internal/wspoll"
 )
 
 // conn is one WebSocket connection. It implements hub.Sender.
@@ -52,10 +53,11 @@ type conn struct {
 	cleaned    bool   // cleanupLocked ran
 	userHeld   string // ConnsPerUser key, "" when none
 
-	invalid  int          // invalid messages; owned by the drain goroutine
-	queued   atomic.Int64 // bytes handed to nbio and not yet written to the kernel
-	inflight atomic.Int32 // requests running
-	closing  atomic.Bool  // a close frame has been sent
+	invalid  int           // invalid messages; owned by the drain goroutine
+	queued   atomic.Int64  // bytes handed to nbio and not yet written to the kernel
+	inflight atomic.Int32  // requests running
+	closing  atomic.Bool   // a close frame has been sent
+	reason   atomic.Uint32 // the hub.CloseReason we closed with, once closing
 }
 
 var _ hub.Sender = (*conn)(nil)
@@ -127,22 +129,26 @@ func appendFrame(b []byte, f hub.Frame) []byte {
 
 // Close implements hub.Sender: send the close frame, then drop the TCP
 // connection after CloseGrace if the client has not completed the handshake.
+// A 1006 reason has no close frame: the connection is dropped at once.
 func (c *conn) Close(reason hub.CloseReason) {
 	if !c.closing.CompareAndSwap(false, true) {
 		return
 	}
+	c.reason.Store(uint32(reason))
 	code := reason.Code()
-	if code != 1006 {
-		label := reason.Label()
-		if reason == hub.ReasonShutdown {
-			label += ";reconnect_after_ms=" + strconv.FormatInt(mrand.Int64N(c.srv.cfg.ReconnectSpread.Milliseconds()+1), 10)
-		}
-		buf := make([]byte, 2+len(label))
-		binary.BigEndian.PutUint16(buf, uint16(code))
-		copy(buf[2:], label)
-		_ = c.write(websocket.CloseMessage, buf, true)
+	if code == 1006 {
+		wspoll.Drop(c.ws.Conn)
+		return
 	}
-	time.AfterFunc(c.srv.cfg.CloseGrace, func() { _ = c.ws.Close() })
+	label := reason.Label()
+	if reason == hub.ReasonShutdown {
+		label += ";reconnect_after_ms=" + strconv.FormatInt(mrand.Int64N(c.srv.cfg.ReconnectSpread.Milliseconds()+1), 10)
+	}
+	buf := make([]byte, 2+len(label))
+	binary.BigEndian.PutUint16(buf, uint16(code))
+	copy(buf[2:], label)
+	_ = c.write(websocket.CloseMessage, buf, true)
+	time.AfterFunc(c.srv.cfg.CloseGrace, func() { wspoll.Drop(c.ws.Conn) })
 }
 
 // closeUnattached closes a socket that has no hub client (not authenticated).

@@ -125,6 +125,9 @@ func (c *conn) overflow(authed bool, data []byte) {
 // no longer counts it, its slots are free again.
 func (c *conn) finish(err error) {
 	reason := wspoll.CloseReason(err)
+	if ours := hub.CloseReason(c.reason.Load()); ours != hub.ReasonNone {
+		reason = ours // we closed it: the poller saw our shutdown as EOF
+	}
 	c.mu.Lock()
 	cl := c.cleanupLocked()
 	sl := c.takeSlotsLocked()

@@ -19,7 +19,45 @@ import (
 // used to close the next connection given that fd (EOF before ready).
 func TestChurnEveryAuthGetsReady(t *testing.T) {
 	ts := startServer(t, func(c *Config) { c.CloseGrace = 200 * time.Millisecond })
-	const workers, cycles = 8, 750
+	churn(t, ts, 8, 750, func(c *rawClient, i int) {
+		switch i % 4 {
+		case 0: // close handshake
+			_ = c.sendClose(1000)
+			_, _ = c.closeCode()
+		case 1: // close frame, then gone at once
+			_ = c.sendClose(1001)
+		case 2: // gone without a close frame
+		case 3: // closed by the server (4001: a refresh for another user)
+			_ = c.send(`{"type":"auth","token":"someone-else"}`)
+			_, _ = c.closeCode()
+		}
+	})
+}
+
+// TestChurnServerDropsHitNoOtherConnection: the server closes every
+// connection (4001) and drops the TCP connection after a short CloseGrace,
+// from a timer, while the client closes its end at about the same moment,
+// and other connections are opened all the while. The drop must not free
+// the fd number under the poller (wspoll.Drop): a stale event would then
+// close whichever connection reuses it, before its ready frame.
+func TestChurnServerDropsHitNoOtherConnection(t *testing.T) {
+	const grace = 20 * time.Millisecond
+	ts := startServer(t, func(c *Config) { c.CloseGrace = grace })
+	churn(t, ts, 8, 300, func(c *rawClient, i int) {
+		_ = c.send(`{"type":"auth","token":"someone-else"}`)
+		_, _ = c.closeCode()
+		time.Sleep(time.Duration(i%9) * grace / 4) // before, at or after the drop
+		if i%2 == 0 {
+			_ = c.sendClose(1000)
+		}
+	})
+}
+
+// churn runs cycles connections on each of workers goroutines: dial,
+// authenticate (resuming), read ready, then end(c, i) and close. Every
+// connection must get its ready frame, and every socket must be freed.
+func churn(t *testing.T, ts *testServer, workers, cycles int, end func(c *rawClient, i int)) {
+	t.Helper()
 	var (
 		wg       sync.WaitGroup
 		ready    atomic.Int64
@@ -56,17 +94,7 @@ func TestChurnEveryAuthGetsReady(t *testing.T) {
 					continue
 				}
 				ready.Add(1)
-				switch i % 4 {
-				case 0: // close handshake
-					_ = c.sendClose(1000)
-					_, _ = c.closeCode()
-				case 1: // close frame, then gone at once
-					_ = c.sendClose(1001)
-				case 2: // gone without a close frame
-				case 3: // closed by the server (4001: a refresh for another user)
-					_ = c.send(`{"type":"auth","token":"someone-else"}`)
-					_, _ = c.closeCode()
-				}
+				end(c, i)
 				c.Close()
 			}
 		}()
@@ -75,7 +103,7 @@ func TestChurnEveryAuthGetsReady(t *testing.T) {
 	if n := failures.Load(); n > 0 {
 		t.Fatalf("%d of %d connections failed before ready; first: %s", n, workers*cycles, strings.Join(samples, "; "))
 	}
-	if got := ready.Load(); got != workers*cycles {
+	if got := ready.Load(); got != int64(workers*cycles) {
 		t.Fatalf("ready %d, want %d", got, workers*cycles)
 	}
 	waitFor(t, "all sockets freed", func() bool { return ts.srv.Active() == 0 && ts.hub.Active() == 0 })

@@ -2,13 +2,15 @@
 // endpoints, /v1/ws (internal/ws) and Socket.IO's websocket transport
 // (internal/socketio): the upgrade that hands a socket to nbio's poller, the
 // close reason of nbio's close errors, and the buffer of messages that reach
-// a socket before its session is bound to it.
+// a socket before its session is bound to it. Drop, the safe way to end a
+// poller-served connection from another goroutine, serves SSE streams too.
 package wspoll
 
 import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"sync"
 	"syscall"
@@ -36,6 +38,30 @@ func Upgrade(u *websocket.Upgrader, w http.ResponseWriter, r *http.Request) (*we
 		syscall.CloseOnExec(c.Hash()) // Hash is the fd on unix
 	}
 	return wsc, nil
+}
+
+// Drop ends a poller-served connection from outside its poller (a timer,
+// the hub's fan-out). It shuts the socket down instead of closing it: the
+// poller then sees the hang-up and closes the fd itself. A close(2) from
+// another goroutine frees the fd number while the poller may still hold an
+// event for it; when a new connection is registered under that number, the
+// stale event closes the new connection (seen under connection churn as
+// fresh sockets dropped with EOF). nbio marks a connection closed under its
+// lock before closing the fd, so while Drop holds the lock and finds it
+// open, the fd is still this connection's. Bytes already written are still
+// sent before the FIN. Drop must not be called with c's lock held (nbio's
+// write callbacks hold it). Connections of other types are closed.
+func Drop(c net.Conn) {
+	nc, ok := c.(*nbio.Conn)
+	if !ok {
+		_ = c.Close()
+		return
+	}
+	nc.Lock()
+	defer nc.Unlock()
+	if closed, _ := nc.IsClosed(); !closed {
+		_ = syscall.Shutdown(nc.Hash(), syscall.SHUT_RDWR) // Hash is the fd on unix
+	}
 }
 
 // CloseReason maps the error nbio closed a socket with onto a close reason.
