@@ -277,6 +277,9 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if scfg.MaxStreams == 0 {
 		scfg.MaxStreams = cfg.MaxConnections
 	}
+	if scfg.Tickets == nil && n.redis != nil {
+		scfg.Tickets = &sse.RedisTickets{Client: n.redis, Prefix: cfg.RedisPrefix} // any node redeems them
+	}
 	if n.sse, err = sse.New(scfg, n.hub, verifier); err == nil {
 		err = n.sse.Start()
 	}

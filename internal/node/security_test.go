@@ -348,14 +348,13 @@ func TestInternalErrorsCarryCorrelationIDs(t *testing.T) {
 	waitFor(t, "correlation id in logs", func() bool { return strings.Contains(n.logs.String(), cid.CorrelationID) })
 }
 
-// TestRevocationAndLiftReachEveryNode: two nodes sharing PostgreSQL and
-// Redis. A user revoked through one is refused and disconnected by the
-// other; lifting the revocation through the second lets the user back in on
-// the first, without a restart.
-func TestRevocationAndLiftReachEveryNode(t *testing.T) {
+// twoSharedNodes starts two nodes sharing a PostgreSQL schema and a Redis
+// key prefix of their own, and waits until both are ready.
+func twoSharedNodes(t *testing.T, name string) (a, b *testNode) {
+	t.Helper()
 	requireService(t, "PostgreSQL", "127.0.0.1:5432")
 	requireService(t, "Redis", "127.0.0.1:6379")
-	schema, prefix := randomName("herald_lift_"), randomName("hl")
+	schema, prefix := randomName("herald_"+name+"_"), randomName("h"+name)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -368,13 +367,22 @@ func TestRevocationAndLiftReachEveryNode(t *testing.T) {
 		c.Database, c.DatabaseSchema = pgURL, schema
 		c.RedisURL, c.RedisPrefix = "redis://127.0.0.1:6379/0", prefix
 	}
-	a := startNode(t, shared)
-	b := startNode(t, shared)
+	a = startNode(t, shared)
+	b = startNode(t, shared)
 	waitFor(t, "both nodes ready", func() bool {
 		sa, _, _ := a.do("GET", "/readyz", "", nil)
 		sb, _, _ := b.do("GET", "/readyz", "", nil)
 		return sa == 200 && sb == 200
 	})
+	return a, b
+}
+
+// TestRevocationAndLiftReachEveryNode: two nodes sharing PostgreSQL and
+// Redis. A user revoked through one is refused and disconnected by the
+// other; lifting the revocation through the second lets the user back in on
+// the first, without a restart.
+func TestRevocationAndLiftReachEveryNode(t *testing.T) {
+	a, b := twoSharedNodes(t, "lift")
 	old := tokenWith(t, map[string]any{"sub": "bad", "tenant_id": "acme", "iat": time.Now().Add(-time.Minute).Unix(), "exp": time.Now().Add(time.Hour).Unix()})
 	onB := b.mustDial(dialOpts{header: old})
 	onB.next("ready")

@@ -726,3 +726,26 @@ func TestSSESlowConsumerIsClosed(t *testing.T) {
 		return strings.Contains(n.logs.String(), `"transport":"sse","tenant":"acme","user":"slow","reason":"slow_consumer"`)
 	})
 }
+
+// TestSSETicketWorksOnAnyNode: behind a load balancer the ticket request
+// and the stream may reach different nodes. With Redis, a ticket issued by
+// one node opens a stream on the other, once: replaying it on either node
+// is refused.
+func TestSSETicketWorksOnAnyNode(t *testing.T) {
+	a, b := twoSharedNodes(t, "ticket")
+	tok := token(t, "acme", "alice", "", time.Hour)
+	tk := a.ticket(tok)
+	c := b.mustStream(streamOpts{ticket: tk})
+	if ready := c.next("ready"); !strings.Contains(ready.Data, `"user":"alice"`) {
+		t.Fatalf("ready = %+v", ready)
+	}
+	id := a.publish(map[string]any{"tenant": "acme", "to": map[string]any{"users": []string{"alice"}}, "type": "t", "title": "hi"})
+	if _, m := c.nextNotification(); m.ID != id {
+		t.Fatalf("notification %s, want %s", m.ID, id)
+	}
+	for _, n := range []*testNode{a, b} {
+		if _, resp, err := n.openStream(streamOpts{ticket: tk}); err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("replayed ticket: %v %v", resp, err)
+		}
+	}
+}

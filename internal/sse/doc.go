@@ -51,6 +51,8 @@
 // decided inside OnWrittenSize (which runs under the connection's write
 // lock) is finished on another goroutine. Lock order: stream.mu, then the
 // hub client's lock (hub.Client.Close is never called with stream.mu held).
-// The ticket store has its own mutex and no goroutine: expired tickets are
-// swept, amortised, when tickets are issued.
+// The in-memory ticket store has its own mutex and no goroutine: expired
+// tickets are swept, amortised, when tickets are issued. With Redis
+// (Config.Tickets: RedisTickets), tickets live there instead, so that any
+// node redeems them, and in memory only while Redis does not answer.
 package sse

@@ -136,7 +136,12 @@ func (s *Server) admitStream(w http.ResponseWriter, r *http.Request) (streamRequ
 		}
 		sr.p, sr.via = p, "header"
 	case hasTicket:
-		p, err := s.tickets.redeem(ticket)
+		p, err := s.tickets.redeem(r.Context(), ticket)
+		if errors.Is(err, ErrTicketStoreDown) {
+			w.Header().Set("Retry-After", "1")
+			s.fail(w, r, http.StatusServiceUnavailable, "unavailable", "temporarily unavailable", err)
+			return sr, false
+		}
 		if err != nil {
 			s.log.Warn("ticket rejected", "event", "ticket_invalid", "reason", ticketReason(err), "ip", sr.ip, "transport", "sse")
 			s.unauthorized(w, r)
@@ -181,7 +186,7 @@ func (s *Server) issueTicket(w http.ResponseWriter, r *http.Request) {
 		s.unauthorized(w, r)
 		return
 	}
-	tk, ttl, err := s.tickets.issue(p)
+	tk, ttl, err := s.tickets.issue(r.Context(), p)
 	switch {
 	case errors.Is(err, ErrTooManyUserTickets):
 		s.log.Warn("too many tickets for user", "event", "rate_limited", "tenant", p.Tenant, "user", p.User, "ip", clientIP(r))

@@ -69,9 +69,14 @@ type Config struct {
 	// TicketTTL: validity of a stream ticket (never beyond its token's
 	// expiry). Default 30 s.
 	TicketTTL time.Duration
-	// MaxTickets outstanding on this node (503 above); MaxTicketsPerUser
-	// outstanding per user (429 above). Defaults 100000 and 16.
+	// MaxTickets outstanding in this node's memory (503 above);
+	// MaxTicketsPerUser outstanding per user (429 above). Defaults 100000
+	// and 16.
 	MaxTickets, MaxTicketsPerUser int
+	// Tickets, when set, keeps tickets where every node sees them (a
+	// ticket issued by one node opens a stream on another). While it fails,
+	// tickets are issued in this node's memory. nil: memory only.
+	Tickets TicketStore
 	// Pollers: nbio poller goroutines. Default 1 (streams hardly read).
 	Pollers int
 	// DisableHijack serves every stream from its handler goroutine, as on
@@ -149,6 +154,7 @@ func New(cfg Config, h *hub.Hub, v Verifier) (*Server, error) {
 	s := &Server{cfg: cfg, hub: h, verifier: v, log: cfg.Logger,
 		tickets: newTickets(cfg.TicketTTL, cfg.MaxTickets, cfg.MaxTicketsPerUser, cfg.Now),
 		stop:    make(chan struct{}), loopDone: make(chan struct{})}
+	s.tickets.shared, s.tickets.log = cfg.Tickets, cfg.Logger
 	s.reg.init()
 	s.engine = nbio.NewEngine(nbio.Config{
 		Name:    "herald-sse",

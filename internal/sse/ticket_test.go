@@ -1,6 +1,7 @@
 package sse
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"testing"
@@ -27,15 +28,15 @@ func TestTicketSingleUseAndBinding(t *testing.T) {
 	clk := newClock()
 	ts := newTickets(30*time.Second, 100, 10, clk.now)
 	p := principal(clk, "alice")
-	tk, ttl, err := ts.issue(p)
+	tk, ttl, err := ts.issue(context.Background(), p)
 	if err != nil || ttl != 30*time.Second || len(tk) != ticketLen || len(tk) < 22 || !isBase64URL(tk) {
 		t.Fatalf("issue: %q %v %v", tk, ttl, err)
 	}
-	got, err := ts.redeem(tk)
+	got, err := ts.redeem(context.Background(), tk)
 	if err != nil || got.User != "alice" || got.Tenant != "acme" || got.Role != "admin" || !got.Expires.Equal(p.Expires) {
 		t.Fatalf("redeem: %+v %v", got, err)
 	}
-	if _, err := ts.redeem(tk); !errors.Is(err, ErrTicketUnknown) {
+	if _, err := ts.redeem(context.Background(), tk); !errors.Is(err, ErrTicketUnknown) {
 		t.Fatalf("replay: %v", err)
 	}
 	if ts.len() != 0 {
@@ -46,7 +47,7 @@ func TestTicketSingleUseAndBinding(t *testing.T) {
 func TestTicketRejections(t *testing.T) {
 	clk := newClock()
 	ts := newTickets(30*time.Second, 100, 10, clk.now)
-	good, _, _ := ts.issue(principal(clk, "alice"))
+	good, _, _ := ts.issue(context.Background(), principal(clk, "alice"))
 	cases := []struct {
 		name   string
 		ticket string
@@ -64,13 +65,13 @@ func TestTicketRejections(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := ts.redeem(tc.ticket); !errors.Is(err, tc.want) {
+			if _, err := ts.redeem(context.Background(), tc.ticket); !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
 			}
 		})
 	}
 	// The good ticket is untouched by the failed attempts.
-	if _, err := ts.redeem(good); err != nil {
+	if _, err := ts.redeem(context.Background(), good); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -78,24 +79,24 @@ func TestTicketRejections(t *testing.T) {
 func TestTicketExpiry(t *testing.T) {
 	clk := newClock()
 	ts := newTickets(30*time.Second, 100, 10, clk.now)
-	tk, _, _ := ts.issue(principal(clk, "alice"))
+	tk, _, _ := ts.issue(context.Background(), principal(clk, "alice"))
 	clk.add(30 * time.Second)
-	if _, err := ts.redeem(tk); !errors.Is(err, ErrTicketExpired) {
+	if _, err := ts.redeem(context.Background(), tk); !errors.Is(err, ErrTicketExpired) {
 		t.Fatalf("expired: %v", err)
 	}
-	if _, err := ts.redeem(tk); !errors.Is(err, ErrTicketUnknown) {
+	if _, err := ts.redeem(context.Background(), tk); !errors.Is(err, ErrTicketUnknown) {
 		t.Fatalf("expired, second try: %v", err)
 	}
 
 	// A ticket never outlives its token.
 	p := principal(clk, "bob")
 	p.Expires = clk.now().Add(5 * time.Second)
-	tk, ttl, _ := ts.issue(p)
+	tk, ttl, _ := ts.issue(context.Background(), p)
 	if ttl != 5*time.Second {
 		t.Fatalf("ttl = %v", ttl)
 	}
 	clk.add(5 * time.Second)
-	if _, err := ts.redeem(tk); !errors.Is(err, ErrTicketExpired) {
+	if _, err := ts.redeem(context.Background(), tk); !errors.Is(err, ErrTicketExpired) {
 		t.Fatalf("token expired: %v", err)
 	}
 }
@@ -104,25 +105,25 @@ func TestTicketCapsAndSweep(t *testing.T) {
 	clk := newClock()
 	ts := newTickets(30*time.Second, 5, 2, clk.now)
 	for range 2 {
-		if _, _, err := ts.issue(principal(clk, "alice")); err != nil {
+		if _, _, err := ts.issue(context.Background(), principal(clk, "alice")); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, _, err := ts.issue(principal(clk, "alice")); !errors.Is(err, ErrTooManyUserTickets) {
+	if _, _, err := ts.issue(context.Background(), principal(clk, "alice")); !errors.Is(err, ErrTooManyUserTickets) {
 		t.Fatalf("per-user cap: %v", err)
 	}
 	for _, u := range []string{"bob", "bob", "carol"} {
-		if _, _, err := ts.issue(principal(clk, u)); err != nil {
+		if _, _, err := ts.issue(context.Background(), principal(clk, u)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, _, err := ts.issue(principal(clk, "dave")); !errors.Is(err, ErrTooManyTickets) {
+	if _, _, err := ts.issue(context.Background(), principal(clk, "dave")); !errors.Is(err, ErrTooManyTickets) {
 		t.Fatalf("global cap: %v", err)
 	}
 	// Once they expire, the sweep run by issue frees both caps.
 	clk.add(31 * time.Second)
 	for range 2 {
-		if _, _, err := ts.issue(principal(clk, "alice")); err != nil {
+		if _, _, err := ts.issue(context.Background(), principal(clk, "alice")); err != nil {
 			t.Fatalf("after sweep: %v", err)
 		}
 	}
@@ -136,7 +137,7 @@ func TestTicketsAreUnique(t *testing.T) {
 	ts := newTickets(30*time.Second, 10000, 10000, clk.now)
 	seen := map[string]bool{}
 	for range 2000 {
-		tk, _, err := ts.issue(principal(clk, "alice"))
+		tk, _, err := ts.issue(context.Background(), principal(clk, "alice"))
 		if err != nil || seen[tk] {
 			t.Fatalf("duplicate or error: %v", err)
 		}
