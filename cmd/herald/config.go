@@ -33,7 +33,9 @@ type settings struct {
 	// debugAddr is --debug-addr: the pprof listener, served by main, not
 	// by the node.
 	debugAddr string
-	getenv    func(string) string
+	// metricsAddr is --metrics-addr: a private /metrics listener.
+	metricsAddr string
+	getenv      func(string) string
 }
 
 func newSettings() *settings {
@@ -81,6 +83,7 @@ func newSettings() *settings {
 	add("shutdown-grace", "20s", "drain deadline on SIGTERM", "HERALD_SHUTDOWN_GRACE")
 	add("connection-warn-ratio", "0.8", "log high_connection_usage when active connections exceed this share of --max-connections", "HERALD_CONNECTION_WARN_RATIO")
 	add("memory-limit", "0", "fail /readyz when the Go heap exceeds this many bytes (0: no check)", "HERALD_MEMORY_LIMIT")
+	add("metrics-addr", "", "serve /metrics on this separate address (e.g. 0.0.0.0:9090) and not on --addr; empty: /metrics is on --addr", "HERALD_METRICS_ADDR")
 	add("debug-addr", "", "serve Go pprof profiles (/debug/pprof/) on this separate address, e.g. 127.0.0.1:6060; empty disables. Never expose it publicly", "HERALD_DEBUG_ADDR")
 	add("log-level", "info", "debug, info, warn or error", "HERALD_LOG_LEVEL")
 	add("log-format", "json", "json or text", "HERALD_LOG_FORMAT")
@@ -187,6 +190,8 @@ func (s *settings) toConfig() (node.Config, error) {
 	}
 	cfg.Addr = s.get("addr")
 	s.debugAddr = s.get("debug-addr")
+	s.metricsAddr = s.get("metrics-addr")
+	cfg.PrivateMetrics = s.metricsAddr != ""
 	cfg.Database = s.get("database")
 	cfg.DatabaseSchema = s.get("database-schema")
 	cfg.RedisURL = s.get("redis")

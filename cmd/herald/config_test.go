@@ -127,7 +127,7 @@ func TestDevModeStartsAndPrintsBanner(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"--dev", "--addr", "127.0.0.1:0", "--database", t.TempDir() + "/dev.db",
-			"--debug-addr", "127.0.0.1:0"}, &out, &errOut)
+			"--debug-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"}, &out, &errOut)
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(out.String(), "curl -sS -X POST") {
@@ -155,6 +155,17 @@ func TestDevModeStartsAndPrintsBanner(t *testing.T) {
 	}
 	if code := getStatus(t, public[1]+"/debug/pprof/cmdline"); code == http.StatusOK {
 		t.Errorf("pprof served on the public listener")
+	}
+	// --metrics-addr moves /metrics off the public listener.
+	m = regexp.MustCompile(`metrics_addr=(\S+)`).FindStringSubmatch(errOut.String())
+	if m == nil {
+		t.Fatalf("no metrics_addr logged: %s", errOut.String())
+	}
+	if code := getStatus(t, "http://"+m[1]+"/metrics"); code != http.StatusOK {
+		t.Errorf("/metrics on --metrics-addr: %d", code)
+	}
+	if code := getStatus(t, public[1]+"/metrics"); code != http.StatusNotFound {
+		t.Errorf("/metrics on the public listener: %d, want 404", code)
 	}
 	cancel()
 	if err := <-done; err != nil {

@@ -79,7 +79,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		defer dl.Close()
 		logger.Warn("serving pprof profiles; keep this address private", "debug_addr", dl.Addr().String())
-		go serveDebug(dl, logger)
+		go servePrivate(dl, "debug", logger, func(mux *http.ServeMux) {
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		})
+	}
+	if s.metricsAddr != "" {
+		ml, err := net.Listen("tcp", s.metricsAddr)
+		if err != nil {
+			_ = l.Close()
+			_ = n.Shutdown(context.Background())
+			return fmt.Errorf("listen %s (--metrics-addr): %w", s.metricsAddr, err)
+		}
+		defer ml.Close()
+		logger.Info("serving metrics", "metrics_addr", ml.Addr().String())
+		go servePrivate(ml, "metrics", logger, func(mux *http.ServeMux) { mux.Handle("GET /metrics", n.MetricsHandler()) })
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- n.Serve(l) }()
@@ -99,18 +116,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// serveDebug serves net/http/pprof on l until l is closed. It has its own
-// mux, so the profiles never appear on the public listener.
-func serveDebug(l net.Listener, logger *slog.Logger) {
+// servePrivate serves the routes routes adds on l until l is closed (the
+// --debug-addr and --metrics-addr listeners). Each has its own mux, so
+// these routes never appear on the public listener.
+func servePrivate(l net.Listener, name string, logger *slog.Logger, routes func(*http.ServeMux)) {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	routes(mux)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	if err := srv.Serve(l); err != nil && !errors.Is(err, net.ErrClosed) {
-		logger.Error("debug listener stopped", "err", err)
+		logger.Error(name+" listener stopped", "err", err)
 	}
 }
 

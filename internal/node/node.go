@@ -69,6 +69,9 @@ type Config struct {
 	API             api.Config
 	Hub             hub.Config
 	Logger          *slog.Logger
+	// PrivateMetrics leaves /metrics off the public listener; serve
+	// MetricsHandler on a private one instead (herald --metrics-addr).
+	PrivateMetrics bool
 	// Registry receives every metric; default a fresh registry. /metrics
 	// serves it.
 	Registry *prometheus.Registry
@@ -266,7 +269,9 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		Draining: n.draining.Load, Logger: cfg.Logger,
 	})
 	a.RegisterStats(mux, func() any { return n.monitor.Snapshot() })
-	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry}))
+	if !cfg.PrivateMetrics {
+		mux.Handle("GET /metrics", n.MetricsHandler())
+	}
 	mux.Handle("GET /v1/ws", n.limitConnections(n.ws))
 	scfg := cfg.SSE
 	scfg.Logger, scfg.AllowOrigin = cfg.Logger, policy.Allowed
@@ -476,6 +481,11 @@ func securityHeaders(next http.Handler) http.Handler {
 
 // Handler is the node's HTTP handler (for tests that serve it themselves).
 func (n *Node) Handler() http.Handler { return n.handler }
+
+// MetricsHandler serves the node's metrics in the Prometheus format.
+func (n *Node) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(n.cfg.Registry, promhttp.HandlerOpts{Registry: n.cfg.Registry})
+}
 
 // Hub exposes the hub (tests, stats).
 func (n *Node) Hub() *hub.Hub { return n.hub }
