@@ -58,7 +58,11 @@ type conn struct {
 	inflight atomic.Int32  // requests running
 	closing  atomic.Bool   // a close frame has been sent
 	reason   atomic.Uint32 // the hub.CloseReason we closed with, once closing
+	lastRead atomic.Int64  // unix ns of the last frame received (keepalive)
 }
+
+// heard records that the client sent a frame (any: data, ping, pong).
+func (c *conn) heard() { c.lastRead.Store(time.Now().UnixNano()) }
 
 var _ hub.Sender = (*conn)(nil)
 

@@ -203,7 +203,10 @@ func New(cfg Config, h *hub.Hub, v Verifier, in Inbox) (*Server, error) {
 	})
 	u := websocket.NewUpgrader()
 	u.Engine = s.engine
-	u.KeepaliveTime = cfg.PingInterval + cfg.PongTimeout
+	// No nbio keepalive: it arms a runtime timer per socket, resets it on
+	// every frame, and closes the socket from the timer's goroutine
+	// (outside the poller). The ping loop checks lastRead instead.
+	u.KeepaliveTime = 0
 	u.MessageLengthLimit = cfg.MaxMessageBytes
 	u.CheckOrigin = func(*http.Request) bool { return true } // checked in ServeHTTP, before the upgrade
 	u.BlockingModAsyncWrite = false
@@ -214,7 +217,13 @@ func New(cfg Config, h *hub.Hub, v Verifier, in Inbox) (*Server, error) {
 		// In the poller: nbio's writes do not block (unwritten bytes stay
 		// in its bounded buffer until the socket is writable).
 		if st, ok := c.Session().(*conn); ok {
+			st.heard()
 			_ = st.write(websocket.PongMessage, []byte(data), true)
+		}
+	})
+	u.SetPongHandler(func(c *websocket.Conn, _ string) {
+		if st, ok := c.Session().(*conn); ok {
+			st.heard()
 		}
 	})
 	s.upgrader = u
@@ -356,10 +365,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered
 	}
 	st.ws = wsc
-	// nbio arms the keepalive deadline on the hijacked net.Conn, not on the
-	// poller's; arm it here so a silent socket is dropped even before its
-	// first message.
-	_ = wsc.Conn.SetReadDeadline(time.Now().Add(s.upgrader.KeepaliveTime))
+	st.heard() // a silent socket is dropped even before its first message
 	s.log.Info("connect", "event", "connect", "conn", st.id, "ip", ip, "origin", origin,
 		"user_agent", r.UserAgent(), "transport", "ws", "header_auth", authed)
 	var hp *auth.Principal
@@ -412,6 +418,7 @@ func (s *Server) onMessage(wsc *websocket.Conn, mt websocket.MessageType, data [
 		s.early.Add(wsc, mt, data, s.maxQueuedBytes())
 		return
 	}
+	st.heard()
 	st.enqueue(mt, data)
 }
 
@@ -431,16 +438,33 @@ func (s *Server) onClose(wsc *websocket.Conn, err error) {
 // handled.
 func (s *Server) maxQueuedBytes() int { return 4 * s.cfg.MaxMessageBytes }
 
+// pingLoop pings every socket each PingInterval, and closes (4002) those
+// that sent nothing, not even a pong, for PingInterval+PongTimeout: it
+// checks every quarter of the shorter of the two, so a silent socket goes
+// at most that much later.
 func (s *Server) pingLoop() {
 	defer close(s.pingDone)
-	t := time.NewTicker(s.cfg.PingInterval)
-	defer t.Stop()
+	ping := time.NewTicker(s.cfg.PingInterval)
+	defer ping.Stop()
+	check := time.NewTicker(max(min(s.cfg.PingInterval, s.cfg.PongTimeout)/4, 10*time.Millisecond))
+	defer check.Stop()
+	silence := (s.cfg.PingInterval + s.cfg.PongTimeout).Nanoseconds()
 	for {
 		select {
 		case <-s.stopPing:
 			return
-		case <-t.C:
+		case <-ping.C:
 			s.reg.each(func(c *conn) { _ = c.write(websocket.PingMessage, nil, true) })
+		case now := <-check.C:
+			var silent []*conn
+			s.reg.each(func(c *conn) {
+				if now.UnixNano()-c.lastRead.Load() > silence && !c.closing.Load() {
+					silent = append(silent, c)
+				}
+			})
+			for _, c := range silent { // outside the registry's locks
+				c.closeWith(hub.ReasonPingTimeout)
+			}
 		}
 	}
 }
