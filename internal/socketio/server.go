@@ -87,8 +87,11 @@ func New(cfg Config, h *hub.Hub, v Verifier, in Inbox) (*Server, error) {
 	})
 	u := websocket.NewUpgrader()
 	u.Engine = s.engine
-	// Backstop only: the Engine.IO heartbeat closes silent sessions first.
-	u.KeepaliveTime = cfg.PingInterval + cfg.PingTimeout + 5*time.Second
+	// No nbio keepalive (a runtime timer per socket, reset on every frame,
+	// closing from outside the poller): every socket belongs to a session
+	// or an upgrade probe, whose deadlines (heartbeat, probe timeout, close
+	// grace) the sweeper runs.
+	u.KeepaliveTime = 0
 	u.MessageLengthLimit = cfg.MaxPayload
 	u.CheckOrigin = func(*http.Request) bool { return true } // checked in ServeHTTP, before the upgrade
 	u.BlockingModAsyncWrite = false
