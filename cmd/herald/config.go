@@ -81,6 +81,7 @@ func newSettings() *settings {
 	add("ping-interval", "25s", "server WebSocket ping interval", "HERALD_PING_INTERVAL")
 	add("replay-limit", "1000", "most notifications replayed on resume before a resync", "HERALD_REPLAY_LIMIT")
 	add("shutdown-grace", "20s", "drain deadline on SIGTERM", "HERALD_SHUTDOWN_GRACE")
+	add("sweep-interval", "1m", "how often expired notifications are removed and live clients told", "HERALD_SWEEP_INTERVAL")
 	add("connection-warn-ratio", "0.8", "log high_connection_usage when active connections exceed this share of --max-connections", "HERALD_CONNECTION_WARN_RATIO")
 	add("memory-limit", "0", "fail /readyz when the Go heap exceeds this many bytes (0: no check)", "HERALD_MEMORY_LIMIT")
 	add("metrics-addr", "", "serve /metrics on this separate address (e.g. 0.0.0.0:9090) and not on --addr; empty: /metrics is on --addr", "HERALD_METRICS_ADDR")
@@ -261,6 +262,7 @@ func (s *settings) toConfig() (node.Config, error) {
 	cfg.SocketIO.PingInterval = cfg.WS.PingInterval
 	cfg.Hub.ReplayLimit = num("replay-limit")
 	cfg.ShutdownGrace = dur("shutdown-grace")
+	cfg.SweepInterval = dur("sweep-interval")
 	cfg.ConnectionWarnRatio = rate("connection-warn-ratio")
 	if ml, err := strconv.ParseUint(s.get("memory-limit"), 10, 64); err != nil {
 		errs = append(errs, fmt.Errorf("--memory-limit: %q is not a byte count", s.get("memory-limit")))

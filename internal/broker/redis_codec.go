@@ -297,7 +297,7 @@ func decodeEvent(msg string) (*notification.Event, error) {
 	if len(r.s) != 0 {
 		return nil, fmt.Errorf("%w: %d trailing bytes", errCodec, len(r.s))
 	}
-	if ev.Kind < notification.EventNotification || ev.Kind > notification.EventLift {
+	if ev.Kind < notification.EventNotification || ev.Kind > notification.EventExpired {
 		return nil, fmt.Errorf("%w: unknown event kind %d", errCodec, ev.Kind)
 	}
 	return ev, nil

@@ -59,6 +59,11 @@ func codecCases() []struct {
 		{"pre-1970 time", &notification.Event{Kind: notification.EventRevoke, Tenant: "a", User: "b",
 			RevokedAt: time.Date(1900, 1, 1, 0, 0, 0, 1, time.UTC)}},
 		{"lift", &notification.Event{Kind: notification.EventLift, Tenant: "acme", User: "u1"}},
+		{"expired for a user", &notification.Event{Kind: notification.EventExpired, Tenant: "acme", User: "u1",
+			IDs: []string{"x", "y"}}},
+		{"expired broadcast", &notification.Event{Kind: notification.EventExpired, Tenant: "acme",
+			IDs: []string{"x"}, Notification: &notification.Notification{ID: "x", Tenant: "acme",
+				Audience: notification.Audience{Kind: notification.AudienceRole, Role: "admin"}}}},
 	}
 }
 

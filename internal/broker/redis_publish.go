@@ -32,6 +32,10 @@ func (r *Redis) route(ev *notification.Event) []message {
 			return r.routeDeliveries(ev)
 		}
 		return []message{{partitionOf(n, ev.Tenant, "", false), encodeEvent(ev)}}
+	case notification.EventExpired:
+		if ev.User == "" { // a broadcast: through the tenant's partition, like its notification
+			return []message{{partitionOf(n, ev.Tenant, "", false), encodeEvent(ev)}}
+		}
 	case notification.EventRevoke:
 		if ev.User == "" && ev.Tenant == "" {
 			return []message{{partitionOf(n, ev.TokenID, "", false), encodeEvent(ev)}}

@@ -32,16 +32,20 @@ type Client struct {
 	transport string // static
 	started   time.Time
 
-	mu      sync.Mutex
-	r       notification.Recipient // guarded by mu (Role may change on refresh)
-	state   clientState            // guarded by mu
-	cursor  notification.Position  // guarded by mu
-	unread  int64                  // guarded by mu: last count sent
-	pending []pendingEvent         // guarded by mu: buffered while replaying
-	expires time.Time              // guarded by mu
-	reason  CloseReason            // guarded by mu: set once on close
-	tokenID string                 // guarded by mu: jti of the current token
-	again   bool                   // guarded by mu: a catch-up was requested during a replay
+	mu     sync.Mutex
+	r      notification.Recipient // guarded by mu (Role may change on refresh)
+	state  clientState            // guarded by mu
+	cursor notification.Position  // guarded by mu
+	unread int64                  // guarded by mu: last count sent
+	// unreadVer counts changes of unread; guarded by mu. A recount applies
+	// its store read only if no change came in while it ran (recount.go).
+	unreadVer     uint64
+	recountQueued bool           // guarded by mu: waiting in the hub's recount queue
+	pending       []pendingEvent // guarded by mu: buffered while replaying
+	expires       time.Time      // guarded by mu
+	reason        CloseReason    // guarded by mu: set once on close
+	tokenID       string         // guarded by mu: jti of the current token
+	again         bool           // guarded by mu: a catch-up was requested during a replay
 }
 
 // TokenID is the jti of the client's current token.
@@ -213,6 +217,7 @@ func (c *Client) applyLocked(out *outbound, d *notification.Delivery) (gap, sent
 			// d.Unread counts only the user's named notifications; the
 			// client's count also includes unread broadcasts, so count up.
 			c.unread++
+			c.unreadVer++
 		} else { // broadcast: advance past it even when the role does not match
 			switch {
 			case ev.TenantSeq <= c.cursor.Tenant:
@@ -225,6 +230,7 @@ func (c *Client) applyLocked(out *outbound, d *notification.Delivery) (gap, sent
 				return false, false
 			}
 			c.unread++
+			c.unreadVer++
 		}
 		sent = c.sendLocked(Frame{Kind: FrameNotification, Payload: out.payload, Position: c.cursor,
 			Unread: encodeUnread(c.unread)})
@@ -234,7 +240,21 @@ func (c *Client) applyLocked(out *outbound, d *notification.Delivery) (gap, sent
 			kind = FrameDeleted
 		}
 		c.unread = ev.Unread
+		c.unreadVer++
 		sent = c.sendLocked(Frame{Kind: kind, Payload: out.payload, Unread: out.unread})
+	case notification.EventExpired:
+		if n := ev.Notification; n != nil && !n.Audience.Matches(c.r.Role) {
+			return false, false // another role's broadcast
+		}
+		for _, p := range out.expired {
+			if !c.sendLocked(Frame{Kind: FrameDeleted, Payload: p}) {
+				return false, false
+			}
+		}
+		// The count may have dropped (an unread one expired); only the
+		// store knows by how much.
+		c.hub.requestRecountLocked(c)
+		sent = true
 	}
 	return false, sent
 }
@@ -308,6 +328,7 @@ func (c *Client) catchUp(fromHead, first bool) {
 			c.cursor = head
 		}
 		c.unread = unread
+		c.unreadVer++
 		ok := c.sendLocked(Frame{Kind: FrameReady, Payload: encodeReady(r, unread, c.cursor)})
 		c.mu.Unlock()
 		if !ok {
@@ -334,6 +355,7 @@ func (c *Client) catchUp(fromHead, first bool) {
 		if unread, err := h.store.UnreadCount(ctx, r); err == nil {
 			c.mu.Lock()
 			c.unread = unread
+			c.unreadVer++
 			c.sendLocked(Frame{Kind: FrameUnread, Payload: encodeUnread(unread)})
 			c.mu.Unlock()
 		}

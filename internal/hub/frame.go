@@ -112,6 +112,15 @@ func encodeDeleted(id string) []byte {
 	return b
 }
 
+// encodeExpired is the deleted object of a notification that expired.
+func encodeExpired(id string) []byte {
+	b, _ := json.Marshal(struct {
+		ID      string `json:"id"`
+		Expired bool   `json:"expired"`
+	}{id, true})
+	return b
+}
+
 // smallUnread holds the encodings of the common unread counts, so that a
 // broadcast to many clients does not allocate one per client.
 var smallUnread = func() [][]byte {

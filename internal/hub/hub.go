@@ -122,7 +122,8 @@ type Hub struct {
 	replaySem chan struct{}
 	ctx       context.Context // cancelled by Close: stops replays
 	cancel    context.CancelFunc
-	wg        sync.WaitGroup // replays in flight
+	wg        sync.WaitGroup // replays and recounts in flight
+	rc        recounts
 	closed    atomic.Bool
 	nextID    atomic.Uint64
 	active    atomic.Int64
@@ -364,6 +365,8 @@ func (h *Hub) Deliver(ev *notification.Event) {
 			}
 			f(kind, sent, time.Time{})
 		}
+	case notification.EventExpired:
+		h.deliverExpired(ev)
 	case notification.EventRevoke:
 		var victims []*Client
 		if ev.User != "" {
@@ -461,6 +464,7 @@ func (h *Hub) Close(reason CloseReason) {
 // outbound is an event encoded once for all of this node's recipients.
 type outbound struct {
 	ev      *notification.Event
-	payload []byte // notification object (open) or the read/deleted object
-	unread  []byte // read/deleted: the {"count":N} object
+	payload []byte   // notification object (open) or the read/deleted object
+	unread  []byte   // read/deleted: the {"count":N} object
+	expired [][]byte // expired: one deleted object per id
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -25,6 +26,7 @@ type fakeStore struct {
 	bcast     []notification.Item            // seq = index+1
 	sinceHook func()                         // called (unlocked) before each Since
 	fail      error
+	unread    map[string]int64 // HeadUnread's count by user (0 when absent)
 }
 
 func newFakeStore() *fakeStore { return &fakeStore{user: map[string][]notification.Item{}} }
@@ -92,7 +94,18 @@ func (f *fakeStore) UnreadCount(context.Context, notification.Recipient) (int64,
 
 func (f *fakeStore) HeadUnread(ctx context.Context, r notification.Recipient) (notification.Position, int64, error) {
 	p, err := f.Head(ctx, r)
-	return p, 0, err
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return p, f.unread[r.User], err
+}
+
+func (f *fakeStore) setUnread(user string, n int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.unread == nil {
+		f.unread = map[string]int64{}
+	}
+	f.unread[user] = n
 }
 
 // fakeSender records frames.
@@ -254,6 +267,66 @@ func TestBroadcastRoleFilteringAdvancesCursor(t *testing.T) {
 	waitUntil(t, "resumed member got 1", func() bool { ids, _ := rs.notifications(); return len(ids) == 1 })
 	h.Deliver(st.addBroadcast(""))
 	waitUntil(t, "resumed member got live", func() bool { ids, _ := rs.notifications(); return len(ids) == 2 })
+}
+
+// frames returns the client's frames of the given kinds as "kind:payload".
+func (s *fakeSender) framesOf(kinds ...FrameKind) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, f := range s.frames {
+		if slices.Contains(kinds, f.Kind) {
+			out = append(out, strconv.Itoa(int(f.Kind))+":"+string(f.Payload))
+		}
+	}
+	return out
+}
+
+// TestExpiredDeletesAndRecounts: an expiry reaches the clients that could
+// see the notification (the user's; the tenant's of the right role) as a
+// deleted frame marked expired, followed by the unread count read again
+// from the store, but only once the client has applied everything that
+// count includes.
+func TestExpiredDeletesAndRecounts(t *testing.T) {
+	st := newFakeStore()
+	h := New(st, Config{})
+	defer h.Close(ReasonShutdown)
+	a, as := attach(t, h, "a", "admin", nil)
+	m, ms := attach(t, h, "m", "member", nil)
+	for _, c := range []*Client{a, m} {
+		waitUntil(t, "live", func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.state == stateLive })
+	}
+	del, unr := strconv.Itoa(int(FrameDeleted))+":", strconv.Itoa(int(FrameUnread))+":"
+
+	st.setUnread("a", 7)
+	h.Deliver(&notification.Event{Kind: notification.EventExpired, Tenant: "t", User: "a", IDs: []string{"x1", "x2"}})
+	want := []string{del + `{"id":"x1","expired":true}`, del + `{"id":"x2","expired":true}`, unr + `{"count":7}`}
+	waitUntil(t, "a's expiry", func() bool { return slices.Equal(as.framesOf(FrameDeleted, FrameUnread), want) })
+
+	st.setUnread("a", 6)
+	h.Deliver(&notification.Event{Kind: notification.EventExpired, Tenant: "t", IDs: []string{"b9"},
+		Notification: &notification.Notification{ID: "b9", Tenant: "t", Audience: notification.Audience{Kind: notification.AudienceRole, Role: "admin"}}})
+	want = append(want, del+`{"id":"b9","expired":true}`, unr+`{"count":6}`)
+	waitUntil(t, "admin broadcast expiry", func() bool { return slices.Equal(as.framesOf(FrameDeleted, FrameUnread), want) })
+	if got := ms.framesOf(FrameDeleted, FrameUnread); len(got) != 0 {
+		t.Fatalf("member got %q for an admin broadcast", got)
+	}
+
+	// A notification committed but not yet delivered: the store's count
+	// includes it, the client's cursor is behind. The recount must not
+	// apply (the delivery would count it twice).
+	ev, _ := st.addUser("a")
+	st.setUnread("a", 99)
+	h.Deliver(&notification.Event{Kind: notification.EventExpired, Tenant: "t", User: "a", IDs: []string{"x3"}})
+	want = append(want, del+`{"id":"x3","expired":true}`)
+	waitUntil(t, "the recount gave up", func() bool {
+		h.rc.mu.Lock()
+		defer h.rc.mu.Unlock()
+		return !h.rc.running && slices.Equal(as.framesOf(FrameDeleted, FrameUnread), want)
+	})
+	h.Deliver(ev)
+	want = append(want, unr+`{"count":7}`) // 6, plus the notification
+	waitUntil(t, "the notification's count", func() bool { return slices.Equal(as.framesOf(FrameDeleted, FrameUnread), want) })
 }
 
 func TestPendingOverflowClosesSlowConsumer(t *testing.T) {

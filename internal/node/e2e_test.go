@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -489,5 +490,91 @@ func TestQuerySinceWithFirstFrameAuth(t *testing.T) {
 	}
 	if m := c.next("notification"); m.Notification.Position != "3.0" {
 		t.Fatalf("replayed = %s", m.Raw)
+	}
+}
+
+// TestExpiryReachesLiveClients: when the sweeper removes expired
+// notifications, connected clients are told (a deleted frame marked
+// expired per notification they could see) and get their new unread
+// count, on WebSocket and SSE alike; a client of another role hears
+// nothing of an admin broadcast.
+func TestExpiryReachesLiveClients(t *testing.T) {
+	n := startNode(t, func(c *Config) { c.SweepInterval = 100 * time.Millisecond })
+	alice := n.mustDial(dialOpts{header: token(t, "acme", "alice", "admin", time.Hour)})
+	alice.next("ready")
+	bob := n.mustDial(dialOpts{header: token(t, "acme", "bob", "member", time.Hour)})
+	bob.next("ready")
+	stream := n.mustStream(streamOpts{bearer: token(t, "acme", "alice", "admin", time.Hour)})
+	stream.next("ready")
+
+	soon := time.Now().Add(1500 * time.Millisecond).UTC().Format(time.RFC3339Nano)
+	mine := n.publish(map[string]any{"tenant": "acme", "to": map[string]any{"users": []string{"alice"}},
+		"type": "t", "title": "yours", "expires_at": soon})
+	admins := n.publish(map[string]any{"tenant": "acme", "to": map[string]any{"role": "admin"},
+		"type": "t", "title": "admins", "expires_at": soon})
+	keep := n.publish(map[string]any{"tenant": "acme", "to": map[string]any{"users": []string{"alice"}},
+		"type": "t", "title": "stays"})
+	var u msg
+	for range 3 {
+		alice.next("notification")
+		u = alice.next("unread")
+	}
+	if u.Count != 3 {
+		t.Fatalf("unread before expiry: %d", u.Count)
+	}
+
+	var gone []string
+	for range 2 {
+		m := alice.next("notification:deleted")
+		if !strings.Contains(m.Raw, `"expired":true`) {
+			t.Fatalf("deleted frame not marked expired: %s", m.Raw)
+		}
+		gone = append(gone, m.ID)
+	}
+	slices.Sort(gone)
+	want := []string{mine, admins}
+	slices.Sort(want)
+	if !slices.Equal(gone, want) {
+		t.Fatalf("expired %v, want %v", gone, want)
+	}
+	for u = alice.next("unread"); u.Count != 1; u = alice.next("unread") {
+		if u.Count < 1 {
+			t.Fatalf("unread after expiry: %d", u.Count)
+		}
+	}
+	for range 2 {
+		if ev := stream.next("deleted"); !strings.Contains(ev.Data, `"expired":true`) {
+			t.Fatalf("SSE deleted event: %+v", ev)
+		}
+	}
+	if status, body, _ := n.do("GET", "/v1/me/notifications", token(t, "acme", "alice", "admin", time.Hour), nil); status != 200 ||
+		!strings.Contains(string(body), keep) || strings.Contains(string(body), mine) {
+		t.Fatalf("inbox after expiry: %d %s", status, body)
+	}
+	// bob (member) saw neither notification and hears of neither expiry.
+	bob.send(`{"type":"ping"}`)
+	if m := bob.next(); m.Type != "pong" {
+		t.Fatalf("bob got %s", m.Raw)
+	}
+}
+
+// TestExpiryReachesClientsOnOtherNodes: with PostgreSQL and Redis, the
+// node whose sweeper removes a notification tells every node's clients.
+func TestExpiryReachesClientsOnOtherNodes(t *testing.T) {
+	a, b := twoSharedNodes(t, "expiry", func(c *Config) { c.SweepInterval = 100 * time.Millisecond })
+	tok := token(t, "acme", "carol", "", time.Hour)
+	onA := a.mustDial(dialOpts{header: tok})
+	onA.next("ready")
+	onB := b.mustDial(dialOpts{header: tok})
+	onB.next("ready")
+	id := a.publish(map[string]any{"tenant": "acme", "to": map[string]any{"users": []string{"carol"}}, "type": "t",
+		"title": "brief", "expires_at": time.Now().Add(time.Second).UTC().Format(time.RFC3339Nano)})
+	for _, c := range []*wsClient{onA, onB} {
+		c.next("notification")
+		if m := c.next("notification:deleted"); m.ID != id || !strings.Contains(m.Raw, `"expired":true`) {
+			t.Fatalf("deleted = %s", m.Raw)
+		}
+		for u := c.next("unread"); u.Count != 0; u = c.next("unread") {
+		}
 	}
 }

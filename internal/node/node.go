@@ -42,6 +42,9 @@ import (
 type Config struct {
 	Addr     string // listen address; default ":8080"
 	Database string // SQLite path (default "herald.db") or postgres:// URL
+	// SweepInterval: how often expired notifications are removed (and
+	// their removal pushed to live clients). 0: the store's default, 1 min.
+	SweepInterval time.Duration
 	// RedisURL enables the Redis broker (live fan-out between nodes) and
 	// cluster-wide limits; empty: a single node with the memory broker.
 	RedisURL string
@@ -403,9 +406,10 @@ type nodeStore interface {
 func (n *Node) openStore(ctx context.Context) (nodeStore, error) {
 	if IsPostgresURL(n.cfg.Database) {
 		return store.OpenPostgres(ctx, store.PostgresConfig{URL: n.cfg.Database, Logger: n.cfg.Logger, OnCommit: n.fanout,
-			Schema: n.cfg.DatabaseSchema})
+			Schema: n.cfg.DatabaseSchema, SweepInterval: n.cfg.SweepInterval})
 	}
-	return store.OpenSQLite(ctx, store.SQLiteConfig{Path: n.cfg.Database, Logger: n.cfg.Logger, OnCommit: n.fanout})
+	return store.OpenSQLite(ctx, store.SQLiteConfig{Path: n.cfg.Database, Logger: n.cfg.Logger, OnCommit: n.fanout,
+		SweepInterval: n.cfg.SweepInterval})
 }
 
 // IsPostgresURL reports whether a Database setting selects PostgreSQL.

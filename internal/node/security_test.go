@@ -350,7 +350,7 @@ func TestInternalErrorsCarryCorrelationIDs(t *testing.T) {
 
 // twoSharedNodes starts two nodes sharing a PostgreSQL schema and a Redis
 // key prefix of their own, and waits until both are ready.
-func twoSharedNodes(t *testing.T, name string) (a, b *testNode) {
+func twoSharedNodes(t *testing.T, name string, mutate ...func(*Config)) (a, b *testNode) {
 	t.Helper()
 	requireService(t, "PostgreSQL", "127.0.0.1:5432")
 	requireService(t, "Redis", "127.0.0.1:6379")
@@ -367,8 +367,8 @@ func twoSharedNodes(t *testing.T, name string) (a, b *testNode) {
 		c.Database, c.DatabaseSchema = pgURL, schema
 		c.RedisURL, c.RedisPrefix = "redis://127.0.0.1:6379/0", prefix
 	}
-	a = startNode(t, shared)
-	b = startNode(t, shared)
+	a = startNode(t, append([]func(*Config){shared}, mutate...)...)
+	b = startNode(t, append([]func(*Config){shared}, mutate...)...)
 	waitFor(t, "both nodes ready", func() bool {
 		sa, _, _ := a.do("GET", "/readyz", "", nil)
 		sb, _, _ := b.do("GET", "/readyz", "", nil)

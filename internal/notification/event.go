@@ -16,6 +16,12 @@ const (
 	EventRevoke
 	// EventLift: a user revocation was lifted; every node forgets it.
 	EventLift
+	// EventExpired: notifications expired and were removed. For
+	// explicit-user notifications the event concerns one user (User, IDs:
+	// that user's expired ones); for a broadcast, one notification
+	// (Notification: its id and audience, User empty). It carries no unread
+	// count: the hub recounts for the connections concerned.
+	EventExpired
 )
 
 // Delivery is one named recipient of an explicit-user notification, with the
@@ -39,9 +45,11 @@ type Event struct {
 	Deliveries   []Delivery // explicit-user audiences
 	TenantSeq    int64      // broadcast audiences
 
-	// EventRead, EventDeleted, EventRevoke, EventLift: the user concerned.
+	// EventRead, EventDeleted, EventRevoke, EventLift, EventExpired: the
+	// user concerned.
 	User string
-	// EventRead: the ids that became read (empty with All); EventDeleted: one id.
+	// EventRead: the ids that became read (empty with All); EventDeleted: one
+	// id; EventExpired: the expired ids.
 	IDs []string
 	All bool
 	// EventRead, EventDeleted: the user's unread count after the change.

@@ -44,7 +44,35 @@ type (
 	sweepingStore interface {
 		sweepNow(ctx context.Context) (int, error)
 	}
+	// loggingStore records what the engine handed to OnCommit.
+	loggingStore interface{ committedLog() *eventLog }
 )
+
+// eventLog records the events an engine hands to OnCommit.
+type eventLog struct {
+	mu  sync.Mutex
+	evs []*notification.Event
+}
+
+func (l *eventLog) add(evs []*notification.Event) {
+	l.mu.Lock()
+	l.evs = append(l.evs, evs...)
+	l.mu.Unlock()
+}
+
+// take returns the events of kind recorded so far and forgets every event.
+func (l *eventLog) take(kind notification.EventKind) []*notification.Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []*notification.Event
+	for _, ev := range l.evs {
+		if ev.Kind == kind {
+			out = append(out, ev)
+		}
+	}
+	l.evs = nil
+	return out
+}
 
 func rcp(tenant, user, role string) notification.Recipient {
 	return notification.Recipient{Tenant: tenant, User: user, Role: role}

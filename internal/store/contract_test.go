@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -582,6 +583,11 @@ func testExpiry(t *testing.T, s Store) {
 		t.Fatalf("early sweep: %d, %v", n, err)
 	}
 
+	var log *eventLog
+	if ls, ok := s.(loggingStore); ok {
+		log = ls.committedLog()
+		log.take(0)
+	}
 	clk.Advance(2 * time.Minute)
 	live := res.IDs[3:]
 	for _, r := range []notification.Recipient{a, b} {
@@ -596,6 +602,25 @@ func testExpiry(t *testing.T, s Store) {
 	}
 	if n, err := sw.sweepNow(ctx); err != nil || n != 3 {
 		t.Fatalf("sweep: %d, %v", n, err)
+	}
+	if log != nil {
+		// The hubs are told: one event per expired broadcast (with its
+		// audience), one per user of the explicit ones (read or not).
+		var got []string
+		for _, ev := range log.take(notification.EventExpired) {
+			s := ev.Tenant + "/" + ev.User + ":" + strings.Join(ev.IDs, ",")
+			if n := ev.Notification; n != nil {
+				s += "@" + n.Audience.Key() + "=" + n.ID
+			}
+			got = append(got, s)
+		}
+		slices.Sort(got)
+		want := []string{"t/:" + res.IDs[1] + "@*=" + res.IDs[1], "t/:" + res.IDs[2] + "@role:admin=" + res.IDs[2],
+			"t/a:" + res.IDs[0], "t/b:" + res.IDs[0]}
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("expiry events %q, want %q", got, want)
+		}
 	}
 	if checkCounts(t, s, a) != 2 || checkCounts(t, s, b) != 2 {
 		t.Fatalf("counts after sweep: a %d, b %d", unread(t, s, a), unread(t, s, b))

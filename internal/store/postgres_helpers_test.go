@@ -232,6 +232,8 @@ func openTestPostgres(t testing.TB, cfg PostgresConfig) *Postgres {
 type postgresUnderTest struct {
 	*Postgres
 	clk *testClock
+	log *eventLog
 }
 
-func (s postgresUnderTest) fakeClock() *testClock { return s.clk }
+func (s postgresUnderTest) fakeClock() *testClock   { return s.clk }
+func (s postgresUnderTest) committedLog() *eventLog { return s.log }

@@ -55,17 +55,20 @@ func (s *Postgres) sweepNow(ctx context.Context) (int, error) {
 	}
 	total := 0
 	for {
-		var n int
+		var res sweepResult
 		err := s.inTx(ctx, nil, func(tx pgx.Tx) error {
 			var err error
-			n, err = sweepTx(ctx, tx, now.UnixMilli())
+			res, err = sweepTx(ctx, tx, now.UnixMilli())
 			return err
 		})
 		if err != nil {
 			return total, fmt.Errorf("store: sweep: %w", classifyPG(err))
 		}
-		total += n
-		if n < sweepBatch {
+		if len(res.events) > 0 && s.cfg.OnCommit != nil {
+			s.cfg.OnCommit(res.events)
+		}
+		total += res.n
+		if res.n < sweepBatch {
 			return total, nil
 		}
 	}
@@ -75,37 +78,39 @@ func (s *Postgres) sweepNow(ctx context.Context) (int, error) {
 // them out of every counter that includes them, following the lock order
 // of postgres_mutate.go. It never waits for a notification row (SKIP
 // LOCKED), so the order in which it locks them does not matter.
-func sweepTx(ctx context.Context, tx pgx.Tx, now int64) (int, error) {
+func sweepTx(ctx context.Context, tx pgx.Tx, now int64) (sweepResult, error) {
 	rows, err := tx.Query(ctx, `SELECT id, tenant, audience_kind, audience_role FROM notifications
 		WHERE expires_at IS NOT NULL AND expires_at <= $1
 		ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED`, now, sweepBatch)
 	if err != nil {
-		return 0, err
+		return sweepResult{}, err
 	}
 	var (
-		ids    []string
-		totals = map[[2]string]int64{}
-		id, t  string
-		kind   int16
-		role   string
+		ids        []string
+		broadcasts []expired
+		totals     = map[[2]string]int64{}
+		id, t      string
+		kind       int16
+		role       string
 	)
 	if _, err := pgx.ForEachRow(rows, []any{&id, &t, &kind, &role}, func() error {
 		ids = append(ids, id)
 		if a := (notification.Audience{Kind: notification.AudienceKind(kind), Role: role}); a.Broadcast() {
 			totals[[2]string{t, a.Key()}]--
+			broadcasts = append(broadcasts, expired{id: id, tenant: t, audience: a})
 		}
 		return nil
 	}); err != nil {
-		return 0, err
+		return sweepResult{}, err
 	}
 	if len(ids) == 0 {
-		return 0, nil
+		return sweepResult{}, nil
 	}
 	// The rows that reference them, with what they counted.
 	unread := map[[2]string]int64{}
 	rows, err = tx.Query(ctx, `DELETE FROM receipts WHERE notification_id = ANY($1) RETURNING tenant, user_id, audience_key`, ids)
 	if err != nil {
-		return 0, err
+		return sweepResult{}, err
 	}
 	seen := map[[3]string]int64{}
 	var u, key string
@@ -113,20 +118,23 @@ func sweepTx(ctx context.Context, tx pgx.Tx, now int64) (int, error) {
 		seen[[3]string{t, u, key}]--
 		return nil
 	}); err != nil {
-		return 0, err
+		return sweepResult{}, err
 	}
-	rows, err = tx.Query(ctx, `DELETE FROM inbox WHERE notification_id = ANY($1) RETURNING tenant, user_id, read`, ids)
+	rows, err = tx.Query(ctx, `DELETE FROM inbox WHERE notification_id = ANY($1)
+		RETURNING tenant, user_id, read, notification_id`, ids)
 	if err != nil {
-		return 0, err
+		return sweepResult{}, err
 	}
 	var read bool
-	if _, err := pgx.ForEachRow(rows, []any{&t, &u, &read}, func() error {
+	users := map[[2]string][]string{}
+	if _, err := pgx.ForEachRow(rows, []any{&t, &u, &read, &id}, func() error {
 		if !read {
 			unread[[2]string{t, u}]--
 		}
+		users[[2]string{t, u}] = append(users[[2]string{t, u}], id)
 		return nil
 	}); err != nil {
-		return 0, err
+		return sweepResult{}, err
 	}
 
 	// Counters, in lock order; the rows exist (they were incremented).
@@ -171,9 +179,9 @@ func sweepTx(ctx context.Context, tx pgx.Tx, now int64) (int, error) {
 	}
 	b.Queue(`DELETE FROM notifications WHERE id = ANY($1)`, ids)
 	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
-		return 0, err
+		return sweepResult{}, err
 	}
-	return len(ids), nil
+	return sweepResult{n: len(ids), events: expiredEvents(broadcasts, users)}, nil
 }
 
 var _ revocation.Store = (*Postgres)(nil)

@@ -27,8 +27,8 @@ func TestPostgres(t *testing.T) {
 	p := newPGSchemas(t)
 	t.Run("Contract", func(t *testing.T) {
 		runContract(t, func(t *testing.T) Store {
-			clk := newTestClock()
-			return postgresUnderTest{Postgres: p.open(t, PostgresConfig{Clock: clk.Now}), clk: clk}
+			clk, log := newTestClock(), &eventLog{}
+			return postgresUnderTest{Postgres: p.open(t, PostgresConfig{Clock: clk.Now, OnCommit: log.add}), clk: clk, log: log}
 		})
 	})
 	for _, tc := range []struct {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/heraldhq/herald/internal/notification"
@@ -37,12 +38,39 @@ func (s *SQLite) runSweeper(ctx context.Context) {
 func (s *SQLite) sweepNow(ctx context.Context) (int, error) {
 	total := 0
 	for {
-		n, err := submit(s, ctx, "sweep", s.sweepTx)
-		total += n
-		if err != nil || n < sweepBatch {
+		res, err := submit(s, ctx, "sweep", s.sweepTx)
+		total += res.n
+		if err != nil || res.n < sweepBatch {
 			return total, err
 		}
 	}
+}
+
+// sweepResult is one sweep transaction's outcome: how many notifications
+// it removed, and the EventExpired events that tell the hubs.
+type sweepResult struct {
+	n      int
+	events []*notification.Event
+}
+
+// expiredEvents builds the events of a sweep: one per broadcast, one per
+// user of the explicit ones (users: tenant and user → that user's expired
+// ids, in sweep order).
+func expiredEvents(broadcasts []expired, users map[[2]string][]string) []*notification.Event {
+	evs := make([]*notification.Event, 0, len(broadcasts)+len(users))
+	for _, e := range broadcasts {
+		evs = append(evs, &notification.Event{Kind: notification.EventExpired, Tenant: e.tenant, IDs: []string{e.id},
+			Notification: &notification.Notification{ID: e.id, Tenant: e.tenant, Audience: e.audience}})
+	}
+	keys := make([][2]string, 0, len(users))
+	for k := range users {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, comparePair)
+	for _, k := range keys {
+		evs = append(evs, &notification.Event{Kind: notification.EventExpired, Tenant: k[0], User: k[1], IDs: users[k]})
+	}
+	return evs
 }
 
 type expired struct {
@@ -51,18 +79,18 @@ type expired struct {
 	audience notification.Audience
 }
 
-func (s *SQLite) sweepTx(ctx context.Context, tx *wtx) (int, error) {
+func (s *SQLite) sweepTx(ctx context.Context, tx *wtx) (sweepResult, error) {
 	now := s.clock()
 	if _, err := tx.ExecContext(ctx, `DELETE FROM idempotency WHERE created_at < ?`,
 		now.Add(-idempotencyTTL).UnixMilli()); err != nil {
-		return 0, classify(err)
+		return sweepResult{}, classify(err)
 	}
 	rows, err := tx.QueryContext(ctx,
 		`SELECT id, tenant, audience_kind, audience_role FROM notifications
 		 WHERE expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?`,
 		now.UnixMilli(), sweepBatch)
 	if err != nil {
-		return 0, classify(err)
+		return sweepResult{}, classify(err)
 	}
 	var list []expired
 	for rows.Next() {
@@ -72,34 +100,46 @@ func (s *SQLite) sweepTx(ctx context.Context, tx *wtx) (int, error) {
 		)
 		if err := rows.Scan(&e.id, &e.tenant, &kind, &e.audience.Role); err != nil {
 			_ = rows.Close()
-			return 0, classify(err)
+			return sweepResult{}, classify(err)
 		}
 		e.audience.Kind = notification.AudienceKind(kind)
 		list = append(list, e)
 	}
 	if err := rows.Close(); err != nil {
-		return 0, classify(err)
+		return sweepResult{}, classify(err)
 	}
 	if err := rows.Err(); err != nil {
-		return 0, classify(err)
+		return sweepResult{}, classify(err)
 	}
+	var broadcasts []expired
+	users := map[[2]string][]string{}
 	for _, e := range list {
-		if err := sweepOne(ctx, tx, e); err != nil {
-			return 0, err
+		recipients, err := sweepOne(ctx, tx, e)
+		if err != nil {
+			return sweepResult{}, err
+		}
+		if e.audience.Broadcast() {
+			broadcasts = append(broadcasts, e)
+		}
+		for _, u := range recipients {
+			k := [2]string{e.tenant, u}
+			users[k] = append(users[k], e.id)
 		}
 	}
-	return len(list), nil
+	return sweepResult{n: len(list), events: expiredEvents(broadcasts, users)}, nil
 }
 
 // sweepOne deletes one expired notification and takes it out of every
-// counter that includes it.
-func sweepOne(ctx context.Context, tx *wtx, e expired) error {
+// counter that includes it. For an explicit-user notification it returns
+// the users whose inbox held it.
+func sweepOne(ctx context.Context, tx *wtx, e expired) ([]string, error) {
 	var err error
 	exec := func(query string, args ...any) {
 		if err == nil {
 			_, err = tx.ExecContext(ctx, query, args...)
 		}
 	}
+	var users []string
 	if e.audience.Broadcast() {
 		key := e.audience.Key()
 		exec(`UPDATE audience_totals SET total = total - 1 WHERE tenant = ? AND audience_key = ?`, e.tenant, key)
@@ -111,8 +151,31 @@ func sweepOne(ctx context.Context, tx *wtx, e expired) error {
 		exec(`UPDATE user_streams SET unread = unread - 1
 		      WHERE tenant = ?
 		        AND user_id IN (SELECT user_id FROM inbox WHERE notification_id = ? AND read = 0)`, e.tenant, e.id)
-		exec(`DELETE FROM inbox WHERE notification_id = ?`, e.id)
+		if err == nil {
+			users, err = deleteInboxRows(ctx, tx, e.id)
+		}
 	}
 	exec(`DELETE FROM notifications WHERE id = ?`, e.id)
-	return classify(err)
+	return users, classify(err)
+}
+
+// deleteInboxRows deletes a notification's inbox rows and returns their users.
+func deleteInboxRows(ctx context.Context, tx *wtx, id string) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, `DELETE FROM inbox WHERE notification_id = ? RETURNING user_id`, id)
+	if err != nil {
+		return nil, err
+	}
+	var users []string
+	for rows.Next() {
+		var u string
+		if err := rows.Scan(&u); err != nil {
+			_ = rows.Close()
+			return nil, err
+		}
+		users = append(users, u)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	return users, rows.Err()
 }

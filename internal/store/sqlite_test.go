@@ -26,9 +26,11 @@ func TestMain(m *testing.M) {
 type sqliteUnderTest struct {
 	*SQLite
 	clk *testClock
+	log *eventLog
 }
 
-func (s sqliteUnderTest) fakeClock() *testClock { return s.clk }
+func (s sqliteUnderTest) fakeClock() *testClock   { return s.clk }
+func (s sqliteUnderTest) committedLog() *eventLog { return s.log }
 
 func openTestSQLite(t testing.TB, cfg SQLiteConfig) *SQLite {
 	t.Helper()
@@ -49,8 +51,8 @@ func openTestSQLite(t testing.TB, cfg SQLiteConfig) *SQLite {
 
 func TestSQLiteContract(t *testing.T) {
 	runContract(t, func(t *testing.T) Store {
-		clk := newTestClock()
-		return sqliteUnderTest{SQLite: openTestSQLite(t, SQLiteConfig{Clock: clk.Now}), clk: clk}
+		clk, log := newTestClock(), &eventLog{}
+		return sqliteUnderTest{SQLite: openTestSQLite(t, SQLiteConfig{Clock: clk.Now, OnCommit: log.add}), clk: clk, log: log}
 	})
 }
 

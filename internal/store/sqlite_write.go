@@ -39,6 +39,8 @@ func eventsOf(v any) []*notification.Event {
 		if r.Event != nil {
 			return []*notification.Event{r.Event}
 		}
+	case sweepResult:
+		return r.events
 	}
 	return nil
 }

@@ -570,7 +570,7 @@ export class HeraldClient extends TypedEmitter<HeraldEvents> {
         this.emit('read', { ids: Array.isArray(m.ids) ? (m.ids as string[]) : [], all: m.all === true });
         return;
       case 'notification:deleted':
-        if (typeof m.id === 'string') this.emit('deleted', { id: m.id });
+        if (typeof m.id === 'string') this.emit('deleted', { id: m.id, expired: m.expired === true });
         return;
       case 'unread':
         if (typeof m.count === 'number') {

@@ -82,8 +82,11 @@ export interface HeraldEvents {
   notification: Notification;
   /** Notifications became read, on any connection of the user. `all`: every notification. */
   read: { ids: string[]; all: boolean };
-  /** A notification was deleted, on any connection of the user. */
-  deleted: { id: string };
+  /**
+   * A notification left the inbox: deleted, on any connection of the user,
+   * or `expired` (its `expires_at` passed; an `unread` event follows).
+   */
+  deleted: { id: string; expired: boolean };
   /** The unread count changed (also sent after `ready`). */
   unread: { count: number };
   /** The client missed too much: drop any displayed list and refetch it. */

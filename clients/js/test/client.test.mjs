@@ -143,7 +143,7 @@ describe('against a running Herald', () => {
 
     await client.delete(ids[2]);
     await waitFor(() => ev.deleted.length === 1, { what: 'deleted event' });
-    assert.deepEqual(ev.deleted[0], { id: ids[2] });
+    assert.deepEqual(ev.deleted[0], { id: ids[2], expired: false });
     await assert.rejects(client.delete(ids[2]), (e) => e.code === 'not_found' && /^[0-9a-f]{16}$/.test(e.correlationId));
     assert.equal((await client.list()).notifications.length, 4);
 
