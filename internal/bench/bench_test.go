@@ -87,6 +87,9 @@ func TestScenariosAgainstNode(t *testing.T) {
 		// The cases above use the default client (epoll on Linux); this one
 		// keeps the goroutine client covered.
 		{name: "mixed-goroutine", cfg: Config{Scenario: ScenarioMixed, Client: ClientGoroutine, Conns: 100, Rate: 200, BroadcastRate: 5, ChurnRate: 40}},
+		// SSE: streams resumed with ?since= after churn, broadcasts and
+		// unicasts, read with the goroutine client.
+		{name: "mixed-sse", cfg: Config{Scenario: ScenarioMixed, Transport: "sse", Conns: 100, Rate: 200, BroadcastRate: 5, ChurnRate: 40}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -104,7 +107,11 @@ func TestScenariosAgainstNode(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Run: %v", err)
 			}
-			if want := cmp.Or(cfg.Client, defaultClient); res.Client != want {
+			wantClient := defaultClient
+			if cfg.Transport == "sse" {
+				wantClient = ClientGoroutine
+			}
+			if want := cmp.Or(cfg.Client, wantClient); res.Client != want {
 				t.Errorf("client %q, want %q", res.Client, want)
 			}
 			t.Logf("connect %.2fs, window %.2fs, delivered %d/%d, p99 %.1f ms, churned %d, replayed %d, unexpected closes %d", res.ConnectSeconds, res.DurationS,

@@ -154,6 +154,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Client == "" {
 		c.Client = defaultClient
+		if c.Transport != "ws" {
+			c.Client = ClientGoroutine // the epoll client reads WebSocket only
+		}
 	}
 	if c.Pollers == 0 {
 		c.Pollers = 1

@@ -9,9 +9,9 @@ import (
 	"strconv"
 )
 
-// Transport opens client sessions of one kind (WebSocket today; SSE and
-// Socket.IO register here when they land). Implementations must be safe for
-// concurrent use.
+// Transport opens client sessions of one kind (WebSocket, SSE; Socket.IO
+// would register here too). Implementations must be safe for concurrent
+// use.
 type Transport interface {
 	// Dial connects, authenticates and waits for the server's ready message.
 	// Messages that arrive after it stay buffered for Session.Read.
@@ -68,7 +68,8 @@ func (e *HandshakeError) Error() string {
 
 // transports are the known transports by name.
 var transports = map[string]Transport{
-	"ws": wsTransport{},
+	"ws":  wsTransport{},
+	"sse": sseTransport{},
 }
 
 // transportNames lists the registered transports for help and errors.

@@ -72,25 +72,10 @@ var _ Session = (*wsSession)(nil)
 
 // Dial implements Transport.
 func (tr wsTransport) Dial(ctx context.Context, t DialTarget) (Session, Position, error) {
-	u, err := url.Parse(t.BaseURL)
+	nc, u, err := dialNode(ctx, t, "ws")
 	if err != nil {
-		return nil, Position{}, fmt.Errorf("bench: ws dial: %w", err)
+		return nil, Position{}, err
 	}
-	// No TCP keep-alive: the peer is on loopback, and its four setsockopt
-	// calls are a fifth of a connect's system calls.
-	d := net.Dialer{Timeout: wsDialTimeout, KeepAlive: -1}
-	if t.Local != nil {
-		d.LocalAddr, d.Control = t.Local, dialControl
-	}
-	nc, err := d.DialContext(ctx, "tcp", u.Host)
-	if err != nil {
-		return nil, Position{}, fmt.Errorf("bench: ws dial: %w", err)
-	}
-	deadline := time.Now().Add(wsDialTimeout)
-	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
-		deadline = dl
-	}
-	_ = nc.SetDeadline(deadline)
 	s := &wsSession{nc: nc, br: bufio.NewReaderSize(nc, wsReadBuffer)}
 	pos, err := s.handshake(u, t)
 	if err != nil {
@@ -106,6 +91,31 @@ func (tr wsTransport) Dial(ctx context.Context, t DialTarget) (Session, Position
 	}
 	_ = nc.SetDeadline(time.Time{})
 	return s, pos, nil
+}
+
+// dialNode opens the TCP connection of a session to t's node, with a
+// deadline for the handshake (cleared by the caller once it is done).
+func dialNode(ctx context.Context, t DialTarget, what string) (net.Conn, *url.URL, error) {
+	u, err := url.Parse(t.BaseURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("bench: %s dial: %w", what, err)
+	}
+	// No TCP keep-alive: the peer is on loopback, and its four setsockopt
+	// calls are a fifth of a connect's system calls.
+	d := net.Dialer{Timeout: wsDialTimeout, KeepAlive: -1}
+	if t.Local != nil {
+		d.LocalAddr, d.Control = t.Local, dialControl
+	}
+	nc, err := d.DialContext(ctx, "tcp", u.Host)
+	if err != nil {
+		return nil, nil, fmt.Errorf("bench: %s dial: %w", what, err)
+	}
+	deadline := time.Now().Add(wsDialTimeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	_ = nc.SetDeadline(deadline)
+	return nc, u, nil
 }
 
 func (s *wsSession) handshake(u *url.URL, t DialTarget) (Position, error) {
