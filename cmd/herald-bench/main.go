@@ -63,7 +63,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.SetOutput(stderr)
 	scenario := fs.String("scenario", "unicast", "idle, unicast, broadcast, churn or mixed")
 	fs.StringVar(&o.urls, "url", "http://127.0.0.1:8080", "comma-separated base URLs of Herald nodes (loopback only)")
-	fs.StringVar(&c.Transport, "transport", "ws", "client transport: ws or sse (sse: goroutine client, header auth)")
+	fs.StringVar(&c.Transport, "transport", "ws", "client transport: ws, sse or socketio (sse and socketio: goroutine client)")
 	fs.StringVar(&c.Client, "client", "", `how sessions are read: "epoll" (poll loops, the default on Linux) or "goroutine" (one goroutine and bufio.Reader per connection)`)
 	fs.IntVar(&c.Pollers, "pollers", 1, "epoll client: poll loops (goroutines with an epoll instance) per worker")
 	fs.IntVar(&c.Conns, "conns", 1000, "connections, one user each")

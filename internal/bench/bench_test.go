@@ -90,6 +90,7 @@ func TestScenariosAgainstNode(t *testing.T) {
 		// SSE: streams resumed with ?since= after churn, broadcasts and
 		// unicasts, read with the goroutine client.
 		{name: "mixed-sse", cfg: Config{Scenario: ScenarioMixed, Transport: "sse", Conns: 100, Rate: 200, BroadcastRate: 5, ChurnRate: 40}},
+		{name: "mixed-socketio", cfg: Config{Scenario: ScenarioMixed, Transport: "socketio", Conns: 100, Rate: 200, BroadcastRate: 5, ChurnRate: 40}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -108,7 +109,7 @@ func TestScenariosAgainstNode(t *testing.T) {
 				t.Fatalf("Run: %v", err)
 			}
 			wantClient := defaultClient
-			if cfg.Transport == "sse" {
+			if cfg.Transport != "" && cfg.Transport != "ws" {
 				wantClient = ClientGoroutine
 			}
 			if want := cmp.Or(cfg.Client, wantClient); res.Client != want {

@@ -9,9 +9,8 @@ import (
 	"strconv"
 )
 
-// Transport opens client sessions of one kind (WebSocket, SSE; Socket.IO
-// would register here too). Implementations must be safe for concurrent
-// use.
+// Transport opens client sessions of one kind (WebSocket, SSE, Socket.IO).
+// Implementations must be safe for concurrent use.
 type Transport interface {
 	// Dial connects, authenticates and waits for the server's ready message.
 	// Messages that arrive after it stay buffered for Session.Read.
@@ -68,8 +67,9 @@ func (e *HandshakeError) Error() string {
 
 // transports are the known transports by name.
 var transports = map[string]Transport{
-	"ws":  wsTransport{},
-	"sse": sseTransport{},
+	"ws":       wsTransport{},
+	"sse":      sseTransport{},
+	"socketio": sioTransport{},
 }
 
 // transportNames lists the registered transports for help and errors.

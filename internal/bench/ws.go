@@ -118,25 +118,33 @@ func dialNode(ctx context.Context, t DialTarget, what string) (net.Conn, *url.UR
 	return nc, u, nil
 }
 
-func (s *wsSession) handshake(u *url.URL, t DialTarget) (Position, error) {
+// upgrade sends the WebSocket upgrade request for pathQuery (with token in
+// an Authorization header unless it is empty) and reads the 101 response.
+func (s *wsSession) upgrade(u *url.URL, pathQuery, token string) error {
 	var keyRaw [16]byte
 	_, _ = rand.Read(keyRaw[:])
 	key := base64.StdEncoding.EncodeToString(keyRaw[:])
-	path := u.EscapedPath() + "/v1/ws"
-	if t.Since != "" && !t.AuthMessage {
-		path += "?since=" + url.QueryEscape(t.Since)
-	}
-	req := make([]byte, 0, 256+len(t.Token))
-	req = append(req, "GET "+path+" HTTP/1.1\r\nHost: "+u.Host+
+	req := make([]byte, 0, 256+len(token))
+	req = append(req, "GET "+pathQuery+" HTTP/1.1\r\nHost: "+u.Host+
 		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: "+key+"\r\n"...)
-	if !t.AuthMessage {
-		req = append(req, "Authorization: Bearer "+t.Token+"\r\n"...)
+	if token != "" {
+		req = append(req, "Authorization: Bearer "+token+"\r\n"...)
 	}
 	req = append(req, "\r\n"...)
 	if _, err := s.nc.Write(req); err != nil {
-		return Position{}, fmt.Errorf("bench: ws handshake: %w", err)
+		return fmt.Errorf("bench: ws handshake: %w", err)
 	}
-	if err := s.readUpgrade(key); err != nil {
+	return s.readUpgrade(key)
+}
+
+func (s *wsSession) handshake(u *url.URL, t DialTarget) (Position, error) {
+	path, token := u.EscapedPath()+"/v1/ws", t.Token
+	if t.AuthMessage {
+		token = ""
+	} else if t.Since != "" {
+		path += "?since=" + url.QueryEscape(t.Since)
+	}
+	if err := s.upgrade(u, path, token); err != nil {
 		return Position{}, err
 	}
 	if t.AuthMessage {

@@ -15,8 +15,18 @@ import (
 	"time"
 )
 
-// fakeServer accepts one WebSocket connection and runs script on it.
+// fakeServer accepts one WebSocket connection to /v1/ws and runs script on it.
 func fakeServer(t *testing.T, status int, script func(c net.Conn, br *bufio.Reader)) string {
+	t.Helper()
+	return fakeServerFor(t, status, func(req *http.Request) {
+		if req.Header.Get("Authorization") != "Bearer tok" || req.URL.Query().Get("since") != "3.4" {
+			t.Errorf("request headers %v, url %s", req.Header, req.URL)
+		}
+	}, script)
+}
+
+// fakeServerFor is fakeServer with check applied to the upgrade request.
+func fakeServerFor(t *testing.T, status int, check func(*http.Request), script func(c net.Conn, br *bufio.Reader)) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -41,9 +51,7 @@ func fakeServer(t *testing.T, status int, script func(c net.Conn, br *bufio.Read
 			_, _ = io.WriteString(c, "HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\n\r\n")
 			return
 		}
-		if req.Header.Get("Authorization") != "Bearer tok" || req.URL.Query().Get("since") != "3.4" {
-			t.Errorf("request headers %v, url %s", req.Header, req.URL)
-		}
+		check(req)
 		h := sha1.Sum([]byte(req.Header.Get("Sec-WebSocket-Key") + wsGUID))
 		_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "+
 			base64.StdEncoding.EncodeToString(h[:])+"\r\n\r\n")
