@@ -13,7 +13,8 @@ import (
 // sioTransport speaks Socket.IO v5 over Engine.IO v4 on a WebSocket from
 // the start (socket.io-client's transports: ["websocket"]), on the same raw
 // WebSocket client as /v1/ws: the open packet, a CONNECT to "/" with
-// auth {token, since}, then events as "42[name,payload]" text frames, with
+// auth {token, since} (and the token in the upgrade's Authorization header
+// unless --auth message), then events as "42[name,payload]" text frames, with
 // Engine.IO pings ("2") answered ("3"). Goroutine client only.
 type sioTransport struct{}
 
@@ -51,7 +52,15 @@ func (sioTransport) Dial(ctx context.Context, t DialTarget) (Session, Position, 
 
 // sioConnect upgrades, connects the namespace and waits for ready.
 func sioConnect(s *wsSession, u *url.URL, t DialTarget) (Position, error) {
-	if err := s.upgrade(u, u.EscapedPath()+"/socket.io/?EIO=4&transport=websocket", ""); err != nil {
+	// The token also goes in the upgrade's Authorization header (socket.io-
+	// client's extraHeaders), which makes it an authenticated handshake,
+	// as on /v1/ws: unauthenticated ones are rate-limited per address.
+	// --auth message sends it in the CONNECT packet only, like a browser.
+	header := t.Token
+	if t.AuthMessage {
+		header = ""
+	}
+	if err := s.upgrade(u, u.EscapedPath()+"/socket.io/?EIO=4&transport=websocket", header); err != nil {
 		return Position{}, err
 	}
 	auth, _ := json.Marshal(struct {

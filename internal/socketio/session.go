@@ -8,6 +8,7 @@ import (
 	"github.com/lesismal/nbio/nbhttp/websocket"
 
 	"github.com/heraldhq/herald/internal/hub"
+	"github.com/heraldhq/herald/internal/wspoll"
 )
 
 type sessState uint8
@@ -118,6 +119,32 @@ func (s *session) write(pkt []byte, force bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.writeLocked(pkt, force)
+}
+
+// writePair queues two packets that belong together (an event and the
+// unread count that follows it): on a WebSocket as two frames in one
+// write(2), on long-polling as two packets of the next payload.
+func (s *session) writePair(a, b []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.state != stateOpen:
+		return errClosed
+	case s.ws != nil:
+		bp := bufPool.Get().(*[]byte)
+		frames := wspoll.AppendTextFrame((*bp)[:0], a)
+		frames = wspoll.AppendTextFrame(frames, b)
+		err := s.ws.writeFrames(frames, false)
+		*bp = frames
+		if cap(frames) <= 64<<10 {
+			bufPool.Put(bp)
+		}
+		return err
+	}
+	if err := s.writeLocked(a, false); err != nil {
+		return err
+	}
+	return s.writeLocked(b, false)
 }
 
 func (s *session) writeLocked(pkt []byte, force bool) error {

@@ -54,16 +54,10 @@ var eventNames = [...]string{
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-// Send implements hub.Sender: `42<nsp>,["<event>",<payload>]`, then the
-// unread event that follows f, if any, as a packet of its own.
+// Send implements hub.Sender: `42<nsp>,["<event>",<payload>]`, and the
+// unread event that follows f, if any, as a packet of its own written
+// together with it (session.writePair).
 func (k *socket) Send(f hub.Frame) error {
-	if err := k.sendOne(f); err != nil || f.Unread == nil {
-		return err
-	}
-	return k.sendOne(hub.Frame{Kind: hub.FrameUnread, Payload: f.Unread})
-}
-
-func (k *socket) sendOne(f hub.Frame) error {
 	if k.closed.Load() {
 		return errClosed
 	}
@@ -71,19 +65,32 @@ func (k *socket) sendOne(f hub.Frame) error {
 		return nil
 	}
 	bp := bufPool.Get().(*[]byte)
-	b := appendEventStart((*bp)[:0], k.nsp(), eventNames[f.Kind])
-	if f.Kind == hub.FrameNotification {
-		b = f.AppendNotification(b)
+	nsp := k.nsp()
+	b := appendFrameEvent((*bp)[:0], nsp, f)
+	var err error
+	if f.Unread == nil {
+		err = k.sess.write(b, false)
 	} else {
-		b = append(b, f.Payload...)
+		split := len(b)
+		b = appendFrameEvent(b, nsp, hub.Frame{Kind: hub.FrameUnread, Payload: f.Unread})
+		err = k.sess.writePair(b[:split], b[split:])
 	}
-	b = append(b, ']')
-	err := k.sess.write(b, false)
 	*bp = b
 	if cap(b) <= 64<<10 {
 		bufPool.Put(bp)
 	}
 	return err
+}
+
+// appendFrameEvent appends hub frame f as one EVENT packet.
+func appendFrameEvent(b []byte, nsp string, f hub.Frame) []byte {
+	b = appendEventStart(b, nsp, eventNames[f.Kind])
+	if f.Kind == hub.FrameNotification {
+		b = f.AppendNotification(b)
+	} else {
+		b = append(b, f.Payload...)
+	}
+	return append(b, ']')
 }
 
 // disconnects reports whether a socket closed for reason gets a DISCONNECT

@@ -37,15 +37,28 @@ func frameLen(n int) int64 {
 // write sends one message, counting its bytes against the soft buffer cap
 // (the same accounting as internal/ws). force bypasses the cap.
 func (t *wsTransport) write(mt websocket.MessageType, data []byte, force bool) error {
+	return t.send(frameLen(len(data)), force, func() error { return t.wsc.WriteMessage(mt, data) })
+}
+
+// writeFrames sends complete text frames (wspoll.AppendTextFrame) in one
+// write, counted like write. The embedded nbio.Conn's Write runs under
+// nbio's connection lock, so these frames never interleave with a
+// WriteMessage (pong, close).
+func (t *wsTransport) writeFrames(b []byte, force bool) error {
+	return t.send(int64(len(b)), force, func() error { _, err := t.wsc.Conn.Write(b); return err })
+}
+
+// send runs write for n bytes on the wire unless the transport is closing
+// or (without force) they would pass the soft cap.
+func (t *wsTransport) send(n int64, force bool, write func() error) error {
 	if t.closing.Load() {
 		return errClosed
 	}
-	n := frameLen(len(data))
 	if !force && t.queued.Load()+n > int64(t.sess.srv.cfg.WriteBufferBytes) {
 		return errBufferFull
 	}
 	t.queued.Add(n)
-	if err := t.wsc.WriteMessage(mt, data); err != nil {
+	if err := write(); err != nil {
 		t.queued.Add(-n)
 		return err
 	}

@@ -1,21 +1,14 @@
 package ws
 
 import (
-	"encoding/binary"
-
 	"github.com/heraldhq/herald/internal/hub"
+	"github.com/heraldhq/herald/internal/wspoll"
 )
 
 // Hub frames are written as complete WebSocket frames built here, so that a
 // notification and the unread count that follows it leave in one write(2)
 // (nbio's WriteMessage would make one write per message). Server frames are
 // never masked, and compression is off on this endpoint.
-
-// maxFrameHeader is the largest header of an unmasked server frame.
-const maxFrameHeader = 10
-
-// websocketText is the text opcode (RFC 6455 §5.2).
-const websocketText = 0x1
 
 // appendWire appends f as one text frame, and the unread frame that follows
 // it (f.Unread) as a second, to b.
@@ -32,32 +25,14 @@ func appendWire(b []byte, f hub.Frame) []byte {
 // moves the JSON down to sit right after the header it needs.
 func appendTextFrame(b []byte, f hub.Frame) []byte {
 	start := len(b)
-	b = append(b, make([]byte, maxFrameHeader)...)
+	b = append(b, make([]byte, wspoll.MaxFrameHeader)...)
 	b = appendFrame(b, f)
-	n := len(b) - start - maxFrameHeader
-	var h [maxFrameHeader]byte
-	hl := putTextHeader(h[:], n)
+	n := len(b) - start - wspoll.MaxFrameHeader
+	var h [wspoll.MaxFrameHeader]byte
+	hl := wspoll.PutTextHeader(h[:], n)
 	copy(b[start:], h[:hl])
-	copy(b[start+hl:], b[start+maxFrameHeader:])
+	copy(b[start+hl:], b[start+wspoll.MaxFrameHeader:])
 	return b[:start+hl+n]
-}
-
-// putTextHeader writes the header of a final, unmasked text frame carrying n
-// bytes into h and returns its length.
-func putTextHeader(h []byte, n int) int {
-	h[0] = 0x80 | websocketText
-	switch {
-	case n < 126:
-		h[1] = byte(n)
-		return 2
-	case n <= 65535:
-		h[1] = 126
-		binary.BigEndian.PutUint16(h[2:4], uint16(n))
-		return 4
-	}
-	h[1] = 127
-	binary.BigEndian.PutUint64(h[2:10], uint64(n))
-	return 10
 }
 
 // writeWire writes complete frames (from appendWire) to the socket, counting

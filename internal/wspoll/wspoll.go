@@ -8,6 +8,7 @@ package wspoll
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -62,6 +63,37 @@ func Drop(c net.Conn) {
 	if closed, _ := nc.IsClosed(); !closed {
 		_ = syscall.Shutdown(nc.Hash(), syscall.SHUT_RDWR) // Hash is the fd on unix
 	}
+}
+
+// MaxFrameHeader is the largest header of an unmasked server frame.
+const MaxFrameHeader = 10
+
+// PutTextHeader writes the header of a final, unmasked text frame carrying n
+// bytes into h (at least MaxFrameHeader long) and returns its length. Both
+// WebSocket endpoints build complete frames with it, so that a delivery and
+// the unread count that follows it leave in one write(2) (nbio's
+// WriteMessage makes one write per message). Compression is off on both.
+func PutTextHeader(h []byte, n int) int {
+	h[0] = 0x80 | 0x1 // FIN, text (RFC 6455 §5.2)
+	switch {
+	case n < 126:
+		h[1] = byte(n)
+		return 2
+	case n <= 65535:
+		h[1] = 126
+		binary.BigEndian.PutUint16(h[2:4], uint16(n))
+		return 4
+	}
+	h[1] = 127
+	binary.BigEndian.PutUint64(h[2:10], uint64(n))
+	return 10
+}
+
+// AppendTextFrame appends payload to b as one final, unmasked text frame.
+func AppendTextFrame(b, payload []byte) []byte {
+	var h [MaxFrameHeader]byte
+	b = append(b, h[:PutTextHeader(h[:], len(payload))]...)
+	return append(b, payload...)
 }
 
 // CloseReason maps the error nbio closed a socket with onto a close reason.

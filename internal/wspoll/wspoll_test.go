@@ -1,6 +1,8 @@
 package wspoll
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -65,5 +67,29 @@ func TestEarly(t *testing.T) {
 	e.Drop(b)
 	if msgs, overflow := e.Take(b); msgs != nil || overflow {
 		t.Fatal("dropped socket still held")
+	}
+}
+
+// TestAppendTextFrame: the header length switches at 126 and 65536 bytes,
+// and the frame reads back with a standard decoder's rules.
+func TestAppendTextFrame(t *testing.T) {
+	for _, n := range []int{0, 125, 126, 65535, 65536} {
+		payload := bytes.Repeat([]byte{'x'}, n)
+		f := AppendTextFrame([]byte("prefix"), payload)[len("prefix"):]
+		if f[0] != 0x81 {
+			t.Fatalf("%d: first byte %#x", n, f[0])
+		}
+		var got, hl int
+		switch l := int(f[1]); {
+		case l < 126:
+			got, hl = l, 2
+		case l == 126:
+			got, hl = int(binary.BigEndian.Uint16(f[2:4])), 4
+		default:
+			got, hl = int(binary.BigEndian.Uint64(f[2:10])), 10
+		}
+		if got != n || len(f) != hl+n || !bytes.Equal(f[hl:], payload) {
+			t.Fatalf("%d: length %d, header %d, frame %d bytes", n, got, hl, len(f))
+		}
 	}
 }
