@@ -16,9 +16,11 @@ import (
 // RedisTickets keeps stream tickets in Redis, so that any node redeems a
 // ticket any other issued. Each ticket is one key named after its SHA-256,
 // expiring with the ticket, and taken with GETDEL: redeemed once, on one
-// node, even when two nodes race for it. Each user has a counter of
-// outstanding tickets for the per-user cap; it expires a TTL after the
-// user's last ticket, and a redeem takes one off.
+// node, even when two nodes race for it. For the per-user cap, each user
+// has a sorted set of its unspent tickets' hashes scored by their expiry:
+// expired ones are dropped before counting, a redeem removes its own. The
+// set and the ticket key are written by one script (one Redis, not a
+// cluster: Herald has no cluster client).
 type RedisTickets struct {
 	Client redis.Cmdable // required
 	// Prefix of the keys. Default "herald".
@@ -53,11 +55,18 @@ func (r *RedisTickets) userKey(tenant, user string) string {
 	return r.prefix() + ":sse:tickets:" + strconv.Itoa(len(tenant)) + ":" + tenant + ":" + user
 }
 
-// decrPositive takes one off a counter that exists and is positive.
-var decrPositive = redis.NewScript(`
-local n = tonumber(redis.call('GET', KEYS[1]) or '0')
-if n > 0 then return redis.call('DECR', KEYS[1]) end
-return 0`)
+// putScript counts the user's unspent tickets and, under the cap, adds the
+// new one. KEYS: the user's set, the ticket key. ARGV: now (ms), the
+// ticket's expiry (ms), the cap (0: none), the ticket's hash, its value,
+// its TTL (ms).
+var putScript = redis.NewScript(`
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local max = tonumber(ARGV[3])
+if max > 0 and redis.call('ZCARD', KEYS[1]) >= max then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[6]) then redis.call('PEXPIRE', KEYS[1], ARGV[6]) end
+redis.call('SET', KEYS[2], ARGV[5], 'PX', ARGV[6])
+return 1`)
 
 // Put implements TicketStore.
 func (r *RedisTickets) Put(ctx context.Context, key [sha256.Size]byte, t Ticket, ttl time.Duration, maxPerUser int) error {
@@ -69,23 +78,14 @@ func (r *RedisTickets) Put(ctx context.Context, key [sha256.Size]byte, t Ticket,
 	if err != nil {
 		return fmt.Errorf("sse: encode ticket: %w", err)
 	}
-	uk := r.userKey(t.Tenant, t.User)
-	var n *redis.IntCmd
-	if _, err := r.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		n = p.Incr(ctx, uk)
-		p.PExpire(ctx, uk, ttl)
-		return nil
-	}); err != nil {
+	now := t.Expires.Add(-ttl)
+	ok, err := putScript.Run(ctx, r.Client, []string{r.userKey(t.Tenant, t.User), r.ticketKey(key)},
+		now.UnixMilli(), t.Expires.UnixMilli(), maxPerUser, hex.EncodeToString(key[:]), v, ttl.Milliseconds()).Int()
+	if err != nil {
 		return fmt.Errorf("sse: ticket store: %w", err)
 	}
-	if maxPerUser > 0 && n.Val() > int64(maxPerUser) {
-		if err := decrPositive.Run(ctx, r.Client, []string{uk}).Err(); err != nil {
-			return fmt.Errorf("sse: ticket store: %w", err)
-		}
+	if ok == 0 {
 		return ErrTooManyUserTickets
-	}
-	if err := r.Client.Set(ctx, r.ticketKey(key), v, ttl).Err(); err != nil {
-		return fmt.Errorf("sse: ticket store: %w", err)
 	}
 	return nil
 }
@@ -103,9 +103,9 @@ func (r *RedisTickets) Take(ctx context.Context, key [sha256.Size]byte) (Ticket,
 	if err := json.Unmarshal(v, &rt); err != nil {
 		return Ticket{}, false, fmt.Errorf("sse: ticket store: decode: %w", err)
 	}
-	// The ticket is consumed; a failure to count it off only delays the
-	// user's next ticket until the counter expires.
-	_ = decrPositive.Run(ctx, r.Client, []string{r.userKey(rt.Tenant, rt.User)}).Err()
+	// The ticket is consumed; failing to take it off the user's set only
+	// counts it against the cap until it would have expired.
+	_ = r.Client.ZRem(ctx, r.userKey(rt.Tenant, rt.User), hex.EncodeToString(key[:])).Err()
 	return Ticket{User: rt.User, Tenant: rt.Tenant, Role: rt.Role, TokenID: rt.TokenID,
 		IssuedAt: fromMilli(rt.IssuedAt), TokenExp: fromMilli(rt.TokenExp), Expires: time.UnixMilli(rt.Expires)}, true, nil
 }

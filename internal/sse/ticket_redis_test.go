@@ -184,3 +184,26 @@ func TestRedisTicketsDown(t *testing.T) {
 		t.Fatalf("unknown ticket with Redis down: %v", err)
 	}
 }
+
+// TestRedisTicketsCapForgetsExpired: an unspent ticket stops counting
+// against the cap when it expires, even while the user keeps getting new
+// ones.
+func TestRedisTicketsCapForgetsExpired(t *testing.T) {
+	store := redisTickets(t)
+	ctx := context.Background()
+	a, _ := twoNodes(store, 400*time.Millisecond, 3)
+	p := principal(&fakeClock{t: time.Now()}, "alice")
+	if _, _, err := a.issue(ctx, p); err != nil { // never redeemed
+		t.Fatal(err)
+	}
+	time.Sleep(250 * time.Millisecond)
+	for range 2 {
+		if _, _, err := a.issue(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(250 * time.Millisecond) // the first has expired, the others not
+	if _, _, err := a.issue(ctx, p); err != nil {
+		t.Fatalf("a fourth ticket once the first expired: %v", err)
+	}
+}
