@@ -188,6 +188,10 @@ func (s *Server) issueTicket(w http.ResponseWriter, r *http.Request) {
 	}
 	tk, ttl, err := s.tickets.issue(r.Context(), p)
 	switch {
+	case errors.Is(err, ErrTicketExpired): // the token is past its exp (within the leeway)
+		s.log.Warn("token rejected", "event", "token_invalid", "reason", auth.ReasonExpired, "ip", clientIP(r), "transport", "sse_ticket")
+		s.unauthorized(w, r)
+		return
 	case errors.Is(err, ErrTooManyUserTickets):
 		s.log.Warn("too many tickets for user", "event", "rate_limited", "tenant", p.Tenant, "user", p.User, "ip", clientIP(r))
 		w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.TicketTTL/time.Second)+1))

@@ -105,11 +105,17 @@ func (t *tickets) issue(ctx context.Context, p auth.Principal) (string, time.Dur
 	if !p.Expires.IsZero() && p.Expires.Before(e.Expires) {
 		e.Expires = p.Expires
 	}
+	if !e.Expires.After(now) {
+		return "", 0, ErrTicketExpired // a token past its exp, accepted within the leeway
+	}
 	key := sha256.Sum256([]byte(tk))
 	if t.sharedUp() {
 		err := t.shared.Put(ctx, key, e, e.Expires.Sub(now), t.maxPerUser)
-		if err == nil || errors.Is(err, ErrTooManyUserTickets) {
-			return tk, e.Expires.Sub(now), err
+		switch {
+		case err == nil:
+			return tk, e.Expires.Sub(now), nil
+		case errors.Is(err, ErrTooManyUserTickets):
+			return "", 0, err
 		}
 		// Keep serving: the ticket then works on this node only.
 		t.sharedFailed(err)

@@ -144,3 +144,31 @@ func TestTicketsAreUnique(t *testing.T) {
 		seen[tk] = true
 	}
 }
+
+// TestTicketForTokenPastExp: a token past its exp but inside the verifier's
+// leeway gets no ticket (it could never open a stream), and a shared store
+// is not asked (so it cannot be taken for a failing one).
+func TestTicketForTokenPastExp(t *testing.T) {
+	clk := newClock()
+	ts := newTickets(30*time.Second, 100, 10, clk.now)
+	ts.shared = failingStore{}
+	p := principal(clk, "alice")
+	p.Expires = clk.now().Add(-time.Second)
+	if _, _, err := ts.issue(context.Background(), p); !errors.Is(err, ErrTicketExpired) {
+		t.Fatalf("issue: %v", err)
+	}
+	if !ts.sharedUp() {
+		t.Fatal("the shared store was marked down")
+	}
+}
+
+// failingStore fails every call.
+type failingStore struct{}
+
+func (failingStore) Put(context.Context, [32]byte, Ticket, time.Duration, int) error {
+	return errors.New("down")
+}
+
+func (failingStore) Take(context.Context, [32]byte) (Ticket, bool, error) {
+	return Ticket{}, false, errors.New("down")
+}
