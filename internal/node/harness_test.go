@@ -225,7 +225,10 @@ func (n *testNode) dial(o dialOpts) (*wsClient, *http.Response, error) {
 	if o.since != "" {
 		u += "?since=" + o.since
 	}
-	dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
+	// Generous: the race detector and parallel packages share two cores. A
+	// handshake left unanswered still fails the test, with every
+	// goroutine's stack (mustDial).
+	dctx, dcancel := context.WithTimeout(ctx, 15*time.Second)
 	defer dcancel()
 	c, resp, err := websocket.Dial(dctx, u, &websocket.DialOptions{HTTPHeader: h})
 	if err != nil {
