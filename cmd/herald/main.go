@@ -70,33 +70,36 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if s.dev {
 		printDevBanner(stdout, l.Addr().String(), dev)
 	}
-	if s.debugAddr != "" {
-		dl, err := net.Listen("tcp", s.debugAddr)
-		if err != nil {
-			_ = l.Close()
-			_ = n.Shutdown(context.Background())
-			return fmt.Errorf("listen %s (--debug-addr): %w", s.debugAddr, err)
-		}
-		defer dl.Close()
-		logger.Warn("serving pprof profiles; keep this address private", "debug_addr", dl.Addr().String())
-		go servePrivate(dl, "debug", logger, func(mux *http.ServeMux) {
+	// Private listeners, each with its own mux: their routes never appear on
+	// the public one.
+	for _, p := range []struct {
+		addr, flag, logKey, msg string
+		level                   slog.Level
+		routes                  func(*http.ServeMux)
+	}{
+		{s.debugAddr, "debug-addr", "debug_addr", "serving pprof profiles; keep this address private", slog.LevelWarn, func(mux *http.ServeMux) {
 			mux.HandleFunc("/debug/pprof/", pprof.Index)
 			mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		})
-	}
-	if s.metricsAddr != "" {
-		ml, err := net.Listen("tcp", s.metricsAddr)
+		}},
+		{s.metricsAddr, "metrics-addr", "metrics_addr", "serving metrics", slog.LevelInfo, func(mux *http.ServeMux) {
+			mux.Handle("GET /metrics", n.MetricsHandler())
+		}},
+	} {
+		if p.addr == "" {
+			continue
+		}
+		pl, err := net.Listen("tcp", p.addr)
 		if err != nil {
 			_ = l.Close()
 			_ = n.Shutdown(context.Background())
-			return fmt.Errorf("listen %s (--metrics-addr): %w", s.metricsAddr, err)
+			return fmt.Errorf("listen %s (--%s): %w", p.addr, p.flag, err)
 		}
-		defer ml.Close()
-		logger.Info("serving metrics", "metrics_addr", ml.Addr().String())
-		go servePrivate(ml, "metrics", logger, func(mux *http.ServeMux) { mux.Handle("GET /metrics", n.MetricsHandler()) })
+		defer pl.Close()
+		logger.Log(ctx, p.level, p.msg, p.logKey, pl.Addr().String())
+		go servePrivate(pl, p.flag, logger, p.routes)
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- n.Serve(l) }()
@@ -116,9 +119,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// servePrivate serves the routes routes adds on l until l is closed (the
-// --debug-addr and --metrics-addr listeners). Each has its own mux, so
-// these routes never appear on the public listener.
+// servePrivate serves the routes that routes adds on l until l is closed
+// (the --debug-addr and --metrics-addr listeners).
 func servePrivate(l net.Listener, name string, logger *slog.Logger, routes func(*http.ServeMux)) {
 	mux := http.NewServeMux()
 	routes(mux)

@@ -78,7 +78,7 @@ func (r *RedisTickets) Put(ctx context.Context, key [sha256.Size]byte, t Ticket,
 	if err != nil {
 		return fmt.Errorf("sse: encode ticket: %w", err)
 	}
-	now := t.Expires.Add(-ttl)
+	now := t.Expires.Add(-ttl) // the issuing clock's now: ttl is Expires - now
 	ok, err := putScript.Run(ctx, r.Client, []string{r.userKey(t.Tenant, t.User), r.ticketKey(key)},
 		now.UnixMilli(), t.Expires.UnixMilli(), maxPerUser, hex.EncodeToString(key[:]), v, ttl.Milliseconds()).Int()
 	if err != nil {

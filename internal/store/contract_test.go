@@ -608,11 +608,11 @@ func testExpiry(t *testing.T, s Store) {
 		// audience), one per user of the explicit ones (read or not).
 		var got []string
 		for _, ev := range log.take(notification.EventExpired) {
-			s := ev.Tenant + "/" + ev.User + ":" + strings.Join(ev.IDs, ",")
+			line := ev.Tenant + "/" + ev.User + ":" + strings.Join(ev.IDs, ",")
 			if n := ev.Notification; n != nil {
-				s += "@" + n.Audience.Key() + "=" + n.ID
+				line += "@" + n.Audience.Key() + "=" + n.ID
 			}
-			got = append(got, s)
+			got = append(got, line)
 		}
 		slices.Sort(got)
 		want := []string{"t/:" + res.IDs[1] + "@*=" + res.IDs[1], "t/:" + res.IDs[2] + "@role:admin=" + res.IDs[2],

@@ -53,13 +53,18 @@ type conn struct {
 	cleaned    bool   // cleanupLocked ran
 	userHeld   string // ConnsPerUser key, "" when none
 
-	invalid  int           // invalid messages; owned by the drain goroutine
-	queued   atomic.Int64  // bytes handed to nbio and not yet written to the kernel
-	inflight atomic.Int32  // requests running
-	closing  atomic.Bool   // a close frame has been sent
-	reason   atomic.Uint32 // the hub.CloseReason we closed with, once closing
-	lastRead atomic.Int64  // unix ns of the last frame received (keepalive)
+	invalid  int          // invalid messages; owned by the drain goroutine
+	queued   atomic.Int64 // bytes handed to nbio and not yet written to the kernel
+	inflight atomic.Int32 // requests running
+	// closedWith is 1 + the hub.CloseReason we closed the socket with, 0
+	// while we have not (see closing).
+	closedWith atomic.Uint32
+	lastRead   atomic.Int64 // unix ns of the last frame received (keepalive)
 }
+
+// closing reports whether we have closed the socket (sent the close frame,
+// or dropped it).
+func (c *conn) closing() bool { return c.closedWith.Load() != 0 }
 
 // heard records that the client sent a frame (any: data, ping, pong).
 func (c *conn) heard() { c.lastRead.Store(time.Now().UnixNano()) }
@@ -99,7 +104,7 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b 
 
 // Send implements hub.Sender.
 func (c *conn) Send(f hub.Frame) error {
-	if c.closing.Load() {
+	if c.closing() {
 		return errBufferFull
 	}
 	bp := bufPool.Get().(*[]byte)
@@ -135,10 +140,9 @@ func appendFrame(b []byte, f hub.Frame) []byte {
 // connection after CloseGrace if the client has not completed the handshake.
 // A 1006 reason has no close frame: the connection is dropped at once.
 func (c *conn) Close(reason hub.CloseReason) {
-	if !c.closing.CompareAndSwap(false, true) {
+	if !c.closedWith.CompareAndSwap(0, uint32(reason)+1) {
 		return
 	}
-	c.reason.Store(uint32(reason))
 	code := reason.Code()
 	if code == 1006 {
 		wspoll.Drop(c.ws.Conn)
@@ -155,11 +159,6 @@ func (c *conn) Close(reason hub.CloseReason) {
 	time.AfterFunc(c.srv.cfg.CloseGrace, func() { wspoll.Drop(c.ws.Conn) })
 }
 
-// closeUnattached closes a socket that has no hub client (not authenticated).
-func (c *conn) closeUnattached(reason hub.CloseReason) {
-	c.Close(reason)
-}
-
 func (c *conn) authTimeout() {
 	c.mu.Lock()
 	if c.client != nil || c.authTimer == nil {
@@ -169,7 +168,7 @@ func (c *conn) authTimeout() {
 	c.authTimer = nil
 	c.mu.Unlock()
 	c.srv.log.Warn("auth timeout", "event", "auth_timeout", "conn", c.id, "ip", c.ip, "transport", "ws")
-	c.closeUnattached(hub.ReasonAuthTimeout)
+	c.Close(hub.ReasonAuthTimeout) // no hub client yet
 }
 
 // slots are the admission slots a socket holds.
@@ -238,7 +237,7 @@ func (c *conn) attach(p auth.Principal, since *notification.Position) {
 		}
 	}
 	c.mu.Lock()
-	if c.cleaned || c.closing.Load() {
+	if c.cleaned || c.closing() {
 		// Timed out (4001) or closed while the token was checked.
 		c.mu.Unlock()
 		if key != "" {
@@ -274,7 +273,7 @@ func (c *conn) attach(p auth.Principal, since *notification.Position) {
 // hold up the messages behind them.
 func (c *conn) handle(mt websocket.MessageType, data []byte) {
 	s := c.srv
-	if c.closing.Load() {
+	if c.closing() {
 		return
 	}
 	if mt != websocket.TextMessage {
@@ -371,7 +370,7 @@ func (c *conn) closeWith(reason hub.CloseReason) {
 		cl.Close(reason)
 		return
 	}
-	c.closeUnattached(reason)
+	c.Close(reason)
 }
 
 // handleAuth runs an auth message: the first one attaches the socket, later

@@ -35,7 +35,7 @@ type inbound struct {
 
 // enqueue copies a message onto the queue. It runs in the poller.
 func (c *conn) enqueue(mt websocket.MessageType, data []byte) {
-	if c.closing.Load() {
+	if c.closing() {
 		return // we sent our close frame: nothing more is handled
 	}
 	c.mu.Lock()
@@ -125,8 +125,8 @@ func (c *conn) overflow(authed bool, data []byte) {
 // no longer counts it, its slots are free again.
 func (c *conn) finish(err error) {
 	reason := wspoll.CloseReason(err)
-	if ours := hub.CloseReason(c.reason.Load()); ours != hub.ReasonNone {
-		reason = ours // we closed it: the poller saw our shutdown as EOF
+	if v := c.closedWith.Load(); v != 0 {
+		reason = hub.CloseReason(v - 1) // we closed it: the poller saw our shutdown as EOF
 	}
 	c.mu.Lock()
 	cl := c.cleanupLocked()

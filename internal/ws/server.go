@@ -458,7 +458,7 @@ func (s *Server) pingLoop() {
 		case now := <-check.C:
 			var silent []*conn
 			s.reg.each(func(c *conn) {
-				if now.UnixNano()-c.lastRead.Load() > silence && !c.closing.Load() {
+				if now.UnixNano()-c.lastRead.Load() > silence && !c.closing() {
 					silent = append(silent, c)
 				}
 			})
