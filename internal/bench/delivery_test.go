@@ -125,3 +125,22 @@ func TestUserChecks(t *testing.T) {
 		})
 	}
 }
+
+// nopSession is a Session that does nothing.
+type nopSession struct{}
+
+func (nopSession) Read(Sink) error { return nil }
+func (nopSession) Close(bool)      {}
+
+// TestChurnCountsOnce: a session churned again before its reader saw it end
+// is not counted a second time (each counted churn must be resumed once).
+func TestChurnCountsOnce(t *testing.T) {
+	u := &user{sess: nopSession{}}
+	u.live.Store(true)
+	if !u.churn(false) {
+		t.Fatal("first churn refused")
+	}
+	if u.churn(true) {
+		t.Fatal("second churn of the same session counted")
+	}
+}

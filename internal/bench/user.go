@@ -163,11 +163,13 @@ func (u *user) sleepDown() {
 	}
 }
 
-// churn closes the live session so that run resumes it; false if none.
+// churn closes the live session so that run resumes it; false if none, or
+// if it is already churned and its reader has not yet seen it end (a
+// second churn would count twice for one resume).
 func (u *user) churn(graceful bool) bool {
 	u.mu.Lock()
 	s := u.sess
-	if s == nil {
+	if s == nil || u.churned.Load() {
 		u.mu.Unlock()
 		return false
 	}
