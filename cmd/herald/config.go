@@ -11,8 +11,23 @@ import (
 	"strings"
 	"time"
 
+	"github.com/heraldhq/herald/internal/admission"
+	"github.com/heraldhq/herald/internal/auth"
+	"github.com/heraldhq/herald/internal/hub"
+	"github.com/heraldhq/herald/internal/metrics"
 	"github.com/heraldhq/herald/internal/node"
+	"github.com/heraldhq/herald/internal/session"
+	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/internal/ws"
 )
+
+// devAddr is --addr's default under --dev.
+const devAddr = "127.0.0.1:8080"
+
+// defaultMaxBodyBytes mirrors the API's default publish body limit (64 KiB,
+// api.Config.MaxBodyBytes), which has no exported constant yet.
+// TODO(api.DefaultMaxBodyBytes): use the api constant once it exists.
+const defaultMaxBodyBytes = 64 << 10
 
 // setting is one configuration value: a flag, the environment variables that
 // set it (first found wins; flags beat all of them) and its documented default.
@@ -45,11 +60,15 @@ func newSettings() *settings {
 		s.list = append(s.list, st)
 		s.byFlag[name] = st
 	}
-	add("addr", ":8080", "listen address (--dev: 127.0.0.1:8080)", "HERALD_ADDR")
-	add("database", "herald.db", "SQLite database file, or a postgres:// URL for PostgreSQL (several nodes)", "HERALD_DATABASE", "HERALD_DATABASE_URL")
+	// Every default a package owns is that package's exported constant,
+	// formatted here: --help prints exactly what the node would use.
+	itoa := strconv.Itoa
+	ftoa := func(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+	add("addr", node.DefaultAddr, "listen address (--dev: "+devAddr+")", "HERALD_ADDR")
+	add("database", node.DefaultDatabase, "SQLite database file, or a postgres:// URL for PostgreSQL (several nodes)", "HERALD_DATABASE", "HERALD_DATABASE_URL")
 	add("database-schema", "", "PostgreSQL schema (search_path) to create and use; default the URL's", "HERALD_DATABASE_SCHEMA")
 	add("redis", "", "Redis URL (redis://host:6379/0) for live fan-out between nodes and cluster-wide limits; also REDIS_HOST/REDIS_PORT", "HERALD_REDIS_URL")
-	add("redis-prefix", "herald", "prefix of every Redis key and channel (the same on every node of a cluster)", "HERALD_REDIS_PREFIX")
+	add("redis-prefix", node.DefaultRedisPrefix, "prefix of every Redis key and channel (the same on every node of a cluster)", "HERALD_REDIS_PREFIX")
 	add("redis-sharded", "false", "use Redis 7 sharded pub/sub (SSUBSCRIBE), for Redis Cluster", "HERALD_REDIS_SHARDED")
 	add("node-id", "", "this node's unique id in the cluster (default random)", "HERALD_NODE_ID")
 	add("env", "production", "production or development (development allows localhost origins)", "HERALD_ENV", "NODE_ENV")
@@ -59,30 +78,31 @@ func newSettings() *settings {
 	add("jwt-algorithms", "", "comma-separated allowlist of JWT algorithms (default: derived from the key)", "HERALD_JWT_ALGORITHMS")
 	add("jwt-issuer", "", "required iss claim (enforced when set)", "HERALD_JWT_ISSUER")
 	add("jwt-audience", "", "required aud claim (enforced when set)", "HERALD_JWT_AUDIENCE")
-	add("jwt-leeway", "30s", "clock skew allowed for exp/nbf/iat", "HERALD_JWT_LEEWAY")
-	add("tenant-claim", "tenant_id", "JWT claim holding the tenant", "HERALD_TENANT_CLAIM")
-	add("role-claim", "role", "JWT claim holding the role", "HERALD_ROLE_CLAIM")
+	add("jwt-leeway", auth.DefaultLeeway.String(), "clock skew allowed for exp/nbf/iat", "HERALD_JWT_LEEWAY")
+	add("tenant-claim", auth.DefaultTenantClaim, "JWT claim holding the tenant", "HERALD_TENANT_CLAIM")
+	add("role-claim", auth.DefaultRoleClaim, "JWT claim holding the role", "HERALD_ROLE_CLAIM")
 	add("default-tenant", "", "tenant for tokens without a tenant claim (single-tenant apps)", "HERALD_DEFAULT_TENANT")
 	add("api-keys", "", "comma-separated publish API keys: key, key@tenant, sha256:<hex>[@tenant], admin:<key>", "HERALD_API_KEYS")
 	add("allowed-origins", "", "comma-separated browser origins (exact, or https://*.example.com); never *. FRONTEND_URL (the original gateway's setting) is added to the list", "HERALD_ALLOWED_ORIGINS")
-	add("auth-timeout", "10s", "close sockets not authenticated within this time (4001)", "HERALD_AUTH_TIMEOUT")
-	add("max-connections", "10000", "maximum WebSocket connections on this node", "HERALD_MAX_CONNECTIONS", "MAX_WEBSOCKET_CONNECTIONS")
-	add("max-message-bytes", "16384", "largest client WebSocket message (1009 above)", "HERALD_MAX_MESSAGE_BYTES")
-	add("max-body-bytes", "65536", "largest publish request body (413 above)", "HERALD_MAX_BODY_BYTES")
-	add("event-rate", "10", "client requests per second per user (WebSocket events and user API); negative disables", "HERALD_EVENT_RATE")
-	add("event-burst", "30", "burst allowance for --event-rate", "HERALD_EVENT_BURST")
-	add("publish-rate", "20000", "publish calls per second per API key; negative disables", "HERALD_PUBLISH_RATE")
-	add("publish-burst", "40000", "burst allowance for --publish-rate", "HERALD_PUBLISH_BURST")
-	add("handshake-rate", "20", "unauthenticated WebSocket handshakes per second per IP; negative disables", "HERALD_HANDSHAKE_RATE")
-	add("handshake-burst", "50", "burst allowance for --handshake-rate", "HERALD_HANDSHAKE_BURST")
-	add("max-conns-per-ip", "2000", "concurrent connections per client IP; negative disables", "HERALD_MAX_CONNS_PER_IP")
-	add("max-conns-per-user", "32", "concurrent connections per user; negative disables", "HERALD_MAX_CONNS_PER_USER")
-	add("write-buffer-bytes", "262144", "per-connection outbound buffer; a client that fills it is closed (4008)", "HERALD_WRITE_BUFFER_BYTES")
-	add("ping-interval", "25s", "server WebSocket ping interval", "HERALD_PING_INTERVAL")
-	add("replay-limit", "1000", "most notifications replayed on resume before a resync", "HERALD_REPLAY_LIMIT")
-	add("shutdown-grace", "20s", "drain deadline on SIGTERM", "HERALD_SHUTDOWN_GRACE")
-	add("sweep-interval", "1m", "how often expired notifications are removed and live clients told", "HERALD_SWEEP_INTERVAL")
-	add("connection-warn-ratio", "0.8", "log high_connection_usage when active connections exceed this share of --max-connections", "HERALD_CONNECTION_WARN_RATIO")
+	add("trusted-proxies", "", "comma-separated IP addresses or CIDR prefixes of reverse proxies whose X-Forwarded-For / X-Real-IP headers name the client; empty trusts none (the TCP peer is the client)", "HERALD_TRUSTED_PROXIES")
+	add("auth-timeout", session.DefaultAuthTimeout.String(), "close connections not authenticated within this time, on every transport (WebSocket close 4001)", "HERALD_AUTH_TIMEOUT")
+	add("max-connections", itoa(node.DefaultMaxConnections), "maximum connections on this node, every transport together (WebSocket, SSE, Socket.IO)", "HERALD_MAX_CONNECTIONS", "MAX_WEBSOCKET_CONNECTIONS")
+	add("max-message-bytes", itoa(ws.DefaultMaxMessageBytes), "largest client WebSocket message (1009 above)", "HERALD_MAX_MESSAGE_BYTES")
+	add("max-body-bytes", itoa(defaultMaxBodyBytes), "largest publish request body (413 above)", "HERALD_MAX_BODY_BYTES")
+	add("event-rate", ftoa(node.DefaultEventRate.Per), "client requests per second per user (WebSocket events and user API); negative disables", "HERALD_EVENT_RATE")
+	add("event-burst", itoa(node.DefaultEventRate.Burst), "burst allowance for --event-rate", "HERALD_EVENT_BURST")
+	add("publish-rate", ftoa(node.DefaultPublishRate.Per), "publish calls per second per API key; negative disables", "HERALD_PUBLISH_RATE")
+	add("publish-burst", itoa(node.DefaultPublishRate.Burst), "burst allowance for --publish-rate", "HERALD_PUBLISH_BURST")
+	add("handshake-rate", ftoa(node.DefaultHandshakeRate.Per), "unauthenticated handshakes per second per client IP, on every transport (WebSocket, Socket.IO); negative disables", "HERALD_HANDSHAKE_RATE")
+	add("handshake-burst", itoa(node.DefaultHandshakeRate.Burst), "burst allowance for --handshake-rate", "HERALD_HANDSHAKE_BURST")
+	add("max-conns-per-ip", itoa(node.DefaultMaxConnsPerIP), "concurrent connections per client IP; negative disables", "HERALD_MAX_CONNS_PER_IP")
+	add("max-conns-per-user", itoa(node.DefaultMaxConnsPerUser), "concurrent connections per user; negative disables", "HERALD_MAX_CONNS_PER_USER")
+	add("write-buffer-bytes", itoa(ws.DefaultWriteBufferBytes), "per-connection outbound buffer; a client that fills it is closed (4008)", "HERALD_WRITE_BUFFER_BYTES")
+	add("ping-interval", ws.DefaultPingInterval.String(), "server WebSocket ping interval", "HERALD_PING_INTERVAL")
+	add("replay-limit", itoa(hub.DefaultReplayLimit), "most notifications replayed on resume before a resync", "HERALD_REPLAY_LIMIT")
+	add("shutdown-grace", node.DefaultShutdownGrace.String(), "drain deadline on SIGTERM", "HERALD_SHUTDOWN_GRACE")
+	add("sweep-interval", store.DefaultSweepInterval.String(), "how often expired notifications are removed and live clients told", "HERALD_SWEEP_INTERVAL")
+	add("connection-warn-ratio", ftoa(metrics.DefaultWarnRatio), "log high_connection_usage when active connections exceed this share of --max-connections", "HERALD_CONNECTION_WARN_RATIO")
 	add("memory-limit", "0", "fail /readyz when the Go heap exceeds this many bytes (0: no check)", "HERALD_MEMORY_LIMIT")
 	add("metrics-addr", "", "serve /metrics on this separate address (e.g. 0.0.0.0:9090) and not on --addr; empty: /metrics is on --addr", "HERALD_METRICS_ADDR")
 	add("debug-addr", "", "serve Go pprof profiles (/debug/pprof/) on this separate address, e.g. 127.0.0.1:6060; empty disables. Never expose it publicly", "HERALD_DEBUG_ADDR")
@@ -96,7 +116,7 @@ func (s *settings) parse(args []string, getenv func(string) string, out io.Write
 	s.getenv = getenv
 	fs := flag.NewFlagSet("herald", flag.ContinueOnError)
 	fs.SetOutput(out)
-	fs.BoolVar(&s.dev, "dev", false, "development mode: random JWT secret and API key printed at start, localhost origins, 127.0.0.1:8080")
+	fs.BoolVar(&s.dev, "dev", false, "development mode: random JWT secret and API key printed at start, localhost origins, "+devAddr)
 	for _, st := range s.list {
 		fs.StringVar(st.value, st.flag, st.def, st.usage)
 	}
@@ -125,14 +145,14 @@ func (s *settings) parse(args []string, getenv func(string) string, out io.Write
 		}
 	}
 	if s.dev && !set["addr"] && getenv("HERALD_ADDR") == "" {
-		*s.byFlag["addr"].value = "127.0.0.1:8080"
+		*s.byFlag["addr"].value = devAddr
 	}
 	return nil
 }
 
 func (s *settings) usage(out io.Writer, fs *flag.FlagSet) {
 	fmt.Fprintln(out, "Usage: herald [flags]\n\nHerald is a real-time notification gateway. Every flag can also be set by the environment variables listed with it.\n\nFlags:")
-	fmt.Fprintln(out, "  --dev\n        development mode: random JWT secret and API key printed at start, localhost origins, 127.0.0.1:8080")
+	fmt.Fprintln(out, "  --dev\n        development mode: random JWT secret and API key printed at start, localhost origins, "+devAddr)
 	for _, st := range s.list {
 		def := st.def
 		if def == "" {
@@ -246,19 +266,22 @@ func (s *settings) toConfig() (node.Config, error) {
 	if s.getenv != nil {
 		cfg.AllowedOrigins = append(cfg.AllowedOrigins, splitList(s.getenv("FRONTEND_URL"))...)
 	}
-	cfg.WS.AuthTimeout = dur("auth-timeout")
+	cfg.TrustedProxies = splitList(s.get("trusted-proxies"))
+	if _, err := admission.ParseTrustedProxies(cfg.TrustedProxies); err != nil {
+		errs = append(errs, fmt.Errorf("--trusted-proxies: %w", err))
+	}
+	// One authentication deadline for every transport (session.Config).
+	cfg.Session.AuthTimeout = dur("auth-timeout")
 	cfg.MaxConnections = num("max-connections")
 	cfg.WS.MaxMessageBytes = num("max-message-bytes")
 	cfg.API.MaxBodyBytes = int64(num("max-body-bytes"))
 	cfg.WS.WriteBufferBytes = num("write-buffer-bytes")
 	cfg.WS.PingInterval = dur("ping-interval")
 	// The transport settings apply to every transport that has them (0
-	// keeps each package's default): SSE has no auth message and no pings
-	// of its own (it sends heartbeat comments), Socket.IO's heartbeat is
-	// Engine.IO's ping.
+	// keeps each package's default): SSE has no pings of its own (it sends
+	// heartbeat comments), Socket.IO's heartbeat is Engine.IO's ping.
 	cfg.SSE.WriteBufferBytes = cfg.WS.WriteBufferBytes
 	cfg.SocketIO.WriteBufferBytes = cfg.WS.WriteBufferBytes
-	cfg.SocketIO.AuthTimeout = cfg.WS.AuthTimeout
 	cfg.SocketIO.PingInterval = cfg.WS.PingInterval
 	cfg.Hub.ReplayLimit = num("replay-limit")
 	cfg.ShutdownGrace = dur("shutdown-grace")

@@ -6,10 +6,22 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/heraldhq/herald/internal/auth"
+	"github.com/heraldhq/herald/internal/hub"
+	"github.com/heraldhq/herald/internal/metrics"
+	"github.com/heraldhq/herald/internal/node"
+	"github.com/heraldhq/herald/internal/session"
+	"github.com/heraldhq/herald/internal/socketio"
+	"github.com/heraldhq/herald/internal/sse"
+	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/internal/testkit"
+	"github.com/heraldhq/herald/internal/ws"
 )
+
+func TestMain(m *testing.M) { testkit.LeakMain(m, testkit.ServerLeakOptions()...) }
 
 func resolve(t *testing.T, args []string, env map[string]string) (*settings, error) {
 	t.Helper()
@@ -45,11 +57,12 @@ func TestEnvAliasesAndPrecedence(t *testing.T) {
 	if !cfg.AllowLocalhost {
 		t.Error("NODE_ENV=development should allow localhost")
 	}
-	if cfg.WS.AuthTimeout != 3*time.Second || len(cfg.APIKeys) != 2 || cfg.Addr != ":8080" {
+	// One auth deadline for every transport.
+	if cfg.Session.AuthTimeout != 3*time.Second || len(cfg.APIKeys) != 2 || cfg.Addr != ":8080" {
 		t.Errorf("cfg = %+v", cfg)
 	}
 	// The transport settings reach SSE and Socket.IO too.
-	if cfg.SocketIO.AuthTimeout != 3*time.Second || cfg.SocketIO.PingInterval != 25*time.Second ||
+	if cfg.SocketIO.PingInterval != 25*time.Second ||
 		cfg.SocketIO.WriteBufferBytes != 262144 || cfg.SSE.WriteBufferBytes != 262144 {
 		t.Errorf("socketio %+v, sse %+v", cfg.SocketIO, cfg.SSE)
 	}
@@ -68,6 +81,7 @@ func TestConfigErrors(t *testing.T) {
 		"bad env":         {"HERALD_JWT_SECRET": secret, "HERALD_ENV": "staging"},
 		"bad number":      {"HERALD_JWT_SECRET": secret, "HERALD_MAX_CONNECTIONS": "lots"},
 		"zero conns":      {"HERALD_JWT_SECRET": secret, "HERALD_MAX_CONNECTIONS": "0"},
+		"bad proxy":       {"HERALD_JWT_SECRET": secret, "HERALD_TRUSTED_PROXIES": "10.0.0.0/8,proxy.internal"},
 	} {
 		s, err := resolve(t, nil, env)
 		if err != nil {
@@ -123,19 +137,14 @@ func TestDevModeStartsAndPrintsBanner(t *testing.T) {
 	envLookup = func(string) string { return "" }
 	defer func() { envLookup = old }()
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errOut syncBuf
+	var out, errOut testkit.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"--dev", "--addr", "127.0.0.1:0", "--database", t.TempDir() + "/dev.db",
 			"--debug-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"}, &out, &errOut)
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(out.String(), "curl -sS -X POST") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no banner; stderr: %s", errOut.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.Eventually(t, 10*time.Second, func() bool { return strings.Contains(out.String(), "curl -sS -X POST") },
+		"the banner; stderr so far: %s", &errOut)
 	for _, want := range []string{"JWT secret", "API key      hk_", "user token   ey"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("banner lacks %q", want)
@@ -183,14 +192,110 @@ func getStatus(t *testing.T, url string) int {
 	return resp.StatusCode
 }
 
-type syncBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+func TestTrustedProxies(t *testing.T) {
+	// Default: trust no proxy.
+	s, _ := resolve(t, nil, map[string]string{"HERALD_JWT_SECRET": secret})
+	cfg, err := s.toConfig()
+	if err != nil || cfg.TrustedProxies != nil {
+		t.Fatalf("default: %v, %v", cfg.TrustedProxies, err)
+	}
+	// A valid list, from the environment and from the flag (which wins).
+	s, _ = resolve(t, nil, map[string]string{"HERALD_JWT_SECRET": secret, "HERALD_TRUSTED_PROXIES": " 10.0.0.0/8, 192.0.2.7 ,2001:db8::/32"})
+	if cfg, err = s.toConfig(); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.TrustedProxies, " "); got != "10.0.0.0/8 192.0.2.7 2001:db8::/32" {
+		t.Errorf("TrustedProxies = %q", got)
+	}
+	s, _ = resolve(t, []string{"--trusted-proxies", "127.0.0.1"}, map[string]string{"HERALD_JWT_SECRET": secret, "HERALD_TRUSTED_PROXIES": "10.0.0.0/8"})
+	if cfg, err = s.toConfig(); err != nil || strings.Join(cfg.TrustedProxies, " ") != "127.0.0.1" {
+		t.Errorf("flag must beat env: %v, %v", cfg.TrustedProxies, err)
+	}
+	// An invalid entry is reported with the flag's name.
+	for _, bad := range []string{"10.0.0.0/33", "proxy.internal", "10.0.0.1,300.1.1.1"} {
+		s, _ = resolve(t, []string{"--trusted-proxies", bad}, map[string]string{"HERALD_JWT_SECRET": secret})
+		if _, err := s.toConfig(); err == nil || !strings.Contains(err.Error(), "--trusted-proxies") {
+			t.Errorf("%q: err = %v, want an error naming --trusted-proxies", bad, err)
+		}
+	}
 }
 
-func (b *syncBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
+// TestDefaultsAreThePackagesDefaults proves that --help and behaviour
+// cannot drift: with no flag and no environment, every setting resolves to
+// the default of the package that owns it; and the default --help prints,
+// given back as an explicit flag, resolves to the same value.
+func TestDefaultsAreThePackagesDefaults(t *testing.T) {
+	rows := []struct {
+		flag string
+		got  func(node.Config) any
+		want any
+	}{
+		{"addr", func(c node.Config) any { return c.Addr }, node.DefaultAddr},
+		{"database", func(c node.Config) any { return c.Database }, node.DefaultDatabase},
+		{"redis-prefix", func(c node.Config) any { return c.RedisPrefix }, node.DefaultRedisPrefix},
+		{"jwt-leeway", func(c node.Config) any { return c.Auth.Leeway }, auth.DefaultLeeway},
+		{"tenant-claim", func(c node.Config) any { return c.Auth.TenantClaim }, auth.DefaultTenantClaim},
+		{"role-claim", func(c node.Config) any { return c.Auth.RoleClaim }, auth.DefaultRoleClaim},
+		{"auth-timeout", func(c node.Config) any { return c.Session.AuthTimeout }, session.DefaultAuthTimeout},
+		{"max-connections", func(c node.Config) any { return c.MaxConnections }, node.DefaultMaxConnections},
+		{"max-message-bytes", func(c node.Config) any { return c.WS.MaxMessageBytes }, ws.DefaultMaxMessageBytes},
+		// TODO(api.DefaultMaxBodyBytes): compare with the api constant.
+		{"max-body-bytes", func(c node.Config) any { return c.API.MaxBodyBytes }, int64(64 << 10)},
+		{"event-rate", func(c node.Config) any { return c.Limits.EventRate.Per }, node.DefaultEventRate.Per},
+		{"event-burst", func(c node.Config) any { return c.Limits.EventRate.Burst }, node.DefaultEventRate.Burst},
+		{"publish-rate", func(c node.Config) any { return c.Limits.PublishRate.Per }, node.DefaultPublishRate.Per},
+		{"publish-burst", func(c node.Config) any { return c.Limits.PublishRate.Burst }, node.DefaultPublishRate.Burst},
+		{"handshake-rate", func(c node.Config) any { return c.Limits.HandshakeRate.Per }, node.DefaultHandshakeRate.Per},
+		{"handshake-burst", func(c node.Config) any { return c.Limits.HandshakeRate.Burst }, node.DefaultHandshakeRate.Burst},
+		{"max-conns-per-ip", func(c node.Config) any { return c.Limits.MaxConnsPerIP }, node.DefaultMaxConnsPerIP},
+		{"max-conns-per-user", func(c node.Config) any { return c.Limits.MaxConnsPerUser }, node.DefaultMaxConnsPerUser},
+		// One flag sets three transports: each keeps its own default.
+		{"write-buffer-bytes", func(c node.Config) any { return c.WS.WriteBufferBytes }, ws.DefaultWriteBufferBytes},
+		{"write-buffer-bytes", func(c node.Config) any { return c.SSE.WriteBufferBytes }, sse.DefaultWriteBufferBytes},
+		{"write-buffer-bytes", func(c node.Config) any { return c.SocketIO.WriteBufferBytes }, socketio.DefaultWriteBufferBytes},
+		{"ping-interval", func(c node.Config) any { return c.WS.PingInterval }, ws.DefaultPingInterval},
+		{"ping-interval", func(c node.Config) any { return c.SocketIO.PingInterval }, socketio.DefaultPingInterval},
+		{"replay-limit", func(c node.Config) any { return c.Hub.ReplayLimit }, hub.DefaultReplayLimit},
+		{"shutdown-grace", func(c node.Config) any { return c.ShutdownGrace }, node.DefaultShutdownGrace},
+		{"sweep-interval", func(c node.Config) any { return c.SweepInterval }, store.DefaultSweepInterval},
+		{"connection-warn-ratio", func(c node.Config) any { return c.ConnectionWarnRatio }, metrics.DefaultWarnRatio},
+	}
+	env := map[string]string{"HERALD_JWT_SECRET": secret}
+	check := func(how string, args []string) {
+		t.Helper()
+		s, err := resolve(t, args, env)
+		if err != nil {
+			t.Fatalf("%s: %v", how, err)
+		}
+		cfg, err := s.toConfig()
+		if err != nil {
+			t.Fatalf("%s: %v", how, err)
+		}
+		for _, r := range rows {
+			if got := r.got(cfg); got != r.want {
+				t.Errorf("%s: --%s resolves to %v (%T), the package default is %v (%T)", how, r.flag, got, got, r.want, r.want)
+			}
+		}
+	}
+	check("no flags", nil)
+
+	// What --help says each default is, set explicitly.
+	s := newSettings()
+	var help bytes.Buffer
+	if err := s.parse([]string{"--help"}, func(string) string { return "" }, &help); err != nil || !s.help {
+		t.Fatal(err)
+	}
+	shown := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^  --(\S+)  \(env [^;]*; default (.*)\)$`).FindAllStringSubmatch(help.String(), -1) {
+		shown[m[1]] = m[2]
+	}
+	var args []string
+	for _, r := range rows {
+		def, ok := shown[r.flag]
+		if !ok {
+			t.Fatalf("--help shows no default for --%s:\n%s", r.flag, help.String())
+		}
+		args = append(args, "--"+r.flag, def)
+	}
+	check("the defaults --help shows", args)
 }
-func (b *syncBuf) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }

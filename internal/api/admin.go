@@ -2,9 +2,11 @@ package api
 
 import (
 	"context"
+	"github.com/heraldhq/herald/internal/session"
 	"net/http"
 	"time"
 
+	"github.com/heraldhq/herald/internal/audit"
 	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/revocation"
 )
@@ -39,8 +41,8 @@ func (a *API) admin(w http.ResponseWriter, r *http.Request) (auth.APIKey, bool) 
 		return key, false
 	}
 	if !key.Admin {
-		a.log.Warn("non-admin key on admin API", "event", "forbidden", "key_id", key.ID, "ip", clientIP(r), "path", r.URL.Path)
-		a.fail(w, r, http.StatusForbidden, "forbidden", "an admin API key is required", nil, "key_id", key.ID)
+		a.cfg.Audit.Warn(audit.Forbidden, "non-admin key on admin API", "key_id", key.ID, "ip", a.adm.ClientIP(r), "path", r.URL.Path)
+		a.keyErrs.Fail(w, r, session.CodeForbidden, "an admin API key is required", nil, "key_id", key.ID)
 		return key, false
 	}
 	return key, true
@@ -57,7 +59,7 @@ func (a *API) revoke(w http.ResponseWriter, r *http.Request, rv Revoker) {
 	}
 	var b revokeBody
 	if err := decodeStrict(body, &b); err != nil {
-		a.fail(w, r, http.StatusBadRequest, "invalid_request", "invalid request", err)
+		a.keyErrs.Fail(w, r, session.CodeInvalidRequest, "invalid request", err)
 		return
 	}
 	now := time.Now()
@@ -65,27 +67,27 @@ func (a *API) revoke(w http.ResponseWriter, r *http.Request, rv Revoker) {
 	switch {
 	case b.JTI != "" && b.User == "" && b.Tenant == "":
 		if len(b.JTI) > maxTokenIDLen || !validIdent(b.JTI) {
-			a.fail(w, r, http.StatusBadRequest, "invalid_request", "malformed jti", nil)
+			a.keyErrs.Fail(w, r, session.CodeInvalidRequest, "malformed jti", nil)
 			return
 		}
 		if b.ExpiresAt == nil || !b.ExpiresAt.After(now) {
-			a.fail(w, r, http.StatusBadRequest, "invalid_request", "expires_at (the token's exp, in the future) is required with jti", nil)
+			a.keyErrs.Fail(w, r, session.CodeInvalidRequest, "expires_at (the token's exp, in the future) is required with jti", nil)
 			return
 		}
 		rev.TokenID, rev.Until = b.JTI, *b.ExpiresAt
 	case b.JTI == "" && b.ExpiresAt == nil && validIdent(b.Tenant) && validIdent(b.User):
 		rev.Tenant, rev.User = b.Tenant, b.User
 	default:
-		a.fail(w, r, http.StatusBadRequest, "invalid_request", "give either tenant and user, or jti and expires_at", nil)
+		a.keyErrs.Fail(w, r, session.CodeInvalidRequest, "give either tenant and user, or jti and expires_at", nil)
 		return
 	}
 	if err := rv.Revoke(r.Context(), rev); err != nil {
 		w.Header().Set("Retry-After", "1")
-		a.fail(w, r, http.StatusServiceUnavailable, "unavailable", "revocation not stored; retry", err)
+		a.keyErrs.Fail(w, r, session.CodeUnavailable, "revocation not stored; retry", err)
 		return
 	}
-	a.log.Warn("revoked", "event", "revoked", "key_id", key.ID, "tenant", rev.Tenant, "user", rev.User, "token", rev.TokenID != "")
-	writeJSON(w, http.StatusCreated, map[string]any{"revoked_at": now.UTC()})
+	a.cfg.Audit.Warn(audit.Revoked, "revoked", "key_id", key.ID, "tenant", rev.Tenant, "user", rev.User, "token", rev.TokenID != "")
+	session.WriteJSON(w, http.StatusCreated, map[string]any{"revoked_at": now.UTC()})
 }
 
 func (a *API) lift(w http.ResponseWriter, r *http.Request, rv Revoker) {
@@ -95,14 +97,14 @@ func (a *API) lift(w http.ResponseWriter, r *http.Request, rv Revoker) {
 	}
 	tenant, user := r.PathValue("tenant"), r.PathValue("user")
 	if !validIdent(tenant) || !validIdent(user) {
-		a.fail(w, r, http.StatusBadRequest, "invalid_request", "malformed tenant or user", nil)
+		a.keyErrs.Fail(w, r, session.CodeInvalidRequest, "malformed tenant or user", nil)
 		return
 	}
 	if err := rv.Lift(r.Context(), tenant, user); err != nil {
 		w.Header().Set("Retry-After", "1")
-		a.fail(w, r, http.StatusServiceUnavailable, "unavailable", "not stored; retry", err)
+		a.keyErrs.Fail(w, r, session.CodeUnavailable, "not stored; retry", err)
 		return
 	}
-	a.log.Warn("revocation lifted", "event", "revocation_lifted", "key_id", key.ID, "tenant", tenant, "user", user)
+	a.cfg.Audit.Warn(audit.RevocationLifted, "revocation lifted", "key_id", key.ID, "tenant", tenant, "user", user)
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -8,22 +8,22 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/heraldhq/herald/internal/session"
 	"io"
 	"net/http"
 	"time"
 	"unicode/utf8"
 
+	"github.com/heraldhq/herald/internal/audit"
 	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/notification"
 	"github.com/heraldhq/herald/internal/store"
 )
 
-// Field limits of a publish request.
+// Limits of a publish request's shape. The values themselves (identifiers,
+// type, title, body) follow the rule set of internal/notification, which
+// the store applies again.
 const (
-	maxIdentLen       = 128 // tenant, user, role
-	maxTypeLen        = 128
-	maxTitleLen       = 512
-	maxBodyTextLen    = 8 << 10
 	maxUsersPerItem   = 1000
 	maxIdempotencyKey = 255
 	maxDataDepth      = 16
@@ -57,31 +57,9 @@ func bad(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{errBadRequest}, args...)...)
 }
 
-// validIdent checks tenant, user and role identifiers.
-func validIdent(s string) bool {
-	if s == "" || len(s) > maxIdentLen || !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-func validType(s string) bool {
-	if s == "" || len(s) > maxTypeLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-' || c == ':' || c == '/') {
-			return false
-		}
-	}
-	return true
-}
+// validIdent checks tenant, user and role identifiers with
+// notification.ValidIdent (the handlers of this package share it).
+func validIdent(s string) bool { return notification.ValidIdent(s) }
 
 func decodeStrict(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -144,13 +122,13 @@ func toDraft(raw []byte, key auth.APIKey, now time.Time) (notification.Draft, er
 	if set != 1 {
 		return d, bad("to needs exactly one of users, tenant, role")
 	}
-	if !validType(d.Type) {
+	if !notification.ValidType(d.Type) {
 		return d, bad("type missing or malformed")
 	}
-	if d.Title == "" || len(d.Title) > maxTitleLen || !utf8.ValidString(d.Title) {
+	if !notification.ValidTitle(d.Title) {
 		return d, bad("title missing or too long")
 	}
-	if len(d.Body) > maxBodyTextLen || !utf8.ValidString(d.Body) {
+	if !notification.ValidBody(d.Body) {
 		return d, bad("body too long")
 	}
 	if len(it.Data) > 0 && !bytes.Equal(it.Data, []byte("null")) {
@@ -179,12 +157,12 @@ var errForbidden = errors.New("api key not allowed for this tenant")
 
 // apiKey authenticates the publisher.
 func (a *API) apiKey(w http.ResponseWriter, r *http.Request) (auth.APIKey, bool) {
-	tok := bearerToken(r)
+	tok, _ := auth.BearerToken(r)
 	key, ok := a.keys.Authenticate(tok)
 	if tok == "" || !ok {
-		a.log.Warn("api key rejected", "event", "api_key_invalid", "ip", clientIP(r), "path", r.URL.Path)
+		a.cfg.Audit.Warn(audit.APIKeyInvalid, "api key rejected", "ip", a.adm.ClientIP(r), "path", r.URL.Path)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="herald"`)
-		a.fail(w, r, http.StatusUnauthorized, "unauthorized", "invalid or missing API key", nil)
+		a.keyErrs.Fail(w, r, session.CodeUnauthorized, "invalid or missing API key", nil)
 		return auth.APIKey{}, false
 	}
 	return key, true
@@ -195,14 +173,14 @@ func (a *API) readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]b
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			a.fail(w, r, http.StatusRequestEntityTooLarge, "too_large", "request body too large", err)
+			a.keyErrs.Fail(w, r, session.CodeTooLarge, "request body too large", err)
 			return nil, false
 		}
-		a.fail(w, r, http.StatusBadRequest, "invalid_request", "unable to read request body", err)
+		a.keyErrs.Fail(w, r, session.CodeInvalidRequest, "unable to read request body", err)
 		return nil, false
 	}
 	if !utf8.Valid(body) {
-		a.fail(w, r, http.StatusBadRequest, "invalid_request", "invalid request", bad("invalid UTF-8"))
+		a.keyErrs.Fail(w, r, session.CodeInvalidRequest, "invalid request", bad("invalid UTF-8"))
 		return nil, false
 	}
 	return body, true
@@ -240,15 +218,10 @@ func (a *API) doPublish(w http.ResponseWriter, r *http.Request, batch bool) {
 	if !ok {
 		return
 	}
-	if a.cfg.PublishRate != nil {
-		if ok, strikes := a.cfg.PublishRate.Allow(key.ID); !ok {
-			if strikes == 1 || strikes%100 == 0 {
-				a.log.Warn("rate limited", "event", "rate_limited", "scope", "publish", "key_id", key.ID, "strikes", strikes)
-			}
-			w.Header().Set("Retry-After", "1")
-			a.fail(w, r, http.StatusTooManyRequests, "rate_limited", "publish rate limit exceeded", nil, "key_id", key.ID)
-			return
-		}
+	if !a.adm.AllowPublish(key.ID) { // records the refusal
+		w.Header().Set("Retry-After", "1")
+		a.keyErrs.Fail(w, r, session.CodeRateLimited, "publish rate limit exceeded", nil, "key_id", key.ID)
+		return
 	}
 	maxBody := a.cfg.MaxBodyBytes
 	if batch {
@@ -260,18 +233,18 @@ func (a *API) doPublish(w http.ResponseWriter, r *http.Request, batch bool) {
 	}
 	ikey, err := idempotencyKey(r)
 	if err != nil {
-		a.fail(w, r, http.StatusBadRequest, "invalid_request", "invalid request", err)
+		a.keyErrs.Fail(w, r, session.CodeInvalidRequest, "invalid request", err)
 		return
 	}
 	raws := []json.RawMessage{body}
 	if batch {
 		var bb batchBody
 		if err := decodeStrict(body, &bb); err != nil {
-			a.fail(w, r, http.StatusBadRequest, "invalid_request", "invalid request", err)
+			a.keyErrs.Fail(w, r, session.CodeInvalidRequest, "invalid request", err)
 			return
 		}
 		if len(bb.Notifications) == 0 || len(bb.Notifications) > a.cfg.MaxBatch {
-			a.fail(w, r, http.StatusBadRequest, "invalid_request", fmt.Sprintf("a batch holds 1..%d notifications", a.cfg.MaxBatch), nil)
+			a.keyErrs.Fail(w, r, session.CodeInvalidRequest, fmt.Sprintf("a batch holds 1..%d notifications", a.cfg.MaxBatch), nil)
 			return
 		}
 		raws = bb.Notifications
@@ -281,8 +254,8 @@ func (a *API) doPublish(w http.ResponseWriter, r *http.Request, batch bool) {
 	for i, raw := range raws {
 		d, err := toDraft(raw, key, now)
 		if errors.Is(err, errForbidden) {
-			a.log.Warn("api key used outside its tenant", "event", "forbidden", "key_id", key.ID, "ip", clientIP(r))
-			a.fail(w, r, http.StatusForbidden, "forbidden", "this API key may not publish to that tenant", err, "key_id", key.ID)
+			a.cfg.Audit.Warn(audit.Forbidden, "api key used outside its tenant", "key_id", key.ID, "ip", a.adm.ClientIP(r))
+			a.keyErrs.Fail(w, r, session.CodeForbidden, "this API key may not publish to that tenant", err, "key_id", key.ID)
 			return
 		}
 		if err != nil {
@@ -290,7 +263,7 @@ func (a *API) doPublish(w http.ResponseWriter, r *http.Request, batch bool) {
 			if batch {
 				msg = fmt.Sprintf("invalid notification at index %d", i)
 			}
-			a.fail(w, r, http.StatusBadRequest, "invalid_request", msg, err, "key_id", key.ID)
+			a.keyErrs.Fail(w, r, session.CodeInvalidRequest, msg, err, "key_id", key.ID)
 			return
 		}
 		drafts[i] = d
@@ -306,24 +279,24 @@ func (a *API) doPublish(w http.ResponseWriter, r *http.Request, batch bool) {
 	switch {
 	case err == nil:
 	case errors.Is(err, store.ErrIdempotencyMismatch):
-		a.fail(w, r, http.StatusUnprocessableEntity, "idempotency_mismatch", "Idempotency-Key was used with a different request", err, "key_id", key.ID)
+		a.keyErrs.Fail(w, r, session.CodeIdempotencyMismatch, "Idempotency-Key was used with a different request", err, "key_id", key.ID)
 		return
 	case errors.Is(err, store.ErrInvalid):
-		a.fail(w, r, http.StatusBadRequest, "invalid_request", "invalid request", err, "key_id", key.ID)
+		a.keyErrs.Fail(w, r, session.CodeInvalidRequest, "invalid request", err, "key_id", key.ID)
 		return
 	default:
 		w.Header().Set("Retry-After", "1")
-		a.fail(w, r, http.StatusServiceUnavailable, "unavailable", "notification not stored; retry with the same Idempotency-Key", err, "key_id", key.ID)
+		a.keyErrs.Fail(w, r, session.CodeUnavailable, "notification not stored; retry with the same Idempotency-Key", err, "key_id", key.ID)
 		return
 	}
 	if res.Replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
 	if batch {
-		writeJSON(w, http.StatusCreated, map[string]any{"ids": res.IDs})
+		session.WriteJSON(w, http.StatusCreated, map[string]any{"ids": res.IDs})
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"id": res.IDs[0]})
+	session.WriteJSON(w, http.StatusCreated, map[string]any{"id": res.IDs[0]})
 }
 
 // statusRecorder remembers the status code written.

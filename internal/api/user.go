@@ -2,198 +2,167 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strconv"
 
+	"github.com/heraldhq/herald/internal/admission"
+	"github.com/heraldhq/herald/internal/audit"
 	"github.com/heraldhq/herald/internal/auth"
-	"github.com/heraldhq/herald/internal/hub"
 	"github.com/heraldhq/herald/internal/notification"
-	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/internal/origin"
+	"github.com/heraldhq/herald/internal/session"
 )
 
-type principalKey struct{}
+// userHandler answers one user API call for the authenticated p; ip is the
+// client address.
+type userHandler func(w http.ResponseWriter, r *http.Request, p auth.Principal, ip string)
 
-// PrincipalFrom returns the authenticated user of a user API request.
-func PrincipalFrom(ctx context.Context) (auth.Principal, bool) {
-	p, ok := ctx.Value(principalKey{}).(auth.Principal)
-	return p, ok
-}
-
-// user authenticates a user request (JWT Bearer) and applies CORS for
-// allowlisted origins.
-func (a *API) user(next func(http.ResponseWriter, *http.Request, notification.Recipient)) http.Handler {
+// user checks a user API call before h runs it: CORS for allowlisted
+// origins, the JWT (Bearer), then the per-user request rate shared with the
+// live transports. The user API holds no connection, so admission applies
+// its rate only, never a connection slot.
+func (a *API) user(h userHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !a.cors(w, r) {
+		ip := a.adm.ClientIP(r)
+		if !origin.CORS(w, r, a.cfg.AllowOrigin) {
+			a.originRejected(r, ip)
+			a.errs.Fail(w, r, session.CodeForbidden, "origin not allowed", nil)
 			return
 		}
-		p, err := a.verifier.Verify(bearerToken(r))
+		tok, _ := auth.BearerToken(r)
+		p, err := a.core.Verify(tok, admission.REST, ip)
 		if err != nil {
-			a.log.Warn("token rejected", "event", "token_invalid", "reason", auth.ReasonOf(err), "ip", clientIP(r), "transport", "rest")
 			w.Header().Set("WWW-Authenticate", `Bearer realm="herald"`)
-			a.fail(w, r, http.StatusUnauthorized, "unauthorized", "invalid or missing token", nil)
+			a.errs.Fail(w, r, session.CodeUnauthorized, "invalid or missing token", nil)
 			return
 		}
-		if a.cfg.UserRate != nil {
-			if ok, strikes := a.cfg.UserRate.Allow(p.Tenant + "\x00" + p.User); !ok {
-				if strikes == 1 || strikes%10 == 0 {
-					a.log.Warn("rate limited", "event", "rate_limited", "scope", "user_api", "tenant", p.Tenant, "user", p.User, "strikes", strikes)
-				}
-				w.Header().Set("Retry-After", "1")
-				a.fail(w, r, http.StatusTooManyRequests, "rate_limited", "rate limit exceeded", nil)
-				return
-			}
+		if ok, _ := a.adm.AllowRequest(admission.REST, p.Tenant, p.User); !ok {
+			a.errs.Refuse(w, r, admission.RefusedRequestRate)
+			return
 		}
-		ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), principalKey{}, p), a.cfg.RequestTimeout)
-		defer cancel()
-		next(w, r.WithContext(ctx), notification.Recipient{Tenant: p.Tenant, User: p.User, Role: p.Role})
+		h(w, r, p, ip)
 	})
 }
 
-// cors sets CORS headers for an allowlisted Origin and rejects others (403).
-// Requests without Origin are not cross-origin browser requests.
-func (a *API) cors(w http.ResponseWriter, r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
-	}
-	if !a.cfg.AllowOrigin(origin) {
-		a.log.Warn("origin rejected", "event", "origin_rejected", "ip", clientIP(r), "origin", origin, "transport", "rest")
-		a.fail(w, r, http.StatusForbidden, "forbidden", "origin not allowed", nil)
-		return false
-	}
-	h := w.Header()
-	h.Set("Access-Control-Allow-Origin", origin)
-	h.Add("Vary", "Origin")
-	h.Set("Access-Control-Allow-Credentials", "true")
-	return true
-}
-
+// preflight answers CORS preflights of every /v1/me/ path.
 func (a *API) preflight(w http.ResponseWriter, r *http.Request) {
-	origin := r.Header.Get("Origin")
-	if origin == "" || !a.cfg.AllowOrigin(origin) {
-		if origin != "" {
-			a.log.Warn("origin rejected", "event", "origin_rejected", "ip", clientIP(r), "origin", origin, "transport", "rest")
-		}
-		w.WriteHeader(http.StatusForbidden)
-		return
+	if !origin.Preflight(w, r, a.cfg.AllowOrigin, "GET, POST, DELETE", "Authorization, Content-Type") {
+		a.originRejected(r, a.adm.ClientIP(r))
 	}
-	h := w.Header()
-	h.Set("Access-Control-Allow-Origin", origin)
-	h.Add("Vary", "Origin")
-	h.Set("Access-Control-Allow-Credentials", "true")
-	h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE")
-	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
-	h.Set("Access-Control-Max-Age", "600")
-	w.WriteHeader(http.StatusNoContent)
 }
 
-func (a *API) list(w http.ResponseWriter, r *http.Request, rc notification.Recipient) {
+func (a *API) originRejected(r *http.Request, ip string) {
+	a.cfg.Audit.Warn(audit.OriginRejected, "origin rejected", "ip", ip, "origin", r.Header.Get("Origin"), "transport", "rest")
+}
+
+// list handles GET /v1/me/notifications. The query's HTTP rules come
+// first (limit is a positive integer, unread is true/false/1/0, with their
+// own messages); then the request is parsed like a live transport's.
+func (a *API) list(w http.ResponseWriter, r *http.Request, p auth.Principal, ip string) {
 	q := r.URL.Query()
-	lq := store.ListQuery{Before: q.Get("before")}
-	if lq.Before != "" && !notification.ValidID(lq.Before) {
-		a.fail(w, r, http.StatusBadRequest, "invalid_request", "invalid before cursor", nil)
-		return
+	var args session.Args
+	if b := q.Get("before"); b != "" {
+		if !notification.ValidID(b) {
+			a.errs.Fail(w, r, session.CodeInvalidRequest, "invalid before cursor", nil)
+			return
+		}
+		args.Before = &b
 	}
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 {
-			a.fail(w, r, http.StatusBadRequest, "invalid_request", "limit must be a positive integer", err)
+			a.errs.Fail(w, r, session.CodeInvalidRequest, "limit must be a positive integer", err)
 			return
 		}
-		lq.Limit = min(n, store.MaxListLimit)
+		args.Limit = &n
 	}
+	unread := false
 	switch q.Get("unread") {
 	case "", "false", "0":
 	case "true", "1":
-		lq.UnreadOnly = true
+		unread = true
 	default:
-		a.fail(w, r, http.StatusBadRequest, "invalid_request", "unread must be true or false", nil)
+		a.errs.Fail(w, r, session.CodeInvalidRequest, "unread must be true or false", nil)
 		return
 	}
-	page, err := a.inbox.List(r.Context(), rc, lq)
+	args.Unread = &unread
+	a.do(w, r, p, ip, session.NameList, &args)
+}
+
+// unreadCount handles GET /v1/me/unread-count.
+func (a *API) unreadCount(w http.ResponseWriter, r *http.Request, p auth.Principal, ip string) {
+	a.do(w, r, p, ip, session.NameUnreadCount, nil)
+}
+
+// read handles POST /v1/me/notifications/{id}/read. A malformed id names
+// no notification: 404, as an unknown one.
+func (a *API) read(w http.ResponseWriter, r *http.Request, p auth.Principal, ip string) {
+	id := r.PathValue("id")
+	if !notification.ValidID(id) {
+		a.errs.Fail(w, r, session.CodeNotFound, "", nil)
+		return
+	}
+	a.do(w, r, p, ip, session.NameMarkRead, &session.Args{ID: &id})
+}
+
+// readAll handles POST /v1/me/notifications/read-all.
+func (a *API) readAll(w http.ResponseWriter, r *http.Request, p auth.Principal, ip string) {
+	a.do(w, r, p, ip, session.NameMarkAllRead, nil)
+}
+
+// delete handles DELETE /v1/me/notifications/{id}.
+func (a *API) delete(w http.ResponseWriter, r *http.Request, p auth.Principal, ip string) {
+	id := r.PathValue("id")
+	if !notification.ValidID(id) {
+		a.errs.Fail(w, r, session.CodeNotFound, "", nil)
+		return
+	}
+	a.do(w, r, p, ip, session.NameDelete, &session.Args{ID: &id})
+}
+
+// do parses the request name with args as every transport does, runs it
+// through the session core and writes its reply: the reply's fields as one
+// object (a page, a count), or for a change {"changed":[…],"unread":N}.
+func (a *API) do(w http.ResponseWriter, r *http.Request, p auth.Principal, ip string, n session.Name, args *session.Args) {
+	req, err := session.Parse(n.String(), args, session.Ref{Ack: session.NoAck})
 	if err != nil {
-		a.storeFail(w, r, err, rc)
+		a.errs.Fail(w, r, session.CodeInvalidRequest, "", err)
 		return
 	}
-	// Encode with the same code as the live transports.
-	b := make([]byte, 0, 256*len(page.Items)+64)
-	b = append(b, `{"notifications":[`...)
-	for i := range page.Items {
-		if i > 0 {
-			b = append(b, ',')
+	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.RequestTimeout)
+	defer cancel()
+	rep := a.core.Do(ctx, session.Recipient(p), req, "ip", ip, "transport", admission.REST.String())
+	if rep.Err != nil {
+		if rep.Err.Code == session.CodeUnavailable {
+			w.Header().Set("Retry-After", "1")
 		}
-		b = append(b, hub.EncodeNotification(&page.Items[i].Notification, page.Items[i].Read)...)
-		b = append(b, '}')
-	}
-	b = append(b, `],"next":`...)
-	if page.Next == "" {
-		b = append(b, "null"...)
-	} else {
-		b = strconv.AppendQuote(b, page.Next)
-	}
-	b = append(b, "}\n"...)
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Cache-Control", "no-store")
-	_, _ = w.Write(b)
-}
-
-func (a *API) unreadCount(w http.ResponseWriter, r *http.Request, rc notification.Recipient) {
-	n, err := a.inbox.UnreadCount(r.Context(), rc)
-	if err != nil {
-		a.storeFail(w, r, err, rc)
+		a.errs.FailWith(w, r, rep.Err, nil, "tenant", p.Tenant, "user", p.User)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]int64{"count": n})
-}
-
-func (a *API) read(w http.ResponseWriter, r *http.Request, rc notification.Recipient) {
-	id := r.PathValue("id")
-	if !notification.ValidID(id) {
-		a.fail(w, r, http.StatusNotFound, "not_found", "not found", nil)
+	if rep.HasResult() {
+		size := 64
+		if rep.Page != nil {
+			size += 256 * len(rep.Page.Items)
+		}
+		writeRaw(w, append(rep.AppendObject(make([]byte, 0, size)), '\n'))
 		return
 	}
-	ch, err := a.inbox.MarkRead(r.Context(), rc, []string{id})
-	a.changed(w, r, rc, ch, err)
-}
-
-func (a *API) readAll(w http.ResponseWriter, r *http.Request, rc notification.Recipient) {
-	ch, err := a.inbox.MarkAllRead(r.Context(), rc)
-	a.changed(w, r, rc, ch, err)
-}
-
-func (a *API) delete(w http.ResponseWriter, r *http.Request, rc notification.Recipient) {
-	id := r.PathValue("id")
-	if !notification.ValidID(id) {
-		a.fail(w, r, http.StatusNotFound, "not_found", "not found", nil)
-		return
-	}
-	ch, err := a.inbox.Delete(r.Context(), rc, id)
-	a.changed(w, r, rc, ch, err)
-}
-
-func (a *API) changed(w http.ResponseWriter, r *http.Request, rc notification.Recipient, ch store.Change, err error) {
-	if err != nil {
-		a.storeFail(w, r, err, rc)
-		return
-	}
-	ids := ch.IDs
+	ids := rep.Change.IDs
 	if ids == nil {
 		ids = []string{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"changed": ids, "unread": ch.Unread})
+	session.WriteJSON(w, http.StatusOK, struct {
+		Changed []string `json:"changed"`
+		Unread  int64    `json:"unread"`
+	}{ids, rep.Change.Unread})
 }
 
-func (a *API) storeFail(w http.ResponseWriter, r *http.Request, err error, rc notification.Recipient) {
-	if errors.Is(err, store.ErrNotFound) {
-		a.fail(w, r, http.StatusNotFound, "not_found", "not found", nil, "tenant", rc.Tenant, "user", rc.User)
-		return
-	}
-	if errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
-		w.Header().Set("Retry-After", "1")
-		a.fail(w, r, http.StatusServiceUnavailable, "unavailable", "temporarily unavailable", err, "tenant", rc.Tenant, "user", rc.User)
-		return
-	}
-	a.fail(w, r, http.StatusInternalServerError, "internal", "unable to process request", err, "tenant", rc.Tenant, "user", rc.User)
+// writeRaw writes b, a JSON body, with session.WriteJSON's headers.
+func writeRaw(w http.ResponseWriter, b []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
 }

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/heraldhq/herald/internal/audit"
 )
 
 // Defaults applied by [NewVerifier] to zero-valued [Config] fields.
@@ -60,6 +62,8 @@ type Config struct {
 	HTTPClient *http.Client
 	// Logger receives JWKS refresh failures; nil discards them.
 	Logger *slog.Logger
+	// Audit records audit events; nil: logged through Logger, not counted.
+	Audit *audit.Recorder
 }
 
 // algFamily groups JWS algorithms by the key type they need.

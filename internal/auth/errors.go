@@ -61,3 +61,10 @@ func ReasonOf(err error) Reason {
 func tokenErr(r Reason, err error) *TokenError {
 	return &TokenError{Reason: r, Err: err}
 }
+
+// ReasonMissing: no token was presented at all. Transports record it; the
+// verifier never returns it.
+const ReasonMissing Reason = "missing"
+
+// ErrMissingToken is a [*TokenError] with [ReasonMissing].
+var ErrMissingToken error = &TokenError{Reason: ReasonMissing}

@@ -13,6 +13,8 @@ import (
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/time/rate"
+
+	"github.com/heraldhq/herald/internal/audit"
 )
 
 // JWKS cache policy. The refresh goroutine re-fetches the set every
@@ -44,9 +46,9 @@ func newJWKS(ctx context.Context, cfg Config) (*jwksSource, error) {
 	if client == nil {
 		client = &http.Client{Timeout: jwksHTTPTimeout}
 	}
-	logger := cfg.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	rec := cfg.Audit
+	if rec == nil {
+		rec = audit.New(cfg.Logger, nil) // nil Logger: discarded
 	}
 	noErrFirst := false
 	override := keyfunc.Override{
@@ -58,9 +60,7 @@ func newJWKS(ctx context.Context, cfg Config) (*jwksSource, error) {
 		RefreshUnknownKID:         rate.NewLimiter(rate.Every(jwksUnknownKIDEvery), 1),
 		RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
 			return func(ctx context.Context, err error) {
-				logger.LogAttrs(ctx, slog.LevelWarn, "JWKS refresh failed",
-					slog.String("event", "jwks_refresh_failed"),
-					slog.String("url", u), slog.Any("error", err))
+				rec.Record(ctx, slog.LevelWarn, audit.JWKSRefreshFailed, "JWKS refresh failed", "url", u, "error", err)
 			}
 		},
 	}

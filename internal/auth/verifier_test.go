@@ -22,11 +22,12 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"go.uber.org/goleak"
+
+	"github.com/heraldhq/herald/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	testkit.LeakMain(m)
 }
 
 // testNow is the fixed clock of every verifier in these tests.

@@ -4,27 +4,18 @@ import (
 	"cmp"
 	"context"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/limit"
 	"github.com/heraldhq/herald/internal/node"
+	"github.com/heraldhq/herald/internal/testkit"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreCurrent(), // nbio's package-level default engine starts a task pool at init
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-	)
-}
+func TestMain(m *testing.M) { testkit.LeakMain(m, testkit.ServerLeakOptions()...) }
 
 const (
 	testSecret = "bench-test-secret-bench-test-secret-0123456789"
@@ -49,23 +40,7 @@ func startNode(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("node.New: %v", err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- n.Serve(l) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := n.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return "http://" + l.Addr().String()
+	return "http://" + testkit.Serve(t, n.Serve, n.Shutdown)
 }
 
 // TestScenariosAgainstNode runs short scenarios against a real node

@@ -16,6 +16,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/heraldhq/herald/internal/audit"
 )
 
 // RedisConfig configures the Redis broker. Zero values mean the documented
@@ -63,6 +65,8 @@ type RedisConfig struct {
 	// a random id. Must be unique in the cluster and contain no braces.
 	NodeID string
 	Logger *slog.Logger
+	// Audit records audit events; nil: logged through Logger, not counted.
+	Audit *audit.Recorder
 }
 
 func (c *RedisConfig) setDefaults() {
@@ -100,6 +104,9 @@ func (c *RedisConfig) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.Audit == nil {
+		c.Audit = audit.New(c.Logger, nil)
 	}
 }
 

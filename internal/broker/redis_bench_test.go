@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/internal/notification"
+	"github.com/heraldhq/herald/internal/testkit"
 )
 
 func benchEvent(users int) *notification.Event {
@@ -35,11 +36,11 @@ func benchEvent(users int) *notification.Event {
 //
 //	go test -run '^$' -bench RedisPublishReceive -benchtime 200000x ./internal/broker/
 func BenchmarkRedisPublishReceive(b *testing.B) {
-	url := sharedRedisURL(b)
+	url := testkit.RedisURL(b)
 	for _, users := range []int{1, 100} {
 		b.Run("recipients="+strconv.Itoa(users), func(b *testing.B) {
 			var got, msgs, sent atomic.Int64
-			r := newTestRedis(b, RedisConfig{URL: url, Prefix: testPrefix(b),
+			r := newTestRedis(b, RedisConfig{URL: url, Prefix: testkit.UniqueName("htest-"),
 				Handler: func(ev *notification.Event) { got.Add(int64(len(ev.Deliveries))); msgs.Add(1) }})
 			// Closed loop: publishers wait while more than window messages
 			// are in flight, so the benchmark measures what the subscriber

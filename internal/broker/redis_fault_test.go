@@ -2,36 +2,48 @@ package broker
 
 import (
 	"context"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/heraldhq/herald/internal/audit"
 	"github.com/heraldhq/herald/internal/notification"
+	"github.com/heraldhq/herald/internal/testkit"
 )
 
 // Redis SIGKILLed and restarted: Healthy fails within 5 s (at once, as the
 // subscription breaks), publishes fail in bounded time and never hang, and
 // after the restart the subscription comes back by itself, OnResubscribe
-// fires and delivery resumes.
+// fires and delivery resumes. The outage is one broker_down and the
+// recovery one broker_up, each logged and counted through the Recorder.
 func TestRedisOutageHealthAndResubscribe(t *testing.T) {
-	srv := startPrivateRedis(t)
+	srv := testkit.StartRedisServer(t)
 	var s sink
 	var resubs atomic.Int32
-	r := newTestRedis(t, RedisConfig{URL: srv.url(), Prefix: testPrefix(t), Handler: s.handle,
+	var logs testkit.SyncBuffer
+	var counted auditCounter
+	r := newTestRedis(t, RedisConfig{URL: srv.URL(), Prefix: testkit.UniqueName("htest-"), Handler: s.handle,
 		ProbeInterval: time.Second, ProbeTimeout: 3 * time.Second, // production defaults
-		OnResubscribe: func() { resubs.Add(1) }})
+		OnResubscribe: func() { resubs.Add(1) },
+		Audit:         audit.New(slog.New(slog.NewTextHandler(&logs, nil)), &counted)})
 	ctx := context.Background()
-	eventually(t, 3*time.Second, "healthy", func() bool { return r.Healthy(ctx) == nil })
+	testkit.Eventually(t, 3*time.Second, func() bool { return r.Healthy(ctx) == nil }, "healthy")
 	if resubs.Load() != 1 {
 		t.Fatalf("OnResubscribe fired %d times at start, want 1", resubs.Load())
 	}
+	if d, u := counted.get(audit.BrokerDown), counted.get(audit.BrokerUp); d != 0 || u != 0 {
+		t.Fatalf("at start: counted %d broker_down, %d broker_up; want none (the first subscription is not a recovery)", d, u)
+	}
 	ev := &notification.Event{Kind: notification.EventRead, Tenant: "t", User: "u"}
 
-	srv.kill()
+	srv.Kill()
 	killed := time.Now()
-	eventually(t, 5*time.Second, "Healthy to fail", func() bool { return r.Healthy(ctx) != nil })
+	testkit.Eventually(t, 5*time.Second, func() bool { return r.Healthy(ctx) != nil }, "Healthy to fail")
 	t.Logf("unhealthy %s after SIGKILL: %v", time.Since(killed).Round(time.Millisecond), r.Healthy(ctx))
+	testkit.Eventually(t, 5*time.Second, func() bool { return counted.get(audit.BrokerDown) == 1 }, "broker_down counted")
 
 	// Publishing during the outage never blocks: Publish returns at once
 	// (queued, then ErrUnavailable once a failure is known); PublishSync
@@ -65,9 +77,9 @@ func TestRedisOutageHealthAndResubscribe(t *testing.T) {
 	}
 
 	time.Sleep(500 * time.Millisecond) // a few failed reconnects
-	srv.start()
+	srv.Start()
 	restarted := time.Now()
-	eventually(t, 10*time.Second, "healthy after restart", func() bool { return r.Healthy(ctx) == nil })
+	testkit.Eventually(t, 10*time.Second, func() bool { return r.Healthy(ctx) == nil }, "healthy after restart")
 	t.Logf("healthy %s after restart", time.Since(restarted).Round(time.Millisecond))
 	if resubs.Load() < 2 {
 		t.Fatalf("OnResubscribe fired %d times, want a second after the restart", resubs.Load())
@@ -75,21 +87,31 @@ func TestRedisOutageHealthAndResubscribe(t *testing.T) {
 	if st := r.Stats(); st.Resubscribes < 1 || !st.Subscribed {
 		t.Fatalf("stats after recovery: %+v", st)
 	}
+	// setUp records broker_up just after it marks the subscription up.
+	testkit.Eventually(t, time.Second, func() bool { return counted.get(audit.BrokerUp) >= 1 }, "broker_up counted")
+	if d, u := counted.get(audit.BrokerDown), counted.get(audit.BrokerUp); d != 1 || u != 1 {
+		t.Fatalf("counted %d broker_down and %d broker_up over one outage, want 1 each", d, u)
+	}
+	for _, want := range []string{"event=broker_down", "event=broker_up", "component=broker"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Fatalf("no %q in the logs:\n%s", want, logs.String())
+		}
+	}
 	before := s.len()
 	if err := r.Publish(ctx, ev); err != nil {
 		t.Fatalf("publish after recovery: %v", err)
 	}
-	eventually(t, 5*time.Second, "live delivery after recovery", func() bool { return s.len() == before+1 })
+	testkit.Eventually(t, 5*time.Second, func() bool { return s.len() == before+1 }, "live delivery after recovery")
 }
 
 // Publish never blocks, whether Redis refuses connections or swallows them
 // (a partition): it only queues, and refuses at once when the queue is full
 // or the outage is known. PublishSync is bounded by PublishTimeout.
 func TestRedisPublishFailsFast(t *testing.T) {
-	url := sharedRedisURL(t)
+	url := testkit.RedisURL(t)
 	_ = url
 	px := startProxy(t, "127.0.0.1:6379")
-	r := newTestRedis(t, RedisConfig{URL: px.url(), Prefix: testPrefix(t), Handler: func(*notification.Event) {},
+	r := newTestRedis(t, RedisConfig{URL: px.url(), Prefix: testkit.UniqueName("htest-"), Handler: func(*notification.Event) {},
 		ProbeInterval: 500 * time.Millisecond, ProbeTimeout: 1500 * time.Millisecond})
 	ctx := context.Background()
 	ev := &notification.Event{Kind: notification.EventRead, Tenant: "t", User: "u"}
@@ -125,8 +147,8 @@ func TestRedisPublishFailsFast(t *testing.T) {
 			t.Fatalf("mode %d: only %d of %d publishes refused", mode, fails, calls)
 		}
 		px.set(proxyUp)
-		eventually(t, 10*time.Second, "recovery", func() bool { return r.Healthy(ctx) == nil })
-		eventually(t, 3*time.Second, "publishing again", func() bool { return r.PublishSync(ctx, ev) == nil })
+		testkit.Eventually(t, 10*time.Second, func() bool { return r.Healthy(ctx) == nil }, "recovery")
+		testkit.Eventually(t, 3*time.Second, func() bool { return r.PublishSync(ctx, ev) == nil }, "publishing again")
 	}
 }
 
@@ -205,10 +227,10 @@ func TestRedisCatchUpRecoversLostEvents(t *testing.T) {
 			name = "without catch-up"
 		}
 		t.Run(name, func(t *testing.T) {
-			srv := startPrivateRedis(t)
+			srv := testkit.StartRedisServer(t)
 			st := &fakeStore{}
 			cl := &fakeClient{store: st}
-			cfg := RedisConfig{URL: srv.url(), Prefix: testPrefix(t), Handler: cl.handle}
+			cfg := RedisConfig{URL: srv.URL(), Prefix: testkit.UniqueName("htest-"), Handler: cl.handle}
 			if withCatchUp {
 				cfg.OnResubscribe = cl.catchUp
 			}
@@ -225,15 +247,15 @@ func TestRedisCatchUpRecoversLostEvents(t *testing.T) {
 			if f := publish(1, 100); f != 0 {
 				t.Fatalf("%d publishes failed", f)
 			}
-			eventually(t, 5*time.Second, "100 live", func() bool { c, _, _ := cl.get(); return c == 100 })
+			testkit.Eventually(t, 5*time.Second, func() bool { c, _, _ := cl.get(); return c == 100 }, "100 live")
 
-			srv.kill()
-			eventually(t, 5*time.Second, "unhealthy", func() bool { return r.Healthy(ctx) != nil })
+			srv.Kill()
+			testkit.Eventually(t, 5*time.Second, func() bool { return r.Healthy(ctx) != nil }, "unhealthy")
 			errs := r.Stats().PublishErrors
 			publish(101, 150) // refused at once or failing in the flusher
-			eventually(t, 5*time.Second, "50 failed publishes", func() bool { return r.Stats().PublishErrors-errs == 50 })
-			srv.start()
-			eventually(t, 10*time.Second, "healthy", func() bool { return r.Healthy(ctx) == nil })
+			testkit.Eventually(t, 5*time.Second, func() bool { return r.Stats().PublishErrors-errs == 50 }, "50 failed publishes")
+			srv.Start()
+			testkit.Eventually(t, 10*time.Second, func() bool { return r.Healthy(ctx) == nil }, "healthy")
 
 			if !withCatchUp {
 				time.Sleep(2 * time.Second) // kicks and probes come and go
@@ -242,18 +264,21 @@ func TestRedisCatchUpRecoversLostEvents(t *testing.T) {
 				}
 				return
 			}
-			eventually(t, 5*time.Second, "catch-up to 150", func() bool { c, _, _ := cl.get(); return c == 150 })
+			testkit.Eventually(t, 5*time.Second, func() bool { c, _, _ := cl.get(); return c == 150 }, "catch-up to 150")
 			if f := publish(151, 200); f != 0 {
 				t.Fatalf("%d publishes failed after recovery", f)
 			}
-			eventually(t, 5*time.Second, "200", func() bool { c, _, _ := cl.get(); return c == 200 })
+			testkit.Eventually(t, 5*time.Second, func() bool { c, _, _ := cl.get(); return c == 200 }, "200")
 			c, live, replayed := cl.get()
-			t.Logf("cursor %d: %d live, %d replayed by the catch-up, %d dups dropped, %d gaps", c, live, replayed, cl.dups, cl.gaps)
+			cl.mu.Lock() // a late kick's duplicates may still be arriving
+			dups, gaps := cl.dups, cl.gaps
+			cl.mu.Unlock()
+			t.Logf("cursor %d: %d live, %d replayed by the catch-up, %d dups dropped, %d gaps", c, live, replayed, dups, gaps)
 			// The 50 published during the outage can only come from the
 			// catch-up; a later event may be replayed too when the kick's
 			// catch-up overtakes its live copy (then dropped as a duplicate).
-			if replayed < 50 || live+replayed != 200 || live < 100 || cl.gaps != 0 {
-				t.Fatalf("live %d replayed %d gaps %d: want 150+50 with no gap", live, replayed, cl.gaps)
+			if replayed < 50 || live+replayed != 200 || live < 100 || gaps != 0 {
+				t.Fatalf("live %d replayed %d gaps %d: want 150+50 with no gap", live, replayed, gaps)
 			}
 		})
 	}
@@ -261,40 +286,55 @@ func TestRedisCatchUpRecoversLostEvents(t *testing.T) {
 
 // Node A loses Redis alone (its link is cut) while node B stays subscribed:
 // A's publishes fail, B's clients miss them, and B has no reason of its own
-// to catch up. When A's link returns, A's kick makes B catch up.
+// to catch up. When A's link returns, A's kick makes B catch up. A (no
+// Recorder) logs broker_kick_sent through its Logger; B counts broker_kick.
 func TestRedisKickAfterLostPublish(t *testing.T) {
-	srv := startPrivateRedis(t)
-	px := startProxy(t, srv.addr())
-	prefix := testPrefix(t)
+	srv := testkit.StartRedisServer(t)
+	px := startProxy(t, srv.Addr())
+	prefix := testkit.UniqueName("htest-")
 	st := &fakeStore{}
 	clB := &fakeClient{store: st}
 	var kicksB atomic.Int32
-	a := newTestRedis(t, RedisConfig{URL: px.url(), Prefix: prefix, NodeID: "a", Handler: func(*notification.Event) {}})
-	b := newTestRedis(t, RedisConfig{URL: srv.url(), Prefix: prefix, NodeID: "b", Handler: clB.handle,
-		OnResubscribe: func() { kicksB.Add(1); clB.catchUp() }})
+	var logsA testkit.SyncBuffer
+	var countedB auditCounter
+	a := newTestRedis(t, RedisConfig{URL: px.url(), Prefix: prefix, NodeID: "a", Handler: func(*notification.Event) {},
+		Logger: slog.New(slog.NewTextHandler(&logsA, nil))})
+	b := newTestRedis(t, RedisConfig{URL: srv.URL(), Prefix: prefix, NodeID: "b", Handler: clB.handle,
+		OnResubscribe: func() { kicksB.Add(1); clB.catchUp() }, Audit: audit.New(nil, &countedB)})
 	ctx := context.Background()
 	for i := 0; i < 10; i++ {
 		if err := a.Publish(ctx, st.commit("t", "u")); err != nil {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 5*time.Second, "B live to 10", func() bool { c, _, _ := clB.get(); return c == 10 })
+	testkit.Eventually(t, 5*time.Second, func() bool { c, _, _ := clB.get(); return c == 10 }, "B live to 10")
 	base := kicksB.Load()
 
 	px.set(proxyCut)
-	eventually(t, 5*time.Second, "A unhealthy", func() bool { return a.Healthy(ctx) != nil })
+	testkit.Eventually(t, 5*time.Second, func() bool { return a.Healthy(ctx) != nil }, "A unhealthy")
 	errs := a.Stats().PublishErrors
 	for i := 0; i < 10; i++ {
 		_ = a.Publish(ctx, st.commit("t", "u"))
 	}
-	eventually(t, 5*time.Second, "A's publishes failing", func() bool { return a.Stats().PublishErrors-errs == 10 })
+	testkit.Eventually(t, 5*time.Second, func() bool { return a.Stats().PublishErrors-errs == 10 }, "A's publishes failing")
 	time.Sleep(300 * time.Millisecond)
 	if c, _, _ := clB.get(); c != 10 || kicksB.Load() != base {
 		t.Fatalf("B moved before A came back: cursor %d", c)
 	}
 	px.set(proxyUp)
-	eventually(t, 10*time.Second, "B caught up through A's kick", func() bool { c, _, _ := clB.get(); return c == 20 })
+	testkit.Eventually(t, 10*time.Second, func() bool { c, _, _ := clB.get(); return c == 20 }, "B caught up through A's kick")
 	if st := b.Stats(); st.Resubscribes != 0 || st.Kicks == 0 {
 		t.Fatalf("B stats %+v: want no resubscription of its own and a kick", st)
 	}
+	if n := countedB.get(audit.BrokerKick); n == 0 {
+		t.Fatal("B counted no broker_kick")
+	}
+	if n := countedB.get(audit.BrokerDown); n != 0 {
+		t.Fatalf("B counted %d broker_down, but its link never broke", n)
+	}
+	// A logs the kick after Redis accepted it, so possibly after B acted on it.
+	testkit.Eventually(t, time.Second, func() bool {
+		l := logsA.String()
+		return strings.Contains(l, "event=broker_kick_sent") && strings.Contains(l, "node=a")
+	}, "A's broker_kick_sent log")
 }

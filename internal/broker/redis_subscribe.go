@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/heraldhq/herald/internal/audit"
 )
 
 // The subscription runs in sessions. A session is one go-redis PubSub: it
@@ -155,7 +158,7 @@ func (r *Redis) setUp(first bool) {
 		r.log.Info("redis broker subscribed", "partitions", r.cfg.Partitions, "sharded", r.cfg.Sharded)
 		close(r.ready) // NewRedis returns after the first OnResubscribe
 	} else {
-		r.log.Info("redis subscription restored; catching clients up from the store", "event", "broker_up",
+		r.record(slog.LevelInfo, audit.BrokerUp, "redis subscription restored; catching clients up from the store",
 			"downtime", time.Since(since).Round(time.Millisecond).String(), "cause", errString(why))
 	}
 	select {
@@ -174,10 +177,17 @@ func (r *Redis) setDown(err error) {
 	r.downErr = err
 	r.mu.Unlock()
 	if wasUp {
-		r.log.Warn("redis subscription lost; live fan-out paused until it is back", "event", "broker_down", "err", errString(err))
+		r.record(slog.LevelWarn, audit.BrokerDown, "redis subscription lost; live fan-out paused until it is back", "err", errString(err))
 	} else {
 		r.log.Debug("redis subscribe attempt failed", "err", errString(err))
 	}
+}
+
+// record records an audit event with the attributes of r.log ("component"
+// and "node"), which the Recorder's logger does not carry.
+func (r *Redis) record(level slog.Level, ev audit.Event, msg string, attrs ...any) {
+	r.cfg.Audit.Record(context.Background(), level, ev, msg,
+		append([]any{"component", "broker", "node", r.cfg.NodeID}, attrs...)...)
 }
 
 func errString(err error) string {
@@ -215,7 +225,7 @@ func (r *Redis) dispatch(m *redis.Message) {
 		r.ackProbe(seq)
 	case msgKick:
 		r.kicks.Add(1)
-		r.log.Info("a node could not publish some events; catching clients up from the store", "event", "broker_kick")
+		r.record(slog.LevelInfo, audit.BrokerKick, "a node could not publish some events; catching clients up from the store")
 		if f := r.cfg.OnResubscribe; f != nil {
 			f()
 		}
@@ -315,7 +325,7 @@ func (r *Redis) ackProbe(seq uint64) {
 	}
 	r.pmu.Unlock()
 	if lost != 0 {
-		r.log.Warn("a probe was lost on a live subscription; resubscribing", "event", "broker_probe_lost", "probe", lost)
+		r.record(slog.LevelWarn, audit.BrokerProbeLost, "a probe was lost on a live subscription; resubscribing", "probe", lost)
 		r.endSession(fmt.Errorf("probe %d lost while probe %d came back", lost, seq))
 	}
 }
@@ -335,5 +345,5 @@ func (r *Redis) sendKick() {
 		return
 	}
 	r.kickedSeq.Store(f)
-	r.log.Info("publishes failed; told every node to catch its clients up", "event", "broker_kick_sent")
+	r.record(slog.LevelInfo, audit.BrokerKickSent, "publishes failed; told every node to catch its clients up")
 }

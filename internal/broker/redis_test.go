@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/internal/notification"
+	"github.com/heraldhq/herald/internal/testkit"
 )
 
 // streamEvents builds a mixed workload: per tenant, explicit events for
@@ -162,16 +163,16 @@ func publishWorkload(t *testing.T, pubs []*Redis, tenants, users, rounds int, sy
 }
 
 func TestRedisOrderAcrossPartitions(t *testing.T) {
-	url := sharedRedisURL(t)
+	url := testkit.RedisURL(t)
 	for _, sharded := range []bool{false, true} {
 		t.Run("sharded="+strconv.FormatBool(sharded), func(t *testing.T) {
 			c := newChecker()
-			r := newTestRedis(t, RedisConfig{URL: url, Prefix: testPrefix(t), Partitions: 16, Sharded: sharded, Handler: c.handle})
+			r := newTestRedis(t, RedisConfig{URL: url, Prefix: testkit.UniqueName("htest-"), Partitions: 16, Sharded: sharded, Handler: c.handle})
 			wantN, wantReads := publishWorkload(t, []*Redis{r}, 8, 20, 10, false)
-			eventually(t, 10*time.Second, "every event", func() bool {
+			testkit.Eventually(t, 10*time.Second, func() bool {
 				n, reads := c.count()
 				return n == wantN && reads == wantReads
-			})
+			}, "every event")
 			c.check(t)
 			time.Sleep(100 * time.Millisecond) // nothing more (no duplicates)
 			if n, reads := c.count(); n != wantN || reads != wantReads {
@@ -187,7 +188,7 @@ func TestRedisOrderAcrossPartitions(t *testing.T) {
 // Two nodes on one Redis: each node's handler sees every event published by
 // either node exactly once, in per-stream order.
 func TestRedisTwoNodesEachGetEverything(t *testing.T) {
-	url := sharedRedisURL(t)
+	url := testkit.RedisURL(t)
 	for _, tc := range []struct {
 		name          string
 		sharded, sync bool
@@ -198,16 +199,16 @@ func TestRedisTwoNodesEachGetEverything(t *testing.T) {
 		{"sync alternating nodes sharded", true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			prefix := testPrefix(t)
+			prefix := testkit.UniqueName("htest-")
 			ca, cb := newChecker(), newChecker()
 			a := newTestRedis(t, RedisConfig{URL: url, Prefix: prefix, Sharded: tc.sharded, NodeID: "a", Handler: ca.handle})
 			b := newTestRedis(t, RedisConfig{URL: url, Prefix: prefix, Sharded: tc.sharded, NodeID: "b", Handler: cb.handle})
 			wantN, wantReads := publishWorkload(t, []*Redis{a, b}, 4, 10, 10, tc.sync)
 			for name, c := range map[string]*checker{"a": ca, "b": cb} {
-				eventually(t, 10*time.Second, "node "+name+" gets every event", func() bool {
+				testkit.Eventually(t, 10*time.Second, func() bool {
 					n, reads := c.count()
 					return n >= wantN && reads >= wantReads
-				})
+				}, "node %s gets every event", name)
 			}
 			time.Sleep(100 * time.Millisecond)
 			for name, c := range map[string]*checker{"a": ca, "b": cb} {
@@ -226,8 +227,8 @@ func TestRedisTwoNodesEachGetEverything(t *testing.T) {
 
 // Close sends what is queued before it returns.
 func TestRedisCloseFlushesQueue(t *testing.T) {
-	url := sharedRedisURL(t)
-	prefix := testPrefix(t)
+	url := testkit.RedisURL(t)
+	prefix := testkit.UniqueName("htest-")
 	var got atomic.Int64
 	b := newTestRedis(t, RedisConfig{URL: url, Prefix: prefix, NodeID: "b", Handler: func(*notification.Event) { got.Add(1) }})
 	a := newTestRedis(t, RedisConfig{URL: url, Prefix: prefix, NodeID: "a", Handler: func(*notification.Event) {}})
@@ -241,7 +242,7 @@ func TestRedisCloseFlushesQueue(t *testing.T) {
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "every queued event at the other node", func() bool { return got.Load() == n })
+	testkit.Eventually(t, 5*time.Second, func() bool { return got.Load() == n }, "every queued event at the other node")
 	_ = b
 }
 
@@ -273,12 +274,12 @@ func TestRedisConfig(t *testing.T) {
 
 // NewRedis fails (in bounded time) when Redis is not there at start.
 func TestRedisStartWithoutRedis(t *testing.T) {
-	p := startPrivateRedis(t)
-	p.kill()
+	p := testkit.StartRedisServer(t)
+	p.Kill()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	start := time.Now()
-	_, err := NewRedis(ctx, RedisConfig{URL: p.url(), Handler: func(*notification.Event) {}})
+	_, err := NewRedis(ctx, RedisConfig{URL: p.URL(), Handler: func(*notification.Event) {}})
 	if err == nil {
 		t.Fatal("NewRedis succeeded without Redis")
 	}
@@ -288,16 +289,16 @@ func TestRedisStartWithoutRedis(t *testing.T) {
 }
 
 func TestRedisCloseIdempotent(t *testing.T) {
-	url := sharedRedisURL(t)
+	url := testkit.RedisURL(t)
 	var s sink
-	r := newTestRedis(t, RedisConfig{URL: url, Prefix: testPrefix(t), Handler: s.handle})
+	r := newTestRedis(t, RedisConfig{URL: url, Prefix: testkit.UniqueName("htest-"), Handler: s.handle})
 	ev := &notification.Event{Kind: notification.EventRead, Tenant: "t", User: "u"}
 	if err := r.Publish(context.Background(), ev); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "delivery", func() bool { return s.len() == 1 })
+	testkit.Eventually(t, 5*time.Second, func() bool { return s.len() == 1 }, "delivery")
 	if r.LastProbeRTT() <= 0 {
-		eventually(t, 2*time.Second, "a probe RTT", func() bool { return r.LastProbeRTT() > 0 })
+		testkit.Eventually(t, 2*time.Second, func() bool { return r.LastProbeRTT() > 0 }, "a probe RTT")
 	}
 	var wg sync.WaitGroup
 	for i := 0; i < 4; i++ {
@@ -317,23 +318,23 @@ func TestRedisCloseIdempotent(t *testing.T) {
 // found by the probe: Healthy fails within ProbeInterval+ProbeTimeout, the
 // silent session is replaced, and the node recovers when the path heals.
 func TestRedisProbeFindsSilentPath(t *testing.T) {
-	url := sharedRedisURL(t)
+	url := testkit.RedisURL(t)
 	px := startProxy(t, "127.0.0.1:6379")
 	_ = url
 	var resubs atomic.Int32
-	r := newTestRedis(t, RedisConfig{URL: px.url(), Prefix: testPrefix(t), Handler: func(*notification.Event) {},
+	r := newTestRedis(t, RedisConfig{URL: px.url(), Prefix: testkit.UniqueName("htest-"), Handler: func(*notification.Event) {},
 		ProbeInterval: 250 * time.Millisecond, ProbeTimeout: time.Second, OnResubscribe: func() { resubs.Add(1) }})
-	eventually(t, 3*time.Second, "healthy", func() bool { return r.Healthy(context.Background()) == nil })
+	testkit.Eventually(t, 3*time.Second, func() bool { return r.Healthy(context.Background()) == nil }, "healthy")
 	px.set(proxyHole)
 	start := time.Now()
-	eventually(t, 5*time.Second, "unhealthy", func() bool { return r.Healthy(context.Background()) != nil })
+	testkit.Eventually(t, 5*time.Second, func() bool { return r.Healthy(context.Background()) != nil }, "unhealthy")
 	took := time.Since(start)
 	t.Logf("silent path detected in %s: %v", took.Round(time.Millisecond), r.Healthy(context.Background()))
 	if took > 2*time.Second { // ProbeInterval + ProbeTimeout + slack
 		t.Fatalf("detection took %s", took)
 	}
 	px.set(proxyUp)
-	eventually(t, 10*time.Second, "healthy again", func() bool { return r.Healthy(context.Background()) == nil })
+	testkit.Eventually(t, 10*time.Second, func() bool { return r.Healthy(context.Background()) == nil }, "healthy again")
 	// Events published into the black hole are lost although no error was
 	// seen on the subscription: the overdue probe ended the session, and the
 	// new one's confirmation asked for a catch-up.
@@ -346,19 +347,19 @@ func TestRedisProbeFindsSilentPath(t *testing.T) {
 // did, means the subscription dropped messages without failing: the session
 // is replaced and OnResubscribe fires.
 func TestRedisLostProbeResubscribes(t *testing.T) {
-	url := sharedRedisURL(t)
+	url := testkit.RedisURL(t)
 	var resubs atomic.Int32
-	r := newTestRedis(t, RedisConfig{URL: url, Prefix: testPrefix(t), Handler: func(*notification.Event) {},
+	r := newTestRedis(t, RedisConfig{URL: url, Prefix: testkit.UniqueName("htest-"), Handler: func(*notification.Event) {},
 		OnResubscribe: func() { resubs.Add(1) }})
-	eventually(t, 3*time.Second, "a probe back", func() bool { return r.LastProbeRTT() > 0 })
+	testkit.Eventually(t, 3*time.Second, func() bool { return r.LastProbeRTT() > 0 }, "a probe back")
 	// A phantom probe: counted as accepted by Redis, never sent.
 	r.pmu.Lock()
 	r.probeSent++
 	r.probeAt[r.probeSent%probeRing] = time.Now()
 	r.probeOK[r.probeSent%probeRing] = true
 	r.pmu.Unlock()
-	eventually(t, 5*time.Second, "resubscription", func() bool { return resubs.Load() >= 2 })
-	eventually(t, 5*time.Second, "healthy", func() bool { return r.Healthy(context.Background()) == nil })
+	testkit.Eventually(t, 5*time.Second, func() bool { return resubs.Load() >= 2 }, "resubscription")
+	testkit.Eventually(t, 5*time.Second, func() bool { return r.Healthy(context.Background()) == nil }, "healthy")
 	if st := r.Stats(); st.Resubscribes != 1 {
 		t.Fatalf("stats %+v", st)
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/heraldhq/herald/internal/audit"
 	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/notification"
 	"github.com/heraldhq/herald/internal/store"
@@ -51,6 +52,8 @@ type Config struct {
 	// (requests without Origin are allowed). Default: none.
 	AllowOrigin func(origin string) bool
 	Logger      *slog.Logger
+	// Audit records audit events; nil: logged through Logger, not counted.
+	Audit *audit.Recorder
 }
 
 // Limits of the dev endpoints.
@@ -81,6 +84,9 @@ func Register(mux *http.ServeMux, cfg Config) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.Audit == nil {
+		cfg.Audit = audit.New(cfg.Logger, nil)
 	}
 	files, err := fs.Sub(static, "static")
 	if err != nil {
@@ -170,7 +176,7 @@ func (h *handler) token(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusInternalServerError, "internal", "unable to sign a token", err)
 		return
 	}
-	h.cfg.Logger.Info("dev token issued", "event", "dev_token_issued", "tenant", h.tenant, "user", user)
+	h.cfg.Audit.Info(audit.DevTokenIssued, "dev token issued", "tenant", h.tenant, "user", user)
 	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "user": user, "tenant": h.tenant, "expires_at": exp.UTC().Format(time.RFC3339)})
 }
 

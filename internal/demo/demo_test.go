@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/heraldhq/herald/internal/audit"
 	"github.com/heraldhq/herald/internal/auth"
 )
 
@@ -65,6 +66,29 @@ func TestTokenClaims(t *testing.T) {
 	p, err := v.Verify(body.Token)
 	if err != nil || p.User != "bob" || p.Tenant != "acme" || p.Role != "member" {
 		t.Fatalf("verify: %+v %v", p, err)
+	}
+}
+
+// eventCounter is an audit.Counter that counts each event (single-goroutine
+// tests only).
+type eventCounter map[audit.Event]int
+
+func (c eventCounter) Count(ev audit.Event, _, _ string) { c[ev]++ }
+
+// Every issued dev token is an audit event counted through the Recorder; a
+// refused request is not.
+func TestTokenIssuedIsAudited(t *testing.T) {
+	counted := eventCounter{}
+	cfg := Config{Auth: auth.Config{HMACSecret: []byte("0123456789abcdef0123456789abcdef")}, Audit: audit.New(nil, counted)}
+	r := httptest.NewRequest("GET", "/v1/dev/token?user=alice", nil)
+	r.RemoteAddr, r.Host = "192.0.2.7:5000", "127.0.0.1:8080"
+	if w := serve(cfg, r); w.Code != http.StatusForbidden || counted[audit.DevTokenIssued] != 0 {
+		t.Fatalf("remote: %d, %d dev_token_issued counted", w.Code, counted[audit.DevTokenIssued])
+	}
+	r = httptest.NewRequest("GET", "/v1/dev/token?user=alice", nil)
+	r.RemoteAddr, r.Host = "127.0.0.1:5000", "127.0.0.1:8080"
+	if w := serve(cfg, r); w.Code != http.StatusOK || counted[audit.DevTokenIssued] != 1 {
+		t.Fatalf("loopback: %d, %d dev_token_issued counted, want 1", w.Code, counted[audit.DevTokenIssued])
 	}
 }
 

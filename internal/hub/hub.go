@@ -48,23 +48,35 @@ type Observer struct {
 	Delivered func(kind FrameKind, frames int, created time.Time)
 }
 
+// Defaults of Config.
+const (
+	DefaultReplayLimit       = 1000
+	DefaultReplayPage        = 200
+	DefaultPendingLimit      = 1024
+	DefaultReplayConcurrency = 32
+	DefaultReplayTimeout     = 15 * time.Second
+	DefaultExpiryCheck       = time.Second
+)
+
 // Config tunes the hub. The zero value means the documented defaults.
 type Config struct {
 	// ReplayLimit: a resume that would replay more items than this gets a
-	// resync frame instead (the client refetches its list). Default 1000.
+	// resync frame instead (the client refetches its list). Default
+	// DefaultReplayLimit.
 	ReplayLimit int
-	// ReplayPage: items read from the store per query. Default 200.
+	// ReplayPage: items read from the store per query. Default DefaultReplayPage.
 	ReplayPage int
 	// PendingLimit: live events buffered per client while it replays; over
-	// it the client is closed as a slow consumer. Default 1024.
+	// it the client is closed as a slow consumer. Default DefaultPendingLimit.
 	PendingLimit int
 	// ReplayConcurrency bounds concurrent store reads for replays, so that
-	// a reconnect storm queues instead of overloading the store. Default 32.
+	// a reconnect storm queues instead of overloading the store. Default
+	// DefaultReplayConcurrency.
 	ReplayConcurrency int
-	// ReplayTimeout bounds one replay. Default 15 s.
+	// ReplayTimeout bounds one replay. Default DefaultReplayTimeout.
 	ReplayTimeout time.Duration
 	// ExpiryCheck: how often clients whose token expired are closed (4003).
-	// No event is delivered after expiry in between. Default 1 s.
+	// No event is delivered after expiry in between. Default DefaultExpiryCheck.
 	ExpiryCheck time.Duration
 	Logger      *slog.Logger
 	Observer    Observer
@@ -72,22 +84,22 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.ReplayLimit <= 0 {
-		c.ReplayLimit = 1000
+		c.ReplayLimit = DefaultReplayLimit
 	}
 	if c.ReplayPage <= 0 {
-		c.ReplayPage = 200
+		c.ReplayPage = DefaultReplayPage
 	}
 	if c.PendingLimit <= 0 {
-		c.PendingLimit = 1024
+		c.PendingLimit = DefaultPendingLimit
 	}
 	if c.ReplayConcurrency <= 0 {
-		c.ReplayConcurrency = 32
+		c.ReplayConcurrency = DefaultReplayConcurrency
 	}
 	if c.ReplayTimeout <= 0 {
-		c.ReplayTimeout = 15 * time.Second
+		c.ReplayTimeout = DefaultReplayTimeout
 	}
 	if c.ExpiryCheck <= 0 {
-		c.ExpiryCheck = time.Second
+		c.ExpiryCheck = DefaultExpiryCheck
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -10,12 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/heraldhq/herald/internal/notification"
+	"github.com/heraldhq/herald/internal/testkit"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testkit.LeakMain(m) }
 
 // fakeStore is an in-memory stream store for one tenant: explicit items per
 // user and broadcast items. Since can be paused to inject live events in the
@@ -163,18 +162,15 @@ func (s *fakeSender) closeReasons() []CloseReason {
 	return append([]CloseReason(nil), s.closed...)
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
+// waitLive waits until each client has finished its replay and is live.
+func waitLive(t testing.TB, cs ...*Client) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out: %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
+	for _, c := range cs {
+		testkit.Eventually(t, 5*time.Second, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.state == stateLive }, "client %s live", c.Recipient().User)
 	}
 }
 
-func attach(t *testing.T, h *Hub, user, role string, since *notification.Position) (*Client, *fakeSender) {
+func attach(t testing.TB, h *Hub, user, role string, since *notification.Position) (*Client, *fakeSender) {
 	t.Helper()
 	s := &fakeSender{}
 	c, err := h.Attach(s, AttachOptions{ConnID: h.NextConnID(), Transport: "test",
@@ -206,11 +202,11 @@ func TestReplayThenLiveWithoutGapOrDuplicateAtTheSeam(t *testing.T) {
 		})
 	}
 	_, s := attach(t, h, "u", "", &notification.Position{})
-	waitUntil(t, "8 notifications", func() bool { ids, _ := s.notifications(); return len(ids) >= 8 })
+	testkit.Eventually(t, 5*time.Second, func() bool { ids, _ := s.notifications(); return len(ids) >= 8 }, "8 notifications")
 	st.sinceHook = nil
 	ev, _ := st.addUser("u")
 	h.Deliver(ev)
-	waitUntil(t, "9 notifications", func() bool { ids, _ := s.notifications(); return len(ids) >= 9 })
+	testkit.Eventually(t, 5*time.Second, func() bool { ids, _ := s.notifications(); return len(ids) >= 9 }, "9 notifications")
 	ids, pos := s.notifications()
 	if len(ids) != 9 {
 		t.Fatalf("got %d notifications: %v", len(ids), ids)
@@ -227,14 +223,14 @@ func TestGapTriggersCatchUpFromStore(t *testing.T) {
 	h := New(st, Config{})
 	defer h.Close(ReasonShutdown)
 	c, s := attach(t, h, "u", "", nil)
-	waitUntil(t, "live", func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.state == stateLive })
+	waitLive(t, c)
 
 	// Events 1 and 2 are "lost" by the broker; 3 arrives and reveals the gap.
 	st.addUser("u")
 	st.addUser("u")
 	ev3, _ := st.addUser("u")
 	h.Deliver(ev3)
-	waitUntil(t, "3 notifications", func() bool { ids, _ := s.notifications(); return len(ids) == 3 })
+	testkit.Eventually(t, 5*time.Second, func() bool { ids, _ := s.notifications(); return len(ids) == 3 }, "3 notifications")
 	ids, _ := s.notifications()
 	if ids[0] != "u-u-1" || ids[2] != "u-u-3" {
 		t.Fatalf("ids = %v", ids)
@@ -253,20 +249,20 @@ func TestBroadcastRoleFilteringAdvancesCursor(t *testing.T) {
 	defer h.Close(ReasonShutdown)
 	member, ms := attach(t, h, "m", "member", nil)
 	_, as := attach(t, h, "a", "admin", nil)
-	waitUntil(t, "live", func() bool { member.mu.Lock(); defer member.mu.Unlock(); return member.state == stateLive })
+	waitLive(t, member)
 	h.Deliver(st.addBroadcast("admin"))
 	h.Deliver(st.addBroadcast(""))
-	waitUntil(t, "admin got 2", func() bool { ids, _ := as.notifications(); return len(ids) == 2 })
-	waitUntil(t, "member got 1", func() bool { ids, _ := ms.notifications(); return len(ids) == 1 })
+	testkit.Eventually(t, 5*time.Second, func() bool { ids, _ := as.notifications(); return len(ids) == 2 }, "admin got 2")
+	testkit.Eventually(t, 5*time.Second, func() bool { ids, _ := ms.notifications(); return len(ids) == 1 }, "member got 1")
 	ids, pos := ms.notifications()
 	if ids[0] != "b-2" || pos[0] != (notification.Position{User: 0, Tenant: 2}) {
 		t.Fatalf("member got %v at %v", ids, pos)
 	}
 	// Resuming from before the admin-only item must not loop on the filtered gap.
 	_, rs := attach(t, h, "m2", "member", &notification.Position{})
-	waitUntil(t, "resumed member got 1", func() bool { ids, _ := rs.notifications(); return len(ids) == 1 })
+	testkit.Eventually(t, 5*time.Second, func() bool { ids, _ := rs.notifications(); return len(ids) == 1 }, "resumed member got 1")
 	h.Deliver(st.addBroadcast(""))
-	waitUntil(t, "resumed member got live", func() bool { ids, _ := rs.notifications(); return len(ids) == 2 })
+	testkit.Eventually(t, 5*time.Second, func() bool { ids, _ := rs.notifications(); return len(ids) == 2 }, "resumed member got live")
 }
 
 // frames returns the client's frames of the given kinds as "kind:payload".
@@ -294,20 +290,20 @@ func TestExpiredDeletesAndRecounts(t *testing.T) {
 	a, as := attach(t, h, "a", "admin", nil)
 	m, ms := attach(t, h, "m", "member", nil)
 	for _, c := range []*Client{a, m} {
-		waitUntil(t, "live", func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.state == stateLive })
+		waitLive(t, c)
 	}
 	del, unr := strconv.Itoa(int(FrameDeleted))+":", strconv.Itoa(int(FrameUnread))+":"
 
 	st.setUnread("a", 7)
 	h.Deliver(&notification.Event{Kind: notification.EventExpired, Tenant: "t", User: "a", IDs: []string{"x1", "x2"}})
 	want := []string{del + `{"id":"x1","expired":true}`, del + `{"id":"x2","expired":true}`, unr + `{"count":7}`}
-	waitUntil(t, "a's expiry", func() bool { return slices.Equal(as.framesOf(FrameDeleted, FrameUnread), want) })
+	testkit.Eventually(t, 5*time.Second, func() bool { return slices.Equal(as.framesOf(FrameDeleted, FrameUnread), want) }, "a's expiry")
 
 	st.setUnread("a", 6)
 	h.Deliver(&notification.Event{Kind: notification.EventExpired, Tenant: "t", IDs: []string{"b9"},
 		Notification: &notification.Notification{ID: "b9", Tenant: "t", Audience: notification.Audience{Kind: notification.AudienceRole, Role: "admin"}}})
 	want = append(want, del+`{"id":"b9","expired":true}`, unr+`{"count":6}`)
-	waitUntil(t, "admin broadcast expiry", func() bool { return slices.Equal(as.framesOf(FrameDeleted, FrameUnread), want) })
+	testkit.Eventually(t, 5*time.Second, func() bool { return slices.Equal(as.framesOf(FrameDeleted, FrameUnread), want) }, "admin broadcast expiry")
 	if got := ms.framesOf(FrameDeleted, FrameUnread); len(got) != 0 {
 		t.Fatalf("member got %q for an admin broadcast", got)
 	}
@@ -319,14 +315,14 @@ func TestExpiredDeletesAndRecounts(t *testing.T) {
 	st.setUnread("a", 99)
 	h.Deliver(&notification.Event{Kind: notification.EventExpired, Tenant: "t", User: "a", IDs: []string{"x3"}})
 	want = append(want, del+`{"id":"x3","expired":true}`)
-	waitUntil(t, "the recount gave up", func() bool {
+	testkit.Eventually(t, 5*time.Second, func() bool {
 		h.rc.mu.Lock()
 		defer h.rc.mu.Unlock()
 		return !h.rc.running && slices.Equal(as.framesOf(FrameDeleted, FrameUnread), want)
-	})
+	}, "the recount gave up")
 	h.Deliver(ev)
 	want = append(want, unr+`{"count":7}`) // 6, plus the notification
-	waitUntil(t, "the notification's count", func() bool { return slices.Equal(as.framesOf(FrameDeleted, FrameUnread), want) })
+	testkit.Eventually(t, 5*time.Second, func() bool { return slices.Equal(as.framesOf(FrameDeleted, FrameUnread), want) }, "the notification's count")
 }
 
 func TestPendingOverflowClosesSlowConsumer(t *testing.T) {
@@ -340,12 +336,12 @@ func TestPendingOverflowClosesSlowConsumer(t *testing.T) {
 		ev, _ := st.addUser("u")
 		h.Deliver(ev)
 	}
-	waitUntil(t, "closed", func() bool { return len(s.closeReasons()) == 1 })
+	testkit.Eventually(t, 5*time.Second, func() bool { return len(s.closeReasons()) == 1 }, "closed")
 	close(release)
 	if r := s.closeReasons()[0]; r != ReasonSlowConsumer {
 		t.Fatalf("reason = %v", r)
 	}
-	waitUntil(t, "unregistered", func() bool { return h.Active() == 0 })
+	testkit.Eventually(t, 5*time.Second, func() bool { return h.Active() == 0 }, "unregistered")
 }
 
 func TestSendFailureClosesSlowConsumer(t *testing.T) {
@@ -353,13 +349,13 @@ func TestSendFailureClosesSlowConsumer(t *testing.T) {
 	h := New(st, Config{})
 	defer h.Close(ReasonShutdown)
 	c, s := attach(t, h, "u", "", nil)
-	waitUntil(t, "live", func() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.state == stateLive })
+	waitLive(t, c)
 	s.mu.Lock()
 	s.full = true
 	s.mu.Unlock()
 	ev, _ := st.addUser("u")
 	h.Deliver(ev)
-	waitUntil(t, "closed", func() bool { return len(s.closeReasons()) == 1 })
+	testkit.Eventually(t, 5*time.Second, func() bool { return len(s.closeReasons()) == 1 }, "closed")
 	if r := s.closeReasons()[0]; r != ReasonSlowConsumer {
 		t.Fatalf("reason = %v", r)
 	}
@@ -374,7 +370,7 @@ func TestResyncWhenReplayTooLong(t *testing.T) {
 	defer h.Close(ReasonShutdown)
 	_, s := attach(t, h, "u", "", &notification.Position{})
 	var last Frame
-	waitUntil(t, "resync", func() bool {
+	testkit.Eventually(t, 5*time.Second, func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for _, f := range s.frames {
@@ -384,7 +380,7 @@ func TestResyncWhenReplayTooLong(t *testing.T) {
 			}
 		}
 		return false
-	})
+	}, "resync")
 	if string(last.Payload) != `{"position":"30.0"}` {
 		t.Fatalf("resync payload %s", last.Payload)
 	}
@@ -396,7 +392,7 @@ func TestReplayFailureClosesWithInternalError(t *testing.T) {
 	h := New(st, Config{})
 	defer h.Close(ReasonShutdown)
 	_, s := attach(t, h, "u", "", &notification.Position{})
-	waitUntil(t, "closed", func() bool { return len(s.closeReasons()) == 1 })
+	testkit.Eventually(t, 5*time.Second, func() bool { return len(s.closeReasons()) == 1 }, "closed")
 	if r := s.closeReasons()[0]; r != ReasonInternalError {
 		t.Fatalf("reason = %v", r)
 	}
@@ -409,7 +405,7 @@ func TestRevokeAndExpiryAndClose(t *testing.T) {
 	_, s2 := attach(t, h, "u", "", nil)
 	_, other := attach(t, h, "v", "", nil)
 	h.Deliver(&notification.Event{Kind: notification.EventRevoke, Tenant: "t", User: "u"})
-	waitUntil(t, "revoked", func() bool { return len(s1.closeReasons()) == 1 && len(s2.closeReasons()) == 1 })
+	testkit.Eventually(t, 5*time.Second, func() bool { return len(s1.closeReasons()) == 1 && len(s2.closeReasons()) == 1 }, "revoked")
 	if s1.closeReasons()[0] != ReasonRevoked || len(other.closeReasons()) != 0 {
 		t.Fatal("wrong clients revoked")
 	}
@@ -417,7 +413,7 @@ func TestRevokeAndExpiryAndClose(t *testing.T) {
 	if _, err := h.Attach(es, AttachOptions{Recipient: notification.Recipient{Tenant: "t", User: "w"}, Expires: time.Now().Add(30 * time.Millisecond)}); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "expired", func() bool { return len(es.closeReasons()) == 1 })
+	testkit.Eventually(t, 5*time.Second, func() bool { return len(es.closeReasons()) == 1 }, "expired")
 	if es.closeReasons()[0] != ReasonTokenExpired {
 		t.Fatalf("reason = %v", es.closeReasons())
 	}
@@ -452,10 +448,11 @@ func BenchmarkDeliverUnicast(b *testing.B) {
 	h := New(st, Config{})
 	defer h.Close(ReasonShutdown)
 	const users = 1000
-	for i := 0; i < users; i++ {
-		attach(&testing.T{}, h, "u"+strconv.Itoa(i), "", nil)
+	cs := make([]*Client, users)
+	for i := range cs {
+		cs[i], _ = attach(b, h, "u"+strconv.Itoa(i), "", nil)
 	}
-	time.Sleep(50 * time.Millisecond)
+	waitLive(b, cs...)
 	n := &notification.Notification{ID: "01M8D4RNA158PW21GV7ZNT0BFT", Type: "x", Title: "hello", Body: "body", CreatedAt: time.Now()}
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -471,10 +468,11 @@ func BenchmarkDeliverBroadcast10k(b *testing.B) {
 	st := newFakeStore()
 	h := New(st, Config{})
 	defer h.Close(ReasonShutdown)
-	for i := 0; i < 10000; i++ {
-		attach(&testing.T{}, h, "u"+strconv.Itoa(i), "", nil)
+	cs := make([]*Client, 10000)
+	for i := range cs {
+		cs[i], _ = attach(b, h, "u"+strconv.Itoa(i), "", nil)
 	}
-	time.Sleep(200 * time.Millisecond)
+	waitLive(b, cs...)
 	n := &notification.Notification{ID: "01M8D4RNA158PW21GV7ZNT0BFT", Type: "x", Title: "hello", Body: "body",
 		Audience: notification.Audience{Kind: notification.AudienceTenant}, CreatedAt: time.Now()}
 	b.ReportAllocs()

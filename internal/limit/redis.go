@@ -19,6 +19,8 @@ import (
 
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/heraldhq/herald/internal/audit"
 )
 
 // RedisClient is what the Redis limits need from a go-redis client
@@ -29,7 +31,7 @@ type RedisClient = redis.Cmdable
 // for Cooldown; after it, one call at a time tries Redis again.
 type breaker struct {
 	cooldown time.Duration
-	log      *slog.Logger
+	audit    *audit.Recorder
 	what     string
 	until    atomic.Int64 // unix ns: local until then
 	probing  atomic.Bool  // one call is trying Redis after the cooldown
@@ -52,14 +54,14 @@ func (b *breaker) done(err error) {
 	if err == nil {
 		b.probing.Store(false)
 		if b.degraded.CompareAndSwap(true, false) {
-			b.log.Info("redis is back: cluster-wide limits restored", "event", "limit_restored", "limit", b.what)
+			b.audit.Info(audit.LimitRestored, "redis is back: cluster-wide limits restored", "limit", b.what)
 		}
 		return
 	}
 	b.until.Store(time.Now().Add(b.cooldown).UnixNano())
 	b.probing.Store(false)
 	if b.degraded.CompareAndSwap(false, true) {
-		b.log.Warn("redis unavailable: falling back to this node's local limits", "event", "limit_degraded", "limit", b.what, "err", err)
+		b.audit.Warn(audit.LimitDegraded, "redis unavailable: falling back to this node's local limits", "limit", b.what, "err", err)
 	}
 }
 
@@ -84,6 +86,8 @@ type RedisKeyedConfig struct {
 	// before Redis is tried again. Default 1 s.
 	Cooldown time.Duration
 	Logger   *slog.Logger
+	// Audit records audit events; nil: logged through Logger, not counted.
+	Audit *audit.Recorder
 }
 
 // RedisKeyed is Keyed across the cluster: a GCRA bucket per key in Redis
@@ -119,13 +123,16 @@ func NewRedisKeyed(cfg RedisKeyedConfig) *RedisKeyed {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if cfg.Audit == nil {
+		cfg.Audit = audit.New(cfg.Logger, nil)
+	}
 	k := &RedisKeyed{
 		rate:    cfg.Rate,
 		prefix:  cfg.Prefix + ":",
 		timeout: cfg.Timeout,
 		rl:      redis_rate.NewLimiter(cfg.Client),
 		local:   NewKeyed(cfg.Rate, cfg.IdleTTL, nil),
-		br:      breaker{cooldown: cfg.Cooldown, log: cfg.Logger, what: cfg.Prefix},
+		br:      breaker{cooldown: cfg.Cooldown, audit: cfg.Audit, what: cfg.Prefix},
 	}
 	k.strikes.init(cfg.IdleTTL)
 	if cfg.Rate.Enabled() {
@@ -250,6 +257,8 @@ type RedisCounterConfig struct {
 	// Default 1 s.
 	Cooldown time.Duration
 	Logger   *slog.Logger
+	// Audit records audit events; nil: logged through Logger, not counted.
+	Audit *audit.Recorder
 }
 
 // RedisCounter is Counter across the cluster: each key is a sorted set of
@@ -335,10 +344,13 @@ func NewRedisCounter(cfg RedisCounterConfig) *RedisCounter {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if cfg.Audit == nil {
+		cfg.Audit = audit.New(cfg.Logger, nil)
+	}
 	c := &RedisCounter{
 		client: cfg.Client, max: cfg.Max, prefix: cfg.Prefix + ":", node: cfg.NodeID + ":",
 		ttl: cfg.TTL, timeout: cfg.Timeout, local: NewCounter(cfg.Max),
-		br:   breaker{cooldown: cfg.Cooldown, log: cfg.Logger, what: cfg.Prefix},
+		br:   breaker{cooldown: cfg.Cooldown, audit: cfg.Audit, what: cfg.Prefix},
 		seed: maphash.MakeSeed(), stop: make(chan struct{}),
 	}
 	for i := range c.sh {

@@ -2,126 +2,44 @@ package limit
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
-	"fmt"
 	"log/slog"
-	"net"
-	"os"
-	"os/exec"
-	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
+
+	"github.com/heraldhq/herald/internal/audit"
+	"github.com/heraldhq/herald/internal/testkit"
 )
 
-func needRedis(t testing.TB, addr string) {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err == nil {
-		_ = c.Close()
-		return
-	}
-	msg := fmt.Sprintf("!!! REDIS NOT REACHABLE at %s (%v): cluster-wide limit tests SKIPPED (CI=true makes this fatal)", addr, err)
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-}
-
-func testClient(t testing.TB) *redis.Client {
-	t.Helper()
-	needRedis(t, "127.0.0.1:6379")
-	return redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-}
-
-func randPrefix() string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return "htest-" + hex.EncodeToString(b[:])
-}
-
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
+// auditCounter is an audit.Counter that remembers how often each event was
+// counted.
+type auditCounter struct {
 	mu sync.Mutex
-	b  bytes.Buffer
+	n  map[audit.Event]int
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// privateRedis is a redis-server on a spare port, to be SIGKILLed.
-type privateRedis struct {
-	port int
-	cmd  *exec.Cmd
-}
-
-func startRedis(t testing.TB, port int) *privateRedis {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("redis-server not found")
-		}
-		t.Skip("!!! redis-server NOT FOUND: Redis fault tests SKIPPED")
+func (c *auditCounter) Count(ev audit.Event, _, _ string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = make(map[audit.Event]int)
 	}
-	if port == 0 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port = l.Addr().(*net.TCPAddr).Port
-		_ = l.Close()
-	}
-	cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--daemonize", "no")
-	// nil Stdout and Stderr: /dev/null, without copier goroutines
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &privateRedis{port: port, cmd: cmd}
-	t.Cleanup(p.kill)
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			_ = c.Close()
-			return p
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server on %s did not start", addr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	c.n[ev]++
 }
 
-func (p *privateRedis) kill() {
-	if p.cmd != nil {
-		_ = p.cmd.Process.Signal(syscall.SIGKILL)
-		_ = p.cmd.Wait()
-		p.cmd = nil
-	}
+func (c *auditCounter) get(ev audit.Event) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[ev]
 }
-
-func (p *privateRedis) addr() string { return "127.0.0.1:" + strconv.Itoa(p.port) }
 
 // Two nodes share one bucket per key: the burst is spent once, cluster-wide.
 func TestRedisKeyedClusterWide(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	client := testClient(t)
-	defer client.Close()
-	prefix := randPrefix()
+	client, prefix := testkit.Redis(t)
 	r := Rate{Per: 1, Burst: 5}
 	a := NewRedisKeyed(RedisKeyedConfig{Client: client, Prefix: prefix, Rate: r})
 	b := NewRedisKeyed(RedisKeyedConfig{Client: client, Prefix: prefix, Rate: r})
@@ -162,9 +80,8 @@ func TestRedisKeyedClusterWide(t *testing.T) {
 
 func TestRedisKeyedFractionalRate(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	client := testClient(t)
-	defer client.Close()
-	k := NewRedisKeyed(RedisKeyedConfig{Client: client, Prefix: randPrefix(), Rate: Rate{Per: 2.5, Burst: 1}})
+	client, prefix := testkit.Redis(t)
+	k := NewRedisKeyed(RedisKeyedConfig{Client: client, Prefix: prefix, Rate: Rate{Per: 2.5, Burst: 1}})
 	if ok, _ := k.Allow("x"); !ok {
 		t.Fatal("first refused")
 	}
@@ -184,19 +101,21 @@ func TestRedisKeyedFractionalRate(t *testing.T) {
 }
 
 // Redis down: local limits apply at once (each call does not wait for
-// Redis), with one warning; Redis back: cluster-wide again.
+// Redis), with one warning; Redis back: cluster-wide again. Both changes are
+// audit events, logged and counted through the Recorder.
 func TestRedisKeyedFallback(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	srv := startRedis(t, 0)
-	client := redis.NewClient(&redis.Options{Addr: srv.addr(), MaxRetries: -1})
+	srv := testkit.StartRedisServer(t)
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1})
 	defer client.Close()
-	var logs syncBuffer
-	k := NewRedisKeyed(RedisKeyedConfig{Client: client, Prefix: randPrefix(), Rate: Rate{Per: 1, Burst: 3},
-		Cooldown: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	var logs testkit.SyncBuffer
+	var counted auditCounter
+	k := NewRedisKeyed(RedisKeyedConfig{Client: client, Prefix: testkit.UniqueName("htest-"), Rate: Rate{Per: 1, Burst: 3},
+		Cooldown: 200 * time.Millisecond, Audit: audit.New(slog.New(slog.NewTextHandler(&logs, nil)), &counted)})
 	if ok, _ := k.Allow("u"); !ok {
 		t.Fatal("refused with Redis up")
 	}
-	srv.kill()
+	srv.Kill()
 	start := time.Now()
 	allowed := 0
 	for i := 0; i < 10; i++ {
@@ -210,28 +129,26 @@ func TestRedisKeyedFallback(t *testing.T) {
 	if allowed != 3 || !k.Degraded() {
 		t.Fatalf("allowed %d (want the local burst of 3), degraded %v", allowed, k.Degraded())
 	}
-	if n := bytes.Count([]byte(logs.String()), []byte("limit_degraded")); n != 1 {
+	if n := bytes.Count([]byte(logs.String()), []byte("event=limit_degraded")); n != 1 {
 		t.Fatalf("%d degraded warnings, want 1:\n%s", n, logs.String())
 	}
-	startRedis(t, srv.port)
-	time.Sleep(250 * time.Millisecond) // cooldown
-	for deadline := time.Now().Add(5 * time.Second); k.Degraded(); {
-		k.Allow("v")
-		if time.Now().After(deadline) {
-			t.Fatal("still degraded with Redis back")
-		}
-		time.Sleep(20 * time.Millisecond)
+	if n := counted.get(audit.LimitDegraded); n != 1 {
+		t.Fatalf("limit_degraded counted %d times, want 1", n)
 	}
-	if !bytes.Contains([]byte(logs.String()), []byte("limit_restored")) {
+	srv.Start()
+	time.Sleep(250 * time.Millisecond) // cooldown
+	testkit.Eventually(t, 5*time.Second, func() bool { k.Allow("v"); return !k.Degraded() }, "cluster-wide limits with Redis back")
+	if !bytes.Contains([]byte(logs.String()), []byte("event=limit_restored")) {
 		t.Fatal("no restore notice")
+	}
+	if d, r := counted.get(audit.LimitDegraded), counted.get(audit.LimitRestored); d != 1 || r != 1 {
+		t.Fatalf("counted %d limit_degraded and %d limit_restored, want 1 each", d, r)
 	}
 }
 
 func TestRedisCounterClusterWide(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	client := testClient(t)
-	defer client.Close()
-	prefix := randPrefix()
+	client, prefix := testkit.Redis(t)
 	a := NewRedisCounter(RedisCounterConfig{Client: client, Prefix: prefix, Max: 3, NodeID: "a"})
 	defer a.Close()
 	b := NewRedisCounter(RedisCounterConfig{Client: client, Prefix: prefix, Max: 3, NodeID: "b"})
@@ -268,9 +185,7 @@ func TestRedisCounterClusterWide(t *testing.T) {
 // uses are refreshed and outlive it.
 func TestRedisCounterTTL(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	client := testClient(t)
-	defer client.Close()
-	prefix := randPrefix()
+	client, prefix := testkit.Redis(t)
 	ttl := 600 * time.Millisecond
 	dead := NewRedisCounter(RedisCounterConfig{Client: client, Prefix: prefix, Max: 2, TTL: ttl})
 	live := NewRedisCounter(RedisCounterConfig{Client: client, Prefix: prefix, Max: 2, TTL: ttl})
@@ -293,15 +208,17 @@ func TestRedisCounterTTL(t *testing.T) {
 
 func TestRedisCounterFallback(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	srv := startRedis(t, 0)
-	client := redis.NewClient(&redis.Options{Addr: srv.addr(), MaxRetries: -1})
+	srv := testkit.StartRedisServer(t)
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1})
 	defer client.Close()
-	c := NewRedisCounter(RedisCounterConfig{Client: client, Prefix: randPrefix(), Max: 2, Cooldown: time.Minute})
+	var logs testkit.SyncBuffer // no Recorder: the event is logged through Logger
+	c := NewRedisCounter(RedisCounterConfig{Client: client, Prefix: testkit.UniqueName("htest-"), Max: 2, Cooldown: time.Minute,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	defer c.Close()
 	if !c.Acquire("u") {
 		t.Fatal("refused")
 	}
-	srv.kill()
+	srv.Kill()
 	// Locally: a fresh cap of 2 for this node (the Redis use is not known
 	// to the local counter).
 	if !c.Acquire("u") || !c.Acquire("u") || c.Acquire("u") {
@@ -309,6 +226,9 @@ func TestRedisCounterFallback(t *testing.T) {
 	}
 	if !c.Degraded() {
 		t.Fatal("not degraded")
+	}
+	if n := bytes.Count([]byte(logs.String()), []byte("event=limit_degraded")); n != 1 {
+		t.Fatalf("%d degraded warnings, want 1:\n%s", n, logs.String())
 	}
 	start := time.Now()
 	c.Release("u")
@@ -323,9 +243,8 @@ func TestRedisCounterFallback(t *testing.T) {
 }
 
 func BenchmarkRedisKeyedAllow(b *testing.B) {
-	client := testClient(b)
-	defer client.Close()
-	k := NewRedisKeyed(RedisKeyedConfig{Client: client, Prefix: randPrefix(), Rate: Rate{Per: 1e6, Burst: 1e6}})
+	client, prefix := testkit.Redis(b)
+	k := NewRedisKeyed(RedisKeyedConfig{Client: client, Prefix: prefix, Rate: Rate{Per: 1e6, Burst: 1e6}})
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			k.Allow("bench")

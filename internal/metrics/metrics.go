@@ -1,6 +1,7 @@
 // Package metrics defines Herald's Prometheus metrics and the small adapters
-// that feed them: hub and API observers, store and broker decorators, and a
-// slog handler that counts security audit events. Every collector is
+// that feed them: hub and API observers, store and broker decorators, and
+// the audit.Counter that counts audit events recorded through an
+// audit.Recorder. Every collector is
 // registered into an injected prometheus.Registerer (tests pass a fresh
 // registry). Labels are low-cardinality by construction: transport, close
 // reason, event, scope, operation and frame kind come from fixed sets in the
@@ -25,6 +26,8 @@ type Metrics struct {
 	ConnsClosed    *prometheus.CounterVec   // transport, reason
 	ConnDuration   *prometheus.HistogramVec // transport
 	Attempts       *prometheus.CounterVec   // transport
+	Refused        *prometheus.CounterVec   // transport, reason: admission refusals
+	Failed         *prometheus.CounterVec   // transport: admitted, closed before authenticating
 	AuditEvents    *prometheus.CounterVec   // event
 	AuthFailures   *prometheus.CounterVec   // reason
 	OriginRejected *prometheus.CounterVec   // transport
@@ -58,7 +61,11 @@ func New(reg prometheus.Registerer) *Metrics {
 		ConnDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "herald_connection_duration_seconds",
 			Help: "Lifetime of authenticated connections.", Buckets: prometheus.ExponentialBuckets(1, 4, 10)}, []string{"transport"}),
 		Attempts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_connection_attempts_total",
-			Help: "Requests to connection endpoints (before any check)."}, []string{"transport"}),
+			Help: "New connection requests, counted by admission control per transport."}, []string{"transport"}),
+		Refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_connection_refusals_total",
+			Help: "Connection attempts refused by admission control, by reason."}, []string{"transport", "reason"}),
+		Failed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_connection_failures_total",
+			Help: "Admitted connections that closed before authenticating."}, []string{"transport"}),
 		AuditEvents: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_security_events_total",
 			Help: "Security audit events, by event key."}, []string{"event"}),
 		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_auth_failures_total",
@@ -91,7 +98,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		ProbeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_broker_probe_failures_total",
 			Help: "Readiness checks that found the broker's delivery path down (probe late or subscription lost)."}, []string{"reason"}),
 	}
-	reg.MustRegister(m.ConnsActive, m.ConnsOpened, m.ConnsClosed, m.ConnDuration, m.Attempts, m.AuditEvents,
+	reg.MustRegister(m.ConnsActive, m.ConnsOpened, m.ConnsClosed, m.ConnDuration, m.Attempts, m.Refused, m.Failed, m.AuditEvents,
 		m.AuthFailures, m.OriginRejected, m.MessagesIn, m.MessagesOut, m.Publish, m.Published,
 		m.Deliver, m.StoreOp, m.StoreErrors, m.BrokerOp, m.BrokerErrors, m.ReplayItems, m.Resyncs,
 		m.ProbeFailures,
@@ -101,6 +108,8 @@ func New(reg prometheus.Registerer) *Metrics {
 	for _, t := range []string{"ws", "sse", "socketio"} {
 		m.ConnsActive.WithLabelValues(t)
 		m.ConnsOpened.WithLabelValues(t)
+		m.Attempts.WithLabelValues(t)
+		m.Failed.WithLabelValues(t)
 		for _, r := range []hub.CloseReason{hub.ReasonSlowConsumer, hub.ReasonShutdown, hub.ReasonTokenExpired} {
 			m.ConnsClosed.WithLabelValues(t, r.Label())
 		}

@@ -34,6 +34,7 @@ func (n *Node) openBroker(ctx context.Context) (api.Check, *redis.Client, error)
 		OnResubscribe: n.hub.CatchUpAll,
 		NodeID:        cfg.NodeID,
 		Logger:        cfg.Logger,
+		Audit:         n.audit,
 	})
 	if err != nil {
 		return api.Check{}, nil, fmt.Errorf("redis broker: %w", err)

@@ -219,7 +219,7 @@ func TestRESTInboxOperations(t *testing.T) {
 }
 
 func TestAuthDeadlineClosesSilentSocket(t *testing.T) {
-	n := startNode(t, func(c *Config) { c.WS.AuthTimeout = 300 * time.Millisecond })
+	n := startNode(t, func(c *Config) { c.Session.AuthTimeout = 300 * time.Millisecond })
 	c := n.mustDial(dialOpts{})
 	if code := c.closeStatus(); code != 4001 {
 		t.Fatalf("close code = %d, want 4001", code)
@@ -323,7 +323,7 @@ func TestSlowConsumerIsClosedWithoutSlowingOthers(t *testing.T) {
 }
 
 func TestWebSocketBadInput(t *testing.T) {
-	n := startNode(t, func(c *Config) { c.WS.MaxMessageBytes = 4096; c.WS.MaxInvalid = 20 })
+	n := startNode(t, func(c *Config) { c.WS.MaxMessageBytes = 4096; c.Session.MaxInvalid = 20 })
 	tok := token(t, "acme", "hal", "", time.Hour)
 	cases := []struct {
 		name string

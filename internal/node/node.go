@@ -21,7 +21,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/heraldhq/herald/internal/admission"
 	"github.com/heraldhq/herald/internal/api"
+	"github.com/heraldhq/herald/internal/audit"
 	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/broker"
 	"github.com/heraldhq/herald/internal/demo"
@@ -31,6 +33,7 @@ import (
 	"github.com/heraldhq/herald/internal/notification"
 	"github.com/heraldhq/herald/internal/origin"
 	"github.com/heraldhq/herald/internal/revocation"
+	"github.com/heraldhq/herald/internal/session"
 	"github.com/heraldhq/herald/internal/socketio"
 	"github.com/heraldhq/herald/internal/sse"
 	"github.com/heraldhq/herald/internal/store"
@@ -62,16 +65,21 @@ type Config struct {
 	APIKeys         []string // see auth.ParseKeyring
 	AllowedOrigins  []string
 	AllowLocalhost  bool          // development: http(s)://localhost:* etc.
-	MaxConnections  int           // WebSocket connections; default 10000
+	MaxConnections  int           // open connections of every transport together; default DefaultMaxConnections
 	ShutdownGrace   time.Duration // default 20 s
 	ReadHeaderLimit time.Duration // ReadHeaderTimeout; default 5 s
 	Limits          Limits
-	WS              ws.Config
-	SSE             sse.Config
-	SocketIO        socketio.Config
-	API             api.Config
-	Hub             hub.Config
-	Logger          *slog.Logger
+	// TrustedProxies: addresses or CIDR prefixes of reverse proxies whose
+	// X-Forwarded-For / X-Real-IP name the client (--trusted-proxies).
+	// Empty: the TCP peer is the client.
+	TrustedProxies []string
+	Session        session.Config
+	WS             ws.Config
+	SSE            sse.Config
+	SocketIO       socketio.Config
+	API            api.Config
+	Hub            hub.Config
+	Logger         *slog.Logger
 	// PrivateMetrics leaves /metrics off the public listener; serve
 	// MetricsHandler on a private one instead (herald --metrics-addr).
 	PrivateMetrics bool
@@ -91,6 +99,17 @@ type Config struct {
 	Demo bool
 }
 
+// Defaults of Config.
+const (
+	DefaultAddr           = ":8080"
+	DefaultDatabase       = "herald.db"
+	DefaultMaxConnections = 10000
+	DefaultShutdownGrace  = 20 * time.Second
+	DefaultReadHeader     = 5 * time.Second
+	DefaultRedisPrefix    = "herald"
+	DefaultMonitor        = time.Minute
+)
+
 // Validate checks cross-field rules before anything is opened.
 func (c *Config) Validate() error {
 	var errs []error
@@ -103,24 +122,27 @@ func (c *Config) Validate() error {
 	if c.MaxConnections < 0 {
 		errs = append(errs, errors.New("max connections must not be negative"))
 	}
+	if _, err := admission.ParseTrustedProxies(c.TrustedProxies); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
 func (c *Config) setDefaults() {
 	if c.Addr == "" {
-		c.Addr = ":8080"
+		c.Addr = DefaultAddr
 	}
 	if c.Database == "" {
-		c.Database = "herald.db"
+		c.Database = DefaultDatabase
 	}
 	if c.MaxConnections == 0 {
-		c.MaxConnections = 10000
+		c.MaxConnections = DefaultMaxConnections
 	}
 	if c.ShutdownGrace <= 0 {
-		c.ShutdownGrace = 20 * time.Second
+		c.ShutdownGrace = DefaultShutdownGrace
 	}
 	if c.ReadHeaderLimit <= 0 {
-		c.ReadHeaderLimit = 5 * time.Second
+		c.ReadHeaderLimit = DefaultReadHeader
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -129,10 +151,10 @@ func (c *Config) setDefaults() {
 		c.Registry = prometheus.NewRegistry()
 	}
 	if c.RedisPrefix == "" {
-		c.RedisPrefix = "herald"
+		c.RedisPrefix = DefaultRedisPrefix
 	}
 	if c.MonitorInterval <= 0 {
-		c.MonitorInterval = time.Minute
+		c.MonitorInterval = DefaultMonitor
 	}
 }
 
@@ -140,9 +162,12 @@ func (c *Config) setDefaults() {
 type Node struct {
 	cfg       Config
 	log       *slog.Logger
+	audit     *audit.Recorder
 	store     nodeStore
 	broker    broker.Broker
 	hub       *hub.Hub
+	adm       *admission.Controller
+	core      *session.Core
 	ws        *ws.Server
 	sse       *sse.Server
 	sio       *socketio.Server
@@ -155,6 +180,7 @@ type Node struct {
 	publisher *metrics.Broker // set in New before any write
 	redis     *redis.Client   // shared with cluster-wide limits; nil on a single node
 	closers   []func() error  // extra components closed on Shutdown
+	checks    []api.Check     // readiness checks beyond draining, store and memory
 	monitor   *metrics.Monitor
 	wg        sync.WaitGroup // background loops
 	draining  atomic.Bool
@@ -162,90 +188,179 @@ type Node struct {
 	stopErr   error
 }
 
-// New opens the store and builds every component. Nothing listens yet.
+// parts are what New builds before the node exists as a whole; undo stops
+// what was started, in reverse order, when a later step fails.
+type parts struct {
+	verifier revocation.Verifier
+	keys     *auth.Keyring
+	policy   *origin.Policy
+	inbox    *inbox.Service
+	undo     []func()
+}
+
+func (p *parts) started(stop func()) { p.undo = append(p.undo, stop) }
+
+func (p *parts) rollback() {
+	for i := len(p.undo) - 1; i >= 0; i-- {
+		p.undo[i]()
+	}
+}
+
+// New opens the store and builds every component. Nothing listens yet. When
+// a step fails, every part already started is stopped again.
 func New(ctx context.Context, cfg Config) (*Node, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	m := metrics.New(cfg.Registry)
-	// Every audit event (a log record with an "event" key) is also a metric.
-	cfg.Logger = slog.New(metrics.NewAuditHandler(cfg.Logger.Handler(), m))
-	n := &Node{cfg: cfg, log: cfg.Logger, metrics: m}
+	n := &Node{cfg: cfg, log: cfg.Logger, metrics: m, audit: audit.New(cfg.Logger, m)}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	ok := false
-	defer func() {
-		if !ok {
-			n.cancel()
+	p := &parts{}
+	p.started(n.cancel)
+	for _, step := range []func(context.Context, *parts) error{
+		n.openSecurity, n.openState, n.openProtocol, n.openTransports, n.openHTTP,
+	} {
+		if err := step(ctx, p); err != nil {
+			p.rollback()
+			return nil, err
 		}
-	}()
+	}
+	n.wg.Add(2)
+	go n.sweepRevocations()
+	go func() { defer n.wg.Done(); n.monitor.Run(n.ctx, n.cfg.MonitorInterval) }()
+	return n, nil
+}
 
+// openSecurity builds the token verifier, the API keyring and the origin policy.
+func (n *Node) openSecurity(_ context.Context, p *parts) error {
+	cfg := &n.cfg
 	if cfg.Auth.Logger == nil {
 		cfg.Auth.Logger = cfg.Logger
 	}
+	if cfg.Auth.Audit == nil {
+		cfg.Auth.Audit = n.audit
+	}
 	jwtVerifier, err := auth.NewVerifier(n.ctx, cfg.Auth)
 	if err != nil {
-		return nil, fmt.Errorf("auth: %w", err)
+		return fmt.Errorf("auth: %w", err)
 	}
-	keys, err := auth.ParseKeyring(cfg.APIKeys)
-	if err != nil {
-		return nil, fmt.Errorf("api keys: %w", err)
+	if p.keys, err = auth.ParseKeyring(cfg.APIKeys); err != nil {
+		return fmt.Errorf("api keys: %w", err)
 	}
-	policy, err := origin.New(origin.Config{Allowed: cfg.AllowedOrigins, AllowLocalhost: cfg.AllowLocalhost})
-	if err != nil {
-		return nil, err
+	if p.policy, err = origin.New(origin.Config{Allowed: cfg.AllowedOrigins, AllowLocalhost: cfg.AllowLocalhost}); err != nil {
+		return err
 	}
+	n.revoked = revocation.NewList(nil)
+	p.verifier = revocation.Verifier{TokenVerifier: jwtVerifier, List: n.revoked}
+	return nil
+}
 
+// openState opens the store (loading revocations), the hub and the broker.
+func (n *Node) openState(ctx context.Context, p *parts) error {
+	cfg := &n.cfg
 	st, err := n.openStore(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
+		return fmt.Errorf("store: %w", err)
 	}
 	n.store = st
-	n.revoked = revocation.NewList(nil)
+	p.started(func() { _ = st.Close() })
 	if err := n.revoked.Load(ctx, st); err != nil {
-		_ = st.Close()
-		return nil, err
+		return err
 	}
-	verifier := revocation.Verifier{TokenVerifier: jwtVerifier, List: n.revoked}
-
-	ist := m.InstrumentStore(st)
+	ist := n.metrics.InstrumentStore(st)
 	hcfg := cfg.Hub
 	hcfg.Logger = cfg.Logger
-	hcfg.Observer = m.HubObserver()
+	hcfg.Observer = n.metrics.HubObserver()
 	opened := hcfg.Observer.Opened
 	hcfg.Observer.Opened = func(t string) { opened(t); n.monitor.Opened() }
 	n.hub = hub.New(ist, hcfg)
+	p.started(func() { n.hub.Close(hub.ReasonShutdown) })
 	brokerCheck, rdb, err := n.openBroker(ctx)
 	if err != nil {
-		_ = st.Close()
-		return nil, err
+		return err
 	}
+	p.started(func() { _ = n.broker.Close() })
 	n.redis = rdb
-	n.publisher = m.InstrumentBroker(n.broker)
-	svc := inbox.New(ist, nil, cfg.Logger) // the store's commit hook fans out
+	n.publisher = n.metrics.InstrumentBroker(n.broker)
+	n.checks = append(n.checks, brokerCheck)
+	p.inbox = inbox.New(ist) // the store's commit hook fans out
+	return nil
+}
 
-	limits, publishRate := n.limiters(n.redis)
+// openProtocol builds the admission controller and the session core every
+// transport and the user API speak through.
+func (n *Node) openProtocol(_ context.Context, p *parts) error {
+	cfg := &n.cfg
+	acfg := n.admissionConfig()
+	n.adm = admission.New(acfg)
+	p.started(func() {
+		for _, c := range n.closers {
+			_ = c()
+		}
+	})
+	scfg := cfg.Session
+	scfg.Logger, scfg.Audit = cfg.Logger, n.audit
+	scfg.OnRequest = func(t admission.Transport, name session.Name) {
+		n.metrics.MessagesIn.WithLabelValues(t.String(), name.String()).Inc()
+	}
+	var err error
+	n.core, err = session.New(scfg, n.hub, p.verifier, p.inbox, n.adm)
+	return err
+}
+
+// openTransports builds and starts the WebSocket, SSE and Socket.IO
+// transports.
+func (n *Node) openTransports(_ context.Context, p *parts) error {
+	cfg := &n.cfg
 	wcfg := cfg.WS
-	wcfg.Logger = cfg.Logger
-	wcfg.CheckOrigin = policy.Check
+	wcfg.Logger, wcfg.CheckOrigin = cfg.Logger, p.policy.Check
 	if wcfg.ReconnectSpread == 0 {
 		wcfg.ReconnectSpread = cfg.ShutdownGrace / 2
 	}
-	wcfg.OnMessage = func(typ string) { m.MessagesIn.WithLabelValues("ws", typ).Inc() }
-	wcfg.Limits = limits
-	n.ws, err = ws.New(wcfg, n.hub, verifier, svc)
+	var err error
+	if n.ws, err = ws.New(wcfg, n.core); err == nil {
+		err = n.ws.Start()
+	}
 	if err != nil {
-		_ = st.Close()
-		return nil, err
+		return err
 	}
-	if err := n.ws.Start(); err != nil {
-		_ = st.Close()
-		return nil, err
+	p.started(func() { _ = n.ws.Shutdown(context.Background()) })
+	scfg := cfg.SSE
+	scfg.Logger, scfg.AllowOrigin = cfg.Logger, p.policy.Allowed
+	scfg.Revoked = n.revoked.Check
+	if scfg.Tickets == nil && n.redis != nil {
+		scfg.Tickets = &sse.RedisTickets{Client: n.redis, Prefix: cfg.RedisPrefix} // any node redeems them
 	}
+	if n.sse, err = sse.New(scfg, n.core); err == nil {
+		err = n.sse.Start()
+	}
+	if err != nil {
+		return err
+	}
+	p.started(func() { _ = n.sse.Shutdown(context.Background()) })
+	iocfg := cfg.SocketIO
+	iocfg.Logger, iocfg.AllowOrigin = cfg.Logger, p.policy.Allowed
+	if iocfg.ReconnectSpread == 0 {
+		iocfg.ReconnectSpread = wcfg.ReconnectSpread
+	}
+	if n.sio, err = socketio.New(iocfg, n.core); err == nil {
+		err = n.sio.Start()
+	}
+	if err != nil {
+		return err
+	}
+	p.started(func() { _ = n.sio.Shutdown(context.Background()) })
+	return nil
+}
 
+// openHTTP builds the API, the routes and the HTTP server.
+func (n *Node) openHTTP(_ context.Context, p *parts) error {
+	cfg := &n.cfg
+	m := n.metrics
 	acfg := cfg.API
-	acfg.Logger = cfg.Logger
-	acfg.AllowOrigin = policy.Allowed
+	acfg.Logger, acfg.Audit = cfg.Logger, n.audit
+	acfg.AllowOrigin = p.policy.Allowed
 	acfg.OnPublish = func(status int, d time.Duration) {
 		outcome := "ok"
 		switch {
@@ -256,66 +371,30 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		}
 		m.Publish.WithLabelValues(outcome).Observe(d.Seconds())
 	}
-	acfg.UserRate = limits.Events
-	acfg.PublishRate = publishRate
-	a := api.New(acfg, verifier, keys, svc,
-		api.Check{Name: "draining", Fn: n.checkDraining},
-		api.Check{Name: "store", Fn: st.Ping},
-		brokerCheck,
-		api.Check{Name: "memory", Fn: n.checkMemory},
-	)
+	checks := append([]api.Check{
+		{Name: "draining", Fn: n.checkDraining},
+		{Name: "store", Fn: n.store.Ping},
+	}, n.checks...)
+	checks = append(checks, api.Check{Name: "memory", Fn: n.checkMemory})
+	a := api.New(acfg, n.core, p.keys, p.inbox, checks...)
 	mux := http.NewServeMux()
 	a.Register(mux)
 	a.RegisterAdmin(mux, n)
 	n.monitor = metrics.NewMonitor(metrics.MonitorConfig{
-		MaxConnections: cfg.MaxConnections, WarnRatio: cfg.ConnectionWarnRatio, Active: n.hub.Active, Pending: n.ws.Pending,
-		Draining: n.draining.Load, Logger: cfg.Logger,
+		MaxConnections: cfg.MaxConnections, WarnRatio: cfg.ConnectionWarnRatio, Active: n.hub.Active,
+		Transports: n.adm.Stats, Pending: n.adm.Pending, Draining: n.draining.Load, Audit: n.audit,
 	})
 	a.RegisterStats(mux, func() any { return n.monitor.Snapshot() })
 	if !cfg.PrivateMetrics {
 		mux.Handle("GET /metrics", n.MetricsHandler())
 	}
-	mux.Handle("GET /v1/ws", n.limitConnections(n.ws))
-	scfg := cfg.SSE
-	scfg.Logger, scfg.AllowOrigin = cfg.Logger, policy.Allowed
-	scfg.Revoked = n.revoked.Check
-	if scfg.ConnsPerUser == nil && limits.ConnsPerUser != nil {
-		scfg.ConnsPerUser = limits.ConnsPerUser // one per-user cap across transports
-	}
-	if scfg.MaxStreams == 0 {
-		scfg.MaxStreams = cfg.MaxConnections
-	}
-	if scfg.Tickets == nil && n.redis != nil {
-		scfg.Tickets = &sse.RedisTickets{Client: n.redis, Prefix: cfg.RedisPrefix} // any node redeems them
-	}
-	if n.sse, err = sse.New(scfg, n.hub, verifier); err == nil {
-		err = n.sse.Start()
-	}
-	if err != nil {
-		_ = st.Close()
-		return nil, err
-	}
+	mux.Handle("GET /v1/ws", n.ws)
 	n.sse.Register(mux)
+	mux.Handle("/socket.io/", n.sio)
 	if cfg.Demo {
-		demo.Register(mux, demo.Config{Verifier: verifier, Publisher: svc, Auth: cfg.Auth, AllowOrigin: policy.Allowed, Logger: cfg.Logger})
+		demo.Register(mux, demo.Config{Verifier: p.verifier, Publisher: p.inbox, Auth: cfg.Auth, AllowOrigin: p.policy.Allowed,
+			Logger: cfg.Logger, Audit: n.audit})
 	}
-	iocfg := cfg.SocketIO
-	iocfg.Logger, iocfg.AllowOrigin, iocfg.Limits = cfg.Logger, policy.Allowed, wcfg.Limits
-	if iocfg.MaxSessions == 0 {
-		iocfg.MaxSessions = cfg.MaxConnections
-	}
-	if iocfg.ReconnectSpread == 0 {
-		iocfg.ReconnectSpread = wcfg.ReconnectSpread
-	}
-	iocfg.OnMessage = func(typ string) { m.MessagesIn.WithLabelValues("socketio", typ).Inc() }
-	if n.sio, err = socketio.New(iocfg, n.hub, verifier, svc); err == nil {
-		err = n.sio.Start()
-	}
-	if err != nil {
-		_ = st.Close()
-		return nil, err
-	}
-	mux.Handle("/socket.io/", n.limitConnections(n.sio))
 	n.handler = securityHeaders(mux)
 	n.server = &http.Server{
 		Handler:           n.handler,
@@ -326,11 +405,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
-	n.wg.Add(2)
-	go n.sweepRevocations()
-	go func() { defer n.wg.Done(); n.monitor.Run(n.ctx, cfg.MonitorInterval) }()
-	ok = true
-	return n, nil
+	return nil
 }
 
 // fanout is the store's commit hook: it hands committed events to the broker
@@ -438,42 +513,6 @@ func (n *Node) checkDraining(context.Context) error {
 	return nil
 }
 
-// limitConnections answers 503 before the upgrade when the node is full or draining.
-func (n *Node) limitConnections(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Get("sid") != "" {
-			// A request of an existing Socket.IO session (polling or its
-			// upgrade), not a new connection.
-			next.ServeHTTP(w, r)
-			return
-		}
-		n.monitor.Attempt()
-		n.metrics.Attempts.WithLabelValues(transportOf(r)).Inc()
-		if n.draining.Load() {
-			w.Header().Set("Retry-After", "1")
-			http.Error(w, "server shutting down", http.StatusServiceUnavailable)
-			return
-		}
-		if n.ws.Active() >= n.cfg.MaxConnections {
-			n.log.Warn("connection limit reached", "event", "limit_exceeded", "limit", n.cfg.MaxConnections, "ip", r.RemoteAddr)
-			w.Header().Set("Retry-After", "5")
-			http.Error(w, "too many connections", http.StatusServiceUnavailable)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-func transportOf(r *http.Request) string {
-	switch {
-	case r.URL.Path == "/v1/ws":
-		return "ws"
-	case strings.HasPrefix(r.URL.Path, "/socket.io"):
-		return "socketio"
-	}
-	return "sse"
-}
-
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
@@ -502,15 +541,6 @@ func (n *Node) Serve(l net.Listener) error {
 		return nil
 	}
 	return err
-}
-
-// ListenAndServe listens on the configured address.
-func (n *Node) ListenAndServe() error {
-	l, err := net.Listen("tcp", n.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", n.cfg.Addr, err)
-	}
-	return n.Serve(l)
 }
 
 // Shutdown drains the node: readiness fails at once, new connections are

@@ -313,7 +313,7 @@ func TestAdminAPIRejectsNonAdminAndBadInput(t *testing.T) {
 // TestMain checks goroutines; the hub and registry counts are checked here).
 func TestHandshakeFloodLeavesNothingBehind(t *testing.T) {
 	n := startNode(t, func(c *Config) {
-		c.WS.AuthTimeout = 500 * time.Millisecond
+		c.Session.AuthTimeout = 500 * time.Millisecond
 		c.Limits.HandshakeRate = limit.Rate{Per: -1}
 		c.Limits.MaxUnauthenticated = 1000
 	})

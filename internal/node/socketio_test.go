@@ -525,7 +525,7 @@ func TestSocketIOOriginPolicyAndCORS(t *testing.T) {
 
 func TestSocketIOAuthDeadlineAndHandshakeLimit(t *testing.T) {
 	n := startNode(t, func(c *Config) {
-		c.SocketIO.AuthTimeout = 300 * time.Millisecond
+		c.Session.AuthTimeout = 300 * time.Millisecond
 		c.Limits.HandshakeRate.Per, c.Limits.HandshakeRate.Burst = 0.01, 3
 	})
 	w := n.mustEIODial("", nil)

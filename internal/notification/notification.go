@@ -188,21 +188,3 @@ type Item struct {
 	// for explicit-user notifications, the tenant stream for broadcasts.
 	Seq int64
 }
-
-// ValidID reports whether s looks like a notification id (a ULID: 26 characters
-// of Crockford base32). It lets callers reject garbage before touching the store.
-func ValidID(s string) bool {
-	if len(s) != 26 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= '0' && c <= '9':
-		case c >= 'A' && c <= 'Z' && c != 'I' && c != 'L' && c != 'O' && c != 'U':
-		default:
-			return false
-		}
-	}
-	return true
-}

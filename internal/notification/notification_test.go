@@ -52,22 +52,6 @@ func TestPositionAfter(t *testing.T) {
 	}
 }
 
-func TestValidID(t *testing.T) {
-	for in, want := range map[string]bool{
-		"01M8D4RNA158PW21GV7ZNT0BFT":   true,
-		"01m8d4rna158pw21gv7znt0bft":   false, // lower case is not what we issue
-		"01M8D4RNA158PW21GV7ZNT0BF":    false,
-		"01M8D4RNA158PW21GV7ZNT0BFTX":  false,
-		"01M8D4RNA158PW21GV7ZNT0BFI":   false, // I is not Crockford base32
-		"../../../../../../etc/passwd": false,
-		"":                             false,
-	} {
-		if ValidID(in) != want {
-			t.Errorf("ValidID(%q) != %v", in, want)
-		}
-	}
-}
-
 func TestAudienceMatches(t *testing.T) {
 	tenant := Audience{Kind: AudienceTenant}
 	role := Audience{Kind: AudienceRole, Role: "admin"}

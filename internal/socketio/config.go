@@ -1,7 +1,6 @@
 package socketio
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,29 +8,25 @@ import (
 	"runtime"
 	"strings"
 	"time"
-
-	"github.com/heraldhq/herald/internal/auth"
-	"github.com/heraldhq/herald/internal/notification"
-	"github.com/heraldhq/herald/internal/store"
-	"github.com/heraldhq/herald/internal/ws"
 )
 
-// Verifier checks user tokens.
-type Verifier interface {
-	Verify(token string) (auth.Principal, error)
-	Leeway() time.Duration
-}
-
-// Inbox runs the client's requests (persist, then fan out).
-type Inbox interface {
-	List(ctx context.Context, r notification.Recipient, q store.ListQuery) (store.Page, error)
-	MarkRead(ctx context.Context, r notification.Recipient, ids []string) (store.Change, error)
-	MarkAllRead(ctx context.Context, r notification.Recipient) (store.Change, error)
-	Delete(ctx context.Context, r notification.Recipient, id string) (store.Change, error)
-}
+// Defaults of Config (Socket.IO's own defaults where it has them).
+const (
+	DefaultPingInterval     = 25 * time.Second
+	DefaultPingTimeout      = 20 * time.Second
+	DefaultMaxPayload       = 100_000
+	DefaultMaxAttachments   = 10
+	DefaultUpgradeTimeout   = 10 * time.Second
+	DefaultWriteBufferBytes = 256 << 10
+	DefaultCloseGrace       = 2 * time.Second
+	DefaultMaxAuthFailures  = 3
+	DefaultReconnectSpread  = 5 * time.Second
+)
 
 // Config tunes the Socket.IO endpoint. The zero value means the documented
-// defaults, except AllowOrigin, which is required.
+// defaults, except AllowOrigin, which is required. The protocol's own
+// settings (auth deadline, request limits) are in session.Config, the
+// node's limits in admission.Config.
 type Config struct {
 	// AllowOrigin decides whether a browser on origin may connect ("" — no
 	// Origin header — is passed too). Required.
@@ -39,52 +34,37 @@ type Config struct {
 	// PingInterval and PingTimeout are the Engine.IO heartbeat, sent to the
 	// client in the open packet: the server pings every PingInterval after
 	// the last pong and closes a session whose pong does not arrive within
-	// PingTimeout. Defaults 25 s and 20 s (as Socket.IO's).
+	// PingTimeout. Defaults DefaultPingInterval and DefaultPingTimeout.
 	PingInterval, PingTimeout time.Duration
 	// MaxPayload bounds one WebSocket message, one polling POST body and the
 	// attachments of one binary packet (Socket.IO's maxHttpBufferSize; the
-	// client also reads it to batch polling writes). Default 100 000 bytes.
+	// client also reads it to batch polling writes). Default DefaultMaxPayload.
 	MaxPayload int
-	// MaxAttachments bounds the binary attachments of one packet. Default 10.
+	// MaxAttachments bounds the binary attachments of one packet. Default DefaultMaxAttachments.
 	MaxAttachments int
-	// AuthTimeout: a session with no namespace connected with a valid token
-	// within it is closed (auth_timeout). Default 10 s.
-	AuthTimeout time.Duration
 	// UpgradeTimeout: a polling→WebSocket upgrade not completed within it is
-	// abandoned (the session stays on polling). Default 10 s.
+	// abandoned (the session stays on polling). Default DefaultUpgradeTimeout.
 	UpgradeTimeout time.Duration
 	// WriteBufferBytes bounds bytes queued for a session: not yet taken by the
 	// kernel (WebSocket) or not yet fetched by a GET (polling). A message
-	// that would exceed it closes the session as a slow consumer. Default 256 KiB.
+	// that would exceed it closes the session as a slow consumer. Default
+	// DefaultWriteBufferBytes.
 	WriteBufferBytes int
 	// CloseGrace: time given to the last packets and the close handshake
-	// before the connection or polling session is dropped. Default 2 s.
+	// before the connection or polling session is dropped. Default DefaultCloseGrace.
 	CloseGrace time.Duration
-	// RequestTimeout bounds one client request (mark read, list…). Default 10 s.
-	RequestTimeout time.Duration
-	// MaxInflight: concurrent requests per socket; more get rate_limited. Default 4.
-	MaxInflight int
-	// MaxInvalid: invalid events tolerated per session before it is closed
-	// (policy_violation). Default 10.
-	MaxInvalid int
-	// MaxAuthFailures: rejected CONNECTs per session before it is closed. Default 3.
+	// MaxAuthFailures: rejected CONNECTs per session before it is closed.
+	// Default DefaultMaxAuthFailures.
 	MaxAuthFailures int
-	// MaxSessions on this node (polling and WebSocket); new handshakes over
-	// it get 503. Default 10000.
-	MaxSessions int
 	// Namespaces clients may connect to. Default "/" and "/notifications".
 	Namespaces []string
 	// Pollers: nbio poller goroutines. Default GOMAXPROCS/2, at least 1.
 	Pollers int
 	// ReconnectSpread: on shutdown each socket's notification:error carries
 	// reconnect_after_ms, a random delay in [0, ReconnectSpread) to wait
-	// before reconnecting (as /v1/ws's close reason does). Default 5 s.
+	// before reconnecting (as /v1/ws's close reason does). Default DefaultReconnectSpread.
 	ReconnectSpread time.Duration
-	// Limits shared with the other transports (same keys); nil fields mean no limit.
-	Limits ws.Limits
-	// OnMessage, when set, is called with the name of each valid client event.
-	OnMessage func(event string)
-	Logger    *slog.Logger
+	Logger          *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -98,22 +78,16 @@ func (c *Config) setDefaults() {
 			*d = v
 		}
 	}
-	def(&c.PingInterval, 25*time.Second)
-	def(&c.PingTimeout, 20*time.Second)
-	def(&c.AuthTimeout, 10*time.Second)
-	def(&c.UpgradeTimeout, 10*time.Second)
-	def(&c.CloseGrace, 2*time.Second)
-	def(&c.RequestTimeout, 10*time.Second)
-	def(&c.ReconnectSpread, 5*time.Second)
-	defInt(&c.MaxPayload, 100_000)
-	defInt(&c.MaxAttachments, 10)
-	defInt(&c.WriteBufferBytes, 256<<10)
-	defInt(&c.MaxInflight, 4)
-	defInt(&c.MaxInvalid, 10)
-	defInt(&c.MaxAuthFailures, 3)
-	defInt(&c.MaxSessions, 10000)
+	def(&c.PingInterval, DefaultPingInterval)
+	def(&c.PingTimeout, DefaultPingTimeout)
+	def(&c.UpgradeTimeout, DefaultUpgradeTimeout)
+	def(&c.CloseGrace, DefaultCloseGrace)
+	def(&c.ReconnectSpread, DefaultReconnectSpread)
+	defInt(&c.MaxPayload, DefaultMaxPayload)
+	defInt(&c.MaxAttachments, DefaultMaxAttachments)
+	defInt(&c.WriteBufferBytes, DefaultWriteBufferBytes)
+	defInt(&c.MaxAuthFailures, DefaultMaxAuthFailures)
 	defInt(&c.Pollers, max(1, runtime.GOMAXPROCS(0)/2))
-	defInt(&c.Limits.AbuseStrikes, 20)
 	if len(c.Namespaces) == 0 {
 		c.Namespaces = []string{"/", "/notifications"}
 	}
@@ -128,8 +102,8 @@ func (c *Config) Validate() error {
 	if c.AllowOrigin == nil {
 		errs = append(errs, errors.New("socketio: AllowOrigin is required"))
 	}
-	if len(c.Namespaces) > 8 {
-		errs = append(errs, errors.New("socketio: at most 8 namespaces"))
+	if len(c.Namespaces) > maxNamespaces {
+		errs = append(errs, fmt.Errorf("socketio: at most %d namespaces", maxNamespaces))
 	}
 	for _, n := range c.Namespaces {
 		if !strings.HasPrefix(n, "/") || strings.ContainsAny(n, `,"\`) || len(n) > maxNamespaceLen {

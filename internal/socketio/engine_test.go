@@ -3,6 +3,8 @@ package socketio
 import (
 	"encoding/json"
 	"errors"
+	proto "github.com/heraldhq/herald/internal/session"
+	"github.com/heraldhq/herald/internal/store"
 	"reflect"
 	"testing"
 	"time"
@@ -83,22 +85,26 @@ func TestOpenPacket(t *testing.T) {
 
 func TestDecodeEvent(t *testing.T) {
 	const id = "01J00000000000000000000000"
+	ack := proto.Ref{Ack: 7}
 	good := []struct {
 		name string
 		in   string
-		want clientEvent
+		want proto.Request
 	}{
-		{"mark-read id", `["notification:mark-read",{"id":"` + id + `"}]`, clientEvent{Name: evMarkRead, IDs: []string{id}}},
-		{"mark-read ids", `["notification:mark-read",{"ids":["` + id + `"]}]`, clientEvent{Name: evMarkRead, IDs: []string{id}}},
-		{"delete", `["notification:delete",{"id":"` + id + `"}]`, clientEvent{Name: evDelete, ID: id}},
-		{"mark-all-read bare", `["notification:mark-all-read"]`, clientEvent{Name: evMarkAllRead}},
-		{"mark-all-read empty object", `["notification:mark-all-read",{}]`, clientEvent{Name: evMarkAllRead}},
-		{"list", `["notification:list",{"before":"` + id + `","limit":5,"unread":true}]`, clientEvent{Name: evList, Before: id, Limit: 5, Unread: true}},
-		{"list bare", `["notification:list"]`, clientEvent{Name: evList}},
-		{"auth", `["auth",{"token":"t"}]`, clientEvent{Name: evAuth, Token: "t"}},
+		{"mark-read id", `["notification:mark-read",{"id":"` + id + `"}]`, proto.Request{Name: proto.NameMarkRead, Ref: ack, IDs: []string{id}}},
+		{"mark-read ids", `["notification:mark-read",{"ids":["` + id + `"]}]`, proto.Request{Name: proto.NameMarkRead, Ref: ack, IDs: []string{id}}},
+		{"delete", `["notification:delete",{"id":"` + id + `"}]`, proto.Request{Name: proto.NameDelete, Ref: ack, ID: id}},
+		{"mark-all-read bare", `["notification:mark-all-read"]`, proto.Request{Name: proto.NameMarkAllRead, Ref: ack}},
+		{"mark-all-read empty object", `["notification:mark-all-read",{}]`, proto.Request{Name: proto.NameMarkAllRead, Ref: ack}},
+		{"list", `["notification:list",{"before":"` + id + `","limit":5,"unread":true}]`,
+			proto.Request{Name: proto.NameList, Ref: ack, Query: store.ListQuery{Before: id, Limit: 5, UnreadOnly: true}}},
+		{"list bare", `["notification:list"]`, proto.Request{Name: proto.NameList, Ref: ack}},
+		{"auth", `["auth",{"token":"t"}]`, proto.Request{Name: proto.NameAuth, Ref: ack, Token: "t"}},
+		{"unread count", `["notification:unread-count"]`, proto.Request{Name: proto.NameUnreadCount, Ref: ack}},
+		{"ping", `["ping",null]`, proto.Request{Name: proto.NamePing, Ref: ack}},
 	}
 	for _, tt := range good {
-		got, err := decodeEvent(json.RawMessage(tt.in))
+		got, err := decodeEvent(json.RawMessage(tt.in), 7)
 		if err != nil || !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("%s: got %+v, %v; want %+v", tt.name, got, err, tt.want)
 		}
@@ -119,8 +125,8 @@ func TestDecodeEvent(t *testing.T) {
 		`["auth",{}]`,
 	}
 	for _, in := range bad {
-		if ev, err := decodeEvent(json.RawMessage(in)); !errors.Is(err, errInvalid) {
-			t.Errorf("decodeEvent(%s) = %+v, %v; want errInvalid", in, ev, err)
+		if ev, err := decodeEvent(json.RawMessage(in), proto.NoAck); !errors.Is(err, proto.ErrInvalid) || ev.Ref.Ack != proto.NoAck {
+			t.Errorf("decodeEvent(%s) = %+v, %v; want ErrInvalid with the ref", in, ev, err)
 		}
 	}
 }

@@ -189,7 +189,7 @@ func FuzzDecodePacket(f *testing.F) {
 			t.Fatalf("round trip: %+v → %q → %+v", p, encodePacket(p), again)
 		}
 		if p.Type == typeEvent || p.Type == typeBinaryEvent {
-			_, _ = decodeEvent(p.Data)
+			_, _ = decodeEvent(p.Data, p.ID)
 		}
 		if p.Data != nil {
 			_, _ = reconstruct(p.Data, [][]byte{{1}})

@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/heraldhq/herald/internal/audit"
 	"github.com/heraldhq/herald/internal/hub"
 )
 
@@ -54,13 +55,12 @@ func (p *pollState) wakeWith(pkt []byte) {
 
 // handshakePolling opens a polling session and answers with the open packet.
 func (s *Server) handshakePolling(w http.ResponseWriter, r *http.Request) {
-	a, ok := s.admit(w, r, "polling")
-	if !ok {
+	ss := s.admit(w, r, "polling")
+	if ss == nil {
 		return
 	}
-	ss := s.newSession(a)
 	ss.poll = &pollState{}
-	s.reg.add(ss)
+	s.reg.Add(ss.id, ss)
 	writePayload(w, appendOpen(nil, ss.id, true, &s.cfg))
 }
 
@@ -76,7 +76,7 @@ func writePayload(w http.ResponseWriter, body []byte) {
 // for some when there are none. Only one GET may wait per session: a second
 // one closes the session (the protocol's rule).
 func (s *Server) servePoll(w http.ResponseWriter, r *http.Request, sid string) {
-	ss := s.reg.get(sid)
+	ss, _ := s.reg.Get(sid)
 	if ss == nil {
 		httpError(w, http.StatusBadRequest, errUnknownSID)
 		return
@@ -90,7 +90,7 @@ func (s *Server) servePoll(w http.ResponseWriter, r *http.Request, sid string) {
 	}
 	if p.getting {
 		ss.mu.Unlock()
-		s.log.Info("concurrent polling GETs", "event", "invalid_message", "conn", ss.connID, "ip", ss.ip)
+		s.audit.Info(audit.InvalidMessage, "concurrent polling GETs", "conn", ss.connID, "ip", ss.ip(), "transport", "socketio")
 		ss.close(hub.ReasonProtocolError)
 		httpError(w, http.StatusBadRequest, errBadRequest)
 		return
@@ -136,7 +136,7 @@ func (s *Server) servePoll(w http.ResponseWriter, r *http.Request, sid string) {
 
 // servePost takes a payload of packets from the client.
 func (s *Server) servePost(w http.ResponseWriter, r *http.Request, sid string) {
-	ss := s.reg.get(sid)
+	ss, _ := s.reg.Get(sid)
 	if ss == nil {
 		httpError(w, http.StatusBadRequest, errUnknownSID)
 		return
@@ -166,7 +166,8 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request, sid string) {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			s.log.Warn("polling payload too large", "event", "invalid_message", "conn", ss.connID, "ip", ss.ip, "limit", s.cfg.MaxPayload)
+			s.audit.Warn(audit.InvalidMessage, "polling payload too large", "conn", ss.connID, "ip", ss.ip(), "transport", "socketio",
+				"limit", s.cfg.MaxPayload)
 			ss.close(hub.ReasonMessageTooBig)
 			http.Error(w, "payload too large", http.StatusRequestEntityTooLarge)
 			return

@@ -4,10 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
-	"hash/maphash"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -19,8 +18,12 @@ import (
 	"github.com/lesismal/nbio/nbhttp"
 	"github.com/lesismal/nbio/nbhttp/websocket"
 
+	"github.com/heraldhq/herald/internal/admission"
+	"github.com/heraldhq/herald/internal/audit"
 	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/hub"
+	originpkg "github.com/heraldhq/herald/internal/origin"
+	proto "github.com/heraldhq/herald/internal/session"
 	"github.com/heraldhq/herald/internal/wspoll"
 )
 
@@ -30,19 +33,18 @@ import (
 // client.
 type Server struct {
 	cfg      Config // static after New
-	hub      *hub.Hub
-	verifier Verifier
-	inbox    Inbox
+	core     *proto.Core
+	adm      *admission.Controller
+	audit    *audit.Recorder
 	log      *slog.Logger
 	engine   *nbhttp.Engine
 	upgrader *websocket.Upgrader
 	epoch    time.Time     // static: origin of the session clock (monotonic)
 	tick     time.Duration // static: sweeper period
 
-	reg       registry
+	reg       wspoll.Registry[string, *session]
 	early     wspoll.Early
-	unauth    atomic.Int64 // sessions that have not connected a namespace yet
-	closing   atomic.Bool  // CloseAll called: no new sessions
+	closing   atomic.Bool // CloseAll called: no new sessions
 	stop      chan struct{}
 	sweepDone chan struct{}
 	startOnce sync.Once
@@ -50,17 +52,20 @@ type Server struct {
 }
 
 // New builds the endpoint; call Start before serving.
-func New(cfg Config, h *hub.Hub, v Verifier, in Inbox) (*Server, error) {
+func New(cfg Config, core *proto.Core) (*Server, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if core == nil {
+		return nil, errors.New("socketio: the session core is required")
+	}
 	logging.SetLevel(logging.LevelError) // nbio's own logger writes to stdout
-	s := &Server{cfg: cfg, hub: h, verifier: v, inbox: in, log: cfg.Logger, epoch: time.Now(),
+	s := &Server{cfg: cfg, core: core, adm: core.Admission(), audit: core.Audit(), log: cfg.Logger, epoch: time.Now(),
 		stop: make(chan struct{}), sweepDone: make(chan struct{})}
-	s.tick = min(cfg.PingInterval, cfg.PingTimeout, cfg.AuthTimeout, cfg.CloseGrace) / 8
+	s.tick = min(cfg.PingInterval, cfg.PingTimeout, core.AuthTimeout(), cfg.CloseGrace) / 8
 	s.tick = min(max(s.tick, 5*time.Millisecond), 500*time.Millisecond)
-	s.reg.init()
+	s.reg.Init()
 	s.early.Max = 8 // messages a connection may send before its session is bound
 	s.engine = nbhttp.NewEngine(nbhttp.Config{
 		Name:                    "herald-socketio",
@@ -121,7 +126,7 @@ func (s *Server) Start() error {
 // for them.
 func (s *Server) CloseAll(reason hub.CloseReason) {
 	s.closing.Store(true)
-	s.reg.each(func(ss *session) { ss.close(reason) })
+	s.reg.Each(func(ss *session) { ss.close(reason) })
 }
 
 // Shutdown closes every session (shutdown), gives their last packets
@@ -133,7 +138,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		deadline := time.NewTimer(s.cfg.CloseGrace)
 		defer deadline.Stop()
 	wait:
-		for s.reg.len() > 0 {
+		for s.reg.Len() > 0 {
 			select {
 			case <-ctx.Done():
 				break wait
@@ -142,7 +147,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			case <-time.After(10 * time.Millisecond):
 			}
 		}
-		s.reg.each(func(ss *session) { ss.finalize() })
+		s.reg.Each(func(ss *session) { ss.finalize() })
 		close(s.stop)
 		<-s.sweepDone
 		s.engine.Stop()
@@ -151,7 +156,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // Active is the number of open sessions (polling or WebSocket).
-func (s *Server) Active() int { return s.reg.len() }
+func (s *Server) Active() int { return s.reg.Len() }
 
 // now is the session clock: nanoseconds since the server started (monotonic).
 func (s *Server) now() int64 { return int64(time.Since(s.epoch)) }
@@ -166,7 +171,7 @@ func (s *Server) sweep() {
 			return
 		case <-t.C:
 			now := s.now()
-			s.reg.each(func(ss *session) { ss.tick(now) })
+			s.reg.Each(func(ss *session) { ss.tick(now) })
 		}
 	}
 }
@@ -191,43 +196,41 @@ func httpError(w http.ResponseWriter, status, code int) {
 	fmt.Fprintf(w, `{"code":%d,"message":%q}`, code, errorMessages[code])
 }
 
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
-func bearer(r *http.Request) string {
-	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return ""
-	}
-	return strings.TrimSpace(tok)
-}
-
-// ServeHTTP handles /socket.io/.
+// ServeHTTP handles /socket.io/. A request without a sid (other than a
+// preflight) asks for a new session: admission counts it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodOptions || r.URL.Query().Get("sid") != "" {
+		s.route(w, r)
+		return
+	}
+	s.adm.Attempt(admission.SocketIO)
+	if !s.route(w, r) {
+		s.adm.Rejected(admission.SocketIO)
+	}
+}
+
+// route serves a request; it reports whether a new session's handshake
+// reached admission (which then counted the outcome itself).
+func (s *Server) route(w http.ResponseWriter, r *http.Request) (admitted bool) {
 	if r.URL.Path != "/socket.io/" {
 		http.NotFound(w, r)
-		return
+		return false
 	}
 	origin := r.Header.Get("Origin")
 	w.Header().Add("Vary", "Origin")
 	if !s.cfg.AllowOrigin(origin) {
-		s.log.Warn("origin rejected", "event", "origin_rejected", "ip", clientIP(r), "origin", origin, "transport", "socketio")
+		s.audit.Warn(audit.OriginRejected, "origin rejected", "ip", s.adm.ClientIP(r), "origin", origin, "transport", "socketio")
 		httpError(w, http.StatusForbidden, errForbidden)
-		return
+		return false
 	}
 	if r.Method == http.MethodOptions {
 		s.preflight(w, r, origin)
-		return
+		return false
 	}
 	q := r.URL.Query()
 	if q.Get("EIO") != "4" {
 		httpError(w, http.StatusBadRequest, errBadVersion)
-		return
+		return false
 	}
 	sid := q.Get("sid")
 	switch q.Get("transport") {
@@ -240,6 +243,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case sid == "" && r.Method == http.MethodGet:
 			s.handshakePolling(w, r)
+			return true
 		case sid == "":
 			httpError(w, http.StatusBadRequest, errBadHandshake)
 		case r.Method == http.MethodGet:
@@ -252,119 +256,63 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "websocket":
 		if r.Method != http.MethodGet || !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 			httpError(w, http.StatusBadRequest, errBadRequest)
-			return
+			return false
 		}
 		s.serveWebSocket(w, r, sid)
+		return sid == ""
 	default:
 		httpError(w, http.StatusBadRequest, errTransportUnknown)
 	}
+	return false
 }
 
-// preflight answers a CORS preflight for polling requests from an allowed origin.
+// preflight answers a CORS preflight for polling requests from an allowed
+// origin (ServeHTTP has checked it).
 func (s *Server) preflight(w http.ResponseWriter, r *http.Request, origin string) {
 	if origin == "" || r.Header.Get("Access-Control-Request-Method") == "" {
 		httpError(w, http.StatusBadRequest, errBadRequest)
 		return
 	}
-	h := w.Header()
-	h.Set("Access-Control-Allow-Origin", origin)
-	h.Set("Access-Control-Allow-Credentials", "true")
-	h.Set("Access-Control-Allow-Methods", "GET, POST")
-	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
-	h.Set("Access-Control-Max-Age", "600")
-	w.WriteHeader(http.StatusNoContent)
+	originpkg.Preflight(w, r, s.cfg.AllowOrigin, "GET, POST", "Authorization, Content-Type")
 }
 
-// admission is what a new session holds from the node's limits.
-type admission struct {
-	ip          string
-	headerToken string // a valid bearer token of the handshake, for CONNECTs without auth.token
-	ipHeld      bool
-	unauthHeld  bool
-}
-
-// admit applies the node's limits to a new session. On refusal it has
-// answered the request and holds nothing.
-func (s *Server) admit(w http.ResponseWriter, r *http.Request, transport string) (admission, bool) {
-	a := admission{ip: clientIP(r)}
-	lim := &s.cfg.Limits
+// admit applies the node's admission policy to a new session (a handshake
+// with a valid bearer token counts as authenticated). On refusal it has
+// answered the request and returns nil.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, engine string) *session {
+	ip := s.adm.ClientIP(r)
 	if s.closing.Load() {
+		s.adm.Rejected(admission.SocketIO)
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
-		return a, false
+		return nil
 	}
-	if s.reg.len() >= s.cfg.MaxSessions {
-		s.log.Warn("session limit reached", "event", "limit_exceeded", "scope", "sessions", "limit", s.cfg.MaxSessions, "ip", a.ip)
-		w.Header().Set("Retry-After", "5")
-		http.Error(w, "too many connections", http.StatusServiceUnavailable)
-		return a, false
-	}
-	if tok := bearer(r); tok != "" && len(tok) <= maxTokenLen {
-		if _, err := s.verifier.Verify(tok); err != nil {
-			s.log.Warn("token rejected", "event", "token_invalid", "reason", auth.ReasonOf(err), "ip", a.ip, "transport", "socketio")
-		} else {
-			a.headerToken = tok
+	headerToken := ""
+	if tok, present := auth.BearerToken(r); present {
+		if _, err := s.core.Verify(tok, admission.SocketIO, ip); err == nil {
+			headerToken = tok
 		}
 	}
-	if a.headerToken == "" {
-		if lim.Handshakes != nil {
-			if ok, _ := lim.Handshakes.Allow(a.ip); !ok {
-				s.log.Warn("handshake rate limited", "event", "rate_limited", "scope", "handshake", "ip", a.ip, "transport", "socketio")
-				w.Header().Set("Retry-After", "1")
-				http.Error(w, "too many requests", http.StatusTooManyRequests)
-				return a, false
-			}
+	slot, refusal := s.adm.Admit(admission.Request{Transport: admission.SocketIO, IP: ip, Authenticated: headerToken != ""})
+	if refusal != admission.RefusedNone {
+		if ra := refusal.RetryAfter(); ra != "" {
+			w.Header().Set("Retry-After", ra)
 		}
-		if lim.MaxUnauthenticated > 0 && s.unauth.Load() >= lim.MaxUnauthenticated {
-			s.log.Warn("unauthenticated session cap reached", "event", "limit_exceeded", "scope", "unauthenticated", "ip", a.ip)
-			w.Header().Set("Retry-After", "1")
-			http.Error(w, "server busy", http.StatusServiceUnavailable)
-			return a, false
-		}
+		http.Error(w, refusal.Message(), refusal.Status())
+		return nil
 	}
-	if lim.ConnsPerIP != nil {
-		if !lim.ConnsPerIP.Acquire(a.ip) {
-			s.log.Warn("per-IP connection cap reached", "event", "limit_exceeded", "scope", "ip", "ip", a.ip)
-			w.Header().Set("Retry-After", "5")
-			http.Error(w, "too many connections from this address", http.StatusTooManyRequests)
-			return a, false
-		}
-		a.ipHeld = true
-	}
-	a.unauthHeld = true
-	s.unauth.Add(1)
-	s.log.Info("connect", "event", "connect", "ip", a.ip, "origin", r.Header.Get("Origin"),
-		"user_agent", r.UserAgent(), "transport", "socketio", "engine", transport, "header_auth", a.headerToken != "")
-	return a, true
-}
-
-// release returns what a refused or failed handshake held.
-func (s *Server) release(a *admission) {
-	if a.ipHeld {
-		s.cfg.Limits.ConnsPerIP.Release(a.ip)
-		a.ipHeld = false
-	}
-	if a.unauthHeld {
-		s.unauth.Add(-1)
-		a.unauthHeld = false
-	}
-}
-
-// newSession builds a session for an admitted handshake; the caller registers it.
-func (s *Server) newSession(a admission) *session {
+	s.audit.Info(audit.Connect, "connect", "ip", ip, "origin", r.Header.Get("Origin"),
+		"user_agent", r.UserAgent(), "transport", "socketio", "engine", engine, "header_auth", headerToken != "")
 	now := s.now()
-	ss := &session{
+	return &session{
 		srv:          s,
 		id:           newID(),
-		connID:       s.hub.NextConnID(),
-		ip:           a.ip,
-		headerToken:  a.headerToken,
-		ipHeld:       a.ipHeld,
-		unauthHeld:   a.unauthHeld,
-		authDeadline: now + int64(s.cfg.AuthTimeout),
+		connID:       s.core.NextConnID(),
+		slot:         slot,
+		headerToken:  headerToken,
+		authDeadline: now + int64(s.core.AuthTimeout()),
 		nextPing:     now + int64(s.cfg.PingInterval),
 	}
-	return ss
 }
 
 // newID returns a random 128-bit id, base64url-encoded (22 characters).
@@ -382,70 +330,4 @@ func (s *Server) nsIndex(nsp string) int {
 		}
 	}
 	return -1
-}
-
-// registry maps session ids to sessions, sharded to keep lock hold times
-// short on connect storms.
-type registry struct {
-	seed   maphash.Seed
-	count  atomic.Int64
-	shards [32]struct {
-		mu sync.Mutex
-		m  map[string]*session
-	}
-}
-
-func (r *registry) init() {
-	r.seed = maphash.MakeSeed()
-	for i := range r.shards {
-		r.shards[i].m = make(map[string]*session)
-	}
-}
-
-func (r *registry) shard(id string) int {
-	return int(maphash.String(r.seed, id) % uint64(len(r.shards)))
-}
-
-func (r *registry) add(ss *session) {
-	sh := &r.shards[r.shard(ss.id)]
-	sh.mu.Lock()
-	sh.m[ss.id] = ss
-	sh.mu.Unlock()
-	r.count.Add(1)
-}
-
-func (r *registry) get(id string) *session {
-	sh := &r.shards[r.shard(id)]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	return sh.m[id]
-}
-
-func (r *registry) remove(ss *session) {
-	sh := &r.shards[r.shard(ss.id)]
-	sh.mu.Lock()
-	if sh.m[ss.id] == ss {
-		delete(sh.m, ss.id)
-		r.count.Add(-1)
-	}
-	sh.mu.Unlock()
-}
-
-func (r *registry) len() int { return int(r.count.Load()) }
-
-// each calls fn for every session, outside of the registry's locks.
-func (r *registry) each(fn func(*session)) {
-	var batch []*session
-	for i := range r.shards {
-		sh := &r.shards[i]
-		sh.mu.Lock()
-		batch = batch[:0]
-		for _, ss := range sh.m {
-			batch = append(batch, ss)
-		}
-		sh.mu.Unlock()
-		for _, ss := range batch {
-			fn(ss)
-		}
-	}
 }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/lesismal/nbio/nbhttp/websocket"
 
+	"github.com/heraldhq/herald/internal/admission"
+	"github.com/heraldhq/herald/internal/audit"
 	"github.com/heraldhq/herald/internal/hub"
 	"github.com/heraldhq/herald/internal/wspoll"
 )
@@ -36,10 +38,10 @@ var (
 // including calls into the hub and the verifier); mu guards the rest and is
 // never held while calling into the hub. Order: in → hub locks → mu.
 type session struct {
-	srv    *Server // static
-	id     string  // engine.io sid; static
-	connID uint64  // static
-	ip     string  // static
+	srv    *Server         // static
+	id     string          // engine.io sid; static
+	connID uint64          // static
+	slot   *admission.Slot // static: released by finalize
 
 	in       sync.Mutex
 	partial  *partialPacket // guarded by in: a binary packet waiting for its attachments
@@ -61,9 +63,10 @@ type session struct {
 	closeDeadline int64                  // guarded by mu: stateClosing until then
 	jobs          []func()               // guarded by mu: inbound work waiting for the worker
 	working       bool                   // guarded by mu: a worker goroutine is running jobs
-	ipHeld        bool                   // guarded by mu
-	unauthHeld    bool                   // guarded by mu
 }
+
+// ip is the client address.
+func (s *session) ip() string { return s.slot.IP() }
 
 const maxNamespaces = 8
 
@@ -84,7 +87,8 @@ func (s *session) enqueue(job func(), force bool) {
 	s.mu.Lock()
 	if !force && len(s.jobs) >= maxJobs {
 		s.mu.Unlock()
-		s.srv.log.Warn("inbound queue full", "event", "rate_limited", "scope", "messages", "conn", s.connID, "ip", s.ip)
+		s.srv.audit.Warn(audit.RateLimited, "inbound queue full", "scope", "messages", "conn", s.connID, "ip", s.ip(),
+			"transport", "socketio")
 		go s.close(hub.ReasonRateLimited)
 		return
 	}
@@ -194,7 +198,7 @@ func (s *session) tick(now int64) {
 	case finalize:
 		s.finalize()
 	case reason == hub.ReasonAuthTimeout:
-		s.srv.log.Warn("auth timeout", "event", "auth_timeout", "conn", s.connID, "ip", s.ip, "transport", "socketio")
+		s.srv.audit.Warn(audit.AuthTimeout, "auth timeout", "conn", s.connID, "ip", s.ip(), "transport", "socketio")
 		s.close(reason)
 	case reason != hub.ReasonNone:
 		s.close(reason)
@@ -227,24 +231,15 @@ func (s *session) close(reason hub.CloseReason) {
 	}
 	s.state = stateClosing
 	s.reason = reason
-	var clients []*hub.Client
-	var orphans []*socket
+	var socks []*socket
 	for _, k := range s.sockets {
-		if k == nil {
-			continue
-		}
-		if k.client != nil {
-			clients = append(clients, k.client)
-		} else {
-			orphans = append(orphans, k)
+		if k != nil {
+			socks = append(socks, k)
 		}
 	}
 	s.mu.Unlock()
-	for _, c := range clients {
-		c.Close(reason) // → socket.Close: notification:error first where useful
-	}
-	for _, k := range orphans {
-		k.Close(reason)
+	for _, k := range socks {
+		k.ps.Close(reason) // through the hub → socket.Close: notification:error first where useful
 	}
 
 	s.mu.Lock()
@@ -292,9 +287,9 @@ func (s *session) finalize() {
 		s.poll.wakeWith(nil)
 	}
 	s.headerToken = ""
-	s.releaseLocked()
 	s.mu.Unlock()
-	s.srv.reg.remove(s)
+	s.slot.Release()
+	s.srv.reg.Remove(s.id, func(x *session) bool { return x == s })
 	if ws != nil {
 		switch reason {
 		case hub.ReasonClientClosed: // the client is closing (or closed) it
@@ -308,17 +303,6 @@ func (s *session) finalize() {
 	}
 }
 
-func (s *session) releaseLocked() {
-	if s.ipHeld {
-		s.srv.cfg.Limits.ConnsPerIP.Release(s.ip)
-		s.ipHeld = false
-	}
-	if s.unauthHeld {
-		s.srv.unauth.Add(-1)
-		s.unauthHeld = false
-	}
-}
-
 // closeFor closes the session after a protocol error in inbound data.
 func (s *session) closeFor(err error) {
 	reason := hub.ReasonProtocolError
@@ -327,11 +311,11 @@ func (s *session) closeFor(err error) {
 		return
 	case errors.Is(err, errUnauthenticated):
 		reason = hub.ReasonUnauthorized
-		s.srv.log.Warn("event before auth", "event", "unauthenticated_message", "conn", s.connID, "ip", s.ip)
+		s.srv.audit.Warn(audit.UnauthenticatedMessage, "event before auth", "conn", s.connID, "ip", s.ip(), "transport", "socketio")
 	case errors.Is(err, errTooBig):
 		reason = hub.ReasonMessageTooBig
 	default:
-		s.srv.log.Info("invalid packet", "event", "invalid_message", "conn", s.connID, "ip", s.ip, "err", err)
+		s.srv.audit.Info(audit.InvalidMessage, "invalid packet", "conn", s.connID, "ip", s.ip(), "transport", "socketio", "err", err)
 	}
 	s.close(reason)
 }
@@ -425,7 +409,7 @@ func (s *session) dispatch(p *packet) error {
 		s.connect(ns, p.Data)
 	case typeDisconnect:
 		if k != nil {
-			k.closeWith(hub.ReasonClientClosed)
+			k.ps.Close(hub.ReasonClientClosed)
 		}
 	case typeEvent, typeBinaryEvent:
 		if k == nil {

@@ -1,9 +1,6 @@
 package socketio
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	mrand "math/rand/v2"
@@ -11,36 +8,27 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/heraldhq/herald/internal/auth"
+	"github.com/heraldhq/herald/internal/admission"
+	"github.com/heraldhq/herald/internal/audit"
 	"github.com/heraldhq/herald/internal/hub"
 	"github.com/heraldhq/herald/internal/notification"
-	"github.com/heraldhq/herald/internal/store"
-	"github.com/heraldhq/herald/internal/ws"
+	proto "github.com/heraldhq/herald/internal/session"
 )
 
 // socket is one Socket.IO socket: a namespace connected on a session with a
-// valid token. It is the hub client's Sender: hub frames become EVENT packets
-// in its namespace.
+// valid token, and the wire of its session.Session. It implements
+// session.Transport: hub frames become EVENT packets in its namespace,
+// replies become ACKs (or events when no ack was asked for).
 type socket struct {
-	sess     *session    // static
-	ns       uint8       // static: index in cfg.Namespaces
-	userHeld bool        // static: holds a ConnsPerUser slot (released by Close)
-	connID   uint64      // static: the hub's connection id
-	userKey  string      // static: ws.UserKey(tenant, user), for the shared limits
-	client   *hub.Client // guarded by sess.mu; nil until attached
-	closed   atomic.Bool
-	inflight atomic.Int32
+	sess   *session       // static: the Engine.IO session
+	ns     uint8          // static: index in cfg.Namespaces
+	ps     *proto.Session // static: the protocol session
+	closed atomic.Bool
 }
 
-var _ hub.Sender = (*socket)(nil)
+var _ proto.Transport = (*socket)(nil)
 
 func (k *socket) nsp() string { return k.sess.srv.cfg.Namespaces[k.ns] }
-
-func (k *socket) hubClient() *hub.Client {
-	k.sess.mu.Lock()
-	defer k.sess.mu.Unlock()
-	return k.client
-}
 
 // eventNames maps hub frames to Socket.IO event names.
 var eventNames = [...]string{
@@ -145,7 +133,7 @@ func (k *socket) Close(reason hub.CloseReason) {
 		switch {
 		case reason == hub.ReasonClientClosed:
 			if s.emptyLocked() { // connect again within the auth deadline, or go
-				s.authDeadline = s.srv.now() + int64(s.srv.cfg.AuthTimeout)
+				s.authDeadline = s.srv.now() + int64(s.srv.core.AuthTimeout())
 			}
 		case disconnects(reason):
 			_ = s.writeLocked(appendDisconnect(nil, nsp), true)
@@ -155,9 +143,7 @@ func (k *socket) Close(reason hub.CloseReason) {
 		}
 	}
 	s.mu.Unlock()
-	if k.userHeld {
-		s.srv.cfg.Limits.ConnsPerUser.Release(k.userKey)
-	}
+	k.ps.End(reason) // the per-user slot; the hub client is already closing
 	if closeSession {
 		s.close(reason)
 	}
@@ -172,15 +158,6 @@ func (s *session) emptyLocked() bool {
 	return true
 }
 
-// closeWith closes the socket through the hub (exactly one disconnect).
-func (k *socket) closeWith(reason hub.CloseReason) {
-	if cl := k.hubClient(); cl != nil {
-		cl.Close(reason)
-		return
-	}
-	k.Close(reason)
-}
-
 // connect handles a CONNECT to namespace ns: authenticate with auth.token
 // (or the handshake's bearer token), attach to the hub, resume after
 // auth.since. The caller holds s.in.
@@ -189,7 +166,7 @@ func (s *session) connect(ns int, data json.RawMessage) {
 	nsp := srv.cfg.Namespaces[ns]
 	var a connectAuth
 	if len(data) > 0 && (notification.JSONDepth(data, maxJSONDepth) > maxJSONDepth || json.Unmarshal(data, &a) != nil) {
-		srv.log.Warn("token rejected", "event", "token_invalid", "reason", "malformed_auth", "conn", s.connID, "ip", s.ip, "transport", "socketio")
+		srv.audit.Warn(audit.TokenInvalid, "token rejected", "reason", "malformed_auth", "conn", s.connID, "ip", s.ip(), "transport", "socketio")
 		s.reject(nsp, "unauthorized")
 		return
 	}
@@ -199,14 +176,8 @@ func (s *session) connect(ns int, data json.RawMessage) {
 		tok = s.headerToken
 		s.mu.Unlock()
 	}
-	if tok == "" || len(tok) > maxTokenLen {
-		srv.log.Warn("token rejected", "event", "token_invalid", "reason", "missing", "conn", s.connID, "ip", s.ip, "transport", "socketio")
-		s.reject(nsp, "unauthorized")
-		return
-	}
-	p, err := srv.verifier.Verify(tok)
+	p, err := srv.core.Verify(tok, admission.SocketIO, s.ip())
 	if err != nil {
-		srv.log.Warn("token rejected", "event", "token_invalid", "reason", auth.ReasonOf(err), "conn", s.connID, "ip", s.ip, "transport", "socketio")
 		s.reject(nsp, "unauthorized")
 		return
 	}
@@ -214,64 +185,36 @@ func (s *session) connect(ns int, data json.RawMessage) {
 	if a.Since != nil {
 		pos, err := notification.ParsePosition(*a.Since)
 		if err != nil {
-			srv.log.Info("invalid since", "event", "invalid_message", "conn", s.connID, "ip", s.ip)
+			srv.audit.Info(audit.InvalidMessage, "invalid since", "conn", s.connID, "ip", s.ip(), "transport", "socketio")
 			s.reject(nsp, "invalid since")
 			return
 		}
 		since = &pos
 	}
-	k := &socket{sess: s, ns: uint8(ns), connID: srv.hub.NextConnID(), userKey: ws.UserKey(p.Tenant, p.User)}
-	if lim := srv.cfg.Limits.ConnsPerUser; lim != nil {
-		if !lim.Acquire(k.userKey) {
-			srv.log.Warn("per-user connection cap reached", "event", "limit_exceeded", "scope", "user", "conn", s.connID, "tenant", p.Tenant, "user", p.User)
+	k := &socket{sess: s, ns: uint8(ns)}
+	k.ps = srv.core.NewSession(k, s.slot)
+	if err := k.ps.Reserve(p); err != nil {
+		k.closed.Store(true)
+		if errors.Is(err, proto.ErrUserLimit) {
 			_ = s.write(appendConnectError(nil, nsp, "too many connections"), false)
-			return
 		}
-		k.userHeld = true
+		return
 	}
 	s.mu.Lock()
 	if s.state != stateOpen {
 		s.mu.Unlock()
 		k.closed.Store(true)
-		if k.userHeld {
-			srv.cfg.Limits.ConnsPerUser.Release(k.userKey)
-		}
+		k.ps.End(hub.ReasonClientClosed)
 		return
 	}
 	s.sockets[ns] = k
 	s.authDeadline = 0
-	if s.unauthHeld {
-		s.unauthHeld = false
-		srv.unauth.Add(-1)
-	}
 	// The CONNECT reply goes out before the hub's first frame (ready).
 	_ = s.writeLocked(appendConnect(nil, nsp, newID()), true)
 	s.mu.Unlock()
-
-	cl, err := srv.hub.Attach(k, hub.AttachOptions{
-		ConnID:    k.connID,
-		Transport: "socketio",
-		Recipient: notification.Recipient{Tenant: p.Tenant, User: p.User, Role: p.Role},
-		Since:     since,
-		Expires:   p.Expires.Add(srv.verifier.Leeway()),
-		TokenID:   p.TokenID,
-	})
-	if err != nil {
-		k.Close(hub.ReasonShutdown)
-		return
+	if err := k.ps.Attach(p, since); err != nil {
+		k.Close(hub.ReasonShutdown) // the hub is closed (draining), or the session went away
 	}
-	s.mu.Lock()
-	gone := k.closed.Load() // the session closed while attaching
-	if !gone {
-		k.client = cl
-	}
-	s.mu.Unlock()
-	if gone {
-		cl.Close(hub.ReasonShutdown)
-		return
-	}
-	srv.log.Info("authenticated", "event", "token_validated", "conn", k.connID, "session", s.connID,
-		"namespace", nsp, "tenant", p.Tenant, "user", p.User, "transport", "socketio")
 }
 
 // reject answers a CONNECT with a generic CONNECT_ERROR; repeated failures
@@ -286,187 +229,41 @@ func (s *session) reject(nsp, message string) {
 
 // onEvent handles a client EVENT. The caller holds s.in.
 func (k *socket) onEvent(p *packet) {
-	s := k.sess
-	srv := s.srv
 	if k.closed.Load() {
 		return
 	}
-	ev, err := decodeEvent(p.Data)
+	req, err := decodeEvent(p.Data, p.ID)
 	if err != nil {
-		cid := k.replyError(p.ID, "invalid_message", "invalid message")
-		srv.log.Info("invalid event", "event", "invalid_message", "conn", k.connID, "correlation_id", cid, "err", err)
-		s.invalid++
-		if int(s.invalid) > srv.cfg.MaxInvalid {
-			k.closeWith(hub.ReasonPolicyViolation)
-		}
+		k.ps.Invalid(req.Ref, err)
 		return
 	}
-	if f := srv.cfg.OnMessage; f != nil {
-		f(ev.Name)
-	}
-	if !k.allowEvent() {
-		k.replyError(p.ID, "rate_limited", "rate limit exceeded")
-		return
-	}
-	if ev.Name == evAuth {
-		k.refresh(ev.Token, p.ID)
-		return
-	}
-	if k.inflight.Add(1) > int32(srv.cfg.MaxInflight) {
-		k.inflight.Add(-1)
-		srv.log.Warn("too many requests in flight", "event", "rate_limited", "conn", k.connID)
-		k.replyError(p.ID, "rate_limited", "too many requests")
-		return
-	}
-	id := p.ID
-	go func() {
-		defer k.inflight.Add(-1)
-		k.handleRequest(ev, id)
-	}()
+	k.ps.Handle(req)
 }
 
-// allowEvent applies the per-user event rate limit shared with the other
-// transports; sustained abuse closes the socket (rate_limited).
-func (k *socket) allowEvent() bool {
-	lim := &k.sess.srv.cfg.Limits
-	if lim.Events == nil {
-		return true
-	}
-	ok, strikes := lim.Events.Allow(k.userKey)
-	if ok {
-		return true
-	}
-	if strikes == 1 || strikes%10 == 0 {
-		k.sess.srv.log.Warn("rate limited", "event", "rate_limited", "scope", "events", "conn", k.connID, "strikes", strikes)
-	}
-	if strikes >= lim.AbuseStrikes {
-		k.closeWith(hub.ReasonRateLimited)
-	}
-	return false
-}
-
-// refresh replaces the socket's token in band (same tenant and user only).
-func (k *socket) refresh(tok string, ackID int64) {
-	srv := k.sess.srv
-	cl := k.hubClient()
-	if cl == nil {
-		return
-	}
-	p, err := srv.verifier.Verify(tok)
-	if err != nil {
-		srv.log.Warn("token rejected", "event", "token_invalid", "reason", auth.ReasonOf(err), "conn", k.connID, "transport", "socketio")
-		cl.Close(hub.ReasonUnauthorized)
-		return
-	}
-	if ws.UserKey(p.Tenant, p.User) != k.userKey {
-		r := cl.Recipient()
-		srv.log.Warn("refresh with another identity", "event", "forbidden", "conn", k.connID, "tenant", r.Tenant, "user", r.User)
-		cl.Close(hub.ReasonUnauthorized)
-		return
-	}
-	cl.Refresh(p.Role, p.TokenID, p.Expires.Add(srv.verifier.Leeway()))
-	k.reply(ackID, "", []byte(`{"ok":true}`))
-}
-
-func (k *socket) handleRequest(ev clientEvent, ackID int64) {
-	srv := k.sess.srv
-	cl := k.hubClient()
-	if cl == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), srv.cfg.RequestTimeout)
-	defer cancel()
-	r := cl.Recipient()
-	var err error
-	switch ev.Name {
-	case evMarkRead:
-		_, err = srv.inbox.MarkRead(ctx, r, ev.IDs)
-	case evMarkAllRead:
-		_, err = srv.inbox.MarkAllRead(ctx, r)
-	case evDelete:
-		_, err = srv.inbox.Delete(ctx, r, ev.ID)
-	case evList:
-		var page store.Page
-		page, err = srv.inbox.List(ctx, r, store.ListQuery{Before: ev.Before, Limit: ev.Limit, UnreadOnly: ev.Unread})
-		if err == nil {
-			obj := []byte(`{"ok":true`)
-			if ackID < 0 { // the notification:list event carries the page alone
-				obj = []byte(`{`)
-			}
-			k.reply(ackID, evList, append(appendList(obj, page), '}'))
-			return
-		}
-	}
-	switch {
-	case err == nil:
-		k.reply(ackID, "", []byte(`{"ok":true}`))
-	case errors.Is(err, store.ErrNotFound):
-		k.replyError(ackID, "not_found", "not found")
-	default:
-		cid := k.replyError(ackID, "internal", "unable to process request")
-		srv.log.Error("request failed", "conn", k.connID, "correlation_id", cid, "event", ev.Name, "tenant", r.Tenant, "user", r.User, "err", err)
-	}
-}
-
-// reply answers a request: an ACK when the client asked for one, else the
-// event name (if any) with the same object. A full buffer closes the socket.
-func (k *socket) reply(ackID int64, event string, obj []byte) {
+// Reply implements session.Transport: an ACK when the client asked for
+// one ({"ok":true,…} or {"ok":false,"code":…}); otherwise errors become a
+// notification:error event, pages and counts an event named like the
+// request, and plain acknowledgements nothing.
+func (k *socket) Reply(r *proto.Reply) error {
 	var b []byte
 	switch {
-	case ackID >= 0:
-		b = appendAck(nil, k.nsp(), ackID, obj)
-	case event != "":
-		b = appendEvent(nil, k.nsp(), event, obj)
+	case r.Ref.Ack >= 0:
+		obj := []byte(`{"ok":true`)
+		if r.Err != nil {
+			obj = []byte(`{"ok":false`)
+		}
+		b = appendAck(nil, k.nsp(), r.Ref.Ack, append(r.AppendFields(obj), '}'))
+	case r.Err != nil:
+		b = appendEvent(nil, k.nsp(), "notification:error", r.AppendObject(nil))
+	case r.HasResult():
+		b = appendEvent(nil, k.nsp(), r.Name.String(), r.AppendObject(nil))
 	default:
-		return
+		return nil
 	}
 	if err := k.sess.write(b, false); errors.Is(err, errBufferFull) {
-		k.closeWith(hub.ReasonSlowConsumer)
+		return proto.ErrBufferFull
+	} else if err != nil {
+		return err
 	}
-}
-
-// replyError sends a generic error (in the ack, or as notification:error)
-// and returns its correlation id, which the caller logs with the details.
-func (k *socket) replyError(ackID int64, code, msg string) string {
-	var raw [8]byte
-	_, _ = rand.Read(raw[:])
-	cid := hex.EncodeToString(raw[:])
-	b := make([]byte, 0, 128)
-	if ackID >= 0 {
-		b = append(b, `{"ok":false,`...)
-	} else {
-		b = append(b, '{')
-	}
-	b = append(b, `"code":"`...)
-	b = append(b, code...)
-	b = append(b, `","message":"`...)
-	b = append(b, msg...)
-	b = append(b, `","correlation_id":"`...)
-	b = append(b, cid...)
-	b = append(b, `"}`...)
-	k.reply(ackID, "notification:error", b)
-	return cid
-}
-
-// appendList appends the page's fields: `,"notifications":[…],"next":…`
-// (after `{"ok":true`) or without the leading comma after `{`.
-func appendList(b []byte, p store.Page) []byte {
-	if b[len(b)-1] != '{' {
-		b = append(b, ',')
-	}
-	b = append(b, `"notifications":[`...)
-	for i := range p.Items {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, hub.EncodeNotification(&p.Items[i].Notification, p.Items[i].Read)...)
-		b = append(b, '}')
-	}
-	b = append(b, `],"next":`...)
-	if p.Next == "" {
-		return append(b, "null"...)
-	}
-	b = append(b, '"')
-	b = append(b, p.Next...)
-	return append(b, '"')
+	return nil
 }

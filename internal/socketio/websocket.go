@@ -114,21 +114,20 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, sid stri
 		s.serveProbe(w, r, sid)
 		return
 	}
-	a, ok := s.admit(w, r, "websocket")
-	if !ok {
+	ss := s.admit(w, r, "websocket")
+	if ss == nil {
 		return
 	}
-	ss := s.newSession(a)
 	t := &wsTransport{sess: ss}
 	ss.ws = t
 	wsc, err := wspoll.Upgrade(s.upgrader, w, r)
 	if err != nil {
-		s.log.Debug("upgrade failed", "ip", a.ip, "err", err)
-		s.release(&a)
+		s.log.Debug("upgrade failed", "ip", ss.ip(), "err", err)
+		ss.slot.Release()
 		return // the upgrader has answered
 	}
 	t.wsc = wsc
-	s.reg.add(ss)
+	s.reg.Add(ss.id, ss)
 	// Bind the transport in the connection's own job queue: every message
 	// handler runs after it (or before it, and is replayed by it).
 	if !wsc.Execute(func() {
@@ -142,7 +141,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, sid stri
 
 // serveProbe upgrades the WebSocket of a polling session's transport upgrade.
 func (s *Server) serveProbe(w http.ResponseWriter, r *http.Request, sid string) {
-	ss := s.reg.get(sid)
+	ss, _ := s.reg.Get(sid)
 	if ss == nil {
 		httpError(w, http.StatusBadRequest, errUnknownSID)
 		return

@@ -1,20 +1,19 @@
 package sse
 
 import (
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/heraldhq/herald/internal/admission"
+	"github.com/heraldhq/herald/internal/audit"
 	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/hub"
 	"github.com/heraldhq/herald/internal/notification"
+	"github.com/heraldhq/herald/internal/origin"
+	"github.com/heraldhq/herald/internal/session"
 )
 
 // streamRequest is a validated stream request.
@@ -26,86 +25,113 @@ type streamRequest struct {
 	origin string
 }
 
-// serveStream handles GET /v1/me/stream.
+// serveStream handles GET /v1/me/stream. Admission counts a stream the way
+// it counts a WebSocket with a header token: a request refused before
+// admission (method, origin, a token in the URL, a bad position, bad
+// credentials) is not a connection attempt; the credentials (recorded as
+// token_invalid or ticket_invalid) are checked first, so Admit sees an
+// authenticated request (no handshake rate, no unauthenticated cap) and
+// counts the attempt, or the refusal of a node-wide or per-IP cap. Then the
+// per-user slot is reserved (Session.Reserve), still before the response
+// head, so that every refusal is an HTTP error and never a stream. An
+// admitted stream is opened by Attach, or fails (the hub is closed).
 func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
-	sr, ok := s.admitStream(w, r)
+	sr, ok := s.checkStream(w, r)
 	if !ok {
 		return
 	}
-	userKey := sr.p.Tenant + "\x00" + sr.p.User
-	if lim := s.cfg.ConnsPerUser; lim != nil {
-		if !lim.Acquire(userKey) {
-			s.log.Warn("too many streams for user", "event", "limit_exceeded", "tenant", sr.p.Tenant, "user", sr.p.User, "ip", sr.ip, "transport", "sse")
-			w.Header().Set("Retry-After", "5")
-			s.fail(w, r, http.StatusTooManyRequests, "rate_limited", "too many streams for this user", nil)
-			return
-		}
-	}
-	if n := s.active.Add(1); n > int64(s.cfg.MaxStreams) || s.closed.Load() {
-		s.active.Add(-1)
-		s.release(userKey)
-		if s.closed.Load() {
-			w.Header().Set("Retry-After", "1")
-			s.fail(w, r, http.StatusServiceUnavailable, "unavailable", "server shutting down", nil)
-			return
-		}
-		s.log.Warn("stream limit reached", "event", "limit_exceeded", "limit", s.cfg.MaxStreams, "ip", sr.ip, "transport", "sse")
-		w.Header().Set("Retry-After", "5")
-		s.fail(w, r, http.StatusServiceUnavailable, "unavailable", "too many streams", nil)
+	if s.closed.Load() {
+		// On a node, admission's Draining refuses (and counts) first; this
+		// catches a transport shut down on its own.
+		s.errs.Refuse(w, r, admission.RefusedDraining)
 		return
 	}
+	slot, refusal := s.adm.Admit(admission.Request{Transport: admission.SSE, IP: sr.ip, Authenticated: true})
+	if refusal != admission.RefusedNone {
+		s.errs.Refuse(w, r, refusal)
+		return
+	}
+	hijack := s.canHijack(w, r)
+	var (
+		st *stream
+		p  *pipe
+		t  session.Transport
+	)
+	if hijack {
+		st = &stream{srv: s}
+		t = st
+	} else {
+		p = &pipe{limit: s.cfg.WriteBufferBytes, wake: make(chan struct{}, 1)}
+		t = p
+	}
+	sess := s.core.NewSession(t, slot)
+	if st != nil {
+		st.sess = sess
+	}
+	if err := sess.Reserve(sr.p); err != nil {
+		slot.Release()
+		s.errs.Refuse(w, r, admission.RefusedPerUser)
+		return
+	}
+	s.active.Add(1)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Accel-Buffering", "no")
-	id := s.hub.NextConnID()
-	hijack := s.canHijack(w, r)
 	engine := "handler" // a goroutine and net/http's buffers per stream
 	if hijack {
 		engine = "poller"
 	}
-	s.log.Info("connect", "event", "connect", "conn", id, "ip", sr.ip, "origin", sr.origin,
+	s.audit.Info(audit.Connect, "connect", "conn", sess.ID(), "ip", sr.ip, "origin", sr.origin,
 		"user_agent", r.UserAgent(), "transport", "sse", "auth", sr.via, "tenant", sr.p.Tenant, "user", sr.p.User,
 		"engine", engine)
-	opts := hub.AttachOptions{
-		ConnID:    id,
-		Transport: "sse",
-		Recipient: notification.Recipient{Tenant: sr.p.Tenant, User: sr.p.User, Role: sr.p.Role},
-		Since:     sr.since,
-		Expires:   sr.p.Expires.Add(s.verifier.Leeway()),
-		TokenID:   sr.p.TokenID,
-	}
 	if hijack {
-		s.serveHijacked(w, opts, userKey)
+		s.serveHijacked(w, st, sr)
 		return
 	}
-	s.serveInHandler(w, r, opts, userKey)
+	s.serveInHandler(w, r, p, sess, sr)
 }
 
-func (s *Server) release(userKey string) {
-	if lim := s.cfg.ConnsPerUser; lim != nil {
-		lim.Release(userKey)
+// finish ends a stream's session and gives back its admission slot. It may
+// wait on Redis: never call it in a poller callback.
+func (s *Server) finish(sess *session.Session, reason hub.CloseReason) {
+	sess.End(reason)
+	sess.Slot().Release()
+	s.active.Add(-1)
+}
+
+// attached reports whether Attach succeeded; otherwise the stream gets the
+// close its failure calls for (the hub is closed: the node is draining),
+// through close, unless the stream is gone already.
+func attached(err error, close func(hub.CloseReason)) bool {
+	switch {
+	case err == nil:
+		return true
+	case !errors.Is(err, session.ErrGone):
+		close(hub.ReasonShutdown)
 	}
+	return false
 }
 
-// admitStream checks method, origin, credentials and resume position, and
+// checkStream checks method, origin, resume position and credentials, and
 // answers the request itself when it is refused.
-func (s *Server) admitStream(w http.ResponseWriter, r *http.Request) (streamRequest, bool) {
-	sr := streamRequest{ip: clientIP(r), origin: r.Header.Get("Origin")}
+func (s *Server) checkStream(w http.ResponseWriter, r *http.Request) (streamRequest, bool) {
+	sr := streamRequest{ip: s.adm.ClientIP(r), origin: r.Header.Get("Origin")}
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
-		s.fail(w, r, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed", nil)
+		s.errs.Fail(w, r, session.CodeMethodNotAllowed, "", nil)
 		return sr, false
 	}
-	if !s.cors(w, r) {
+	if !s.cors(w, r, sr.ip) {
 		return sr, false
 	}
 	q := r.URL.Query()
 	if q.Has("token") || q.Has("access_token") || q.Has("jwt") {
 		// A JWT in a URL ends up in proxy and browser logs: refuse it (the
 		// value is not logged here either).
-		s.fail(w, r, http.StatusBadRequest, "invalid_request", "tokens are not accepted in URLs; use a stream ticket or the Authorization header", nil)
+		s.errs.Fail(w, r, session.CodeInvalidRequest,
+			"tokens are not accepted in URLs; use a stream ticket or the Authorization header", nil)
 		return sr, false
 	}
 	// EventSource resends the original URL on reconnect, so Last-Event-ID
@@ -116,50 +142,56 @@ func (s *Server) admitStream(w http.ResponseWriter, r *http.Request) (streamRequ
 		}
 		p, err := notification.ParsePosition(strings.TrimSpace(pos))
 		if err != nil {
-			s.fail(w, r, http.StatusBadRequest, "invalid_request", "invalid Last-Event-ID or since position", nil)
+			s.errs.Fail(w, r, session.CodeInvalidRequest, "invalid Last-Event-ID or since position", nil)
 			return sr, false
 		}
 		sr.since = &p
 	}
-	tok, hasHeader := bearer(r)
+	tok, hasHeader := auth.BearerToken(r)
 	ticket, hasTicket := q.Get("ticket"), q.Has("ticket")
 	switch {
 	case hasHeader && hasTicket:
-		s.fail(w, r, http.StatusBadRequest, "invalid_request", "use either the Authorization header or a ticket", nil)
+		s.errs.Fail(w, r, session.CodeInvalidRequest, "use either the Authorization header or a ticket", nil)
 		return sr, false
-	case hasHeader:
-		p, err := s.verifier.Verify(tok)
+	case hasTicket:
+		p, ok := s.redeem(w, r, ticket, sr.ip)
+		if !ok {
+			return sr, false
+		}
+		sr.p, sr.via = p, "ticket"
+	default: // no credentials at all is a missing token (token_invalid, reason missing)
+		p, err := s.core.Verify(tok, admission.SSE, sr.ip)
 		if err != nil {
-			s.log.Warn("token rejected", "event", "token_invalid", "reason", auth.ReasonOf(err), "ip", sr.ip, "transport", "sse")
-			s.unauthorized(w, r)
+			s.errs.Unauthorized(w, r)
 			return sr, false
 		}
 		sr.p, sr.via = p, "header"
-	case hasTicket:
-		p, err := s.tickets.redeem(r.Context(), ticket)
-		if errors.Is(err, ErrTicketStoreDown) {
-			w.Header().Set("Retry-After", "1")
-			s.fail(w, r, http.StatusServiceUnavailable, "unavailable", "temporarily unavailable", err)
-			return sr, false
-		}
-		if err != nil {
-			s.log.Warn("ticket rejected", "event", "ticket_invalid", "reason", ticketReason(err), "ip", sr.ip, "transport", "sse")
-			s.unauthorized(w, r)
-			return sr, false
-		}
-		if s.cfg.Revoked != nil {
-			if err := s.cfg.Revoked(p); err != nil { // revoked since the ticket was issued
-				s.log.Warn("token rejected", "event", "token_invalid", "reason", auth.ReasonOf(err), "ip", sr.ip, "transport", "sse")
-				s.unauthorized(w, r)
-				return sr, false
-			}
-		}
-		sr.p, sr.via = p, "ticket"
-	default:
-		s.unauthorized(w, r)
-		return sr, false
 	}
 	return sr, true
+}
+
+// redeem spends a stream ticket and re-checks its identity against the
+// revocation list; it answers the request itself on failure.
+func (s *Server) redeem(w http.ResponseWriter, r *http.Request, ticket, ip string) (auth.Principal, bool) {
+	p, err := s.tickets.redeem(r.Context(), ticket)
+	if errors.Is(err, ErrTicketStoreDown) {
+		w.Header().Set("Retry-After", "1")
+		s.errs.Fail(w, r, session.CodeUnavailable, "", err)
+		return p, false
+	}
+	if err != nil {
+		s.audit.Warn(audit.TicketInvalid, "ticket rejected", "reason", ticketReason(err), "ip", ip, "transport", "sse")
+		s.errs.Unauthorized(w, r)
+		return p, false
+	}
+	if s.cfg.Revoked != nil {
+		if err := s.cfg.Revoked(p); err != nil { // revoked since the ticket was issued
+			s.audit.Warn(audit.TokenInvalid, "token rejected", "reason", auth.ReasonOf(err), "ip", ip, "transport", "sse")
+			s.errs.Unauthorized(w, r)
+			return p, false
+		}
+	}
+	return p, true
 }
 
 // ticketReason is the log class of a ticket error (never the ticket).
@@ -176,145 +208,63 @@ func ticketReason(err error) string {
 
 // issueTicket handles POST /v1/me/stream-tickets.
 func (s *Server) issueTicket(w http.ResponseWriter, r *http.Request) {
-	if !s.cors(w, r) {
+	ip := s.adm.ClientIP(r)
+	if !s.cors(w, r, ip) {
 		return
 	}
-	tok, _ := bearer(r)
-	p, err := s.verifier.Verify(tok)
+	tok, _ := auth.BearerToken(r)
+	p, err := s.core.Verify(tok, admission.SSE, ip)
 	if err != nil {
-		s.log.Warn("token rejected", "event", "token_invalid", "reason", auth.ReasonOf(err), "ip", clientIP(r), "transport", "sse_ticket")
-		s.unauthorized(w, r)
+		s.errs.Unauthorized(w, r)
 		return
 	}
 	tk, ttl, err := s.tickets.issue(r.Context(), p)
 	switch {
 	case errors.Is(err, ErrTicketExpired): // the token is past its exp (within the leeway)
-		s.log.Warn("token rejected", "event", "token_invalid", "reason", auth.ReasonExpired, "ip", clientIP(r), "transport", "sse_ticket")
-		s.unauthorized(w, r)
+		s.audit.Warn(audit.TokenInvalid, "token rejected", "reason", auth.ReasonExpired, "ip", ip, "transport", "sse")
+		s.errs.Unauthorized(w, r)
 		return
 	case errors.Is(err, ErrTooManyUserTickets):
-		s.log.Warn("too many tickets for user", "event", "rate_limited", "tenant", p.Tenant, "user", p.User, "ip", clientIP(r))
+		s.audit.Warn(audit.RateLimited, "too many tickets for user", "scope", "tickets", "tenant", p.Tenant,
+			"user", p.User, "ip", ip, "transport", "sse")
 		w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.TicketTTL/time.Second)+1))
-		s.fail(w, r, http.StatusTooManyRequests, "rate_limited", "too many outstanding stream tickets", nil)
+		s.errs.Fail(w, r, session.CodeRateLimited, "too many outstanding stream tickets", nil)
 		return
 	case errors.Is(err, ErrTooManyTickets):
 		w.Header().Set("Retry-After", "1")
-		s.fail(w, r, http.StatusServiceUnavailable, "unavailable", "temporarily unavailable", err)
+		s.errs.Fail(w, r, session.CodeUnavailable, "", err)
 		return
 	case err != nil:
-		s.fail(w, r, http.StatusInternalServerError, "internal", "unable to issue a ticket", err)
+		s.errs.Fail(w, r, session.CodeInternal, "unable to issue a ticket", err)
 		return
 	}
-	s.log.Debug("stream ticket issued", "event", "ticket_issued", "tenant", p.Tenant, "user", p.User, "ip", clientIP(r))
+	s.audit.Debug(audit.TicketIssued, "stream ticket issued", "tenant", p.Tenant, "user", p.User, "ip", ip,
+		"transport", "sse")
 	secs := int64((ttl + time.Second - 1) / time.Second)
-	writeJSON(w, http.StatusOK, struct {
+	session.WriteJSON(w, http.StatusOK, struct {
 		Ticket    string `json:"ticket"`
 		ExpiresIn int64  `json:"expires_in"`
 	}{tk, secs})
 }
 
-// cors applies CORS for an allowlisted Origin: exact Access-Control-Allow-
-// Origin (never "*", never an unchecked reflection), credentials allowed,
-// Vary: Origin. A disallowed Origin gets 403 before anything else happens.
-// Requests without Origin are not browser cross-origin requests.
-func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	h := w.Header()
-	h.Add("Vary", "Origin")
-	if origin == "" {
+// cors applies CORS (origin.CORS); a disallowed Origin is recorded and
+// answered 403 before anything else happens.
+func (s *Server) cors(w http.ResponseWriter, r *http.Request, ip string) bool {
+	if origin.CORS(w, r, s.cfg.AllowOrigin) {
 		return true
 	}
-	if !s.cfg.AllowOrigin(origin) {
-		s.log.Warn("origin rejected", "event", "origin_rejected", "ip", clientIP(r), "origin", origin, "transport", "sse")
-		s.fail(w, r, http.StatusForbidden, "forbidden", "origin not allowed", nil)
-		return false
-	}
-	h.Set("Access-Control-Allow-Origin", origin)
-	h.Set("Access-Control-Allow-Credentials", "true")
-	return true
+	s.originRejected(r, ip)
+	s.errs.Fail(w, r, session.CodeForbidden, "origin not allowed", nil)
+	return false
 }
 
 // preflight answers CORS preflights of the stream and ticket endpoints.
 func (s *Server) preflight(w http.ResponseWriter, r *http.Request) {
-	origin := r.Header.Get("Origin")
-	w.Header().Add("Vary", "Origin")
-	if origin == "" || !s.cfg.AllowOrigin(origin) {
-		if origin != "" {
-			s.log.Warn("origin rejected", "event", "origin_rejected", "ip", clientIP(r), "origin", origin, "transport", "sse")
-		}
-		w.WriteHeader(http.StatusForbidden)
-		return
+	if !origin.Preflight(w, r, s.cfg.AllowOrigin, "GET, POST", "Authorization, Content-Type, Last-Event-ID") {
+		s.originRejected(r, s.adm.ClientIP(r))
 	}
-	h := w.Header()
-	h.Set("Access-Control-Allow-Origin", origin)
-	h.Set("Access-Control-Allow-Credentials", "true")
-	h.Set("Access-Control-Allow-Methods", "GET, POST")
-	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID")
-	h.Set("Access-Control-Max-Age", "600")
-	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Server) unauthorized(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("WWW-Authenticate", `Bearer realm="herald"`)
-	s.fail(w, r, http.StatusUnauthorized, "unauthorized", "invalid or missing credentials", nil)
-}
-
-// errorBody is the same error shape as the rest of the HTTP API.
-type errorBody struct {
-	Error struct {
-		Code          string `json:"code"`
-		Message       string `json:"message"`
-		CorrelationID string `json:"correlation_id"`
-	} `json:"error"`
-}
-
-// fail answers with a generic error and logs it under a correlation id. The
-// logged path is r.URL.Path: the query (which may hold a ticket) is not.
-func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, code, msg string, detail error) {
-	var body errorBody
-	var id [8]byte
-	_, _ = rand.Read(id[:])
-	body.Error.Code, body.Error.Message, body.Error.CorrelationID = code, msg, hex.EncodeToString(id[:])
-	level := slog.LevelInfo
-	if status >= 500 {
-		level = slog.LevelError
-	}
-	args := []any{"correlation_id", body.Error.CorrelationID, "status", status, "code", code,
-		"method", r.Method, "path", r.URL.Path, "ip", clientIP(r), "transport", "sse"}
-	if detail != nil {
-		args = append(args, "err", detail)
-	}
-	s.log.Log(r.Context(), level, "request failed", args...)
-	writeJSON(w, status, body)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-// bearer returns the Authorization header's bearer token and whether an
-// Authorization header was present at all (a malformed one yields "").
-func bearer(r *http.Request) (string, bool) {
-	v := r.Header.Get("Authorization")
-	if v == "" {
-		return "", false
-	}
-	scheme, tok, ok := strings.Cut(v, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", true
-	}
-	return strings.TrimSpace(tok), true
-}
-
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
+func (s *Server) originRejected(r *http.Request, ip string) {
+	s.audit.Warn(audit.OriginRejected, "origin rejected", "ip", ip, "origin", r.Header.Get("Origin"), "transport", "sse")
 }

@@ -9,11 +9,13 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/internal/hub"
+	"github.com/heraldhq/herald/internal/session"
 )
 
 // pipe is a stream served by its handler goroutine (HTTP/2, TLS, or
-// DisableHijack). It implements hub.Sender: Send appends the encoded event
-// to a bounded buffer and wakes the handler, which writes and flushes it.
+// DisableHijack): the wire of its session.Session. It implements
+// session.Transport (and so hub.Sender): Send appends the encoded event to a
+// bounded buffer and wakes the handler, which writes and flushes it.
 type pipe struct {
 	limit int // static: WriteBufferBytes
 
@@ -24,7 +26,7 @@ type pipe struct {
 	wake   chan struct{}   // capacity 1: something to do
 }
 
-var _ hub.Sender = (*pipe)(nil)
+var _ session.Transport = (*pipe)(nil)
 
 func (p *pipe) signal() {
 	select {
@@ -50,6 +52,10 @@ func (p *pipe) Send(f hub.Frame) error {
 	return nil
 }
 
+// Reply implements session.Transport. An event stream carries no client
+// requests, so the session never has a reply to send on it.
+func (p *pipe) Reply(*session.Reply) error { return nil }
+
 // Close implements hub.Sender: the handler writes what is queued, the close
 // event, and returns.
 func (p *pipe) Close(reason hub.CloseReason) {
@@ -73,12 +79,13 @@ func (p *pipe) take(spare []byte) (out []byte, closed bool, reason hub.CloseReas
 // serveInHandler serves a stream from the handler goroutine: one select over
 // the request context, server shutdown, heartbeats and queued events, with a
 // write deadline on every write (which also lifts the http.Server's
-// WriteTimeout for this response) and a flush after it.
-func (s *Server) serveInHandler(w http.ResponseWriter, r *http.Request, opts hub.AttachOptions, userKey string) {
-	s.handlers.Add(1)
-	defer s.handlers.Done()
-	defer s.release(userKey)
-	defer s.active.Add(-1)
+// WriteTimeout for this response) and a flush after it. When it returns,
+// the session has ended and the admission slot is released.
+func (s *Server) serveInHandler(w http.ResponseWriter, r *http.Request, p *pipe, sess *session.Session, sr streamRequest) {
+	s.wg.Add(1)
+	defer s.wg.Done()
+	reason := hub.ReasonClientClosed // the hub client's close, when it is still open at the end
+	defer func() { s.finish(sess, reason) }()
 
 	rc := http.NewResponseController(w)
 	// The server's ReadTimeout would otherwise end the request context
@@ -86,17 +93,12 @@ func (s *Server) serveInHandler(w http.ResponseWriter, r *http.Request, opts hub
 	_ = rc.SetReadDeadline(time.Time{})
 	w.WriteHeader(http.StatusOK)
 	if err := s.writeFlush(w, rc, appendRetry(nil, s.cfg.Retry.Milliseconds())); err != nil {
-		s.log.Debug("stream write failed", "conn", opts.ConnID, "err", err)
+		s.log.Debug("stream write failed", "conn", sess.ID(), "err", err)
 		return
 	}
-	p := &pipe{limit: s.cfg.WriteBufferBytes, wake: make(chan struct{}, 1)}
-	cl, err := s.hub.Attach(p, opts)
-	if err != nil { // the hub is closed: the node is draining
-		s.writeClose(w, rc, hub.ReasonShutdown)
+	if !attached(sess.Attach(sr.p, sr.since), func(cr hub.CloseReason) { s.writeClose(w, rc, cr) }) {
 		return
 	}
-	defer cl.Close(hub.ReasonClientClosed) // no-op when closed already
-
 	hb := time.NewTicker(s.cfg.HeartbeatInterval)
 	defer hb.Stop()
 	stop := s.stop
@@ -104,21 +106,20 @@ func (s *Server) serveInHandler(w http.ResponseWriter, r *http.Request, opts hub
 	for {
 		select {
 		case <-r.Context().Done():
-			cl.Close(hub.ReasonClientClosed)
 			return
 		case <-stop:
 			stop = nil
-			cl.Close(hub.ReasonShutdown) // wakes us with the close below
+			sess.Close(hub.ReasonShutdown) // wakes us with the close below
 		case <-hb.C:
 			if err := s.writeFlush(w, rc, heartbeat); err != nil {
-				cl.Close(writeErrReason(err))
+				reason = writeErrReason(err)
 				return
 			}
 		case <-p.wake:
-			out, closed, reason := p.take(spare)
+			out, closed, cr := p.take(spare)
 			if len(out) > 0 {
 				if err := s.writeFlush(w, rc, out); err != nil {
-					cl.Close(writeErrReason(err))
+					reason = writeErrReason(err)
 					return
 				}
 			}
@@ -127,7 +128,7 @@ func (s *Server) serveInHandler(w http.ResponseWriter, r *http.Request, opts hub
 				spare = out[:0]
 			}
 			if closed {
-				s.writeClose(w, rc, reason)
+				s.writeClose(w, rc, cr)
 				return
 			}
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -15,75 +14,81 @@ import (
 	"github.com/lesismal/nbio"
 	"github.com/lesismal/nbio/logging"
 
+	"github.com/heraldhq/herald/internal/admission"
+	"github.com/heraldhq/herald/internal/audit"
 	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/hub"
+	"github.com/heraldhq/herald/internal/session"
+	"github.com/heraldhq/herald/internal/wspoll"
 )
 
-// Verifier checks user tokens.
-type Verifier interface {
-	Verify(token string) (auth.Principal, error)
-	Leeway() time.Duration
-}
-
-// ConnLimiter caps concurrent streams per key (limit.Counter fits). Acquire
-// reports whether one more is allowed and takes it; Release gives it back.
-type ConnLimiter interface {
-	Acquire(key string) bool
-	Release(key string)
-}
+// Defaults of Config.
+const (
+	DefaultRetry             = 3 * time.Second
+	DefaultShutdownRetryMin  = time.Second
+	DefaultShutdownRetryMax  = 5 * time.Second
+	DefaultHeartbeatInterval = 20 * time.Second
+	DefaultWriteTimeout      = 10 * time.Second
+	DefaultWriteBufferBytes  = 256 << 10
+	DefaultCloseGrace        = 2 * time.Second
+	DefaultTicketTTL         = 30 * time.Second
+	DefaultMaxTickets        = 100000
+	DefaultMaxTicketsPerUser = 16
+	DefaultPollers           = 1
+)
 
 // Config tunes the SSE transport. The zero value means the documented
-// defaults, except AllowOrigin, which is required.
+// defaults, except AllowOrigin, which is required. The node's connection
+// limits (node-wide, per IP, per user) are admission.Config's, shared with
+// the other transports; the protocol's are session.Config's.
 type Config struct {
 	// Revoked, when set, re-checks a ticket's identity against the
 	// revocation list when the ticket is redeemed (a ticket issued before a
 	// revocation must not open a stream after it).
 	Revoked func(auth.Principal) error
 	// AllowOrigin decides whether a browser on origin may open a stream or
-	// get a ticket. "" (no Origin header: not a browser cross-origin
-	// request) is passed too. Required.
+	// get a ticket. Required.
 	AllowOrigin func(origin string) bool
-	// Retry is the reconnection delay advised at stream start. Default 3 s.
+	// Retry is the reconnection delay advised at stream start. Default
+	// DefaultRetry.
 	Retry time.Duration
 	// ShutdownRetryMin/Max bound the random reconnection delay advised when
-	// the server drains, spreading the reconnect storm. Default 1 s and 5 s.
+	// the server drains, spreading the reconnect storm. Default
+	// DefaultShutdownRetryMin and DefaultShutdownRetryMax.
 	ShutdownRetryMin, ShutdownRetryMax time.Duration
-	// HeartbeatInterval between ": hb" comments. Default 20 s.
+	// HeartbeatInterval between ": hb" comments. Default DefaultHeartbeatInterval.
 	HeartbeatInterval time.Duration
 	// WriteTimeout: a stream whose pending bytes see no progress for this
-	// long is closed as a slow consumer (the per-write deadline). Default 10 s.
+	// long is closed as a slow consumer (the per-write deadline). Default
+	// DefaultWriteTimeout.
 	WriteTimeout time.Duration
 	// WriteBufferBytes bounds bytes queued for a stream and not yet taken by
 	// the kernel; an event that would exceed it closes the stream as a slow
-	// consumer. Default 256 KiB.
+	// consumer. Default DefaultWriteBufferBytes.
 	WriteBufferBytes int
 	// CloseGrace: time given to flush the close event before the connection
-	// is dropped. Default 2 s.
+	// is dropped. Default DefaultCloseGrace.
 	CloseGrace time.Duration
-	// MaxStreams on this node; more get 503. Default 10000 (node sets it
-	// to its MaxConnections when zero).
-	MaxStreams int
-	// ConnsPerUser optionally caps streams per user (key "tenant\x00user");
-	// over it the request gets 429.
-	ConnsPerUser ConnLimiter
 	// TicketTTL: validity of a stream ticket (never beyond its token's
-	// expiry). Default 30 s.
+	// expiry). Default DefaultTicketTTL.
 	TicketTTL time.Duration
 	// MaxTickets outstanding in this node's memory (503 above);
-	// MaxTicketsPerUser outstanding per user (429 above). Defaults 100000
-	// and 16.
+	// MaxTicketsPerUser outstanding per user (429 above). Defaults
+	// DefaultMaxTickets and DefaultMaxTicketsPerUser.
 	MaxTickets, MaxTicketsPerUser int
 	// Tickets, when set, keeps tickets where every node sees them (a
 	// ticket issued by one node opens a stream on another). While it fails,
 	// tickets are issued in this node's memory. nil: memory only.
 	Tickets TicketStore
-	// Pollers: nbio poller goroutines. Default 1 (streams hardly read).
+	// Pollers: nbio poller goroutines. Default DefaultPollers (streams
+	// hardly read).
 	Pollers int
 	// DisableHijack serves every stream from its handler goroutine, as on
 	// HTTP/2 and TLS (tests; environments where hijacking misbehaves).
 	DisableHijack bool
 	// Now is the ticket clock. Default time.Now.
-	Now    func() time.Time
+	Now func() time.Time
+	// Logger: default the session core's.
 	Logger *slog.Logger
 }
 
@@ -98,42 +103,46 @@ func (c *Config) setDefaults() {
 			*d = v
 		}
 	}
-	def(&c.Retry, 3*time.Second)
-	def(&c.ShutdownRetryMin, time.Second)
-	def(&c.ShutdownRetryMax, 5*time.Second)
-	def(&c.HeartbeatInterval, 20*time.Second)
-	def(&c.WriteTimeout, 10*time.Second)
-	def(&c.CloseGrace, 2*time.Second)
-	def(&c.TicketTTL, 30*time.Second)
-	defInt(&c.WriteBufferBytes, 256<<10)
-	defInt(&c.MaxStreams, 10000)
-	defInt(&c.MaxTickets, 100000)
-	defInt(&c.MaxTicketsPerUser, 16)
-	defInt(&c.Pollers, 1)
+	def(&c.Retry, DefaultRetry)
+	def(&c.ShutdownRetryMin, DefaultShutdownRetryMin)
+	def(&c.ShutdownRetryMax, DefaultShutdownRetryMax)
+	def(&c.HeartbeatInterval, DefaultHeartbeatInterval)
+	def(&c.WriteTimeout, DefaultWriteTimeout)
+	def(&c.CloseGrace, DefaultCloseGrace)
+	def(&c.TicketTTL, DefaultTicketTTL)
+	defInt(&c.WriteBufferBytes, DefaultWriteBufferBytes)
+	defInt(&c.MaxTickets, DefaultMaxTickets)
+	defInt(&c.MaxTicketsPerUser, DefaultMaxTicketsPerUser)
+	defInt(&c.Pollers, DefaultPollers)
 	if c.ShutdownRetryMax < c.ShutdownRetryMin {
 		c.ShutdownRetryMax = c.ShutdownRetryMin
 	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
 }
 
 // Server is the SSE transport. Register its routes, Start it, and Shutdown
 // it after the hub has closed its clients.
+//
+// There is no SSE-only stream cap: streams count against the node-wide
+// connection cap (admission.Config.MaxConnections) with every other
+// transport's connections, and against the per-IP and per-user caps.
 type Server struct {
-	cfg      Config // static after New
-	hub      *hub.Hub
-	verifier Verifier
-	log      *slog.Logger
-	tickets  *tickets
-	engine   *nbio.Engine
+	cfg     Config // static after New
+	core    *session.Core
+	adm     *admission.Controller
+	audit   *audit.Recorder
+	errs    session.HTTPErrors
+	log     *slog.Logger
+	tickets *tickets
+	engine  *nbio.Engine
 
-	reg       registry       // hijacked streams
-	active    atomic.Int64   // streams of both kinds
-	handlers  sync.WaitGroup // handler-goroutine streams
+	reg    wspoll.Registry[*stream, *stream] // hijacked streams
+	active atomic.Int64                      // streams of both kinds
+	// wg counts handler-goroutine streams and the cleanups of hijacked
+	// streams (which may wait on Redis, so they run off the poller).
+	wg        sync.WaitGroup
 	closed    atomic.Bool
 	stop      chan struct{} // closed by Shutdown
 	loopDone  chan struct{}
@@ -141,21 +150,24 @@ type Server struct {
 	closeOnce sync.Once
 }
 
-// New builds the transport; call Start before serving.
-func New(cfg Config, h *hub.Hub, v Verifier) (*Server, error) {
+// New builds the transport on the node's session core (hub, verifier,
+// admission, audit); call Start before serving.
+func New(cfg Config, core *session.Core) (*Server, error) {
 	cfg.setDefaults()
 	logging.SetLevel(logging.LevelError) // nbio's own logger writes to stdout
-	if cfg.AllowOrigin == nil {
-		return nil, errors.New("sse: AllowOrigin is required")
+	if cfg.AllowOrigin == nil || core == nil {
+		return nil, errors.New("sse: AllowOrigin and the session core are required")
 	}
-	if h == nil || v == nil {
-		return nil, errors.New("sse: hub and verifier are required")
+	if cfg.Logger == nil {
+		cfg.Logger = core.Logger()
 	}
-	s := &Server{cfg: cfg, hub: h, verifier: v, log: cfg.Logger,
+	adm := core.Admission()
+	s := &Server{cfg: cfg, core: core, adm: adm, audit: core.Audit(), log: cfg.Logger,
+		errs:    session.HTTPErrors{Log: cfg.Logger, ClientIP: adm.ClientIP, Transport: admission.SSE},
 		tickets: newTickets(cfg.TicketTTL, cfg.MaxTickets, cfg.MaxTicketsPerUser, cfg.Now),
 		stop:    make(chan struct{}), loopDone: make(chan struct{})}
-	s.tickets.shared, s.tickets.log = cfg.Tickets, cfg.Logger
-	s.reg.init()
+	s.tickets.shared, s.tickets.log, s.tickets.audit = cfg.Tickets, cfg.Logger, core.Audit()
+	s.reg.Init()
 	s.engine = nbio.NewEngine(nbio.Config{
 		Name:    "herald-sse",
 		NPoller: cfg.Pollers,
@@ -205,12 +217,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if s.started.Load() {
 			<-s.loopDone
 		}
-		s.reg.each(func(st *stream) { st.closeWith(hub.ReasonShutdown) })
-		for s.reg.len() > 0 && ctx.Err() == nil {
+		s.reg.Each(func(st *stream) { st.sess.Close(hub.ReasonShutdown) })
+		for s.reg.Len() > 0 && ctx.Err() == nil {
 			time.Sleep(10 * time.Millisecond)
 		}
 		done := make(chan struct{})
-		go func() { s.handlers.Wait(); close(done) }()
+		go func() { s.wg.Wait(); close(done) }()
 		select {
 		case <-done:
 		case <-ctx.Done():
@@ -250,12 +262,12 @@ func (s *Server) loop() {
 				lastHB = now
 			}
 			deadline := now.Add(-s.cfg.WriteTimeout).UnixNano()
-			batch = s.reg.snapshot(batch[:0])
+			batch = s.reg.Snapshot(batch[:0])
 			for _, st := range batch {
 				switch {
 				case st.stalled(deadline):
-					s.log.Info("stream write timed out", "conn", st.id, "queued", st.queued.Load())
-					st.closeWith(hub.ReasonSlowConsumer)
+					s.log.Info("stream write timed out", "conn", st.sess.ID(), "queued", st.queued.Load())
+					st.sess.Close(hub.ReasonSlowConsumer)
 				case hb:
 					_ = st.write(heartbeat, false)
 				}

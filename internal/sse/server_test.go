@@ -18,9 +18,14 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/heraldhq/herald/internal/admission"
+	"github.com/heraldhq/herald/internal/audit"
 	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/hub"
+	"github.com/heraldhq/herald/internal/limit"
 	"github.com/heraldhq/herald/internal/notification"
+	"github.com/heraldhq/herald/internal/session"
+	"github.com/heraldhq/herald/internal/store"
 )
 
 func TestMain(m *testing.M) {
@@ -91,6 +96,27 @@ func (fakeVerifier) Verify(tok string) (auth.Principal, error) {
 
 func (fakeVerifier) Leeway() time.Duration { return 0 }
 
+// nopInbox is the session core's inbox: an event stream sends no requests.
+type nopInbox struct{}
+
+func (nopInbox) List(context.Context, notification.Recipient, store.ListQuery) (store.Page, error) {
+	return store.Page{}, nil
+}
+
+func (nopInbox) UnreadCount(context.Context, notification.Recipient) (int64, error) { return 0, nil }
+
+func (nopInbox) MarkRead(context.Context, notification.Recipient, []string) (store.Change, error) {
+	return store.Change{}, nil
+}
+
+func (nopInbox) MarkAllRead(context.Context, notification.Recipient) (store.Change, error) {
+	return store.Change{}, nil
+}
+
+func (nopInbox) Delete(context.Context, notification.Recipient, string) (store.Change, error) {
+	return store.Change{}, nil
+}
+
 type logBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -107,6 +133,7 @@ type env struct {
 	t     testing.TB
 	hub   *hub.Hub
 	store *memStore
+	adm   *admission.Controller
 	srv   *Server
 	ts    *httptest.Server
 	logs  *logBuffer
@@ -126,16 +153,30 @@ func (m mode) String() string { return [...]string{"hijack", "handler", "http2"}
 // long streams must outlive.
 func newEnv(t testing.TB, m mode, mutate ...func(*Config)) *env {
 	t.Helper()
+	return newEnvAdmission(t, m, admission.Config{}, mutate...)
+}
+
+// newEnvAdmission is newEnv with the node's admission policy acfg: the
+// Server runs on a session core with a real hub, as on a node.
+func newEnvAdmission(t testing.TB, m mode, acfg admission.Config, mutate ...func(*Config)) *env {
+	t.Helper()
 	logs := &logBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	rec := audit.New(log, nil)
 	st := &memStore{items: map[string][]notification.Item{}}
 	h := hub.New(st, hub.Config{Logger: log})
+	acfg.Audit = rec
+	adm := admission.New(acfg)
+	core, err := session.New(session.Config{Logger: log, Audit: rec}, h, fakeVerifier{}, nopInbox{}, adm)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := Config{AllowOrigin: func(o string) bool { return o == "https://app.example.com" }, Logger: log,
 		DisableHijack: m == modeHandler}
 	for _, f := range mutate {
 		f(&cfg)
 	}
-	srv, err := New(cfg, h, fakeVerifier{})
+	srv, err := New(cfg, core)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +194,7 @@ func newEnv(t testing.TB, m mode, mutate ...func(*Config)) *env {
 	} else {
 		ts.Start()
 	}
-	e := &env{t: t, hub: h, store: st, srv: srv, ts: ts, logs: logs}
+	e := &env{t: t, hub: h, store: st, adm: adm, srv: srv, ts: ts, logs: logs}
 	t.Cleanup(func() {
 		h.Close(hub.ReasonShutdown)
 		ts.CloseClientConnections()
@@ -328,8 +369,11 @@ func TestStalledClientIsClosed(t *testing.T) {
 	}
 }
 
+// TestRequestsRefusedBeforeStreaming: every refusal is an HTTP error, never
+// a stream. The node-wide cap (admission's MaxConnections, which replaced
+// the SSE-only MaxStreams) answers 503 with Retry-After.
 func TestRequestsRefusedBeforeStreaming(t *testing.T) {
-	e := newEnv(t, modeHijack, func(c *Config) { c.MaxStreams = 1 })
+	e := newEnvAdmission(t, modeHijack, admission.Config{MaxConnections: 1})
 	do := func(method, path string, hdr ...string) *http.Response {
 		req, _ := http.NewRequest(method, e.ts.URL+path, nil)
 		for i := 0; i+1 < len(hdr); i += 2 {
@@ -365,7 +409,65 @@ func TestRequestsRefusedBeforeStreaming(t *testing.T) {
 	_, r, _ := e.open("tok-a")
 	until(t, r, "event: ready")
 	if resp := do("GET", "/v1/me/stream", "Authorization", "Bearer tok-b"); resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
-		t.Fatalf("over MaxStreams: %d", resp.StatusCode)
+		t.Fatalf("over MaxConnections: %d", resp.StatusCode)
+	}
+}
+
+// TestAdmissionCapsStreams: streams take the node's per-user and per-IP
+// connection slots (shared with the other transports) before the response
+// head, give them back when they end, and are counted like WebSockets with
+// a header token: refused credentials are no attempt, a per-user refusal
+// is an admitted connection that failed.
+func TestAdmissionCapsStreams(t *testing.T) {
+	for _, m := range []mode{modeHijack, modeHandler} {
+		t.Run(m.String(), func(t *testing.T) {
+			e := newEnvAdmission(t, m, admission.Config{ConnsPerUser: limit.NewCounter(1), ConnsPerIP: limit.NewCounter(2)})
+			get := func(tok string) *http.Response {
+				t.Helper()
+				req, _ := http.NewRequest("GET", e.ts.URL+"/v1/me/stream", nil)
+				req.Header.Set("Authorization", "Bearer "+tok)
+				resp, err := e.ts.Client().Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if strings.Contains(resp.Header.Get("Content-Type"), "event-stream") || !strings.Contains(string(body), `"rate_limited"`) {
+					t.Fatalf("refusal %d %q: %s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+				}
+				return resp
+			}
+			_, r, cancel := e.open("tok-ann")
+			until(t, r, "event: ready")
+			if resp := get("tok-ann"); resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "5" {
+				t.Fatalf("over the per-user cap: %d %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+			}
+			_, r2, _ := e.open("tok-ben")
+			until(t, r2, "event: ready")
+			if resp := get("tok-cat"); resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "5" {
+				t.Fatalf("over the per-IP cap: %d", resp.StatusCode)
+			}
+			if resp, err := e.ts.Client().Get(e.ts.URL + "/v1/me/stream"); err != nil || resp.StatusCode != 401 {
+				t.Fatalf("no credentials: %v", err)
+			} else {
+				resp.Body.Close()
+			}
+			want := admission.TransportStats{Attempts: 4, Refused: 1, Opened: 2, Failed: 2, Active: 2}
+			if got := e.adm.Stats()["sse"]; got != want {
+				t.Fatalf("stats %+v, want %+v", got, want)
+			}
+			for _, ev := range []string{`"event":"limit_exceeded","scope":"per_user"`, `"event":"limit_exceeded","scope":"per_ip"`,
+				`"event":"token_invalid","reason":"missing"`, `"event":"token_validated"`} {
+				if !strings.Contains(e.logs.String(), ev) {
+					t.Errorf("no %s in logs", ev)
+				}
+			}
+			// The end of a stream gives its slots back.
+			cancel()
+			waitUntil(t, "slots released", func() bool { return e.adm.Active() == 1 && e.srv.Active() == 1 })
+			_, r3, _ := e.open("tok-ann")
+			until(t, r3, "event: ready")
+		})
 	}
 }
 

@@ -4,16 +4,16 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"math/rand/v2"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/lesismal/nbio"
 
+	"github.com/heraldhq/herald/internal/audit"
 	"github.com/heraldhq/herald/internal/hub"
+	"github.com/heraldhq/herald/internal/session"
 	"github.com/heraldhq/herald/internal/wspoll"
 )
 
@@ -23,25 +23,21 @@ var (
 	errUnexpected = errors.New("sse: client sent data on an event stream")
 )
 
-// stream is one hijacked event stream served by the nbio poller. It
-// implements hub.Sender.
+// stream is one hijacked event stream served by the nbio poller: the wire
+// of its session.Session. It implements session.Transport (and so
+// hub.Sender).
 type stream struct {
-	srv     *Server    // static
-	nbc     *nbio.Conn // static
-	shard   uint8      // static: registry shard
-	id      uint64     // static
-	userKey string     // static: ConnsPerUser key
+	srv  *Server          // static
+	sess *session.Session // static: set before the stream is shared
+	nbc  *nbio.Conn       // static: set before the stream is registered
 
-	mu     sync.Mutex
-	client *hub.Client // guarded by mu; nil until attached
-	gone   bool        // guarded by mu: the connection is closed
-
+	gone     atomic.Bool  // the connection is closed (onClose ran)
 	queued   atomic.Int64 // bytes handed to nbio and not yet taken by the kernel
 	progress atomic.Int64 // unix ns of the last write progress (see stalled)
 	closing  atomic.Bool  // the close event has been written; no more events
 }
 
-var _ hub.Sender = (*stream)(nil)
+var _ session.Transport = (*stream)(nil)
 
 // canHijack reports whether the stream can leave net/http for the poller:
 // HTTP/1.x over plain TCP (the dup in nbio.NBConn needs a raw socket).
@@ -62,23 +58,23 @@ func (s *Server) canHijack(w http.ResponseWriter, r *http.Request) bool {
 }
 
 // serveHijacked takes the connection from net/http, writes the response
-// head and hands the socket to the poller; the handler goroutine then
-// returns and the stream lives on in callbacks.
-func (s *Server) serveHijacked(w http.ResponseWriter, opts hub.AttachOptions, userKey string) {
+// head, hands the socket to the poller and attaches the session; the
+// handler goroutine then returns and the stream lives on in callbacks.
+func (s *Server) serveHijacked(w http.ResponseWriter, st *stream, sr streamRequest) {
+	id := st.sess.ID()
 	head := s.appendHead(w.Header())
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		s.active.Add(-1)
-		s.release(userKey)
-		s.log.Warn("hijack failed", "conn", opts.ConnID, "err", err)
+		s.finish(st.sess, hub.ReasonTransportError)
+		s.log.Warn("hijack failed", "conn", id, "err", err)
 		return
 	}
 	if brw.Reader.Buffered() > 0 {
 		// Pipelined bytes after a GET: not an EventSource. Drop it.
 		_ = conn.Close()
-		s.active.Add(-1)
-		s.release(userKey)
-		s.log.Info("stream refused: data after request", "conn", opts.ConnID, "event", "protocol_error")
+		s.finish(st.sess, hub.ReasonProtocolError)
+		s.audit.Info(audit.ProtocolError, "stream refused: data after request", "conn", id, "ip", sr.ip,
+			"transport", "sse")
 		return
 	}
 	// nbio dups the socket without close-on-exec: hold ForkLock across the
@@ -91,39 +87,26 @@ func (s *Server) serveHijacked(w http.ResponseWriter, opts hub.AttachOptions, us
 	syscall.ForkLock.RUnlock()
 	if err != nil {
 		_ = conn.Close()
-		s.active.Add(-1)
-		s.release(userKey)
-		s.log.Error("stream transfer failed", "conn", opts.ConnID, "err", err)
+		s.finish(st.sess, hub.ReasonTransportError)
+		s.log.Error("stream transfer failed", "conn", id, "err", err)
 		return
 	}
-	st := &stream{srv: s, nbc: nbc, shard: uint8(rand.N(shardCount)), id: opts.ConnID, userKey: userKey}
+	st.nbc = nbc
 	st.progress.Store(time.Now().UnixNano())
 	nbc.SetSession(st)
-	s.reg.add(st)
+	s.reg.Add(st, st)
 	if _, err := s.engine.AddConn(nbc); err != nil {
 		// nbio may or may not have called OnClose: onClose is idempotent.
 		_ = nbc.Close()
 		s.onClose(nbc, err)
-		s.log.Error("stream transfer failed", "conn", opts.ConnID, "err", err)
+		s.log.Error("stream transfer failed", "conn", id, "err", err)
 		return
 	}
 	if err := st.write(head, true); err != nil {
 		return // closed; OnClose cleans up
 	}
-	cl, err := s.hub.Attach(st, opts)
-	if err != nil { // the hub is closed: the node is draining
-		st.Close(hub.ReasonShutdown)
-		return
-	}
-	st.mu.Lock()
-	gone := st.gone
-	if !gone {
-		st.client = cl
-	}
-	st.mu.Unlock()
-	if gone {
-		cl.Close(hub.ReasonClientClosed)
-	}
+	// The per-user slot is held (Reserve): Attach does not wait on Redis.
+	attached(st.sess.Attach(sr.p, sr.since), st.Close)
 }
 
 // appendHead renders the HTTP/1.1 response head from the handler's headers
@@ -174,6 +157,10 @@ func (c *stream) Send(f hub.Frame) error {
 	return err
 }
 
+// Reply implements session.Transport. An event stream carries no client
+// requests, so the session never has a reply to send on it.
+func (c *stream) Reply(*session.Reply) error { return nil }
+
 // Close implements hub.Sender: write the close event (and, when draining,
 // a jittered retry), then close the connection once nbio has handed every
 // byte to the kernel, or after CloseGrace.
@@ -197,18 +184,6 @@ func (c *stream) Close(reason hub.CloseReason) {
 	time.AfterFunc(c.srv.cfg.CloseGrace, func() { wspoll.Drop(c.nbc) })
 }
 
-// closeWith closes the stream with reason, through the hub when attached
-// (so that the client is unregistered and the close is logged).
-func (c *stream) closeWith(reason hub.CloseReason) {
-	c.mu.Lock()
-	cl := c.client
-	c.mu.Unlock()
-	if cl != nil {
-		cl.Close(reason)
-	}
-	c.Close(reason) // no-op when the hub closed it
-}
-
 // onWritten runs when the kernel takes bytes of a stream, on the poller or
 // inside nbio's Write, with the connection's write lock held.
 func (s *Server) onWritten(nbc *nbio.Conn, _ []byte, n int) {
@@ -225,31 +200,28 @@ func (s *Server) onWritten(nbc *nbio.Conn, _ []byte, n int) {
 // onData: an event-stream client has nothing to send after its request.
 func (s *Server) onData(nbc *nbio.Conn, _ []byte) {
 	if st, ok := nbc.Session().(*stream); ok {
-		s.log.Info("data on event stream", "event", "protocol_error", "conn", st.id)
+		s.audit.Info(audit.ProtocolError, "data on event stream", "conn", st.sess.ID(), "transport", "sse")
 		_ = nbc.CloseWithError(errUnexpected)
 	}
 }
 
+// onClose runs in the poller (or where the connection was closed). The
+// stream leaves the registry at once; ending its session and releasing
+// its admission slot may wait on Redis, so that runs on a goroutine of its
+// own, which Shutdown waits for.
 func (s *Server) onClose(nbc *nbio.Conn, err error) {
 	st, ok := nbc.Session().(*stream)
-	if !ok {
+	if !ok || !st.gone.CompareAndSwap(false, true) {
 		return
 	}
-	st.mu.Lock()
-	if st.gone {
-		st.mu.Unlock()
-		return
-	}
-	st.gone = true
-	cl := st.client
-	st.mu.Unlock()
-	s.reg.remove(st)
-	s.active.Add(-1)
-	s.release(st.userKey)
 	st.closing.Store(true)
-	if cl != nil {
-		cl.Close(closeReason(err)) // no-op when the hub closed it first
-	}
+	s.wg.Add(1) // before Remove: Shutdown waits for an empty registry, then for wg
+	s.reg.Remove(st, nil)
+	reason := closeReason(err)
+	go func() {
+		defer s.wg.Done()
+		s.finish(st.sess, reason) // closes the hub client with reason, unless the hub closed it first
+	}()
 }
 
 func closeReason(err error) hub.CloseReason {
@@ -262,64 +234,4 @@ func closeReason(err error) hub.CloseReason {
 		return hub.ReasonSlowConsumer
 	}
 	return hub.ReasonTransportError
-}
-
-const shardCount = 32
-
-// registry is the set of hijacked streams, sharded to keep lock hold times
-// short on connect storms.
-type registry struct {
-	shards [shardCount]struct {
-		mu sync.Mutex
-		m  map[*stream]struct{}
-	}
-}
-
-func (r *registry) init() {
-	for i := range r.shards {
-		r.shards[i].m = make(map[*stream]struct{})
-	}
-}
-
-func (r *registry) add(c *stream) {
-	sh := &r.shards[c.shard%shardCount]
-	sh.mu.Lock()
-	sh.m[c] = struct{}{}
-	sh.mu.Unlock()
-}
-
-func (r *registry) remove(c *stream) {
-	sh := &r.shards[c.shard%shardCount]
-	sh.mu.Lock()
-	delete(sh.m, c)
-	sh.mu.Unlock()
-}
-
-func (r *registry) len() int {
-	n := 0
-	for i := range r.shards {
-		r.shards[i].mu.Lock()
-		n += len(r.shards[i].m)
-		r.shards[i].mu.Unlock()
-	}
-	return n
-}
-
-// snapshot appends every stream to batch.
-func (r *registry) snapshot(batch []*stream) []*stream {
-	for i := range r.shards {
-		sh := &r.shards[i]
-		sh.mu.Lock()
-		for c := range sh.m {
-			batch = append(batch, c)
-		}
-		sh.mu.Unlock()
-	}
-	return batch
-}
-
-func (r *registry) each(fn func(*stream)) {
-	for _, c := range r.snapshot(nil) {
-		fn(c)
-	}
 }

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/heraldhq/herald/internal/audit"
 	"github.com/heraldhq/herald/internal/auth"
 )
 
@@ -78,6 +79,7 @@ type tickets struct {
 	now        func() time.Time // static
 	shared     TicketStore      // static; nil on a single node
 	log        *slog.Logger     // static
+	audit      *audit.Recorder  // static: records audit events; nil: logged through log, not counted
 	downUntil  atomic.Int64     // unix ns: the shared store is skipped until then
 
 	mu        sync.Mutex
@@ -187,7 +189,11 @@ func (t *tickets) sharedUp() bool {
 func (t *tickets) sharedFailed(err error) {
 	now := time.Now()
 	if prev := t.downUntil.Swap(now.Add(sharedCooldown).UnixNano()); prev < now.Add(-sharedCooldown).UnixNano() {
-		t.log.Warn("ticket store unavailable: tickets are valid on the issuing node only", "event", "ticket_store_degraded", "err", err)
+		rec := t.audit
+		if rec == nil {
+			rec = audit.New(t.log, nil)
+		}
+		rec.Warn(audit.TicketStoreDegraded, "ticket store unavailable: tickets are valid on the issuing node only", "err", err)
 	}
 }
 

@@ -8,8 +8,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -146,107 +144,52 @@ func testConcurrentPositions(t *testing.T, s Store) {
 	recipients := []notification.Recipient{
 		rcp("c", "u0", "admin"), rcp("c", "u1", "user"), rcp("c", "u2", ""), rcp("c", "u3", "admin"),
 	}
-	var (
-		mu   sync.Mutex
-		want = make(map[notification.Recipient]map[string]bool)
-	)
-	for _, r := range recipients {
-		want[r] = make(map[string]bool)
-	}
-	var done atomic.Bool
+	pub := newPublished(recipients...)
 	tailed := make([][]notification.Item, len(recipients))
-	var tailers sync.WaitGroup
-	for i, r := range recipients {
-		tailers.Add(1)
-		go func() {
-			defer tailers.Done()
-			var pos notification.Position
-			seen := map[string]bool{}
-			for {
-				finished := done.Load()
-				items, more, err := s.Since(context.Background(), r, pos, 7)
-				if err != nil {
-					t.Errorf("tail %v: %v", r, err)
-					return
+	tail := func(i int, publishersDone func() bool) {
+		r := recipients[i]
+		var pos notification.Position
+		seen := map[string]bool{}
+		for {
+			finished := publishersDone()
+			items, more, err := s.Since(context.Background(), r, pos, 7)
+			if err != nil {
+				t.Errorf("tail %v: %v", r, err)
+				return
+			}
+			for _, it := range items {
+				if seen[it.ID] {
+					t.Errorf("tail %v: duplicate %s", r, it.ID)
 				}
-				for _, it := range items {
-					if seen[it.ID] {
-						t.Errorf("tail %v: duplicate %s", r, it.ID)
-					}
-					seen[it.ID] = true
-					if (it.Audience.Broadcast() && it.Seq <= pos.Tenant) || (!it.Audience.Broadcast() && it.Seq <= pos.User) {
-						t.Errorf("tail %v: seq %d not after %v", r, it.Seq, pos)
-					}
-				}
-				tailed[i] = append(tailed[i], items...)
-				pos = advance(pos, items)
-				if !more {
-					if finished {
-						return
-					}
-					time.Sleep(time.Millisecond) // a tailer polls; publishers are the load
+				seen[it.ID] = true
+				if (it.Audience.Broadcast() && it.Seq <= pos.Tenant) || (!it.Audience.Broadcast() && it.Seq <= pos.User) {
+					t.Errorf("tail %v: seq %d not after %v", r, it.Seq, pos)
 				}
 			}
-		}()
-	}
-
-	var pubs sync.WaitGroup
-	for p := range publishers {
-		pubs.Add(1)
-		go func() {
-			defer pubs.Done()
-			rng := rand.New(rand.NewPCG(uint64(p), 1))
-			for range requests {
-				var drafts []notification.Draft
-				for range 1 + rng.IntN(3) {
-					switch rng.IntN(4) {
-					case 0:
-						drafts = append(drafts, toTenant("c"))
-					case 1:
-						drafts = append(drafts, toRole("c", []string{"admin", "user"}[rng.IntN(2)]))
-					default:
-						var us []string
-						for _, r := range recipients {
-							if rng.IntN(2) == 0 {
-								us = append(us, r.User)
-							}
-						}
-						if len(us) == 0 {
-							us = []string{"u2"}
-						}
-						drafts = append(drafts, toUsers("c", us...))
-					}
-				}
-				res, err := s.Publish(context.Background(), PublishRequest{Drafts: drafts})
-				if err != nil {
-					t.Errorf("publish: %v", err)
+			tailed[i] = append(tailed[i], items...)
+			pos = advance(pos, items)
+			if !more {
+				if finished {
 					return
 				}
-				mu.Lock()
-				for i, d := range drafts {
-					for _, r := range recipients {
-						if slices.Contains(d.Audience.Users, r.User) || d.Audience.Matches(r.Role) {
-							want[r][res.IDs[i]] = true
-						}
-					}
-				}
-				mu.Unlock()
+				time.Sleep(time.Millisecond) // a tailer polls; publishers are the load
 			}
-		}()
+		}
 	}
-	pubs.Wait()
-	done.Store(true)
-	tailers.Wait()
-	if t.Failed() {
+	publishRandom := func(p int) {
+		rng := rand.New(rand.NewPCG(uint64(p), 1))
+		for range requests {
+			if !pub.publish(t, s, randomDrafts(rng, recipients)) {
+				return
+			}
+		}
+	}
+	if !readWhilePublishing(t, len(recipients), tail, publishers, publishRandom) {
 		return
 	}
 
 	for i, r := range recipients {
-		var w []string
-		for id := range want[r] {
-			w = append(w, id)
-		}
-		slices.Sort(w)
+		w := pub.sortedIDs(r)
 		if got := sortedIDs(tailed[i]); !slices.Equal(got, w) {
 			t.Fatalf("tail %v: %d items, want %d", r, len(got), len(w))
 		}
@@ -289,6 +232,32 @@ func testConcurrentPositions(t *testing.T, s Store) {
 	}
 }
 
+// randomDrafts are one to three drafts to tenant "c": to the tenant, to
+// the role admin or user, or to some of recipients (u2 if none).
+func randomDrafts(rng *rand.Rand, recipients []notification.Recipient) []notification.Draft {
+	var drafts []notification.Draft
+	for range 1 + rng.IntN(3) {
+		switch rng.IntN(4) {
+		case 0:
+			drafts = append(drafts, toTenant("c"))
+		case 1:
+			drafts = append(drafts, toRole("c", []string{"admin", "user"}[rng.IntN(2)]))
+		default:
+			var us []string
+			for _, r := range recipients {
+				if rng.IntN(2) == 0 {
+					us = append(us, r.User)
+				}
+			}
+			if len(us) == 0 {
+				us = []string{"u2"}
+			}
+			drafts = append(drafts, toUsers("c", us...))
+		}
+	}
+	return drafts
+}
+
 func testIdempotency(t *testing.T, s Store) {
 	ctx := context.Background()
 	req := PublishRequest{Scope: "key1", Key: "k", RequestHash: "h1", Drafts: []notification.Draft{toUsers("t", "a"), toTenant("t")}}
@@ -319,42 +288,7 @@ func testIdempotency(t *testing.T, s Store) {
 
 func testIdempotencyConcurrent(t *testing.T, s Store) {
 	req := PublishRequest{Scope: "s", Key: "same", RequestHash: "h", Drafts: []notification.Draft{toUsers("t", "a"), toRole("t", "admin")}}
-	const n = 50
-	results := make([]PublishResult, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			var err error
-			if results[i], err = s.Publish(context.Background(), req); err != nil {
-				t.Errorf("publish %d: %v", i, err)
-			}
-		}()
-	}
-	close(start)
-	wg.Wait()
-	fresh := 0
-	for _, r := range results {
-		if !r.Replayed {
-			fresh++
-		}
-		if !slices.Equal(r.IDs, results[0].IDs) {
-			t.Fatalf("ids differ: %v vs %v", r.IDs, results[0].IDs)
-		}
-	}
-	if fresh != 1 {
-		t.Fatalf("%d requests were not replays, want 1", fresh)
-	}
-	a := rcp("t", "a", "admin")
-	if got := len(sinceAll(t, s, a, notification.Position{}, 0)); got != 2 {
-		t.Fatalf("a has %d items, want 2", got)
-	}
-	if got := checkCounts(t, s, a); got != 2 {
-		t.Fatalf("a unread %d, want 2", got)
-	}
+	checkIdempotentRace(t, []Store{s}, req, rcp("t", "a", "admin"))
 }
 
 func testBatch1000(t *testing.T, s Store) {
@@ -775,6 +709,19 @@ func testInvalid(t *testing.T, s Store) {
 		func() notification.Draft { d := good; d.Data = json.RawMessage(`[1]`); return d }(),
 		func() notification.Draft { d := good; d.Data = json.RawMessage(`{"a":`); return d }(),
 		func() notification.Draft { d := good; d.Data = json.RawMessage(`"s"`); return d }(),
+		// The rule set of internal/notification, as the publish API applies it.
+		toUsers(strings.Repeat("t", notification.MaxIdentLen+1), "a"),
+		toUsers("t", "a", "b\nc"),
+		toUsers("t\x00", "a"),
+		toRole("t", "admin\u0085"),
+		func() notification.Draft { d := good; d.Type = ""; return d }(),
+		func() notification.Draft { d := good; d.Type = "no spaces"; return d }(),
+		func() notification.Draft { d := good; d.Title = ""; return d }(),
+		func() notification.Draft {
+			d := good
+			d.Body = strings.Repeat("b", notification.MaxBodyLen+1)
+			return d
+		}(),
 	}
 	for i, d := range bad {
 		_, err := s.Publish(ctx, PublishRequest{Drafts: []notification.Draft{good, d}})
@@ -785,18 +732,25 @@ func testInvalid(t *testing.T, s Store) {
 	}
 	_, err := s.Publish(ctx, PublishRequest{})
 	wantErr(t, err, ErrInvalid)
-	for _, r := range []notification.Recipient{rcp("t", "a", ""), rcp("", "a", "")} {
-		h, err := s.Head(ctx, r)
-		if r.Tenant == "" {
-			wantErr(t, err, ErrInvalid)
-			continue
-		}
-		if err != nil || h != (notification.Position{}) {
-			t.Fatalf("head %v, %v: nothing should be written", h, err)
-		}
+	if h, err := s.Head(ctx, rcp("t", "a", "")); err != nil || h != (notification.Position{}) {
+		t.Fatalf("head %v, %v: nothing should be written", h, err)
+	}
+	// A recipient that the rules exclude can have no notifications.
+	long := strings.Repeat("u", notification.MaxIdentLen+1)
+	for _, r := range []notification.Recipient{rcp("", "a", ""), rcp("t", "", ""), rcp("t", long, ""), rcp("t", "a\x7f", ""), rcp("t", "a", "admin\n")} {
+		_, err := s.Head(ctx, r)
+		wantErr(t, err, ErrInvalid)
+		_, err = s.MarkAllRead(ctx, r)
+		wantErr(t, err, ErrInvalid)
 	}
 	_, err = s.MarkRead(ctx, rcp("t", "a", ""), nil)
 	wantErr(t, err, ErrInvalid)
+	// The longest identifiers are stored and read back.
+	longest := strings.Repeat("é", notification.MaxIdentLen/2)
+	publish(t, s, toUsers(longest, longest), toRole(longest, longest))
+	if got := checkCounts(t, s, rcp(longest, longest, longest)); got != 2 {
+		t.Fatalf("unread %d, want 2", got)
+	}
 	// JSON null data means no data.
 	d := good
 	d.Data = json.RawMessage(`null`)

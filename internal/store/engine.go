@@ -3,6 +3,9 @@ package store
 // Engine-neutral helpers shared by the SQLite and PostgreSQL engines.
 
 import (
+	"bytes"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/heraldhq/herald/internal/notification"
@@ -47,3 +50,53 @@ func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
 // sweepBatch bounds the expired notifications removed per write request, so
 // a large backlog never holds the writer for long.
 const sweepBatch = 500
+
+// newNotification assigns d an id and builds the notification stored for
+// it, created at now: times at the millisecond precision they are stored
+// with, data normalized (and copied; nil for none).
+func newNotification(ids *idSource, d *notification.Draft, now time.Time) (*notification.Notification, error) {
+	id, err := ids.next(now)
+	if err != nil {
+		return nil, err
+	}
+	data, err := normalizeData(d.Data)
+	if err != nil { // validated before; defensive
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	n := &notification.Notification{
+		ID:        id,
+		Tenant:    d.Tenant,
+		Audience:  notification.Audience{Kind: d.Audience.Kind, Role: d.Audience.Role},
+		Type:      d.Type,
+		Title:     d.Title,
+		Body:      d.Body,
+		Data:      bytes.Clone(data),
+		CreatedAt: fromMillis(now.UnixMilli()),
+	}
+	if !d.ExpiresAt.IsZero() {
+		n.ExpiresAt = fromMillis(d.ExpiresAt.UnixMilli())
+	}
+	return n, nil
+}
+
+// newChange is the result of a read-state change of r: the ids that
+// changed and r's unread count afterwards. Its event is nil when ids is
+// empty (nothing changed), unless always.
+func newChange(r notification.Recipient, ids []string, unread int64, kind notification.EventKind, always bool) Change {
+	c := Change{IDs: ids, Unread: unread}
+	if len(ids) > 0 || always {
+		c.Event = &notification.Event{
+			Kind:   kind,
+			Tenant: r.Tenant,
+			User:   r.User,
+			IDs:    slices.Clone(ids), // the event is shared; Change.IDs is the caller's
+			Unread: unread,
+		}
+	}
+	return c
+}
+
+// allReadEvent is the event of a MarkAllRead of r that changed something.
+func allReadEvent(r notification.Recipient, unread int64) *notification.Event {
+	return &notification.Event{Kind: notification.EventRead, Tenant: r.Tenant, User: r.User, All: true, Unread: unread}
+}

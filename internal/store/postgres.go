@@ -1,13 +1,13 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"io"
-	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"regexp"
@@ -108,27 +108,11 @@ type PostgresConfig struct {
 var pgSchemaName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 
 func (c PostgresConfig) withDefaults() PostgresConfig {
-	if c.MaxConns == 0 {
-		c.MaxConns = DefaultPostgresMaxConns
-	}
-	if c.BatchMax == 0 {
-		c.BatchMax = DefaultPostgresBatchMax
-	}
-	if c.QueueSize == 0 {
-		c.QueueSize = DefaultPostgresQueueSize
-	}
-	if c.Clock == nil {
-		c.Clock = time.Now
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.SweepInterval == 0 {
-		c.SweepInterval = DefaultSweepInterval
-	}
-	if c.TxTimeout == 0 {
-		c.TxTimeout = DefaultPostgresTxTimeout
-	}
+	c.MaxConns = cmp.Or(c.MaxConns, DefaultPostgresMaxConns)
+	c.BatchMax = cmp.Or(c.BatchMax, DefaultPostgresBatchMax)
+	c.QueueSize = cmp.Or(c.QueueSize, DefaultPostgresQueueSize)
+	c.TxTimeout = cmp.Or(c.TxTimeout, DefaultPostgresTxTimeout)
+	c.Clock, c.Logger, c.SweepInterval = sharedDefaults(c.Clock, c.Logger, c.SweepInterval)
 	return c
 }
 
@@ -144,25 +128,14 @@ func (c PostgresConfig) Validate() error {
 	if c.MaxConns < 0 || c.MaxConns == 1 {
 		errs = append(errs, fmt.Errorf("max conns %d: want 0 (default) or at least 2", c.MaxConns))
 	}
-	if c.BatchMax < 0 {
-		errs = append(errs, fmt.Errorf("batch max %d < 0", c.BatchMax))
-	}
-	if c.QueueSize < 0 {
-		errs = append(errs, fmt.Errorf("queue size %d < 0", c.QueueSize))
-	}
-	if c.SweepInterval < 0 {
-		errs = append(errs, fmt.Errorf("sweep interval %v < 0", c.SweepInterval))
-	}
+	errs = append(errs, validateShared(c.BatchMax, c.QueueSize, c.SweepInterval)...)
 	if c.TxTimeout < 0 {
 		errs = append(errs, fmt.Errorf("tx timeout %v < 0", c.TxTimeout))
 	}
 	if c.Schema != "" && !pgSchemaName.MatchString(c.Schema) {
 		errs = append(errs, fmt.Errorf("schema %q: want a plain identifier", c.Schema))
 	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("store: postgres config: %w", err)
-	}
-	return nil
+	return configError("postgres", errs)
 }
 
 // Postgres is the PostgreSQL engine of Store, for one or many nodes sharing
@@ -181,32 +154,26 @@ func (c PostgresConfig) Validate() error {
 // sweeper (until Close), plus pgxpool's health checker.
 type Postgres struct {
 	// Static after construction.
-	cfg   PostgresConfig
-	log   *slog.Logger
-	clock Clock
-	ids   *idSource // safe for concurrent use
-	pool  *pgxpool.Pool
-	queue chan *pgPublish // closed by Close under mu
+	cfg    PostgresConfig
+	log    *slog.Logger
+	clock  Clock
+	ids    *idSource // safe for concurrent use
+	pool   *pgxpool.Pool
+	reader // the read methods of Store, on pool
+	// The publish writer: its queue (closed by Close under mu) and its
+	// statistics.
+	writer[*pgPublish]
 
-	// mu guards closed against the close of queue and against new entries
-	// in inflight: senders and direct operations hold it for reading.
-	mu       sync.RWMutex
-	closed   bool           // guarded by mu
+	// Starts and stops the writer and the sweeper; its mu and closed guard
+	// the writer's queue and inflight: senders and direct operations hold
+	// mu for reading.
+	lifecycle
 	inflight sync.WaitGroup // direct operations running; Add under mu (read)
 
-	// Writer statistics: batches committed (or failed) and the requests in
-	// them. Transactions run again (after a deadlock, a serialization
+	// Transactions run again (after a deadlock, a serialization
 	// failure...), and how many of them for a deadlock.
-	batches   atomic.Int64
-	batchReq  atomic.Int64
 	retries   atomic.Int64
 	deadlocks atomic.Int64
-
-	stopBackground context.CancelFunc // static
-	background     sync.WaitGroup
-	writerDone     chan struct{} // closed when the writer goroutine returns
-
-	closeOnce sync.Once
 
 	// testHookBatch, when set (by tests, before any publish), is called by
 	// the writer with each batch before it runs.
@@ -269,20 +236,16 @@ func OpenPostgres(ctx context.Context, cfg PostgresConfig) (_ *Postgres, err err
 		}
 	}
 
-	bgCtx, stopBackground := context.WithCancel(context.Background())
 	s := &Postgres{
-		cfg:            cfg,
-		log:            cfg.Logger,
-		clock:          cfg.Clock,
-		ids:            ids,
-		pool:           pool,
-		queue:          make(chan *pgPublish, cfg.QueueSize),
-		stopBackground: stopBackground,
-		writerDone:     make(chan struct{}),
+		cfg:   cfg,
+		log:   cfg.Logger,
+		clock: cfg.Clock,
+		ids:   ids,
+		pool:  pool,
 	}
-	go s.runWriter()
-	s.background.Add(1)
-	go s.runSweeper(bgCtx)
+	s.reader = newPGReader(s)
+	s.writer = newWriter(cfg.QueueSize, cfg.BatchMax, pgBatchDrafts, s.commitBatch, cfg.OnCommit)
+	s.start(s.runWriter, sweeper(cfg.SweepInterval, s.log, s.sweepNow))
 	return s, nil
 }
 
@@ -315,10 +278,6 @@ func migrationLockID(schema string) int64 {
 // advisory lock (goose's Postgres session locker) on one connection so that
 // nodes starting at once apply each migration exactly once.
 func migratePostgres(ctx context.Context, pool *pgxpool.Pool, schema string, log *slog.Logger) error {
-	fsys, err := fs.Sub(postgresMigrations, "migrations/postgres")
-	if err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
-	}
 	locker, err := lock.NewPostgresSessionLocker(
 		lock.WithLockID(migrationLockID(schema)),
 		lock.WithLockTimeout(pgMigrateLockPeriodS, pgMigrateLockFailures),
@@ -329,22 +288,8 @@ func migratePostgres(ctx context.Context, pool *pgxpool.Pool, schema string, log
 	}
 	db := stdlib.OpenDBFromPool(pool) // closing it leaves the pool open
 	defer db.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys,
-		goose.WithDisableGlobalRegistry(true),
-		goose.WithSessionLocker(locker),
-		goose.WithSlog(log),
-	)
-	if err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
-	}
-	res, err := p.Up(ctx)
-	if err != nil {
-		return fmt.Errorf("store: migrate: %w", classifyPG(err))
-	}
-	for _, r := range res {
-		log.Info("store: migration applied", "version", r.Source.Version, "path", r.Source.Path, "duration", r.Duration)
-	}
-	return nil
+	return migrate(ctx, goose.DialectPostgres, db, postgresMigrations, "migrations/postgres", log, classifyPG,
+		goose.WithSessionLocker(locker))
 }
 
 // Ping runs a query.
@@ -365,14 +310,7 @@ func (s *Postgres) Ping(ctx context.Context) error {
 // always returns nil.
 func (s *Postgres) Close() error {
 	s.closeOnce.Do(func() {
-		s.stopBackground()
-		s.background.Wait()
-
-		s.mu.Lock()
-		s.closed = true
-		close(s.queue)
-		s.mu.Unlock()
-		<-s.writerDone
+		s.stop(func() { close(s.queue) })
 		s.inflight.Wait()
 		s.pool.Close()
 	})
@@ -384,11 +322,8 @@ func (s *Postgres) Close() error {
 func (s *Postgres) enter(ctx context.Context) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.closed {
-		return ErrClosed
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	if err := entryErr(ctx, s.closed); err != nil {
+		return err
 	}
 	s.inflight.Add(1)
 	return nil
@@ -416,6 +351,22 @@ func (s *Postgres) inTx(ctx context.Context, retry func(error) bool, fn func(pgx
 			return classifyPG(err)
 		}
 	}
+}
+
+// inTxValue is inTx, without a retry predicate, for a function that
+// returns a value: the value of its last, committed run.
+func inTxValue[T any](ctx context.Context, s *Postgres, fn func(pgx.Tx) (T, error)) (T, error) {
+	var v T
+	err := s.inTx(ctx, nil, func(tx pgx.Tx) error {
+		var err error
+		v, err = fn(tx)
+		return err
+	})
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return v, nil
 }
 
 // retryDelay is a short jittered backoff before running a transaction again.

@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/heraldhq/herald/internal/notification"
+	"github.com/heraldhq/herald/internal/testkit"
 )
 
 // pgProxy is an in-process toxiproxy in front of the test server.
@@ -219,13 +220,8 @@ func waitPublish(t *testing.T, pub func(time.Duration, PublishRequest) (PublishR
 	})
 }
 
+// waitFor polls ok until it holds, for up to 20 s.
 func waitFor(t *testing.T, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatal("no recovery after 20s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.Eventually(t, 20*time.Second, ok, "recovery")
 }

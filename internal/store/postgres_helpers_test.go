@@ -2,101 +2,22 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
-	"fmt"
-	"os"
-	"os/user"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/heraldhq/herald/internal/testkit"
 )
 
-// PostgreSQL tests run against a real server: HERALD_TEST_POSTGRES_URL, or
-// the local one (127.0.0.1:5432, trust auth, database "test") as user
-// postgres or as the current user. Each test gets its own schema, dropped
-// when it ends. Without a server the tests skip loudly, or fail when
-// CI=true.
-
-var pgProbe struct {
-	once sync.Once
-	url  string
-	err  error
-}
-
-func pgCandidateURLs() []string {
-	if u := os.Getenv("HERALD_TEST_POSTGRES_URL"); u != "" {
-		return []string{u}
-	}
-	urls := []string{"postgres://postgres@127.0.0.1:5432/test?sslmode=disable"}
-	if u, err := user.Current(); err == nil && u.Username != "postgres" {
-		urls = append(urls, fmt.Sprintf("postgres://%s@127.0.0.1:5432/test?sslmode=disable", u.Username))
-	}
-	return urls
-}
-
-// postgresURL returns the URL of the test server, or skips (fails with
-// CI=true) when there is none.
-func postgresURL(t testing.TB) string {
-	t.Helper()
-	pgProbe.once.Do(func() {
-		var errs []error
-		for _, u := range pgCandidateURLs() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			conn, err := pgx.Connect(ctx, u)
-			if err == nil {
-				err = conn.Ping(ctx)
-				_ = conn.Close(ctx)
-			}
-			cancel()
-			if err == nil {
-				pgProbe.url = u
-				return
-			}
-			errs = append(errs, err)
-		}
-		pgProbe.err = errors.Join(errs...)
-	})
-	if pgProbe.err != nil {
-		msg := fmt.Sprintf("PostgreSQL is not reachable (set HERALD_TEST_POSTGRES_URL): %v", pgProbe.err)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip("!!! SKIPPING POSTGRESQL TEST !!! " + msg)
-	}
-	return pgProbe.url
-}
-
-// pgAdmin runs statements on a connection of its own.
-func pgAdmin(t testing.TB, sqls ...string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, postgresURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	for _, q := range sqls {
-		if _, err := conn.Exec(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-}
-
-// newPGSchema creates an empty schema dropped when the test ends.
-func newPGSchema(t testing.TB) string {
-	t.Helper()
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "herald_test_" + hex.EncodeToString(b)
-	pgAdmin(t, "CREATE SCHEMA "+schema)
-	t.Cleanup(func() { pgAdmin(t, "DROP SCHEMA "+schema+" CASCADE") })
-	return schema
-}
+// PostgreSQL tests run against the test server of testkit.PostgresURL;
+// without one they skip loudly, or fail when CI=true. The engine tests
+// reach it through these names.
+var (
+	postgresURL = testkit.PostgresURL    // the test server's URL
+	newPGSchema = testkit.PostgresSchema // an empty schema dropped when the test ends
+)
 
 // pgSchemas is a set of schemas that tests of one parent test reuse:
 // migrating a new schema costs far more than emptying a used one. The
@@ -110,7 +31,7 @@ type pgSchemas struct {
 // newPGSchemas returns a schema set whose schemas are dropped when t ends.
 func newPGSchemas(t *testing.T) *pgSchemas {
 	t.Helper()
-	postgresURL(t)
+	testkit.PostgresURL(t)
 	p := &pgSchemas{}
 	var all []string
 	var mu sync.Mutex
@@ -118,14 +39,12 @@ func newPGSchemas(t *testing.T) *pgSchemas {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, s := range all {
-			pgAdmin(t, "DROP SCHEMA IF EXISTS "+s+" CASCADE")
+			testkit.PostgresExec(t, "DROP SCHEMA IF EXISTS "+s+" CASCADE")
 		}
 	})
 	p.create = func(t testing.TB) string {
-		b := make([]byte, 6)
-		_, _ = rand.Read(b)
-		schema := "herald_test_" + hex.EncodeToString(b)
-		pgAdmin(t, "CREATE SCHEMA "+schema)
+		schema := testkit.UniqueName("herald_test_")
+		testkit.PostgresExec(t, "CREATE SCHEMA "+schema)
 		mu.Lock()
 		all = append(all, schema)
 		mu.Unlock()
@@ -161,7 +80,7 @@ func (p *pgSchemas) get(t testing.TB) string {
 func pgEmptySchema(t testing.TB, schema string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, postgresURL(t))
+	conn, err := pgx.Connect(ctx, testkit.PostgresURL(t))
 	if err != nil {
 		t.Log(err)
 		return false
@@ -207,24 +126,16 @@ func (p *pgSchemas) open(t testing.TB, cfg PostgresConfig) *Postgres {
 func openTestPostgres(t testing.TB, cfg PostgresConfig) *Postgres {
 	t.Helper()
 	if cfg.URL == "" {
-		cfg.URL = postgresURL(t)
+		cfg.URL = testkit.PostgresURL(t)
 	}
 	if cfg.Schema == "" {
-		cfg.Schema = newPGSchema(t)
+		cfg.Schema = testkit.PostgresSchema(t)
 	}
 	if cfg.MaxConns == 0 {
 		cfg.MaxConns = 4
 	}
 	s, err := OpenPostgres(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return s
+	return mustOpen(t, s, err)
 }
 
 // postgresUnderTest is the PostgreSQL engine with the test hooks the

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
-	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -99,11 +98,17 @@ func (s *Postgres) lockVisible(ctx context.Context, tx pgx.Tx, r notification.Re
 	return out, nil
 }
 
-// committed hands the event of a committed state change to OnCommit.
-func (s *Postgres) committed(ev *notification.Event) {
-	if ev != nil && s.cfg.OnCommit != nil {
-		s.cfg.OnCommit([]*notification.Event{ev})
+// stateChange runs fn, the read-state change op, in a transaction and
+// hands its event, once committed, to OnCommit.
+func (s *Postgres) stateChange(ctx context.Context, op string, fn func(tx pgx.Tx) (Change, error)) (Change, error) {
+	c, err := inTxValue(ctx, s, fn)
+	if err != nil {
+		return Change{}, fmt.Errorf("store: %s: %w", op, classifyPG(err))
 	}
+	if c.Event != nil && s.cfg.OnCommit != nil {
+		s.cfg.OnCommit([]*notification.Event{c.Event})
+	}
+	return c, nil
 }
 
 // MarkRead implements Store. An empty ids list is ErrInvalid; malformed ids
@@ -125,17 +130,9 @@ func (s *Postgres) MarkRead(ctx context.Context, r notification.Recipient, ids [
 	if len(want) == 0 {
 		return Change{}, fmt.Errorf("store: mark read: %w", ErrNotFound)
 	}
-	var c Change
-	err := s.inTx(ctx, nil, func(tx pgx.Tx) error {
-		var err error
-		c, err = s.markReadTx(ctx, tx, r, want)
-		return err
+	return s.stateChange(ctx, "mark read", func(tx pgx.Tx) (Change, error) {
+		return s.markReadTx(ctx, tx, r, want)
 	})
-	if err != nil {
-		return Change{}, fmt.Errorf("store: mark read: %w", classifyPG(err))
-	}
-	s.committed(c.Event)
-	return c, nil
 }
 
 func (s *Postgres) markReadTx(ctx context.Context, tx pgx.Tx, r notification.Recipient, want []string) (Change, error) {
@@ -252,24 +249,14 @@ func (s *Postgres) finishChange(ctx context.Context, tx pgx.Tx, r notification.R
 		b.Queue(`UPDATE user_streams SET unread = unread + $3 WHERE tenant = $1 AND user_id = $2`, r.Tenant, r.User, unreadDelta)
 	}
 	queueSeen(&b, r, seen)
-	var c Change
+	var unread int64
 	b.Queue(pgUnreadSQL, r.Tenant, r.User, roleKey(r.Role)).QueryRow(func(row pgx.Row) error {
-		return row.Scan(&c.Unread)
+		return row.Scan(&unread)
 	})
 	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
 		return Change{}, err
 	}
-	c.IDs = ids
-	if len(ids) > 0 || always {
-		c.Event = &notification.Event{
-			Kind:   kind,
-			Tenant: r.Tenant,
-			User:   r.User,
-			IDs:    slices.Clone(ids), // the event is shared; Change.IDs is the caller's
-			Unread: c.Unread,
-		}
-	}
-	return c, nil
+	return newChange(r, ids, unread, kind, always), nil
 }
 
 // queueSeen queues the receipt_counts increments of r (sorted by key).
@@ -298,17 +285,9 @@ func (s *Postgres) MarkAllRead(ctx context.Context, r notification.Recipient) (C
 		return Change{}, fmt.Errorf("store: mark all read: %w", err)
 	}
 	defer s.inflight.Done()
-	var c Change
-	err := s.inTx(ctx, nil, func(tx pgx.Tx) error {
-		var err error
-		c, err = s.markAllReadTx(ctx, tx, r)
-		return err
+	return s.stateChange(ctx, "mark all read", func(tx pgx.Tx) (Change, error) {
+		return s.markAllReadTx(ctx, tx, r)
 	})
-	if err != nil {
-		return Change{}, fmt.Errorf("store: mark all read: %w", classifyPG(err))
-	}
-	s.committed(c.Event)
-	return c, nil
 }
 
 func (s *Postgres) markAllReadTx(ctx context.Context, tx pgx.Tx, r notification.Recipient) (Change, error) {
@@ -361,7 +340,7 @@ func (s *Postgres) markAllReadTx(ctx context.Context, tx pgx.Tx, r notification.
 	}
 	c.IDs = nil
 	if explicit+total > 0 {
-		c.Event = &notification.Event{Kind: notification.EventRead, Tenant: r.Tenant, User: r.User, All: true, Unread: c.Unread}
+		c.Event = allReadEvent(r, c.Unread)
 	}
 	return c, nil
 }
@@ -375,17 +354,9 @@ func (s *Postgres) Delete(ctx context.Context, r notification.Recipient, id stri
 	if !notification.ValidID(id) {
 		return Change{}, fmt.Errorf("store: delete: %w", ErrNotFound)
 	}
-	var c Change
-	err := s.inTx(ctx, nil, func(tx pgx.Tx) error {
-		var err error
-		c, err = s.deleteTx(ctx, tx, r, id)
-		return err
+	return s.stateChange(ctx, "delete", func(tx pgx.Tx) (Change, error) {
+		return s.deleteTx(ctx, tx, r, id)
 	})
-	if err != nil {
-		return Change{}, fmt.Errorf("store: delete: %w", classifyPG(err))
-	}
-	s.committed(c.Event)
-	return c, nil
 }
 
 func (s *Postgres) deleteTx(ctx context.Context, tx pgx.Tx, r notification.Recipient, id string) (Change, error) {

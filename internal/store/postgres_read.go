@@ -1,22 +1,20 @@
 package store
 
 import (
+	"bytes"
 	"context"
-	"fmt"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/heraldhq/herald/internal/notification"
 )
 
-// Reads run on the pool without a transaction. Each statement sees one
-// committed snapshot. Since and List run two statements (explicit and
-// broadcast component) that may see different snapshots; that is safe
-// because each component is complete up to its own snapshot (positions are
-// assigned under counter-row locks held until commit, so they become
-// visible in order) and callers track each component separately.
+// Reads run on the pool without a transaction, each statement on one
+// committed snapshot (see read.go for the read path both engines share).
+// Positions are assigned under counter-row locks held until commit, so
+// they become visible in order.
 
-// pgNotificationCols are the notification columns scanned by scanPGItems,
+// pgNotificationCols are the notification columns scanned by queryItems,
 // after the item's seq and read flag.
 const pgNotificationCols = `n.id, n.tenant, n.audience_kind, n.audience_role, n.type, n.title, n.body, n.data, n.created_at, n.expires_at`
 
@@ -82,118 +80,30 @@ type pgQuerier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// Since implements Store.
-func (s *Postgres) Since(ctx context.Context, r notification.Recipient, pos notification.Position, limit int) ([]notification.Item, bool, error) {
-	if err := s.enterRecipient(ctx, r); err != nil {
-		return nil, false, fmt.Errorf("store: since: %w", err)
-	}
-	defer s.inflight.Done()
-	if pos.User < 0 || pos.Tenant < 0 {
-		return nil, false, fmt.Errorf("store: since: %w: negative position", ErrInvalid)
-	}
-	limit = sinceLimit(limit)
-	now := s.clock().UnixMilli()
-	explicit, err := queryPGItems(ctx, s.pool, pgSinceExplicitSQL, r.Tenant, r.User, pos.User, now, limit+1)
-	if err != nil {
-		return nil, false, fmt.Errorf("store: since: %w", classifyPG(err))
-	}
-	broadcast, err := queryPGItems(ctx, s.pool, pgSinceBroadcastSQL, r.User, r.Tenant, pos.Tenant, r.Role, now, limit+1)
-	if err != nil {
-		return nil, false, fmt.Errorf("store: since: %w", classifyPG(err))
-	}
-	more := len(explicit)+len(broadcast) > limit
-	items := mergeItems(explicit, broadcast, limit, func(a, b *notification.Item) bool {
-		if !a.CreatedAt.Equal(b.CreatedAt) {
-			return a.CreatedAt.Before(b.CreatedAt)
-		}
-		return a.ID < b.ID
-	})
-	return items, more, nil
+// pgReadSQL are the read statements of the PostgreSQL engine.
+var pgReadSQL = readSQL{
+	sinceExplicit:       pgSinceExplicitSQL,
+	sinceBroadcast:      pgSinceBroadcastSQL,
+	listExplicit:        pgListExplicitSQL,
+	listExplicitUnread:  pgListExplicitUnreadSQL,
+	listBroadcast:       pgListBroadcastSQL,
+	listBroadcastUnread: pgListBroadcastUnreadSQL,
+	head:                pgHeadSQL,
+	headUnread:          pgHeadUnreadSQL,
+	unread:              pgUnreadSQL,
 }
 
-// Head implements Store.
-func (s *Postgres) Head(ctx context.Context, r notification.Recipient) (notification.Position, error) {
-	if err := s.enterRecipient(ctx, r); err != nil {
-		return notification.Position{}, fmt.Errorf("store: head: %w", err)
+// newPGReader is the read side of s: reads run on the pool, as direct
+// operations.
+func newPGReader(s *Postgres) reader {
+	return reader{
+		readSQL:     &pgReadSQL,
+		rows:        pgRows{s.pool},
+		clock:       s.clock,
+		enterRead:   s.enterRecipient,
+		exitRead:    s.inflight.Done,
+		classifyErr: classifyPG,
 	}
-	defer s.inflight.Done()
-	var p notification.Position
-	if err := s.pool.QueryRow(ctx, pgHeadSQL, r.Tenant, r.User).Scan(&p.User, &p.Tenant); err != nil {
-		return notification.Position{}, fmt.Errorf("store: head: %w", classifyPG(err))
-	}
-	return p, nil
-}
-
-// HeadUnread implements Store.
-func (s *Postgres) HeadUnread(ctx context.Context, r notification.Recipient) (notification.Position, int64, error) {
-	if err := s.enterRecipient(ctx, r); err != nil {
-		return notification.Position{}, 0, fmt.Errorf("store: head: %w", err)
-	}
-	defer s.inflight.Done()
-	var (
-		p notification.Position
-		n int64
-	)
-	if err := s.pool.QueryRow(ctx, pgHeadUnreadSQL, r.Tenant, r.User, roleKey(r.Role)).Scan(&p.User, &p.Tenant, &n); err != nil {
-		return notification.Position{}, 0, fmt.Errorf("store: head: %w", classifyPG(err))
-	}
-	return p, n, nil
-}
-
-// List implements Store.
-func (s *Postgres) List(ctx context.Context, r notification.Recipient, q ListQuery) (Page, error) {
-	if err := s.enterRecipient(ctx, r); err != nil {
-		return Page{}, fmt.Errorf("store: list: %w", err)
-	}
-	defer s.inflight.Done()
-	before := beforeEnd
-	if q.Before != "" {
-		if !notification.ValidID(q.Before) {
-			return Page{}, fmt.Errorf("store: list: %w: malformed before id", ErrInvalid)
-		}
-		before = q.Before
-	}
-	limit := listLimit(q.Limit)
-	now := s.clock().UnixMilli()
-	explicitSQL, broadcastSQL := pgListExplicitSQL, pgListBroadcastSQL
-	if q.UnreadOnly {
-		explicitSQL, broadcastSQL = pgListExplicitUnreadSQL, pgListBroadcastUnreadSQL
-	}
-	explicit, err := queryPGItems(ctx, s.pool, explicitSQL, r.Tenant, r.User, before, now, limit+1)
-	if err != nil {
-		return Page{}, fmt.Errorf("store: list: %w", classifyPG(err))
-	}
-	broadcast, err := queryPGItems(ctx, s.pool, broadcastSQL, r.User, r.Tenant, before, r.Role, now, limit+1)
-	if err != nil {
-		return Page{}, fmt.Errorf("store: list: %w", classifyPG(err))
-	}
-	var p Page
-	p.Items = mergeItems(explicit, broadcast, limit, func(a, b *notification.Item) bool {
-		return a.ID > b.ID
-	})
-	if len(explicit)+len(broadcast) > limit {
-		p.Next = p.Items[len(p.Items)-1].ID
-	}
-	return p, nil
-}
-
-// UnreadCount implements Store. It reads counters only.
-func (s *Postgres) UnreadCount(ctx context.Context, r notification.Recipient) (int64, error) {
-	if err := s.enterRecipient(ctx, r); err != nil {
-		return 0, fmt.Errorf("store: unread count: %w", err)
-	}
-	defer s.inflight.Done()
-	n, err := pgUnreadCount(ctx, s.pool, r)
-	if err != nil {
-		return 0, fmt.Errorf("store: unread count: %w", classifyPG(err))
-	}
-	return n, nil
-}
-
-func pgUnreadCount(ctx context.Context, q pgQuerier, r notification.Recipient) (int64, error) {
-	var n int64
-	err := q.QueryRow(ctx, pgUnreadSQL, r.Tenant, r.User, roleKey(r.Role)).Scan(&n)
-	return n, err
 }
 
 // enterRecipient is the entry check of every operation on r's stream. On
@@ -202,20 +112,26 @@ func (s *Postgres) enterRecipient(ctx context.Context, r notification.Recipient)
 	if err := s.enter(ctx); err != nil {
 		return err
 	}
-	err := validateRecipient(r)
-	if err == nil && hasNUL(r.Tenant, r.User, r.Role) {
-		err = fmt.Errorf("%w: recipient contains NUL", ErrInvalid)
-	}
+	err := validateRecipient(r) // which excludes NUL, which PostgreSQL cannot store
 	if err != nil {
 		s.inflight.Done()
 	}
 	return err
 }
 
-// queryPGItems runs an item query whose columns are seq, read, then
+// pgRows runs read statements on q: the pool or a transaction.
+type pgRows struct{ q pgQuerier }
+
+var _ rowReader = pgRows{}
+
+func (q pgRows) queryRow(ctx context.Context, query string, args ...any) scanner {
+	return q.q.QueryRow(ctx, query, args...)
+}
+
+// queryItems runs an item query whose columns are seq, read, then
 // pgNotificationCols.
-func queryPGItems(ctx context.Context, q pgQuerier, query string, args ...any) ([]notification.Item, error) {
-	rows, err := q.Query(ctx, query, args...)
+func (q pgRows) queryItems(ctx context.Context, query string, args ...any) ([]notification.Item, error) {
+	rows, err := q.q.Query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -231,16 +147,8 @@ func queryPGItems(ctx context.Context, q pgQuerier, query string, args ...any) (
 	_, err = pgx.ForEachRow(rows, []any{&it.Seq, &it.Read, &it.ID, &it.Tenant, &akind, &role,
 		&it.Type, &it.Title, &it.Body, &data, &createdMS, &expiresMS}, func() error {
 		item := it
-		// Audience.Users is not stored: a recipient never learns who else
-		// received an explicit notification.
-		item.Audience = notification.Audience{Kind: notification.AudienceKind(akind), Role: role}
-		if len(data) > 0 {
-			item.Data = append([]byte(nil), data...)
-		}
-		item.CreatedAt = fromMillis(createdMS)
-		if expiresMS != nil {
-			item.ExpiresAt = fromMillis(*expiresMS)
-		}
+		// data is only valid until the next row: copy it.
+		completeItem(&item, notification.AudienceKind(akind), role, bytes.Clone(data), createdMS, expiresMS)
 		items = append(items, item)
 		return nil
 	})

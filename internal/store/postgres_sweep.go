@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -12,29 +11,6 @@ import (
 	"github.com/heraldhq/herald/internal/notification"
 	"github.com/heraldhq/herald/internal/revocation"
 )
-
-// runSweeper is the sweeper goroutine: every SweepInterval it removes
-// expired notifications and stale idempotency records. It returns when ctx
-// (cancelled by Close) ends.
-func (s *Postgres) runSweeper(ctx context.Context) {
-	defer s.background.Done()
-	t := time.NewTicker(s.cfg.SweepInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		n, err := s.sweepNow(ctx)
-		switch {
-		case err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed):
-			s.log.Warn("store: sweep failed", "swept", n, "err", err)
-		case n > 0:
-			s.log.Debug("store: swept expired notifications", "swept", n)
-		}
-	}
-}
 
 // sweepNow removes every notification expired at the store's clock time,
 // fixing the counters that include it, and purges idempotency records older
@@ -53,25 +29,18 @@ func (s *Postgres) sweepNow(ctx context.Context) (int, error) {
 	}); err != nil {
 		return 0, fmt.Errorf("store: sweep: idempotency: %w", classifyPG(err))
 	}
-	total := 0
-	for {
-		var res sweepResult
-		err := s.inTx(ctx, nil, func(tx pgx.Tx) error {
-			var err error
-			res, err = sweepTx(ctx, tx, now.UnixMilli())
-			return err
+	return sweepBatches(func() (int, error) {
+		res, err := inTxValue(ctx, s, func(tx pgx.Tx) (sweepResult, error) {
+			return sweepTx(ctx, tx, now.UnixMilli())
 		})
 		if err != nil {
-			return total, fmt.Errorf("store: sweep: %w", classifyPG(err))
+			return 0, fmt.Errorf("store: sweep: %w", classifyPG(err))
 		}
 		if len(res.events) > 0 && s.cfg.OnCommit != nil {
 			s.cfg.OnCommit(res.events)
 		}
-		total += res.n
-		if res.n < sweepBatch {
-			return total, nil
-		}
-	}
+		return res.n, nil
+	})
 }
 
 // sweepTx deletes up to sweepBatch notifications expired at now and takes
@@ -139,22 +108,9 @@ func sweepTx(ctx context.Context, tx pgx.Tx, now int64) (sweepResult, error) {
 
 	// Counters, in lock order; the rows exist (they were incremented).
 	var b pgx.Batch
-	if len(totals) > 0 {
-		ks := sortedKeys(totals, comparePair)
-		ts, as, ns := make([]string, len(ks)), make([]string, len(ks)), make([]int64, len(ks))
-		for i, k := range ks {
-			ts[i], as[i], ns[i] = k[0], k[1], totals[k]
-		}
-		b.Queue(`INSERT INTO audience_totals (tenant, audience_key, total)
-			SELECT * FROM unnest($1::text[], $2::text[], $3::int8[]) AS c(t, a, n) ORDER BY c.t COLLATE "C", c.a COLLATE "C"
-			ON CONFLICT (tenant, audience_key) DO UPDATE SET total = audience_totals.total + excluded.total`, ts, as, ns)
-	}
+	queueAudienceTotals(&b, totals)
 	if len(unread) > 0 {
-		ks := sortedKeys(unread, comparePair)
-		ts, us, ns := make([]string, len(ks)), make([]string, len(ks)), make([]int64, len(ks))
-		for i, k := range ks {
-			ts[i], us[i], ns[i] = k[0], k[1], unread[k]
-		}
+		ts, us, ns := pairColumns(unread)
 		b.Queue(`INSERT INTO user_streams (tenant, user_id, seq, unread)
 			SELECT c.t, c.u, 0, c.n FROM unnest($1::text[], $2::text[], $3::int8[]) AS c(t, u, n) ORDER BY c.t COLLATE "C", c.u COLLATE "C"
 			ON CONFLICT (tenant, user_id) DO UPDATE SET unread = user_streams.unread + excluded.unread`, ts, us, ns)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"slices"
@@ -73,18 +74,9 @@ func testPGConcurrentMigrations(t *testing.T, p *pgSchemas) {
 	const n = 4
 	stores := make([]*Postgres, n)
 	errs := make([]error, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			stores[i], errs[i] = OpenPostgres(context.Background(), PostgresConfig{URL: url, Schema: schema, MaxConns: 3})
-		}()
-	}
-	close(start)
-	wg.Wait()
+	runTogether(n, func(i int) {
+		stores[i], errs[i] = OpenPostgres(context.Background(), PostgresConfig{URL: url, Schema: schema, MaxConns: 3})
+	})
 	for i, s := range stores {
 		if s != nil {
 			t.Cleanup(func() { _ = s.Close() })
@@ -131,105 +123,71 @@ func testPGCommitOrderAcrossNodes(t *testing.T, p *pgSchemas) {
 	users := []string{"u0", "u1", "u2", "u3", "u4"}
 	const perNode, requests = 3, 25
 
-	var (
-		mu   sync.Mutex
-		want = map[string]map[string]bool{} // user → ids
-		done atomic.Bool
-	)
+	var recipients []notification.Recipient
 	for _, u := range users {
-		want[u] = map[string]bool{}
+		recipients = append(recipients, rcp("o", u, ""))
 	}
-	got := make([]map[string]bool, len(users))
-	var readers sync.WaitGroup
-	for i, u := range users {
+	pub := newPublished(recipients...)
+	got := make([]map[string]bool, len(recipients))
+	read := func(i int, publishersDone func() bool) {
+		r := recipients[i]
 		got[i] = map[string]bool{}
-		readers.Add(1)
-		go func() {
-			defer readers.Done()
-			r := rcp("o", u, "")
-			var pos notification.Position
-			for polls := 0; ; polls++ {
-				finished := done.Load()
-				s := nodes[polls%len(nodes)]
-				items, more, err := s.Since(context.Background(), r, pos, 20)
-				if err != nil {
-					t.Errorf("since %s: %v", u, err)
-					return
-				}
-				next := pos
-				for _, it := range items {
-					c := &next.User
-					if it.Audience.Broadcast() {
-						c = &next.Tenant
-					}
-					if it.Seq != *c+1 {
-						t.Errorf("reader %s at %v: seq %d (kind %v) after %d: a later position became visible first",
-							u, pos, it.Seq, it.Audience.Kind, *c)
-						return
-					}
-					*c = it.Seq
-					got[i][it.ID] = true
-				}
-				pos = next
-				if !more && finished {
-					return
-				}
+		var pos notification.Position
+		for polls := 0; ; polls++ {
+			finished := publishersDone()
+			s := nodes[polls%len(nodes)]
+			items, more, err := s.Since(context.Background(), r, pos, 20)
+			if err != nil {
+				t.Errorf("since %s: %v", r.User, err)
+				return
 			}
-		}()
-	}
-
-	var pubs sync.WaitGroup
-	for n, s := range nodes {
-		for p := range perNode {
-			pubs.Add(1)
-			go func() {
-				defer pubs.Done()
-				rng := rand.New(rand.NewPCG(uint64(n), uint64(p)))
-				for range requests {
-					var drafts []notification.Draft
-					for range 1 + rng.IntN(3) {
-						if rng.IntN(4) == 0 {
-							drafts = append(drafts, toTenant("o"))
-							continue
-						}
-						us := slices.Clone(users)
-						rng.Shuffle(len(us), func(i, j int) { us[i], us[j] = us[j], us[i] })
-						drafts = append(drafts, toUsers("o", us[:1+rng.IntN(len(us))]...))
-					}
-					res, err := s.Publish(context.Background(), PublishRequest{Drafts: drafts})
-					if err != nil {
-						t.Errorf("node %d publish: %v", n, err)
-						return
-					}
-					mu.Lock()
-					for i, d := range drafts {
-						for _, u := range users {
-							if d.Audience.Kind == notification.AudienceTenant || slices.Contains(d.Audience.Users, u) {
-								want[u][res.IDs[i]] = true
-							}
-						}
-					}
-					mu.Unlock()
+			next := pos
+			for _, it := range items {
+				c := &next.User
+				if it.Audience.Broadcast() {
+					c = &next.Tenant
 				}
-			}()
+				if it.Seq != *c+1 {
+					t.Errorf("reader %s at %v: seq %d (kind %v) after %d: a later position became visible first",
+						r.User, pos, it.Seq, it.Audience.Kind, *c)
+					return
+				}
+				*c = it.Seq
+				got[i][it.ID] = true
+			}
+			pos = next
+			if !more && finished {
+				return
+			}
 		}
 	}
-	pubs.Wait()
-	done.Store(true)
-	readers.Wait()
-	if t.Failed() {
+	publishRandom := func(j int) {
+		n, p := j/perNode, j%perNode // publisher p of node n
+		rng := rand.New(rand.NewPCG(uint64(n), uint64(p)))
+		for range requests {
+			var drafts []notification.Draft
+			for range 1 + rng.IntN(3) {
+				if rng.IntN(4) == 0 {
+					drafts = append(drafts, toTenant("o"))
+					continue
+				}
+				us := slices.Clone(users)
+				rng.Shuffle(len(us), func(i, j int) { us[i], us[j] = us[j], us[i] })
+				drafts = append(drafts, toUsers("o", us[:1+rng.IntN(len(us))]...))
+			}
+			if !pub.publish(t, nodes[n], drafts) {
+				return
+			}
+		}
+	}
+	if !readWhilePublishing(t, len(recipients), read, len(nodes)*perNode, publishRandom) {
 		return
 	}
-	for i, u := range users {
-		if len(got[i]) != len(want[u]) {
-			t.Fatalf("reader %s saw %d items, %d published", u, len(got[i]), len(want[u]))
+	for i, r := range recipients {
+		if saw, want := slices.Sorted(maps.Keys(got[i])), pub.sortedIDs(r); !slices.Equal(saw, want) {
+			t.Fatalf("reader %s saw %d items, %d published", r.User, len(saw), len(want))
 		}
-		for id := range want[u] {
-			if !got[i][id] {
-				t.Fatalf("reader %s missed %s", u, id)
-			}
-		}
-		checkCounts(t, nodes[i%len(nodes)], rcp("o", u, ""))
+		checkCounts(t, nodes[i%len(nodes)], r)
 	}
 	var batches, reqs, deadlocks int64
 	for _, s := range nodes {
@@ -248,47 +206,7 @@ func testPGCommitOrderAcrossNodes(t *testing.T, p *pgSchemas) {
 func testPGIdempotencyAcrossNodes(t *testing.T, p *pgSchemas) {
 	nodes := openNodes(t, p, 2, PostgresConfig{})
 	req := PublishRequest{Scope: "s", Key: "same", RequestHash: "h", Drafts: []notification.Draft{toUsers("t", "a"), toRole("t", "admin")}}
-	const n = 50
-	results := make([]PublishResult, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			var err error
-			if results[i], err = nodes[i%2].Publish(context.Background(), req); err != nil {
-				t.Errorf("publish %d: %v", i, err)
-			}
-		}()
-	}
-	close(start)
-	wg.Wait()
-	if t.Failed() {
-		return
-	}
-	fresh := 0
-	for _, r := range results {
-		if !r.Replayed {
-			fresh++
-		}
-		if !slices.Equal(r.IDs, results[0].IDs) {
-			t.Fatalf("ids differ: %v vs %v", r.IDs, results[0].IDs)
-		}
-	}
-	if fresh != 1 {
-		t.Fatalf("%d requests were not replays, want 1", fresh)
-	}
-	a := rcp("t", "a", "admin")
-	for _, s := range nodes {
-		if got := len(sinceAll(t, s, a, notification.Position{}, 0)); got != 2 {
-			t.Fatalf("a has %d items, want 2", got)
-		}
-		if got := checkCounts(t, s, a); got != 2 {
-			t.Fatalf("a unread %d, want 2", got)
-		}
-	}
+	checkIdempotentRace(t, []Store{nodes[0], nodes[1]}, req, rcp("t", "a", "admin"))
 	bad := req
 	bad.RequestHash = "other"
 	_, err := nodes[1].Publish(context.Background(), bad)
@@ -335,26 +253,8 @@ func testPGConcurrentStateChanges(t *testing.T, p *pgSchemas) {
 				var err error
 				switch op := rng.IntN(10); {
 				case op < 4 || w < 3:
-					var drafts []notification.Draft
-					for range 1 + rng.IntN(4) {
-						var d notification.Draft
-						switch rng.IntN(4) {
-						case 0:
-							d = toTenant("x")
-						case 1:
-							d = toRole("x", []string{"admin", "user"}[rng.IntN(2)])
-						default:
-							us := slices.Clone(users)
-							rng.Shuffle(len(us), func(i, j int) { us[i], us[j] = us[j], us[i] })
-							d = toUsers("x", us[:1+rng.IntN(len(us))]...)
-						}
-						if rng.IntN(3) == 0 {
-							d.ExpiresAt = clk.Now().Add(time.Duration(1+rng.IntN(5)) * time.Second)
-						}
-						drafts = append(drafts, d)
-					}
 					var res PublishResult
-					res, err = s.Publish(ctx, PublishRequest{Drafts: drafts})
+					res, err = s.Publish(ctx, PublishRequest{Drafts: randomExpiringDrafts(rng, clk, users)})
 					if err == nil {
 						mu.Lock()
 						all = append(all, res.IDs...)
@@ -404,6 +304,31 @@ func testPGConcurrentStateChanges(t *testing.T, p *pgSchemas) {
 			checkCounts(t, nodes[i%len(nodes)], rcpt(u))
 		}
 	}
+}
+
+// randomExpiringDrafts are one to four drafts to tenant "x": to the
+// tenant, to the role admin or user, or to some of users in random order;
+// a third of them expire within 5 s of clk.
+func randomExpiringDrafts(rng *rand.Rand, clk *testClock, users []string) []notification.Draft {
+	var drafts []notification.Draft
+	for range 1 + rng.IntN(4) {
+		var d notification.Draft
+		switch rng.IntN(4) {
+		case 0:
+			d = toTenant("x")
+		case 1:
+			d = toRole("x", []string{"admin", "user"}[rng.IntN(2)])
+		default:
+			us := slices.Clone(users)
+			rng.Shuffle(len(us), func(i, j int) { us[i], us[j] = us[j], us[i] })
+			d = toUsers("x", us[:1+rng.IntN(len(us))]...)
+		}
+		if rng.IntN(3) == 0 {
+			d.ExpiresAt = clk.Now().Add(time.Duration(1+rng.IntN(5)) * time.Second)
+		}
+		drafts = append(drafts, d)
+	}
+	return drafts
 }
 
 // testPGUnavailable: an exhausted pool or a server that does not
@@ -550,73 +475,22 @@ func testPGGroupCommit(t *testing.T, p *pgSchemas) {
 	}
 }
 
-// testPGReopen: everything committed survives Close and OpenPostgres.
+// testPGReopen: everything committed survives Close and OpenPostgres, and
+// ids keep increasing even if the clock went backwards meanwhile.
 func testPGReopen(t *testing.T, p *pgSchemas) {
-	ctx := context.Background()
 	schema := p.get(t)
 	clk := newTestClock()
-	s, err := OpenPostgres(ctx, PostgresConfig{URL: postgresURL(t), Schema: schema, Clock: clk.Now, MaxConns: 2})
+	s, err := OpenPostgres(context.Background(), PostgresConfig{URL: postgresURL(t), Schema: schema, Clock: clk.Now, MaxConns: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := rcp("t", "a", "admin")
-	res := publish(t, s, toUsers("t", "a", "b"), toRole("t", "admin"), toTenant("t"))
-	if _, err := s.MarkRead(ctx, a, res.IDs[:1]); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Delete(ctx, a, res.IDs[2]); err != nil {
-		t.Fatal(err)
-	}
-	key := PublishRequest{Scope: "s", Key: "k", RequestHash: "h", Drafts: []notification.Draft{toUsers("t", "a")}}
-	first, err := s.Publish(ctx, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	before := listAll(t, s, a, false)
-	head, _ := s.Head(ctx, a)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	clk.Advance(-time.Hour)
-	s2 := p.open(t, PostgresConfig{Schema: schema, Clock: clk.Now})
-	after := listAll(t, s2, a, false)
-	if !slices.EqualFunc(before, after, func(x, y notification.Item) bool {
-		return x.ID == y.ID && x.Read == y.Read && x.Seq == y.Seq && x.Title == y.Title && x.CreatedAt.Equal(y.CreatedAt)
-	}) {
-		t.Fatalf("after reopen %v, before %v", ids(after), ids(before))
-	}
-	if h, err := s2.Head(ctx, a); err != nil || h != head {
-		t.Fatalf("head %v, %v; want %v", h, err, head)
-	}
-	if got := checkCounts(t, s2, a); got != 2 {
-		t.Fatalf("unread %d", got)
-	}
-	again, err := s2.Publish(ctx, key)
-	if err != nil || !again.Replayed || !slices.Equal(again.IDs, first.IDs) {
-		t.Fatalf("replay after reopen: %+v, %v", again, err)
-	}
-	next := publish(t, s2, toTenant("t"))
-	if next.IDs[0] <= first.IDs[0] || next.Events[0].TenantSeq != 3 {
-		t.Fatalf("after reopen id %s (last %s), tenant seq %d", next.IDs[0], first.IDs[0], next.Events[0].TenantSeq)
-	}
+	checkReopen(t, s, clk, func() Store { return p.open(t, PostgresConfig{Schema: schema, Clock: clk.Now}) })
 }
 
 // testPGSweeper: the background sweeper runs on its own.
 func testPGSweeper(t *testing.T, p *pgSchemas) {
 	clk := newTestClock()
-	s := p.open(t, PostgresConfig{Clock: clk.Now, SweepInterval: 5 * time.Millisecond})
-	d := toUsers("t", "a")
-	d.ExpiresAt = clk.Now().Add(time.Second)
-	publish(t, s, d)
-	clk.Advance(time.Minute)
-	deadline := time.Now().Add(10 * time.Second)
-	for unread(t, s, rcp("t", "a", "")) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("sweeper did not run")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	checkSweeperRuns(t, p.open(t, PostgresConfig{Clock: clk.Now, SweepInterval: 5 * time.Millisecond}), clk)
 }
 
 func testPGRevocations(t *testing.T, p *pgSchemas) {

@@ -47,6 +47,15 @@ type pgPublish struct {
 	fresh bool
 }
 
+// The writer's view of a request (see writeRequest): a request weighs its
+// drafts against pgBatchDrafts, so a batch holds at most pgBatchDrafts
+// drafts unless it is a single larger request.
+func (p *pgPublish) callerContext() context.Context      { return p.ctx }
+func (p *pgPublish) weight() int                         { return len(p.req.Drafts) }
+func (p *pgPublish) commitErr() error                    { return p.err }
+func (p *pgPublish) commitEvents() []*notification.Event { return p.res.Events }
+func (p *pgPublish) answer(err error)                    { p.done <- err }
+
 // idemRecord is an idempotency record: the request hash and the ids.
 type idemRecord struct {
 	hash string
@@ -58,11 +67,8 @@ type idemKey struct{ scope, key string }
 // Publish validates req, then hands it to the writer and waits for the
 // commit of the batch it joins.
 func (s *Postgres) Publish(ctx context.Context, req PublishRequest) (PublishResult, error) {
-	if s.isClosed() {
-		return PublishResult{}, fmt.Errorf("store: publish: %w", ErrClosed)
-	}
-	if err := ctx.Err(); err != nil {
-		return PublishResult{}, fmt.Errorf("store: publish: %w: %w", ErrUnavailable, err)
+	if err := entryErr(ctx, s.isClosed()); err != nil {
+		return PublishResult{}, fmt.Errorf("store: publish: %w", err)
 	}
 	if err := validateRequest(&req); err != nil {
 		return PublishResult{}, fmt.Errorf("store: publish: %w", err)
@@ -95,39 +101,21 @@ func (s *Postgres) Publish(ctx context.Context, req PublishRequest) (PublishResu
 func (s *Postgres) prepare(p *pgPublish) error {
 	drafts := p.req.Drafts
 	p.now = s.clock()
-	created := fromMillis(p.now.UnixMilli())
 	p.ids = make([]string, len(drafts))
 	p.events = make([]*notification.Event, len(drafts))
 	p.data = make([]*string, len(drafts))
 	p.users = make([][]string, len(drafts))
 	for i := range drafts {
 		d := &drafts[i]
-		id, err := s.ids.next(p.now)
+		n, err := newNotification(s.ids, d, p.now)
 		if err != nil {
 			return err
 		}
-		data, err := normalizeData(d.Data)
-		if err != nil { // validated before; defensive
-			return fmt.Errorf("%w: %w", ErrInvalid, err)
-		}
-		n := &notification.Notification{
-			ID:        id,
-			Tenant:    d.Tenant,
-			Audience:  notification.Audience{Kind: d.Audience.Kind, Role: d.Audience.Role},
-			Type:      d.Type,
-			Title:     d.Title,
-			Body:      d.Body,
-			CreatedAt: created,
-		}
-		if data != nil {
-			str := string(data)
+		if n.Data != nil {
+			str := string(n.Data)
 			p.data[i] = &str
-			n.Data = []byte(str)
 		}
-		if !d.ExpiresAt.IsZero() {
-			n.ExpiresAt = fromMillis(d.ExpiresAt.UnixMilli())
-		}
-		p.ids[i] = id
+		p.ids[i] = n.ID
 		p.events[i] = &notification.Event{Kind: notification.EventNotification, Tenant: d.Tenant, Notification: n}
 		if !d.Audience.Broadcast() {
 			p.users[i] = distinctUsers(d.Audience.Users)
@@ -150,14 +138,15 @@ func (s *Postgres) isClosed() bool {
 }
 
 // validatePGRequest rejects what PostgreSQL cannot store although the
-// engine-neutral validation accepts it: NUL characters in text.
+// engine-neutral validation accepts it: NUL characters in text. (The rules
+// for identifiers and types already exclude them.)
 func validatePGRequest(req *PublishRequest) error {
 	if hasNUL(req.Scope, req.Key, req.RequestHash) {
 		return fmt.Errorf("%w: idempotency scope, key or hash contains NUL", ErrInvalid)
 	}
 	for i := range req.Drafts {
 		d := &req.Drafts[i]
-		if hasNUL(d.Tenant, d.Audience.Role, d.Type, d.Title, d.Body) || hasNUL(d.Audience.Users...) || bytes.IndexByte(d.Data, 0) >= 0 {
+		if hasNUL(d.Title, d.Body) || bytes.IndexByte(d.Data, 0) >= 0 {
 			return fmt.Errorf("%w: draft %d: text contains NUL, which PostgreSQL cannot store", ErrInvalid, i)
 		}
 	}
@@ -177,95 +166,10 @@ func hasNUL(ss ...string) bool {
 func (s *Postgres) enqueue(ctx context.Context, p *pgPublish) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.closed {
-		return ErrClosed
+	if err := entryErr(ctx, s.closed); err != nil {
+		return err
 	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
-	select {
-	case s.queue <- p:
-		return nil
-	default:
-	}
-	select {
-	case s.queue <- p:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("%w: writer queue full: %w", ErrUnavailable, ctx.Err())
-	}
-}
-
-// runWriter is the writer goroutine: it takes one request, drains up to
-// BatchMax-1 more that are already queued (and at most pgBatchDrafts drafts
-// in all), and commits them in one transaction. It returns when the queue
-// is closed and drained.
-func (s *Postgres) runWriter() {
-	defer close(s.writerDone)
-	batch := make([]*pgPublish, 0, s.cfg.BatchMax)
-	live := make([]*pgPublish, 0, s.cfg.BatchMax)
-	var next *pgPublish // a request that did not fit the previous batch
-	for {
-		p := next
-		next = nil
-		if p == nil {
-			var ok bool
-			if p, ok = <-s.queue; !ok {
-				return
-			}
-		}
-		batch = append(batch[:0], p)
-		drafts := len(p.req.Drafts)
-	drain:
-		for len(batch) < s.cfg.BatchMax && drafts < pgBatchDrafts {
-			select {
-			case r, ok := <-s.queue:
-				if !ok {
-					break drain
-				}
-				if drafts+len(r.req.Drafts) > pgBatchDrafts {
-					next = r
-					break drain
-				}
-				batch = append(batch, r)
-				drafts += len(r.req.Drafts)
-			default:
-				break drain
-			}
-		}
-		live = live[:0]
-		for _, r := range batch {
-			if err := r.ctx.Err(); err != nil {
-				r.done <- fmt.Errorf("%w: %w", ErrUnavailable, err)
-				continue
-			}
-			live = append(live, r)
-		}
-		if len(live) > 0 {
-			if s.testHookBatch != nil {
-				s.testHookBatch(len(live))
-			}
-			s.commitBatch(live)
-			s.batches.Add(1)
-			s.batchReq.Add(int64(len(live)))
-			if s.cfg.OnCommit != nil {
-				var evs []*notification.Event
-				for _, r := range live {
-					if r.err == nil {
-						evs = append(evs, r.res.Events...)
-					}
-				}
-				if len(evs) > 0 {
-					s.cfg.OnCommit(evs)
-				}
-			}
-			for _, r := range live {
-				r.done <- r.err
-			}
-		}
-		clear(batch)
-		clear(live)
-	}
+	return s.enqueueWait(ctx, p)
 }
 
 // batchContext is the context of a batch transaction: it ends after
@@ -297,6 +201,9 @@ func (s *Postgres) batchContext(reqs []*pgPublish) (context.Context, context.Can
 // neither the database being unavailable nor a deadlock, one request may be
 // at fault: each is then run in a transaction of its own.
 func (s *Postgres) commitBatch(reqs []*pgPublish) {
+	if s.testHookBatch != nil {
+		s.testHookBatch(len(reqs))
+	}
 	ctx, cancel := s.batchContext(reqs)
 	defer cancel()
 	err := s.inTx(ctx, isIdemVanished, func(tx pgx.Tx) error { return s.publishTx(ctx, tx, reqs) })
@@ -578,22 +485,9 @@ func bumpCounters(ctx context.Context, tx pgx.Tx, tenants map[string]int64, tota
 			return err
 		})
 	}
-	if len(totals) > 0 {
-		ks := sortedKeys(totals, comparePair)
-		ts, as, ns := make([]string, len(ks)), make([]string, len(ks)), make([]int64, len(ks))
-		for i, k := range ks {
-			ts[i], as[i], ns[i] = k[0], k[1], totals[k]
-		}
-		b.Queue(`INSERT INTO audience_totals (tenant, audience_key, total)
-			SELECT * FROM unnest($1::text[], $2::text[], $3::int8[]) AS c(t, a, n) ORDER BY c.t COLLATE "C", c.a COLLATE "C"
-			ON CONFLICT (tenant, audience_key) DO UPDATE SET total = audience_totals.total + excluded.total`, ts, as, ns)
-	}
+	queueAudienceTotals(&b, totals)
 	if len(users) > 0 {
-		ks := sortedKeys(users, comparePair)
-		ts, us, ns := make([]string, len(ks)), make([]string, len(ks)), make([]int64, len(ks))
-		for i, k := range ks {
-			ts[i], us[i], ns[i] = k[0], k[1], users[k]
-		}
+		ts, us, ns := pairColumns(users)
 		b.Queue(`INSERT INTO user_streams (tenant, user_id, seq, unread)
 			SELECT c.t, c.u, c.n, c.n FROM unnest($1::text[], $2::text[], $3::int8[]) AS c(t, u, n) ORDER BY c.t COLLATE "C", c.u COLLATE "C"
 			ON CONFLICT (tenant, user_id) DO UPDATE
@@ -625,6 +519,29 @@ func comparePair(a, b [2]string) int {
 		return c
 	}
 	return strings.Compare(a[1], b[1])
+}
+
+// queueAudienceTotals queues the addition of totals (by tenant and
+// audience key) to the audience totals, in lock order.
+func queueAudienceTotals(b *pgx.Batch, totals map[[2]string]int64) {
+	if len(totals) == 0 {
+		return
+	}
+	ts, as, ns := pairColumns(totals)
+	b.Queue(`INSERT INTO audience_totals (tenant, audience_key, total)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::int8[]) AS c(t, a, n) ORDER BY c.t COLLATE "C", c.a COLLATE "C"
+		ON CONFLICT (tenant, audience_key) DO UPDATE SET total = audience_totals.total + excluded.total`, ts, as, ns)
+}
+
+// pairColumns returns m's keys and values as three columns, sorted by key
+// (the lock order).
+func pairColumns(m map[[2]string]int64) (first, second []string, values []int64) {
+	ks := sortedKeys(m, comparePair)
+	first, second, values = make([]string, len(ks)), make([]string, len(ks)), make([]int64, len(ks))
+	for i, k := range ks {
+		first[i], second[i], values[i] = k[0], k[1], m[k]
+	}
+	return first, second, values
 }
 
 func sortedKeys[K comparable, V any](m map[K]V, cmp func(a, b K) int) []K {

@@ -1,16 +1,15 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,7 +28,6 @@ const (
 	DefaultSQLitePath      = "herald.db"
 	DefaultSQLiteBatchMax  = 512
 	DefaultSQLiteQueueSize = 4096
-	DefaultSweepInterval   = time.Minute
 
 	// sqliteReadConns is the size of the read pool.
 	sqliteReadConns = 4
@@ -83,27 +81,11 @@ type SQLiteConfig struct {
 
 // withDefaults returns c with every zero field set to its default.
 func (c SQLiteConfig) withDefaults() SQLiteConfig {
-	if c.Path == "" {
-		c.Path = DefaultSQLitePath
-	}
-	if c.BatchMax == 0 {
-		c.BatchMax = DefaultSQLiteBatchMax
-	}
-	if c.QueueSize == 0 {
-		c.QueueSize = DefaultSQLiteQueueSize
-	}
-	if c.Clock == nil {
-		c.Clock = time.Now
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.SweepInterval == 0 {
-		c.SweepInterval = DefaultSweepInterval
-	}
-	if c.synchronous == "" {
-		c.synchronous = "FULL"
-	}
+	c.Path = cmp.Or(c.Path, DefaultSQLitePath)
+	c.BatchMax = cmp.Or(c.BatchMax, DefaultSQLiteBatchMax)
+	c.QueueSize = cmp.Or(c.QueueSize, DefaultSQLiteQueueSize)
+	c.synchronous = cmp.Or(c.synchronous, "FULL")
+	c.Clock, c.Logger, c.SweepInterval = sharedDefaults(c.Clock, c.Logger, c.SweepInterval)
 	return c
 }
 
@@ -116,19 +98,8 @@ func (c SQLiteConfig) Validate() error {
 	if c.Path == ":memory:" || strings.HasPrefix(c.Path, "file:") {
 		errs = append(errs, fmt.Errorf("path %q: want a plain file path", c.Path))
 	}
-	if c.BatchMax < 0 {
-		errs = append(errs, fmt.Errorf("batch max %d < 0", c.BatchMax))
-	}
-	if c.QueueSize < 0 {
-		errs = append(errs, fmt.Errorf("queue size %d < 0", c.QueueSize))
-	}
-	if c.SweepInterval < 0 {
-		errs = append(errs, fmt.Errorf("sweep interval %v < 0", c.SweepInterval))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("store: sqlite config: %w", err)
-	}
-	return nil
+	errs = append(errs, validateShared(c.BatchMax, c.QueueSize, c.SweepInterval)...)
+	return configError("sqlite", errs)
 }
 
 // SQLite is the SQLite engine of Store. All writes, including read-state
@@ -149,36 +120,26 @@ type SQLite struct {
 	// wstmts are the writer's prepared statements (see wtx); used by the
 	// writer goroutine only, closed by Close after it has returned.
 	wstmts map[string]*sql.Stmt
-	rdb    *sql.DB        // the read pool; safe for concurrent use
-	reads  readStmts      // the read pool's prepared statements
-	cdb    *sql.DB        // the checkpointer's connection
-	queue  chan *writeReq // closed by Close under mu
+	rdb    *sql.DB   // the read pool; safe for concurrent use
+	reads  readStmts // the read pool's prepared statements
+	reader           // the read methods of Store, on reads
+	cdb    *sql.DB   // the checkpointer's connection
+	// The writer: its queue (closed by Close under mu) and its statistics.
+	writer[*writeReq]
 	// committed gets a token (non-blocking send) after each commit; the
 	// checkpointer takes it.
 	committed chan struct{}
 
-	// mu guards closed against the close of queue: senders hold it for
-	// reading while they send, Close takes it for writing to close queue.
-	mu     sync.RWMutex
-	closed bool // guarded by mu
+	// Starts and stops the writer and the background goroutines (sweeper,
+	// checkpointer); its mu and closed guard the writer's queue.
+	lifecycle
 	// isClosed mirrors closed for the read path, which does not need mu.
 	isClosed atomic.Bool
 
-	// Writer statistics: batches committed (or failed) and the requests run
-	// in them. Written by the writer goroutine, read by anyone.
-	batches  atomic.Int64
-	batchReq atomic.Int64
 	// checkpoints counts the checkpointer's successful checkpoints.
 	checkpoints atomic.Int64
 
-	// Background goroutines (sweeper, checkpointer): stopped by Close
-	// through stopBackground, before the writer.
-	stopBackground context.CancelFunc // static
-	background     sync.WaitGroup
-	writerDone     chan struct{} // closed when the writer goroutine returns
-
-	closeOnce sync.Once
-	closeErr  error // set inside closeOnce
+	closeErr error // set inside closeOnce
 }
 
 var _ Store = (*SQLite)(nil)
@@ -260,26 +221,22 @@ func OpenSQLite(ctx context.Context, cfg SQLiteConfig) (_ *SQLite, err error) {
 		return nil, err
 	}
 
-	bgCtx, stopBackground := context.WithCancel(context.Background())
 	s := &SQLite{
-		cfg:            cfg,
-		log:            cfg.Logger,
-		clock:          cfg.Clock,
-		ids:            ids,
-		wdb:            wdb,
-		rdb:            rdb,
-		wstmts:         make(map[string]*sql.Stmt),
-		reads:          readStmts{db: rdb},
-		cdb:            cdb,
-		queue:          make(chan *writeReq, cfg.QueueSize),
-		committed:      make(chan struct{}, 1),
-		stopBackground: stopBackground,
-		writerDone:     make(chan struct{}),
+		cfg:       cfg,
+		log:       cfg.Logger,
+		clock:     cfg.Clock,
+		ids:       ids,
+		wdb:       wdb,
+		rdb:       rdb,
+		wstmts:    make(map[string]*sql.Stmt),
+		reads:     readStmts{db: rdb},
+		cdb:       cdb,
+		committed: make(chan struct{}, 1),
 	}
-	go s.runWriter()
-	s.background.Add(2)
-	go s.runSweeper(bgCtx)
-	go s.runCheckpointer(bgCtx)
+	s.reader = newSQLiteReader(s)
+	s.writer = newWriter(cfg.QueueSize, cfg.BatchMax, sqliteBatchBudget, s.commitBatch, cfg.OnCommit)
+	s.writer.afterCommit = s.wakeCheckpointer
+	s.start(s.runWriter, sweeper(cfg.SweepInterval, s.log, s.sweepNow), s.runCheckpointer)
 	return s, nil
 }
 
@@ -303,25 +260,7 @@ func openSQLiteDB(ctx context.Context, path string, params url.Values, conns int
 
 // migrateSQLite applies the embedded migrations.
 func migrateSQLite(ctx context.Context, db *sql.DB, log *slog.Logger) error {
-	fsys, err := fs.Sub(sqliteMigrations, "migrations/sqlite")
-	if err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
-	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys,
-		goose.WithDisableGlobalRegistry(true),
-		goose.WithSlog(log),
-	)
-	if err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
-	}
-	res, err := p.Up(ctx)
-	if err != nil {
-		return fmt.Errorf("store: migrate: %w", classify(err))
-	}
-	for _, r := range res {
-		log.Info("store: migration applied", "version", r.Source.Version, "path", r.Source.Path, "duration", r.Duration)
-	}
-	return nil
+	return migrate(ctx, goose.DialectSQLite3, db, sqliteMigrations, "migrations/sqlite", log, classify)
 }
 
 // Ping runs a query on the read pool.
@@ -341,15 +280,10 @@ func (s *SQLite) Ping(ctx context.Context) error {
 // databases. It is idempotent; later calls return the first call's result.
 func (s *SQLite) Close() error {
 	s.closeOnce.Do(func() {
-		s.stopBackground()
-		s.background.Wait()
-
-		s.mu.Lock()
-		s.closed = true
-		s.isClosed.Store(true)
-		close(s.queue)
-		s.mu.Unlock()
-		<-s.writerDone
+		s.stop(func() {
+			s.isClosed.Store(true)
+			close(s.queue)
+		})
 
 		s.reads.close()
 		for _, st := range s.wstmts {
@@ -364,13 +298,7 @@ func (s *SQLite) Close() error {
 
 // readable is the entry check of the read path.
 func (s *SQLite) readable(ctx context.Context) error {
-	if s.isClosed.Load() {
-		return ErrClosed
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
-	return nil
+	return entryErr(ctx, s.isClosed.Load())
 }
 
 // classify wraps err with ErrUnavailable when it is transient or

@@ -17,7 +17,6 @@ const checkpointInterval = 250 * time.Millisecond
 // blocks the writer or readers. It returns when ctx (cancelled by Close)
 // ends.
 func (s *SQLite) runCheckpointer(ctx context.Context) {
-	defer s.background.Done()
 	for {
 		select {
 		case <-ctx.Done():

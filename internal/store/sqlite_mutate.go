@@ -23,7 +23,7 @@ import (
 // MarkRead implements Store. An empty ids list is ErrInvalid; malformed ids
 // are treated as not found.
 func (s *SQLite) MarkRead(ctx context.Context, r notification.Recipient, ids []string) (Change, error) {
-	if err := s.writeArgs(ctx, r); err != nil {
+	if err := s.enterRecipient(ctx, r); err != nil {
 		return Change{}, fmt.Errorf("store: mark read: %w", err)
 	}
 	if len(ids) == 0 {
@@ -117,7 +117,7 @@ func (s *SQLite) markReadTx(ctx context.Context, tx *wtx, r notification.Recipie
 // MarkAllRead implements Store. It also marks expired notifications that
 // the sweeper has not removed yet, so the unread count is zero afterwards.
 func (s *SQLite) MarkAllRead(ctx context.Context, r notification.Recipient) (Change, error) {
-	if err := s.writeArgs(ctx, r); err != nil {
+	if err := s.enterRecipient(ctx, r); err != nil {
 		return Change{}, fmt.Errorf("store: mark all read: %w", err)
 	}
 	return submit(s, ctx, "mark all read", func(ctx context.Context, tx *wtx) (Change, error) {
@@ -126,14 +126,10 @@ func (s *SQLite) MarkAllRead(ctx context.Context, r notification.Recipient) (Cha
 }
 
 func (s *SQLite) markAllReadTx(ctx context.Context, tx *wtx, r notification.Recipient) (Change, error) {
-	res, err := tx.ExecContext(ctx,
+	explicit, err := execCount(ctx, tx,
 		`UPDATE inbox SET read = 1 WHERE tenant = ? AND user_id = ? AND read = 0`, r.Tenant, r.User)
 	if err != nil {
-		return Change{}, classify(err)
-	}
-	explicit, err := res.RowsAffected()
-	if err != nil {
-		return Change{}, classify(err)
+		return Change{}, err
 	}
 	if explicit > 0 {
 		if err := addUnread(ctx, tx, r, -explicit); err != nil {
@@ -146,7 +142,7 @@ func (s *SQLite) markAllReadTx(ctx context.Context, tx *wtx, r notification.Reci
 		keys = append(keys, notification.Audience{Kind: notification.AudienceRole, Role: r.Role})
 	}
 	for _, a := range keys {
-		res, err := tx.ExecContext(ctx,
+		n, err := execCount(ctx, tx,
 			`INSERT INTO receipts (tenant, user_id, notification_id, audience_key, read, deleted)
 			 SELECT n.tenant, ?, n.id, ?, 1, 0 FROM notifications n
 			 WHERE n.tenant = ? AND n.tenant_seq IS NOT NULL AND n.audience_kind = ? AND n.audience_role = ?
@@ -154,11 +150,7 @@ func (s *SQLite) markAllReadTx(ctx context.Context, tx *wtx, r notification.Reci
 			                   WHERE x.tenant = n.tenant AND x.user_id = ? AND x.notification_id = n.id)`,
 			r.User, a.Key(), r.Tenant, int(a.Kind), a.Role, r.User)
 		if err != nil {
-			return Change{}, classify(err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return Change{}, classify(err)
+			return Change{}, err
 		}
 		if n > 0 {
 			if err := addSeen(ctx, tx, r, a.Key(), n); err != nil {
@@ -167,20 +159,20 @@ func (s *SQLite) markAllReadTx(ctx context.Context, tx *wtx, r notification.Reci
 		}
 		total += n
 	}
-	unread, err := unreadCount(ctx, tx, r)
+	unread, err := readUnread(ctx, sqlRows{tx}, &sqliteReadSQL, r)
 	if err != nil {
 		return Change{}, classify(err)
 	}
 	c := Change{Unread: unread}
 	if total > 0 {
-		c.Event = &notification.Event{Kind: notification.EventRead, Tenant: r.Tenant, User: r.User, All: true, Unread: unread}
+		c.Event = allReadEvent(r, unread)
 	}
 	return c, nil
 }
 
 // Delete implements Store.
 func (s *SQLite) Delete(ctx context.Context, r notification.Recipient, id string) (Change, error) {
-	if err := s.writeArgs(ctx, r); err != nil {
+	if err := s.enterRecipient(ctx, r); err != nil {
 		return Change{}, fmt.Errorf("store: delete: %w", err)
 	}
 	if !notification.ValidID(id) {
@@ -244,35 +236,27 @@ func (s *SQLite) deleteTx(ctx context.Context, tx *wtx, r notification.Recipient
 	return s.change(ctx, tx, r, []string{id}, notification.EventDeleted, true)
 }
 
-// writeArgs is the entry check of every read-state change.
-func (s *SQLite) writeArgs(ctx context.Context, r notification.Recipient) error {
-	if s.isClosed.Load() {
-		return ErrClosed
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
-	return validateRecipient(r)
-}
-
 // change builds the result of a read-state change with r's unread count
 // after it; the event is nil when ids is empty (nothing changed).
 func (s *SQLite) change(ctx context.Context, tx *wtx, r notification.Recipient, ids []string, kind notification.EventKind, always bool) (Change, error) {
-	unread, err := unreadCount(ctx, tx, r)
+	unread, err := readUnread(ctx, sqlRows{tx}, &sqliteReadSQL, r)
 	if err != nil {
 		return Change{}, classify(err)
 	}
-	c := Change{IDs: ids, Unread: unread}
-	if len(ids) > 0 || always {
-		c.Event = &notification.Event{
-			Kind:   kind,
-			Tenant: r.Tenant,
-			User:   r.User,
-			IDs:    slices.Clone(ids), // the event is shared; Change.IDs is the caller's
-			Unread: unread,
-		}
+	return newChange(r, ids, unread, kind, always), nil
+}
+
+// execCount runs a statement and returns the number of rows it changed.
+func execCount(ctx context.Context, tx *wtx, query string, args ...any) (int64, error) {
+	res, err := tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, classify(err)
 	}
-	return c, nil
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, classify(err)
+	}
+	return n, nil
 }
 
 // visible describes a notification r can see.

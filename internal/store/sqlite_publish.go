@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -15,11 +14,8 @@ import (
 // Publish validates req, then hands it to the writer and waits for the
 // commit of the batch it joins.
 func (s *SQLite) Publish(ctx context.Context, req PublishRequest) (PublishResult, error) {
-	if s.isClosed.Load() {
-		return PublishResult{}, fmt.Errorf("store: publish: %w", ErrClosed)
-	}
-	if err := ctx.Err(); err != nil {
-		return PublishResult{}, fmt.Errorf("store: publish: %w: %w", ErrUnavailable, err)
+	if err := entryErr(ctx, s.isClosed.Load()); err != nil {
+		return PublishResult{}, fmt.Errorf("store: publish: %w", err)
 	}
 	if err := validateRequest(&req); err != nil {
 		return PublishResult{}, fmt.Errorf("store: publish: %w", err)
@@ -83,32 +79,17 @@ func (s *SQLite) publishTx(ctx context.Context, tx *wtx, req *PublishRequest) (P
 // tenant sequence and audience total (broadcast) or one inbox row and
 // counter bump per distinct user (explicit).
 func (s *SQLite) insertDraft(ctx context.Context, tx *wtx, d *notification.Draft, now time.Time) (*notification.Event, error) {
-	id, err := s.ids.next(now)
+	n, err := newNotification(s.ids, d, now)
 	if err != nil {
 		return nil, err
 	}
-	data, err := normalizeData(d.Data)
-	if err != nil { // validated before; defensive
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	n := &notification.Notification{
-		ID:        id,
-		Tenant:    d.Tenant,
-		Audience:  notification.Audience{Kind: d.Audience.Kind, Role: d.Audience.Role},
-		Type:      d.Type,
-		Title:     d.Title,
-		Body:      d.Body,
-		Data:      bytes.Clone(data),
-		CreatedAt: fromMillis(now.UnixMilli()),
-	}
+	id := n.ID
 	var dataArg, expiresArg any
-	if data != nil {
-		dataArg = string(data)
+	if n.Data != nil {
+		dataArg = string(n.Data)
 	}
-	if !d.ExpiresAt.IsZero() {
-		ms := d.ExpiresAt.UnixMilli()
-		n.ExpiresAt = fromMillis(ms)
-		expiresArg = ms
+	if !n.ExpiresAt.IsZero() {
+		expiresArg = n.ExpiresAt.UnixMilli()
 	}
 	ev := &notification.Event{Kind: notification.EventNotification, Tenant: d.Tenant, Notification: n}
 

@@ -3,19 +3,16 @@ package store
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"sync"
 
 	"github.com/heraldhq/herald/internal/notification"
 )
 
-// Reads run on the query-only pool without a transaction. Each statement
-// sees one committed snapshot. Since and List run two statements (explicit
-// and broadcast component) that may see different snapshots; that is safe
-// because each component is complete up to its own snapshot (positions are
-// assigned in commit order) and callers track each component separately.
+// Reads run on the query-only pool without a transaction, each statement
+// on one committed snapshot (see read.go for the read path both engines
+// share).
 
-// notificationCols are the notification columns scanned by scanItem, after
+// notificationCols are the notification columns scanned by queryItems, after
 // the item's seq and read flag.
 const notificationCols = `n.id, n.tenant, n.audience_kind, n.audience_role, n.type, n.title, n.body, n.data, n.created_at, n.expires_at`
 
@@ -84,131 +81,53 @@ const (
 		- COALESCE((SELECT seen FROM receipt_counts WHERE tenant = ?1 AND user_id = ?2 AND audience_key = ?3), 0)`
 )
 
-// Since implements Store.
-func (s *SQLite) Since(ctx context.Context, r notification.Recipient, pos notification.Position, limit int) ([]notification.Item, bool, error) {
-	if err := s.readArgs(ctx, r); err != nil {
-		return nil, false, fmt.Errorf("store: since: %w", err)
-	}
-	if pos.User < 0 || pos.Tenant < 0 {
-		return nil, false, fmt.Errorf("store: since: %w: negative position", ErrInvalid)
-	}
-	limit = sinceLimit(limit)
-	now := s.clock().UnixMilli()
-	explicit, err := queryItems(ctx, &s.reads, sinceExplicitSQL,
-		r.Tenant, r.User, pos.User, now, limit+1)
-	if err != nil {
-		return nil, false, fmt.Errorf("store: since: %w", classify(err))
-	}
-	broadcast, err := queryItems(ctx, &s.reads, sinceBroadcastSQL,
-		r.User, r.Tenant, pos.Tenant, r.Role, now, limit+1)
-	if err != nil {
-		return nil, false, fmt.Errorf("store: since: %w", classify(err))
-	}
-	more := len(explicit)+len(broadcast) > limit
-	items := mergeItems(explicit, broadcast, limit, func(a, b *notification.Item) bool {
-		if !a.CreatedAt.Equal(b.CreatedAt) {
-			return a.CreatedAt.Before(b.CreatedAt)
-		}
-		return a.ID < b.ID
-	})
-	return items, more, nil
+// sqliteReadSQL are the read statements of the SQLite engine.
+var sqliteReadSQL = readSQL{
+	sinceExplicit:       sinceExplicitSQL,
+	sinceBroadcast:      sinceBroadcastSQL,
+	listExplicit:        listExplicitSQL,
+	listExplicitUnread:  listExplicitUnreadSQL,
+	listBroadcast:       listBroadcastSQL,
+	listBroadcastUnread: listBroadcastUnreadSQL,
+	head:                headSQL,
+	headUnread:          headUnreadSQL,
+	unread:              unreadSQL,
 }
 
-// Head implements Store.
-func (s *SQLite) Head(ctx context.Context, r notification.Recipient) (notification.Position, error) {
-	if err := s.readArgs(ctx, r); err != nil {
-		return notification.Position{}, fmt.Errorf("store: head: %w", err)
+// newSQLiteReader is the read side of s: reads run on the query-only pool.
+func newSQLiteReader(s *SQLite) reader {
+	return reader{
+		readSQL:     &sqliteReadSQL,
+		rows:        sqlRows{&s.reads},
+		clock:       s.clock,
+		enterRead:   s.enterRecipient,
+		exitRead:    func() {},
+		classifyErr: classify,
 	}
-	var p notification.Position
-	if err := s.reads.QueryRowContext(ctx, headSQL, r.Tenant, r.User).Scan(&p.User, &p.Tenant); err != nil {
-		return notification.Position{}, fmt.Errorf("store: head: %w", classify(err))
-	}
-	return p, nil
 }
 
-// HeadUnread implements Store.
-func (s *SQLite) HeadUnread(ctx context.Context, r notification.Recipient) (notification.Position, int64, error) {
-	if err := s.readArgs(ctx, r); err != nil {
-		return notification.Position{}, 0, fmt.Errorf("store: head: %w", err)
-	}
-	var (
-		p notification.Position
-		n int64
-	)
-	if err := s.reads.QueryRowContext(ctx, headUnreadSQL, r.Tenant, r.User, roleKey(r.Role)).Scan(&p.User, &p.Tenant, &n); err != nil {
-		return notification.Position{}, 0, fmt.Errorf("store: head: %w", classify(err))
-	}
-	return p, n, nil
-}
-
-// List implements Store.
-func (s *SQLite) List(ctx context.Context, r notification.Recipient, q ListQuery) (Page, error) {
-	if err := s.readArgs(ctx, r); err != nil {
-		return Page{}, fmt.Errorf("store: list: %w", err)
-	}
-	before := beforeEnd
-	if q.Before != "" {
-		if !notification.ValidID(q.Before) {
-			return Page{}, fmt.Errorf("store: list: %w: malformed before id", ErrInvalid)
-		}
-		before = q.Before
-	}
-	limit := listLimit(q.Limit)
-	now := s.clock().UnixMilli()
-	explicitSQL, broadcastSQL := listExplicitSQL, listBroadcastSQL
-	if q.UnreadOnly {
-		explicitSQL, broadcastSQL = listExplicitUnreadSQL, listBroadcastUnreadSQL
-	}
-	explicit, err := queryItems(ctx, &s.reads, explicitSQL,
-		r.Tenant, r.User, before, now, limit+1)
-	if err != nil {
-		return Page{}, fmt.Errorf("store: list: %w", classify(err))
-	}
-	broadcast, err := queryItems(ctx, &s.reads, broadcastSQL,
-		r.User, r.Tenant, before, r.Role, now, limit+1)
-	if err != nil {
-		return Page{}, fmt.Errorf("store: list: %w", classify(err))
-	}
-	var p Page
-	p.Items = mergeItems(explicit, broadcast, limit, func(a, b *notification.Item) bool {
-		return a.ID > b.ID
-	})
-	if len(explicit)+len(broadcast) > limit {
-		p.Next = p.Items[len(p.Items)-1].ID
-	}
-	return p, nil
-}
-
-// UnreadCount implements Store. It reads counters only.
-func (s *SQLite) UnreadCount(ctx context.Context, r notification.Recipient) (int64, error) {
-	if err := s.readArgs(ctx, r); err != nil {
-		return 0, fmt.Errorf("store: unread count: %w", err)
-	}
-	n, err := unreadCount(ctx, &s.reads, r)
-	if err != nil {
-		return 0, fmt.Errorf("store: unread count: %w", classify(err))
-	}
-	return n, nil
-}
-
-func unreadCount(ctx context.Context, q querier, r notification.Recipient) (int64, error) {
-	var n int64
-	err := q.QueryRowContext(ctx, unreadSQL, r.Tenant, r.User, roleKey(r.Role)).Scan(&n)
-	return n, err
-}
-
-// readArgs is the entry check of every read.
-func (s *SQLite) readArgs(ctx context.Context, r notification.Recipient) error {
+// enterRecipient is the entry check of every operation on r's stream.
+func (s *SQLite) enterRecipient(ctx context.Context, r notification.Recipient) error {
 	if err := s.readable(ctx); err != nil {
 		return err
 	}
 	return validateRecipient(r)
 }
 
+// sqlRows runs read statements on q: the read pool's statements, or the
+// writer's transaction.
+type sqlRows struct{ q querier }
+
+var _ rowReader = sqlRows{}
+
+func (q sqlRows) queryRow(ctx context.Context, query string, args ...any) scanner {
+	return q.q.QueryRowContext(ctx, query, args...)
+}
+
 // queryItems runs an item query whose columns are seq, read, then
 // notificationCols.
-func queryItems(ctx context.Context, q querier, query string, args ...any) ([]notification.Item, error) {
-	rows, err := q.QueryContext(ctx, query, args...)
+func (q sqlRows) queryItems(ctx context.Context, query string, args ...any) ([]notification.Item, error) {
+	rows, err := q.q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -229,16 +148,11 @@ func queryItems(ctx context.Context, q querier, query string, args ...any) ([]no
 			return nil, err
 		}
 		it.Read = read != 0
-		// Audience.Users is not stored: a recipient never learns who else
-		// received an explicit notification.
-		it.Audience = notification.Audience{Kind: notification.AudienceKind(akind), Role: role}
-		if len(data) > 0 {
-			it.Data = data
-		}
-		it.CreatedAt = fromMillis(createdMS)
+		var expires *int64
 		if expiresMS.Valid {
-			it.ExpiresAt = fromMillis(expiresMS.Int64)
+			expires = &expiresMS.Int64
 		}
+		completeItem(&it, notification.AudienceKind(akind), role, data, createdMS, expires)
 		items = append(items, it)
 	}
 	return items, rows.Err()
@@ -273,21 +187,12 @@ func (r *readStmts) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 
 // QueryContext implements querier.
 func (r *readStmts) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	st, err := r.stmt(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	return st.QueryContext(ctx, args...)
+	return queryStmt(ctx, r, query, args)
 }
 
 // QueryRowContext implements querier.
 func (r *readStmts) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	st, err := r.stmt(ctx, query)
-	if err != nil {
-		// Let database/sql report the error through the Row.
-		return r.db.QueryRowContext(ctx, query, args...)
-	}
-	return st.QueryRowContext(ctx, args...)
+	return queryRowStmt(ctx, r, r.db.QueryRowContext, query, args)
 }
 
 // close closes every prepared statement.

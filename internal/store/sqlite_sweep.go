@@ -2,83 +2,23 @@ package store
 
 import (
 	"context"
-	"errors"
-	"slices"
-	"time"
 
 	"github.com/heraldhq/herald/internal/notification"
 )
 
-// runSweeper is the sweeper goroutine: every SweepInterval it removes
-// expired notifications and stale idempotency records through the writer.
-// It returns when ctx (cancelled by Close) ends.
-func (s *SQLite) runSweeper(ctx context.Context) {
-	defer s.background.Done()
-	t := time.NewTicker(s.cfg.SweepInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		n, err := s.sweepNow(ctx)
-		switch {
-		case err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed):
-			s.log.Warn("store: sweep failed", "swept", n, "err", err)
-		case n > 0:
-			s.log.Debug("store: swept expired notifications", "swept", n)
-		}
-	}
-}
-
 // sweepNow removes every notification expired at the store's clock time,
 // fixing the counters that include it, and purges idempotency records older
-// than idempotencyTTL. It returns the number of notifications removed.
+// than idempotencyTTL, through the writer. It returns the number of
+// notifications removed.
 func (s *SQLite) sweepNow(ctx context.Context) (int, error) {
-	total := 0
-	for {
+	return sweepBatches(func() (int, error) {
 		res, err := submit(s, ctx, "sweep", s.sweepTx)
-		total += res.n
-		if err != nil || res.n < sweepBatch {
-			return total, err
-		}
-	}
+		return res.n, err
+	})
 }
 
-// sweepResult is one sweep transaction's outcome: how many notifications
-// it removed, and the EventExpired events that tell the hubs.
-type sweepResult struct {
-	n      int
-	events []*notification.Event
-}
-
-// expiredEvents builds the events of a sweep: one per broadcast, one per
-// user of the explicit ones (users: tenant and user → that user's expired
-// ids, in sweep order).
-func expiredEvents(broadcasts []expired, users map[[2]string][]string) []*notification.Event {
-	evs := make([]*notification.Event, 0, len(broadcasts)+len(users))
-	for _, e := range broadcasts {
-		evs = append(evs, &notification.Event{Kind: notification.EventExpired, Tenant: e.tenant, IDs: []string{e.id},
-			Notification: &notification.Notification{ID: e.id, Tenant: e.tenant, Audience: e.audience}})
-	}
-	keys := make([][2]string, 0, len(users))
-	for k := range users {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, comparePair)
-	for _, k := range keys {
-		evs = append(evs, &notification.Event{Kind: notification.EventExpired, Tenant: k[0], User: k[1], IDs: users[k]})
-	}
-	return evs
-}
-
-type expired struct {
-	id       string
-	tenant   string
-	audience notification.Audience
-}
-
+// sweepTx removes up to sweepBatch expired notifications inside the batch
+// transaction (and the stale idempotency records).
 func (s *SQLite) sweepTx(ctx context.Context, tx *wtx) (sweepResult, error) {
 	now := s.clock()
 	if _, err := tx.ExecContext(ctx, `DELETE FROM idempotency WHERE created_at < ?`,

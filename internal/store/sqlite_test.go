@@ -12,13 +12,13 @@ import (
 	"time"
 
 	"github.com/pressly/goose/v3"
-	"go.uber.org/goleak"
 
 	"github.com/heraldhq/herald/internal/notification"
+	"github.com/heraldhq/herald/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	testkit.LeakMain(m)
 }
 
 // sqliteUnderTest is the SQLite engine with the test hooks the contract
@@ -38,15 +38,7 @@ func openTestSQLite(t testing.TB, cfg SQLiteConfig) *SQLite {
 		cfg.Path = filepath.Join(t.TempDir(), "herald.db")
 	}
 	s, err := OpenSQLite(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return s
+	return mustOpen(t, s, err)
 }
 
 func TestSQLiteContract(t *testing.T) {
@@ -78,54 +70,13 @@ func TestSQLitePragmas(t *testing.T) {
 // TestSQLiteReopen: everything committed survives Close and OpenSQLite, and
 // ids keep increasing even if the clock went backwards meanwhile.
 func TestSQLiteReopen(t *testing.T) {
-	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "herald.db")
 	clk := newTestClock()
-	s, err := OpenSQLite(ctx, SQLiteConfig{Path: path, Clock: clk.Now})
+	s, err := OpenSQLite(context.Background(), SQLiteConfig{Path: path, Clock: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := rcp("t", "a", "admin")
-	res := publish(t, s, toUsers("t", "a", "b"), toRole("t", "admin"), toTenant("t"))
-	if _, err := s.MarkRead(ctx, a, res.IDs[:1]); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Delete(ctx, a, res.IDs[2]); err != nil {
-		t.Fatal(err)
-	}
-	key := PublishRequest{Scope: "s", Key: "k", RequestHash: "h", Drafts: []notification.Draft{toUsers("t", "a")}}
-	first, err := s.Publish(ctx, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	before := listAll(t, s, a, false)
-	head, _ := s.Head(ctx, a)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	clk.Advance(-time.Hour)
-	s2 := openTestSQLite(t, SQLiteConfig{Path: path, Clock: clk.Now})
-	after := listAll(t, s2, a, false)
-	if !slices.EqualFunc(before, after, func(x, y notification.Item) bool {
-		return x.ID == y.ID && x.Read == y.Read && x.Seq == y.Seq && x.Title == y.Title && x.CreatedAt.Equal(y.CreatedAt)
-	}) {
-		t.Fatalf("after reopen %v, before %v", ids(after), ids(before))
-	}
-	if h, err := s2.Head(ctx, a); err != nil || h != head {
-		t.Fatalf("head %v, %v; want %v", h, err, head)
-	}
-	if got := checkCounts(t, s2, a); got != 2 {
-		t.Fatalf("unread %d", got)
-	}
-	again, err := s2.Publish(ctx, key)
-	if err != nil || !again.Replayed || !slices.Equal(again.IDs, first.IDs) {
-		t.Fatalf("replay after reopen: %+v, %v", again, err)
-	}
-	next := publish(t, s2, toTenant("t"))
-	if next.IDs[0] <= first.IDs[0] || next.Events[0].TenantSeq != 3 {
-		t.Fatalf("after reopen id %s (last %s), tenant seq %d", next.IDs[0], first.IDs[0], next.Events[0].TenantSeq)
-	}
+	checkReopen(t, s, clk, func() Store { return openTestSQLite(t, SQLiteConfig{Path: path, Clock: clk.Now}) })
 }
 
 // blockWriter occupies the writer until the returned function is called, so
@@ -373,18 +324,7 @@ func TestIDSourceMonotonic(t *testing.T) {
 // TestSQLiteSweeper: the background sweeper runs on its own.
 func TestSQLiteSweeper(t *testing.T) {
 	clk := newTestClock()
-	s := openTestSQLite(t, SQLiteConfig{Clock: clk.Now, SweepInterval: 5 * time.Millisecond})
-	d := toUsers("t", "a")
-	d.ExpiresAt = clk.Now().Add(time.Second)
-	publish(t, s, d)
-	clk.Advance(time.Minute)
-	deadline := time.Now().Add(10 * time.Second)
-	for unread(t, s, rcp("t", "a", "")) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("sweeper did not run")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	checkSweeperRuns(t, openTestSQLite(t, SQLiteConfig{Clock: clk.Now, SweepInterval: 5 * time.Millisecond}), clk)
 }
 
 // TestSQLiteCheckpointer: commits wake the checkpointer.

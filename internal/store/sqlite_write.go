@@ -28,7 +28,37 @@ type writeReq struct {
 	solo bool
 	// events returns the request's events after a successful run.
 	events func() []*notification.Event
+	// err is the request's outcome: run's error, or the commit error, or
+	// nil once committed. Written by the writer goroutine only.
+	err error
 }
+
+// The writer's view of a request (see writeRequest).
+func (r *writeReq) callerContext() context.Context { return r.ctx }
+func (r *writeReq) answer(err error)               { r.done <- err }
+func (r *writeReq) commitErr() error               { return r.err }
+
+func (r *writeReq) weight() int {
+	if r.solo {
+		return sqliteSoloWeight
+	}
+	return 0
+}
+
+func (r *writeReq) commitEvents() []*notification.Event {
+	if r.events == nil {
+		return nil
+	}
+	return r.events()
+}
+
+// A batch of the SQLite writer has a budget of one, which ordinary
+// requests do not use: a solo request weighs more than that, so it is
+// always committed alone (see writer).
+const (
+	sqliteBatchBudget = 1
+	sqliteSoloWeight  = sqliteBatchBudget + 1
+)
 
 // eventsOf extracts the events of a write result.
 func eventsOf(v any) []*notification.Event {
@@ -98,104 +128,27 @@ func submitReq[T any](s *SQLite, ctx context.Context, op string, solo bool, fn f
 
 // enqueue puts req on the writer queue, waiting for room until ctx ends.
 func (s *SQLite) enqueue(ctx context.Context, req *writeReq) error {
-	if err := ctx.Err(); err != nil {
-		if s.isClosed.Load() {
-			return ErrClosed
-		}
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	if err := entryErr(ctx, s.isClosed.Load()); err != nil {
+		return err
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
 		return ErrClosed
 	}
+	return s.enqueueWait(ctx, req)
+}
+
+// wakeCheckpointer gives the checkpointer a token after a commit.
+func (s *SQLite) wakeCheckpointer() {
 	select {
-	case s.queue <- req:
-		return nil
+	case s.committed <- struct{}{}:
 	default:
 	}
-	select {
-	case s.queue <- req:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("%w: writer queue full: %w", ErrUnavailable, ctx.Err())
-	}
 }
 
-// runWriter is the writer goroutine: it takes one request, drains up to
-// BatchMax-1 more that are already queued, and commits them together. A solo
-// request is committed alone. It returns when the queue is closed and
-// drained.
-func (s *SQLite) runWriter() {
-	defer close(s.writerDone)
-	batch := make([]*writeReq, 0, s.cfg.BatchMax)
-	live := make([]*writeReq, 0, s.cfg.BatchMax)
-	errs := make([]error, 0, s.cfg.BatchMax)
-	var next *writeReq // a solo request met while draining
-	for {
-		req := next
-		next = nil
-		if req == nil {
-			var ok bool
-			if req, ok = <-s.queue; !ok {
-				return
-			}
-		}
-		batch = append(batch[:0], req)
-	drain:
-		for !req.solo && len(batch) < s.cfg.BatchMax {
-			select {
-			case r, ok := <-s.queue:
-				if !ok {
-					break drain
-				}
-				if r.solo {
-					next = r
-					break drain
-				}
-				batch = append(batch, r)
-			default:
-				break drain
-			}
-		}
-		live = live[:0]
-		for _, r := range batch {
-			if err := r.ctx.Err(); err != nil {
-				r.done <- fmt.Errorf("%w: %w", ErrUnavailable, err)
-				continue
-			}
-			live = append(live, r)
-		}
-		if len(live) > 0 {
-			errs = s.commitBatch(live, errs[:0])
-			s.batches.Add(1)
-			s.batchReq.Add(int64(len(live)))
-			select {
-			case s.committed <- struct{}{}:
-			default:
-			}
-			if s.cfg.OnCommit != nil {
-				var evs []*notification.Event
-				for i, r := range live {
-					if errs[i] == nil && r.events != nil {
-						evs = append(evs, r.events()...)
-					}
-				}
-				if len(evs) > 0 {
-					s.cfg.OnCommit(evs)
-				}
-			}
-			for i, r := range live {
-				r.done <- errs[i]
-			}
-		}
-		clear(batch)
-		clear(live)
-	}
-}
-
-// commitBatch runs reqs in one transaction, commits, and returns each
-// request's outcome (appended to errs).
+// commitBatch runs reqs in one transaction, commits, and sets each
+// request's outcome.
 //
 // With several requests, each runs under a savepoint so that a failing
 // request rolls back only itself. A lone request runs without one: the
@@ -203,67 +156,68 @@ func (s *SQLite) runWriter() {
 // journals every page a savepoint touches and rewinds that in-memory journal
 // at the end of every statement, which made a 1000-draft request spend a
 // third of its time there and grows quadratically with the request; so
-// large requests are solo (see runWriter) and never pay for it.
-func (s *SQLite) commitBatch(reqs []*writeReq, errs []error) []error {
+// large requests are solo (see writeReq.weight) and never pay for it.
+func (s *SQLite) commitBatch(reqs []*writeReq) {
 	ctx := context.Background()
-	failAll := func(err error) []error {
+	failAll := func(err error) {
 		err = classify(err)
 		s.log.Error("store: write transaction failed", "requests", len(reqs), "err", err)
-		errs = errs[:0]
-		for range reqs {
-			errs = append(errs, err)
+		for _, r := range reqs {
+			r.err = err
 		}
-		return errs
 	}
 
 	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
-		return failAll(fmt.Errorf("begin: %w", err))
+		failAll(fmt.Errorf("begin: %w", err))
+		return
 	}
 	w := &wtx{tx: tx, prepared: s.wstmts, stmts: make(map[string]*sql.Stmt)}
 	defer s.prepareFresh(w)
 	if len(reqs) == 1 {
-		if err := reqs[0].run(ctx, w); err != nil {
+		r := reqs[0]
+		if r.err = r.run(ctx, w); r.err != nil {
 			if rbErr := tx.Rollback(); rbErr != nil {
 				s.log.Error("store: rollback failed", "err", rbErr)
 			}
-			return append(errs, err)
+			return
 		}
 		if err := tx.Commit(); err != nil {
-			err = classify(fmt.Errorf("commit: %w", err))
-			s.log.Error("store: commit failed", "requests", 1, "err", err)
-			return append(errs, err)
+			r.err = classify(fmt.Errorf("commit: %w", err))
+			s.log.Error("store: commit failed", "requests", 1, "err", r.err)
 		}
-		return append(errs, nil)
+		return
 	}
 	for _, r := range reqs {
 		if _, err := w.ExecContext(ctx, `SAVEPOINT req`); err != nil {
 			_ = tx.Rollback()
-			return failAll(fmt.Errorf("savepoint: %w", err))
+			failAll(fmt.Errorf("savepoint: %w", err))
+			return
 		}
 		runErr := r.run(ctx, w)
 		if runErr != nil {
 			if _, err := w.ExecContext(ctx, `ROLLBACK TO req`); err != nil {
 				_ = tx.Rollback()
-				return failAll(fmt.Errorf("rollback to savepoint after %v: %w", runErr, err))
+				failAll(fmt.Errorf("rollback to savepoint after %v: %w", runErr, err))
+				return
 			}
 		}
 		if _, err := w.ExecContext(ctx, `RELEASE req`); err != nil {
 			_ = tx.Rollback()
-			return failAll(fmt.Errorf("release savepoint: %w", err))
+			failAll(fmt.Errorf("release savepoint: %w", err))
+			return
 		}
-		errs = append(errs, runErr)
+		r.err = runErr
 	}
 	if err := tx.Commit(); err != nil {
 		err = classify(fmt.Errorf("commit: %w", err))
 		s.log.Error("store: commit failed", "requests", len(reqs), "err", err)
-		for i := range errs {
-			if errs[i] == nil {
-				errs[i] = err
+		for _, r := range reqs {
+			if r.err == nil {
+				r.err = err
 			}
 		}
 	}
-	return errs
 }
 
 // wtx is the batch transaction as requests see it: a *sql.Tx with a cache
@@ -329,19 +283,36 @@ func (t *wtx) ExecContext(ctx context.Context, query string, args ...any) (sql.R
 
 // QueryContext runs a query.
 func (t *wtx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	st, err := t.stmt(ctx, query)
+	return queryStmt(ctx, t, query, args)
+}
+
+// QueryRowContext runs a query that returns at most one row.
+func (t *wtx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return queryRowStmt(ctx, t, t.tx.QueryRowContext, query, args)
+}
+
+// stmtSource hands out a prepared statement for a query: the read pool's
+// cache (readStmts) or the writer's transaction (wtx).
+type stmtSource interface {
+	stmt(ctx context.Context, query string) (*sql.Stmt, error)
+}
+
+// queryStmt runs query as a prepared statement of src.
+func queryStmt(ctx context.Context, src stmtSource, query string, args []any) (*sql.Rows, error) {
+	st, err := src.stmt(ctx, query)
 	if err != nil {
 		return nil, err
 	}
 	return st.QueryContext(ctx, args...)
 }
 
-// QueryRowContext runs a query that returns at most one row.
-func (t *wtx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	st, err := t.stmt(ctx, query)
+// queryRowStmt runs query as a prepared statement of src. When the query
+// cannot be prepared, unprepared runs it, so that database/sql reports the
+// error through the Row.
+func queryRowStmt(ctx context.Context, src stmtSource, unprepared func(context.Context, string, ...any) *sql.Row, query string, args []any) *sql.Row {
+	st, err := src.stmt(ctx, query)
 	if err != nil {
-		// Let database/sql report the error through the Row.
-		return t.tx.QueryRowContext(ctx, query, args...)
+		return unprepared(ctx, query, args...)
 	}
 	return st.QueryRowContext(ctx, args...)
 }

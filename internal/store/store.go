@@ -11,8 +11,11 @@
 // order writers of a stream across nodes.
 //
 // The contract is the same for every engine (SQLite, PostgreSQL); the shared
-// contract tests in contract_test.go run against each. Engine-neutral helpers
-// live in engine.go.
+// contract tests in contract_test.go run against each. So is much of the
+// implementation: the read path (read.go), the group-commit writer
+// (writer.go), the expiry sweeper (sweep.go), starting and stopping
+// (lifecycle.go), configuration (config.go), migrations (migrate.go),
+// validation (validate.go) and other engine-neutral helpers (engine.go).
 package store
 
 import (
@@ -101,16 +104,18 @@ type Change struct {
 //
 // Every method fails with ErrClosed after Close, with ErrUnavailable
 // (wrapped) when ctx has already ended or the engine cannot answer, and with
-// ErrInvalid for a recipient without tenant or user. Errors are wrapped with
+// ErrInvalid for a recipient whose tenant, user or (non-empty) role is not a
+// valid identifier (notification.ValidIdent). Errors are wrapped with
 // the operation ("store: mark read: ..."); match them with errors.Is.
 type Store interface {
 	// Publish writes the drafts in one transaction (group-committed with other
 	// concurrent calls) and returns after commit. ctx bounds the wait: when it
 	// ends before commit the call returns ErrUnavailable (wrapped) and the
 	// request may or may not be committed later; an idempotent retry is safe.
-	// Malformed drafts (empty tenant or user, audience fields that do not fit
-	// its kind, Data that is not a JSON object) fail the whole request with
-	// ErrInvalid; Data that is empty or JSON null is stored as no data.
+	// Malformed drafts (a tenant, user or role, type, title or body that
+	// breaks the rules of internal/notification, audience fields that do not
+	// fit its kind, Data that is not a JSON object) fail the whole request
+	// with ErrInvalid; Data that is empty or JSON null is stored as no data.
 	Publish(ctx context.Context, req PublishRequest) (PublishResult, error)
 
 	// Since returns up to limit items of r's stream strictly after pos, in

@@ -4,13 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"unicode/utf8"
 
 	"github.com/heraldhq/herald/internal/notification"
 )
-
-// maxNameLen bounds tenant, user and role names (bytes).
-const maxNameLen = 256
 
 // validateRequest checks a publish request before it reaches the writer, so
 // a malformed request costs the writer nothing and writes nothing. The
@@ -27,8 +23,11 @@ func validateRequest(req *PublishRequest) error {
 	return nil
 }
 
+// validateDraft checks d with the rule set of internal/notification (the
+// one the publish API applies), so that no caller can store what the API
+// would refuse.
 func validateDraft(d *notification.Draft) error {
-	if err := validateName("tenant", d.Tenant); err != nil {
+	if err := validateIdent("tenant", d.Tenant); err != nil {
 		return err
 	}
 	a := d.Audience
@@ -41,7 +40,7 @@ func validateDraft(d *notification.Draft) error {
 			return fmt.Errorf("audience users: role %q set", a.Role)
 		}
 		for _, u := range a.Users {
-			if err := validateName("user", u); err != nil {
+			if err := validateIdent("user", u); err != nil {
 				return err
 			}
 		}
@@ -53,7 +52,7 @@ func validateDraft(d *notification.Draft) error {
 		if len(a.Users) != 0 {
 			return fmt.Errorf("audience role: users set")
 		}
-		if err := validateName("role", a.Role); err != nil {
+		if err := validateIdent("role", a.Role); err != nil {
 			return err
 		}
 	default:
@@ -62,8 +61,13 @@ func validateDraft(d *notification.Draft) error {
 	if _, err := normalizeData(d.Data); err != nil {
 		return err
 	}
-	if !utf8.ValidString(d.Type) || !utf8.ValidString(d.Title) || !utf8.ValidString(d.Body) {
-		return fmt.Errorf("type, title or body: invalid UTF-8")
+	switch {
+	case !notification.ValidType(d.Type):
+		return fmt.Errorf("type: empty, longer than %d bytes or not of [A-Za-z0-9._-:/]", notification.MaxTypeLen)
+	case !notification.ValidTitle(d.Title):
+		return fmt.Errorf("title: empty, longer than %d bytes or invalid UTF-8", notification.MaxTitleLen)
+	case !notification.ValidBody(d.Body):
+		return fmt.Errorf("body: longer than %d bytes or invalid UTF-8", notification.MaxBodyLen)
 	}
 	return nil
 }
@@ -82,22 +86,27 @@ func normalizeData(data json.RawMessage) (json.RawMessage, error) {
 	return t, nil
 }
 
-func validateName(what, s string) error {
-	switch {
-	case s == "":
-		return fmt.Errorf("%s is empty", what)
-	case len(s) > maxNameLen:
-		return fmt.Errorf("%s longer than %d bytes", what, maxNameLen)
-	case !utf8.ValidString(s):
-		return fmt.Errorf("%s is not valid UTF-8", what)
+// validateIdent checks a tenant, user or role with notification.ValidIdent.
+func validateIdent(what, s string) error {
+	if !notification.ValidIdent(s) {
+		return fmt.Errorf("%s: empty, longer than %d bytes, invalid UTF-8 or with control characters", what, notification.MaxIdentLen)
 	}
 	return nil
 }
 
-// validateRecipient checks the recipient of a read or a state change.
+// validateRecipient checks the recipient of a read or a state change with
+// the rules its identifiers were published under: a recipient that breaks
+// them can have no notifications.
 func validateRecipient(r notification.Recipient) error {
-	if r.Tenant == "" || r.User == "" {
-		return fmt.Errorf("%w: recipient without tenant or user", ErrInvalid)
+	err := validateIdent("recipient tenant", r.Tenant)
+	if err == nil {
+		err = validateIdent("recipient user", r.User)
+	}
+	if err == nil && r.Role != "" {
+		err = validateIdent("recipient role", r.Role)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return nil
 }

@@ -17,9 +17,11 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/heraldhq/herald/internal/admission"
 	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/hub"
 	"github.com/heraldhq/herald/internal/notification"
+	"github.com/heraldhq/herald/internal/session"
 	"github.com/heraldhq/herald/internal/store"
 )
 
@@ -81,6 +83,8 @@ func (nopInbox) List(context.Context, notification.Recipient, store.ListQuery) (
 	return store.Page{}, nil
 }
 
+func (nopInbox) UnreadCount(context.Context, notification.Recipient) (int64, error) { return 0, nil }
+
 func (nopInbox) MarkRead(context.Context, notification.Recipient, []string) (store.Change, error) {
 	return store.Change{}, nil
 }
@@ -111,7 +115,11 @@ func startServer(t testing.TB, mutate ...func(*Config)) *testServer {
 	for _, m := range mutate {
 		m(&cfg)
 	}
-	s, err := New(cfg, h, v, nopInbox{})
+	core, err := session.New(session.Config{}, h, v, nopInbox{}, admission.New(admission.Config{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(cfg, core)
 	if err != nil {
 		t.Fatal(err)
 	}

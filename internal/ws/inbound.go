@@ -5,7 +5,9 @@ import (
 
 	"github.com/lesismal/nbio/nbhttp/websocket"
 
+	"github.com/heraldhq/herald/internal/audit"
 	"github.com/heraldhq/herald/internal/hub"
+	"github.com/heraldhq/herald/internal/session"
 	"github.com/heraldhq/herald/internal/wspoll"
 )
 
@@ -44,7 +46,7 @@ func (c *conn) enqueue(mt websocket.MessageType, data []byte) {
 		return
 	}
 	if len(c.inq) >= maxQueued || c.inqBytes+len(data) > c.srv.maxQueuedBytes() {
-		authed := c.client != nil
+		authed := c.sess.Authenticated()
 		c.mu.Unlock()
 		c.overflow(authed, data)
 		return
@@ -107,16 +109,14 @@ func (c *conn) drain() {
 func (c *conn) overflow(authed bool, data []byte) {
 	s := c.srv
 	if !authed {
-		s.log.Warn("too many messages before auth", "event", "unauthenticated_message", "conn", c.id, "ip", c.ip)
-		c.closeWith(hub.ReasonUnauthorized)
+		s.audit.Warn(audit.UnauthenticatedMessage, "too many messages before auth", "conn", c.sess.ID(), "ip", c.sess.IP(),
+			"transport", "ws")
+		c.sess.Close(hub.ReasonUnauthorized)
 		return
 	}
-	var ref []byte
-	if m, _ := decodeMessage(data); m != nil {
-		ref = m.Ref
-	}
-	s.log.Warn("too many messages queued", "event", "rate_limited", "scope", "messages", "conn", c.id)
-	c.replyError(ref, "rate_limited", "too many requests")
+	req, _ := decodeMessage(data)
+	s.audit.Warn(audit.RateLimited, "too many messages queued", "scope", "messages", "conn", c.sess.ID(), "transport", "ws")
+	_ = c.Reply(&session.Reply{Name: req.Name, Ref: req.Ref, Err: session.NewError(session.CodeRateLimited, "too many requests")})
 }
 
 // finish frees what an ended socket holds. It runs in the drain goroutine,
@@ -129,27 +129,11 @@ func (c *conn) finish(err error) {
 		reason = hub.CloseReason(v - 1) // we closed it: the poller saw our shutdown as EOF
 	}
 	c.mu.Lock()
-	cl := c.cleanupLocked()
-	sl := c.takeSlotsLocked()
-	c.mu.Unlock()
-	if cl != nil {
-		cl.Close(reason) // no-op when the hub closed it first
-	}
-	c.releaseSlots(sl)
-	c.srv.reg.remove(c)
-	c.srv.log.Debug("disconnect", "conn", c.id, "reason", reason.Label(), "err", err)
-}
-
-// cleanupLocked marks an ended socket (idempotent), stops its auth timer and
-// returns its hub client, which the caller closes outside c.mu.
-func (c *conn) cleanupLocked() *hub.Client {
-	if c.cleaned {
-		return nil
-	}
 	c.cleaned = true
-	if c.authTimer != nil {
-		c.authTimer.Stop()
-		c.authTimer = nil
-	}
-	return c.client
+	c.mu.Unlock()
+	c.stopAuthTimer()
+	c.sess.End(reason) // no-op on the hub client when the hub closed it first
+	c.sess.Slot().Release()
+	c.srv.reg.Remove(c, nil)
+	c.srv.log.Debug("disconnect", "conn", c.sess.ID(), "reason", reason.Label(), "err", err)
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/heraldhq/herald/internal/session"
 )
 
 const validID = "01M8D4RNA158PW21GV7ZNT0BFT"
@@ -19,7 +21,7 @@ func TestDecodeMessage(t *testing.T) {
 		{"auth empty since", `{"type":"auth","token":"t","since":""}`, true},
 		{"auth bad since", `{"type":"auth","token":"t","since":"x"}`, false},
 		{"auth no token", `{"type":"auth"}`, false},
-		{"auth token too long", `{"type":"auth","token":"` + strings.Repeat("a", maxTokenLen+1) + `"}`, false},
+		{"auth token too long", `{"type":"auth","token":"` + strings.Repeat("a", session.MaxTokenLen+1) + `"}`, false},
 		{"mark read id", `{"type":"notification:mark-read","id":"` + validID + `"}`, true},
 		{"mark read ids", `{"type":"notification:mark-read","ids":["` + validID + `"]}`, true},
 		{"mark read none", `{"type":"notification:mark-read"}`, false},
@@ -32,6 +34,8 @@ func TestDecodeMessage(t *testing.T) {
 		{"list", `{"type":"notification:list","before":"` + validID + `","limit":20,"unread":true}`, true},
 		{"list bad before", `{"type":"notification:list","before":"zz"}`, false},
 		{"ping", `{"type":"ping"}`, true},
+		{"unread count", `{"type":"notification:unread-count","ref":1}`, true},
+		{"unread count with id", `{"type":"notification:unread-count","id":"` + validID + `"}`, false},
 		{"ref object", `{"type":"ping","ref":{}}`, false},
 		{"ref array", `{"type":"ping","ref":[1]}`, false},
 		{"ref bool", `{"type":"ping","ref":true}`, false},
@@ -52,7 +56,7 @@ func TestDecodeMessage(t *testing.T) {
 			if (err == nil) != tc.ok {
 				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
 			}
-			if err != nil && !errors.Is(err, errInvalid) {
+			if err != nil && !errors.Is(err, session.ErrInvalid) {
 				t.Fatalf("err %v is not errInvalid", err)
 			}
 		})
@@ -67,23 +71,23 @@ func FuzzDecodeMessage(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := decodeMessage(data)
 		if err != nil {
-			if !errors.Is(err, errInvalid) {
+			if !errors.Is(err, session.ErrInvalid) {
 				t.Fatalf("error not classified: %v", err)
 			}
 			return
 		}
-		switch m.Type {
-		case msgAuth:
+		switch m.Name {
+		case session.NameAuth:
 			if m.Token == "" {
 				t.Fatal("auth without token accepted")
 			}
-		case msgMarkRead:
-			if len(m.IDs) == 0 || len(m.IDs) > maxIDs {
+		case session.NameMarkRead:
+			if len(m.IDs) == 0 || len(m.IDs) > session.MaxIDs {
 				t.Fatal("bad id count accepted")
 			}
-		case msgDelete, msgMarkAllRead, msgList, msgPing:
+		case session.NameDelete, session.NameMarkAllRead, session.NameList, session.NamePing, session.NameUnreadCount:
 		default:
-			t.Fatalf("unknown type %q accepted", m.Type)
+			t.Fatalf("unknown type %v accepted", m.Name)
 		}
 	})
 }

@@ -6,13 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"runtime"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/lesismal/nbio"
@@ -20,64 +16,54 @@ import (
 	"github.com/lesismal/nbio/nbhttp"
 	"github.com/lesismal/nbio/nbhttp/websocket"
 
+	"github.com/heraldhq/herald/internal/admission"
+	"github.com/heraldhq/herald/internal/audit"
 	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/hub"
 	"github.com/heraldhq/herald/internal/notification"
-	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/internal/session"
 	"github.com/heraldhq/herald/internal/wspoll"
 )
 
-// Verifier checks user tokens.
-type Verifier interface {
-	Verify(token string) (auth.Principal, error)
-	Leeway() time.Duration
-}
-
-// Inbox runs the client's requests (persist, then fan out).
-type Inbox interface {
-	List(ctx context.Context, r notification.Recipient, q store.ListQuery) (store.Page, error)
-	MarkRead(ctx context.Context, r notification.Recipient, ids []string) (store.Change, error)
-	MarkAllRead(ctx context.Context, r notification.Recipient) (store.Change, error)
-	Delete(ctx context.Context, r notification.Recipient, id string) (store.Change, error)
-}
+// Defaults of Config.
+const (
+	DefaultMaxMessageBytes  = 16 << 10
+	DefaultPingInterval     = 25 * time.Second
+	DefaultPongTimeout      = 20 * time.Second
+	DefaultWriteBufferBytes = 256 << 10
+	DefaultCloseGrace       = 2 * time.Second
+	DefaultReconnectSpread  = 5 * time.Second
+)
 
 // Config tunes the WebSocket transport. The zero value means the defaults.
+// The protocol's own settings (auth deadline, request limits) are in
+// session.Config, the node's limits in admission.Config.
 type Config struct {
-	// AuthTimeout: a socket not authenticated within it is closed (4001). Default 10 s.
-	AuthTimeout time.Duration
-	// MaxMessageBytes: larger client messages close the socket (1009). Default 16 KiB.
+	// MaxMessageBytes: larger client messages close the socket (1009).
+	// Default DefaultMaxMessageBytes.
 	MaxMessageBytes int
-	// PingInterval: server pings each socket this often. Default 25 s.
+	// PingInterval: server pings each socket this often. Default DefaultPingInterval.
 	PingInterval time.Duration
-	// PongTimeout: a socket silent for PingInterval+PongTimeout is closed. Default 20 s.
+	// PongTimeout: a socket silent for PingInterval+PongTimeout is closed.
+	// Default DefaultPongTimeout.
 	PongTimeout time.Duration
 	// WriteBufferBytes bounds bytes queued for a socket but not yet taken by
 	// the kernel; a message that would exceed it closes the socket as a slow
-	// consumer (4008). Default 256 KiB.
+	// consumer (4008). Default DefaultWriteBufferBytes.
 	WriteBufferBytes int
 	// CloseGrace: time given to the close handshake before the TCP
-	// connection is dropped. Default 2 s.
+	// connection is dropped. Default DefaultCloseGrace.
 	CloseGrace time.Duration
 	// ReconnectSpread: on shutdown each client is told (in the 4009 close
 	// reason, "shutdown;reconnect_after_ms=N") to wait a random N in
 	// [0, ReconnectSpread) before reconnecting, so a drained node's clients
-	// do not reconnect to the others all at once. Default 5 s.
+	// do not reconnect to the others all at once. Default DefaultReconnectSpread.
 	ReconnectSpread time.Duration
-	// RequestTimeout bounds one client request (mark read, list…). Default 10 s.
-	RequestTimeout time.Duration
-	// MaxInflight: concurrent requests per socket; more get rate_limited. Default 4.
-	MaxInflight int
-	// MaxInvalid: invalid messages tolerated per socket before it is closed (1008). Default 10.
-	MaxInvalid int
 	// Pollers: nbio poller goroutines. Default GOMAXPROCS/2, at least 1.
 	Pollers int
 	// CheckOrigin decides whether a browser origin may connect. Required.
 	CheckOrigin func(*http.Request) bool
-	// Limits shared with the other transports; nil fields mean no limit.
-	Limits Limits
-	// OnMessage, when set, is called with the type of each valid client message.
-	OnMessage func(msgType string)
-	Logger    *slog.Logger
+	Logger      *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -91,86 +77,50 @@ func (c *Config) setDefaults() {
 			*d = v
 		}
 	}
-	def(&c.AuthTimeout, 10*time.Second)
-	def(&c.PingInterval, 25*time.Second)
-	def(&c.PongTimeout, 20*time.Second)
-	def(&c.CloseGrace, 2*time.Second)
-	def(&c.RequestTimeout, 10*time.Second)
-	def(&c.ReconnectSpread, 5*time.Second)
-	defInt(&c.MaxMessageBytes, 16<<10)
-	defInt(&c.WriteBufferBytes, 256<<10)
-	defInt(&c.MaxInflight, 4)
-	defInt(&c.MaxInvalid, 10)
+	def(&c.PingInterval, DefaultPingInterval)
+	def(&c.PongTimeout, DefaultPongTimeout)
+	def(&c.CloseGrace, DefaultCloseGrace)
+	def(&c.ReconnectSpread, DefaultReconnectSpread)
+	defInt(&c.MaxMessageBytes, DefaultMaxMessageBytes)
+	defInt(&c.WriteBufferBytes, DefaultWriteBufferBytes)
 	defInt(&c.Pollers, max(1, runtime.GOMAXPROCS(0)/2))
-	defInt(&c.Limits.AbuseStrikes, 20)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 }
-
-// RateLimiter is a keyed token bucket (limit.Keyed, or limit.RedisKeyed for
-// cluster-wide limits). Allow returns the consecutive refusals for the key.
-type RateLimiter interface {
-	Allow(key string) (ok bool, strikes int)
-}
-
-// ConnLimiter caps concurrent uses per key (limit.Counter, limit.RedisCounter).
-type ConnLimiter interface {
-	Acquire(key string) bool
-	Release(key string)
-}
-
-// Limits are the admission controls shared by every transport of a node.
-// Nil fields mean no limit (leave them nil rather than holding a typed nil).
-type Limits struct {
-	// Events limits client requests per user (UserKey).
-	Events RateLimiter
-	// AbuseStrikes: consecutive rate-limited requests after which the
-	// socket is closed (4029). Default 20.
-	AbuseStrikes int
-	// Handshakes limits unauthenticated handshakes per client IP.
-	Handshakes RateLimiter
-	// ConnsPerIP and ConnsPerUser cap concurrent connections.
-	ConnsPerIP   ConnLimiter
-	ConnsPerUser ConnLimiter
-	// MaxUnauthenticated caps sockets that have not authenticated yet, so
-	// idle handshakes cannot exhaust the node. 0: no cap.
-	MaxUnauthenticated int64
-}
-
-// UserKey is the limiter key of a user.
-func UserKey(tenant, user string) string { return tenant + "\x00" + user }
 
 // Server is the WebSocket transport: an http.Handler for GET /v1/ws that
 // upgrades with net/http and hands each socket to nbio's poller, so an idle
 // socket costs no goroutine and no read buffer.
 type Server struct {
 	cfg      Config // static after New
-	hub      *hub.Hub
-	verifier Verifier
-	inbox    Inbox
+	core     *session.Core
+	adm      *admission.Controller
+	audit    *audit.Recorder
+	errs     session.HTTPErrors
 	log      *slog.Logger
 	engine   *nbhttp.Engine
 	upgrader *websocket.Upgrader
 
-	reg       registry
+	reg       wspoll.Registry[*conn, *conn]
 	early     wspoll.Early // messages that arrived before their socket was bound
-	unauth    atomic.Int64 // sockets not yet authenticated
 	stopPing  chan struct{}
 	pingDone  chan struct{}
 	closeOnce sync.Once
 }
 
 // New builds the transport; call Start before serving.
-func New(cfg Config, h *hub.Hub, v Verifier, in Inbox) (*Server, error) {
+func New(cfg Config, core *session.Core) (*Server, error) {
 	cfg.setDefaults()
 	logging.SetLevel(logging.LevelError) // nbio's own logger writes to stdout
-	if cfg.CheckOrigin == nil {
-		return nil, errors.New("ws: CheckOrigin is required")
+	if cfg.CheckOrigin == nil || core == nil {
+		return nil, errors.New("ws: CheckOrigin and the session core are required")
 	}
-	s := &Server{cfg: cfg, hub: h, verifier: v, inbox: in, log: cfg.Logger,
+	adm := core.Admission()
+	s := &Server{cfg: cfg, core: core, adm: adm, audit: core.Audit(), log: cfg.Logger,
+		errs:     session.HTTPErrors{Log: cfg.Logger, ClientIP: adm.ClientIP, Transport: admission.WebSocket},
 		stopPing: make(chan struct{}), pingDone: make(chan struct{})}
-	s.reg.init()
+	s.reg.Init()
 	s.early.Max = maxQueued
 	s.engine = nbhttp.NewEngine(nbhttp.Config{
 		Name:                    "herald-ws",
@@ -246,9 +196,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		close(s.stopPing)
 		<-s.pingDone
-		s.reg.each(func(c *conn) { c.closeWith(hub.ReasonShutdown) })
+		s.reg.Each(func(c *conn) { c.sess.Close(hub.ReasonShutdown) })
 		// Give close frames a moment to reach the kernel.
-		for s.reg.len() > 0 && ctx.Err() == nil {
+		for s.reg.Len() > 0 && ctx.Err() == nil {
 			time.Sleep(20 * time.Millisecond)
 		}
 		s.engine.Stop()
@@ -257,121 +207,81 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // Active is the number of open WebSocket connections (authenticated or not).
-func (s *Server) Active() int { return s.reg.len() }
-
-// Pending is the number of sockets not yet authenticated.
-func (s *Server) Pending() int64 { return s.unauth.Load() }
-
-func bearer(r *http.Request) (string, bool) {
-	h := r.Header.Get("Authorization")
-	if h == "" {
-		return "", false
-	}
-	scheme, tok, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", true
-	}
-	return strings.TrimSpace(tok), true
-}
-
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
+func (s *Server) Active() int { return s.reg.Len() }
 
 // ServeHTTP handles GET /v1/ws.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ip := clientIP(r)
-	origin := r.Header.Get("Origin")
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", http.MethodGet)
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	s.adm.Attempt(admission.WebSocket)
+	hp, since, ok := s.check(w, r)
+	if !ok {
+		s.adm.Rejected(admission.WebSocket)
 		return
 	}
-	if !s.cfg.CheckOrigin(r) {
-		s.log.Warn("origin rejected", "event", "origin_rejected", "ip", ip, "origin", origin, "transport", "ws")
-		http.Error(w, "origin not allowed", http.StatusForbidden)
+	slot, refusal := s.adm.Admit(admission.Request{Transport: admission.WebSocket, IP: s.adm.ClientIP(r), Authenticated: hp != nil})
+	if refusal != admission.RefusedNone {
+		s.errs.Refuse(w, r, refusal)
 		return
 	}
-	var (
-		p       auth.Principal
-		authed  bool
-		since   *notification.Position
-		sinceQS = r.URL.Query().Get("since")
-	)
-	if tok, present := bearer(r); present {
-		var err error
-		p, err = s.verifier.Verify(tok)
-		if err != nil {
-			s.log.Warn("token rejected", "event", "token_invalid", "reason", auth.ReasonOf(err), "ip", ip, "transport", "ws")
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
+	st := &conn{srv: s, querySince: since}
+	st.sess = s.core.NewSession(st, slot)
+	if hp != nil {
+		if err := st.sess.Reserve(*hp); err != nil {
+			slot.Release()
+			s.errs.Refuse(w, r, admission.RefusedPerUser)
 			return
 		}
-		authed = true
 	}
-	if sinceQS != "" {
-		pos, err := notification.ParsePosition(sinceQS)
+	s.upgrade(w, r, st, hp)
+}
+
+// check validates an upgrade request before admission: method, origin, a
+// header token and ?since=. On failure it has answered the request.
+func (s *Server) check(w http.ResponseWriter, r *http.Request) (*auth.Principal, *notification.Position, bool) {
+	ip := s.adm.ClientIP(r)
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		s.errs.Fail(w, r, session.CodeMethodNotAllowed, "", nil)
+		return nil, nil, false
+	}
+	if !s.cfg.CheckOrigin(r) {
+		s.audit.Warn(audit.OriginRejected, "origin rejected", "ip", ip, "origin", r.Header.Get("Origin"), "transport", "ws")
+		s.errs.Fail(w, r, session.CodeForbidden, "origin not allowed", nil)
+		return nil, nil, false
+	}
+	var hp *auth.Principal
+	if tok, present := auth.BearerToken(r); present {
+		p, err := s.core.Verify(tok, admission.WebSocket, ip)
 		if err != nil {
-			http.Error(w, "invalid since", http.StatusBadRequest)
-			return
+			s.errs.Unauthorized(w, r)
+			return nil, nil, false
+		}
+		hp = &p
+	}
+	var since *notification.Position
+	if qs := r.URL.Query().Get("since"); qs != "" {
+		pos, err := notification.ParsePosition(qs)
+		if err != nil {
+			s.errs.Fail(w, r, session.CodeInvalidRequest, "invalid since", err)
+			return nil, nil, false
 		}
 		since = &pos
 	}
-	lim := &s.cfg.Limits
-	if !authed {
-		if lim.Handshakes != nil {
-			if ok, _ := lim.Handshakes.Allow(ip); !ok {
-				s.log.Warn("handshake rate limited", "event", "rate_limited", "scope", "handshake", "ip", ip, "transport", "ws")
-				w.Header().Set("Retry-After", "1")
-				http.Error(w, "too many requests", http.StatusTooManyRequests)
-				return
-			}
-		}
-		if lim.MaxUnauthenticated > 0 && s.unauth.Load() >= lim.MaxUnauthenticated {
-			s.log.Warn("unauthenticated socket cap reached", "event", "limit_exceeded", "scope", "unauthenticated", "ip", ip)
-			w.Header().Set("Retry-After", "1")
-			http.Error(w, "server busy", http.StatusServiceUnavailable)
-			return
-		}
-	}
-	if lim.ConnsPerIP != nil && !lim.ConnsPerIP.Acquire(ip) {
-		s.log.Warn("per-IP connection cap reached", "event", "limit_exceeded", "scope", "ip", "ip", ip)
-		w.Header().Set("Retry-After", "5")
-		http.Error(w, "too many connections from this address", http.StatusTooManyRequests)
-		return
-	}
-	userKey := ""
-	if authed && lim.ConnsPerUser != nil {
-		userKey = UserKey(p.Tenant, p.User)
-		if !lim.ConnsPerUser.Acquire(userKey) {
-			if lim.ConnsPerIP != nil {
-				lim.ConnsPerIP.Release(ip)
-			}
-			s.log.Warn("per-user connection cap reached", "event", "limit_exceeded", "scope", "user", "tenant", p.Tenant, "user", p.User)
-			w.Header().Set("Retry-After", "5")
-			http.Error(w, "too many connections for this user", http.StatusTooManyRequests)
-			return
-		}
-	}
-	st := &conn{srv: s, shard: uint8(rand.N(32)), id: s.hub.NextConnID(), ip: ip, querySince: since,
-		ipHeld: lim.ConnsPerIP != nil, userHeld: userKey}
+	return hp, since, true
+}
+
+// upgrade upgrades an admitted request and binds its socket.
+func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, st *conn, hp *auth.Principal) {
 	wsc, err := wspoll.Upgrade(s.upgrader, w, r)
 	if err != nil {
-		s.log.Debug("upgrade failed", "ip", ip, "err", err)
-		st.releaseSlots(st.takeSlots())
+		s.log.Debug("upgrade failed", "ip", st.sess.IP(), "err", err)
+		st.sess.End(hub.ReasonClientClosed)
+		st.sess.Slot().Release()
 		return // the upgrader has answered
 	}
 	st.ws = wsc
 	st.heard() // a silent socket is dropped even before its first message
-	s.log.Info("connect", "event", "connect", "conn", st.id, "ip", ip, "origin", origin,
-		"user_agent", r.UserAgent(), "transport", "ws", "header_auth", authed)
-	var hp *auth.Principal
-	if authed {
-		hp = &p
-	}
+	s.audit.Info(audit.Connect, "connect", "conn", st.sess.ID(), "ip", st.sess.IP(), "origin", r.Header.Get("Origin"),
+		"user_agent", r.UserAgent(), "transport", "ws", "header_auth", hp != nil)
 	// Bind the socket in its own job queue, where nbio also runs its
 	// message and close handlers: a message handled before the bind is kept
 	// and queued by it, a close handled after it finds the session.
@@ -379,8 +289,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Closed before the bind: onClose found no session, so nothing
 		// else holds st.
 		s.early.Drop(wsc)
-		st.releaseSlots(st.takeSlots())
-		s.log.Debug("disconnect", "conn", st.id, "reason", hub.ReasonClientClosed.Label())
+		st.sess.End(hub.ReasonClientClosed)
+		st.sess.Slot().Release()
+		s.log.Debug("disconnect", "conn", st.sess.ID(), "reason", hub.ReasonClientClosed.Label())
 	}
 }
 
@@ -390,23 +301,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // the per-user slot is already held, and hub.Attach does not block.
 func (s *Server) bind(st *conn, p *auth.Principal) {
 	st.ws.SetSession(st)
-	s.reg.add(st)
+	s.reg.Add(st, st)
 	if p != nil {
 		st.attach(*p, st.querySince)
 	} else {
-		st.mu.Lock()
-		st.unauthHeld = true
-		st.authTimer = time.AfterFunc(s.cfg.AuthTimeout, st.authTimeout)
-		st.mu.Unlock()
-		s.unauth.Add(1)
+		st.startAuthTimer()
 	}
 	early, overflow := s.early.Take(st.ws)
 	for _, m := range early {
 		st.push(inbound{mt: m.Type, data: m.Data})
 	}
 	if overflow {
-		s.log.Warn("too many messages before the socket was ready", "event", "rate_limited", "scope", "messages", "conn", st.id, "ip", st.ip)
-		st.closeWith(hub.ReasonPolicyViolation)
+		s.audit.Warn(audit.RateLimited, "too many messages before the socket was ready", "scope", "messages",
+			"conn", st.sess.ID(), "ip", st.sess.IP(), "transport", "ws")
+		st.sess.Close(hub.ReasonPolicyViolation)
 	}
 }
 
@@ -454,74 +362,17 @@ func (s *Server) pingLoop() {
 		case <-s.stopPing:
 			return
 		case <-ping.C:
-			s.reg.each(func(c *conn) { _ = c.write(websocket.PingMessage, nil, true) })
+			s.reg.Each(func(c *conn) { _ = c.write(websocket.PingMessage, nil, true) })
 		case now := <-check.C:
 			var silent []*conn
-			s.reg.each(func(c *conn) {
+			s.reg.Each(func(c *conn) {
 				if now.UnixNano()-c.lastRead.Load() > silence && !c.closing() {
 					silent = append(silent, c)
 				}
 			})
 			for _, c := range silent { // outside the registry's locks
-				c.closeWith(hub.ReasonPingTimeout)
+				c.sess.Close(hub.ReasonPingTimeout)
 			}
-		}
-	}
-}
-
-// registry is the set of open sockets, sharded to keep lock hold times short
-// on connect storms.
-type registry struct {
-	shards [32]struct {
-		mu sync.Mutex
-		m  map[*conn]struct{}
-	}
-}
-
-func (r *registry) init() {
-	for i := range r.shards {
-		r.shards[i].m = make(map[*conn]struct{})
-	}
-}
-
-func (r *registry) shard(c *conn) int { return int(c.shard) % len(r.shards) }
-
-func (r *registry) add(c *conn) {
-	sh := &r.shards[r.shard(c)]
-	sh.mu.Lock()
-	sh.m[c] = struct{}{}
-	sh.mu.Unlock()
-}
-
-func (r *registry) remove(c *conn) {
-	sh := &r.shards[r.shard(c)]
-	sh.mu.Lock()
-	delete(sh.m, c)
-	sh.mu.Unlock()
-}
-
-func (r *registry) len() int {
-	n := 0
-	for i := range r.shards {
-		r.shards[i].mu.Lock()
-		n += len(r.shards[i].m)
-		r.shards[i].mu.Unlock()
-	}
-	return n
-}
-
-func (r *registry) each(fn func(*conn)) {
-	var batch []*conn
-	for i := range r.shards {
-		sh := &r.shards[i]
-		sh.mu.Lock()
-		batch = batch[:0]
-		for c := range sh.m {
-			batch = append(batch, c)
-		}
-		sh.mu.Unlock()
-		for _, c := range batch {
-			fn(c)
 		}
 	}
 }

@@ -93,3 +93,31 @@ func TestAppendTextFrame(t *testing.T) {
 		}
 	}
 }
+
+func TestRegistry(t *testing.T) {
+	var r Registry[string, int]
+	r.Init()
+	for i := 0; i < 100; i++ {
+		r.Add(string(rune('a'+i%26))+string(rune('0'+i/26)), i)
+	}
+	r.Add("a0", 1000) // replaces, does not count twice
+	if r.Len() != 100 {
+		t.Fatalf("len %d, want 100", r.Len())
+	}
+	if v, ok := r.Get("a0"); !ok || v != 1000 {
+		t.Fatalf("get a0 = %d %v", v, ok)
+	}
+	r.Remove("a0", func(v int) bool { return v == 0 }) // not the same value: kept
+	if r.Len() != 100 {
+		t.Fatal("removed a different value")
+	}
+	r.Remove("a0", nil)
+	if _, ok := r.Get("a0"); ok || r.Len() != 99 {
+		t.Fatalf("a0 still there, len %d", r.Len())
+	}
+	sum := 0
+	r.Each(func(v int) { sum++ })
+	if sum != 99 || len(r.Snapshot(nil)) != 99 {
+		t.Fatalf("each saw %d", sum)
+	}
+}

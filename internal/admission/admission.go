@@ -1,0 +1,412 @@
+package admission
+
+import (
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"github.com/heraldhq/herald/internal/audit"
+)
+
+// Transport names a connection endpoint. They are metric labels and stats
+// keys.
+type Transport uint8
+
+// Transports. REST and Publish are request/response APIs: they take rate
+// limits only, never connection slots.
+const (
+	WebSocket Transport = iota
+	SSE
+	SocketIO
+	REST
+	Publish
+	transportCount
+)
+
+var transportNames = [transportCount]string{"ws", "sse", "socketio", "rest", "publish"}
+
+// String is the transport's label ("ws", "sse", "socketio", "rest", "publish").
+func (t Transport) String() string {
+	if t >= transportCount {
+		return "unknown"
+	}
+	return transportNames[t]
+}
+
+// ConnTransports are the transports that hold connections.
+var ConnTransports = []Transport{WebSocket, SSE, SocketIO}
+
+// RateLimiter is a keyed token bucket (limit.Keyed, limit.RedisKeyed).
+// Allow returns the consecutive refusals for the key.
+type RateLimiter interface {
+	Allow(key string) (ok bool, strikes int)
+}
+
+// ConnLimiter caps concurrent uses per key (limit.Counter, limit.RedisCounter).
+// Acquire and Release may wait on Redis.
+type ConnLimiter interface {
+	Acquire(key string) bool
+	Release(key string)
+}
+
+// Observer is told about admission decisions (metrics). Every field may be nil.
+type Observer struct {
+	Attempt func(t Transport)
+	Refused func(t Transport, r Refusal)
+	// Failed: an admitted connection ended before it authenticated.
+	Failed func(t Transport)
+}
+
+// Config is the node's admission policy. Nil limiters and zero caps mean no
+// limit (leave limiters nil rather than holding a typed nil).
+type Config struct {
+	// MaxConnections caps open connections on this node, all transports
+	// together. 0: no cap.
+	MaxConnections int64
+	// MaxUnauthenticated caps connections that have not authenticated yet,
+	// so idle handshakes cannot exhaust the node. 0: no cap.
+	MaxUnauthenticated int64
+	// ConnsPerIP and ConnsPerUser cap concurrent connections per client
+	// address and per user, across transports.
+	ConnsPerIP   ConnLimiter
+	ConnsPerUser ConnLimiter
+	// Handshakes limits unauthenticated handshakes per client address.
+	Handshakes RateLimiter
+	// Requests limits client requests per user: live-transport requests
+	// and user API calls together.
+	Requests RateLimiter
+	// Publishes limits publish calls per API key.
+	Publishes RateLimiter
+	// AbuseStrikes: consecutive refused requests after which a live
+	// connection is closed (rate_limited). Default DefaultAbuseStrikes.
+	AbuseStrikes int
+	// TrustedProxies: peers whose X-Forwarded-For / X-Real-IP are believed.
+	TrustedProxies IPRule
+	// Draining, when set and true, refuses every new connection.
+	Draining func() bool
+	Observer Observer
+	Audit    *audit.Recorder
+}
+
+// DefaultAbuseStrikes is Config.AbuseStrikes's default.
+const DefaultAbuseStrikes = 20
+
+// Controller applies a Config.
+type Controller struct {
+	cfg    Config // static after New
+	active atomic.Int64
+	unauth atomic.Int64
+	stats  [transportCount]counters
+}
+
+type counters struct {
+	attempts, refused, admitted, opened, failed, active atomic.Int64
+}
+
+// New returns a Controller.
+func New(cfg Config) *Controller {
+	if cfg.AbuseStrikes <= 0 {
+		cfg.AbuseStrikes = DefaultAbuseStrikes
+	}
+	if cfg.Audit == nil {
+		cfg.Audit = audit.New(nil, nil)
+	}
+	return &Controller{cfg: cfg}
+}
+
+// ClientIP is the request's client address under the node's proxy rule.
+func (c *Controller) ClientIP(r *http.Request) string { return c.cfg.TrustedProxies.ClientIP(r) }
+
+// AbuseStrikes is the configured abuse threshold.
+func (c *Controller) AbuseStrikes() int { return c.cfg.AbuseStrikes }
+
+// Active is the number of admitted connections not yet released.
+func (c *Controller) Active() int64 { return c.active.Load() }
+
+// Pending is the number of admitted connections not yet authenticated.
+func (c *Controller) Pending() int64 { return c.unauth.Load() }
+
+// Draining reports whether the node refuses new connections.
+func (c *Controller) Draining() bool { return c.cfg.Draining != nil && c.cfg.Draining() }
+
+// UserKey is the limiter key of a user (per-user caps and rates).
+func UserKey(tenant, user string) string { return tenant + "\x00" + user }
+
+// Request describes a connection asking to be admitted.
+type Request struct {
+	Transport Transport
+	IP        string
+	// Authenticated: the request carries a verified credential, so the
+	// handshake rate and the unauthenticated cap do not apply.
+	Authenticated bool
+}
+
+// Attempt counts a new connection request of transport t. Transports call
+// it first, before any check, then either Admit or, for a request refused
+// before admission (origin, credentials, a malformed request), Rejected: so
+// attempts = refused + admitted, per transport.
+func (c *Controller) Attempt(t Transport) {
+	c.stats[t].attempts.Add(1)
+	if f := c.cfg.Observer.Attempt; f != nil {
+		f(t)
+	}
+}
+
+// Rejected counts a connection request the transport refused before
+// admission (the transport records why).
+func (c *Controller) Rejected(t Transport) { c.stats[t].refused.Add(1) }
+
+// Admit applies the node-wide cap, the handshake rate, the unauthenticated
+// cap and the per-IP cap, in that order, to a request counted by Attempt.
+// On success the caller owns the Slot and must Release it when the
+// connection ends.
+func (c *Controller) Admit(req Request) (*Slot, Refusal) {
+	st := &c.stats[req.Transport]
+	if r := c.check(req); r != RefusedNone {
+		c.refuse(req, r, "", "")
+		return nil, r
+	}
+	s := &Slot{c: c, transport: req.Transport, ip: req.IP, unauth: !req.Authenticated}
+	if c.cfg.ConnsPerIP != nil {
+		if !c.cfg.ConnsPerIP.Acquire(req.IP) {
+			c.refuse(req, RefusedPerIP, "", "")
+			return nil, RefusedPerIP
+		}
+		s.ipHeld = true
+	}
+	c.active.Add(1)
+	st.admitted.Add(1)
+	st.active.Add(1)
+	if s.unauth {
+		c.unauth.Add(1)
+	}
+	return s, RefusedNone
+}
+
+func (c *Controller) check(req Request) Refusal {
+	if c.Draining() {
+		return RefusedDraining
+	}
+	if m := c.cfg.MaxConnections; m > 0 && c.active.Load() >= m {
+		return RefusedNodeFull
+	}
+	if !req.Authenticated {
+		if c.cfg.Handshakes != nil {
+			if ok, _ := c.cfg.Handshakes.Allow(req.IP); !ok {
+				return RefusedHandshakeRate
+			}
+		}
+		if m := c.cfg.MaxUnauthenticated; m > 0 && c.unauth.Load() >= m {
+			return RefusedUnauthenticated
+		}
+	}
+	return RefusedNone
+}
+
+// refuse counts a refused connection request and records the refusal.
+func (c *Controller) refuse(req Request, r Refusal, tenant, user string) {
+	c.stats[req.Transport].refused.Add(1)
+	c.record(req, r, tenant, user)
+}
+
+// record tells the observer and the audit log about a refusal.
+func (c *Controller) record(req Request, r Refusal, tenant, user string) {
+	if f := c.cfg.Observer.Refused; f != nil {
+		f(req.Transport, r)
+	}
+	if r == RefusedDraining {
+		return // not a security event
+	}
+	ev := audit.LimitExceeded
+	if r.RateLimited() {
+		ev = audit.RateLimited
+	}
+	attrs := []any{"scope", r.Label(), "ip", req.IP, "transport", req.Transport.String()}
+	if user != "" {
+		attrs = append(attrs, "tenant", tenant, "user", user)
+	}
+	c.cfg.Audit.Warn(ev, "connection refused", attrs...)
+}
+
+// AllowRequest applies the per-user request rate. It returns the number of
+// consecutive refusals (0 when allowed) and whether they reached the abuse
+// threshold; refusals are recorded (the first and every tenth).
+func (c *Controller) AllowRequest(t Transport, tenant, user string) (ok, abusive bool) {
+	if c.cfg.Requests == nil {
+		return true, false
+	}
+	ok, strikes := c.cfg.Requests.Allow(UserKey(tenant, user))
+	if ok {
+		return true, false
+	}
+	if strikes == 1 || strikes%10 == 0 {
+		c.cfg.Audit.Warn(audit.RateLimited, "rate limited", "scope", RefusedRequestRate.Label(),
+			"transport", t.String(), "tenant", tenant, "user", user, "strikes", strikes)
+	}
+	return false, strikes >= c.cfg.AbuseStrikes
+}
+
+// AllowPublish applies the per-key publish rate.
+func (c *Controller) AllowPublish(keyID string) bool {
+	if c.cfg.Publishes == nil {
+		return true
+	}
+	ok, strikes := c.cfg.Publishes.Allow(keyID)
+	if !ok && (strikes == 1 || strikes%10 == 0) {
+		c.cfg.Audit.Warn(audit.RateLimited, "rate limited", "scope", RefusedPublishRate.Label(),
+			"transport", Publish.String(), "key", keyID, "strikes", strikes)
+	}
+	return ok
+}
+
+// Slot is one admitted connection's hold on the node's limits.
+type Slot struct {
+	c         *Controller // static
+	transport Transport   // static
+	ip        string      // static
+
+	mu       sync.Mutex
+	ipHeld   bool     // guarded by mu
+	unauth   bool     // guarded by mu: counted in Controller.unauth
+	opened   bool     // guarded by mu: authenticated at least once
+	users    []string // guarded by mu: per-user slots held (Socket.IO: one per namespace)
+	released bool     // guarded by mu
+}
+
+// IP is the connection's client address.
+func (s *Slot) IP() string { return s.ip }
+
+// Transport is the connection's transport.
+func (s *Slot) Transport() Transport { return s.transport }
+
+// AcquireUser takes a per-user slot for an authenticated identity. It may
+// wait on Redis. On refusal the connection should be refused or closed
+// (limit_exceeded); the refusal is recorded.
+func (s *Slot) AcquireUser(tenant, user string) bool {
+	key := UserKey(tenant, user)
+	c := s.c
+	if c.cfg.ConnsPerUser != nil && !c.cfg.ConnsPerUser.Acquire(key) {
+		// The connection was admitted: it is counted as failed (or stays
+		// opened) when it ends, not as refused.
+		c.record(Request{Transport: s.transport, IP: s.ip}, RefusedPerUser, tenant, user)
+		return false
+	}
+	s.mu.Lock()
+	if s.released {
+		s.mu.Unlock()
+		if c.cfg.ConnsPerUser != nil {
+			c.cfg.ConnsPerUser.Release(key)
+		}
+		return false
+	}
+	s.users = append(s.users, key)
+	s.mu.Unlock()
+	return true
+}
+
+// ReleaseUser gives back one per-user slot taken by AcquireUser (a
+// Socket.IO namespace that disconnects while its session goes on).
+func (s *Slot) ReleaseUser(tenant, user string) {
+	key := UserKey(tenant, user)
+	s.mu.Lock()
+	held := false
+	for i, k := range s.users {
+		if k == key {
+			s.users = append(s.users[:i], s.users[i+1:]...)
+			held = true
+			break
+		}
+	}
+	s.mu.Unlock()
+	if held && s.c.cfg.ConnsPerUser != nil {
+		s.c.cfg.ConnsPerUser.Release(key)
+	}
+}
+
+// Verified marks that the connection presented a valid credential: it
+// leaves the unauthenticated count (even if a per-user cap then refuses it).
+func (s *Slot) Verified() {
+	s.mu.Lock()
+	unauth := s.unauth
+	s.unauth = false
+	s.mu.Unlock()
+	if unauth {
+		s.c.unauth.Add(-1)
+	}
+}
+
+// Opened marks the connection authenticated and attached: it is Verified
+// and will not count as failed.
+func (s *Slot) Opened() {
+	s.Verified()
+	s.mu.Lock()
+	first := !s.opened
+	s.opened = true
+	s.mu.Unlock()
+	if first {
+		s.c.stats[s.transport].opened.Add(1)
+	}
+}
+
+// Release gives back everything the slot holds. It may wait on Redis:
+// never call it in a poller callback. Calls after the first do nothing.
+func (s *Slot) Release() {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	if s.released {
+		s.mu.Unlock()
+		return
+	}
+	s.released = true
+	ipHeld, unauth, opened, users := s.ipHeld, s.unauth, s.opened, s.users
+	s.ipHeld, s.unauth, s.users = false, false, nil
+	s.mu.Unlock()
+	c := s.c
+	st := &c.stats[s.transport]
+	c.active.Add(-1)
+	st.active.Add(-1)
+	if unauth {
+		c.unauth.Add(-1)
+	}
+	if !opened {
+		st.failed.Add(1)
+		if f := c.cfg.Observer.Failed; f != nil {
+			f(s.transport)
+		}
+	}
+	if ipHeld {
+		c.cfg.ConnsPerIP.Release(s.ip)
+	}
+	if c.cfg.ConnsPerUser != nil { // nil: no per-user cap, users are only tracked
+		for _, k := range users {
+			c.cfg.ConnsPerUser.Release(k)
+		}
+	}
+}
+
+// TransportStats are one transport's connection counts since start.
+type TransportStats struct {
+	Attempts int64 `json:"attempts"` // connection requests
+	Refused  int64 `json:"refused"`  // refused before or by admission (origin, credentials, limits)
+	Opened   int64 `json:"opened"`   // admitted and authenticated
+	Failed   int64 `json:"failed"`   // refused, or admitted but closed before authenticating
+	Active   int64 `json:"active"`   // admitted and not yet closed
+	Pending  int64 `json:"pending"`  // admitted, open, not yet authenticated
+}
+
+// Stats returns the per-transport counts of the connection transports.
+func (c *Controller) Stats() map[string]TransportStats {
+	out := make(map[string]TransportStats, len(ConnTransports))
+	for _, t := range ConnTransports {
+		st := &c.stats[t]
+		ts := TransportStats{Attempts: st.attempts.Load(), Refused: st.refused.Load(), Opened: st.opened.Load(),
+			Active: st.active.Load()}
+		ts.Failed = ts.Refused + st.failed.Load()
+		// admitted = opened + failed before auth + still waiting for auth
+		ts.Pending = max(0, st.admitted.Load()-ts.Opened-st.failed.Load())
+		out[t.String()] = ts
+	}
+	return out
+}

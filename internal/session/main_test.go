@@ -1,0 +1,9 @@
+package session
+
+import (
+	"testing"
+
+	"github.com/heraldhq/herald/internal/testkit"
+)
+
+func TestMain(m *testing.M) { testkit.LeakMain(m) }

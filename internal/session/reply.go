@@ -1,0 +1,84 @@
+package session
+
+import (
+	"strconv"
+
+	"github.com/heraldhq/herald/internal/hub"
+	"github.com/heraldhq/herald/internal/store"
+)
+
+// Reply answers one request. Transports encode it onto their wire: the
+// fields (AppendFields) are the same everywhere, only the envelope differs.
+type Reply struct {
+	Name   Name         // the request answered
+	Ref    Ref          // copied from the request
+	Err    *Error       // nil on success
+	Page   *store.Page  // NameList
+	Count  int64        // NameUnreadCount
+	Change store.Change // mark-read, mark-all-read, delete (the HTTP API shows it)
+}
+
+// HasResult reports whether a successful reply carries fields beyond the
+// acknowledgement (a page or a count).
+func (r *Reply) HasResult() bool {
+	return r.Err == nil && (r.Name == NameList || r.Name == NameUnreadCount)
+}
+
+// AppendFields appends the reply's fields, each preceded by a comma, to b:
+// `,"notifications":[…],"next":…` for a page, `,"count":N` for a count, and
+// `,"code":…,"message":…,"correlation_id":…` for an error. An acknowledgement
+// has none.
+func (r *Reply) AppendFields(b []byte) []byte {
+	switch {
+	case r.Err != nil:
+		return AppendError(b, r.Err)
+	case r.Name == NameList && r.Page != nil:
+		return AppendPage(b, r.Page)
+	case r.Name == NameUnreadCount:
+		b = append(b, `,"count":`...)
+		return strconv.AppendInt(b, r.Count, 10)
+	}
+	return b
+}
+
+// AppendObject appends the reply's fields as one JSON object (`{}` for an
+// acknowledgement).
+func (r *Reply) AppendObject(b []byte) []byte {
+	start := len(b)
+	b = r.AppendFields(append(b, '{'))
+	if len(b) > start+1 {
+		b = append(b[:start+1], b[start+2:]...) // drop the first field's comma
+	}
+	return append(b, '}')
+}
+
+// AppendPage appends `,"notifications":[…],"next":…`, encoded as the live
+// frames encode notifications.
+func AppendPage(b []byte, p *store.Page) []byte {
+	b = append(b, `,"notifications":[`...)
+	for i := range p.Items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, hub.EncodeNotification(&p.Items[i].Notification, p.Items[i].Read)...)
+		b = append(b, '}')
+	}
+	b = append(b, `],"next":`...)
+	if p.Next == "" {
+		return append(b, "null"...)
+	}
+	return strconv.AppendQuote(b, p.Next)
+}
+
+// AppendError appends `,"code":…,"message":…,"correlation_id":…`.
+func AppendError(b []byte, e *Error) []byte {
+	b = append(b, `,"code":`...)
+	b = strconv.AppendQuote(b, e.Code.String())
+	b = append(b, `,"message":`...)
+	b = strconv.AppendQuote(b, e.text())
+	if e.CorrelationID != "" {
+		b = append(b, `,"correlation_id":`...)
+		b = strconv.AppendQuote(b, e.CorrelationID)
+	}
+	return b
+}

@@ -1,0 +1,238 @@
+package session
+
+import (
+	"github.com/heraldhq/herald/internal/notification"
+	"github.com/heraldhq/herald/internal/store"
+)
+
+// Name is a client request. The request set is the same on every live
+// transport: a WebSocket message's "type" and a Socket.IO event's name are
+// the wire names below.
+type Name uint8
+
+// Requests. Keep in sync with docs/protocol.md.
+const (
+	NameNone        Name = iota
+	NameAuth             // authenticate (first) or refresh the token in band
+	NameList             // a page of the inbox
+	NameMarkRead         // mark ids read
+	NameMarkAllRead      // mark everything read
+	NameDelete           // delete one notification
+	NameUnreadCount      // the unread count
+	NamePing             // liveness at the protocol level
+	nameCount
+)
+
+// field is one argument a request may carry (a bit set).
+type field uint16
+
+const (
+	fToken field = 1 << iota
+	fSince
+	fID
+	fIDs
+	fBefore
+	fLimit
+	fUnread
+)
+
+var fieldNames = []struct {
+	f    field
+	name string
+}{{fToken, "token"}, {fSince, "since"}, {fID, "id"}, {fIDs, "ids"}, {fBefore, "before"}, {fLimit, "limit"}, {fUnread, "unread"}}
+
+type nameInfo struct {
+	wire   string
+	fields field // the arguments it accepts
+}
+
+var nameTable = [nameCount]nameInfo{
+	NameNone:        {"", 0},
+	NameAuth:        {"auth", fToken | fSince},
+	NameList:        {"notification:list", fBefore | fLimit | fUnread},
+	NameMarkRead:    {"notification:mark-read", fID | fIDs},
+	NameMarkAllRead: {"notification:mark-all-read", 0},
+	NameDelete:      {"notification:delete", fID},
+	NameUnreadCount: {"notification:unread-count", 0},
+	NamePing:        {"ping", 0},
+}
+
+// String is the wire name.
+func (n Name) String() string {
+	if n >= nameCount {
+		return "unknown"
+	}
+	return nameTable[n].wire
+}
+
+// Names lists every request, for documentation, metrics and tests.
+func Names() []Name {
+	out := make([]Name, 0, nameCount-1)
+	for n := NameAuth; n < nameCount; n++ {
+		out = append(out, n)
+	}
+	return out
+}
+
+// Lookup finds a request by its wire name.
+func Lookup(wire string) (Name, bool) {
+	for n := NameAuth; n < nameCount; n++ {
+		if nameTable[n].wire == wire {
+			return n, true
+		}
+	}
+	return NameNone, false
+}
+
+// Limits on requests (the same on every transport).
+const (
+	MaxIDs      = 100     // ids per mark-read
+	MaxTokenLen = 8 << 10 // bytes of a JWT
+	MaxRefLen   = 64      // bytes of a WebSocket ref
+)
+
+// Args are a request's arguments as they arrive on the wire (a WebSocket
+// message's fields, a Socket.IO event's argument object). A nil field was
+// absent.
+type Args struct {
+	Token  *string  `json:"token"`
+	Since  *string  `json:"since"`
+	ID     *string  `json:"id"`
+	IDs    []string `json:"ids"`
+	Before *string  `json:"before"`
+	Limit  *int     `json:"limit"`
+	Unread *bool    `json:"unread"`
+}
+
+func (a *Args) present() field {
+	var f field
+	set := func(b bool, x field) {
+		if b {
+			f |= x
+		}
+	}
+	set(a.Token != nil, fToken)
+	set(a.Since != nil, fSince)
+	set(a.ID != nil, fID)
+	set(a.IDs != nil, fIDs)
+	set(a.Before != nil, fBefore)
+	set(a.Limit != nil, fLimit)
+	set(a.Unread != nil, fUnread)
+	return f
+}
+
+// Ref is how a reply finds its request: the WebSocket protocol echoes a
+// JSON ref, Socket.IO answers an ack id. A transport sets the one it uses.
+type Ref struct {
+	JSON []byte // WebSocket: the raw "ref" value; nil when absent
+	Ack  int64  // Socket.IO: the ack id; NoAck when absent
+}
+
+// NoAck is Ref.Ack when the client asked for no acknowledgement.
+const NoAck = -1
+
+// Request is a validated client request.
+type Request struct {
+	Name  Name
+	Ref   Ref
+	Token string                 // auth
+	Since *notification.Position // auth: resume after this position
+	IDs   []string               // mark-read
+	ID    string                 // delete
+	Query store.ListQuery        // list
+}
+
+// Parse validates a request's arguments. Errors wrap ErrInvalid; the
+// returned Request carries ref even then, for the error reply.
+func Parse(wire string, a *Args, ref Ref) (Request, error) {
+	req := Request{Ref: ref}
+	if wire == "" {
+		return req, invalid("type missing")
+	}
+	n, ok := Lookup(wire)
+	if !ok {
+		return req, invalid("unknown type")
+	}
+	req.Name = n
+	if a == nil {
+		a = &Args{}
+	}
+	if extra := a.present() &^ nameTable[n].fields; extra != 0 {
+		for _, fn := range fieldNames {
+			if extra&fn.f != 0 {
+				return req, invalid("field %q not allowed in %q", fn.name, wire)
+			}
+		}
+	}
+	return req, req.fill(a)
+}
+
+func (req *Request) fill(a *Args) error {
+	switch req.Name {
+	case NameAuth:
+		if a.Token == nil || *a.Token == "" || len(*a.Token) > MaxTokenLen {
+			return invalid("auth: token missing or too long")
+		}
+		req.Token = *a.Token
+		if a.Since != nil {
+			p, err := notification.ParsePosition(*a.Since)
+			if err != nil {
+				return invalid("auth: since: %v", err)
+			}
+			req.Since = &p
+		}
+	case NameMarkRead:
+		req.IDs = a.IDs
+		if a.ID != nil {
+			req.IDs = append(req.IDs, *a.ID)
+		}
+		if len(req.IDs) == 0 || len(req.IDs) > MaxIDs {
+			return invalid("mark-read: 1..%d ids required", MaxIDs)
+		}
+		for _, id := range req.IDs {
+			if !notification.ValidID(id) {
+				return invalid("mark-read: malformed id")
+			}
+		}
+	case NameDelete:
+		if a.ID == nil || !notification.ValidID(*a.ID) {
+			return invalid("delete: malformed id")
+		}
+		req.ID = *a.ID
+	case NameList:
+		return req.fillList(a)
+	}
+	return nil
+}
+
+func (req *Request) fillList(a *Args) error {
+	if a.Before != nil {
+		if !notification.ValidID(*a.Before) {
+			return invalid("list: malformed before")
+		}
+		req.Query.Before = *a.Before
+	}
+	if a.Limit != nil {
+		if *a.Limit < 0 {
+			return invalid("list: negative limit")
+		}
+		req.Query.Limit = min(*a.Limit, store.MaxListLimit)
+	}
+	req.Query.UnreadOnly = a.Unread != nil && *a.Unread
+	return nil
+}
+
+// ValidRef accepts a WebSocket ref: a short string or number.
+func ValidRef(ref []byte) error {
+	if len(ref) == 0 {
+		return nil
+	}
+	if len(ref) > MaxRefLen {
+		return invalid("ref too long")
+	}
+	switch c := ref[0]; {
+	case c == '"', c == '-', c >= '0' && c <= '9':
+		return nil
+	}
+	return invalid("ref must be a string or number")
+}
