@@ -161,46 +161,71 @@ func (c *Controller) Rejected(t Transport) { c.stats[t].refused.Add(1) }
 // On success the caller owns the Slot and must Release it when the
 // connection ends.
 func (c *Controller) Admit(req Request) (*Slot, Refusal) {
-	st := &c.stats[req.Transport]
-	if r := c.check(req); r != RefusedNone {
+	if r := c.reserve(req); r != RefusedNone {
 		c.refuse(req, r, "", "")
 		return nil, r
 	}
 	s := &Slot{c: c, transport: req.Transport, ip: req.IP, unauth: !req.Authenticated}
 	if c.cfg.ConnsPerIP != nil {
 		if !c.cfg.ConnsPerIP.Acquire(req.IP) {
+			c.unreserve(s.unauth)
 			c.refuse(req, RefusedPerIP, "", "")
 			return nil, RefusedPerIP
 		}
 		s.ipHeld = true
 	}
-	c.active.Add(1)
+	st := &c.stats[req.Transport]
 	st.admitted.Add(1)
 	st.active.Add(1)
-	if s.unauth {
-		c.unauth.Add(1)
-	}
 	return s, RefusedNone
 }
 
-func (c *Controller) check(req Request) Refusal {
+// reserve takes the node-wide count, and the unauthenticated count for an
+// unauthenticated request, with compare-and-swap so that a connect storm
+// cannot overshoot either cap while a limiter waits on Redis. The handshake
+// rate is consumed only by a request the node has room for.
+func (c *Controller) reserve(req Request) Refusal {
 	if c.Draining() {
 		return RefusedDraining
 	}
-	if m := c.cfg.MaxConnections; m > 0 && c.active.Load() >= m {
+	if !takeUnder(&c.active, c.cfg.MaxConnections) {
 		return RefusedNodeFull
 	}
-	if !req.Authenticated {
-		if c.cfg.Handshakes != nil {
-			if ok, _ := c.cfg.Handshakes.Allow(req.IP); !ok {
-				return RefusedHandshakeRate
-			}
-		}
-		if m := c.cfg.MaxUnauthenticated; m > 0 && c.unauth.Load() >= m {
-			return RefusedUnauthenticated
+	if req.Authenticated {
+		return RefusedNone
+	}
+	if c.cfg.Handshakes != nil {
+		if ok, _ := c.cfg.Handshakes.Allow(req.IP); !ok {
+			c.active.Add(-1)
+			return RefusedHandshakeRate
 		}
 	}
+	if !takeUnder(&c.unauth, c.cfg.MaxUnauthenticated) {
+		c.active.Add(-1)
+		return RefusedUnauthenticated
+	}
 	return RefusedNone
+}
+
+// unreserve gives back what reserve took.
+func (c *Controller) unreserve(unauth bool) {
+	c.active.Add(-1)
+	if unauth {
+		c.unauth.Add(-1)
+	}
+}
+
+// takeUnder adds one to n unless that would pass limit (0: no limit).
+func takeUnder(n *atomic.Int64, limit int64) bool {
+	for {
+		cur := n.Load()
+		if limit > 0 && cur >= limit {
+			return false
+		}
+		if n.CompareAndSwap(cur, cur+1) {
+			return true
+		}
+	}
 }
 
 // refuse counts a refused connection request and records the refusal.

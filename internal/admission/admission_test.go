@@ -528,8 +528,6 @@ func TestStatsUnderConcurrency(t *testing.T) {
 // TestCapsHoldUnderConcurrentAdmits admits two connections at once while
 // both wait in a limiter after the cap checks (a Redis round trip).
 func TestCapsHoldUnderConcurrentAdmits(t *testing.T) {
-	t.Skip("BUG: Admit checks MaxConnections/MaxUnauthenticated with Load and counts with a later Add; " +
-		"concurrent admits that wait on the handshake or per-IP limiter in between all pass the cap")
 	tests := []struct {
 		name string
 		cfg  func(barrier func()) Config

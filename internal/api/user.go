@@ -94,15 +94,9 @@ func (a *API) unreadCount(w http.ResponseWriter, r *http.Request, p auth.Princip
 	a.do(w, r, p, ip, session.NameUnreadCount, nil)
 }
 
-// read handles POST /v1/me/notifications/{id}/read. A malformed id names
-// no notification: 404, as an unknown one.
+// read handles POST /v1/me/notifications/{id}/read.
 func (a *API) read(w http.ResponseWriter, r *http.Request, p auth.Principal, ip string) {
-	id := r.PathValue("id")
-	if !notification.ValidID(id) {
-		a.errs.Fail(w, r, session.CodeNotFound, "", nil)
-		return
-	}
-	a.do(w, r, p, ip, session.NameMarkRead, &session.Args{ID: &id})
+	a.byID(w, r, p, ip, session.NameMarkRead)
 }
 
 // readAll handles POST /v1/me/notifications/read-all.
@@ -112,12 +106,18 @@ func (a *API) readAll(w http.ResponseWriter, r *http.Request, p auth.Principal, 
 
 // delete handles DELETE /v1/me/notifications/{id}.
 func (a *API) delete(w http.ResponseWriter, r *http.Request, p auth.Principal, ip string) {
+	a.byID(w, r, p, ip, session.NameDelete)
+}
+
+// byID runs a request on the notification named in the path. A malformed
+// id names no notification: 404, as an unknown one.
+func (a *API) byID(w http.ResponseWriter, r *http.Request, p auth.Principal, ip string, n session.Name) {
 	id := r.PathValue("id")
 	if !notification.ValidID(id) {
 		a.errs.Fail(w, r, session.CodeNotFound, "", nil)
 		return
 	}
-	a.do(w, r, p, ip, session.NameDelete, &session.Args{ID: &id})
+	a.do(w, r, p, ip, n, &session.Args{ID: &id})
 }
 
 // do parses the request name with args as every transport does, runs it

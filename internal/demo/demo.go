@@ -17,7 +17,6 @@ import (
 	"path"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/heraldhq/herald/internal/audit"
 	"github.com/heraldhq/herald/internal/auth"
@@ -59,9 +58,6 @@ type Config struct {
 // Limits of the dev endpoints.
 const (
 	maxPublishBody = 16 << 10
-	maxTitle       = 512
-	maxBody        = 8 << 10
-	maxType        = 128
 	maxUser        = 64
 	publishTimeout = 5 * time.Second
 	scope          = "dev-demo" // the publisher identity of dev publishes
@@ -213,11 +209,11 @@ func (h *handler) publish(w http.ResponseWriter, r *http.Request) {
 		b.Type = defaultType
 	}
 	switch {
-	case !validType(b.Type):
+	case !notification.ValidType(b.Type):
 		err = errors.New("type malformed")
-	case b.Title == "" || len(b.Title) > maxTitle || !utf8.ValidString(b.Title):
+	case !notification.ValidTitle(b.Title):
 		err = errors.New("title missing or too long")
-	case len(b.Body) > maxBody || !utf8.ValidString(b.Body):
+	case !notification.ValidBody(b.Body):
 		err = errors.New("body too long")
 	}
 	if err != nil {
@@ -280,19 +276,6 @@ func validUser(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-' || c == '@') {
-			return false
-		}
-	}
-	return true
-}
-
-func validType(s string) bool {
-	if s == "" || len(s) > maxType {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-' || c == ':' || c == '/') {
 			return false
 		}
 	}

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"encoding/json"
 	"strconv"
 
 	"github.com/heraldhq/herald/internal/hub"
@@ -67,18 +68,33 @@ func AppendPage(b []byte, p *store.Page) []byte {
 	if p.Next == "" {
 		return append(b, "null"...)
 	}
-	return strconv.AppendQuote(b, p.Next)
+	return appendString(b, p.Next)
 }
 
 // AppendError appends `,"code":…,"message":…,"correlation_id":…`.
 func AppendError(b []byte, e *Error) []byte {
 	b = append(b, `,"code":`...)
-	b = strconv.AppendQuote(b, e.Code.String())
+	b = appendString(b, e.Code.String())
 	b = append(b, `,"message":`...)
-	b = strconv.AppendQuote(b, e.text())
+	b = appendString(b, e.text())
 	if e.CorrelationID != "" {
 		b = append(b, `,"correlation_id":`...)
-		b = strconv.AppendQuote(b, e.CorrelationID)
+		b = appendString(b, e.CorrelationID)
 	}
 	return b
+}
+
+// appendString appends s as a JSON string: printable ASCII (every code,
+// message, id and cursor Herald writes) directly, anything else through
+// encoding/json.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }

@@ -126,9 +126,13 @@ func (c *Core) Logger() *slog.Logger { return c.log }
 // Verify checks a token for a connection that is not a session yet (an
 // HTTP request, a handshake header). A refusal is recorded (token_invalid).
 func (c *Core) Verify(token string, t admission.Transport, ip string) (auth.Principal, error) {
-	if token == "" || len(token) > MaxTokenLen {
-		c.audit.Warn(audit.TokenInvalid, "token rejected", "reason", "missing", "ip", ip, "transport", t.String())
+	if token == "" {
+		c.audit.Warn(audit.TokenInvalid, "token rejected", "reason", auth.ReasonMissing, "ip", ip, "transport", t.String())
 		return auth.Principal{}, auth.ErrMissingToken
+	}
+	if len(token) > MaxTokenLen {
+		c.audit.Warn(audit.TokenInvalid, "token rejected", "reason", auth.ReasonTooLarge, "ip", ip, "transport", t.String())
+		return auth.Principal{}, &auth.TokenError{Reason: auth.ReasonTooLarge}
 	}
 	p, err := c.verifier.Verify(token)
 	if err != nil {

@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/lesismal/nbio"
-	"github.com/lesismal/nbio/logging"
 	"github.com/lesismal/nbio/nbhttp"
 	"github.com/lesismal/nbio/nbhttp/websocket"
 
@@ -60,47 +58,16 @@ func New(cfg Config, core *proto.Core) (*Server, error) {
 	if core == nil {
 		return nil, errors.New("socketio: the session core is required")
 	}
-	logging.SetLevel(logging.LevelError) // nbio's own logger writes to stdout
 	s := &Server{cfg: cfg, core: core, adm: core.Admission(), audit: core.Audit(), log: cfg.Logger, epoch: time.Now(),
 		stop: make(chan struct{}), sweepDone: make(chan struct{})}
 	s.tick = min(cfg.PingInterval, cfg.PingTimeout, core.AuthTimeout(), cfg.CloseGrace) / 8
 	s.tick = min(max(s.tick, 5*time.Millisecond), 500*time.Millisecond)
 	s.reg.Init()
 	s.early.Max = 8 // messages a connection may send before its session is bound
-	s.engine = nbhttp.NewEngine(nbhttp.Config{
-		Name:                    "herald-socketio",
-		NPoller:                 cfg.Pollers,
-		ReleaseWebsocketPayload: true,
-		// Hard cap: nbio drops a connection whose unwritten data would exceed
-		// it. Our soft cap (WriteBufferBytes) closes it first, as a slow consumer.
-		MaxWriteBufferSize: cfg.WriteBufferBytes + 64<<10,
-		// nbio's own frame handling (control frames, the close handshake and
-		// its close of the socket) runs inline in the poller; our handlers
-		// only queue work on the session's worker. A socket closed from
-		// another goroutine while the poller holds a pending event for its
-		// fd can make that stale event close the next connection given the
-		// same fd number (seen under connection churn); closing in the
-		// poller avoids it for client-initiated closes.
-		ServerExecutor: func(f func()) { f() },
-	})
-	s.engine.OnWrittenSize(func(c *nbio.Conn, _ []byte, n int) {
-		if wsc, ok := c.Session().(*websocket.Conn); ok {
-			if t, ok := wsc.Session().(*wsTransport); ok {
-				t.queued.Add(-int64(n))
-			}
-		}
-	})
-	u := websocket.NewUpgrader()
-	u.Engine = s.engine
-	// No nbio keepalive (a runtime timer per socket, reset on every frame,
-	// closing from outside the poller): every socket belongs to a session
-	// or an upgrade probe, whose deadlines (heartbeat, probe timeout, close
-	// grace) the sweeper runs.
-	u.KeepaliveTime = 0
-	u.MessageLengthLimit = cfg.MaxPayload
-	u.CheckOrigin = func(*http.Request) bool { return true } // checked in ServeHTTP, before the upgrade
-	u.BlockingModAsyncWrite = false
-	u.EnableCompression(false)
+	s.engine = wspoll.NewEngine("herald-socketio", cfg.Pollers, cfg.WriteBufferBytes)
+	// Every socket belongs to a session or an upgrade probe, whose
+	// deadlines (heartbeat, probe timeout, close grace) the sweeper runs.
+	u := wspoll.NewUpgrader(s.engine, cfg.MaxPayload)
 	u.OnMessage(s.onWSMessage)
 	u.OnClose(s.onWSClose)
 	s.upgrader = u

@@ -3,6 +3,7 @@ package socketio
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -19,25 +20,14 @@ import (
 type wsTransport struct {
 	sess    *session        // static
 	wsc     *websocket.Conn // set before the transport is used; static after
-	queued  atomic.Int64    // bytes handed to nbio and not yet written to the kernel
+	wspoll.Outbound         // bytes handed to nbio and not yet written to the kernel
 	closing atomic.Bool     // a close frame has been sent
-}
-
-// frameLen is the size of a server frame (unmasked) carrying n bytes.
-func frameLen(n int) int64 {
-	switch {
-	case n < 126:
-		return int64(n) + 2
-	case n <= 65535:
-		return int64(n) + 4
-	}
-	return int64(n) + 10
 }
 
 // write sends one message, counting its bytes against the soft buffer cap
 // (the same accounting as internal/ws). force bypasses the cap.
 func (t *wsTransport) write(mt websocket.MessageType, data []byte, force bool) error {
-	return t.send(frameLen(len(data)), force, func() error { return t.wsc.WriteMessage(mt, data) })
+	return t.send(wspoll.FrameLen(len(data)), force, func() error { return t.wsc.WriteMessage(mt, data) })
 }
 
 // writeFrames sends complete text frames (wspoll.AppendTextFrame) in one
@@ -54,12 +44,9 @@ func (t *wsTransport) send(n int64, force bool, write func() error) error {
 	if t.closing.Load() {
 		return errClosed
 	}
-	if !force && t.queued.Load()+n > int64(t.sess.srv.cfg.WriteBufferBytes) {
+	if err := t.Push(n, t.sess.srv.cfg.WriteBufferBytes, force, write); errors.Is(err, wspoll.ErrBufferFull) {
 		return errBufferFull
-	}
-	t.queued.Add(n)
-	if err := write(); err != nil {
-		t.queued.Add(-n)
+	} else if err != nil {
 		return err
 	}
 	return nil

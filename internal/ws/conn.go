@@ -44,7 +44,7 @@ type conn struct {
 	ended     bool        // guarded by mu: the end of the socket is queued
 	cleaned   bool        // guarded by mu: finish ran
 
-	queued atomic.Int64 // bytes handed to nbio and not yet written to the kernel
+	wspoll.Outbound // bytes handed to nbio and not yet written to the kernel
 	// closedWith is 1 + the hub.CloseReason we closed the socket with, 0
 	// while we have not (see closing).
 	closedWith atomic.Uint32
@@ -60,33 +60,12 @@ func (c *conn) closing() bool { return c.closedWith.Load() != 0 }
 // heard records that the client sent a frame (any: data, ping, pong).
 func (c *conn) heard() { c.lastRead.Store(time.Now().UnixNano()) }
 
-var errBufferFull = errors.New("ws: outbound buffer full")
-
-// frameLen is the size of a server frame (unmasked) carrying n bytes.
-func frameLen(n int) int64 {
-	switch {
-	case n < 126:
-		return int64(n) + 2
-	case n <= 65535:
-		return int64(n) + 4
-	}
-	return int64(n) + 10
-}
-
 // write sends one message, counting its bytes against the soft buffer cap.
 // Control frames (force) bypass the cap: they are tiny and a close frame must
 // be able to follow a full buffer.
 func (c *conn) write(mt websocket.MessageType, data []byte, force bool) error {
-	n := frameLen(len(data))
-	if !force && c.queued.Load()+n > int64(c.srv.cfg.WriteBufferBytes) {
-		return errBufferFull
-	}
-	c.queued.Add(n)
-	if err := c.ws.WriteMessage(mt, data); err != nil {
-		c.queued.Add(-n)
-		return err
-	}
-	return nil
+	return c.Push(wspoll.FrameLen(len(data)), c.srv.cfg.WriteBufferBytes, force,
+		func() error { return c.ws.WriteMessage(mt, data) })
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
@@ -94,7 +73,7 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b 
 // Send implements hub.Sender.
 func (c *conn) Send(f hub.Frame) error {
 	if c.closing() {
-		return errBufferFull
+		return wspoll.ErrBufferFull
 	}
 	bp := bufPool.Get().(*[]byte)
 	b := appendWire((*bp)[:0], f)

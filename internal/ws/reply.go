@@ -8,6 +8,7 @@ import (
 
 	"github.com/heraldhq/herald/internal/hub"
 	"github.com/heraldhq/herald/internal/session"
+	"github.com/heraldhq/herald/internal/wspoll"
 )
 
 func invalid(format string, args ...any) error {
@@ -38,7 +39,7 @@ func (c *conn) Reply(r *session.Reply) error {
 		b = append(b, r.Ref.JSON...)
 	}
 	b = append(r.AppendFields(b), '}')
-	if err := c.write(websocket.TextMessage, b, false); errors.Is(err, errBufferFull) {
+	if err := c.write(websocket.TextMessage, b, false); errors.Is(err, wspoll.ErrBufferFull) {
 		return session.ErrBufferFull
 	} else if err != nil {
 		return err

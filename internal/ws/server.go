@@ -11,8 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/lesismal/nbio"
-	"github.com/lesismal/nbio/logging"
 	"github.com/lesismal/nbio/nbhttp"
 	"github.com/lesismal/nbio/nbhttp/websocket"
 
@@ -112,7 +110,6 @@ type Server struct {
 // New builds the transport; call Start before serving.
 func New(cfg Config, core *session.Core) (*Server, error) {
 	cfg.setDefaults()
-	logging.SetLevel(logging.LevelError) // nbio's own logger writes to stdout
 	if cfg.CheckOrigin == nil || core == nil {
 		return nil, errors.New("ws: CheckOrigin and the session core are required")
 	}
@@ -122,45 +119,11 @@ func New(cfg Config, core *session.Core) (*Server, error) {
 		stopPing: make(chan struct{}), pingDone: make(chan struct{})}
 	s.reg.Init()
 	s.early.Max = maxQueued
-	s.engine = nbhttp.NewEngine(nbhttp.Config{
-		Name:                    "herald-ws",
-		NPoller:                 cfg.Pollers,
-		ReleaseWebsocketPayload: true,
-		// Hard cap: nbio drops a connection whose unwritten data would exceed
-		// it. Our soft cap (WriteBufferBytes) closes it first, with 4008.
-		MaxWriteBufferSize: cfg.WriteBufferBytes + 64<<10,
-		// Run nbio's handlers inline in the poller, as internal/socketio
-		// does: nbio's own frame handling (control frames, the close
-		// handshake and its close of the socket) then happens in the
-		// poller. A socket closed from another goroutine while the poller
-		// holds a pending event for its fd lets that stale event close the
-		// next connection given the same fd number (seen under connection
-		// churn: about 1 in 1,000-3,000 connections got EOF before ready).
-		// So none of our callbacks may block: they only copy the message
-		// and queue it on the connection (inbound.go), where a short-lived
-		// goroutine handles it (token verification, Redis limiters, the
-		// hub); the ping handler and OnWrittenSize only write or count.
-		ServerExecutor: func(f func()) { f() },
-	})
+	s.engine = wspoll.NewEngine("herald-ws", cfg.Pollers, cfg.WriteBufferBytes)
 	// We validate UTF-8 ourselves to answer 1007 (RFC 6455 §8.1).
 	s.engine.CheckUtf8 = func([]byte) bool { return true }
-	s.engine.OnWrittenSize(func(c *nbio.Conn, _ []byte, n int) {
-		if wsc, ok := c.Session().(*websocket.Conn); ok {
-			if st, ok := wsc.Session().(*conn); ok {
-				st.queued.Add(-int64(n))
-			}
-		}
-	})
-	u := websocket.NewUpgrader()
-	u.Engine = s.engine
-	// No nbio keepalive: it arms a runtime timer per socket, resets it on
-	// every frame, and closes the socket from the timer's goroutine
-	// (outside the poller). The ping loop checks lastRead instead.
-	u.KeepaliveTime = 0
-	u.MessageLengthLimit = cfg.MaxMessageBytes
-	u.CheckOrigin = func(*http.Request) bool { return true } // checked in ServeHTTP, before the upgrade
-	u.BlockingModAsyncWrite = false
-	u.EnableCompression(false)
+	// The ping loop checks lastRead instead of nbio's keepalive.
+	u := wspoll.NewUpgrader(s.engine, cfg.MaxMessageBytes)
 	u.OnMessage(s.onMessage)
 	u.OnClose(s.onClose)
 	u.SetPingHandler(func(c *websocket.Conn, data string) {

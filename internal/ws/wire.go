@@ -36,18 +36,10 @@ func appendTextFrame(b []byte, f hub.Frame) []byte {
 }
 
 // writeWire writes complete frames (from appendWire) to the socket, counting
-// their bytes against the soft buffer cap like write does.
+// their bytes against the soft buffer cap like write does. The embedded
+// nbio.Conn's Write runs under nbio's connection lock, so these frames never
+// interleave with a WriteMessage (pong, close).
 func (c *conn) writeWire(b []byte) error {
-	n := int64(len(b))
-	if c.queued.Load()+n > int64(c.srv.cfg.WriteBufferBytes) {
-		return errBufferFull
-	}
-	c.queued.Add(n)
-	// The embedded nbio.Conn: one Write, under nbio's connection lock, so
-	// these frames never interleave with a WriteMessage (pong, close).
-	if _, err := c.ws.Conn.Write(b); err != nil {
-		c.queued.Add(-n)
-		return err
-	}
-	return nil
+	return c.Push(int64(len(b)), c.srv.cfg.WriteBufferBytes, false,
+		func() error { _, err := c.ws.Conn.Write(b); return err })
 }
