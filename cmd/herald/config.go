@@ -177,38 +177,60 @@ func splitList(v string) []string {
 // toConfig converts resolved settings into a node.Config, collecting every
 // error so the operator sees all of them at once.
 func (s *settings) toConfig() (node.Config, error) {
-	var (
-		cfg  node.Config
-		errs []error
-	)
-	dur := func(name string) time.Duration {
-		d, err := time.ParseDuration(s.get(name))
-		if err != nil || d < 0 {
-			errs = append(errs, fmt.Errorf("--%s: %q is not a non-negative Go duration (e.g. 10s)", name, s.get(name)))
-		}
-		return d
+	c := &converter{s: s}
+	c.server()
+	c.auth()
+	c.transports()
+	c.limits()
+	return c.cfg, errors.Join(c.errs...)
+}
+
+// converter reads typed values out of resolved settings, collecting errors.
+type converter struct {
+	s    *settings
+	cfg  node.Config
+	errs []error
+}
+
+func (c *converter) fail(format string, args ...any) {
+	c.errs = append(c.errs, fmt.Errorf(format, args...))
+}
+
+func (c *converter) dur(name string) time.Duration {
+	d, err := time.ParseDuration(c.s.get(name))
+	if err != nil || d < 0 {
+		c.fail("--%s: %q is not a non-negative Go duration (e.g. 10s)", name, c.s.get(name))
 	}
-	rate := func(name string) float64 {
-		f, err := strconv.ParseFloat(s.get(name), 64)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("--%s: %q is not a number", name, s.get(name)))
-		}
-		return f
+	return d
+}
+
+func (c *converter) rate(name string) float64 {
+	f, err := strconv.ParseFloat(c.s.get(name), 64)
+	if err != nil {
+		c.fail("--%s: %q is not a number", name, c.s.get(name))
 	}
-	signed := func(name string) int {
-		n, err := strconv.Atoi(s.get(name))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("--%s: %q is not an integer", name, s.get(name)))
-		}
-		return n
+	return f
+}
+
+func (c *converter) signed(name string) int {
+	n, err := strconv.Atoi(c.s.get(name))
+	if err != nil {
+		c.fail("--%s: %q is not an integer", name, c.s.get(name))
 	}
-	num := func(name string) int {
-		n, err := strconv.Atoi(s.get(name))
-		if err != nil || n < 0 {
-			errs = append(errs, fmt.Errorf("--%s: %q is not a non-negative integer", name, s.get(name)))
-		}
-		return n
+	return n
+}
+
+func (c *converter) num(name string) int {
+	n, err := strconv.Atoi(c.s.get(name))
+	if err != nil || n < 0 {
+		c.fail("--%s: %q is not a non-negative integer", name, c.s.get(name))
 	}
+	return n
+}
+
+// server: listeners, storage, Redis, environment, lifecycle.
+func (c *converter) server() {
+	s, cfg := c.s, &c.cfg
 	cfg.Addr = s.get("addr")
 	s.debugAddr = s.get("debug-addr")
 	s.metricsAddr = s.get("metrics-addr")
@@ -230,18 +252,32 @@ func (s *settings) toConfig() (node.Config, error) {
 		cfg.RedisSharded = true
 	case "false", "0", "":
 	default:
-		errs = append(errs, fmt.Errorf("--redis-sharded: %q must be true or false", v))
+		c.fail("--redis-sharded: %q must be true or false", v)
 	}
 	switch env := strings.ToLower(s.get("env")); env {
 	case "production", "prod":
 	case "development", "dev", "test":
 		cfg.AllowLocalhost = true
 	default:
-		errs = append(errs, fmt.Errorf("--env: %q must be production or development", env))
+		c.fail("--env: %q must be production or development", env)
 	}
 	if s.dev {
 		cfg.AllowLocalhost = true
 	}
+	cfg.Hub.ReplayLimit = c.num("replay-limit")
+	cfg.ShutdownGrace = c.dur("shutdown-grace")
+	cfg.SweepInterval = c.dur("sweep-interval")
+	cfg.ConnectionWarnRatio = c.rate("connection-warn-ratio")
+	if ml, err := strconv.ParseUint(s.get("memory-limit"), 10, 64); err != nil {
+		c.fail("--memory-limit: %q is not a byte count", s.get("memory-limit"))
+	} else {
+		cfg.MemoryLimit = ml
+	}
+}
+
+// auth: JWT verification, API keys, origins, trusted proxies.
+func (c *converter) auth() {
+	s, cfg := c.s, &c.cfg
 	cfg.Auth.HMACSecret = []byte(s.get("jwt-secret"))
 	if len(cfg.Auth.HMACSecret) == 0 {
 		cfg.Auth.HMACSecret = nil
@@ -251,7 +287,7 @@ func (s *settings) toConfig() (node.Config, error) {
 	cfg.Auth.Algorithms = splitList(s.get("jwt-algorithms"))
 	cfg.Auth.Issuer = s.get("jwt-issuer")
 	cfg.Auth.Audience = s.get("jwt-audience")
-	cfg.Auth.Leeway = dur("jwt-leeway")
+	cfg.Auth.Leeway = c.dur("jwt-leeway")
 	if cfg.Auth.Leeway == 0 {
 		cfg.Auth.Leeway = -1 // explicit 0s: no leeway (auth treats 0 as the default)
 	}
@@ -259,7 +295,7 @@ func (s *settings) toConfig() (node.Config, error) {
 	cfg.Auth.RoleClaim = s.get("role-claim")
 	cfg.Auth.DefaultTenant = s.get("default-tenant")
 	if cfg.Auth.HMACSecret == nil && cfg.Auth.PublicKeyFile == "" && cfg.Auth.JWKSURL == "" {
-		errs = append(errs, errors.New("no JWT key material: set HERALD_JWT_SECRET (or JWT_SECRET), HERALD_JWT_PUBLIC_KEY or HERALD_JWKS_URL; or run with --dev to try Herald locally"))
+		c.fail("no JWT key material: set HERALD_JWT_SECRET (or JWT_SECRET), HERALD_JWT_PUBLIC_KEY or HERALD_JWKS_URL; or run with --dev to try Herald locally")
 	}
 	cfg.APIKeys = splitList(s.get("api-keys"))
 	cfg.AllowedOrigins = splitList(s.get("allowed-origins"))
@@ -268,42 +304,42 @@ func (s *settings) toConfig() (node.Config, error) {
 	}
 	cfg.TrustedProxies = splitList(s.get("trusted-proxies"))
 	if _, err := admission.ParseTrustedProxies(cfg.TrustedProxies); err != nil {
-		errs = append(errs, fmt.Errorf("--trusted-proxies: %w", err))
+		c.fail("--trusted-proxies: %w", err)
 	}
+}
+
+// transports: the protocol and the wire settings of every transport.
+func (c *converter) transports() {
+	cfg := &c.cfg
 	// One authentication deadline for every transport (session.Config).
-	cfg.Session.AuthTimeout = dur("auth-timeout")
-	cfg.MaxConnections = num("max-connections")
-	cfg.WS.MaxMessageBytes = num("max-message-bytes")
-	cfg.API.MaxBodyBytes = int64(num("max-body-bytes"))
-	cfg.WS.WriteBufferBytes = num("write-buffer-bytes")
-	cfg.WS.PingInterval = dur("ping-interval")
+	cfg.Session.AuthTimeout = c.dur("auth-timeout")
+	cfg.WS.MaxMessageBytes = c.num("max-message-bytes")
+	cfg.API.MaxBodyBytes = int64(c.num("max-body-bytes"))
+	cfg.WS.WriteBufferBytes = c.num("write-buffer-bytes")
+	cfg.WS.PingInterval = c.dur("ping-interval")
 	// The transport settings apply to every transport that has them (0
 	// keeps each package's default): SSE has no pings of its own (it sends
 	// heartbeat comments), Socket.IO's heartbeat is Engine.IO's ping.
 	cfg.SSE.WriteBufferBytes = cfg.WS.WriteBufferBytes
 	cfg.SocketIO.WriteBufferBytes = cfg.WS.WriteBufferBytes
 	cfg.SocketIO.PingInterval = cfg.WS.PingInterval
-	cfg.Hub.ReplayLimit = num("replay-limit")
-	cfg.ShutdownGrace = dur("shutdown-grace")
-	cfg.SweepInterval = dur("sweep-interval")
-	cfg.ConnectionWarnRatio = rate("connection-warn-ratio")
-	if ml, err := strconv.ParseUint(s.get("memory-limit"), 10, 64); err != nil {
-		errs = append(errs, fmt.Errorf("--memory-limit: %q is not a byte count", s.get("memory-limit")))
-	} else {
-		cfg.MemoryLimit = ml
-	}
-	cfg.Limits.EventRate.Per = rate("event-rate")
-	cfg.Limits.EventRate.Burst = num("event-burst")
-	cfg.Limits.PublishRate.Per = rate("publish-rate")
-	cfg.Limits.PublishRate.Burst = num("publish-burst")
-	cfg.Limits.HandshakeRate.Per = rate("handshake-rate")
-	cfg.Limits.HandshakeRate.Burst = num("handshake-burst")
-	cfg.Limits.MaxConnsPerIP = signed("max-conns-per-ip")
-	cfg.Limits.MaxConnsPerUser = signed("max-conns-per-user")
+}
+
+// limits: admission control.
+func (c *converter) limits() {
+	cfg := &c.cfg
+	cfg.MaxConnections = c.num("max-connections")
 	if cfg.MaxConnections == 0 {
-		errs = append(errs, errors.New("--max-connections must be positive"))
+		c.fail("--max-connections must be positive")
 	}
-	return cfg, errors.Join(errs...)
+	cfg.Limits.EventRate.Per = c.rate("event-rate")
+	cfg.Limits.EventRate.Burst = c.num("event-burst")
+	cfg.Limits.PublishRate.Per = c.rate("publish-rate")
+	cfg.Limits.PublishRate.Burst = c.num("publish-burst")
+	cfg.Limits.HandshakeRate.Per = c.rate("handshake-rate")
+	cfg.Limits.HandshakeRate.Burst = c.num("handshake-burst")
+	cfg.Limits.MaxConnsPerIP = c.signed("max-conns-per-ip")
+	cfg.Limits.MaxConnsPerUser = c.signed("max-conns-per-user")
 }
 
 // envLookup is os.Getenv, replaceable in tests.

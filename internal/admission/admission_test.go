@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/heraldhq/herald/internal/audit"
+	"github.com/heraldhq/herald/internal/session/sessiontest"
 )
 
 const (
@@ -37,7 +38,7 @@ func TestAdmit(t *testing.T) {
 		{name: "node cap not reached", cfg: maxConns(2), prior: []Request{authed(WebSocket, ipA)},
 			req: unauth(SSE, ipB), want: RefusedNone},
 		{name: "node full before handshake rate", cfg: func(t *testing.T) Config {
-			return Config{MaxConnections: 1, Handshakes: newFakeRate(0)}
+			return Config{MaxConnections: 1, Handshakes: sessiontest.NewRate(0)}
 		}, prior: []Request{authed(WebSocket, ipA)}, req: unauth(WebSocket, ipA), want: RefusedNodeFull},
 		{name: "handshake rate", cfg: handshakes(1), prior: []Request{unauth(WebSocket, ipA)},
 			req: unauth(SSE, ipA), want: RefusedHandshakeRate},
@@ -52,7 +53,7 @@ func TestAdmit(t *testing.T) {
 		{name: "authenticated connections are not pending", cfg: maxUnauth(1),
 			prior: []Request{authed(WebSocket, ipA), authed(SSE, ipA)}, req: unauth(WebSocket, ipB), want: RefusedNone},
 		{name: "handshake rate before unauthenticated cap", cfg: func(t *testing.T) Config {
-			return Config{MaxUnauthenticated: 1, Handshakes: newFakeRate(1)}
+			return Config{MaxUnauthenticated: 1, Handshakes: sessiontest.NewRate(1)}
 		}, prior: []Request{unauth(WebSocket, ipA)}, req: unauth(WebSocket, ipA), want: RefusedHandshakeRate},
 		{name: "per address", cfg: perIP(1), prior: []Request{unauth(WebSocket, ipA)},
 			req: unauth(SSE, ipA), want: RefusedPerIP},
@@ -61,7 +62,7 @@ func TestAdmit(t *testing.T) {
 		{name: "per address other address", cfg: perIP(1), prior: []Request{unauth(WebSocket, ipA)},
 			req: unauth(WebSocket, ipB), want: RefusedNone},
 		{name: "unauthenticated cap before per address", cfg: func(t *testing.T) Config {
-			return Config{MaxUnauthenticated: 1, ConnsPerIP: newFakeConns(t, 1)}
+			return Config{MaxUnauthenticated: 1, ConnsPerIP: sessiontest.NewConns(t, 1)}
 		}, prior: []Request{unauth(WebSocket, ipA)}, req: unauth(WebSocket, ipA), want: RefusedUnauthenticated},
 	}
 	for _, tt := range tests {
@@ -120,8 +121,8 @@ func TestAdmit(t *testing.T) {
 			if want := int64(len(tt.prior) + 1); attempts != want {
 				t.Errorf("attempts %d, want %d", attempts, want)
 			}
-			if f, ok := cfg.ConnsPerIP.(*fakeConns); ok && f.total() != len(slots) {
-				t.Errorf("per-address slots held %d, want %d", f.total(), len(slots))
+			if f, ok := cfg.ConnsPerIP.(*sessiontest.Conns); ok && f.Total() != len(slots) {
+				t.Errorf("per-address slots held %d, want %d", f.Total(), len(slots))
 			}
 			for _, s := range slots {
 				s.Release()
@@ -129,8 +130,8 @@ func TestAdmit(t *testing.T) {
 			if c.Active() != 0 || c.Pending() != 0 {
 				t.Errorf("after release: active %d, pending %d", c.Active(), c.Pending())
 			}
-			if f, ok := cfg.ConnsPerIP.(*fakeConns); ok && f.total() != 0 {
-				t.Errorf("per-address slots still held after release: %d", f.total())
+			if f, ok := cfg.ConnsPerIP.(*sessiontest.Conns); ok && f.Total() != 0 {
+				t.Errorf("per-address slots still held after release: %d", f.Total())
 			}
 		})
 	}
@@ -147,15 +148,15 @@ func maxUnauth(n int64) func(*testing.T) Config {
 }
 
 func handshakes(allow int) func(*testing.T) Config {
-	return func(*testing.T) Config { return Config{Handshakes: newFakeRate(allow)} }
+	return func(*testing.T) Config { return Config{Handshakes: sessiontest.NewRate(allow)} }
 }
 
 func perIP(n int) func(*testing.T) Config {
-	return func(t *testing.T) Config { return Config{ConnsPerIP: newFakeConns(t, n)} }
+	return func(t *testing.T) Config { return Config{ConnsPerIP: sessiontest.NewConns(t, n)} }
 }
 
 func TestAdmitDoesNotTakeAHandshakeTokenWhenRefusedEarlier(t *testing.T) {
-	rate := newFakeRate(10)
+	rate := sessiontest.NewRate(10)
 	c := New(Config{MaxConnections: 1, Handshakes: rate, Draining: func() bool { return false }})
 	s, r := attemptAdmit(c, Request{Transport: WebSocket, IP: ipA, Authenticated: true})
 	if r != RefusedNone {
@@ -165,13 +166,13 @@ func TestAdmitDoesNotTakeAHandshakeTokenWhenRefusedEarlier(t *testing.T) {
 	if _, r := attemptAdmit(c, Request{Transport: WebSocket, IP: ipA}); r != RefusedNodeFull {
 		t.Fatalf("got %v, want node_full", r)
 	}
-	if got := rate.asked(); len(got) != 0 {
+	if got := rate.Asked(); len(got) != 0 {
 		t.Errorf("handshake limiter asked %v after node_full", got)
 	}
 }
 
 func TestAdmitRefusalsAreObservedAndAudited(t *testing.T) {
-	var counter fakeCounter
+	var counter sessiontest.Counter
 	var mu sync.Mutex
 	attempts := map[Transport]int{}
 	refused := map[Refusal]int{}
@@ -179,10 +180,10 @@ func TestAdmitRefusalsAreObservedAndAudited(t *testing.T) {
 	var draining atomic.Bool
 	c := New(Config{
 		MaxConnections: 2,
-		Handshakes:     newFakeRate(1),
-		ConnsPerIP:     newFakeConns(t, 1),
+		Handshakes:     sessiontest.NewRate(1),
+		ConnsPerIP:     sessiontest.NewConns(t, 1),
 		Draining:       draining.Load,
-		Audit:          counter.recorder(),
+		Audit:          counter.Recorder(),
 		Observer: Observer{
 			Attempt: func(tr Transport) { mu.Lock(); attempts[tr]++; mu.Unlock() },
 			Refused: func(_ Transport, r Refusal) { mu.Lock(); refused[r]++; mu.Unlock() },
@@ -227,19 +228,19 @@ func TestAdmitRefusalsAreObservedAndAudited(t *testing.T) {
 		t.Errorf("observed failures %v, want %v", failed, want)
 	}
 	// Draining is not a security event: three refusals are audited.
-	want := []auditEvent{
-		{audit.RateLimited, "", "ws"},
-		{audit.LimitExceeded, "", "sse"},
-		{audit.LimitExceeded, "", "socketio"},
+	want := []sessiontest.Event{
+		{Event: audit.RateLimited, Transport: "ws"},
+		{Event: audit.LimitExceeded, Transport: "sse"},
+		{Event: audit.LimitExceeded, Transport: "socketio"},
 	}
-	if got := counter.all(); fmt.Sprint(got) != fmt.Sprint(want) {
+	if got := counter.All(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("audited %v, want %v", got, want)
 	}
 }
 
 func TestSlotReleaseIsIdempotent(t *testing.T) {
-	ips := newFakeConns(t, 1)
-	users := newFakeConns(t, 1)
+	ips := sessiontest.NewConns(t, 1)
+	users := sessiontest.NewConns(t, 1)
 	failed := 0
 	c := New(Config{MaxConnections: 1, MaxUnauthenticated: 1, ConnsPerIP: ips, ConnsPerUser: users,
 		Observer: Observer{Failed: func(Transport) { failed++ }}})
@@ -256,9 +257,9 @@ func TestSlotReleaseIsIdempotent(t *testing.T) {
 	if c.Active() != 0 || c.Pending() != 0 {
 		t.Errorf("active %d, pending %d after release", c.Active(), c.Pending())
 	}
-	if ips.total() != 0 || users.total() != 0 || ips.releases != 1 || users.releases != 1 {
+	if ips.Total() != 0 || users.Total() != 0 || ips.Releases() != 1 || users.Releases() != 1 {
 		t.Errorf("limiters: ip held %d released %d, user held %d released %d",
-			ips.total(), ips.releases, users.total(), users.releases)
+			ips.Total(), ips.Releases(), users.Total(), users.Releases())
 	}
 	if failed != 1 {
 		t.Errorf("failed observed %d times, want 1", failed)
@@ -278,9 +279,9 @@ func TestSlotReleaseIsIdempotent(t *testing.T) {
 }
 
 func TestSlotUsers(t *testing.T) {
-	var counter fakeCounter
-	users := newFakeConns(t, 1)
-	c := New(Config{ConnsPerUser: users, Audit: counter.recorder()})
+	var counter sessiontest.Counter
+	users := sessiontest.NewConns(t, 1)
+	c := New(Config{ConnsPerUser: users, Audit: counter.Recorder()})
 	admit := func() *Slot {
 		t.Helper()
 		s, r := attemptAdmit(c, Request{Transport: SocketIO, IP: ipA})
@@ -299,7 +300,7 @@ func TestSlotUsers(t *testing.T) {
 	if s2.AcquireUser("t", "alice") {
 		t.Fatal("second connection of alice admitted over the per-user cap of 1")
 	}
-	if got := counter.all(); len(got) != 1 || got[0] != (auditEvent{audit.LimitExceeded, "", "socketio"}) {
+	if got := counter.All(); len(got) != 1 || got[0] != (sessiontest.Event{Event: audit.LimitExceeded, Transport: "socketio"}) {
 		t.Errorf("audited %v, want one limit_exceeded", got)
 	}
 	if !s2.AcquireUser("u", "alice") {
@@ -314,8 +315,8 @@ func TestSlotUsers(t *testing.T) {
 	s2.ReleaseUser("t", "alice") // not held by s2
 	s1.ReleaseUser("t", "alice")
 	s1.ReleaseUser("t", "alice")
-	if users.count(alice) != 0 || users.count(bob) != 1 {
-		t.Errorf("held: alice %d, bob %d", users.count(alice), users.count(bob))
+	if users.Held(alice) != 0 || users.Held(bob) != 1 {
+		t.Errorf("held: alice %d, bob %d", users.Held(alice), users.Held(bob))
 	}
 	if !s2.AcquireUser("t", "alice") {
 		t.Fatal("alice refused after s1 released her")
@@ -324,14 +325,14 @@ func TestSlotUsers(t *testing.T) {
 	// Release gives back the rest.
 	s1.Release()
 	s2.Release()
-	if n := users.total(); n != 0 {
+	if n := users.Total(); n != 0 {
 		t.Errorf("%d per-user slots held after Release", n)
 	}
 	// A released slot takes no per-user slot (and leaks none).
 	if s1.AcquireUser("t", "carol") {
 		t.Error("AcquireUser succeeded on a released slot")
 	}
-	if n := users.total(); n != 0 {
+	if n := users.Total(); n != 0 {
 		t.Errorf("%d per-user slots held after AcquireUser on a released slot", n)
 	}
 	s1.ReleaseUser("t", "carol") // nothing held: no release
@@ -421,7 +422,7 @@ func checkStats(t testing.TB, c *Controller) {
 }
 
 func TestStatsAddUp(t *testing.T) {
-	c := New(Config{ConnsPerIP: newFakeConns(t, 2)})
+	c := New(Config{ConnsPerIP: sessiontest.NewConns(t, 2)})
 	admit := func(tr Transport, ip string, authed bool) *Slot {
 		t.Helper()
 		s, r := attemptAdmit(c, Request{Transport: tr, IP: ip, Authenticated: authed})
@@ -481,8 +482,8 @@ func TestStatsAddUp(t *testing.T) {
 }
 
 func TestStatsUnderConcurrency(t *testing.T) {
-	c := New(Config{MaxConnections: 16, MaxUnauthenticated: 8, ConnsPerIP: newFakeConns(t, 3),
-		ConnsPerUser: newFakeConns(t, 2), Handshakes: newFakeRate(1 << 30)})
+	c := New(Config{MaxConnections: 16, MaxUnauthenticated: 8, ConnsPerIP: sessiontest.NewConns(t, 3),
+		ConnsPerUser: sessiontest.NewConns(t, 2), Handshakes: sessiontest.NewRate(1 << 30)})
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
@@ -517,10 +518,10 @@ func TestStatsUnderConcurrency(t *testing.T) {
 	if c.Active() != 0 || c.Pending() != 0 {
 		t.Errorf("active %d, pending %d", c.Active(), c.Pending())
 	}
-	if ips := c.cfg.ConnsPerIP.(*fakeConns).total(); ips != 0 {
+	if ips := c.cfg.ConnsPerIP.(*sessiontest.Conns).Total(); ips != 0 {
 		t.Errorf("%d per-address slots leaked", ips)
 	}
-	if users := c.cfg.ConnsPerUser.(*fakeConns).total(); users != 0 {
+	if users := c.cfg.ConnsPerUser.(*sessiontest.Conns).Total(); users != 0 {
 		t.Errorf("%d per-user slots leaked", users)
 	}
 }
@@ -534,18 +535,18 @@ func TestCapsHoldUnderConcurrentAdmits(t *testing.T) {
 		req  Request
 	}{
 		{name: "node cap, waiting on the handshake rate", cfg: func(b func()) Config {
-			r := newFakeRate(100)
-			r.block = b
+			r := sessiontest.NewRate(100)
+			r.Block = b
 			return Config{MaxConnections: 1, Handshakes: r}
 		}, req: Request{Transport: WebSocket}},
 		{name: "node cap, waiting on the per-address cap", cfg: func(b func()) Config {
-			ips := newFakeConns(t, 100)
-			ips.block = b
+			ips := sessiontest.NewConns(t, 100)
+			ips.Block = b
 			return Config{MaxConnections: 1, ConnsPerIP: ips}
 		}, req: Request{Transport: WebSocket, Authenticated: true}},
 		{name: "unauthenticated cap, waiting on the per-address cap", cfg: func(b func()) Config {
-			ips := newFakeConns(t, 100)
-			ips.block = b
+			ips := sessiontest.NewConns(t, 100)
+			ips.Block = b
 			return Config{MaxUnauthenticated: 1, ConnsPerIP: ips}
 		}, req: Request{Transport: WebSocket}},
 	}
@@ -615,9 +616,9 @@ func TestAllowRequest(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var counter fakeCounter
-			rate := newFakeRate(2)
-			c := New(Config{Requests: rate, AbuseStrikes: tt.abuseStrikes, Audit: counter.recorder()})
+			var counter sessiontest.Counter
+			rate := sessiontest.NewRate(2)
+			c := New(Config{Requests: rate, AbuseStrikes: tt.abuseStrikes, Audit: counter.Recorder()})
 			if c.AbuseStrikes() != tt.wantAbuse {
 				t.Errorf("AbuseStrikes() = %d, want %d", c.AbuseStrikes(), tt.wantAbuse)
 			}
@@ -636,12 +637,12 @@ func TestAllowRequest(t *testing.T) {
 			if ok, _ := c.AllowRequest(SSE, "t", "bob"); !ok {
 				t.Error("bob refused")
 			}
-			if got := rate.asked()[0]; got != UserKey("t", "alice") {
+			if got := rate.Asked()[0]; got != UserKey("t", "alice") {
 				t.Errorf("limiter key %q, want UserKey", got)
 			}
 			// Refusals are recorded on the first and every tenth strike.
-			want := []auditEvent{{audit.RateLimited, "", "sse"}, {audit.RateLimited, "", "sse"}, {audit.RateLimited, "", "sse"}}
-			if got := counter.all(); fmt.Sprint(got) != fmt.Sprint(want) {
+			want := []sessiontest.Event{{Event: audit.RateLimited, Transport: "sse"}, {Event: audit.RateLimited, Transport: "sse"}, {Event: audit.RateLimited, Transport: "sse"}}
+			if got := counter.All(); fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("audited %v, want %v", got, want)
 			}
 		})
@@ -652,9 +653,9 @@ func TestAllowPublish(t *testing.T) {
 	if !New(Config{}).AllowPublish("k1") {
 		t.Fatal("refused without a limiter")
 	}
-	var counter fakeCounter
-	rate := newFakeRate(1)
-	c := New(Config{Publishes: rate, Audit: counter.recorder()})
+	var counter sessiontest.Counter
+	rate := sessiontest.NewRate(1)
+	c := New(Config{Publishes: rate, Audit: counter.Recorder()})
 	if !c.AllowPublish("k1") {
 		t.Fatal("first publish refused")
 	}
@@ -666,11 +667,11 @@ func TestAllowPublish(t *testing.T) {
 	if !c.AllowPublish("k2") {
 		t.Error("another key refused")
 	}
-	if got := rate.asked(); got[0] != "k1" || got[len(got)-1] != "k2" {
+	if got := rate.Asked(); got[0] != "k1" || got[len(got)-1] != "k2" {
 		t.Errorf("limiter keys %v", got)
 	}
-	want := []auditEvent{{audit.RateLimited, "", "publish"}, {audit.RateLimited, "", "publish"}}
-	if got := counter.all(); fmt.Sprint(got) != fmt.Sprint(want) {
+	want := []sessiontest.Event{{Event: audit.RateLimited, Transport: "publish"}, {Event: audit.RateLimited, Transport: "publish"}}
+	if got := counter.All(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("audited %v, want %v", got, want)
 	}
 }

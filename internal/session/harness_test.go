@@ -12,26 +12,10 @@ import (
 	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/hub"
 	"github.com/heraldhq/herald/internal/notification"
+	"github.com/heraldhq/herald/internal/session/sessiontest"
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/testkit"
 )
-
-// emptyStore is a hub store with empty streams: every client starts at 0.0.
-type emptyStore struct{}
-
-func (emptyStore) Since(context.Context, notification.Recipient, notification.Position, int) ([]notification.Item, bool, error) {
-	return nil, false, nil
-}
-
-func (emptyStore) Head(context.Context, notification.Recipient) (notification.Position, error) {
-	return notification.Position{}, nil
-}
-
-func (emptyStore) UnreadCount(context.Context, notification.Recipient) (int64, error) { return 0, nil }
-
-func (emptyStore) HeadUnread(context.Context, notification.Recipient) (notification.Position, int64, error) {
-	return notification.Position{}, 0, nil
-}
 
 // fakeVerifier accepts "<user>" (tenant "t") and "<tenant>/<user>", with the
 // role "admin" when the token ends in "+admin"; "bad" fails the signature.
@@ -214,106 +198,12 @@ func (f *fakeTransport) waitReplies(t testing.TB, n int) []Reply {
 	return f.gotReplies()
 }
 
-// auditEvent is one event counted by fakeCounter.
-type auditEvent struct {
-	ev                audit.Event
-	reason, transport string
-}
-
-// fakeCounter is an audit.Counter that remembers every event.
-type fakeCounter struct {
-	mu     sync.Mutex
-	events []auditEvent // guarded by mu
-}
-
-func (c *fakeCounter) Count(ev audit.Event, reason, transport string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.events = append(c.events, auditEvent{ev, reason, transport})
-}
-
-// of returns the counted events named ev.
-func (c *fakeCounter) of(ev audit.Event) []auditEvent {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []auditEvent
-	for _, e := range c.events {
-		if e.ev == ev {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
-// fakeConns is an admission.ConnLimiter with one cap for every key.
-type fakeConns struct {
-	t   testing.TB
-	max int
-
-	mu   sync.Mutex
-	held map[string]int // guarded by mu
-}
-
-func (f *fakeConns) Acquire(key string) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.held[key] >= f.max {
-		return false
-	}
-	f.held[key]++
-	return true
-}
-
-func (f *fakeConns) Release(key string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.held[key] <= 0 {
-		f.t.Errorf("release of %q, which is not held", key)
-		return
-	}
-	f.held[key]--
-}
-
-func (f *fakeConns) count(tenant, user string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.held[admission.UserKey(tenant, user)]
-}
-
-// fakeRate allows the first `allow` calls per key, then refuses with a
-// growing count of strikes.
-type fakeRate struct {
-	allow int
-
-	mu    sync.Mutex
-	calls map[string]int // guarded by mu
-}
-
-func (f *fakeRate) Allow(key string) (bool, int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.calls == nil {
-		f.calls = make(map[string]int)
-	}
-	f.calls[key]++
-	if n := f.calls[key]; n > f.allow {
-		return false, n - f.allow
-	}
-	return true, 0
-}
-
-func (f *fakeRate) count(key string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.calls[key]
-}
-
 // harness is a Core with a real hub and fakes for everything else.
 type harness struct {
 	core     *Core
 	hub      *hub.Hub
 	adm      *admission.Controller
-	counter  *fakeCounter
+	counter  *sessiontest.Counter
 	verifier *fakeVerifier
 	inbox    *fakeInbox
 }
@@ -328,7 +218,7 @@ type options struct {
 
 func newHarness(t testing.TB, mutate ...func(*options)) *harness {
 	t.Helper()
-	h := &harness{counter: &fakeCounter{}, verifier: &fakeVerifier{}}
+	h := &harness{counter: &sessiontest.Counter{}, verifier: &fakeVerifier{}}
 	o := options{inbox: &fakeInbox{}}
 	for _, m := range mutate {
 		m(&o)
@@ -336,7 +226,7 @@ func newHarness(t testing.TB, mutate ...func(*options)) *harness {
 	rec := audit.New(nil, h.counter)
 	o.session.Audit, o.admission.Audit = rec, rec
 	h.inbox = o.inbox
-	h.hub = hub.New(emptyStore{}, o.hub)
+	h.hub = hub.New(sessiontest.EmptyStore{}, o.hub)
 	t.Cleanup(func() { h.hub.Close(hub.ReasonShutdown) })
 	h.adm = admission.New(o.admission)
 	core, err := New(o.session, h.hub, h.verifier, h.inbox, h.adm)

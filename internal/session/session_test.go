@@ -18,12 +18,13 @@ import (
 	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/hub"
 	"github.com/heraldhq/herald/internal/notification"
+	"github.com/heraldhq/herald/internal/session/sessiontest"
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/testkit"
 )
 
 func TestNewRequiresDependencies(t *testing.T) {
-	h := hub.New(emptyStore{}, hub.Config{})
+	h := hub.New(sessiontest.EmptyStore{}, hub.Config{})
 	defer h.Close(hub.ReasonShutdown)
 	v, in, adm := &fakeVerifier{}, &fakeInbox{}, admission.New(admission.Config{})
 	tests := []struct {
@@ -83,7 +84,7 @@ func TestAuthenticate(t *testing.T) {
 	if st := h.adm.Stats()["ws"]; st.Opened != 1 || st.Pending != 0 || h.adm.Pending() != 0 {
 		t.Errorf("slot not opened: %+v, pending %d", st, h.adm.Pending())
 	}
-	if got := h.counter.of(audit.TokenValidated); len(got) != 1 || got[0].transport != "ws" {
+	if got := h.counter.Of(audit.TokenValidated); len(got) != 1 || got[0].Transport != "ws" {
 		t.Errorf("token_validated %v", got)
 	}
 	if err := s.Authenticate("alice", nil); !errors.Is(err, ErrAttached) {
@@ -115,7 +116,7 @@ func TestAuthenticateRefusesBadTokens(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			users := &fakeConns{t: t, max: 10, held: map[string]int{}}
+			users := sessiontest.NewConns(t, 10)
 			h := newHarness(t, func(o *options) { o.admission.ConnsPerUser = users })
 			s, tr := h.newSession(t)
 			err := s.Authenticate(tt.token, nil)
@@ -128,13 +129,13 @@ func TestAuthenticateRefusesBadTokens(t *testing.T) {
 			if (h.verifier.verified() > 0) != tt.verified {
 				t.Errorf("verifier called %d times", h.verifier.verified())
 			}
-			got := h.counter.of(audit.TokenInvalid)
-			if len(got) != 1 || got[0].transport != "ws" || got[0].reason == "" ||
-				(tt.wantReason != "" && got[0].reason != tt.wantReason) {
+			got := h.counter.Of(audit.TokenInvalid)
+			if len(got) != 1 || got[0].Transport != "ws" || got[0].Reason == "" ||
+				(tt.wantReason != "" && got[0].Reason != tt.wantReason) {
 				t.Errorf("audited %v, want one token_invalid (reason %q, transport ws)", got, tt.wantReason)
 			}
-			if s.Authenticated() || h.hub.Active() != 0 || len(users.held) != 0 {
-				t.Errorf("attached %v, hub clients %d, user slots %v", s.Authenticated(), h.hub.Active(), users.held)
+			if s.Authenticated() || h.hub.Active() != 0 || users.Acquires() != 0 {
+				t.Errorf("attached %v, hub clients %d, user slots taken %d", s.Authenticated(), h.hub.Active(), users.Acquires())
 			}
 			if h.adm.Pending() != 1 || h.adm.Stats()["ws"].Opened != 0 {
 				t.Errorf("the slot was opened: pending %d", h.adm.Pending())
@@ -147,7 +148,7 @@ func TestAuthenticateRefusesBadTokens(t *testing.T) {
 }
 
 func TestPerUserLimit(t *testing.T) {
-	users := &fakeConns{t: t, max: 1, held: map[string]int{}}
+	users := sessiontest.NewConns(t, 1)
 	h := newHarness(t, func(o *options) { o.admission.ConnsPerUser = users })
 	s1, tr1 := h.authed(t, "alice")
 
@@ -158,7 +159,7 @@ func TestPerUserLimit(t *testing.T) {
 	if s2.Authenticated() || len(tr2.gotFrames()) != 0 || h.hub.Active() != 1 {
 		t.Errorf("second alice attached")
 	}
-	if got := h.counter.of(audit.LimitExceeded); len(got) != 1 || got[0].transport != "ws" {
+	if got := h.counter.Of(audit.LimitExceeded); len(got) != 1 || got[0].Transport != "ws" {
 		t.Errorf("limit_exceeded %v", got)
 	}
 	if h.adm.Pending() != 0 {
@@ -171,7 +172,7 @@ func TestPerUserLimit(t *testing.T) {
 	// End gives the per-user slot back, once.
 	s1.End(hub.ReasonClientClosed)
 	s1.End(hub.ReasonTransportError)
-	if n := users.count("t", "alice"); n != 0 {
+	if n := users.Held(admission.UserKey("t", "alice")); n != 0 {
 		t.Errorf("alice holds %d slots after End", n)
 	}
 	if got := tr1.gotCloses(); !reflect.DeepEqual(got, []hub.CloseReason{hub.ReasonClientClosed}) {
@@ -181,13 +182,13 @@ func TestPerUserLimit(t *testing.T) {
 		t.Fatalf("alice after End: %v", err)
 	}
 	waitReady(t, tr2)
-	if n := users.count("t", "alice"); n != 1 {
+	if n := users.Held(admission.UserKey("t", "alice")); n != 1 {
 		t.Errorf("alice holds %d slots", n)
 	}
 }
 
 func TestReserve(t *testing.T) {
-	users := &fakeConns{t: t, max: 1, held: map[string]int{}}
+	users := sessiontest.NewConns(t, 1)
 	h := newHarness(t, func(o *options) { o.admission.ConnsPerUser = users })
 	alice := auth.Principal{Tenant: "t", User: "alice", Expires: time.Now().Add(time.Hour)}
 	s, tr := h.newSession(t)
@@ -200,7 +201,7 @@ func TestReserve(t *testing.T) {
 	if err := s.Reserve(auth.Principal{Tenant: "t", User: "bob"}); !errors.Is(err, ErrAttached) {
 		t.Errorf("Reserve of another user: %v, want ErrAttached", err)
 	}
-	if n := users.count("t", "alice"); n != 1 {
+	if n := users.Held(admission.UserKey("t", "alice")); n != 1 {
 		t.Errorf("alice holds %d slots", n)
 	}
 	other, _ := h.newSession(t)
@@ -211,25 +212,25 @@ func TestReserve(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitReady(t, tr)
-	if n := users.count("t", "alice"); n != 1 {
+	if n := users.Held(admission.UserKey("t", "alice")); n != 1 {
 		t.Errorf("alice holds %d slots after Attach", n)
 	}
 	s.End(hub.ReasonClientClosed)
-	if n := users.count("t", "alice"); n != 0 {
+	if n := users.Held(admission.UserKey("t", "alice")); n != 0 {
 		t.Errorf("alice holds %d slots after End", n)
 	}
 }
 
 func TestAuthenticateAfterEnd(t *testing.T) {
-	users := &fakeConns{t: t, max: 1, held: map[string]int{}}
+	users := sessiontest.NewConns(t, 1)
 	h := newHarness(t, func(o *options) { o.admission.ConnsPerUser = users })
 	s, tr := h.newSession(t)
 	s.End(hub.ReasonClientClosed)
 	if err := s.Authenticate("alice", nil); !errors.Is(err, ErrGone) {
 		t.Fatalf("err = %v, want ErrGone", err)
 	}
-	if s.Authenticated() || users.count("t", "alice") != 0 || h.hub.Active() != 0 {
-		t.Errorf("attached %v, alice slots %d, hub clients %d", s.Authenticated(), users.count("t", "alice"), h.hub.Active())
+	if s.Authenticated() || users.Held(admission.UserKey("t", "alice")) != 0 || h.hub.Active() != 0 {
+		t.Errorf("attached %v, alice slots %d, hub clients %d", s.Authenticated(), users.Held(admission.UserKey("t", "alice")), h.hub.Active())
 	}
 	if h.adm.Stats()["ws"].Opened != 0 {
 		t.Error("slot opened")
@@ -249,7 +250,7 @@ func TestHandleBeforeAuth(t *testing.T) {
 	if len(tr.gotReplies()) != 0 {
 		t.Errorf("replies %v", tr.gotReplies())
 	}
-	if got := h.counter.of(audit.UnauthenticatedMessage); len(got) != 1 {
+	if got := h.counter.Of(audit.UnauthenticatedMessage); len(got) != 1 {
 		t.Errorf("unauthenticated_message %v", got)
 	}
 }
@@ -261,7 +262,7 @@ func TestAuthTimedOut(t *testing.T) {
 	if got := tr.gotCloses(); !reflect.DeepEqual(got, []hub.CloseReason{hub.ReasonAuthTimeout}) {
 		t.Errorf("closes %v", got)
 	}
-	if got := h.counter.of(audit.AuthTimeout); len(got) != 1 {
+	if got := h.counter.Of(audit.AuthTimeout); len(got) != 1 {
 		t.Errorf("auth_timeout %v", got)
 	}
 	s2, tr2 := h.authed(t, "alice")
@@ -319,7 +320,7 @@ func TestPing(t *testing.T) {
 }
 
 func TestRateLimit(t *testing.T) {
-	rate := &fakeRate{allow: 1}
+	rate := sessiontest.NewRate(1)
 	h := newHarness(t, func(o *options) {
 		o.admission.Requests = rate
 		o.admission.AbuseStrikes = 3
@@ -341,10 +342,10 @@ func TestRateLimit(t *testing.T) {
 	if got := tr.gotCloses(); !reflect.DeepEqual(got, []hub.CloseReason{hub.ReasonRateLimited}) {
 		t.Errorf("closes %v, want rate_limited", got)
 	}
-	if n := rate.count(admission.UserKey("t", "alice")); n != 4 {
+	if n := rate.Calls(admission.UserKey("t", "alice")); n != 4 {
 		t.Errorf("limiter asked %d times for alice, want 4", n)
 	}
-	if got := h.counter.of(audit.RateLimited); len(got) != 1 {
+	if got := h.counter.Of(audit.RateLimited); len(got) != 1 {
 		t.Errorf("rate_limited audited %d times, want once (the first strike)", len(got))
 	}
 }
@@ -375,7 +376,7 @@ func TestMaxInflight(t *testing.T) {
 		got[0].Ref.Ack != 99 || got[0].Name != NameMarkAllRead {
 		t.Fatalf("replies %+v, want one rate_limited %q", got, "too many requests")
 	}
-	if n := len(h.counter.of(audit.RateLimited)); n != 1 {
+	if n := len(h.counter.Of(audit.RateLimited)); n != 1 {
 		t.Errorf("rate_limited audited %d times", n)
 	}
 	// Ping is answered inline, whatever is in flight.
@@ -444,7 +445,7 @@ func TestInvalid(t *testing.T) {
 			if got := tr.gotCloses(); !reflect.DeepEqual(got, []hub.CloseReason{hub.ReasonPolicyViolation}) {
 				t.Errorf("closes %v, want policy_violation", got)
 			}
-			if n := len(h.counter.of(audit.InvalidMessage)); n != 4 {
+			if n := len(h.counter.Of(audit.InvalidMessage)); n != 4 {
 				t.Errorf("invalid_message audited %d times, want 4", n)
 			}
 			if h.hub.Active() != 0 {
@@ -478,7 +479,7 @@ func TestRefresh(t *testing.T) {
 				if len(tr.gotReplies()) != 0 {
 					t.Errorf("replies %+v", tr.gotReplies())
 				}
-				if got := h.counter.of(tt.wantAudit); len(got) != 1 || got[0].transport != "ws" {
+				if got := h.counter.Of(tt.wantAudit); len(got) != 1 || got[0].Transport != "ws" {
 					t.Errorf("%s audited %v", tt.wantAudit, got)
 				}
 				return
@@ -697,7 +698,7 @@ func TestLeewayExtendsExpiry(t *testing.T) {
 // TestAuthenticateRacesEnd ends sessions while they authenticate: whichever
 // wins, no per-user slot and no hub client is left behind.
 func TestAuthenticateRacesEnd(t *testing.T) {
-	users := &fakeConns{t: t, max: 100, held: map[string]int{}}
+	users := sessiontest.NewConns(t, 100)
 	h := newHarness(t, func(o *options) { o.admission.ConnsPerUser = users })
 	for i := range 50 {
 		s, _ := h.newSession(t)
@@ -709,7 +710,7 @@ func TestAuthenticateRacesEnd(t *testing.T) {
 		if err != nil && !errors.Is(err, ErrGone) {
 			t.Fatalf("round %d: %v", i, err)
 		}
-		if n := users.count("t", "alice"); n != 0 {
+		if n := users.Held(admission.UserKey("t", "alice")); n != 0 {
 			t.Fatalf("round %d (err %v): alice holds %d slots", i, err, n)
 		}
 	}
@@ -749,19 +750,19 @@ func TestConcurrentRequestsAndEnd(t *testing.T) {
 
 func TestAttachFailures(t *testing.T) {
 	t.Run("hub closed", func(t *testing.T) {
-		users := &fakeConns{t: t, max: 1, held: map[string]int{}}
+		users := sessiontest.NewConns(t, 1)
 		h := newHarness(t, func(o *options) { o.admission.ConnsPerUser = users })
 		s, _ := h.newSession(t)
 		h.hub.Close(hub.ReasonShutdown)
 		if err := s.Authenticate("alice", nil); !errors.Is(err, hub.ErrClosed) {
 			t.Fatalf("err = %v, want hub.ErrClosed", err)
 		}
-		if s.Authenticated() || users.count("t", "alice") != 0 {
-			t.Errorf("attached %v, alice slots %d", s.Authenticated(), users.count("t", "alice"))
+		if s.Authenticated() || users.Held(admission.UserKey("t", "alice")) != 0 {
+			t.Errorf("attached %v, alice slots %d", s.Authenticated(), users.Held(admission.UserKey("t", "alice")))
 		}
 	})
 	t.Run("connection gone", func(t *testing.T) {
-		users := &fakeConns{t: t, max: 1, held: map[string]int{}}
+		users := sessiontest.NewConns(t, 1)
 		h := newHarness(t, func(o *options) { o.admission.ConnsPerUser = users })
 		s, _ := h.newSession(t)
 		s.End(hub.ReasonClientClosed)
@@ -769,8 +770,8 @@ func TestAttachFailures(t *testing.T) {
 		if err := s.Authenticate("alice", nil); !errors.Is(err, ErrGone) {
 			t.Fatalf("err = %v, want ErrGone", err)
 		}
-		if users.count("t", "alice") != 0 {
-			t.Errorf("alice holds %d slots", users.count("t", "alice"))
+		if users.Held(admission.UserKey("t", "alice")) != 0 {
+			t.Errorf("alice holds %d slots", users.Held(admission.UserKey("t", "alice")))
 		}
 	})
 }
