@@ -160,3 +160,13 @@ func encodeReady(r notification.Recipient, unread int64, p notification.Position
 	}{r.User, r.Tenant, unread, p.String()})
 	return b
 }
+
+// AppendPair appends f with appendOne, then the unread frame that follows
+// it (f.Unread), if any, the same way: transports write the two together.
+func (f Frame) AppendPair(b []byte, appendOne func([]byte, Frame) []byte) []byte {
+	b = appendOne(b, f)
+	if f.Unread != nil {
+		b = appendOne(b, Frame{Kind: FrameUnread, Payload: f.Unread})
+	}
+	return b
+}

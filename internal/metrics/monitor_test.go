@@ -4,33 +4,11 @@ import (
 	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/heraldhq/herald/internal/audit"
+	"github.com/heraldhq/herald/internal/session/sessiontest"
 )
-
-// monitorCounter is an audit.Counter that remembers how often each event was
-// counted.
-type monitorCounter struct {
-	mu sync.Mutex
-	n  map[audit.Event]int
-}
-
-func (c *monitorCounter) Count(ev audit.Event, _, _ string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.n == nil {
-		c.n = make(map[audit.Event]int)
-	}
-	c.n[ev]++
-}
-
-func (c *monitorCounter) get(ev audit.Event) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.n[ev]
-}
 
 // The monitoring line and the high-usage warning are audit events: logged
 // with their "event" key and counted through the Recorder.
@@ -45,15 +23,15 @@ func TestMonitorRecordsAuditEvents(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs bytes.Buffer
-			var counted monitorCounter
+			var counted sessiontest.Counter
 			m := NewMonitor(MonitorConfig{MaxConnections: 10, WarnRatio: 0.8,
 				Active: func() int64 { return tc.active },
 				Audit:  audit.New(slog.New(slog.NewTextHandler(&logs, nil)), &counted)})
 			m.logOnce()
-			if n := counted.get(audit.ConnectionMonitoring); n != 1 {
+			if n := len(counted.Of(audit.ConnectionMonitoring)); n != 1 {
 				t.Errorf("connection_monitoring counted %d times, want 1", n)
 			}
-			if n := counted.get(audit.HighConnectionUsage); n != tc.high {
+			if n := len(counted.Of(audit.HighConnectionUsage)); n != tc.high {
 				t.Errorf("high_connection_usage counted %d times, want %d", n, tc.high)
 			}
 			if got := strings.Count(logs.String(), "event=high_connection_usage"); got != tc.high {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/internal/admission"
-	"github.com/heraldhq/herald/internal/audit"
 	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/hub"
 	"github.com/heraldhq/herald/internal/notification"
@@ -223,7 +222,7 @@ func newHarness(t testing.TB, mutate ...func(*options)) *harness {
 	for _, m := range mutate {
 		m(&o)
 	}
-	rec := audit.New(nil, h.counter)
+	rec := h.counter.Recorder()
 	o.session.Audit, o.admission.Audit = rec, rec
 	h.inbox = o.inbox
 	h.hub = hub.New(sessiontest.EmptyStore{}, o.hub)

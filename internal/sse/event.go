@@ -34,13 +34,7 @@ var heartbeat = []byte(": hb\n\n")
 // character inside strings, so it has no CR or LF of its own and a payload
 // can never end the data line, start a new field or dispatch an event.
 // appendData enforces that for any payload nevertheless.
-func appendFrame(b []byte, f hub.Frame) []byte {
-	b = appendEvent(b, f)
-	if f.Unread != nil {
-		b = appendEvent(b, hub.Frame{Kind: hub.FrameUnread, Payload: f.Unread})
-	}
-	return b
-}
+func appendFrame(b []byte, f hub.Frame) []byte { return f.AppendPair(b, appendEvent) }
 
 // appendEvent appends f alone (not its Unread follower).
 func appendEvent(b []byte, f hub.Frame) []byte {

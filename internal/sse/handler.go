@@ -26,23 +26,26 @@ type streamRequest struct {
 }
 
 // serveStream handles GET /v1/me/stream. Admission counts a stream the way
-// it counts a WebSocket with a header token: a request refused before
-// admission (method, origin, a token in the URL, a bad position, bad
-// credentials) is not a connection attempt; the credentials (recorded as
-// token_invalid or ticket_invalid) are checked first, so Admit sees an
+// it counts a WebSocket with a header token: every request is an attempt;
+// one refused before admission (method, origin, a token in the URL, a bad
+// position, bad credentials, recorded as token_invalid or ticket_invalid)
+// counts as rejected; the credentials are checked first, so Admit sees an
 // authenticated request (no handshake rate, no unauthenticated cap) and
-// counts the attempt, or the refusal of a node-wide or per-IP cap. Then the
-// per-user slot is reserved (Session.Reserve), still before the response
-// head, so that every refusal is an HTTP error and never a stream. An
-// admitted stream is opened by Attach, or fails (the hub is closed).
+// counts the refusal of a node-wide or per-IP cap. Then the per-user slot
+// is reserved (Session.Reserve), still before the response head, so that
+// every refusal is an HTTP error and never a stream. An admitted stream is
+// opened by Attach, or fails (the hub is closed).
 func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
+	s.adm.Attempt(admission.SSE)
 	sr, ok := s.checkStream(w, r)
 	if !ok {
+		s.adm.Rejected(admission.SSE)
 		return
 	}
 	if s.closed.Load() {
 		// On a node, admission's Draining refuses (and counts) first; this
 		// catches a transport shut down on its own.
+		s.adm.Rejected(admission.SSE)
 		s.errs.Refuse(w, r, admission.RefusedDraining)
 		return
 	}

@@ -2,7 +2,6 @@ package sse
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/heraldhq/herald/internal/admission"
 	"github.com/heraldhq/herald/internal/audit"
 	"github.com/heraldhq/herald/internal/auth"
@@ -25,17 +22,11 @@ import (
 	"github.com/heraldhq/herald/internal/limit"
 	"github.com/heraldhq/herald/internal/notification"
 	"github.com/heraldhq/herald/internal/session"
-	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/internal/session/sessiontest"
+	"github.com/heraldhq/herald/internal/testkit"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreCurrent(), // nbio's package-level default engine starts a task pool at init
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-	)
-}
+func TestMain(m *testing.M) { testkit.LeakMain(m, testkit.ServerLeakOptions()...) }
 
 // memStore is a hub.Store holding explicit-user notifications in memory.
 type memStore struct {
@@ -96,39 +87,6 @@ func (fakeVerifier) Verify(tok string) (auth.Principal, error) {
 
 func (fakeVerifier) Leeway() time.Duration { return 0 }
 
-// nopInbox is the session core's inbox: an event stream sends no requests.
-type nopInbox struct{}
-
-func (nopInbox) List(context.Context, notification.Recipient, store.ListQuery) (store.Page, error) {
-	return store.Page{}, nil
-}
-
-func (nopInbox) UnreadCount(context.Context, notification.Recipient) (int64, error) { return 0, nil }
-
-func (nopInbox) MarkRead(context.Context, notification.Recipient, []string) (store.Change, error) {
-	return store.Change{}, nil
-}
-
-func (nopInbox) MarkAllRead(context.Context, notification.Recipient) (store.Change, error) {
-	return store.Change{}, nil
-}
-
-func (nopInbox) Delete(context.Context, notification.Recipient, string) (store.Change, error) {
-	return store.Change{}, nil
-}
-
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *logBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
-
 type env struct {
 	t     testing.TB
 	hub   *hub.Hub
@@ -136,7 +94,7 @@ type env struct {
 	adm   *admission.Controller
 	srv   *Server
 	ts    *httptest.Server
-	logs  *logBuffer
+	logs  *testkit.SyncBuffer
 }
 
 type mode int
@@ -160,14 +118,14 @@ func newEnv(t testing.TB, m mode, mutate ...func(*Config)) *env {
 // Server runs on a session core with a real hub, as on a node.
 func newEnvAdmission(t testing.TB, m mode, acfg admission.Config, mutate ...func(*Config)) *env {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &testkit.SyncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	rec := audit.New(log, nil)
 	st := &memStore{items: map[string][]notification.Item{}}
 	h := hub.New(st, hub.Config{Logger: log})
 	acfg.Audit = rec
 	adm := admission.New(acfg)
-	core, err := session.New(session.Config{Logger: log, Audit: rec}, h, fakeVerifier{}, nopInbox{}, adm)
+	core, err := session.New(session.Config{Logger: log, Audit: rec}, h, fakeVerifier{}, sessiontest.NopInbox{}, adm)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +245,7 @@ func TestStreamModes(t *testing.T) {
 			if _, err := io.ReadAll(r); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
 				t.Fatalf("after close: %v", err)
 			}
-			waitUntil(t, "stream freed", func() bool { return e.srv.Active() == 0 })
+			testkit.Eventually(t, 0, func() bool { return e.srv.Active() == 0 }, "stream freed")
 		})
 	}
 }
@@ -299,7 +257,7 @@ func TestClientGoneFreesStream(t *testing.T) {
 			_, r, cancel := e.open("tok-bob")
 			until(t, r, "event: ready")
 			cancel()
-			waitUntil(t, "stream freed", func() bool { return e.srv.Active() == 0 && e.hub.Active() == 0 })
+			testkit.Eventually(t, 0, func() bool { return e.srv.Active() == 0 && e.hub.Active() == 0 }, "stream freed")
 			if !strings.Contains(e.logs.String(), `"reason":"client_closed"`) {
 				t.Fatal("no client_closed disconnect")
 			}
@@ -330,11 +288,11 @@ func rawStream(t testing.TB, e *env, tok string) net.Conn {
 func TestHijackedStreamRefusesClientData(t *testing.T) {
 	e := newEnv(t, modeHijack)
 	c := rawStream(t, e, "tok-carol")
-	waitUntil(t, "attached", func() bool { return e.hub.Active() == 1 })
+	testkit.Eventually(t, 0, func() bool { return e.hub.Active() == 1 }, "attached")
 	if _, err := c.Write([]byte("GET / HTTP/1.1\r\n\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "stream closed", func() bool { return e.srv.Active() == 0 && e.hub.Active() == 0 })
+	testkit.Eventually(t, 0, func() bool { return e.srv.Active() == 0 && e.hub.Active() == 0 }, "stream closed")
 	if !strings.Contains(e.logs.String(), `"reason":"protocol_error"`) {
 		t.Fatal("no protocol_error close")
 	}
@@ -351,20 +309,20 @@ func TestStalledClientIsClosed(t *testing.T) {
 				c.WriteBufferBytes = 64 << 20
 			})
 			rawStream(t, e, "tok-dora")
-			waitUntil(t, "attached", func() bool { return e.hub.Active() == 1 })
+			testkit.Eventually(t, 0, func() bool { return e.hub.Active() == 1 }, "attached")
 			big := strings.Repeat("y", 16<<10)
 			for i := 0; i < 800 && e.hub.Active() == 1; i++ { // up to 12.8 MB
 				e.store.publish(e.hub, "dora", big)
 			}
-			waitUntil(t, "stalled stream closed", func() bool { return e.hub.Active() == 0 })
+			testkit.Eventually(t, 0, func() bool { return e.hub.Active() == 0 }, "stalled stream closed")
 			// The hub logs the reason just after unregistering the client.
-			waitUntil(t, "close reason logged", func() bool {
+			testkit.Eventually(t, 0, func() bool {
 				logs := e.logs.String()
 				return strings.Contains(logs, `"reason":"slow_consumer"`) ||
 					// net/http's handler path may surface the stalled write
 					// as a broken connection rather than a deadline.
 					(m == modeHandler && strings.Contains(logs, `"reason":"transport_error"`))
-			})
+			}, "close reason logged")
 		})
 	}
 }
@@ -416,8 +374,8 @@ func TestRequestsRefusedBeforeStreaming(t *testing.T) {
 // TestAdmissionCapsStreams: streams take the node's per-user and per-IP
 // connection slots (shared with the other transports) before the response
 // head, give them back when they end, and are counted like WebSockets with
-// a header token: refused credentials are no attempt, a per-user refusal
-// is an admitted connection that failed.
+// a header token: refused credentials are an attempt rejected before
+// admission, a per-user refusal an admitted connection that failed.
 func TestAdmissionCapsStreams(t *testing.T) {
 	for _, m := range []mode{modeHijack, modeHandler} {
 		t.Run(m.String(), func(t *testing.T) {
@@ -452,7 +410,7 @@ func TestAdmissionCapsStreams(t *testing.T) {
 			} else {
 				resp.Body.Close()
 			}
-			want := admission.TransportStats{Attempts: 4, Refused: 1, Opened: 2, Failed: 2, Active: 2}
+			want := admission.TransportStats{Attempts: 5, Refused: 2, Opened: 2, Failed: 3, Active: 2}
 			if got := e.adm.Stats()["sse"]; got != want {
 				t.Fatalf("stats %+v, want %+v", got, want)
 			}
@@ -464,7 +422,7 @@ func TestAdmissionCapsStreams(t *testing.T) {
 			}
 			// The end of a stream gives its slots back.
 			cancel()
-			waitUntil(t, "slots released", func() bool { return e.adm.Active() == 1 && e.srv.Active() == 1 })
+			testkit.Eventually(t, 0, func() bool { return e.adm.Active() == 1 && e.srv.Active() == 1 }, "slots released")
 			_, r3, _ := e.open("tok-ann")
 			until(t, r3, "event: ready")
 		})
@@ -563,15 +521,4 @@ func TestShutdownClosesUnattachedAndRefusesNew(t *testing.T) {
 		t.Fatalf("after shutdown: %v", err)
 	}
 	resp.Body.Close()
-}
-
-func waitUntil(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

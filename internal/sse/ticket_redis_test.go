@@ -2,12 +2,8 @@ package sse
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"fmt"
-	"net"
-	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,33 +11,16 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/heraldhq/herald/internal/testkit"
 )
 
-// redisTickets is a RedisTickets on the shared Redis with a key prefix of
-// its own; the test fails instead of skipping when CI=true.
+// redisTickets is a RedisTickets on the shared test Redis with a key
+// prefix of its own (testkit.Redis: skipped loudly without Redis, failed
+// instead when CI=true).
 func redisTickets(t *testing.T) *RedisTickets {
 	t.Helper()
-	const addr = "127.0.0.1:6379"
-	if c, err := net.DialTimeout("tcp", addr, time.Second); err != nil {
-		msg := fmt.Sprintf("!!! REDIS NOT REACHABLE at %s (%v): shared ticket tests SKIPPED (CI=true makes this fatal)", addr, err)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	} else {
-		_ = c.Close()
-	}
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	prefix := "htest-" + hex.EncodeToString(b[:])
-	t.Cleanup(func() {
-		ctx := context.Background()
-		if keys, err := rdb.Keys(ctx, prefix+":*").Result(); err == nil && len(keys) > 0 {
-			rdb.Del(ctx, keys...)
-		}
-		_ = rdb.Close()
-	})
+	rdb, prefix := testkit.Redis(t)
 	return &RedisTickets{Client: rdb, Prefix: prefix}
 }
 
@@ -163,12 +142,7 @@ func TestRedisTicketsExpire(t *testing.T) {
 // the node's memory (valid there), and a ticket found in neither place is
 // reported as a store failure (503 at the endpoint), not as unknown.
 func TestRedisTicketsDown(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close() // nothing listens there now
+	addr := "127.0.0.1:" + strconv.Itoa(testkit.FreePort(t)) // nothing listens there now
 	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	defer rdb.Close()
 	a, _ := twoNodes(&RedisTickets{Client: rdb}, 30*time.Second, 3)

@@ -15,40 +15,16 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/heraldhq/herald/internal/admission"
 	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/hub"
 	"github.com/heraldhq/herald/internal/notification"
 	"github.com/heraldhq/herald/internal/session"
-	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/internal/session/sessiontest"
+	"github.com/heraldhq/herald/internal/testkit"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreCurrent(), // nbio's package-level default engine starts a task pool at init
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-	)
-}
-
-// emptyStore is a hub store with empty streams: every client starts at 0.0
-// and a resume replays nothing.
-type emptyStore struct{}
-
-func (emptyStore) Since(context.Context, notification.Recipient, notification.Position, int) ([]notification.Item, bool, error) {
-	return nil, false, nil
-}
-
-func (emptyStore) Head(context.Context, notification.Recipient) (notification.Position, error) {
-	return notification.Position{}, nil
-}
-
-func (emptyStore) UnreadCount(context.Context, notification.Recipient) (int64, error) { return 0, nil }
-
-func (emptyStore) HeadUnread(context.Context, notification.Recipient) (notification.Position, int64, error) {
-	return notification.Position{}, 0, nil
-}
+func TestMain(m *testing.M) { testkit.LeakMain(m, testkit.ServerLeakOptions()...) }
 
 // fakeVerifier accepts a token "<user>" for user <user> of tenant "t",
 // rejects "bad", and for "slow:<user>" waits until gate is closed (a JWKS
@@ -76,27 +52,6 @@ func (v *fakeVerifier) Verify(tok string) (auth.Principal, error) {
 
 func (v *fakeVerifier) Leeway() time.Duration { return 0 }
 
-// nopInbox acknowledges every request.
-type nopInbox struct{}
-
-func (nopInbox) List(context.Context, notification.Recipient, store.ListQuery) (store.Page, error) {
-	return store.Page{}, nil
-}
-
-func (nopInbox) UnreadCount(context.Context, notification.Recipient) (int64, error) { return 0, nil }
-
-func (nopInbox) MarkRead(context.Context, notification.Recipient, []string) (store.Change, error) {
-	return store.Change{}, nil
-}
-
-func (nopInbox) MarkAllRead(context.Context, notification.Recipient) (store.Change, error) {
-	return store.Change{}, nil
-}
-
-func (nopInbox) Delete(context.Context, notification.Recipient, string) (store.Change, error) {
-	return store.Change{}, nil
-}
-
 // testServer is a ws.Server with a real hub behind an httptest server.
 type testServer struct {
 	srv      *Server
@@ -109,13 +64,13 @@ type testServer struct {
 func startServer(t testing.TB, mutate ...func(*Config)) *testServer {
 	t.Helper()
 	ts := &testServer{verifier: newFakeVerifier()}
-	h := hub.New(emptyStore{}, hub.Config{Observer: hub.Observer{Opened: func(string) { ts.attached.Add(1) }}})
+	h := hub.New(sessiontest.EmptyStore{}, hub.Config{Observer: hub.Observer{Opened: func(string) { ts.attached.Add(1) }}})
 	v := ts.verifier
 	cfg := Config{CheckOrigin: func(*http.Request) bool { return true }, Pollers: 1}
 	for _, m := range mutate {
 		m(&cfg)
 	}
-	core, err := session.New(session.Config{}, h, v, nopInbox{}, admission.New(admission.Config{}))
+	core, err := session.New(session.Config{}, h, v, sessiontest.NopInbox{}, admission.New(admission.Config{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,18 +246,6 @@ func (r *rawClient) closeCode() (int, error) {
 }
 
 func (r *rawClient) Close() error { return r.c.Close() }
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // deliverTo fans a notification out to user (tenant "t") with stream sequence seq.
 func deliverTo(h *hub.Hub, user string, seq int64) {

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/heraldhq/herald/internal/testkit"
 )
 
 // TestChurnEveryAuthGetsReady opens, authenticates (first frame, resuming)
@@ -106,7 +108,7 @@ func churn(t *testing.T, ts *testServer, workers, cycles int, end func(c *rawCli
 	if got := ready.Load(); got != int64(workers*cycles) {
 		t.Fatalf("ready %d, want %d", got, workers*cycles)
 	}
-	waitFor(t, "all sockets freed", func() bool { return ts.srv.Active() == 0 && ts.hub.Active() == 0 })
+	testkit.Eventually(t, 0, func() bool { return ts.srv.Active() == 0 && ts.hub.Active() == 0 }, "all sockets freed")
 }
 
 // authed dials and authenticates user by first frame, up to its ready frame.
@@ -281,7 +283,7 @@ func TestQueueLimit(t *testing.T) {
 		before := ts.attached.Load()
 		ts.verifier.gate <- struct{}{}
 		// The end of the socket is handled after the auth that was running.
-		waitFor(t, "the socket freed", func() bool { return ts.srv.Active() == 0 })
+		testkit.Eventually(t, 0, func() bool { return ts.srv.Active() == 0 }, "the socket freed")
 		if n := ts.attached.Load(); n != before {
 			t.Fatal("erin was attached after her socket was closed")
 		}

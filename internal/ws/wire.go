@@ -12,13 +12,7 @@ import (
 
 // appendWire appends f as one text frame, and the unread frame that follows
 // it (f.Unread) as a second, to b.
-func appendWire(b []byte, f hub.Frame) []byte {
-	b = appendTextFrame(b, f)
-	if f.Unread != nil {
-		b = appendTextFrame(b, hub.Frame{Kind: hub.FrameUnread, Payload: f.Unread})
-	}
-	return b
-}
+func appendWire(b []byte, f hub.Frame) []byte { return f.AppendPair(b, appendTextFrame) }
 
 // appendTextFrame appends f alone (not its Unread follower) as one text
 // frame: it reserves room for the largest header, appends the JSON, then
