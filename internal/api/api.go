@@ -116,8 +116,8 @@ func New(cfg Config, core *session.Core, k Keyring, pub Publisher, checks ...Che
 	cfg.setDefaults()
 	adm := core.Admission()
 	return &API{cfg: cfg, core: core, adm: adm, keys: k, inbox: pub, checks: checks, log: cfg.Logger,
-		errs:    session.HTTPErrors{Log: cfg.Logger, ClientIP: adm.ClientIP, Transport: admission.REST},
-		keyErrs: session.HTTPErrors{Log: cfg.Logger, ClientIP: adm.ClientIP, Transport: admission.Publish}}
+		errs:    session.HTTPErrors{Log: cfg.Logger, ClientIP: adm.ClientIP, Transport: admission.REST.String()},
+		keyErrs: session.HTTPErrors{Log: cfg.Logger, ClientIP: adm.ClientIP, Transport: admission.Publish.String()}}
 }
 
 // Register adds the API's routes to mux.

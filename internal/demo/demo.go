@@ -3,11 +3,10 @@ package demo
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"embed"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"github.com/heraldhq/herald/internal/session"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -68,6 +67,7 @@ type handler struct {
 	cfg    Config
 	files  fs.FS
 	tenant string
+	errs   session.HTTPErrors
 }
 
 // Register mounts the page and the dev endpoints on mux.
@@ -88,7 +88,8 @@ func Register(mux *http.ServeMux, cfg Config) {
 	if err != nil {
 		panic(err) // the embedded tree is fixed at build time
 	}
-	h := &handler{cfg: cfg, files: files, tenant: cfg.Auth.DefaultTenant}
+	h := &handler{cfg: cfg, files: files, tenant: cfg.Auth.DefaultTenant,
+		errs: session.HTTPErrors{Log: cfg.Logger, Transport: "dev"}}
 	if h.tenant == "" {
 		h.tenant = "demo"
 	}
@@ -132,14 +133,14 @@ func (h *handler) page(name string) http.HandlerFunc {
 // token handles GET /v1/dev/token?user=<id>.
 func (h *handler) token(w http.ResponseWriter, r *http.Request) {
 	if !loopback(r) {
-		h.fail(w, r, http.StatusForbidden, "forbidden", "dev tokens are issued to localhost only", nil)
+		h.errs.Fail(w, r, session.CodeForbidden, "dev tokens are issued to localhost only", nil)
 		return
 	}
 	if !h.originOK(w, r) {
 		return
 	}
 	if len(h.cfg.Auth.HMACSecret) == 0 {
-		h.fail(w, r, http.StatusNotFound, "not_found", "dev tokens need an HS256 secret (--jwt-secret)", nil)
+		h.errs.Fail(w, r, session.CodeNotFound, "dev tokens need an HS256 secret (--jwt-secret)", nil)
 		return
 	}
 	user := r.URL.Query().Get("user")
@@ -147,7 +148,7 @@ func (h *handler) token(w http.ResponseWriter, r *http.Request) {
 		user = "alice"
 	}
 	if !validUser(user) {
-		h.fail(w, r, http.StatusBadRequest, "invalid_request", "user must be 1-64 characters from A-Z a-z 0-9 . _ - @", nil)
+		h.errs.Fail(w, r, session.CodeInvalidRequest, "user must be 1-64 characters from A-Z a-z 0-9 . _ - @", nil)
 		return
 	}
 	now := time.Now()
@@ -169,11 +170,11 @@ func (h *handler) token(w http.ResponseWriter, r *http.Request) {
 	}
 	tok, err := auth.SignHS256(h.cfg.Auth.HMACSecret, claims)
 	if err != nil {
-		h.fail(w, r, http.StatusInternalServerError, "internal", "unable to sign a token", err)
+		h.errs.Fail(w, r, session.CodeInternal, "unable to sign a token", err)
 		return
 	}
 	h.cfg.Audit.Info(audit.DevTokenIssued, "dev token issued", "tenant", h.tenant, "user", user)
-	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "user": user, "tenant": h.tenant, "expires_at": exp.UTC().Format(time.RFC3339)})
+	session.WriteJSON(w, http.StatusOK, map[string]any{"token": tok, "user": user, "tenant": h.tenant, "expires_at": exp.UTC().Format(time.RFC3339)})
 }
 
 type publishBody struct {
@@ -190,19 +191,19 @@ func (h *handler) publish(w http.ResponseWriter, r *http.Request) {
 	p, err := h.cfg.Verifier.Verify(bearer(r))
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="herald"`)
-		h.fail(w, r, http.StatusUnauthorized, "unauthorized", "invalid or missing token", err)
+		h.errs.Fail(w, r, session.CodeUnauthorized, "invalid or missing token", err)
 		return
 	}
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxPublishBody))
 	if err != nil {
-		h.fail(w, r, http.StatusRequestEntityTooLarge, "too_large", "request body too large", err)
+		h.errs.Fail(w, r, session.CodeTooLarge, "request body too large", err)
 		return
 	}
 	var b publishBody
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&b); err != nil || dec.More() {
-		h.fail(w, r, http.StatusBadRequest, "invalid_request", "invalid request", err)
+		h.errs.Fail(w, r, session.CodeInvalidRequest, "invalid request", err)
 		return
 	}
 	if b.Type == "" {
@@ -217,7 +218,7 @@ func (h *handler) publish(w http.ResponseWriter, r *http.Request) {
 		err = errors.New("body too long")
 	}
 	if err != nil {
-		h.fail(w, r, http.StatusBadRequest, "invalid_request", "invalid request", err)
+		h.errs.Fail(w, r, session.CodeInvalidRequest, "invalid request", err)
 		return
 	}
 	d := notification.Draft{Tenant: p.Tenant, Audience: notification.Audience{Kind: notification.AudienceUsers, Users: []string{p.User}},
@@ -227,14 +228,14 @@ func (h *handler) publish(w http.ResponseWriter, r *http.Request) {
 	res, err := h.cfg.Publisher.Publish(ctx, store.PublishRequest{Scope: scope, Drafts: []notification.Draft{d}})
 	switch {
 	case errors.Is(err, store.ErrInvalid):
-		h.fail(w, r, http.StatusBadRequest, "invalid_request", "invalid request", err)
+		h.errs.Fail(w, r, session.CodeInvalidRequest, "invalid request", err)
 		return
 	case err != nil:
 		w.Header().Set("Retry-After", "1")
-		h.fail(w, r, http.StatusServiceUnavailable, "unavailable", "notification not stored", err)
+		h.errs.Fail(w, r, session.CodeUnavailable, "notification not stored", err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]string{"id": res.IDs[0]})
+	session.WriteJSON(w, http.StatusCreated, map[string]string{"id": res.IDs[0]})
 }
 
 // originOK rejects browser requests from origins outside the allowlist.
@@ -243,7 +244,7 @@ func (h *handler) originOK(w http.ResponseWriter, r *http.Request) bool {
 	if o == "" || h.cfg.AllowOrigin(o) {
 		return true
 	}
-	h.fail(w, r, http.StatusForbidden, "forbidden", "origin not allowed", nil)
+	h.errs.Fail(w, r, session.CodeForbidden, "origin not allowed", nil)
 	return false
 }
 
@@ -291,22 +292,3 @@ func bearer(r *http.Request) string {
 }
 
 // fail answers with the API's error shape and logs the detail.
-func (h *handler) fail(w http.ResponseWriter, r *http.Request, status int, code, msg string, detail error) {
-	var id [8]byte
-	_, _ = rand.Read(id[:])
-	cid := hex.EncodeToString(id[:])
-	args := []any{"correlation_id", cid, "status", status, "code", code, "method", r.Method, "path", r.URL.Path}
-	if detail != nil {
-		args = append(args, "err", detail)
-	}
-	h.cfg.Logger.Info("dev request failed", args...)
-	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg, "correlation_id": cid}})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	hd := w.Header()
-	hd.Set("Content-Type", "application/json")
-	hd.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}

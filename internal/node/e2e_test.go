@@ -34,10 +34,7 @@ func TestPublishDeliversLiveWithHeaderAuth(t *testing.T) {
 func TestFirstFrameAuthAndResumeSince(t *testing.T) {
 	n := startNode(t)
 	tok := token(t, "acme", "bob", "", time.Hour)
-	var ids []string
-	for i := 0; i < 5; i++ {
-		ids = append(ids, n.publish(toUsers("acme", "bob")))
-	}
+	ids := n.publishN(5, "acme", "bob")
 	c := n.mustDial(dialOpts{})
 	c.send(map[string]any{"type": "auth", "token": tok, "since": "2.0"})
 	ready := c.next("ready")
@@ -168,10 +165,7 @@ func TestTenantAndRoleAudiences(t *testing.T) {
 func TestRESTInboxOperations(t *testing.T) {
 	n := startNode(t)
 	tok := token(t, "acme", "dora", "", time.Hour)
-	var ids []string
-	for i := 0; i < 7; i++ {
-		ids = append(ids, n.publish(toUsers("acme", "dora")))
-	}
+	ids := n.publishN(7, "acme", "dora")
 	type page struct {
 		Notifications []struct {
 			ID   string
@@ -224,7 +218,7 @@ func TestAuthDeadlineClosesSilentSocket(t *testing.T) {
 	if code := c.closeStatus(); code != 4001 {
 		t.Fatalf("close code = %d, want 4001", code)
 	}
-	waitFor(t, "socket freed", func() bool { return n.node.ws.Active() == 0 })
+	testkit.Eventually(t, 0, func() bool { return n.node.ws.Active() == 0 }, "socket freed")
 	if !strings.Contains(n.logs.String(), `"event":"auth_timeout"`) {
 		t.Fatal("no auth_timeout audit event")
 	}
@@ -259,9 +253,7 @@ func TestInBandRefreshKeepsConnection(t *testing.T) {
 
 func TestResyncWhenGapTooLarge(t *testing.T) {
 	n := startNode(t, func(c *Config) { c.Hub.ReplayLimit = 10; c.Hub.ReplayPage = 4 })
-	for i := 0; i < 25; i++ {
-		n.publish(toUsers("acme", "gil"))
-	}
+	n.publishN(25, "acme", "gil")
 	c := n.mustDial(dialOpts{header: token(t, "acme", "gil", "", time.Hour), since: "0.0"})
 	c.next("ready")
 	got := 0
@@ -317,9 +309,9 @@ func TestSlowConsumerIsClosedWithoutSlowingOthers(t *testing.T) {
 			}
 		}
 	}()
-	waitFor(t, "slow consumer closed", func() bool {
+	testkit.Eventually(t, 0, func() bool {
 		return strings.Contains(n.logs.String(), `"reason":"slow_consumer"`) || strings.Contains(n.logs.String(), "slow_consumer")
-	})
+	}, "slow consumer closed")
 }
 
 func TestWebSocketBadInput(t *testing.T) {
@@ -468,8 +460,8 @@ func TestSilentHeaderAuthSocketIsDropped(t *testing.T) {
 	// A raw socket never answers pings (nor reads): it must be dropped.
 	raw := rawUpgrade(t, n, token(t, "acme", "ghost", "", time.Hour))
 	defer raw.Close()
-	waitFor(t, "silent socket dropped", func() bool { return n.node.ws.Active() == 0 })
-	waitFor(t, "ping_timeout logged", func() bool { return strings.Contains(n.logs.String(), `"reason":"ping_timeout"`) })
+	testkit.Eventually(t, 0, func() bool { return n.node.ws.Active() == 0 }, "silent socket dropped")
+	testkit.Eventually(t, 0, func() bool { return strings.Contains(n.logs.String(), `"reason":"ping_timeout"`) }, "ping_timeout logged")
 	// A real client answers pings and stays.
 	c := n.mustDial(dialOpts{header: token(t, "acme", "alive", "", time.Hour)})
 	c.next("ready")
@@ -480,9 +472,7 @@ func TestSilentHeaderAuthSocketIsDropped(t *testing.T) {
 
 func TestQuerySinceWithFirstFrameAuth(t *testing.T) {
 	n := startNode(t)
-	for i := 0; i < 3; i++ {
-		n.publish(toUsers("acme", "wes"))
-	}
+	n.publishN(3, "acme", "wes")
 	c := n.mustDial(dialOpts{since: "2.0"})
 	c.send(map[string]any{"type": "auth", "token": token(t, "acme", "wes", "", time.Hour)})
 	if r := c.next("ready"); r.Position != "2.0" {

@@ -18,20 +18,12 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"go.uber.org/goleak"
 
 	"github.com/heraldhq/herald/internal/auth"
+	"github.com/heraldhq/herald/internal/testkit"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreCurrent(), // nbio's package-level default engine starts a task pool at init
-		// net/http keeps idle client connections' goroutines briefly.
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-	)
-}
+func TestMain(m *testing.M) { testkit.LeakMain(m, testkit.ServerLeakOptions()...) }
 
 const testSecret = "test-secret-test-secret-test-secret-0123456789"
 
@@ -41,29 +33,12 @@ type testNode struct {
 	node   *Node
 	base   string // http://127.0.0.1:port
 	apiKey string
-	logs   *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs   *testkit.SyncBuffer
 }
 
 func startNode(t testing.TB, mutate ...func(*Config)) *testNode {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	cfg := Config{
 		Database:       filepath.Join(t.TempDir(), "herald.db"),
 		Auth:           auth.Config{HMACSecret: []byte(testSecret)},
@@ -78,41 +53,26 @@ func startNode(t testing.TB, mutate ...func(*Config)) *testNode {
 	if err != nil {
 		t.Fatalf("node.New: %v", err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- n.Serve(l) }()
-	tn := &testNode{t: t, node: n, base: "http://" + l.Addr().String(), apiKey: "test-api-key-0123456789", logs: logs}
-	t.Cleanup(func() {
+	addr := testkit.Serve(t, n.Serve, n.Shutdown)
+	t.Cleanup(func() { // before Serve's cleanup shuts the node down
 		if t.Failed() && os.Getenv("HERALD_TEST_LOGS") != "" {
 			t.Logf("node logs:\n%s", logs.String())
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := n.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		http.DefaultClient.CloseIdleConnections()
 	})
-	return tn
+	return &testNode{t: t, node: n, base: "http://" + addr, apiKey: "test-api-key-0123456789", logs: logs}
 }
 
+// token is a JWT for user of tenant signed with the nodes' secret
+// (testkit.UserToken).
 func token(t testing.TB, tenant, user, role string, ttl time.Duration) string {
 	t.Helper()
-	claims := map[string]any{"sub": user, "tenant_id": tenant, "exp": time.Now().Add(ttl).Unix(), "iat": time.Now().Unix()}
-	if role != "" {
-		claims["role"] = role
-	}
-	tok, err := auth.SignHS256([]byte(testSecret), claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return testkit.UserToken(t, []byte(testSecret), tenant, user, role, ttl)
+}
+
+// tokenWith is a JWT of claims signed with the nodes' secret.
+func tokenWith(t testing.TB, claims map[string]any) string {
+	t.Helper()
+	return testkit.Token(t, []byte(testSecret), claims)
 }
 
 // do sends an HTTP request and returns status and body.
@@ -163,6 +123,17 @@ func (n *testNode) publish(body map[string]any, hdr ...string) string {
 	return r.ID
 }
 
+// publishN publishes count notifications to user of tenant and returns
+// their ids, in order.
+func (n *testNode) publishN(count int, tenant, user string) []string {
+	n.t.Helper()
+	ids := make([]string, count)
+	for i := range ids {
+		ids[i] = n.publish(toUsers(tenant, user))
+	}
+	return ids
+}
+
 func toUsers(tenant string, users ...string) map[string]any {
 	return map[string]any{"tenant": tenant, "to": map[string]any{"users": users}, "type": "test.event", "title": "hello", "body": "body"}
 }
@@ -181,15 +152,7 @@ type msg struct {
 	IDs          []string        `json:"ids"`
 	All          bool            `json:"all"`
 	ID           string          `json:"id"`
-	Notification *struct {
-		ID       string          `json:"id"`
-		Type     string          `json:"type"`
-		Title    string          `json:"title"`
-		Body     string          `json:"body"`
-		Data     json.RawMessage `json:"data"`
-		Read     bool            `json:"read"`
-		Position string          `json:"position"`
-	} `json:"notification"`
+	Notification  *sseNotification  `json:"notification"` // the same JSON as an SSE notification event's
 	Notifications []json.RawMessage `json:"notifications"`
 	Raw           string            `json:"-"`
 }
@@ -356,30 +319,25 @@ func (w *wsClient) next(types ...string) msg {
 // closeStatus waits for the connection to end and returns the close code.
 func (w *wsClient) closeStatus() websocket.StatusCode {
 	w.t.Helper()
-	select {
-	case <-w.done:
-	case <-time.After(15 * time.Second):
-		w.t.Fatalf("connection not closed")
-	}
+	awaitEnd(w.t, w.done, "connection not closed")
 	return websocket.CloseStatus(w.err)
+}
+
+// awaitEnd waits 15 s at most for a client's reader to end (done closed),
+// failing the test with msg if it does not.
+func awaitEnd(t testing.TB, done <-chan struct{}, msg string) {
+	t.Helper()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal(msg)
+	}
 }
 
 func (w *wsClient) close() {
 	_ = w.c.Close(websocket.StatusNormalClosure, "")
 	w.cancel()
 	<-w.done
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // rawUpgrade performs a WebSocket handshake on a plain TCP connection and

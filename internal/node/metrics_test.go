@@ -29,6 +29,7 @@ import (
 	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/limit"
 	"github.com/heraldhq/herald/internal/metrics"
+	"github.com/heraldhq/herald/internal/testkit"
 )
 
 // Identities used by the metrics tests. They are distinctive so that the
@@ -151,11 +152,8 @@ func TestMetricsExposeActivityWithoutUserLabels(t *testing.T) {
 		t.Fatalf("third publish: %d %s", status, body)
 	}
 	// A token signed with another secret.
-	bad, err := auth.SignHS256([]byte("another-secret-another-secret-0123456789"),
+	bad := testkit.Token(t, []byte("another-secret-another-secret-0123456789"),
 		map[string]any{"sub": metricsUser, "tenant_id": metricsTenant, "exp": time.Now().Add(time.Hour).Unix()})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, resp, err := n.dial(dialOpts{header: bad}); err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("bad token dial: %v %v", err, resp)
 	}
@@ -165,11 +163,11 @@ func TestMetricsExposeActivityWithoutUserLabels(t *testing.T) {
 	}
 	// One client leaves.
 	b.close()
-	waitFor(t, "the closed connection to be counted", func() bool {
+	testkit.Eventually(t, 0, func() bool {
 		_, fams := scrapeMetrics(t, n)
 		v, _ := metricSample(fams, "herald_connections_active", "transport", "ws")
 		return v == 1
-	})
+	}, "the closed connection to be counted")
 
 	text, fams := scrapeMetrics(t, n)
 	expect := []struct {
@@ -347,7 +345,7 @@ func TestAdminStatsEndpoint(t *testing.T) {
 		n.mustDial(dialOpts{header: token(t, metricsTenant, fmt.Sprintf("%s-%d", metricsUser, i), "", time.Hour)}).next("ready")
 	}
 	var st metrics.Stats
-	waitFor(t, "stats to show 2 active connections", func() bool {
+	testkit.Eventually(t, 0, func() bool {
 		status, body, _ := n.do("GET", "/v1/admin/stats", metricsAdminKey, nil)
 		if status != http.StatusOK {
 			t.Fatalf("stats with the admin key: %d %s", status, body)
@@ -357,7 +355,7 @@ func TestAdminStatsEndpoint(t *testing.T) {
 			t.Fatalf("stats body %s: %v", body, err)
 		}
 		return st.ActiveConnections == 2
-	})
+	}, "stats to show 2 active connections")
 	if st.TotalConnections != 2 || st.PeakConnections != 2 || st.MaxConnections != 50 || st.Attempts < 2 ||
 		st.Usage != 2.0/50 || st.Draining || st.Goroutines == 0 || st.HeapBytes == 0 {
 		t.Errorf("stats: %+v", st)
@@ -390,7 +388,7 @@ func TestAdminStatsEndpoint(t *testing.T) {
 }
 
 // prometheusBinary returns the Prometheus server to test against, or skips
-// (fails under CI=true, where .ci/run installs the Debian package).
+// loudly (fails under CI=true, where .ci/run installs the Debian package).
 func prometheusBinary(t *testing.T) string {
 	t.Helper()
 	if p := os.Getenv("HERALD_PROMETHEUS"); p != "" {
@@ -402,24 +400,8 @@ func prometheusBinary(t *testing.T) string {
 	if p, err := exec.LookPath("prometheus"); err == nil {
 		return p
 	}
-	msg := "SKIPPING the real-Prometheus test: no prometheus binary (apt-get install -y prometheus, or set HERALD_PROMETHEUS)"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Log(msg)
-	fmt.Fprintln(os.Stderr, msg)
-	t.Skip(msg)
+	testkit.Unavailable(t, "no prometheus binary (apt-get install -y prometheus, or set HERALD_PROMETHEUS)")
 	return ""
-}
-
-func metricsFreePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // TestPrometheusScrapesNode starts a real Prometheus server that scrapes a
@@ -450,7 +432,7 @@ scrape_configs:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	promAddr := fmt.Sprintf("127.0.0.1:%d", metricsFreePort(t))
+	promAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
 	var out bytes.Buffer
 	cmd := exec.Command(bin,
 		"--config.file="+cfgPath,

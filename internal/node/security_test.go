@@ -20,15 +20,6 @@ import (
 
 const adminKey = "admin-api-key-0123456789"
 
-func tokenWith(t *testing.T, claims map[string]any) string {
-	t.Helper()
-	tok, err := auth.SignHS256([]byte(testSecret), claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
-
 func TestRevokeUserClosesConnectionsRejectsOldTokensAndSurvivesRestart(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "herald.db")
 	n := startNode(t, func(c *Config) { c.Database = db })
@@ -142,12 +133,12 @@ func TestConnectionLimits(t *testing.T) {
 	}
 	// One unauthenticated socket at a time.
 	idle := n.mustDial(dialOpts{})
-	waitFor(t, "idle socket counted", func() bool { return n.node.ws.Active() == 3 })
+	testkit.Eventually(t, 0, func() bool { return n.node.ws.Active() == 3 }, "idle socket counted")
 	if _, resp, err := n.dial(dialOpts{}); err == nil || resp.StatusCode != 503 {
 		t.Fatalf("second unauthenticated: %v", err)
 	}
 	idle.close()
-	waitFor(t, "idle socket freed", func() bool { return n.node.ws.Active() == 2 })
+	testkit.Eventually(t, 0, func() bool { return n.node.ws.Active() == 2 }, "idle socket freed")
 	// Per IP: 5 (a, b and three more users).
 	var cs []*wsClient
 	for i := 0; i < 3; i++ {
@@ -160,7 +151,7 @@ func TestConnectionLimits(t *testing.T) {
 	}
 	// Closing frees the slots.
 	a.close()
-	waitFor(t, "slot freed", func() bool { return n.node.ws.Active() == 4 })
+	testkit.Eventually(t, 0, func() bool { return n.node.ws.Active() == 4 }, "slot freed")
 	c := n.mustDial(dialOpts{header: tok})
 	c.next("ready")
 }
@@ -326,7 +317,7 @@ func TestHandshakeFloodLeavesNothingBehind(t *testing.T) {
 			t.Fatalf("close %d", code)
 		}
 	}
-	waitFor(t, "all sockets freed", func() bool { return n.node.ws.Active() == 0 && n.node.hub.Active() == 0 })
+	testkit.Eventually(t, 0, func() bool { return n.node.ws.Active() == 0 && n.node.hub.Active() == 0 }, "all sockets freed")
 	if got := strings.Count(n.logs.String(), `"event":"auth_timeout"`); got != 150 {
 		t.Fatalf("%d auth_timeout events", got)
 	}
@@ -345,7 +336,7 @@ func TestInternalErrorsCarryCorrelationIDs(t *testing.T) {
 		CorrelationID string `json:"correlation_id"`
 	}
 	_ = json.Unmarshal([]byte(m.Raw), &cid)
-	waitFor(t, "correlation id in logs", func() bool { return strings.Contains(n.logs.String(), cid.CorrelationID) })
+	testkit.Eventually(t, 0, func() bool { return strings.Contains(n.logs.String(), cid.CorrelationID) }, "correlation id in logs")
 }
 
 // twoSharedNodes starts two nodes sharing a PostgreSQL schema and a Redis
@@ -369,11 +360,11 @@ func twoSharedNodes(t *testing.T, name string, mutate ...func(*Config)) (a, b *t
 	}
 	a = startNode(t, append([]func(*Config){shared}, mutate...)...)
 	b = startNode(t, append([]func(*Config){shared}, mutate...)...)
-	waitFor(t, "both nodes ready", func() bool {
+	testkit.Eventually(t, 0, func() bool {
 		sa, _, _ := a.do("GET", "/readyz", "", nil)
 		sb, _, _ := b.do("GET", "/readyz", "", nil)
 		return sa == 200 && sb == 200
-	})
+	}, "both nodes ready")
 	return a, b
 }
 
@@ -400,10 +391,10 @@ func TestRevocationAndLiftReachEveryNode(t *testing.T) {
 	if status, _, _ := b.do("DELETE", "/v1/admin/revocations/users/acme/bad", adminKey, nil); status != 204 {
 		t.Fatalf("lift on b: %d", status)
 	}
-	waitFor(t, "lift to reach node a", func() bool {
+	testkit.Eventually(t, 0, func() bool {
 		status, _, _ := a.do("GET", "/v1/me/notifications", old, nil)
 		return status == 200
-	})
+	}, "lift to reach node a")
 	c := a.mustDial(dialOpts{header: old})
 	c.next("ready")
 }

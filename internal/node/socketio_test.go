@@ -20,6 +20,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/heraldhq/herald/internal/hub"
+	"github.com/heraldhq/herald/internal/testkit"
 )
 
 // Raw Engine.IO/Socket.IO clients: HTTP long-polling and WebSocket packets
@@ -219,11 +220,7 @@ func (w *eioWS) next(prefix string) string {
 
 func (w *eioWS) closeStatus() websocket.StatusCode {
 	w.t.Helper()
-	select {
-	case <-w.done:
-	case <-time.After(15 * time.Second):
-		w.t.Fatalf("connection not closed")
-	}
+	awaitEnd(w.t, w.done, "connection not closed")
 	return websocket.CloseStatus(w.err)
 }
 
@@ -327,7 +324,7 @@ func TestSocketIOPollingSession(t *testing.T) {
 	// The client closes: the session is gone.
 	before1 := closedSocketIO(t, n)
 	p.post("1")
-	waitFor(t, "socket closed once", func() bool { return closedSocketIO(t, n) == before1+1 && n.node.Hub().Active() == 0 })
+	testkit.Eventually(t, 0, func() bool { return closedSocketIO(t, n) == before1+1 && n.node.Hub().Active() == 0 }, "socket closed once")
 	if st, _ := p.get(); st != 400 {
 		t.Fatalf("GET after close: %d", st)
 	}
@@ -359,7 +356,7 @@ func TestSocketIOWebSocketHeartbeatAndNamespaces(t *testing.T) {
 	w.next(`42["notification",{"id":"` + id)
 	before := closedSocketIO(t, n)
 	w.send("41") // leave "/" only
-	waitFor(t, "one socket closed", func() bool { return closedSocketIO(t, n) == before+1 })
+	testkit.Eventually(t, 0, func() bool { return closedSocketIO(t, n) == before+1 }, "one socket closed")
 	// Stop answering pings: closed after pingTimeout, the last socket once.
 	deadline := time.After(5 * time.Second)
 	for {
@@ -372,7 +369,7 @@ func TestSocketIOWebSocketHeartbeatAndNamespaces(t *testing.T) {
 		}
 		break
 	}
-	waitFor(t, "ping timeout counted once", func() bool { return closedSocketIO(t, n) == before+2 && n.node.Hub().Active() == 0 })
+	testkit.Eventually(t, 0, func() bool { return closedSocketIO(t, n) == before+2 && n.node.Hub().Active() == 0 }, "ping timeout counted once")
 	if !strings.Contains(n.logs.String(), `"reason":"ping_timeout"`) {
 		t.Fatal("no ping_timeout disconnect logged")
 	}
@@ -489,7 +486,7 @@ func TestSocketIOBadInput(t *testing.T) {
 			t.Errorf("%s: close %d", name, code)
 		}
 	}
-	waitFor(t, "all sessions freed", func() bool { return n.node.sio.Active() == 0 && n.node.Hub().Active() == 0 })
+	testkit.Eventually(t, 0, func() bool { return n.node.sio.Active() == 0 && n.node.Hub().Active() == 0 }, "all sessions freed")
 }
 
 func TestSocketIOOriginPolicyAndCORS(t *testing.T) {
@@ -569,10 +566,7 @@ func TestSocketIORevokeDisconnectsAndResumeSince(t *testing.T) {
 		t.Fatalf("error %v", e)
 	}
 	w.next("41/notifications,")
-	var missed []string
-	for i := 0; i < 3; i++ {
-		missed = append(missed, n.publish(toUsers("acme", "frank")))
-	}
+	missed := n.publishN(3, "acme", "frank")
 	w = n.mustEIODial("", nil)
 	w.send(connectPkt("/notifications", map[string]any{"token": tok1, "since": pos}))
 	if e := w.next("44/notifications,"); !strings.Contains(e, "unauthorized") {
@@ -602,7 +596,7 @@ func TestSocketIOSlowPollerAndEventRateLimit(t *testing.T) {
 		body["body"] = strings.Repeat("b", 200)
 		n.publish(body)
 	}
-	waitFor(t, "slow poller closed", func() bool { return closedSocketIO(t, n) == before+1 })
+	testkit.Eventually(t, 0, func() bool { return closedSocketIO(t, n) == before+1 }, "slow poller closed")
 	if !strings.Contains(n.logs.String(), `"reason":"slow_consumer"`) {
 		t.Fatal("no slow_consumer disconnect")
 	}
@@ -632,15 +626,9 @@ func TestSocketIONodeClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodeBin, err := exec.LookPath("node")
-	if err == nil {
-		_, err = os.Stat(filepath.Join(dir, "node_modules", "socket.io-client"))
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("node or socket.io-client missing (run npm ci in %s): %v", dir, err)
-		}
-		t.Skipf("SKIPPING the real Socket.IO client tests: node or socket.io-client missing (npm ci in %s): %v", dir, err)
+	nodeBin := testkit.RequireCommand(t, "node")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "socket.io-client")); err != nil {
+		testkit.Unavailable(t, "socket.io-client is missing (npm ci in %s): %v", dir, err)
 	}
 	mutate := func(c *Config) {
 		c.Limits.HandshakeRate.Per = -1
@@ -709,7 +697,7 @@ func TestSocketIONodeClient(t *testing.T) {
 			total = v
 		}
 		run(t, n, "many", "TOKEN="+token(t, "acme", "many", "", time.Hour), "SOCKETS="+strconv.Itoa(total))
-		waitFor(t, "server-side disconnects", func() bool { return closedSocketIO(t, n) == float64(total) })
-		waitFor(t, "sessions freed", func() bool { return n.node.sio.Active() == 0 && n.node.Hub().Active() == 0 })
+		testkit.Eventually(t, 0, func() bool { return closedSocketIO(t, n) == float64(total) }, "server-side disconnects")
+		testkit.Eventually(t, 0, func() bool { return n.node.sio.Active() == 0 && n.node.Hub().Active() == 0 }, "sessions freed")
 	})
 }

@@ -29,7 +29,8 @@ type sseEvent struct {
 	Raw             string // the block's bytes as received
 }
 
-// sseNotification is the data of a notification event.
+// sseNotification is the data of a notification event, and the
+// "notification" of a WebSocket notification message (msg).
 type sseNotification struct {
 	ID       string          `json:"id"`
 	Type     string          `json:"type"`
@@ -210,11 +211,7 @@ func (c *sseClient) nextNotification() (sseEvent, sseNotification) {
 // ended waits for the server to end the stream.
 func (c *sseClient) ended() {
 	c.t.Helper()
-	select {
-	case <-c.done:
-	case <-time.After(15 * time.Second):
-		c.t.Fatal("stream not closed by the server")
-	}
+	awaitEnd(c.t, c.done, "stream not closed by the server")
 }
 
 func (c *sseClient) close() {
@@ -307,7 +304,7 @@ func TestSSELiveDeliveryAndHeaders(t *testing.T) {
 		t.Fatalf("active streams = %d", n.node.sse.Active())
 	}
 	c.close()
-	waitFor(t, "stream freed", func() bool { return n.node.sse.Active() == 0 && n.node.Hub().Active() == 0 })
+	testkit.Eventually(t, 0, func() bool { return n.node.sse.Active() == 0 && n.node.Hub().Active() == 0 }, "stream freed")
 }
 
 func TestSSETicketFlow(t *testing.T) {
@@ -722,9 +719,9 @@ func TestSSESlowConsumerIsClosed(t *testing.T) {
 	for range batches * per {
 		fast.next("notification")
 	}
-	waitFor(t, "slow consumer closed", func() bool {
+	testkit.Eventually(t, 0, func() bool {
 		return strings.Contains(n.logs.String(), `"transport":"sse","tenant":"acme","user":"slow","reason":"slow_consumer"`)
-	})
+	}, "slow consumer closed")
 }
 
 // TestSSETicketWorksOnAnyNode: behind a load balancer the ticket request

@@ -16,7 +16,7 @@ import (
 type HTTPErrors struct {
 	Log       *slog.Logger
 	ClientIP  func(*http.Request) string
-	Transport admission.Transport // the log's "transport"
+	Transport string // the log's "transport" ("" for none)
 }
 
 type errorBody struct {
@@ -54,7 +54,10 @@ func (h HTTPErrors) FailWith(w http.ResponseWriter, r *http.Request, e *Error, d
 			ip = h.ClientIP(r)
 		}
 		args := append([]any{"correlation_id", body.Error.CorrelationID, "status", status, "code", body.Error.Code,
-			"method", r.Method, "path", r.URL.Path, "ip", ip, "transport", h.Transport.String()}, attrs...)
+			"method", r.Method, "path", r.URL.Path, "ip", ip}, attrs...)
+		if h.Transport != "" {
+			args = append(args, "transport", h.Transport)
+		}
 		if detail != nil {
 			args = append(args, "err", detail)
 		}

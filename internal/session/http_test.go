@@ -64,7 +64,7 @@ func TestHTTPErrorsFail(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs bytes.Buffer
-			h := HTTPErrors{Log: slog.New(slog.NewTextHandler(&logs, nil)), Transport: admission.REST,
+			h := HTTPErrors{Log: slog.New(slog.NewTextHandler(&logs, nil)), Transport: admission.REST.String(),
 				ClientIP: func(*http.Request) string { return "198.51.100.7" }}
 			req := httptest.NewRequest(http.MethodPost, "/v1/me/notifications?ticket=SECRET", nil)
 			rec := httptest.NewRecorder()

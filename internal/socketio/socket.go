@@ -167,7 +167,7 @@ func (s *session) connect(ns int, data json.RawMessage) {
 	var a connectAuth
 	if len(data) > 0 && (notification.JSONDepth(data, maxJSONDepth) > maxJSONDepth || json.Unmarshal(data, &a) != nil) {
 		srv.audit.Warn(audit.TokenInvalid, "token rejected", "reason", "malformed_auth", "conn", s.connID, "ip", s.ip(), "transport", "socketio")
-		s.reject(nsp, "unauthorized")
+		s.reject(nsp, proto.CodeUnauthorized.String())
 		return
 	}
 	tok := a.Token
@@ -178,7 +178,7 @@ func (s *session) connect(ns int, data json.RawMessage) {
 	}
 	p, err := srv.core.Verify(tok, admission.SocketIO, s.ip())
 	if err != nil {
-		s.reject(nsp, "unauthorized")
+		s.reject(nsp, proto.CodeUnauthorized.String())
 		return
 	}
 	var since *notification.Position

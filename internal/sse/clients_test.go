@@ -28,25 +28,13 @@ import (
 	"github.com/heraldhq/herald/internal/hub"
 	"github.com/heraldhq/herald/internal/node"
 	"github.com/heraldhq/herald/internal/sse"
+	"github.com/heraldhq/herald/internal/testkit"
 )
 
 const (
 	secret = "test-secret-test-secret-test-secret-0123456789"
 	apiKey = "test-api-key-0123456789"
 )
-
-// need skips (or, under CI=true, fails) a test whose tool is missing.
-func need(t *testing.T, ok bool, format string, args ...any) {
-	t.Helper()
-	if ok {
-		return
-	}
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("required in CI: %s", msg)
-	}
-	t.Skipf("SKIPPED (real-client test not run): %s", msg)
-}
 
 var npmOnce struct {
 	sync.Once
@@ -61,12 +49,12 @@ func nodeDir(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, errNode := exec.LookPath("node")
-	_, errNpm := exec.LookPath("npm")
-	need(t, errNode == nil && errNpm == nil, "node and npm are not installed (apt-get install nodejs npm)")
+	testkit.RequireCommand(t, "node")
+	testkit.RequireCommand(t, "npm")
 	v, err := exec.Command("node", "-p", "process.versions.node.split('.')[0]").Output()
-	major, _ := strconv.Atoi(strings.TrimSpace(string(v)))
-	need(t, err == nil && major >= 20, "node %s is older than 20", strings.TrimSpace(string(v)))
+	if major, _ := strconv.Atoi(strings.TrimSpace(string(v))); err != nil || major < 20 {
+		testkit.Unavailable(t, "node %s is older than 20", strings.TrimSpace(string(v)))
+	}
 	npmOnce.Do(func() {
 		if _, err := os.Stat(filepath.Join(dir, "node_modules", "eventsource")); err == nil {
 			if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core")); err == nil {
@@ -79,27 +67,21 @@ func nodeDir(t *testing.T) string {
 			npmOnce.err = fmt.Errorf("npm ci: %w\n%s", err, out)
 		}
 	})
-	need(t, npmOnce.err == nil, "%v", npmOnce.err)
+	if npmOnce.err != nil {
+		testkit.Unavailable(t, "%v", npmOnce.err)
+	}
 	return dir
 }
-
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
-func (l *logBuf) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 type testNode struct {
 	n    *node.Node
 	base string
-	logs *logBuf
+	logs *testkit.SyncBuffer
 }
 
 func startNode(t *testing.T, origins []string, sc sse.Config) *testNode {
 	t.Helper()
-	logs := &logBuf{}
+	logs := &testkit.SyncBuffer{}
 	n, err := node.New(context.Background(), node.Config{
 		Database:       filepath.Join(t.TempDir(), "herald.db"),
 		Auth:           auth.Config{HMACSecret: []byte(secret)},
@@ -111,34 +93,8 @@ func startNode(t *testing.T, origins []string, sc sse.Config) *testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- n.Serve(l) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := n.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		http.DefaultClient.CloseIdleConnections()
-	})
-	return &testNode{n: n, base: "http://" + l.Addr().String(), logs: logs}
-}
-
-func userToken(t *testing.T, user string) string {
-	t.Helper()
-	tok, err := auth.SignHS256([]byte(secret), map[string]any{"sub": user, "tenant_id": "acme",
-		"exp": time.Now().Add(time.Hour).Unix(), "iat": time.Now().Unix()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	addr := testkit.Serve(t, n.Serve, n.Shutdown)
+	return &testNode{n: n, base: "http://" + addr, logs: logs}
 }
 
 func (n *testNode) publish(t *testing.T, user, title string) string {
@@ -167,7 +123,7 @@ type script struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	lines chan map[string]any
-	errb  *logBuf
+	errb  *testkit.SyncBuffer
 }
 
 func runScript(t *testing.T, dir string, env []string, args ...string) *script {
@@ -176,7 +132,7 @@ func runScript(t *testing.T, dir string, env []string, args ...string) *script {
 	cmd := exec.CommandContext(ctx, "node", args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
-	s := &script{t: t, cmd: cmd, lines: make(chan map[string]any, 1000), errb: &logBuf{}}
+	s := &script{t: t, cmd: cmd, lines: make(chan map[string]any, 1000), errb: &testkit.SyncBuffer{}}
 	cmd.Stderr = s.errb
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -244,7 +200,8 @@ func kind(k string) func(map[string]any) bool {
 func TestNodeEventSourceClient(t *testing.T) {
 	dir := nodeDir(t)
 	n := startNode(t, nil, sse.Config{Retry: 200 * time.Millisecond})
-	s := runScript(t, dir, []string{"HERALD_BASE=" + n.base, "HERALD_TOKEN=" + userToken(t, "nora")}, "eventsource-client.mjs")
+	tok := testkit.UserToken(t, []byte(secret), "acme", "nora", "", time.Hour)
+	s := runScript(t, dir, []string{"HERALD_BASE=" + n.base, "HERALD_TOKEN=" + tok}, "eventsource-client.mjs")
 	if c := s.next("first connect", kind("connect")); c["lastEventId"] != "" {
 		t.Fatalf("first connect = %v", c)
 	}
@@ -314,8 +271,9 @@ const base = %q, token = %q, preset = %q;
 // with a valid ticket handed to it) and receives nothing.
 func TestChromiumEventSource(t *testing.T) {
 	dir := nodeDir(t)
-	_, err := os.Stat("/usr/bin/chromium")
-	need(t, err == nil, "/usr/bin/chromium is missing (apt-get install -y chromium)")
+	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
+		testkit.Unavailable(t, "/usr/bin/chromium is missing (apt-get install -y chromium)")
+	}
 
 	// Both page servers are listening before the node starts, so the
 	// allowlist can name the first one exactly.
@@ -325,7 +283,8 @@ func TestChromiumEventSource(t *testing.T) {
 	deniedURL, deniedSet := servePageDeferred(t, deniedPage)
 	n := startNode(t, []string{allowedURL}, sse.Config{})
 
-	tokA, tokD := userToken(t, "alma"), userToken(t, "dirk")
+	tokA := testkit.UserToken(t, []byte(secret), "acme", "alma", "", time.Hour)
+	tokD := testkit.UserToken(t, []byte(secret), "acme", "dirk", "", time.Hour)
 	allowedSet(fmt.Sprintf(pageHTML, n.base, tokA, ""))
 	// The denied page even gets a valid ticket from the test: the stream
 	// must still be refused for its origin.
@@ -401,10 +360,6 @@ type pageHolder struct {
 
 func servePageDeferred(t *testing.T, p *pageHolder) (string, func(string)) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
 		html := p.html
@@ -412,7 +367,5 @@ func servePageDeferred(t *testing.T, p *pageHolder) (string, func(string)) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = io.WriteString(w, html)
 	})}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return "http://" + l.Addr().String(), func(html string) { p.mu.Lock(); p.html = html; p.mu.Unlock() }
+	return "http://" + testkit.Serve(t, srv.Serve, srv.Shutdown), func(html string) { p.mu.Lock(); p.html = html; p.mu.Unlock() }
 }

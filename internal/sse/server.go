@@ -163,7 +163,7 @@ func New(cfg Config, core *session.Core) (*Server, error) {
 	}
 	adm := core.Admission()
 	s := &Server{cfg: cfg, core: core, adm: adm, audit: core.Audit(), log: cfg.Logger,
-		errs:    session.HTTPErrors{Log: cfg.Logger, ClientIP: adm.ClientIP, Transport: admission.SSE},
+		errs:    session.HTTPErrors{Log: cfg.Logger, ClientIP: adm.ClientIP, Transport: admission.SSE.String()},
 		tickets: newTickets(cfg.TicketTTL, cfg.MaxTickets, cfg.MaxTicketsPerUser, cfg.Now),
 		stop:    make(chan struct{}), loopDone: make(chan struct{})}
 	s.tickets.shared, s.tickets.log, s.tickets.audit = cfg.Tickets, cfg.Logger, core.Audit()

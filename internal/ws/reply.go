@@ -15,25 +15,23 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{session.ErrInvalid}, args...)...)
 }
 
-// replyTypes is the "type" of a successful reply to each request; requests
-// not listed are answered with "ack".
-var replyTypes = map[session.Name]string{
-	session.NameList:        `{"type":"notification:list"`,
-	session.NameUnreadCount: `{"type":"notification:unread-count"`,
-	session.NamePing:        `{"type":"pong"`,
-}
-
-// Reply implements session.Transport: {"type":…,"ref":…,<fields>}.
+// Reply implements session.Transport: {"type":…,"ref":…,<fields>}. A
+// reply that carries a result (a page, a count) has its request's name as
+// type; an error is notification:error, ping's answer pong, and every other
+// success ack.
 func (c *conn) Reply(r *session.Reply) error {
-	var b []byte
-	switch t, ok := replyTypes[r.Name]; {
+	b := append(make([]byte, 0, 128), `{"type":"`...)
+	switch {
 	case r.Err != nil:
-		b = []byte(`{"type":"notification:error"`)
-	case ok:
-		b = []byte(t)
+		b = append(b, "notification:error"...)
+	case r.HasResult():
+		b = append(b, r.Name.String()...)
+	case r.Name == session.NamePing:
+		b = append(b, "pong"...)
 	default:
-		b = []byte(`{"type":"ack"`)
+		b = append(b, "ack"...)
 	}
+	b = append(b, '"')
 	if len(r.Ref.JSON) > 0 {
 		b = append(b, `,"ref":`...)
 		b = append(b, r.Ref.JSON...)

@@ -115,7 +115,7 @@ func New(cfg Config, core *session.Core) (*Server, error) {
 	}
 	adm := core.Admission()
 	s := &Server{cfg: cfg, core: core, adm: adm, audit: core.Audit(), log: cfg.Logger,
-		errs:     session.HTTPErrors{Log: cfg.Logger, ClientIP: adm.ClientIP, Transport: admission.WebSocket},
+		errs:     session.HTTPErrors{Log: cfg.Logger, ClientIP: adm.ClientIP, Transport: admission.WebSocket.String()},
 		stopPing: make(chan struct{}), pingDone: make(chan struct{})}
 	s.reg.Init()
 	s.early.Max = maxQueued
