@@ -279,7 +279,7 @@ func (c *Controller) AllowPublish(keyID string) bool {
 	ok, strikes := c.cfg.Publishes.Allow(keyID)
 	if !ok && (strikes == 1 || strikes%10 == 0) {
 		c.cfg.Audit.Warn(audit.RateLimited, "rate limited", "scope", RefusedPublishRate.Label(),
-			"transport", Publish.String(), "key", keyID, "strikes", strikes)
+			"transport", Publish.String(), "key_id", keyID, "strikes", strikes)
 	}
 	return ok
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/heraldhq/herald/internal/audit"
 	"github.com/heraldhq/herald/internal/auth"
+	"github.com/heraldhq/herald/internal/session/sessiontest"
 )
 
 func serve(cfg Config, r *http.Request) *httptest.ResponseRecorder {
@@ -69,26 +70,20 @@ func TestTokenClaims(t *testing.T) {
 	}
 }
 
-// eventCounter is an audit.Counter that counts each event (single-goroutine
-// tests only).
-type eventCounter map[audit.Event]int
-
-func (c eventCounter) Count(ev audit.Event, _, _ string) { c[ev]++ }
-
 // Every issued dev token is an audit event counted through the Recorder; a
 // refused request is not.
 func TestTokenIssuedIsAudited(t *testing.T) {
-	counted := eventCounter{}
-	cfg := Config{Auth: auth.Config{HMACSecret: []byte("0123456789abcdef0123456789abcdef")}, Audit: audit.New(nil, counted)}
+	var counted sessiontest.Counter
+	cfg := Config{Auth: auth.Config{HMACSecret: []byte("0123456789abcdef0123456789abcdef")}, Audit: counted.Recorder()}
 	r := httptest.NewRequest("GET", "/v1/dev/token?user=alice", nil)
 	r.RemoteAddr, r.Host = "192.0.2.7:5000", "127.0.0.1:8080"
-	if w := serve(cfg, r); w.Code != http.StatusForbidden || counted[audit.DevTokenIssued] != 0 {
-		t.Fatalf("remote: %d, %d dev_token_issued counted", w.Code, counted[audit.DevTokenIssued])
+	if w, n := serve(cfg, r), len(counted.Of(audit.DevTokenIssued)); w.Code != http.StatusForbidden || n != 0 {
+		t.Fatalf("remote: %d, %d dev_token_issued counted", w.Code, n)
 	}
 	r = httptest.NewRequest("GET", "/v1/dev/token?user=alice", nil)
 	r.RemoteAddr, r.Host = "127.0.0.1:5000", "127.0.0.1:8080"
-	if w := serve(cfg, r); w.Code != http.StatusOK || counted[audit.DevTokenIssued] != 1 {
-		t.Fatalf("loopback: %d, %d dev_token_issued counted, want 1", w.Code, counted[audit.DevTokenIssued])
+	if w, n := serve(cfg, r), len(counted.Of(audit.DevTokenIssued)); w.Code != http.StatusOK || n != 1 {
+		t.Fatalf("loopback: %d, %d dev_token_issued counted, want 1", w.Code, n)
 	}
 }
 

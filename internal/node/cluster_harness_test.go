@@ -2,11 +2,9 @@ package node
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,30 +17,15 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/jackc/pgx/v5"
+
+	"github.com/heraldhq/herald/internal/testkit"
 )
 
 // Cluster tests run real herald processes against real PostgreSQL and Redis
-// on loopback. They skip loudly when a service is missing, and fail instead
-// when CI=true.
+// on loopback (testkit: skipped loudly when a service is missing, failed
+// instead when CI=true).
 
-const (
-	clusterAPIKey = "cluster-api-key-0123456789"
-	pgURL         = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-)
-
-func requireService(t *testing.T, name, addr string) {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err == nil {
-		c.Close()
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s at %s is required in CI: %v", name, addr, err)
-	}
-	t.Skipf("SKIPPING: %s at %s is unreachable (%v); set it up or run in CI", name, addr, err)
-}
+const clusterAPIKey = "cluster-api-key-0123456789"
 
 var (
 	buildOnce sync.Once
@@ -71,26 +54,11 @@ func heraldBinary(t *testing.T) string {
 	return buildPath
 }
 
-func randomName(prefix string) string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return prefix + hex.EncodeToString(b[:])
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // cluster is a group of herald processes sharing one PostgreSQL schema and
 // one Redis key prefix.
 type cluster struct {
 	t        *testing.T
+	pgURL    string
 	schema   string
 	prefix   string
 	redisURL string
@@ -116,7 +84,7 @@ type proc struct {
 	id   int
 	port int
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *testkit.SyncBuffer
 	done chan error
 }
 
@@ -124,21 +92,18 @@ func (p *proc) base() string { return "http://127.0.0.1:" + strconv.Itoa(p.port)
 
 func newCluster(t *testing.T, redisURL string, n int) *cluster {
 	t.Helper()
-	requireService(t, "PostgreSQL", "127.0.0.1:5432")
+	// The schema is dropped, and the shared Redis's keys deleted, after
+	// the nodes are killed (cleanups run last first).
+	pgURL, schema := testkit.PostgresURL(t), testkit.PostgresSchema(t)
+	prefix := testkit.UniqueName("hc")
 	if redisURL == "" {
-		requireService(t, "Redis", "127.0.0.1:6379")
-		redisURL = "redis://127.0.0.1:6379/0"
+		redisURL = testkit.RedisURL(t)
+		_, prefix = testkit.Redis(t)
 	}
-	c := &cluster{t: t, schema: randomName("herald_cluster_"), prefix: randomName("hc"), redisURL: redisURL}
+	c := &cluster{t: t, pgURL: pgURL, schema: schema, prefix: prefix, redisURL: redisURL}
 	t.Cleanup(func() {
 		for _, p := range c.snapshot() {
 			p.kill()
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if conn, err := pgx.Connect(ctx, pgURL); err == nil {
-			_, _ = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+c.schema+" CASCADE")
-			conn.Close(ctx)
 		}
 	})
 	for i := 0; i < n; i++ {
@@ -154,12 +119,12 @@ func newCluster(t *testing.T, redisURL string, n int) *cluster {
 func (c *cluster) start(i, port int) *proc {
 	c.t.Helper()
 	if port == 0 {
-		port = freePort(c.t)
+		port = testkit.FreePort(c.t)
 	}
-	p := &proc{id: i, port: port, logs: &syncBuffer{}, done: make(chan error, 1)}
+	p := &proc{id: i, port: port, logs: &testkit.SyncBuffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(heraldBinary(c.t),
 		"--addr", "127.0.0.1:"+strconv.Itoa(port),
-		"--database", pgURL, "--database-schema", c.schema,
+		"--database", c.pgURL, "--database-schema", c.schema,
 		"--redis", c.redisURL, "--redis-prefix", c.prefix, "--node-id", fmt.Sprintf("n%d-%d", i, port),
 		"--jwt-secret", testSecret, "--api-keys", clusterAPIKey,
 		"--shutdown-grace", "5s", "--log-level", "info", "--log-format", "json",
@@ -180,19 +145,13 @@ func (c *cluster) start(i, port int) *proc {
 	return p
 }
 
+// waitReady waits 30 s at most for node p to answer /readyz with 200.
 func (c *cluster) waitReady(p *proc) {
 	c.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testkit.Eventually(c.t, 30*time.Second, func() bool {
 		status, _ := getStatus(p.base() + "/readyz")
-		if status == 200 {
-			return
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("node %d not ready; logs:\n%s", p.id, p.logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return status == 200
+	}, "node %d to be ready; logs:\n%s", p.id, p.logs) // the logs as they are then
 }
 
 func getStatus(url string) (int, string) {
@@ -250,7 +209,7 @@ func newPublisher(c *cluster) *publisher {
 // publish stores one notification for user through node start (or the next
 // live one). It never gives up before a deadline.
 func (p *publisher) publish(user string, start int) error {
-	key := randomName("k")
+	key := testkit.UniqueName("k")
 	body, _ := json.Marshal(map[string]any{"tenant": "acme", "to": map[string]any{"users": []string{user}}, "type": "t", "title": "x"})
 	deadline := time.Now().Add(30 * time.Second)
 	for attempt := 0; ; attempt++ {
@@ -293,6 +252,16 @@ type follower struct {
 	stop   chan struct{}
 	done   chan struct{}
 	random bool // drop the connection at random
+}
+
+// followAll starts a follower for each user, the i-th on node i (modulo the
+// cluster's size).
+func (c *cluster) followAll(users []string, random bool) []*follower {
+	fs := make([]*follower, len(users))
+	for i, u := range users {
+		fs[i] = c.follow(u, i, random)
+	}
+	return fs
 }
 
 func (c *cluster) follow(user string, startNode int, random bool) *follower {
@@ -404,27 +373,31 @@ func (f *follower) received() (int, error, int) {
 	return len(f.seqs), f.err, f.conns
 }
 
-// verify waits until every follower has received exactly what was stored
-// for its user, in sequence, without duplicates.
+// String describes the follower's progress (for failure messages).
+func (f *follower) String() string {
+	n, err, conns := f.received()
+	return fmt.Sprintf("%s (%d received in %d connections, error %v)", f.user, n, conns, err)
+}
+
+// verifyFollowers waits 30 s at most until every follower has received
+// exactly what was stored for its user, in sequence, without duplicates.
 func verifyFollowers(t *testing.T, pub *publisher, fs []*follower) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for _, f := range fs {
-		pub.mu.Lock()
-		want := pub.count[f.user]
-		pub.mu.Unlock()
-		for {
+	pub.mu.Lock()
+	stored := maps.Clone(pub.count) // publishing is over
+	pub.mu.Unlock()
+	testkit.Eventually(t, 30*time.Second, func() bool {
+		for _, f := range fs {
 			got, err, _ := f.received()
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got == want {
-				break
-			}
-			if got > want || time.Now().After(deadline) {
+			if want := stored[f.user]; got > want {
 				t.Fatalf("%s received %d notifications, %d were stored", f.user, got, want)
+			} else if got < want {
+				return false
 			}
-			time.Sleep(20 * time.Millisecond)
 		}
-	}
+		return true
+	}, "every follower to receive what was stored %v: %v", stored, fs)
 }

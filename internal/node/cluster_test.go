@@ -1,15 +1,13 @@
 package node
 
 import (
-	"fmt"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/heraldhq/herald/internal/testkit"
 )
 
 // publishLoad runs `workers` publishers, each publishing `per`
@@ -55,10 +53,7 @@ func usersN(n int) []string {
 func TestClusterDeliversExactlyOnceWithRandomDisconnects(t *testing.T) {
 	c := newCluster(t, "", 3)
 	users := usersN(8)
-	var fs []*follower
-	for i, u := range users {
-		fs = append(fs, c.follow(u, i, true))
-	}
+	fs := c.followAll(users, true)
 	pub := newPublisher(c)
 	publishLoad(t, pub, users, 4, 40, nil)
 	verifyFollowers(t, pub, fs)
@@ -68,40 +63,37 @@ func TestClusterDeliversExactlyOnceWithRandomDisconnects(t *testing.T) {
 // restarted; publishes keep succeeding (the store commits), /readyz fails
 // during the outage and recovers, and clients lose nothing (fault test 2).
 func TestClusterSurvivesRedisOutage(t *testing.T) {
-	requireService(t, "PostgreSQL", "127.0.0.1:5432")
-	rport := freePort(t)
-	redis := startRedis(t, rport)
-	c := newCluster(t, "redis://127.0.0.1:"+strconv.Itoa(rport)+"/0", 2)
+	testkit.PostgresURL(t) // skip before starting Redis
+	redis := testkit.StartRedisServer(t)
+	c := newCluster(t, redis.URL(), 2)
 	users := usersN(6)
-	var fs []*follower
-	for i, u := range users {
-		fs = append(fs, c.follow(u, i, false))
-	}
+	fs := c.followAll(users, false)
 	pub := newPublisher(c)
 	publishLoad(t, pub, users, 2, 20, nil)
 
-	redis.kill()
-	killed := time.Now()
-	for _, p := range c.snapshot() {
-		for {
+	redis.Kill()
+	// Within 5 s every node has answered /readyz with 503.
+	unready := map[int]bool{} // node ids
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		nodes := c.snapshot()
+		for _, p := range nodes {
+			if unready[p.id] {
+				continue
+			}
 			if status, _ := getStatus(p.base() + "/readyz"); status == 503 {
-				break
+				unready[p.id] = true
 			}
-			if time.Since(killed) > 5*time.Second {
-				t.Fatalf("node %d still ready %v after Redis died", p.id, time.Since(killed))
-			}
-			time.Sleep(50 * time.Millisecond)
 		}
-	}
+		return len(unready) == len(nodes)
+	}, "every node to be unready after Redis died (unready: %v)", unready)
 	// Publishes during the outage are committed and answered 201.
 	publishLoad(t, pub, users, 2, 15, nil)
-	redis = startRedis(t, rport)
+	redis.Start()
 	for _, p := range c.snapshot() {
 		c.waitReady(p)
 	}
 	publishLoad(t, pub, users, 2, 10, nil)
 	verifyFollowers(t, pub, fs)
-	_ = redis
 }
 
 // TestClusterNodeKilled: a node is SIGKILLed; its clients reconnect to
@@ -110,10 +102,7 @@ func TestClusterSurvivesRedisOutage(t *testing.T) {
 func TestClusterNodeKilled(t *testing.T) {
 	c := newCluster(t, "", 3)
 	users := usersN(6)
-	var fs []*follower
-	for i, u := range users {
-		fs = append(fs, c.follow(u, i, false))
-	}
+	fs := c.followAll(users, false)
 	pub := newPublisher(c)
 	publishLoad(t, pub, users, 3, 30, func(i int) {
 		if i == 10 {
@@ -129,10 +118,7 @@ func TestClusterNodeKilled(t *testing.T) {
 func TestClusterRollingRestart(t *testing.T) {
 	c := newCluster(t, "", 3)
 	users := usersN(9)
-	var fs []*follower
-	for i, u := range users {
-		fs = append(fs, c.follow(u, i, false)) // user i starts on node i%3
-	}
+	fs := c.followAll(users, false) // user i starts on node i%3
 	pub := newPublisher(c)
 	stop := make(chan struct{})
 	loadDone := make(chan struct{})
@@ -176,50 +162,4 @@ func TestClusterRollingRestart(t *testing.T) {
 	if total > len(fs)*3 {
 		t.Errorf("%d connections for %d clients over 3 restarts", total, len(fs))
 	}
-}
-
-type redisProc struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-// startRedis runs a private redis-server on port (no persistence).
-func startRedis(t *testing.T, port int) *redisProc {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("redis-server is required in CI")
-		}
-		t.Skip("SKIPPING: redis-server not installed")
-	}
-	cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	r := &redisProc{cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(r.done) }()
-	t.Cleanup(r.kill)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if status, _ := redisPing(port); status {
-			return r
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("private redis on %d did not start", port)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (r *redisProc) kill() {
-	_ = r.cmd.Process.Signal(syscall.SIGKILL)
-	<-r.done
-}
-
-func redisPing(port int) (bool, error) {
-	out, err := exec.Command("redis-cli", "-p", strconv.Itoa(port), "PING").Output()
-	if err != nil {
-		return false, fmt.Errorf("redis-cli: %w", err)
-	}
-	return string(out) == "PONG\n", nil
 }

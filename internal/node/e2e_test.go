@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/heraldhq/herald/internal/testkit"
 )
 
 func TestPublishDeliversLiveWithHeaderAuth(t *testing.T) {
@@ -551,7 +553,7 @@ func TestExpiryReachesLiveClients(t *testing.T) {
 // TestExpiryReachesClientsOnOtherNodes: with PostgreSQL and Redis, the
 // node whose sweeper removes a notification tells every node's clients.
 func TestExpiryReachesClientsOnOtherNodes(t *testing.T) {
-	a, b := twoSharedNodes(t, "expiry", func(c *Config) { c.SweepInterval = 100 * time.Millisecond })
+	a, b := twoSharedNodes(t, func(c *Config) { c.SweepInterval = 100 * time.Millisecond })
 	tok := token(t, "acme", "carol", "", time.Hour)
 	onA := a.mustDial(dialOpts{header: tok})
 	onA.next("ready")

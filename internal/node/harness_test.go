@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -140,18 +139,18 @@ func toUsers(tenant string, users ...string) map[string]any {
 
 // msg is a server message as the tests see it.
 type msg struct {
-	Type         string          `json:"type"`
-	Ref          json.RawMessage `json:"ref"`
-	Code         string          `json:"code"`
-	Message      string          `json:"message"`
-	Count        int64           `json:"count"`
-	Unread       int64           `json:"unread"`
-	Position     string          `json:"position"`
-	User         string          `json:"user"`
-	Tenant       string          `json:"tenant"`
-	IDs          []string        `json:"ids"`
-	All          bool            `json:"all"`
-	ID           string          `json:"id"`
+	Type          string            `json:"type"`
+	Ref           json.RawMessage   `json:"ref"`
+	Code          string            `json:"code"`
+	Message       string            `json:"message"`
+	Count         int64             `json:"count"`
+	Unread        int64             `json:"unread"`
+	Position      string            `json:"position"`
+	User          string            `json:"user"`
+	Tenant        string            `json:"tenant"`
+	IDs           []string          `json:"ids"`
+	All           bool              `json:"all"`
+	ID            string            `json:"id"`
 	Notification  *sseNotification  `json:"notification"` // the same JSON as an SSE notification event's
 	Notifications []json.RawMessage `json:"notifications"`
 	Raw           string            `json:"-"`

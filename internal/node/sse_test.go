@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/internal/hub"
+	"github.com/heraldhq/herald/internal/testkit"
 )
 
 // sseEvent is one parsed server-sent event, or a comment (heartbeat) or a
@@ -729,7 +730,7 @@ func TestSSESlowConsumerIsClosed(t *testing.T) {
 // one node opens a stream on the other, once: replaying it on either node
 // is refused.
 func TestSSETicketWorksOnAnyNode(t *testing.T) {
-	a, b := twoSharedNodes(t, "ticket")
+	a, b := twoSharedNodes(t)
 	tok := token(t, "acme", "alice", "", time.Hour)
 	tk := a.ticket(tok)
 	c := b.mustStream(streamOpts{ticket: tk})

@@ -3,12 +3,16 @@ package socketio
 import (
 	"encoding/json"
 	"errors"
-	proto "github.com/heraldhq/herald/internal/session"
-	"github.com/heraldhq/herald/internal/store"
 	"reflect"
 	"testing"
 	"time"
+
+	proto "github.com/heraldhq/herald/internal/session"
+	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/internal/testkit"
 )
+
+func TestMain(m *testing.M) { testkit.LeakMain(m, testkit.ServerLeakOptions()...) }
 
 // The examples of the Engine.IO v4 protocol README ("Packet encoding").
 func TestSplitPayloadProtocolExamples(t *testing.T) {

@@ -40,17 +40,37 @@
 // shutdown, heartbeat ticker, queued events and close, with a write deadline
 // on every write. Neither is bound by the http.Server's WriteTimeout.
 //
+// # Admission and protocol
+//
+// A stream request is counted and admitted by internal/admission like
+// every other connection: the node-wide, per-IP and per-user caps are
+// shared with the other transports, and every refusal is an HTTP error
+// (session.HTTPErrors), never a stream. The credentials are checked before
+// admission, so the handshake rate and the unauthenticated cap never apply.
+// Each stream is a session.Session whose transport (stream or pipe)
+// encodes hub frames as events; it carries no requests, so its Reply does
+// nothing.
+//
 // # Concurrency
 //
 // Server is safe for concurrent use; its fields are static after New
 // except where noted. A stream's hub.Sender methods (Send, Close) may be
-// called from any goroutine and never block: Send appends to the bounded
-// outbound buffer or fails (the hub then closes the client as a slow
-// consumer), Close is idempotent. nbio callbacks (OnData, OnClose,
-// OnWrittenSize) run on the poller goroutine and do not block; a close
-// decided inside OnWrittenSize (which runs under the connection's write
-// lock) is finished on another goroutine. Lock order: stream.mu, then the
-// hub client's lock (hub.Client.Close is never called with stream.mu held).
+// called from any goroutine (the hub calls Send with its client lock held)
+// and never block:
+// Send appends to the bounded outbound buffer or fails (the hub then closes
+// the client as a slow consumer), Close is idempotent. A hijacked stream
+// has no lock of its own: its state (closing, bytes queued, last write
+// progress, gone) is atomic, and it never calls into the hub from Send or
+// Close. nbio callbacks (OnData, OnClose, OnWrittenSize) run on the poller
+// goroutine and do not block; a close decided inside OnWrittenSize (which
+// runs under the connection's write lock) is finished on another
+// goroutine, and so is the end of a stream's session and the release of
+// its admission slot (they may wait on Redis), which Shutdown waits for. A
+// stream served by its handler goroutine (pipe) has one mutex, guarding its
+// buffer: it is taken inside Send and Close, so the lock order is the hub
+// client's lock, then pipe.mu, and pipe.mu is never held while calling
+// into the hub or the session.
+//
 // The in-memory ticket store has its own mutex and no goroutine: expired
 // tickets are swept, amortised, when tickets are issued. With Redis
 // (Config.Tickets: RedisTickets), tickets live there instead, so that any
