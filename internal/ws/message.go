@@ -34,7 +34,7 @@ func decodeMessage(data []byte) (session.Request, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
-		return session.Request{}, invalid("json: %v", err)
+		return session.Request{Ref: refOf(data)}, invalid("json: %v", err)
 	}
 	if dec.More() {
 		return session.Request{}, invalid("trailing data")
@@ -43,4 +43,18 @@ func decodeMessage(data []byte) (session.Request, error) {
 		return session.Request{}, err
 	}
 	return session.Parse(m.Type, &m.Args, session.Ref{JSON: m.Ref, Ack: session.NoAck})
+}
+
+// refOf reads the ref of a message whose fields did not decode (a wrong
+// type, an unknown field), so that its error reply still carries it; nil
+// when the message is not a JSON object or its ref is not valid.
+func refOf(data []byte) session.Ref {
+	ref := session.Ref{Ack: session.NoAck}
+	var m struct {
+		Ref json.RawMessage `json:"ref"`
+	}
+	if json.Unmarshal(data, &m) == nil && session.ValidRef(m.Ref) == nil {
+		ref.JSON = m.Ref
+	}
+	return ref
 }
