@@ -18,10 +18,10 @@ import (
 // probe during the upgrade from polling). nbio owns the socket: reads arrive
 // as callbacks, writes go to the poller's buffer; no goroutine waits on it.
 type wsTransport struct {
-	sess    *session        // static
-	wsc     *websocket.Conn // set before the transport is used; static after
-	wspoll.Outbound         // bytes handed to nbio and not yet written to the kernel
-	closing atomic.Bool     // a close frame has been sent
+	sess            *session        // static
+	wsc             *websocket.Conn // set before the transport is used; static after
+	wspoll.Outbound                 // bytes handed to nbio and not yet written to the kernel
+	closing         atomic.Bool     // a close frame has been sent
 }
 
 // write sends one message, counting its bytes against the soft buffer cap
