@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/heraldhq/herald/internal/api"
 	"io"
 	"net"
 	"os"
@@ -23,11 +24,6 @@ import (
 
 // devAddr is --addr's default under --dev.
 const devAddr = "127.0.0.1:8080"
-
-// defaultMaxBodyBytes mirrors the API's default publish body limit (64 KiB,
-// api.Config.MaxBodyBytes), which has no exported constant yet.
-// TODO(api.DefaultMaxBodyBytes): use the api constant once it exists.
-const defaultMaxBodyBytes = 64 << 10
 
 // setting is one configuration value: a flag, the environment variables that
 // set it (first found wins; flags beat all of them) and its documented default.
@@ -88,7 +84,7 @@ func newSettings() *settings {
 	add("auth-timeout", session.DefaultAuthTimeout.String(), "close connections not authenticated within this time, on every transport (WebSocket close 4001)", "HERALD_AUTH_TIMEOUT")
 	add("max-connections", itoa(node.DefaultMaxConnections), "maximum connections on this node, every transport together (WebSocket, SSE, Socket.IO)", "HERALD_MAX_CONNECTIONS", "MAX_WEBSOCKET_CONNECTIONS")
 	add("max-message-bytes", itoa(ws.DefaultMaxMessageBytes), "largest client WebSocket message (1009 above)", "HERALD_MAX_MESSAGE_BYTES")
-	add("max-body-bytes", itoa(defaultMaxBodyBytes), "largest publish request body (413 above)", "HERALD_MAX_BODY_BYTES")
+	add("max-body-bytes", itoa(api.DefaultMaxBodyBytes), "largest publish request body (413 above)", "HERALD_MAX_BODY_BYTES")
 	add("event-rate", ftoa(node.DefaultEventRate.Per), "client requests per second per user (WebSocket events and user API); negative disables", "HERALD_EVENT_RATE")
 	add("event-burst", itoa(node.DefaultEventRate.Burst), "burst allowance for --event-rate", "HERALD_EVENT_BURST")
 	add("publish-rate", ftoa(node.DefaultPublishRate.Per), "publish calls per second per API key; negative disables", "HERALD_PUBLISH_RATE")

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"github.com/heraldhq/herald/internal/api"
 	"net/http"
 	"regexp"
 	"strings"
@@ -239,8 +240,7 @@ func TestDefaultsAreThePackagesDefaults(t *testing.T) {
 		{"auth-timeout", func(c node.Config) any { return c.Session.AuthTimeout }, session.DefaultAuthTimeout},
 		{"max-connections", func(c node.Config) any { return c.MaxConnections }, node.DefaultMaxConnections},
 		{"max-message-bytes", func(c node.Config) any { return c.WS.MaxMessageBytes }, ws.DefaultMaxMessageBytes},
-		// TODO(api.DefaultMaxBodyBytes): compare with the api constant.
-		{"max-body-bytes", func(c node.Config) any { return c.API.MaxBodyBytes }, int64(64 << 10)},
+		{"max-body-bytes", func(c node.Config) any { return c.API.MaxBodyBytes }, int64(api.DefaultMaxBodyBytes)},
 		{"event-rate", func(c node.Config) any { return c.Limits.EventRate.Per }, node.DefaultEventRate.Per},
 		{"event-burst", func(c node.Config) any { return c.Limits.EventRate.Burst }, node.DefaultEventRate.Burst},
 		{"publish-rate", func(c node.Config) any { return c.Limits.PublishRate.Per }, node.DefaultPublishRate.Per},
