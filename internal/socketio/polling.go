@@ -72,30 +72,46 @@ func writePayload(w http.ResponseWriter, body []byte) {
 	_, _ = w.Write(body)
 }
 
+// claim finds polling session sid and takes its GET or POST turn (the flag
+// turn points to): one request of each kind at a time, and a second one
+// breaks the protocol and closes the session. A POST needs an open
+// session; a GET may still fetch the last packets of a closing one. On
+// failure it has answered the request.
+func (s *Server) claim(w http.ResponseWriter, sid string, turn func(*pollState) *bool, open bool) (*session, *pollState, bool) {
+	ss, _ := s.reg.Get(sid)
+	if ss == nil {
+		httpError(w, http.StatusBadRequest, errUnknownSID)
+		return nil, nil, false
+	}
+	ss.mu.Lock()
+	p := ss.poll
+	if p == nil || ss.state == stateClosed || open && ss.state != stateOpen {
+		ss.mu.Unlock()
+		httpError(w, http.StatusBadRequest, errBadRequest)
+		return nil, nil, false
+	}
+	busy := turn(p)
+	if *busy {
+		ss.mu.Unlock()
+		s.audit.Info(audit.InvalidMessage, "concurrent polling requests", "conn", ss.connID, "ip", ss.ip(), "transport", "socketio")
+		ss.close(hub.ReasonProtocolError)
+		httpError(w, http.StatusBadRequest, errBadRequest)
+		return nil, nil, false
+	}
+	*busy = true
+	ss.mu.Unlock()
+	return ss, p, true
+}
+
 // servePoll answers a GET with the packets queued for the session, waiting
 // for some when there are none. Only one GET may wait per session: a second
 // one closes the session (the protocol's rule).
 func (s *Server) servePoll(w http.ResponseWriter, r *http.Request, sid string) {
-	ss, _ := s.reg.Get(sid)
-	if ss == nil {
-		httpError(w, http.StatusBadRequest, errUnknownSID)
+	ss, p, ok := s.claim(w, sid, func(p *pollState) *bool { return &p.getting }, false)
+	if !ok {
 		return
 	}
 	ss.mu.Lock()
-	p := ss.poll
-	if p == nil || ss.state == stateClosed {
-		ss.mu.Unlock()
-		httpError(w, http.StatusBadRequest, errBadRequest)
-		return
-	}
-	if p.getting {
-		ss.mu.Unlock()
-		s.audit.Info(audit.InvalidMessage, "concurrent polling GETs", "conn", ss.connID, "ip", ss.ip(), "transport", "socketio")
-		ss.close(hub.ReasonProtocolError)
-		httpError(w, http.StatusBadRequest, errBadRequest)
-		return
-	}
-	p.getting = true
 	if len(p.buf) == 0 && ss.state == stateOpen && !p.upgrading {
 		wake := make(chan struct{})
 		p.wake = wake
@@ -136,26 +152,10 @@ func (s *Server) servePoll(w http.ResponseWriter, r *http.Request, sid string) {
 
 // servePost takes a payload of packets from the client.
 func (s *Server) servePost(w http.ResponseWriter, r *http.Request, sid string) {
-	ss, _ := s.reg.Get(sid)
-	if ss == nil {
-		httpError(w, http.StatusBadRequest, errUnknownSID)
+	ss, p, ok := s.claim(w, sid, func(p *pollState) *bool { return &p.posting }, true)
+	if !ok {
 		return
 	}
-	ss.mu.Lock()
-	p := ss.poll
-	if p == nil || ss.state != stateOpen {
-		ss.mu.Unlock()
-		httpError(w, http.StatusBadRequest, errBadRequest)
-		return
-	}
-	if p.posting {
-		ss.mu.Unlock()
-		ss.close(hub.ReasonProtocolError)
-		httpError(w, http.StatusBadRequest, errBadRequest)
-		return
-	}
-	p.posting = true
-	ss.mu.Unlock()
 	defer func() {
 		ss.mu.Lock()
 		p.posting = false
