@@ -15,18 +15,22 @@ const (
 	ipB = "192.0.2.2"
 )
 
-func TestAdmit(t *testing.T) {
+// admitCase is one row of TestAdmit.
+type admitCase struct {
+	name string
+	cfg  func(t *testing.T) Config // fresh limiters for each case
+	// prior are admitted first (and must be); draining is switched on after them.
+	prior    []Request
+	draining bool
+	req      Request
+	want     Refusal
+}
+
+// admitCases is the TestAdmit table.
+func admitCases() []admitCase {
 	unauth := func(tr Transport, ip string) Request { return Request{Transport: tr, IP: ip} }
 	authed := func(tr Transport, ip string) Request { return Request{Transport: tr, IP: ip, Authenticated: true} }
-	tests := []struct {
-		name string
-		cfg  func(t *testing.T) Config // fresh limiters for each case
-		// prior are admitted first (and must be); draining is switched on after them.
-		prior    []Request
-		draining bool
-		req      Request
-		want     Refusal
-	}{
+	return []admitCase{
 		{name: "no limits", cfg: none, req: unauth(WebSocket, ipA), want: RefusedNone},
 		{name: "draining", cfg: none, draining: true, req: authed(SSE, ipA), want: RefusedDraining},
 		{name: "draining before node full", cfg: maxConns(1), prior: []Request{authed(WebSocket, ipA)},
@@ -65,75 +69,103 @@ func TestAdmit(t *testing.T) {
 			return Config{MaxUnauthenticated: 1, ConnsPerIP: sessiontest.NewConns(t, 1)}
 		}, prior: []Request{unauth(WebSocket, ipA)}, req: unauth(WebSocket, ipA), want: RefusedUnauthenticated},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg := tt.cfg(t)
-			var draining atomic.Bool
-			cfg.Draining = draining.Load
-			c := New(cfg)
-			var slots []*Slot
-			for _, p := range tt.prior {
-				s, r := attemptAdmit(c, p)
-				if r != RefusedNone {
-					t.Fatalf("prior %+v refused: %v", p, r)
-				}
-				slots = append(slots, s)
-			}
-			draining.Store(tt.draining)
-			activeBefore, pendingBefore := c.Active(), c.Pending()
+}
 
-			s, r := attemptAdmit(c, tt.req)
-			if r != tt.want {
-				t.Fatalf("Admit(%+v) = %v, want %v", tt.req, r, tt.want)
-			}
-			if (s == nil) != (r != RefusedNone) {
-				t.Fatalf("Admit returned slot %v with refusal %v", s, r)
-			}
-			st := c.Stats()[tt.req.Transport.String()]
-			if r != RefusedNone {
-				if c.Active() != activeBefore || c.Pending() != pendingBefore {
-					t.Errorf("a refusal changed active/pending: %d/%d -> %d/%d",
-						activeBefore, pendingBefore, c.Active(), c.Pending())
-				}
-				if st.Refused != 1 {
-					t.Errorf("refused = %d, want 1", st.Refused)
-				}
-			} else {
-				slots = append(slots, s)
-				if s.IP() != tt.req.IP || s.Transport() != tt.req.Transport {
-					t.Errorf("slot is %s/%v, want %s/%v", s.IP(), s.Transport(), tt.req.IP, tt.req.Transport)
-				}
-				if c.Active() != activeBefore+1 {
-					t.Errorf("active %d, want %d", c.Active(), activeBefore+1)
-				}
-				wantPending := pendingBefore
-				if !tt.req.Authenticated {
-					wantPending++
-				}
-				if c.Pending() != wantPending {
-					t.Errorf("pending %d, want %d", c.Pending(), wantPending)
-				}
-			}
-			var attempts int64
-			for _, ts := range c.Stats() {
-				attempts += ts.Attempts
-			}
-			if want := int64(len(tt.prior) + 1); attempts != want {
-				t.Errorf("attempts %d, want %d", attempts, want)
-			}
-			if f, ok := cfg.ConnsPerIP.(*sessiontest.Conns); ok && f.Total() != len(slots) {
-				t.Errorf("per-address slots held %d, want %d", f.Total(), len(slots))
-			}
-			for _, s := range slots {
-				s.Release()
-			}
-			if c.Active() != 0 || c.Pending() != 0 {
-				t.Errorf("after release: active %d, pending %d", c.Active(), c.Pending())
-			}
-			if f, ok := cfg.ConnsPerIP.(*sessiontest.Conns); ok && f.Total() != 0 {
-				t.Errorf("per-address slots still held after release: %d", f.Total())
-			}
-		})
+func TestAdmit(t *testing.T) {
+	for _, tt := range admitCases() {
+		t.Run(tt.name, func(t *testing.T) { runAdmitCase(t, tt) })
+	}
+}
+
+// runAdmitCase admits tt.prior, then tt.req, and checks the outcome, the
+// counters and that releasing every slot returns the controller to empty.
+func runAdmitCase(t *testing.T, tt admitCase) {
+	cfg := tt.cfg(t)
+	var draining atomic.Bool
+	cfg.Draining = draining.Load
+	c := New(cfg)
+	var slots []*Slot
+	for _, p := range tt.prior {
+		s, r := attemptAdmit(c, p)
+		if r != RefusedNone {
+			t.Fatalf("prior %+v refused: %v", p, r)
+		}
+		slots = append(slots, s)
+	}
+	draining.Store(tt.draining)
+	activeBefore, pendingBefore := c.Active(), c.Pending()
+
+	s, r := attemptAdmit(c, tt.req)
+	if r != tt.want {
+		t.Fatalf("Admit(%+v) = %v, want %v", tt.req, r, tt.want)
+	}
+	if (s == nil) != (r != RefusedNone) {
+		t.Fatalf("Admit returned slot %v with refusal %v", s, r)
+	}
+	if r != RefusedNone {
+		checkAdmitRefused(t, c, tt.req, activeBefore, pendingBefore)
+	} else {
+		slots = append(slots, s)
+		checkAdmitted(t, c, s, tt.req, activeBefore, pendingBefore)
+	}
+	checkAdmitRelease(t, c, cfg, len(tt.prior)+1, slots)
+}
+
+// checkAdmitRefused checks that a refusal left active/pending alone and was
+// counted once.
+func checkAdmitRefused(t *testing.T, c *Controller, req Request, activeBefore, pendingBefore int64) {
+	t.Helper()
+	st := c.Stats()[req.Transport.String()]
+	if c.Active() != activeBefore || c.Pending() != pendingBefore {
+		t.Errorf("a refusal changed active/pending: %d/%d -> %d/%d",
+			activeBefore, pendingBefore, c.Active(), c.Pending())
+	}
+	if st.Refused != 1 {
+		t.Errorf("refused = %d, want 1", st.Refused)
+	}
+}
+
+// checkAdmitted checks the slot an admission returned and the active/pending
+// counts it moved.
+func checkAdmitted(t *testing.T, c *Controller, s *Slot, req Request, activeBefore, pendingBefore int64) {
+	t.Helper()
+	if s.IP() != req.IP || s.Transport() != req.Transport {
+		t.Errorf("slot is %s/%v, want %s/%v", s.IP(), s.Transport(), req.IP, req.Transport)
+	}
+	if c.Active() != activeBefore+1 {
+		t.Errorf("active %d, want %d", c.Active(), activeBefore+1)
+	}
+	wantPending := pendingBefore
+	if !req.Authenticated {
+		wantPending++
+	}
+	if c.Pending() != wantPending {
+		t.Errorf("pending %d, want %d", c.Pending(), wantPending)
+	}
+}
+
+// checkAdmitRelease checks the attempt count and per-address slots, releases
+// slots and checks that nothing is left held.
+func checkAdmitRelease(t *testing.T, c *Controller, cfg Config, wantAttempts int, slots []*Slot) {
+	t.Helper()
+	var attempts int64
+	for _, ts := range c.Stats() {
+		attempts += ts.Attempts
+	}
+	if want := int64(wantAttempts); attempts != want {
+		t.Errorf("attempts %d, want %d", attempts, want)
+	}
+	if f, ok := cfg.ConnsPerIP.(*sessiontest.Conns); ok && f.Total() != len(slots) {
+		t.Errorf("per-address slots held %d, want %d", f.Total(), len(slots))
+	}
+	for _, s := range slots {
+		s.Release()
+	}
+	if c.Active() != 0 || c.Pending() != 0 {
+		t.Errorf("after release: active %d, pending %d", c.Active(), c.Pending())
+	}
+	if f, ok := cfg.ConnsPerIP.(*sessiontest.Conns); ok && f.Total() != 0 {
+		t.Errorf("per-address slots still held after release: %d", f.Total())
 	}
 }
 

@@ -168,7 +168,27 @@ func assertReason(tb testing.TB, v *Verifier, token string, want Reason) Princip
 	return p
 }
 
-func TestVerifyMatrix(t *testing.T) {
+// verifyCase is one row of TestVerifyMatrix.
+type verifyCase struct {
+	name   string
+	v      *Verifier
+	token  string
+	want   Reason
+	expect func(t *testing.T, p Principal)
+}
+
+// verifyFixture holds the verifiers and tokens TestVerifyMatrix's cases share.
+type verifyFixture struct {
+	k                                                      testKeyset
+	pubPEM                                                 []byte
+	multi, rsaOnly, strict, noDefault, withDefault, custom *Verifier
+	valid                                                  string
+	parts                                                  []string
+	tamperedPayload, tamperedSig                           string
+}
+
+// newVerifyFixture builds the verifiers and the valid and tampered tokens.
+func newVerifyFixture(t *testing.T) *verifyFixture {
 	k := keys()
 	pubPEM := pemBytes(t, &k.rsa.PublicKey)
 	allKeys := writeFile(t, pemBytes(t, &k.rsa.PublicKey, &k.ec.PublicKey, k.ed.Public()))
@@ -191,91 +211,119 @@ func TestVerifyMatrix(t *testing.T) {
 	}
 	tamperedSig := parts[0] + "." + parts[1] + "." + string(sig)
 
-	tests := []struct {
-		name   string
-		v      *Verifier
-		token  string
-		want   Reason
-		expect func(t *testing.T, p Principal)
-	}{
-		{name: "HS256", v: multi, token: hs(t, claims(nil))},
-		{name: "HS384", v: multi, token: sign(t, jwt.SigningMethodHS384, testSecret, claims(nil), nil)},
-		{name: "HS512", v: multi, token: sign(t, jwt.SigningMethodHS512, testSecret, claims(nil), nil)},
-		{name: "RS256", v: multi, token: sign(t, jwt.SigningMethodRS256, k.rsa, claims(nil), nil)},
-		{name: "RS512", v: multi, token: sign(t, jwt.SigningMethodRS512, k.rsa, claims(nil), nil)},
-		{name: "PS256", v: multi, token: sign(t, jwt.SigningMethodPS256, k.rsa, claims(nil), nil)},
-		{name: "ES256", v: multi, token: sign(t, jwt.SigningMethodES256, k.ec, claims(nil), nil)},
-		{name: "EdDSA", v: multi, token: sign(t, jwt.SigningMethodEdDSA, k.ed, claims(nil), nil)},
-		{name: "RS256 key-file only", v: rsaOnly, token: sign(t, jwt.SigningMethodRS256, k.rsa, claims(nil), nil)},
+	return &verifyFixture{
+		k: k, pubPEM: pubPEM,
+		multi: multi, rsaOnly: rsaOnly, strict: strict, noDefault: noDefault, withDefault: withDefault, custom: custom,
+		valid: valid, parts: parts, tamperedPayload: tamperedPayload, tamperedSig: tamperedSig,
+	}
+}
 
-		{name: "alg none", v: multi, token: rawToken(`{"alg":"none","typ":"JWT"}`, claims(nil), ""), want: ReasonAlgorithm},
-		{name: "alg None", v: multi, token: rawToken(`{"alg":"None","typ":"JWT"}`, claims(nil), ""), want: ReasonAlgorithm},
-		{name: "alg NONE", v: multi, token: rawToken(`{"alg":"NONE","typ":"JWT"}`, claims(nil), ""), want: ReasonAlgorithm},
-		{name: "alg nOnE", v: multi, token: rawToken(`{"alg":"nOnE","typ":"JWT"}`, claims(nil), ""), want: ReasonAlgorithm},
-		{name: "alg missing", v: multi, token: rawToken(`{"typ":"JWT"}`, claims(nil), ""), want: ReasonAlgorithm},
-		{name: "key confusion HS256 with RSA PEM as secret", v: rsaOnly,
-			token: sign(t, jwt.SigningMethodHS256, pubPEM, claims(nil), nil), want: ReasonAlgorithm},
-		{name: "key confusion with secret configured too", v: multi,
-			token: sign(t, jwt.SigningMethodHS256, pemBytes(t, &k.rsa.PublicKey, &k.ec.PublicKey, k.ed.Public()), claims(nil), nil), want: ReasonSignature},
-		{name: "ES384 without P-384 key", v: multi, token: sign(t, jwt.SigningMethodES384, k.ec384, claims(nil), nil), want: ReasonAlgorithm},
-		{name: "ES256 signed by another key", v: multi, token: sign(t, jwt.SigningMethodES256, mustEC(t), claims(nil), nil), want: ReasonSignature},
-		{name: "HS256 wrong secret", v: multi, token: sign(t, jwt.SigningMethodHS256, []byte("another-secret-another-secret-xx"), claims(nil), nil), want: ReasonSignature},
-		{name: "tampered payload", v: multi, token: tamperedPayload, want: ReasonSignature},
-		{name: "tampered signature", v: multi, token: tamperedSig, want: ReasonSignature},
-		{name: "crit header", v: multi, token: sign(t, jwt.SigningMethodHS256, testSecret, claims(nil), map[string]any{"crit": []string{"b64"}}), want: ReasonMalformed},
+// verifyAlgorithmCases accepts a valid token under every supported algorithm and key source.
+func verifyAlgorithmCases(t *testing.T, f *verifyFixture) []verifyCase {
+	return []verifyCase{
+		{name: "HS256", v: f.multi, token: hs(t, claims(nil))},
+		{name: "HS384", v: f.multi, token: sign(t, jwt.SigningMethodHS384, testSecret, claims(nil), nil)},
+		{name: "HS512", v: f.multi, token: sign(t, jwt.SigningMethodHS512, testSecret, claims(nil), nil)},
+		{name: "RS256", v: f.multi, token: sign(t, jwt.SigningMethodRS256, f.k.rsa, claims(nil), nil)},
+		{name: "RS512", v: f.multi, token: sign(t, jwt.SigningMethodRS512, f.k.rsa, claims(nil), nil)},
+		{name: "PS256", v: f.multi, token: sign(t, jwt.SigningMethodPS256, f.k.rsa, claims(nil), nil)},
+		{name: "ES256", v: f.multi, token: sign(t, jwt.SigningMethodES256, f.k.ec, claims(nil), nil)},
+		{name: "EdDSA", v: f.multi, token: sign(t, jwt.SigningMethodEdDSA, f.k.ed, claims(nil), nil)},
+		{name: "RS256 key-file only", v: f.rsaOnly, token: sign(t, jwt.SigningMethodRS256, f.k.rsa, claims(nil), nil)},
+	}
+}
 
-		{name: "expired beyond leeway", v: multi, token: hs(t, claims(map[string]any{"exp": testNow.Add(-time.Minute).Unix()})), want: ReasonExpired},
-		{name: "expired within leeway", v: multi, token: hs(t, claims(map[string]any{"exp": testNow.Add(-10 * time.Second).Unix()}))},
-		{name: "no exp", v: multi, token: hs(t, claims(map[string]any{"exp": nil})), want: ReasonMissingExp},
-		{name: "exp not a number", v: multi, token: hs(t, claims(map[string]any{"exp": "tomorrow"})), want: ReasonClaims},
-		{name: "nbf beyond leeway", v: multi, token: hs(t, claims(map[string]any{"nbf": testNow.Add(2 * time.Minute).Unix()})), want: ReasonNotYetValid},
-		{name: "nbf within leeway", v: multi, token: hs(t, claims(map[string]any{"nbf": testNow.Add(10 * time.Second).Unix()}))},
-		{name: "iat in the future", v: multi, token: hs(t, claims(map[string]any{"iat": testNow.Add(time.Hour).Unix()})), want: ReasonNotYetValid},
+// verifySignatureCases rejects unsafe algorithms, key confusion and bad signatures.
+func verifySignatureCases(t *testing.T, f *verifyFixture) []verifyCase {
+	return []verifyCase{
+		{name: "alg none", v: f.multi, token: rawToken(`{"alg":"none","typ":"JWT"}`, claims(nil), ""), want: ReasonAlgorithm},
+		{name: "alg None", v: f.multi, token: rawToken(`{"alg":"None","typ":"JWT"}`, claims(nil), ""), want: ReasonAlgorithm},
+		{name: "alg NONE", v: f.multi, token: rawToken(`{"alg":"NONE","typ":"JWT"}`, claims(nil), ""), want: ReasonAlgorithm},
+		{name: "alg nOnE", v: f.multi, token: rawToken(`{"alg":"nOnE","typ":"JWT"}`, claims(nil), ""), want: ReasonAlgorithm},
+		{name: "alg missing", v: f.multi, token: rawToken(`{"typ":"JWT"}`, claims(nil), ""), want: ReasonAlgorithm},
+		{name: "key confusion HS256 with RSA PEM as secret", v: f.rsaOnly,
+			token: sign(t, jwt.SigningMethodHS256, f.pubPEM, claims(nil), nil), want: ReasonAlgorithm},
+		{name: "key confusion with secret configured too", v: f.multi,
+			token: sign(t, jwt.SigningMethodHS256, pemBytes(t, &f.k.rsa.PublicKey, &f.k.ec.PublicKey, f.k.ed.Public()), claims(nil), nil), want: ReasonSignature},
+		{name: "ES384 without P-384 key", v: f.multi, token: sign(t, jwt.SigningMethodES384, f.k.ec384, claims(nil), nil), want: ReasonAlgorithm},
+		{name: "ES256 signed by another key", v: f.multi, token: sign(t, jwt.SigningMethodES256, mustEC(t), claims(nil), nil), want: ReasonSignature},
+		{name: "HS256 wrong secret", v: f.multi, token: sign(t, jwt.SigningMethodHS256, []byte("another-secret-another-secret-xx"), claims(nil), nil), want: ReasonSignature},
+		{name: "tampered payload", v: f.multi, token: f.tamperedPayload, want: ReasonSignature},
+		{name: "tampered signature", v: f.multi, token: f.tamperedSig, want: ReasonSignature},
+		{name: "crit header", v: f.multi, token: sign(t, jwt.SigningMethodHS256, testSecret, claims(nil), map[string]any{"crit": []string{"b64"}}), want: ReasonMalformed},
+	}
+}
 
-		{name: "issuer and audience ok", v: strict, token: hs(t, claims(map[string]any{"iss": "https://idp.example", "aud": []string{"other", "herald"}}))},
-		{name: "wrong iss", v: strict, token: hs(t, claims(map[string]any{"iss": "https://evil.example", "aud": "herald"})), want: ReasonIssuer},
-		{name: "missing iss", v: strict, token: hs(t, claims(map[string]any{"aud": "herald"})), want: ReasonIssuer},
-		{name: "non-string iss", v: strict, token: hs(t, claims(map[string]any{"iss": 7, "aud": "herald"})), want: ReasonIssuer},
-		{name: "wrong aud", v: strict, token: hs(t, claims(map[string]any{"iss": "https://idp.example", "aud": "other"})), want: ReasonAudience},
-		{name: "missing aud", v: strict, token: hs(t, claims(map[string]any{"iss": "https://idp.example"})), want: ReasonAudience},
-		{name: "iss ignored when not configured", v: multi, token: hs(t, claims(map[string]any{"iss": "anyone", "aud": "any"}))},
+// verifyTimeCases covers exp, nbf and iat, with and without leeway.
+func verifyTimeCases(t *testing.T, f *verifyFixture) []verifyCase {
+	return []verifyCase{
+		{name: "expired beyond leeway", v: f.multi, token: hs(t, claims(map[string]any{"exp": testNow.Add(-time.Minute).Unix()})), want: ReasonExpired},
+		{name: "expired within leeway", v: f.multi, token: hs(t, claims(map[string]any{"exp": testNow.Add(-10 * time.Second).Unix()}))},
+		{name: "no exp", v: f.multi, token: hs(t, claims(map[string]any{"exp": nil})), want: ReasonMissingExp},
+		{name: "exp not a number", v: f.multi, token: hs(t, claims(map[string]any{"exp": "tomorrow"})), want: ReasonClaims},
+		{name: "nbf beyond leeway", v: f.multi, token: hs(t, claims(map[string]any{"nbf": testNow.Add(2 * time.Minute).Unix()})), want: ReasonNotYetValid},
+		{name: "nbf within leeway", v: f.multi, token: hs(t, claims(map[string]any{"nbf": testNow.Add(10 * time.Second).Unix()}))},
+		{name: "iat in the future", v: f.multi, token: hs(t, claims(map[string]any{"iat": testNow.Add(time.Hour).Unix()})), want: ReasonNotYetValid},
+	}
+}
 
-		{name: "missing sub", v: multi, token: hs(t, claims(map[string]any{"sub": nil})), want: ReasonClaims},
-		{name: "empty sub", v: multi, token: hs(t, claims(map[string]any{"sub": ""})), want: ReasonClaims},
-		{name: "non-string sub", v: multi, token: hs(t, claims(map[string]any{"sub": 42})), want: ReasonClaims},
-		{name: "sub too long", v: multi, token: hs(t, claims(map[string]any{"sub": strings.Repeat("u", 129)})), want: ReasonClaims},
-		{name: "sub 128 bytes", v: multi, token: hs(t, claims(map[string]any{"sub": strings.Repeat("u", 128)}))},
-		{name: "sub with control char", v: multi, token: hs(t, claims(map[string]any{"sub": "user\n1"})), want: ReasonClaims},
-		{name: "tenant with control char", v: multi, token: hs(t, claims(map[string]any{"tenant_id": "ac\x00me"})), want: ReasonClaims},
-		{name: "role with control char", v: multi, token: hs(t, claims(map[string]any{"role": "admin\r"})), want: ReasonClaims},
-		{name: "name with control char", v: multi, token: hs(t, claims(map[string]any{"name": "Eve\x1b[31m"})), want: ReasonClaims},
+// verifyIssuerAudienceCases covers the iss and aud checks.
+func verifyIssuerAudienceCases(t *testing.T, f *verifyFixture) []verifyCase {
+	return []verifyCase{
+		{name: "issuer and audience ok", v: f.strict, token: hs(t, claims(map[string]any{"iss": "https://idp.example", "aud": []string{"other", "herald"}}))},
+		{name: "wrong iss", v: f.strict, token: hs(t, claims(map[string]any{"iss": "https://evil.example", "aud": "herald"})), want: ReasonIssuer},
+		{name: "missing iss", v: f.strict, token: hs(t, claims(map[string]any{"aud": "herald"})), want: ReasonIssuer},
+		{name: "non-string iss", v: f.strict, token: hs(t, claims(map[string]any{"iss": 7, "aud": "herald"})), want: ReasonIssuer},
+		{name: "wrong aud", v: f.strict, token: hs(t, claims(map[string]any{"iss": "https://idp.example", "aud": "other"})), want: ReasonAudience},
+		{name: "missing aud", v: f.strict, token: hs(t, claims(map[string]any{"iss": "https://idp.example"})), want: ReasonAudience},
+		{name: "iss ignored when not configured", v: f.multi, token: hs(t, claims(map[string]any{"iss": "anyone", "aud": "any"}))},
+	}
+}
 
-		{name: "tenant from claim", v: withDefault, token: hs(t, claims(nil)), expect: func(t *testing.T, p Principal) {
+// verifySubjectCases covers the subject and control characters in string claims.
+func verifySubjectCases(t *testing.T, f *verifyFixture) []verifyCase {
+	return []verifyCase{
+		{name: "missing sub", v: f.multi, token: hs(t, claims(map[string]any{"sub": nil})), want: ReasonClaims},
+		{name: "empty sub", v: f.multi, token: hs(t, claims(map[string]any{"sub": ""})), want: ReasonClaims},
+		{name: "non-string sub", v: f.multi, token: hs(t, claims(map[string]any{"sub": 42})), want: ReasonClaims},
+		{name: "sub too long", v: f.multi, token: hs(t, claims(map[string]any{"sub": strings.Repeat("u", 129)})), want: ReasonClaims},
+		{name: "sub 128 bytes", v: f.multi, token: hs(t, claims(map[string]any{"sub": strings.Repeat("u", 128)}))},
+		{name: "sub with control char", v: f.multi, token: hs(t, claims(map[string]any{"sub": "user\n1"})), want: ReasonClaims},
+		{name: "tenant with control char", v: f.multi, token: hs(t, claims(map[string]any{"tenant_id": "ac\x00me"})), want: ReasonClaims},
+		{name: "role with control char", v: f.multi, token: hs(t, claims(map[string]any{"role": "admin\r"})), want: ReasonClaims},
+		{name: "name with control char", v: f.multi, token: hs(t, claims(map[string]any{"name": "Eve\x1b[31m"})), want: ReasonClaims},
+	}
+}
+
+// verifyPrincipalCases covers tenant resolution, claim names and the returned Principal.
+func verifyPrincipalCases(t *testing.T, f *verifyFixture) []verifyCase {
+	return []verifyCase{
+		{name: "tenant from claim", v: f.withDefault, token: hs(t, claims(nil)), expect: func(t *testing.T, p Principal) {
 			if p.Tenant != "acme" {
 				t.Errorf("tenant = %q, want acme", p.Tenant)
 			}
 		}},
-		{name: "default tenant", v: withDefault, token: hs(t, claims(map[string]any{"tenant_id": nil})), expect: func(t *testing.T, p Principal) {
+		{name: "default tenant", v: f.withDefault, token: hs(t, claims(map[string]any{"tenant_id": nil})), expect: func(t *testing.T, p Principal) {
 			if p.Tenant != "default" {
 				t.Errorf("tenant = %q, want default", p.Tenant)
 			}
 		}},
-		{name: "missing tenant rejected", v: noDefault, token: hs(t, claims(map[string]any{"tenant_id": nil})), want: ReasonClaims},
-		{name: "empty tenant rejected", v: withDefault, token: hs(t, claims(map[string]any{"tenant_id": ""})), want: ReasonClaims},
-		{name: "non-string tenant rejected", v: withDefault, token: hs(t, claims(map[string]any{"tenant_id": 7})), want: ReasonClaims},
-		{name: "custom claim names", v: custom, token: hs(t, claims(map[string]any{"tenant_id": nil, "role": nil, "org": "globex", "https://herald/role": "admin"})),
+		{name: "missing tenant rejected", v: f.noDefault, token: hs(t, claims(map[string]any{"tenant_id": nil})), want: ReasonClaims},
+		{name: "empty tenant rejected", v: f.withDefault, token: hs(t, claims(map[string]any{"tenant_id": ""})), want: ReasonClaims},
+		{name: "non-string tenant rejected", v: f.withDefault, token: hs(t, claims(map[string]any{"tenant_id": 7})), want: ReasonClaims},
+		{name: "custom claim names", v: f.custom, token: hs(t, claims(map[string]any{"tenant_id": nil, "role": nil, "org": "globex", "https://herald/role": "admin"})),
 			expect: func(t *testing.T, p Principal) {
 				if p.Tenant != "globex" || p.Role != "admin" {
 					t.Errorf("tenant/role = %q/%q, want globex/admin", p.Tenant, p.Role)
 				}
 			}},
-		{name: "custom tenant claim missing", v: custom, token: hs(t, claims(nil)), want: ReasonClaims},
-		{name: "non-string role ignored", v: multi, token: hs(t, claims(map[string]any{"role": []string{"admin"}})), expect: func(t *testing.T, p Principal) {
+		{name: "custom tenant claim missing", v: f.custom, token: hs(t, claims(nil)), want: ReasonClaims},
+		{name: "non-string role ignored", v: f.multi, token: hs(t, claims(map[string]any{"role": []string{"admin"}})), expect: func(t *testing.T, p Principal) {
 			if p.Role != "" {
 				t.Errorf("role = %q, want empty", p.Role)
 			}
 		}},
-		{name: "all fields", v: multi, token: hs(t, claims(map[string]any{"email": "u@example.com", "name": "Ada", "jti": "tok-1"})),
+		{name: "all fields", v: f.multi, token: hs(t, claims(map[string]any{"email": "u@example.com", "name": "Ada", "jti": "tok-1"})),
 			expect: func(t *testing.T, p Principal) {
 				want := Principal{
 					User: "user-1", Tenant: "acme", Role: "member", Email: "u@example.com", Name: "Ada", TokenID: "tok-1",
@@ -289,21 +337,37 @@ func TestVerifyMatrix(t *testing.T) {
 					t.Errorf("principal = %+v, want %+v", p, want)
 				}
 			}},
-		{name: "no iat", v: multi, token: hs(t, claims(map[string]any{"iat": nil})), expect: func(t *testing.T, p Principal) {
+		{name: "no iat", v: f.multi, token: hs(t, claims(map[string]any{"iat": nil})), expect: func(t *testing.T, p Principal) {
 			if !p.IssuedAt.IsZero() {
 				t.Errorf("IssuedAt = %v, want zero", p.IssuedAt)
 			}
 		}},
+	}
+}
 
-		{name: "oversize", v: multi, token: hs(t, claims(map[string]any{"pad": strings.Repeat("x", MaxTokenBytes)})), want: ReasonTooLarge},
-		{name: "oversize garbage", v: multi, token: strings.Repeat("a", MaxTokenBytes+1), want: ReasonTooLarge},
-		{name: "empty", v: multi, token: "", want: ReasonMalformed},
-		{name: "a.b", v: multi, token: "a.b", want: ReasonMalformed},
-		{name: "a.b.c", v: multi, token: "a.b.c", want: ReasonMalformed},
-		{name: "four segments", v: multi, token: "a.b.c.d", want: ReasonMalformed},
-		{name: "valid plus extra segment", v: multi, token: valid + ".x", want: ReasonMalformed},
-		{name: "header not JSON", v: multi, token: "bm90LWpzb24." + parts[1] + "." + parts[2], want: ReasonMalformed},
-		{name: "padded base64", v: multi, token: parts[0] + "=." + parts[1] + "." + parts[2], want: ReasonMalformed},
+// verifyMalformedCases covers oversize and structurally malformed tokens.
+func verifyMalformedCases(t *testing.T, f *verifyFixture) []verifyCase {
+	return []verifyCase{
+		{name: "oversize", v: f.multi, token: hs(t, claims(map[string]any{"pad": strings.Repeat("x", MaxTokenBytes)})), want: ReasonTooLarge},
+		{name: "oversize garbage", v: f.multi, token: strings.Repeat("a", MaxTokenBytes+1), want: ReasonTooLarge},
+		{name: "empty", v: f.multi, token: "", want: ReasonMalformed},
+		{name: "a.b", v: f.multi, token: "a.b", want: ReasonMalformed},
+		{name: "a.b.c", v: f.multi, token: "a.b.c", want: ReasonMalformed},
+		{name: "four segments", v: f.multi, token: "a.b.c.d", want: ReasonMalformed},
+		{name: "valid plus extra segment", v: f.multi, token: f.valid + ".x", want: ReasonMalformed},
+		{name: "header not JSON", v: f.multi, token: "bm90LWpzb24." + f.parts[1] + "." + f.parts[2], want: ReasonMalformed},
+		{name: "padded base64", v: f.multi, token: f.parts[0] + "=." + f.parts[1] + "." + f.parts[2], want: ReasonMalformed},
+	}
+}
+
+func TestVerifyMatrix(t *testing.T) {
+	f := newVerifyFixture(t)
+	var tests []verifyCase
+	for _, cases := range []func(*testing.T, *verifyFixture) []verifyCase{
+		verifyAlgorithmCases, verifySignatureCases, verifyTimeCases, verifyIssuerAudienceCases,
+		verifySubjectCases, verifyPrincipalCases, verifyMalformedCases,
+	} {
+		tests = append(tests, cases(t, f)...)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

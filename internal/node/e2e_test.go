@@ -319,23 +319,7 @@ func TestSlowConsumerIsClosedWithoutSlowingOthers(t *testing.T) {
 func TestWebSocketBadInput(t *testing.T) {
 	n := startNode(t, func(c *Config) { c.WS.MaxMessageBytes = 4096; c.Session.MaxInvalid = 20 })
 	tok := token(t, "acme", "hal", "", time.Hour)
-	cases := []struct {
-		name string
-		send string
-	}{
-		{"not json", "hello"},
-		{"unknown type", `{"type":"notification:explode"}`},
-		{"missing type", `{"id":"x"}`},
-		{"bad id", `{"type":"notification:mark-read","id":"../../etc"}`},
-		{"id wrong type", `{"type":"notification:mark-read","id":42}`},
-		{"unknown field", `{"type":"ping","extra":1}`},
-		{"field not allowed for type", `{"type":"ping","id":"01M8D4RNA158PW21GV7ZNT0BFT"}`},
-		{"too many ids", `{"type":"notification:mark-read","ids":[` + strings.TrimSuffix(strings.Repeat(`"01M8D4RNA158PW21GV7ZNT0BFT",`, 101), ",") + `]}`},
-		{"too deep", `{"type":"ping","ref":[[[[[1]]]]]}`},
-		{"ref object", `{"type":"ping","ref":{"a":1}}`},
-		{"negative limit", `{"type":"notification:list","limit":-1}`},
-		{"trailing", `{"type":"ping"} {"type":"ping"}`},
-	}
+	cases := invalidWSMessages()
 	c := n.mustDial(dialOpts{header: tok})
 	c.next("ready")
 	for _, tc := range cases {
@@ -383,6 +367,38 @@ func TestWebSocketBadInput(t *testing.T) {
 			t.Fatalf("close = %d", code)
 		}
 	})
+	testWebSocketBadAuth(t, n, tok)
+}
+
+// invalidWSMessage is a frame TestWebSocketBadInput sends to an
+// authenticated socket, which must answer invalid_message and stay open.
+type invalidWSMessage struct {
+	name string
+	send string
+}
+
+// invalidWSMessages is TestWebSocketBadInput's table of invalid frames.
+func invalidWSMessages() []invalidWSMessage {
+	return []invalidWSMessage{
+		{"not json", "hello"},
+		{"unknown type", `{"type":"notification:explode"}`},
+		{"missing type", `{"id":"x"}`},
+		{"bad id", `{"type":"notification:mark-read","id":"../../etc"}`},
+		{"id wrong type", `{"type":"notification:mark-read","id":42}`},
+		{"unknown field", `{"type":"ping","extra":1}`},
+		{"field not allowed for type", `{"type":"ping","id":"01M8D4RNA158PW21GV7ZNT0BFT"}`},
+		{"too many ids", `{"type":"notification:mark-read","ids":[` + strings.TrimSuffix(strings.Repeat(`"01M8D4RNA158PW21GV7ZNT0BFT",`, 101), ",") + `]}`},
+		{"too deep", `{"type":"ping","ref":[[[[[1]]]]]}`},
+		{"ref object", `{"type":"ping","ref":{"a":1}}`},
+		{"negative limit", `{"type":"notification:list","limit":-1}`},
+		{"trailing", `{"type":"ping"} {"type":"ping"}`},
+	}
+}
+
+// testWebSocketBadAuth runs TestWebSocketBadInput's subtests for bad
+// authentication frames (closed with 4001) and for handshakes refused before
+// the upgrade.
+func testWebSocketBadAuth(t *testing.T, n *testNode, tok string) {
 	t.Run("message before auth", func(t *testing.T) {
 		c := n.mustDial(dialOpts{})
 		c.send(`{"type":"ping"}`)

@@ -26,12 +26,7 @@ func TestResumeUnderConcurrentPublishingAndRandomDisconnects(t *testing.T) {
 	for i := range names {
 		names[i] = fmt.Sprintf("user%d", i)
 	}
-	type result struct {
-		ids   []string
-		since string // the last position seen
-		err   error
-	}
-	results := make([]result, users)
+	results := make([]wsResumeResult, users)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 
@@ -39,62 +34,121 @@ func TestResumeUnderConcurrentPublishingAndRandomDisconnects(t *testing.T) {
 		wg.Add(1)
 		go func(u int) {
 			defer wg.Done()
-			tok := token(t, "acme", names[u], "", time.Hour)
-			since := "0.0"
-			seen := map[string]bool{}
-			rng := rand.New(rand.NewPCG(uint64(u), 42))
-			for {
-				c, _, err := n.dial(dialOpts{header: tok, since: since})
-				if err != nil {
-					results[u].err = err
-					return
-				}
-				// Read a random number of messages, then drop the connection.
-				budget := 5 + rng.IntN(40)
-				deadline := time.After(3 * time.Second)
-			read:
-				for budget > 0 {
-					select {
-					case m := <-c.msgs:
-						if m.Type != "notification" {
-							continue
-						}
-						if seen[m.Notification.ID] {
-							results[u].err = fmt.Errorf("duplicate %s", m.Notification.ID)
-							c.close()
-							return
-						}
-						seen[m.Notification.ID] = true
-						results[u].ids = append(results[u].ids, m.Notification.ID)
-						since = m.Notification.Position
-						results[u].since = since
-						budget--
-					case <-deadline:
-						break read
-					case <-c.done:
-						break read
-					}
-				}
-				c.close()
-				select {
-				case <-stop:
-					return // the rest is read by the final resume below
-				default:
-				}
-			}
+			runResumingWSClient(t, n, names[u], uint64(u), &results[u], stop)
 		}(u)
 	}
 
+	publishToRandomUsers(t, n, names, publishers, perPub, 7, 4)
+	close(stop)
+	wg.Wait()
+
+	// Each user's final state: read the rest from its last position, then
+	// compare with the store (REST list, oldest first).
+	for u := 0; u < users; u++ {
+		checkResumedWSClient(t, n, names[u], &results[u])
+	}
+}
+
+// wsResumeResult is what one resuming WebSocket client saw.
+type wsResumeResult struct {
+	ids   []string
+	since string // the last position seen
+	err   error
+}
+
+// runResumingWSClient connects as user name, reads a random number of
+// notifications, drops the connection and resumes from the last position it
+// saw, until stop is closed. A duplicate notification or a failed dial ends
+// it with res.err set.
+func runResumingWSClient(t *testing.T, n *testNode, name string, seed uint64, res *wsResumeResult, stop <-chan struct{}) {
+	tok := token(t, "acme", name, "", time.Hour)
+	since := "0.0"
+	seen := map[string]bool{}
+	rng := rand.New(rand.NewPCG(seed, 42))
+	for {
+		c, _, err := n.dial(dialOpts{header: tok, since: since})
+		if err != nil {
+			res.err = err
+			return
+		}
+		// Read a random number of messages, then drop the connection.
+		budget := 5 + rng.IntN(40)
+		deadline := time.After(3 * time.Second)
+	read:
+		for budget > 0 {
+			select {
+			case m := <-c.msgs:
+				if m.Type != "notification" {
+					continue
+				}
+				if seen[m.Notification.ID] {
+					res.err = fmt.Errorf("duplicate %s", m.Notification.ID)
+					c.close()
+					return
+				}
+				seen[m.Notification.ID] = true
+				res.ids = append(res.ids, m.Notification.ID)
+				since = m.Notification.Position
+				res.since = since
+				budget--
+			case <-deadline:
+				break read
+			case <-c.done:
+				break read
+			}
+		}
+		c.close()
+		select {
+		case <-stop:
+			return // the rest is read by the final resume (checkResumedWSClient)
+		default:
+		}
+	}
+}
+
+// checkResumedWSClient resumes once more from the last position the client
+// saw to read the rest, then compares its ids with the store's.
+func checkResumedWSClient(t *testing.T, n *testNode, name string, res *wsResumeResult) {
+	t.Helper()
+	if res.err != nil {
+		t.Fatalf("%s: %v", name, res.err)
+	}
+	tok := token(t, "acme", name, "", time.Hour)
+	want := listAll(t, n, tok)
+	got := res.ids
+	// Resume once more from the last position seen to read the rest.
+	if len(got) < len(want) {
+		since := res.since
+		if since == "" {
+			since = "0.0"
+		}
+		c := n.mustDial(dialOpts{header: tok, since: since})
+		for len(got) < len(want) {
+			m := c.next("notification")
+			got = append(got, m.Notification.ID)
+		}
+		c.close()
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("%s: got %d ids, store has %d\n got  %v\n want %v", name, len(got), len(want), got, want)
+	}
+}
+
+// publishToRandomUsers runs publishers concurrent publishers, each
+// publishing perPub notifications to a random user of names, and to a
+// second random user one time in secondOneIn. Publisher p draws from
+// rand.NewPCG(p, seed). It returns when every publisher is done.
+func publishToRandomUsers(t *testing.T, n *testNode, names []string, publishers, perPub int, seed uint64, secondOneIn int) {
 	var pwg sync.WaitGroup
 	for p := 0; p < publishers; p++ {
 		pwg.Add(1)
 		go func(p int) {
 			defer pwg.Done()
-			rng := rand.New(rand.NewPCG(uint64(p), 7))
+			rng := rand.New(rand.NewPCG(uint64(p), seed))
 			for i := 0; i < perPub; i++ {
-				to := []string{names[rng.IntN(users)]}
-				if rng.IntN(4) == 0 {
-					to = append(to, names[rng.IntN(users)])
+				to := []string{names[rng.IntN(len(names))]}
+				if rng.IntN(secondOneIn) == 0 {
+					to = append(to, names[rng.IntN(len(names))])
 				}
 				status, body, _ := n.do("POST", "/v1/notifications", n.apiKey, toUsers("acme", to...))
 				if status != http.StatusCreated {
@@ -104,35 +158,6 @@ func TestResumeUnderConcurrentPublishingAndRandomDisconnects(t *testing.T) {
 		}(p)
 	}
 	pwg.Wait()
-	close(stop)
-	wg.Wait()
-
-	// Each user's final state: read the rest from its last position, then
-	// compare with the store (REST list, oldest first).
-	for u := 0; u < users; u++ {
-		if results[u].err != nil {
-			t.Fatalf("%s: %v", names[u], results[u].err)
-		}
-		tok := token(t, "acme", names[u], "", time.Hour)
-		want := listAll(t, n, tok)
-		got := results[u].ids
-		// Resume once more from the last position seen to read the rest.
-		if len(got) < len(want) {
-			since := results[u].since
-			if since == "" {
-				since = "0.0"
-			}
-			c := n.mustDial(dialOpts{header: tok, since: since})
-			for len(got) < len(want) {
-				m := c.next("notification")
-				got = append(got, m.Notification.ID)
-			}
-			c.close()
-		}
-		if strings.Join(got, ",") != strings.Join(want, ",") {
-			t.Fatalf("%s: got %d ids, store has %d\n got  %v\n want %v", names[u], len(got), len(want), got, want)
-		}
-	}
 }
 
 // listAll returns every notification id of the user, oldest first.

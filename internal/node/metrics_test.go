@@ -104,6 +104,28 @@ func TestMetricsExposeActivityWithoutUserLabels(t *testing.T) {
 	})
 
 	_, before := scrapeMetrics(t, n)
+	checkMetricsBeforeActivity(t, before)
+	generateMetricsActivity(t, n)
+	text, fams := scrapeMetrics(t, n)
+	checkMetricsAfterActivity(t, fams)
+	checkMetricsHaveNoIDs(t, text, fams)
+
+	// Naming conventions (promlint: _total counters, base units, etc.).
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		if strings.HasPrefix(p.Metric, "herald_") {
+			t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+		}
+	}
+}
+
+// checkMetricsBeforeActivity checks the exposition of a node that has seen
+// no activity yet.
+func checkMetricsBeforeActivity(t *testing.T, before map[string]*dto.MetricFamily) {
+	t.Helper()
 	// Series pre-created for dashboards and alerts read 0 before any event.
 	for _, s := range [][]string{
 		{"herald_connections_active", "transport", "ws"},
@@ -131,7 +153,14 @@ func TestMetricsExposeActivityWithoutUserLabels(t *testing.T) {
 			t.Errorf("runtime/process collector metric %s missing", name)
 		}
 	}
+}
 
+// generateMetricsActivity produces one of each kind of activity: two
+// authenticated WebSockets with one message each way, a rate-limited
+// publish, a bad token, a refused origin and a client leaving. One
+// WebSocket stays open.
+func generateMetricsActivity(t *testing.T, n *testNode) {
+	t.Helper()
 	// Two authenticated WebSockets, one message each way.
 	a := n.mustDial(dialOpts{header: token(t, metricsTenant, metricsUser, "", time.Hour)})
 	a.next("ready")
@@ -166,8 +195,12 @@ func TestMetricsExposeActivityWithoutUserLabels(t *testing.T) {
 		v, _ := metricSample(fams, "herald_connections_active", "transport", "ws")
 		return v == 1
 	}, "the closed connection to be counted")
+}
 
-	text, fams := scrapeMetrics(t, n)
+// checkMetricsAfterActivity checks that the exposition counts what
+// generateMetricsActivity did.
+func checkMetricsAfterActivity(t *testing.T, fams map[string]*dto.MetricFamily) {
+	t.Helper()
 	expect := []struct {
 		series []string
 		min    float64
@@ -206,7 +239,12 @@ func TestMetricsExposeActivityWithoutUserLabels(t *testing.T) {
 	if v, _ := metricSample(fams, "herald_store_errors_total"); v != 0 {
 		t.Errorf("store errors: %v", v)
 	}
+}
 
+// checkMetricsHaveNoIDs checks that no user or tenant id appears anywhere in
+// the exposition, and that herald_* label values look like a fixed set.
+func checkMetricsHaveNoIDs(t *testing.T, text string, fams map[string]*dto.MetricFamily) {
+	t.Helper()
 	// No user or tenant id anywhere in the exposition (labels or values).
 	for _, id := range []string{metricsTenant, metricsUser, metricsUser2} {
 		if strings.Contains(text, id) {
@@ -229,17 +267,6 @@ func TestMetricsExposeActivityWithoutUserLabels(t *testing.T) {
 					t.Errorf("%s has a suspicious label %s=%q", name, l.GetName(), l.GetValue())
 				}
 			}
-		}
-	}
-
-	// Naming conventions (promlint: _total counters, base units, etc.).
-	problems, err := testutil.GatherAndLint(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		if strings.HasPrefix(p.Metric, "herald_") {
-			t.Errorf("promlint: %s: %s", p.Metric, p.Text)
 		}
 	}
 }
@@ -414,75 +441,12 @@ func TestPrometheusScrapesNode(t *testing.T) {
 	}
 	n.publish(toUsers(metricsTenant, metricsUser+"-0"))
 
-	dir := t.TempDir()
-	target := strings.TrimPrefix(n.base, "http://")
-	cfgPath := filepath.Join(dir, "prometheus.yml")
-	cfg := fmt.Sprintf(`global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-scrape_configs:
-  - job_name: herald
-    scrape_interval: 1s
-    scrape_timeout: 900ms
-    static_configs:
-      - targets: [%q]
-`, target)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	promAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
-	var out bytes.Buffer
-	cmd := exec.Command(bin,
-		"--config.file="+cfgPath,
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+promAddr,
-		"--log.level=warn",
-	)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start prometheus: %v", err)
-	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		select {
-		case <-exited:
-			if t.Failed() {
-				t.Logf("prometheus output:\n%s", out.String())
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("prometheus (pid %d) did not exit", cmd.Process.Pid)
-		}
-	})
+	prom := startPrometheus(t, bin, strings.TrimPrefix(n.base, "http://"), promAddr)
 
 	client := &http.Client{Timeout: 2 * time.Second}
 	t.Cleanup(client.CloseIdleConnections)
-	query := func(q string) (float64, bool) {
-		resp, err := client.Get("http://" + promAddr + "/api/v1/query?query=" + url.QueryEscape(q))
-		if err != nil {
-			return 0, false
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		var r struct {
-			Status string
-			Data   struct {
-				ResultType string
-				Result     []struct {
-					Metric map[string]string
-					Value  [2]any
-				}
-			}
-		}
-		if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &r) != nil || r.Status != "success" || len(r.Data.Result) != 1 {
-			return 0, false
-		}
-		s, _ := r.Data.Result[0].Value[1].(string)
-		f, err := strconv.ParseFloat(s, 64)
-		return f, err == nil
-	}
+	query := func(q string) (float64, bool) { return prometheusQuery(client, promAddr, q) }
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -497,8 +461,8 @@ scrape_configs:
 			}
 		}
 		select {
-		case <-exited:
-			t.Fatalf("prometheus exited: %v", waitErr)
+		case <-prom.exited:
+			t.Fatalf("prometheus exited: %v", prom.waitErr)
 		case <-ctx.Done():
 			t.Fatalf("Prometheus never returned %s = %d (last %v)", q, conns, last)
 		case <-time.After(250 * time.Millisecond):
@@ -512,4 +476,85 @@ scrape_configs:
 	if v, ok := query(`herald_notifications_published_total{job="herald"}`); !ok || v != 1 {
 		t.Errorf("herald_notifications_published_total = %v (%v)", v, ok)
 	}
+}
+
+// prometheusProcess is a running Prometheus server; waitErr is set before
+// exited is closed.
+type prometheusProcess struct {
+	exited  chan struct{}
+	waitErr error
+}
+
+// startPrometheus starts bin listening on promAddr and scraping target every
+// second; a cleanup kills it and logs its output if the test failed.
+func startPrometheus(t *testing.T, bin, target, promAddr string) *prometheusProcess {
+	t.Helper()
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "prometheus.yml")
+	cfg := fmt.Sprintf(`global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: herald
+    scrape_interval: 1s
+    scrape_timeout: 900ms
+    static_configs:
+      - targets: [%q]
+`, target)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cmd := exec.Command(bin,
+		"--config.file="+cfgPath,
+		"--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+promAddr,
+		"--log.level=warn",
+	)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start prometheus: %v", err)
+	}
+	p := &prometheusProcess{exited: make(chan struct{})}
+	go func() { p.waitErr = cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		select {
+		case <-p.exited:
+			if t.Failed() {
+				t.Logf("prometheus output:\n%s", out.String())
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("prometheus (pid %d) did not exit", cmd.Process.Pid)
+		}
+	})
+	return p
+}
+
+// prometheusQuery runs the instant query q against the Prometheus server at
+// promAddr and returns its single result, or false when there is not exactly
+// one or the server did not answer.
+func prometheusQuery(client *http.Client, promAddr, q string) (float64, bool) {
+	resp, err := client.Get("http://" + promAddr + "/api/v1/query?query=" + url.QueryEscape(q))
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var r struct {
+		Status string
+		Data   struct {
+			ResultType string
+			Result     []struct {
+				Metric map[string]string
+				Value  [2]any
+			}
+		}
+	}
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &r) != nil || r.Status != "success" || len(r.Data.Result) != 1 {
+		return 0, false
+	}
+	s, _ := r.Data.Result[0].Value[1].(string)
+	f, err := strconv.ParseFloat(s, 64)
+	return f, err == nil
 }

@@ -562,107 +562,23 @@ func TestSSEResumeUnderConcurrentPublishingAndForcedDisconnects(t *testing.T) {
 	for i := range names {
 		names[i] = fmt.Sprintf("sse%d", i)
 	}
-	type result struct {
-		ids      []string
-		last     string
-		err      error
-		sessions int
-		progress atomic.Int64 // ids received, or -1 after an error
-	}
-	results := make([]result, users)
+	results := make([]sseResumeResult, users)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for u := range users {
 		wg.Add(1)
 		go func(u int) {
 			defer wg.Done()
-			res := &results[u]
-			tok := token(t, "acme", names[u], "", time.Hour)
-			seen := map[string]bool{}
-			for {
-				c, _, err := n.openStream(streamOpts{bearer: tok, since: "0.0", lastEventID: res.last})
-				if err != nil {
-					res.err = err
-					res.progress.Store(-1)
-					return
-				}
-				res.sessions++
-				for open := true; open; {
-					select {
-					case ev := <-c.events:
-						if ev.Event != "notification" {
-							continue
-						}
-						if seen[ev.ID] {
-							res.err = fmt.Errorf("duplicate position %s", ev.ID)
-							res.progress.Store(-1)
-							c.close()
-							return
-						}
-						seen[ev.ID] = true
-						var m sseNotification
-						_ = json.Unmarshal([]byte(ev.Data), &m)
-						res.ids = append(res.ids, m.ID)
-						res.last = ev.ID
-						res.progress.Add(1)
-					case <-c.done:
-						open = false
-					case <-stop:
-						c.close()
-						return
-					}
-				}
-				c.close()
-			}
+			runResumingSSEClient(t, n, names[u], &results[u], stop)
 		}(u)
 	}
-	killerStop, killerDone := make(chan struct{}), make(chan struct{})
-	go func() { // server-forced disconnects, while publishing goes on
-		defer close(killerDone)
-		rng := rand.New(rand.NewPCG(1, 2))
-		for {
-			select {
-			case <-killerStop:
-				return
-			case <-time.After(time.Duration(5+rng.IntN(30)) * time.Millisecond):
-			}
-			cls := n.node.Hub().Clients()
-			if len(cls) > 0 {
-				cls[rng.IntN(len(cls))].Close(hub.ReasonSlowConsumer)
-			}
-		}
-	}()
-	var pwg sync.WaitGroup
-	for p := range publishers {
-		pwg.Add(1)
-		go func(p int) {
-			defer pwg.Done()
-			rng := rand.New(rand.NewPCG(uint64(p), 9))
-			for range perPub {
-				to := []string{names[rng.IntN(users)]}
-				if rng.IntN(3) == 0 {
-					to = append(to, names[rng.IntN(users)])
-				}
-				if status, body, _ := n.do("POST", "/v1/notifications", n.apiKey, toUsers("acme", to...)); status != http.StatusCreated {
-					t.Errorf("publish: %d %s", status, body)
-				}
-			}
-		}(p)
-	}
-	pwg.Wait()
-	close(killerStop)
-	<-killerDone
+	stopKiller := forceRandomDisconnects(n)
+	publishToRandomUsers(t, n, names, publishers, perPub, 9, 3)
+	stopKiller()
 	// Let the clients catch up (generously: CI machines are loaded), then
 	// stop them.
 	for u := range users {
-		want := int64(len(listAll(t, n, token(t, "acme", names[u], "", time.Hour))))
-		deadline := time.Now().Add(60 * time.Second)
-		for p := results[u].progress.Load(); p >= 0 && p < want; p = results[u].progress.Load() {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %d of %d notifications after 60 s", names[u], p, want)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		waitSSECatchUp(t, n, names[u], &results[u])
 	}
 	close(stop)
 	wg.Wait()
@@ -682,6 +598,99 @@ func TestSSEResumeUnderConcurrentPublishingAndForcedDisconnects(t *testing.T) {
 		t.Fatalf("only %d sessions: the server-forced disconnects did not happen", total)
 	}
 	t.Logf("%d sessions for %d users", total, users)
+}
+
+// sseResumeResult is what one resuming SSE client saw.
+type sseResumeResult struct {
+	ids      []string
+	last     string
+	err      error
+	sessions int
+	progress atomic.Int64 // ids received, or -1 after an error
+}
+
+// runResumingSSEClient streams as user name and, each time the server ends
+// the stream, reopens it with Last-Event-ID set to the last position seen,
+// until stop is closed. A duplicate position or a failed open ends it with
+// res.err set.
+func runResumingSSEClient(t *testing.T, n *testNode, name string, res *sseResumeResult, stop <-chan struct{}) {
+	tok := token(t, "acme", name, "", time.Hour)
+	seen := map[string]bool{}
+	for {
+		c, _, err := n.openStream(streamOpts{bearer: tok, since: "0.0", lastEventID: res.last})
+		if err != nil {
+			res.err = err
+			res.progress.Store(-1)
+			return
+		}
+		res.sessions++
+		for open := true; open; {
+			select {
+			case ev := <-c.events:
+				if ev.Event != "notification" {
+					continue
+				}
+				if seen[ev.ID] {
+					res.err = fmt.Errorf("duplicate position %s", ev.ID)
+					res.progress.Store(-1)
+					c.close()
+					return
+				}
+				seen[ev.ID] = true
+				var m sseNotification
+				_ = json.Unmarshal([]byte(ev.Data), &m)
+				res.ids = append(res.ids, m.ID)
+				res.last = ev.ID
+				res.progress.Add(1)
+			case <-c.done:
+				open = false
+			case <-stop:
+				c.close()
+				return
+			}
+		}
+		c.close()
+	}
+}
+
+// forceRandomDisconnects closes a random client of the node as a slow
+// consumer every 5-35 ms until the returned stop function is called; stop
+// returns once it has ended.
+func forceRandomDisconnects(n *testNode) (stop func()) {
+	killerStop, killerDone := make(chan struct{}), make(chan struct{})
+	go func() { // server-forced disconnects, while publishing goes on
+		defer close(killerDone)
+		rng := rand.New(rand.NewPCG(1, 2))
+		for {
+			select {
+			case <-killerStop:
+				return
+			case <-time.After(time.Duration(5+rng.IntN(30)) * time.Millisecond):
+			}
+			cls := n.node.Hub().Clients()
+			if len(cls) > 0 {
+				cls[rng.IntN(len(cls))].Close(hub.ReasonSlowConsumer)
+			}
+		}
+	}()
+	return func() {
+		close(killerStop)
+		<-killerDone
+	}
+}
+
+// waitSSECatchUp waits up to 60 s until the client of user name has
+// received every notification the store holds for it, or has failed.
+func waitSSECatchUp(t *testing.T, n *testNode, name string, res *sseResumeResult) {
+	t.Helper()
+	want := int64(len(listAll(t, n, token(t, "acme", name, "", time.Hour))))
+	deadline := time.Now().Add(60 * time.Second)
+	for p := res.progress.Load(); p >= 0 && p < want; p = res.progress.Load() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d of %d notifications after 60 s", name, p, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // TestSSESlowConsumerIsClosed: a client that never reads fills its buffer

@@ -76,36 +76,66 @@ func (p *pgProxy) removeToxic(t *testing.T, name string) {
 func testPGFaults(t *testing.T, p *pgSchemas) {
 	px := newPGProxy(t)
 	schema := p.get(t)
-	s := p.open(t, PostgresConfig{URL: px.url, Schema: schema, MaxConns: 4})
-	direct := p.open(t, PostgresConfig{Schema: schema, MaxConns: 2}) // bypasses the proxy
-	ctx := context.Background()
-
-	var (
-		mu        sync.Mutex
-		succeeded []string // ids of publishes that reported success
-	)
-	pub := func(deadline time.Duration, req PublishRequest) (PublishResult, time.Duration, error) {
-		c, cancel := context.WithTimeout(ctx, deadline)
-		defer cancel()
-		start := time.Now()
-		res, err := s.Publish(c, req)
-		took := time.Since(start)
-		if err == nil && !res.Replayed {
-			mu.Lock()
-			succeeded = append(succeeded, res.IDs...)
-			mu.Unlock()
-		}
-		return res, took, err
+	r := &pgFaultRig{
+		px:     px,
+		s:      p.open(t, PostgresConfig{URL: px.url, Schema: schema, MaxConns: 4}),
+		direct: p.open(t, PostgresConfig{Schema: schema, MaxConns: 2}), // bypasses the proxy
+		ctx:    context.Background(),
 	}
-	one := func(u string) PublishRequest {
-		return PublishRequest{Drafts: []notification.Draft{toUsers("f", u)}}
-	}
-	if _, _, err := pub(10*time.Second, one("a")); err != nil {
+	if _, _, err := r.pub(10*time.Second, pgFaultOne("a")); err != nil {
 		t.Fatal(err)
 	}
+	r.checkSlowAndReset(t)
+	r.checkUnreachable(t)
+	r.checkLostAnswer(t)
+	r.checkSucceededAreStored(t)
+}
 
-	const deadline = 300 * time.Millisecond
-	const slack = 400 * time.Millisecond // scheduling on a busy machine
+// pgFaultDeadline is the publish deadline under a fault; pgFaultSlack allows
+// for scheduling on a busy machine.
+const (
+	pgFaultDeadline = 300 * time.Millisecond
+	pgFaultSlack    = 400 * time.Millisecond
+)
+
+// pgFaultRig is the store under test behind the proxy, a direct connection
+// that bypasses it, and the ids of every publish that reported success.
+type pgFaultRig struct {
+	px     *pgProxy
+	s      *Postgres
+	direct *Postgres
+	ctx    context.Context
+
+	mu        sync.Mutex
+	succeeded []string // ids of publishes that reported success
+}
+
+// pub publishes through the proxy within deadline, recording the ids of a
+// successful, non-replayed publish.
+func (r *pgFaultRig) pub(deadline time.Duration, req PublishRequest) (PublishResult, time.Duration, error) {
+	c, cancel := context.WithTimeout(r.ctx, deadline)
+	defer cancel()
+	start := time.Now()
+	res, err := r.s.Publish(c, req)
+	took := time.Since(start)
+	if err == nil && !res.Replayed {
+		r.mu.Lock()
+		r.succeeded = append(r.succeeded, res.IDs...)
+		r.mu.Unlock()
+	}
+	return res, took, err
+}
+
+// pgFaultOne is a publish of one notification to user u.
+func pgFaultOne(u string) PublishRequest {
+	return PublishRequest{Drafts: []notification.Draft{toUsers("f", u)}}
+}
+
+// checkSlowAndReset publishes concurrently while the database is slow, then
+// while it resets connections: each publish succeeds or answers
+// ErrUnavailable within its deadline, and the store recovers afterwards.
+func (r *pgFaultRig) checkSlowAndReset(t *testing.T) {
+	const deadline, slack = pgFaultDeadline, pgFaultSlack
 	for _, fault := range []struct {
 		name   string
 		toxics [][3]string // name, type, stream + attributes below
@@ -115,14 +145,14 @@ func testPGFaults(t *testing.T, p *pgSchemas) {
 		{"reset", [][3]string{{"reset", "reset_peer", "upstream"}}, []string{`{"timeout":0}`}},
 	} {
 		for i, tx := range fault.toxics {
-			px.addToxic(t, tx[0], tx[1], tx[2], fault.attrs[i])
+			r.px.addToxic(t, tx[0], tx[1], tx[2], fault.attrs[i])
 		}
 		var wg sync.WaitGroup
 		for i := range 8 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, took, err := pub(deadline, one(fmt.Sprintf("u%d", i%3)))
+				_, took, err := r.pub(deadline, pgFaultOne(fmt.Sprintf("u%d", i%3)))
 				if err == nil {
 					return // committed before the fault bit: fine, it is recorded
 				}
@@ -136,24 +166,34 @@ func testPGFaults(t *testing.T, p *pgSchemas) {
 		}
 		wg.Wait()
 		for _, tx := range fault.toxics {
-			px.removeToxic(t, tx[0])
+			r.px.removeToxic(t, tx[0])
 		}
 		// The store recovers once the database answers again.
-		waitPublish(t, pub, one("a"))
+		waitPublish(t, r.pub, pgFaultOne("a"))
 	}
+}
 
-	// Unreachable: nothing accepts connections.
-	px.proxy.Stop()
-	if _, took, err := pub(deadline, one("a")); !errors.Is(err, ErrUnavailable) || took > deadline+slack {
+// checkUnreachable stops the proxy so nothing accepts connections: a publish
+// answers ErrUnavailable within its deadline, and the store recovers once the
+// proxy is back.
+func (r *pgFaultRig) checkUnreachable(t *testing.T) {
+	const deadline, slack = pgFaultDeadline, pgFaultSlack
+	r.px.proxy.Stop()
+	if _, took, err := r.pub(deadline, pgFaultOne("a")); !errors.Is(err, ErrUnavailable) || took > deadline+slack {
 		t.Fatalf("unreachable: %v after %v", err, took)
 	}
-	if err := px.proxy.Start(); err != nil {
+	if err := r.px.proxy.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitPublish(t, pub, one("a"))
+	waitPublish(t, r.pub, pgFaultOne("a"))
+}
 
-	// A lost answer: the COMMIT reaches the server, its answer is held back
-	// (downstream latency) and the connection dies before it arrives.
+// checkLostAnswer covers a lost answer: the COMMIT reaches the server, its
+// answer is held back (downstream latency) and the connection dies before it
+// arrives. The publish answers ErrUnavailable and retrying it replays the
+// stored notification without creating a new one.
+func (r *pgFaultRig) checkLostAnswer(t *testing.T) {
+	ctx, s, direct, px := r.ctx, r.s, r.direct, r.px
 	px.addToxic(t, "hold", "latency", "downstream", `{"latency":400}`)
 	req := PublishRequest{Scope: "fault", Key: "lost", RequestHash: "h", Drafts: []notification.Draft{toUsers("f", "lost")}}
 	done := make(chan error, 1)
@@ -192,11 +232,14 @@ func testPGFaults(t *testing.T, p *pgSchemas) {
 		t.Fatalf("retry after a lost answer: %+v; stored %v", retried, ids(items))
 	}
 	checkCounts(t, direct, lost)
+}
 
-	// Every publish that reported success is stored.
-	mu.Lock()
-	defer mu.Unlock()
-	rows, err := direct.pool.Query(ctx, `SELECT id FROM notifications WHERE id = ANY($1)`, succeeded)
+// checkSucceededAreStored checks that every publish that reported success is
+// stored.
+func (r *pgFaultRig) checkSucceededAreStored(t *testing.T) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rows, err := r.direct.pool.Query(r.ctx, `SELECT id FROM notifications WHERE id = ANY($1)`, r.succeeded)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,10 +247,10 @@ func testPGFaults(t *testing.T, p *pgSchemas) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(stored) != len(succeeded) {
-		t.Fatalf("%d publishes reported success, %d of them are stored", len(succeeded), len(stored))
+	if len(stored) != len(r.succeeded) {
+		t.Fatalf("%d publishes reported success, %d of them are stored", len(r.succeeded), len(stored))
 	}
-	t.Logf("%d publishes succeeded across the faults", len(succeeded))
+	t.Logf("%d publishes succeeded across the faults", len(r.succeeded))
 }
 
 // waitPublish retries a publish until it succeeds (the pool replaces the
