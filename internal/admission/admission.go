@@ -2,7 +2,6 @@ package admission
 
 import (
 	"net/http"
-	"sync"
 	"sync/atomic"
 
 	"github.com/heraldhq/herald/internal/audit"
@@ -165,14 +164,17 @@ func (c *Controller) Admit(req Request) (*Slot, Refusal) {
 		c.refuse(req, r, "", "")
 		return nil, r
 	}
-	s := &Slot{c: c, transport: req.Transport, ip: req.IP, unauth: !req.Authenticated}
+	s := &Slot{c: c, transport: req.Transport, ip: req.IP}
+	if !req.Authenticated {
+		s.state.Store(slotUnauth)
+	}
 	if c.cfg.ConnsPerIP != nil {
 		if !c.cfg.ConnsPerIP.Acquire(req.IP) {
-			c.unreserve(s.unauth)
+			c.unreserve(!req.Authenticated)
 			c.refuse(req, RefusedPerIP, "", "")
 			return nil, RefusedPerIP
 		}
-		s.ipHeld = true
+		s.state.Or(slotIPHeld)
 	}
 	st := &c.stats[req.Transport]
 	st.admitted.Add(1)
@@ -284,19 +286,25 @@ func (c *Controller) AllowPublish(keyID string) bool {
 	return ok
 }
 
-// Slot is one admitted connection's hold on the node's limits.
+// Slot is one admitted connection's hold on the node's limits. It is
+// small on purpose (one per connection): its state is a set of atomic bits.
+// The per-user slots a connection takes (AcquireUser; one per Socket.IO
+// namespace) are tracked by their owner, session.Session, which gives each
+// back once.
 type Slot struct {
-	c         *Controller // static
-	transport Transport   // static
-	ip        string      // static
-
-	mu       sync.Mutex
-	ipHeld   bool     // guarded by mu
-	unauth   bool     // guarded by mu: counted in Controller.unauth
-	opened   bool     // guarded by mu: authenticated at least once
-	users    []string // guarded by mu: per-user slots held (Socket.IO: one per namespace)
-	released bool     // guarded by mu
+	c         *Controller   // static
+	ip        string        // static
+	state     atomic.Uint32 // slot* bits
+	transport Transport     // static
 }
+
+// Slot state bits.
+const (
+	slotIPHeld   uint32 = 1 << iota // a ConnsPerIP use is held
+	slotUnauth                      // counted in Controller.unauth
+	slotOpened                      // authenticated at least once
+	slotReleased                    // Release ran
+)
 
 // IP is the connection's client address.
 func (s *Slot) IP() string { return s.ip }
@@ -304,58 +312,53 @@ func (s *Slot) IP() string { return s.ip }
 // Transport is the connection's transport.
 func (s *Slot) Transport() Transport { return s.transport }
 
+// clear clears bits and returns the bits that were set before.
+func (s *Slot) clear(bits uint32) uint32 {
+	for {
+		old := s.state.Load()
+		if s.state.CompareAndSwap(old, old&^bits) {
+			return old
+		}
+	}
+}
+
 // AcquireUser takes a per-user slot for an authenticated identity. It may
 // wait on Redis. On refusal the connection should be refused or closed
-// (limit_exceeded); the refusal is recorded.
+// (limit_exceeded); the refusal is recorded. It fails on a released slot.
 func (s *Slot) AcquireUser(tenant, user string) bool {
-	key := UserKey(tenant, user)
 	c := s.c
-	if c.cfg.ConnsPerUser != nil && !c.cfg.ConnsPerUser.Acquire(key) {
+	if s.state.Load()&slotReleased != 0 {
+		return false
+	}
+	if c.cfg.ConnsPerUser == nil {
+		return true
+	}
+	key := UserKey(tenant, user)
+	if !c.cfg.ConnsPerUser.Acquire(key) {
 		// The connection was admitted: it is counted as failed (or stays
 		// opened) when it ends, not as refused.
 		c.record(Request{Transport: s.transport, IP: s.ip}, RefusedPerUser, tenant, user)
 		return false
 	}
-	s.mu.Lock()
-	if s.released {
-		s.mu.Unlock()
-		if c.cfg.ConnsPerUser != nil {
-			c.cfg.ConnsPerUser.Release(key)
-		}
+	if s.state.Load()&slotReleased != 0 { // released while Redis answered
+		c.cfg.ConnsPerUser.Release(key)
 		return false
 	}
-	s.users = append(s.users, key)
-	s.mu.Unlock()
 	return true
 }
 
-// ReleaseUser gives back one per-user slot taken by AcquireUser (a
-// Socket.IO namespace that disconnects while its session goes on).
+// ReleaseUser gives back one per-user slot taken by AcquireUser. The
+// caller gives back each slot it took exactly once (session.Session does).
 func (s *Slot) ReleaseUser(tenant, user string) {
-	key := UserKey(tenant, user)
-	s.mu.Lock()
-	held := false
-	for i, k := range s.users {
-		if k == key {
-			s.users = append(s.users[:i], s.users[i+1:]...)
-			held = true
-			break
-		}
-	}
-	s.mu.Unlock()
-	if held && s.c.cfg.ConnsPerUser != nil {
-		s.c.cfg.ConnsPerUser.Release(key)
+	if s.c.cfg.ConnsPerUser != nil {
+		s.c.cfg.ConnsPerUser.Release(UserKey(tenant, user))
 	}
 }
 
 // Verified marks that the connection presented a valid credential: it
 // leaves the unauthenticated count (even if a per-user cap then refuses it).
 func (s *Slot) Verified() {
-	s.mu.Lock()
-	unauth := s.unauth
-	s.unauth = false
-	s.mu.Unlock()
-	if unauth {
+	if s.clear(slotUnauth)&slotUnauth != 0 {
 		s.c.unauth.Add(-1)
 	}
 }
@@ -364,50 +367,38 @@ func (s *Slot) Verified() {
 // and will not count as failed.
 func (s *Slot) Opened() {
 	s.Verified()
-	s.mu.Lock()
-	first := !s.opened
-	s.opened = true
-	s.mu.Unlock()
-	if first {
+	if s.state.Or(slotOpened)&slotOpened == 0 {
 		s.c.stats[s.transport].opened.Add(1)
 	}
 }
 
-// Release gives back everything the slot holds. It may wait on Redis:
-// never call it in a poller callback. Calls after the first do nothing.
+// Release gives back what the slot holds (the connection and IP counts). It
+// may wait on Redis: never call it in a poller callback. Calls after the
+// first do nothing.
 func (s *Slot) Release() {
 	if s == nil {
 		return
 	}
-	s.mu.Lock()
-	if s.released {
-		s.mu.Unlock()
+	old := s.state.Or(slotReleased)
+	if old&slotReleased != 0 {
 		return
 	}
-	s.released = true
-	ipHeld, unauth, opened, users := s.ipHeld, s.unauth, s.opened, s.users
-	s.ipHeld, s.unauth, s.users = false, false, nil
-	s.mu.Unlock()
+	old = s.clear(slotIPHeld | slotUnauth)
 	c := s.c
 	st := &c.stats[s.transport]
 	c.active.Add(-1)
 	st.active.Add(-1)
-	if unauth {
+	if old&slotUnauth != 0 {
 		c.unauth.Add(-1)
 	}
-	if !opened {
+	if old&slotOpened == 0 {
 		st.failed.Add(1)
 		if f := c.cfg.Observer.Failed; f != nil {
 			f(s.transport)
 		}
 	}
-	if ipHeld {
+	if old&slotIPHeld != 0 {
 		c.cfg.ConnsPerIP.Release(s.ip)
-	}
-	if c.cfg.ConnsPerUser != nil { // nil: no per-user cap, users are only tracked
-		for _, k := range users {
-			c.cfg.ConnsPerUser.Release(k)
-		}
 	}
 }
 

@@ -283,6 +283,7 @@ func TestSlotReleaseIsIdempotent(t *testing.T) {
 	if !s.AcquireUser("t", "alice") {
 		t.Fatal("AcquireUser refused")
 	}
+	s.ReleaseUser("t", "alice") // the owner (session.Session) gives it back
 	for range 3 {
 		s.Release()
 	}
@@ -343,9 +344,8 @@ func TestSlotUsers(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 
-	// ReleaseUser gives back only what is held, once.
-	s2.ReleaseUser("t", "alice") // not held by s2
-	s1.ReleaseUser("t", "alice")
+	// ReleaseUser gives back one use (its owner calls it once per
+	// AcquireUser).
 	s1.ReleaseUser("t", "alice")
 	if users.Held(alice) != 0 || users.Held(bob) != 1 {
 		t.Errorf("held: alice %d, bob %d", users.Held(alice), users.Held(bob))
@@ -353,12 +353,13 @@ func TestSlotUsers(t *testing.T) {
 	if !s2.AcquireUser("t", "alice") {
 		t.Fatal("alice refused after s1 released her")
 	}
-
-	// Release gives back the rest.
+	s1.ReleaseUser("t", "bob")
+	s2.ReleaseUser("t", "alice")
+	s2.ReleaseUser("u", "alice")
 	s1.Release()
 	s2.Release()
 	if n := users.Total(); n != 0 {
-		t.Errorf("%d per-user slots held after Release", n)
+		t.Errorf("%d per-user slots held after every release", n)
 	}
 	// A released slot takes no per-user slot (and leaks none).
 	if s1.AcquireUser("t", "carol") {
@@ -367,7 +368,6 @@ func TestSlotUsers(t *testing.T) {
 	if n := users.Total(); n != 0 {
 		t.Errorf("%d per-user slots held after AcquireUser on a released slot", n)
 	}
-	s1.ReleaseUser("t", "carol") // nothing held: no release
 }
 
 func TestSlotUsersWithoutLimiter(t *testing.T) {
@@ -526,8 +526,9 @@ func TestStatsUnderConcurrency(t *testing.T) {
 					continue
 				}
 				if i%3 != 0 {
-					if s.AcquireUser("t", fmt.Sprint("u", i%4)) {
+					if u := fmt.Sprint("u", i%4); s.AcquireUser("t", u) {
 						s.Opened()
+						s.ReleaseUser("t", u)
 					}
 				}
 				s.Release()

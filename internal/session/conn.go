@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 
 	"github.com/heraldhq/herald/internal/admission"
@@ -23,19 +22,63 @@ type Session struct {
 	slot *admission.Slot // static; released by End
 	id   uint64          // static: the hub's connection id
 
-	mu       sync.Mutex
-	ended    bool            // guarded by mu: End ran
-	held     *auth.Principal // guarded by mu: whose per-user slot is held; nil when none
-	client   *hub.Client     // set once by Attach before attached, then read-only
-	p        auth.Principal  // set with client
-	attached atomic.Bool     // client and p are set
-	invalid  atomic.Int32    // invalid messages so far
-	inflight atomic.Int32    // inbox requests running
+	// tenant and user are written by Reserve before it sets stHeld, and
+	// never change after: read them once stHeld or stAttached is seen.
+	tenant, user string
+	client       *hub.Client   // set by Attach before it sets stAttached, then read-only
+	state        atomic.Uint32 // stHeld | stAttached | stEnded
+	invalid      atomic.Int32  // invalid messages so far
+	inflight     atomic.Int32  // inbox requests running
+}
+
+// Session state bits. A session is one connection's: its flow is Reserve,
+// Attach, End, but End may race the other two (the client leaves while the
+// token is checked), so each transition is a compare-and-swap that sees
+// stEnded.
+const (
+	stHeld     uint32 = 1 << iota // the per-user slot of tenant/user is held
+	stAttached                    // client is set
+	stEnded                       // End ran
+)
+
+// set sets bit unless stEnded is set; it reports whether it did.
+func (s *Session) set(bit uint32) bool {
+	for {
+		old := s.state.Load()
+		if old&stEnded != 0 {
+			return false
+		}
+		if s.state.CompareAndSwap(old, old|bit) {
+			return true
+		}
+	}
+}
+
+// clear clears bit and reports whether it was set.
+func (s *Session) clear(bit uint32) bool {
+	for {
+		old := s.state.Load()
+		if old&bit == 0 {
+			return false
+		}
+		if s.state.CompareAndSwap(old, old&^bit) {
+			return true
+		}
+	}
 }
 
 // NewSession starts the protocol for a connection admitted with slot.
 func (c *Core) NewSession(t Transport, slot *admission.Slot) *Session {
-	return &Session{core: c, t: t, slot: slot, id: c.hub.NextConnID()}
+	s := new(Session)
+	c.InitSession(s, t, slot)
+	return s
+}
+
+// InitSession is NewSession for a Session the transport embeds in its own
+// connection value (one allocation per connection instead of two). s must
+// be zero and must not be copied after.
+func (c *Core) InitSession(s *Session, t Transport, slot *admission.Slot) {
+	s.core, s.t, s.slot, s.id = c, t, slot, c.hub.NextConnID()
 }
 
 // ID is the connection id (logs, the hub).
@@ -48,14 +91,15 @@ func (s *Session) IP() string { return s.slot.IP() }
 func (s *Session) Slot() *admission.Slot { return s.slot }
 
 // Authenticated reports whether the session is attached to the hub.
-func (s *Session) Authenticated() bool { return s.attached.Load() }
+func (s *Session) Authenticated() bool { return s.state.Load()&stAttached != 0 }
 
-// Principal is the authenticated identity (zero before Attach).
+// Principal is the authenticated identity (zero before Attach): tenant,
+// user and the current role (a refresh may change it).
 func (s *Session) Principal() auth.Principal {
 	if !s.Authenticated() {
 		return auth.Principal{}
 	}
-	return s.p
+	return auth.Principal{Tenant: s.tenant, User: s.user, Role: s.client.Recipient().Role}
 }
 
 func (s *Session) transport() admission.Transport { return s.slot.Transport() }
@@ -82,35 +126,33 @@ func (s *Session) Authenticate(token string, since *notification.Position) error
 // that a handshake with a header token can be refused before its upgrade).
 // It may wait on Redis.
 func (s *Session) Reserve(p auth.Principal) error {
-	s.mu.Lock()
-	held := s.held
-	s.mu.Unlock()
-	if held != nil {
-		if held.Tenant == p.Tenant && held.User == p.User {
-			return nil
-		}
+	st := s.state.Load()
+	switch {
+	case st&stHeld != 0 && s.tenant == p.Tenant && s.user == p.User:
+		return nil
+	case st&stHeld != 0:
 		return ErrAttached
+	case st&stEnded != 0:
+		return ErrGone
 	}
 	if !s.slot.AcquireUser(p.Tenant, p.User) {
-		if s.gone() {
+		if s.state.Load()&stEnded != 0 {
 			return ErrGone
 		}
 		return ErrUserLimit
 	}
-	s.mu.Lock()
-	s.held = &p
-	s.mu.Unlock()
+	s.tenant, s.user = p.Tenant, p.User
+	if !s.set(stHeld) { // End ran meanwhile, and found nothing to give back
+		s.slot.ReleaseUser(p.Tenant, p.User)
+		return ErrGone
+	}
 	return nil
 }
 
 // releaseHeld gives back the per-user slot, once.
 func (s *Session) releaseHeld() {
-	s.mu.Lock()
-	held := s.held
-	s.held = nil
-	s.mu.Unlock()
-	if held != nil {
-		s.slot.ReleaseUser(held.Tenant, held.User)
+	if s.clear(stHeld) {
+		s.slot.ReleaseUser(s.tenant, s.user)
 	}
 }
 
@@ -138,14 +180,8 @@ func (s *Session) Attach(p auth.Principal, since *notification.Position) error {
 		s.releaseHeld()
 		return fmt.Errorf("session: attach: %w", err)
 	}
-	s.mu.Lock()
-	ended := s.ended
-	if !ended {
-		s.p, s.client = p, cl
-		s.attached.Store(true)
-	}
-	s.mu.Unlock()
-	if ended { // the connection went away while the token was checked
+	s.client = cl
+	if !s.set(stAttached) { // the connection went away while the token was checked
 		cl.Close(hub.ReasonClientClosed)
 		s.releaseHeld()
 		return ErrGone
@@ -182,19 +218,10 @@ func (s *Session) Close(reason hub.CloseReason) {
 // Redis: never call it in a poller callback. Calls after the first only
 // repeat the close, which the hub ignores.
 func (s *Session) End(reason hub.CloseReason) {
-	s.mu.Lock()
-	s.ended = true
-	s.mu.Unlock()
-	if s.Authenticated() {
+	if s.state.Or(stEnded)&stAttached != 0 {
 		s.client.Close(reason)
 	}
 	s.releaseHeld()
-}
-
-func (s *Session) gone() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.ended
 }
 
 // Invalid answers a message that did not decode or validate (err wraps the
@@ -227,7 +254,7 @@ func (s *Session) Handle(req Request) {
 	if f := s.core.cfg.OnRequest; f != nil {
 		f(s.transport(), req.Name)
 	}
-	if ok, abusive := s.core.adm.AllowRequest(s.transport(), s.p.Tenant, s.p.User); !ok {
+	if ok, abusive := s.core.adm.AllowRequest(s.transport(), s.tenant, s.user); !ok {
 		s.reply(&Reply{Name: req.Name, Ref: req.Ref, Err: NewError(CodeRateLimited, "")})
 		if abusive {
 			s.Close(hub.ReasonRateLimited)
@@ -265,9 +292,9 @@ func (s *Session) refresh(req Request) {
 		s.client.Close(hub.ReasonUnauthorized)
 		return
 	}
-	if p.Tenant != s.p.Tenant || p.User != s.p.User {
-		s.core.audit.Warn(audit.Forbidden, "refresh with another identity", "conn", s.id, "tenant", s.p.Tenant,
-			"user", s.p.User, "transport", s.transport().String())
+	if p.Tenant != s.tenant || p.User != s.user {
+		s.core.audit.Warn(audit.Forbidden, "refresh with another identity", "conn", s.id, "tenant", s.tenant,
+			"user", s.user, "transport", s.transport().String())
 		s.client.Close(hub.ReasonUnauthorized)
 		return
 	}

@@ -30,9 +30,11 @@ import (
 // the end of the socket in arrival order (inbound.go). An idle socket has no
 // goroutine. mu is never held across a call that may block.
 type conn struct {
-	srv  *Server          // static
-	ws   *websocket.Conn  // static: set by ServeHTTP before the socket is bound
-	sess *session.Session // static: set by ServeHTTP before the upgrade
+	srv *Server         // static
+	ws  *websocket.Conn // static: set by ServeHTTP before the socket is bound
+	// sess is the protocol session, set up by ServeHTTP before the upgrade
+	// and kept in the same allocation (session.Core.InitSession).
+	sess session.Session
 
 	querySince *notification.Position // static: ?since= of the upgrade request
 

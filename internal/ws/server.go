@@ -186,7 +186,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := &conn{srv: s, querySince: since}
-	st.sess = s.core.NewSession(st, slot)
+	s.core.InitSession(&st.sess, st, slot)
 	if hp != nil {
 		if err := st.sess.Reserve(*hp); err != nil {
 			slot.Release()
