@@ -296,7 +296,11 @@ func (a *API) doPublish(w http.ResponseWriter, r *http.Request, batch bool) {
 		session.WriteJSON(w, http.StatusCreated, map[string]any{"ids": res.IDs})
 		return
 	}
-	session.WriteJSON(w, http.StatusCreated, map[string]any{"id": res.IDs[0]})
+	// {"id":"…"}: an id is a ULID (26 characters of Crockford base32).
+	b := make([]byte, 0, 48)
+	b = append(b, `{"id":"`...)
+	b = append(b, res.IDs[0]...)
+	session.WriteJSONBytes(w, http.StatusCreated, append(b, "\"}\n"...))
 }
 
 // statusRecorder remembers the status code written.

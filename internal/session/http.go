@@ -86,10 +86,31 @@ func (h HTTPErrors) Unauthorized(w http.ResponseWriter, r *http.Request) {
 
 // WriteJSON writes v as a JSON response that browsers neither sniff nor cache.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
+	SetJSONHeaders(w.Header())
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// WriteJSONBytes writes body, already JSON, like WriteJSON.
+func WriteJSONBytes(w http.ResponseWriter, status int, body []byte) {
+	SetJSONHeaders(w.Header())
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// Header values shared by every response: net/http only reads them, and a
+// handler that appends to one gets a copy (each has capacity 1). Setting
+// them costs no allocation on the publish path.
+var (
+	hvJSON    = []string{"application/json"}
+	hvNosniff = []string{"nosniff"}
+	hvNoStore = []string{"no-store"}
+)
+
+// SetJSONHeaders sets the headers of a JSON response that browsers neither
+// sniff nor cache.
+func SetJSONHeaders(h http.Header) {
+	h["Content-Type"] = hvJSON
+	h["X-Content-Type-Options"] = hvNosniff
+	h["Cache-Control"] = hvNoStore
 }

@@ -1,0 +1,126 @@
+package node
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heraldhq/herald/internal/limit"
+)
+
+// BenchmarkPublishDeliver is the publish path end to end, in process: one
+// notification per iteration through the node's HTTP handler (no network
+// for the publish) to a user with one live WebSocket, until the client has
+// read the frame. -benchmem reports what one publish costs the server: the
+// harness itself allocates two objects per iteration (the request body
+// reader and its closer), which it reuses otherwise.
+func BenchmarkPublishDeliver(b *testing.B) {
+	n := startNode(b, func(c *Config) {
+		c.Limits.PublishRate = limit.Rate{Per: -1}
+		c.Logger = slog.New(slog.DiscardHandler)
+	})
+	rc := dialRawWS(b, strings.TrimPrefix(n.base, "http://"), token(b, "acme", "bench", "", time.Hour))
+	rc.until(b, `{"type":"ready"`)
+	body := []byte(`{"tenant":"acme","to":{"users":["bench"]},"type":"bench.test","title":"Build 7 passed","body":"All 1,204 tests passed."}`)
+	req, err := http.NewRequest(http.MethodPost, n.base+"/v1/notifications", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+n.apiKey)
+	req.Header.Set("Content-Type", "application/json")
+	req.RemoteAddr = "127.0.0.1:40000"
+	w := &benchWriter{h: http.Header{}}
+	h := n.node.Handler()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		w.reset()
+		h.ServeHTTP(w, req)
+		if w.status != http.StatusCreated {
+			b.Fatalf("publish: %d", w.status)
+		}
+		rc.until(b, `{"type":"notification"`)
+	}
+}
+
+// benchWriter is a reusable http.ResponseWriter that keeps the status only.
+type benchWriter struct {
+	h      http.Header
+	status int
+}
+
+func (w *benchWriter) Header() http.Header         { return w.h }
+func (w *benchWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *benchWriter) WriteHeader(s int)           { w.status = s }
+
+func (w *benchWriter) reset() {
+	clear(w.h)
+	w.status = 0
+}
+
+// rawWS reads server frames off a WebSocket with one reused buffer, so the
+// benchmark measures the server's allocations, not a client library's.
+type rawWS struct {
+	c   net.Conn
+	br  *bufio.Reader
+	buf []byte
+}
+
+func dialRawWS(tb testing.TB, addr, tok string) *rawWS {
+	tb.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = c.Close() })
+	req := "GET /v1/ws HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer " + tok + "\r\n\r\n"
+	if _, err := io.WriteString(c, req); err != nil {
+		tb.Fatal(err)
+	}
+	br := bufio.NewReaderSize(c, 64<<10)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		tb.Fatalf("upgrade: %v %v", err, resp)
+	}
+	return &rawWS{c: c, br: br, buf: make([]byte, 64<<10)}
+}
+
+// until reads frames until one whose payload starts with prefix.
+func (r *rawWS) until(tb testing.TB, prefix string) {
+	_ = r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		var h [2]byte
+		if _, err := io.ReadFull(r.br, h[:]); err != nil {
+			tb.Fatalf("read: %v", err)
+		}
+		n := int(h[1] & 0x7f)
+		switch n {
+		case 126:
+			var x [2]byte
+			_, _ = io.ReadFull(r.br, x[:])
+			n = int(binary.BigEndian.Uint16(x[:]))
+		case 127:
+			var x [8]byte
+			_, _ = io.ReadFull(r.br, x[:])
+			n = int(binary.BigEndian.Uint64(x[:]))
+		}
+		if n > len(r.buf) {
+			tb.Fatalf("frame of %d bytes", n)
+		}
+		if _, err := io.ReadFull(r.br, r.buf[:n]); err != nil {
+			tb.Fatalf("read: %v", err)
+		}
+		if bytes.HasPrefix(r.buf[:n], []byte(prefix)) {
+			return
+		}
+	}
+}
