@@ -116,10 +116,14 @@ type SQLite struct {
 	log   *slog.Logger
 	clock Clock
 	ids   *idSource // used by the writer goroutine only (has its own lock)
-	wdb   *sql.DB   // the write connection; used by the writer goroutine only
-	// wstmts are the writer's prepared statements (see wtx); used by the
-	// writer goroutine only, closed by Close after it has returned.
-	wstmts map[string]*sql.Stmt
+	wdb   *sql.DB   // the write pool of one connection, held as wconn
+	// wconn is wdb's connection, held for the life of the store: the
+	// writer runs its transactions on it with BEGIN/COMMIT and statements
+	// prepared on it once (see wtx). Used by the writer goroutine only.
+	wconn *sql.Conn
+	// w is the writer's transaction view, reused across batches; its
+	// statements are closed by Close after the writer has returned.
+	w      wtx
 	rdb    *sql.DB   // the read pool; safe for concurrent use
 	reads  readStmts // the read pool's prepared statements
 	reader           // the read methods of Store, on reads
@@ -221,14 +225,19 @@ func OpenSQLite(ctx context.Context, cfg SQLiteConfig) (_ *SQLite, err error) {
 		return nil, err
 	}
 
+	wconn, err := wdb.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("store: open: write connection: %w", classify(err))
+	}
 	s := &SQLite{
 		cfg:       cfg,
 		log:       cfg.Logger,
 		clock:     cfg.Clock,
 		ids:       ids,
 		wdb:       wdb,
+		wconn:     wconn,
+		w:         wtx{conn: wconn, stmts: make(map[string]*sql.Stmt)},
 		rdb:       rdb,
-		wstmts:    make(map[string]*sql.Stmt),
 		reads:     readStmts{db: rdb},
 		cdb:       cdb,
 		committed: make(chan struct{}, 1),
@@ -286,10 +295,10 @@ func (s *SQLite) Close() error {
 		})
 
 		s.reads.close()
-		for _, st := range s.wstmts {
+		for _, st := range s.w.stmts {
 			_ = st.Close()
 		}
-		if err := errors.Join(s.rdb.Close(), s.cdb.Close(), s.wdb.Close()); err != nil {
+		if err := errors.Join(s.rdb.Close(), s.cdb.Close(), s.wconn.Close(), s.wdb.Close()); err != nil {
 			s.closeErr = fmt.Errorf("store: close: %w", err)
 		}
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 
 	"github.com/heraldhq/herald/internal/notification"
 )
@@ -159,6 +160,7 @@ func (s *SQLite) wakeCheckpointer() {
 // large requests are solo (see writeReq.weight) and never pay for it.
 func (s *SQLite) commitBatch(reqs []*writeReq) {
 	ctx := context.Background()
+	w := &s.w
 	failAll := func(err error) {
 		err = classify(err)
 		s.log.Error("store: write transaction failed", "requests", len(reqs), "err", err)
@@ -166,50 +168,46 @@ func (s *SQLite) commitBatch(reqs []*writeReq) {
 			r.err = err
 		}
 	}
-
-	tx, err := s.wdb.BeginTx(ctx, nil)
-	if err != nil {
+	if err := w.exec(ctx, `BEGIN IMMEDIATE`); err != nil {
 		failAll(fmt.Errorf("begin: %w", err))
 		return
 	}
-	w := &wtx{tx: tx, prepared: s.wstmts, stmts: make(map[string]*sql.Stmt)}
-	defer s.prepareFresh(w)
 	if len(reqs) == 1 {
 		r := reqs[0]
 		if r.err = r.run(ctx, w); r.err != nil {
-			if rbErr := tx.Rollback(); rbErr != nil {
-				s.log.Error("store: rollback failed", "err", rbErr)
-			}
+			s.rollback(ctx)
 			return
 		}
-		if err := tx.Commit(); err != nil {
+		if err := w.exec(ctx, `COMMIT`); err != nil {
+			s.rollback(ctx)
 			r.err = classify(fmt.Errorf("commit: %w", err))
 			s.log.Error("store: commit failed", "requests", 1, "err", r.err)
 		}
 		return
 	}
 	for _, r := range reqs {
-		if _, err := w.ExecContext(ctx, `SAVEPOINT req`); err != nil {
-			_ = tx.Rollback()
+		if err := w.exec(ctx, `SAVEPOINT req`); err != nil {
+			s.rollback(ctx)
 			failAll(fmt.Errorf("savepoint: %w", err))
 			return
 		}
 		runErr := r.run(ctx, w)
 		if runErr != nil {
-			if _, err := w.ExecContext(ctx, `ROLLBACK TO req`); err != nil {
-				_ = tx.Rollback()
+			if err := w.exec(ctx, `ROLLBACK TO req`); err != nil {
+				s.rollback(ctx)
 				failAll(fmt.Errorf("rollback to savepoint after %v: %w", runErr, err))
 				return
 			}
 		}
-		if _, err := w.ExecContext(ctx, `RELEASE req`); err != nil {
-			_ = tx.Rollback()
+		if err := w.exec(ctx, `RELEASE req`); err != nil {
+			s.rollback(ctx)
 			failAll(fmt.Errorf("release savepoint: %w", err))
 			return
 		}
 		r.err = runErr
 	}
-	if err := tx.Commit(); err != nil {
+	if err := w.exec(ctx, `COMMIT`); err != nil {
+		s.rollback(ctx)
 		err = classify(fmt.Errorf("commit: %w", err))
 		s.log.Error("store: commit failed", "requests", len(reqs), "err", err)
 		for _, r := range reqs {
@@ -220,56 +218,41 @@ func (s *SQLite) commitBatch(reqs []*writeReq) {
 	}
 }
 
-// wtx is the batch transaction as requests see it: a *sql.Tx with a cache
-// of the statements bound to it, so a batch of thousands of inserts
-// compiles each statement once.
-//
-// Statements are also prepared once for the life of the store, on the
-// writer's only connection, and bound to each transaction without being
-// compiled again (sql.Tx.StmtContext reuses a statement prepared on the
-// transaction's connection): at low rates a batch holds one or two
-// requests, and compiling per batch was 9% of the writer's CPU. A query met
-// for the first time is prepared on the transaction, and on the connection
-// once the transaction is over (the pool's one connection is busy until
-// then). Used by the writer goroutine only.
+// rollback ends the writer's open transaction, if any (a failed COMMIT
+// can leave it open).
+func (s *SQLite) rollback(ctx context.Context) {
+	if err := s.w.exec(ctx, `ROLLBACK`); err != nil && !strings.Contains(err.Error(), "no transaction is active") {
+		s.log.Error("store: rollback failed", "err", err)
+	}
+}
+
+// wtx is the writer's transaction as requests see it: the writer's one
+// connection, on which commitBatch runs BEGIN IMMEDIATE … COMMIT, and the
+// statements prepared on that connection once for the life of the store.
+// There is no *sql.Tx: binding each prepared statement to a new Tx
+// (Tx.StmtContext) and the Tx's own bookkeeping were ~20 allocations per
+// publish (BenchmarkPublishDeliver). Used by the writer goroutine only.
 type wtx struct {
-	tx       *sql.Tx
-	prepared map[string]*sql.Stmt // SQLite.wstmts
-	stmts    map[string]*sql.Stmt // bound to tx
-	fresh    []string             // queries to prepare after tx
+	conn  *sql.Conn
+	stmts map[string]*sql.Stmt // prepared on conn
 }
 
 func (t *wtx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	if st, ok := t.stmts[query]; ok {
 		return st, nil
 	}
-	var st *sql.Stmt
-	if base, ok := t.prepared[query]; ok {
-		st = t.tx.StmtContext(ctx, base)
-	} else {
-		var err error
-		if st, err = t.tx.PrepareContext(ctx, query); err != nil {
-			return nil, err
-		}
-		t.fresh = append(t.fresh, query)
+	st, err := t.conn.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
 	}
 	t.stmts[query] = st
 	return st, nil
 }
 
-// prepareFresh prepares, on the write connection, the queries w met for the
-// first time. Call it once w's transaction is over.
-func (s *SQLite) prepareFresh(w *wtx) {
-	for _, q := range w.fresh {
-		if _, ok := s.wstmts[q]; ok {
-			continue
-		}
-		st, err := s.wdb.PrepareContext(context.Background(), q)
-		if err != nil {
-			continue // it stays prepared per transaction
-		}
-		s.wstmts[q] = st
-	}
+// exec runs a statement without arguments that returns no rows.
+func (t *wtx) exec(ctx context.Context, query string) error {
+	_, err := t.ExecContext(ctx, query)
+	return err
 }
 
 // ExecContext runs a statement that returns no rows.
@@ -288,7 +271,7 @@ func (t *wtx) QueryContext(ctx context.Context, query string, args ...any) (*sql
 
 // QueryRowContext runs a query that returns at most one row.
 func (t *wtx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	return queryRowStmt(ctx, t, t.tx.QueryRowContext, query, args)
+	return queryRowStmt(ctx, t, t.conn.QueryRowContext, query, args)
 }
 
 // stmtSource hands out a prepared statement for a query: the read pool's
