@@ -1,5 +1,5 @@
 # The one test command (README and .ci/run use exactly this).
-.PHONY: test build vet fuzz
+.PHONY: test build vet fuzz bench
 test:
 	go test -race -count=1 ./...
 
@@ -18,3 +18,9 @@ fuzz:
 	go test -run '^$$' -fuzz FuzzParsePosition -fuzztime 500000x ./internal/notification/
 	go test -run '^$$' -fuzz FuzzDecodePacket -fuzztime 50000x ./internal/socketio/
 	go test -run '^$$' -fuzz FuzzNotificationEvent -fuzztime 20000x ./internal/sse/
+
+# The standard herald-bench scenarios, each against a fresh node, as one
+# Markdown table (docs/benchmarks.md). BENCH_SHORT=1 for a quick check;
+# BENCH_SCENARIOS, BENCH_OUT, HERALD_DATABASE_URL, HERALD_REDIS_URL, GOGC.
+bench:
+	bash scripts/bench.sh
