@@ -426,3 +426,19 @@ func TestSQLiteMigrationInboxIndexes(t *testing.T) {
 	checkCounts(t, s2, a)
 	checkCounts(t, s2, rcp("t", "b", ""))
 }
+
+// TestSQLiteWriterRecoversAnOpenTransaction: a transaction left open on the
+// writer's connection (a ROLLBACK that failed) is rolled back by the next
+// batch, which then commits, instead of failing every batch after it.
+func TestSQLiteWriterRecoversAnOpenTransaction(t *testing.T) {
+	s := openTestSQLite(t, SQLiteConfig{})
+	ctx := context.Background()
+	if _, err := s.wconn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		t.Fatal(err)
+	}
+	res := publish(t, s, toUsers("t", "a"))
+	page, err := s.List(ctx, rcp("t", "a", ""), ListQuery{})
+	if err != nil || len(page.Items) != 1 || page.Items[0].ID != res.IDs[0] {
+		t.Fatalf("after recovery: %+v, %v", page, err)
+	}
+}

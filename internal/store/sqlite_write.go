@@ -168,7 +168,7 @@ func (s *SQLite) commitBatch(reqs []*writeReq) {
 			r.err = err
 		}
 	}
-	if err := w.exec(ctx, `BEGIN IMMEDIATE`); err != nil {
+	if err := s.begin(ctx); err != nil {
 		failAll(fmt.Errorf("begin: %w", err))
 		return
 	}
@@ -216,6 +216,18 @@ func (s *SQLite) commitBatch(reqs []*writeReq) {
 			}
 		}
 	}
+}
+
+// begin opens the writer's transaction. Should one still be open (a
+// ROLLBACK that failed), it is rolled back first, so that one failure
+// cannot fail every later batch.
+func (s *SQLite) begin(ctx context.Context) error {
+	err := s.w.exec(ctx, `BEGIN IMMEDIATE`)
+	if err != nil && strings.Contains(err.Error(), "within a transaction") {
+		s.rollback(ctx)
+		err = s.w.exec(ctx, `BEGIN IMMEDIATE`)
+	}
+	return err
 }
 
 // rollback ends the writer's open transaction, if any (a failed COMMIT
