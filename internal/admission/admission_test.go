@@ -2,6 +2,7 @@ package admission
 
 import (
 	"fmt"
+	"github.com/heraldhq/herald/internal/audit/audittest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -204,7 +205,7 @@ func TestAdmitDoesNotTakeAHandshakeTokenWhenRefusedEarlier(t *testing.T) {
 }
 
 func TestAdmitRefusalsAreObservedAndAudited(t *testing.T) {
-	var counter sessiontest.Counter
+	var counter audittest.Counter
 	var mu sync.Mutex
 	attempts := map[Transport]int{}
 	refused := map[Refusal]int{}
@@ -260,7 +261,7 @@ func TestAdmitRefusalsAreObservedAndAudited(t *testing.T) {
 		t.Errorf("observed failures %v, want %v", failed, want)
 	}
 	// Draining is not a security event: three refusals are audited.
-	want := []sessiontest.Event{
+	want := []audittest.Event{
 		{Event: audit.RateLimited, Transport: "ws"},
 		{Event: audit.LimitExceeded, Transport: "sse"},
 		{Event: audit.LimitExceeded, Transport: "socketio"},
@@ -312,7 +313,7 @@ func TestSlotReleaseIsIdempotent(t *testing.T) {
 }
 
 func TestSlotUsers(t *testing.T) {
-	var counter sessiontest.Counter
+	var counter audittest.Counter
 	users := sessiontest.NewConns(t, 1)
 	c := New(Config{ConnsPerUser: users, Audit: counter.Recorder()})
 	admit := func() *Slot {
@@ -333,7 +334,7 @@ func TestSlotUsers(t *testing.T) {
 	if s2.AcquireUser("t", "alice") {
 		t.Fatal("second connection of alice admitted over the per-user cap of 1")
 	}
-	if got := counter.All(); len(got) != 1 || got[0] != (sessiontest.Event{Event: audit.LimitExceeded, Transport: "socketio"}) {
+	if got := counter.All(); len(got) != 1 || got[0] != (audittest.Event{Event: audit.LimitExceeded, Transport: "socketio"}) {
 		t.Errorf("audited %v, want one limit_exceeded", got)
 	}
 	if !s2.AcquireUser("u", "alice") {
@@ -649,7 +650,7 @@ func TestAllowRequest(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var counter sessiontest.Counter
+			var counter audittest.Counter
 			rate := sessiontest.NewRate(2)
 			c := New(Config{Requests: rate, AbuseStrikes: tt.abuseStrikes, Audit: counter.Recorder()})
 			if c.AbuseStrikes() != tt.wantAbuse {
@@ -674,7 +675,7 @@ func TestAllowRequest(t *testing.T) {
 				t.Errorf("limiter key %q, want UserKey", got)
 			}
 			// Refusals are recorded on the first and every tenth strike.
-			want := []sessiontest.Event{{Event: audit.RateLimited, Transport: "sse"}, {Event: audit.RateLimited, Transport: "sse"}, {Event: audit.RateLimited, Transport: "sse"}}
+			want := []audittest.Event{{Event: audit.RateLimited, Transport: "sse"}, {Event: audit.RateLimited, Transport: "sse"}, {Event: audit.RateLimited, Transport: "sse"}}
 			if got := counter.All(); fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("audited %v, want %v", got, want)
 			}
@@ -686,7 +687,7 @@ func TestAllowPublish(t *testing.T) {
 	if !New(Config{}).AllowPublish("k1") {
 		t.Fatal("refused without a limiter")
 	}
-	var counter sessiontest.Counter
+	var counter audittest.Counter
 	rate := sessiontest.NewRate(1)
 	c := New(Config{Publishes: rate, Audit: counter.Recorder()})
 	if !c.AllowPublish("k1") {
@@ -703,7 +704,7 @@ func TestAllowPublish(t *testing.T) {
 	if got := rate.Asked(); got[0] != "k1" || got[len(got)-1] != "k2" {
 		t.Errorf("limiter keys %v", got)
 	}
-	want := []sessiontest.Event{{Event: audit.RateLimited, Transport: "publish"}, {Event: audit.RateLimited, Transport: "publish"}}
+	want := []audittest.Event{{Event: audit.RateLimited, Transport: "publish"}, {Event: audit.RateLimited, Transport: "publish"}}
 	if got := counter.All(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("audited %v, want %v", got, want)
 	}

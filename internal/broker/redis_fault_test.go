@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"github.com/heraldhq/herald/internal/audit/audittest"
 	"log/slog"
 	"strings"
 	"sync"
@@ -24,7 +25,7 @@ func TestRedisOutageHealthAndResubscribe(t *testing.T) {
 	var s sink
 	var resubs atomic.Int32
 	var logs testkit.SyncBuffer
-	var counted auditCounter
+	var counted audittest.Counter
 	r := newTestRedis(t, RedisConfig{URL: srv.URL(), Prefix: testkit.UniqueName("htest-"), Handler: s.handle,
 		ProbeInterval: time.Second, ProbeTimeout: 3 * time.Second, // production defaults
 		OnResubscribe: func() { resubs.Add(1) },
@@ -34,7 +35,7 @@ func TestRedisOutageHealthAndResubscribe(t *testing.T) {
 	if resubs.Load() != 1 {
 		t.Fatalf("OnResubscribe fired %d times at start, want 1", resubs.Load())
 	}
-	if d, u := counted.get(audit.BrokerDown), counted.get(audit.BrokerUp); d != 0 || u != 0 {
+	if d, u := len(counted.Of(audit.BrokerDown)), len(counted.Of(audit.BrokerUp)); d != 0 || u != 0 {
 		t.Fatalf("at start: counted %d broker_down, %d broker_up; want none (the first subscription is not a recovery)", d, u)
 	}
 	ev := &notification.Event{Kind: notification.EventRead, Tenant: "t", User: "u"}
@@ -43,7 +44,7 @@ func TestRedisOutageHealthAndResubscribe(t *testing.T) {
 	killed := time.Now()
 	testkit.Eventually(t, 5*time.Second, func() bool { return r.Healthy(ctx) != nil }, "Healthy to fail")
 	t.Logf("unhealthy %s after SIGKILL: %v", time.Since(killed).Round(time.Millisecond), r.Healthy(ctx))
-	testkit.Eventually(t, 5*time.Second, func() bool { return counted.get(audit.BrokerDown) == 1 }, "broker_down counted")
+	testkit.Eventually(t, 5*time.Second, func() bool { return len(counted.Of(audit.BrokerDown)) == 1 }, "broker_down counted")
 
 	// Publishing during the outage never blocks: Publish returns at once
 	// (queued, then ErrUnavailable once a failure is known); PublishSync
@@ -88,8 +89,8 @@ func TestRedisOutageHealthAndResubscribe(t *testing.T) {
 		t.Fatalf("stats after recovery: %+v", st)
 	}
 	// setUp records broker_up just after it marks the subscription up.
-	testkit.Eventually(t, time.Second, func() bool { return counted.get(audit.BrokerUp) >= 1 }, "broker_up counted")
-	if d, u := counted.get(audit.BrokerDown), counted.get(audit.BrokerUp); d != 1 || u != 1 {
+	testkit.Eventually(t, time.Second, func() bool { return len(counted.Of(audit.BrokerUp)) >= 1 }, "broker_up counted")
+	if d, u := len(counted.Of(audit.BrokerDown)), len(counted.Of(audit.BrokerUp)); d != 1 || u != 1 {
 		t.Fatalf("counted %d broker_down and %d broker_up over one outage, want 1 each", d, u)
 	}
 	for _, want := range []string{"event=broker_down", "event=broker_up", "component=broker"} {
@@ -296,7 +297,7 @@ func TestRedisKickAfterLostPublish(t *testing.T) {
 	clB := &fakeClient{store: st}
 	var kicksB atomic.Int32
 	var logsA testkit.SyncBuffer
-	var countedB auditCounter
+	var countedB audittest.Counter
 	a := newTestRedis(t, RedisConfig{URL: px.url(), Prefix: prefix, NodeID: "a", Handler: func(*notification.Event) {},
 		Logger: slog.New(slog.NewTextHandler(&logsA, nil))})
 	b := newTestRedis(t, RedisConfig{URL: srv.URL(), Prefix: prefix, NodeID: "b", Handler: clB.handle,
@@ -326,10 +327,10 @@ func TestRedisKickAfterLostPublish(t *testing.T) {
 	if st := b.Stats(); st.Resubscribes != 0 || st.Kicks == 0 {
 		t.Fatalf("B stats %+v: want no resubscription of its own and a kick", st)
 	}
-	if n := countedB.get(audit.BrokerKick); n == 0 {
+	if n := len(countedB.Of(audit.BrokerKick)); n == 0 {
 		t.Fatal("B counted no broker_kick")
 	}
-	if n := countedB.get(audit.BrokerDown); n != 0 {
+	if n := len(countedB.Of(audit.BrokerDown)); n != 0 {
 		t.Fatalf("B counted %d broker_down, but its link never broke", n)
 	}
 	// A logs the kick after Redis accepted it, so possibly after B acted on it.

@@ -9,7 +9,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/heraldhq/herald/internal/audit"
 	"github.com/heraldhq/herald/internal/notification"
 	"github.com/heraldhq/herald/internal/testkit"
 )
@@ -22,28 +21,6 @@ func TestMain(m *testing.M) {
 type quietLogger struct{}
 
 func (quietLogger) Printf(context.Context, string, ...any) {}
-
-// auditCounter is an audit.Counter that remembers how often each event was
-// counted.
-type auditCounter struct {
-	mu sync.Mutex
-	n  map[audit.Event]int // guarded by mu
-}
-
-func (c *auditCounter) Count(ev audit.Event, _, _ string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.n == nil {
-		c.n = make(map[audit.Event]int)
-	}
-	c.n[ev]++
-}
-
-func (c *auditCounter) get(ev audit.Event) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.n[ev]
-}
 
 // sink collects what a broker hands to its handler.
 type sink struct {
@@ -61,12 +38,6 @@ func (s *sink) len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.events)
-}
-
-func (s *sink) snapshot() []*notification.Event {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]*notification.Event(nil), s.events...)
 }
 
 // newTestRedis starts a broker with short probes and test defaults.

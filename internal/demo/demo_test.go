@@ -2,13 +2,13 @@ package demo
 
 import (
 	"encoding/json"
+	"github.com/heraldhq/herald/internal/audit/audittest"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
 	"github.com/heraldhq/herald/internal/audit"
 	"github.com/heraldhq/herald/internal/auth"
-	"github.com/heraldhq/herald/internal/session/sessiontest"
 )
 
 func serve(cfg Config, r *http.Request) *httptest.ResponseRecorder {
@@ -73,7 +73,7 @@ func TestTokenClaims(t *testing.T) {
 // Every issued dev token is an audit event counted through the Recorder; a
 // refused request is not.
 func TestTokenIssuedIsAudited(t *testing.T) {
-	var counted sessiontest.Counter
+	var counted audittest.Counter
 	cfg := Config{Auth: auth.Config{HMACSecret: []byte("0123456789abcdef0123456789abcdef")}, Audit: counted.Recorder()}
 	r := httptest.NewRequest("GET", "/v1/dev/token?user=alice", nil)
 	r.RemoteAddr, r.Host = "192.0.2.7:5000", "127.0.0.1:8080"

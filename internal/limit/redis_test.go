@@ -2,8 +2,8 @@ package limit
 
 import (
 	"bytes"
+	"github.com/heraldhq/herald/internal/audit/audittest"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,28 +13,6 @@ import (
 	"github.com/heraldhq/herald/internal/audit"
 	"github.com/heraldhq/herald/internal/testkit"
 )
-
-// auditCounter is an audit.Counter that remembers how often each event was
-// counted.
-type auditCounter struct {
-	mu sync.Mutex
-	n  map[audit.Event]int
-}
-
-func (c *auditCounter) Count(ev audit.Event, _, _ string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.n == nil {
-		c.n = make(map[audit.Event]int)
-	}
-	c.n[ev]++
-}
-
-func (c *auditCounter) get(ev audit.Event) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.n[ev]
-}
 
 // Two nodes share one bucket per key: the burst is spent once, cluster-wide.
 func TestRedisKeyedClusterWide(t *testing.T) {
@@ -109,7 +87,7 @@ func TestRedisKeyedFallback(t *testing.T) {
 	client := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1})
 	defer client.Close()
 	var logs testkit.SyncBuffer
-	var counted auditCounter
+	var counted audittest.Counter
 	k := NewRedisKeyed(RedisKeyedConfig{Client: client, Prefix: testkit.UniqueName("htest-"), Rate: Rate{Per: 1, Burst: 3},
 		Cooldown: 200 * time.Millisecond, Audit: audit.New(slog.New(slog.NewTextHandler(&logs, nil)), &counted)})
 	if ok, _ := k.Allow("u"); !ok {
@@ -132,7 +110,7 @@ func TestRedisKeyedFallback(t *testing.T) {
 	if n := bytes.Count([]byte(logs.String()), []byte("event=limit_degraded")); n != 1 {
 		t.Fatalf("%d degraded warnings, want 1:\n%s", n, logs.String())
 	}
-	if n := counted.get(audit.LimitDegraded); n != 1 {
+	if n := len(counted.Of(audit.LimitDegraded)); n != 1 {
 		t.Fatalf("limit_degraded counted %d times, want 1", n)
 	}
 	srv.Start()
@@ -141,7 +119,7 @@ func TestRedisKeyedFallback(t *testing.T) {
 	if !bytes.Contains([]byte(logs.String()), []byte("event=limit_restored")) {
 		t.Fatal("no restore notice")
 	}
-	if d, r := counted.get(audit.LimitDegraded), counted.get(audit.LimitRestored); d != 1 || r != 1 {
+	if d, r := len(counted.Of(audit.LimitDegraded)), len(counted.Of(audit.LimitRestored)); d != 1 || r != 1 {
 		t.Fatalf("counted %d limit_degraded and %d limit_restored, want 1 each", d, r)
 	}
 }

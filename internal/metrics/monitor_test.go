@@ -2,12 +2,12 @@ package metrics
 
 import (
 	"bytes"
+	"github.com/heraldhq/herald/internal/audit/audittest"
 	"log/slog"
 	"strings"
 	"testing"
 
 	"github.com/heraldhq/herald/internal/audit"
-	"github.com/heraldhq/herald/internal/session/sessiontest"
 )
 
 // The monitoring line and the high-usage warning are audit events: logged
@@ -23,7 +23,7 @@ func TestMonitorRecordsAuditEvents(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs bytes.Buffer
-			var counted sessiontest.Counter
+			var counted audittest.Counter
 			m := NewMonitor(MonitorConfig{MaxConnections: 10, WarnRatio: 0.8,
 				Active: func() int64 { return tc.active },
 				Audit:  audit.New(slog.New(slog.NewTextHandler(&logs, nil)), &counted)})

@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/heraldhq/herald/internal/admission"
 	"github.com/heraldhq/herald/internal/limit"
 	"github.com/heraldhq/herald/internal/metrics"
 	"github.com/heraldhq/herald/internal/testkit"
@@ -557,4 +558,55 @@ func prometheusQuery(client *http.Client, promAddr, q string) (float64, bool) {
 	s, _ := r.Data.Result[0].Value[1].(string)
 	f, err := strconv.ParseFloat(s, 64)
 	return f, err == nil
+}
+
+// TestAdmissionCountsPerTransport: every transport's connection requests
+// are counted by admission the same way (attempts = refused + admitted;
+// failed = refused + admitted but never authenticated), in
+// GET /v1/admin/stats and in the refusal and failure metrics.
+func TestAdmissionCountsPerTransport(t *testing.T) {
+	n := startNode(t, func(c *Config) { c.Limits.MaxConnsPerUser = 1 })
+	tok := token(t, metricsTenant, metricsUser, "", time.Hour)
+	n.mustDial(dialOpts{header: tok}).next("ready") // ws: opened
+	if _, resp, err := n.dial(dialOpts{header: tok}); err == nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("second connection of the user: %v", err) // ws: admitted, then refused per user: failed
+	}
+	if _, resp, err := n.dial(dialOpts{header: tok, origin: "https://evil.example.net"}); err == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("bad origin: %v", err) // ws: refused before admission
+	}
+	if status, _, _ := n.do("GET", "/v1/me/stream", "not-a-token", nil); status != http.StatusUnauthorized {
+		t.Fatalf("stream with a bad token: %d", status) // sse: refused before admission
+	}
+	if status, body, _ := n.do("GET", "/socket.io/?EIO=4&transport=polling", "", nil); status != http.StatusOK {
+		t.Fatalf("socket.io handshake: %d %s", status, body) // socketio: admitted, pending
+	}
+	want := map[string]admission.TransportStats{
+		"ws":       {Attempts: 3, Refused: 1, Opened: 1, Failed: 2, Active: 1},
+		"sse":      {Attempts: 1, Refused: 1, Failed: 1},
+		"socketio": {Attempts: 1, Active: 1, Pending: 1},
+	}
+	var st metrics.Stats
+	testkit.Eventually(t, 0, func() bool {
+		_, body, _ := n.do("GET", "/v1/admin/stats", metricsAdminKey, nil)
+		st = metrics.Stats{}
+		return json.Unmarshal(body, &st) == nil && reflect.DeepEqual(st.Transports, want)
+	}, "per-transport stats %v", want)
+	if st.Attempts != 5 || st.Failed != 3 || st.Pending != 1 {
+		t.Errorf("totals: attempts %d, failed %d, pending %d; want 5, 3, 1", st.Attempts, st.Failed, st.Pending)
+	}
+	_, fams := scrapeMetrics(t, n)
+	for _, e := range []struct {
+		series []string
+		want   float64
+	}{
+		{[]string{"herald_connection_attempts_total", "transport", "ws"}, 3},
+		{[]string{"herald_connection_attempts_total", "transport", "sse"}, 1},
+		{[]string{"herald_connection_attempts_total", "transport", "socketio"}, 1},
+		{[]string{"herald_connection_refusals_total", "transport", "ws", "reason", "per_user"}, 1},
+		{[]string{"herald_connection_failures_total", "transport", "ws"}, 1},
+	} {
+		if v, ok := metricSample(fams, e.series[0], e.series[1:]...); !ok || v != e.want {
+			t.Errorf("%v = %v (present %v), want %v", e.series, v, ok, e.want)
+		}
+	}
 }

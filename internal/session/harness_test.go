@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"github.com/heraldhq/herald/internal/audit/audittest"
 	"strings"
 	"sync"
 	"testing"
@@ -202,7 +203,7 @@ type harness struct {
 	core     *Core
 	hub      *hub.Hub
 	adm      *admission.Controller
-	counter  *sessiontest.Counter
+	counter  *audittest.Counter
 	verifier *fakeVerifier
 	inbox    *fakeInbox
 }
@@ -217,7 +218,7 @@ type options struct {
 
 func newHarness(t testing.TB, mutate ...func(*options)) *harness {
 	t.Helper()
-	h := &harness{counter: &sessiontest.Counter{}, verifier: &fakeVerifier{}}
+	h := &harness{counter: &audittest.Counter{}, verifier: &fakeVerifier{}}
 	o := options{inbox: &fakeInbox{}}
 	for _, m := range mutate {
 		m(&o)

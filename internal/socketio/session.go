@@ -45,7 +45,6 @@ type session struct {
 
 	in       sync.Mutex
 	partial  *partialPacket // guarded by in: a binary packet waiting for its attachments
-	invalid  uint16         // guarded by in
 	authFail uint8          // guarded by in
 
 	mu            sync.Mutex

@@ -1,11 +1,10 @@
 // Package sessiontest holds the fakes that the tests of the protocol core
 // and of its neighbours share: what a session.Core is built from (a hub
 // store with empty streams, an inbox that answers with nothing, admission's
-// connection and rate limiters) and what it reports to (an audit counter
-// that remembers every event).
+// connection and rate limiters). The audit counter is audittest.Counter.
 //
 // It is for tests only: import it from _test.go files. It imports nothing
-// above audit, notification and store, so that the internal tests of
+// above notification and store, so that the internal tests of
 // packages admission and session can use it too. Each fake is safe for
 // concurrent use.
 package sessiontest
@@ -15,7 +14,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/heraldhq/herald/internal/audit"
 	"github.com/heraldhq/herald/internal/notification"
 	"github.com/heraldhq/herald/internal/store"
 )
@@ -68,50 +66,6 @@ func (NopInbox) MarkAllRead(context.Context, notification.Recipient) (store.Chan
 func (NopInbox) Delete(context.Context, notification.Recipient, string) (store.Change, error) {
 	return store.Change{}, nil
 }
-
-// Event is one event a [Counter] counted.
-type Event struct {
-	Event     audit.Event
-	Reason    string
-	Transport string
-}
-
-// Counter is an audit.Counter that remembers every event, in order. The
-// zero value is ready to use.
-type Counter struct {
-	mu     sync.Mutex
-	events []Event // guarded by mu
-}
-
-// Count remembers the event.
-func (c *Counter) Count(ev audit.Event, reason, transport string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.events = append(c.events, Event{Event: ev, Reason: reason, Transport: transport})
-}
-
-// All returns every event counted so far.
-func (c *Counter) All() []Event {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]Event(nil), c.events...)
-}
-
-// Of returns the events named ev counted so far.
-func (c *Counter) Of(ev audit.Event) []Event {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []Event
-	for _, e := range c.events {
-		if e.Event == ev {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
-// Recorder returns an audit recorder that counts into c and logs nowhere.
-func (c *Counter) Recorder() *audit.Recorder { return audit.New(nil, c) }
 
 // Conns is an admission.ConnLimiter with one cap for every key. It fails
 // the test when a key is released more often than it was acquired.
