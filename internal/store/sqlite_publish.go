@@ -20,10 +20,27 @@ func (s *SQLite) Publish(ctx context.Context, req PublishRequest) (PublishResult
 	if err := validateRequest(&req); err != nil {
 		return PublishResult{}, fmt.Errorf("store: publish: %w", err)
 	}
-	solo := len(req.Drafts) > soloDrafts
-	return submitReq(s, ctx, "publish", solo, func(ctx context.Context, tx *wtx) (PublishResult, error) {
-		return s.publishTx(ctx, tx, &req)
-	})
+	var res PublishResult
+	wr := &writeReq{
+		ctx:  ctx,
+		solo: len(req.Drafts) > soloDrafts,
+		run: func(ctx context.Context, tx *wtx) error {
+			r, err := s.publishTx(ctx, tx, &req)
+			if err == nil {
+				res = r
+			}
+			return err
+		},
+		done:   make(chan error, 1),
+		events: func() []*notification.Event { return res.Events },
+	}
+	if mergeable(&req) {
+		wr.pub, wr.pubRes = &req, &res
+	}
+	if err := s.await(ctx, "publish", wr); err != nil {
+		return PublishResult{}, err
+	}
+	return res, nil
 }
 
 // publishTx writes one validated request inside the batch transaction.
@@ -84,13 +101,6 @@ func (s *SQLite) insertDraft(ctx context.Context, tx *wtx, d *notification.Draft
 		return nil, err
 	}
 	id := n.ID
-	var dataArg, expiresArg any
-	if n.Data != nil {
-		dataArg = string(n.Data)
-	}
-	if !n.ExpiresAt.IsZero() {
-		expiresArg = n.ExpiresAt.UnixMilli()
-	}
 	ev := &notification.Event{Kind: notification.EventNotification, Tenant: d.Tenant, Notification: n}
 
 	var tenantSeq any
@@ -109,12 +119,7 @@ func (s *SQLite) insertDraft(ctx context.Context, tx *wtx, d *notification.Draft
 			return nil, fmt.Errorf("audience total: %w", err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx,
-		`INSERT INTO notifications
-		 (id, tenant, audience_kind, audience_role, type, title, body, data, created_at, expires_at, tenant_seq)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		id, d.Tenant, int(d.Audience.Kind), d.Audience.Role, d.Type, d.Title, d.Body,
-		dataArg, n.CreatedAt.UnixMilli(), expiresArg, tenantSeq); err != nil {
+	if _, err := tx.ExecContext(ctx, insertNotificationsSQL(1), appendNotificationArgs(nil, n, tenantSeq)...); err != nil {
 		return nil, fmt.Errorf("notification: %w", err)
 	}
 	if d.Audience.Broadcast() {
@@ -135,9 +140,7 @@ func (s *SQLite) insertDraft(ctx context.Context, tx *wtx, d *notification.Draft
 			 RETURNING seq, unread`, d.Tenant, u).Scan(&dl.Seq, &dl.Unread); err != nil {
 			return nil, fmt.Errorf("user stream: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO inbox (tenant, user_id, seq, notification_id, read) VALUES (?, ?, ?, ?, 0)`,
-			d.Tenant, u, dl.Seq, id); err != nil {
+		if _, err := tx.ExecContext(ctx, insertInboxSQL(1), d.Tenant, u, dl.Seq, id); err != nil {
 			return nil, fmt.Errorf("inbox: %w", err)
 		}
 		ev.Deliveries = append(ev.Deliveries, dl)
