@@ -20,9 +20,9 @@ import (
 // session.Transport: hub frames become EVENT packets in its namespace,
 // replies become ACKs (or events when no ack was asked for).
 type socket struct {
-	sess   *session       // static: the Engine.IO session
-	ns     uint8          // static: index in cfg.Namespaces
-	ps     *proto.Session // static: the protocol session
+	sess   *session      // static: the Engine.IO session
+	ns     uint8         // static: index in cfg.Namespaces
+	ps     proto.Session // the protocol session, embedded: one allocation per socket
 	closed atomic.Bool
 }
 
@@ -192,7 +192,7 @@ func (s *session) connect(ns int, data json.RawMessage) {
 		since = &pos
 	}
 	k := &socket{sess: s, ns: uint8(ns)}
-	k.ps = srv.core.NewSession(k, s.slot)
+	srv.core.InitSession(&k.ps, k, s.slot)
 	if err := k.ps.Reserve(p); err != nil {
 		k.closed.Store(true)
 		if errors.Is(err, proto.ErrUserLimit) {
@@ -209,6 +209,7 @@ func (s *session) connect(ns int, data json.RawMessage) {
 	}
 	s.sockets[ns] = k
 	s.authDeadline = 0
+
 	// The CONNECT reply goes out before the hub's first frame (ready).
 	_ = s.writeLocked(appendConnect(nil, nsp, newID()), true)
 	s.mu.Unlock()
