@@ -30,8 +30,11 @@
 // An error answer of Herald is an [*Error] with the HTTP status, the code
 // of Herald's error catalogue (docs/protocol.md, Errors), the generic message
 // and the correlation id under which the server logged the details. Use
-// errors.As to get it. Network failures and a cancelled context come back
-// as the underlying error, wrapped with the operation.
+// errors.As to get it. A network failure comes back as the underlying
+// error, wrapped with the operation; so does the context's error when it
+// ends during a request. When retries run out, a Retry-After is too long,
+// or the context ends (or its deadline would pass) while a call waits to
+// retry, the call returns the last attempt's error.
 //
 // # Concurrency
 //
