@@ -114,11 +114,12 @@ func (h *herald) get(path, bearer string) (int, []byte) {
 
 // attempt is one HTTP exchange seen by a recorder.
 type attempt struct {
-	status  int   // 0 on a network error
-	err     error // the transport's error
-	idemKey string
-	body    string
-	at      time.Time
+	status   int   // 0 on a network error
+	err      error // the transport's error
+	replayed bool  // Idempotent-Replayed: true
+	idemKey  string
+	body     string
+	at       time.Time
 }
 
 // recorder is an http.RoundTripper that records every attempt a client
@@ -148,6 +149,7 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	a.err = err
 	if res != nil {
 		a.status = res.StatusCode
+		a.replayed = res.Header.Get("Idempotent-Replayed") == "true"
 	}
 	r.mu.Lock()
 	r.attempts = append(r.attempts, a)
