@@ -286,7 +286,7 @@ func (a *API) doPublish(w http.ResponseWriter, r *http.Request, batch bool) {
 		return
 	default:
 		w.Header().Set("Retry-After", "1")
-		a.keyErrs.Fail(w, r, session.CodeUnavailable, "notification not stored; retry with the same Idempotency-Key", err, "key_id", key.ID)
+		a.keyErrs.Fail(w, r, session.CodeUnavailable, "the store did not confirm the notification in time (it may still be committed); retry with the same Idempotency-Key", err, "key_id", key.ID)
 		return
 	}
 	if res.Replayed {
