@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/heraldhq/herald/internal/audit"
+	"github.com/heraldhq/herald/internal/notification"
 )
 
 // RedisConfig configures the Redis broker. Zero values mean the documented
@@ -53,13 +54,18 @@ type RedisConfig struct {
 	// (it also stops at ctx's end). Default 10 s.
 	StartTimeout time.Duration
 	// Handler receives every event, in order per partition, on one
-	// goroutine. Required. It must not block for long.
+	// delivery goroutine, fed by the subscriber through a queue of
+	// DeliveryQueue events (redis_deliver.go). Required.
 	Handler Handler
+	// DeliveryQueue bounds the events received and waiting for Handler.
+	// Default DefaultDeliveryQueue.
+	DeliveryQueue int
 	// OnResubscribe is called after every confirmed (re)subscription,
 	// including the first, and when a node reports that some of its publishes
 	// were lost (see Publish): live events may have been missed, so the node
 	// must catch its clients up from the store (hub.CatchUpAll). It runs on
-	// the delivery goroutine before any later event and must not block.
+	// the subscriber goroutine, before any later event is queued, and must
+	// not block.
 	OnResubscribe func()
 	// NodeID names this node's probe channel "<prefix>:{node-<id>}". Default
 	// a random id. Must be unique in the cluster and contain no braces.
@@ -96,6 +102,9 @@ func (c *RedisConfig) setDefaults() {
 	}
 	if c.StartTimeout <= 0 {
 		c.StartTimeout = 10 * time.Second
+	}
+	if c.DeliveryQueue <= 0 {
+		c.DeliveryQueue = DefaultDeliveryQueue
 	}
 	if c.NodeID == "" {
 		var b [8]byte
@@ -158,6 +167,9 @@ type Redis struct {
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	ready     chan struct{}             // closed at the first confirmed subscription
+	deliver   chan *notification.Event  // received events waiting for the handler
+	dwg       sync.WaitGroup            // the delivery goroutine
+	stall     stallClock                // time the subscriber spent waiting for room in deliver
 	probe     chan struct{}             // asks the prober for a probe now
 	pubq      [pubFlushers]chan *pubReq // publishes waiting for each flusher
 	fwg       sync.WaitGroup            // flushers
@@ -232,6 +244,7 @@ func NewRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 		channels:  make([]string, cfg.Partitions),
 		probeChan: cfg.Prefix + ":{node-" + cfg.NodeID + "}",
 		ready:     make(chan struct{}),
+		deliver:   make(chan *notification.Event, cfg.DeliveryQueue),
 		probe:     make(chan struct{}, 1),
 		stopFlush: make(chan struct{}),
 	}
@@ -250,6 +263,8 @@ func NewRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 		r.cancel()
 		return nil, fmt.Errorf("redis: ping %s: %w", opt.Addr, err)
 	}
+	r.dwg.Add(1)
+	go r.deliverLoop()
 	r.wg.Add(2)
 	go r.subscribeLoop()
 	go r.probeLoop()
@@ -291,9 +306,12 @@ func (r *Redis) probeOverdue() error {
 	if r.probeSent <= r.probeAcked {
 		return nil
 	}
+	if r.stall.stalled() {
+		return nil // the subscriber waits for this node's fan-out, not for Redis
+	}
 	waiting := time.Duration(1<<63 - 1)
 	if r.probeSent-r.probeAcked < probeRing {
-		waiting = time.Since(r.probeAt[(r.probeAcked+1)%probeRing])
+		waiting = r.stall.since(r.probeAt[(r.probeAcked+1)%probeRing])
 	}
 	if waiting <= r.cfg.ProbeTimeout {
 		return nil
@@ -362,6 +380,8 @@ func (r *Redis) Close() error {
 			_ = ps.Close()
 		}
 		r.wg.Wait()
+		close(r.deliver) // the subscriber, its only sender, has stopped
+		r.dwg.Wait()
 		r.subscribed.Store(false)
 		r.closeErr = r.client.Close()
 	})

@@ -197,7 +197,7 @@ func errString(err error) string {
 	return err.Error()
 }
 
-// dispatch handles one message on the delivery goroutine.
+// dispatch handles one message on the subscriber goroutine.
 func (r *Redis) dispatch(m *redis.Message) {
 	p := m.Payload
 	if p == "" {
@@ -212,7 +212,7 @@ func (r *Redis) dispatch(m *redis.Message) {
 			return
 		}
 		r.received.Add(1)
-		r.cfg.Handler(ev)
+		r.queueDelivery(ev)
 	case msgProbe:
 		if m.Channel != r.probeChan {
 			return

@@ -364,3 +364,55 @@ func TestRedisLostProbeResubscribes(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// A handler slower than ProbeTimeout (a large broadcast's fan-out under
+// load) is not a Redis outage: the subscriber keeps reading, probes come
+// back, the node stays healthy and subscribed, and every event is handed
+// over in order once the handler catches up. With a queue of two, the
+// subscriber also waits for room, which does not count against the probes.
+func TestRedisSlowHandlerIsNotAnOutage(t *testing.T) {
+	url := testkit.RedisURL(t)
+	for _, queue := range []int{DefaultDeliveryQueue, 2} {
+		t.Run(strconv.Itoa(queue), func(t *testing.T) {
+			release := make(chan struct{})
+			var once sync.Once
+			unblock := func() { once.Do(func() { close(release) }) }
+			var got sink
+			handler := func(ev *notification.Event) {
+				if ev.Notification != nil && ev.Notification.ID == "0" {
+					<-release
+				}
+				got.handle(ev)
+			}
+			r := newTestRedis(t, RedisConfig{URL: url, Prefix: testkit.UniqueName("htest-"), Partitions: 1,
+				DeliveryQueue: queue, ProbeInterval: 50 * time.Millisecond, ProbeTimeout: 300 * time.Millisecond, Handler: handler})
+			t.Cleanup(unblock) // before Close, which waits for the handler
+			ctx := context.Background()
+			const n = 20
+			for i := range n {
+				ev := &notification.Event{Kind: notification.EventNotification, Tenant: "t",
+					Notification: &notification.Notification{ID: strconv.Itoa(i), Tenant: "t"},
+					Deliveries:   []notification.Delivery{{User: "u", Seq: int64(i + 1)}}}
+				if err := r.Publish(ctx, ev); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// The handler holds the first event for 4 probe timeouts.
+			for deadline := time.Now().Add(1200 * time.Millisecond); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				if err := r.Healthy(ctx); err != nil {
+					t.Fatalf("unhealthy while the handler is slow: %v", err)
+				}
+			}
+			unblock()
+			testkit.Eventually(t, 5*time.Second, func() bool { return got.len() == n }, "every event handed over")
+			for i, ev := range got.events {
+				if ev.Notification.ID != strconv.Itoa(i) {
+					t.Fatalf("event %d is %s: out of order", i, ev.Notification.ID)
+				}
+			}
+			if s := r.Stats(); s.Resubscribes != 0 || !s.Subscribed {
+				t.Fatalf("stats %+v: the slow handler was taken for an outage", s)
+			}
+		})
+	}
+}
