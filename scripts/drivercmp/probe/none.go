@@ -1,0 +1,5 @@
+//go:build !modernc && !ncruces && !mattn
+
+package main
+
+const driverName = ""
