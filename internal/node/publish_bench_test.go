@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -49,6 +51,57 @@ func BenchmarkPublishDeliver(b *testing.B) {
 		}
 		rc.until(b, `{"type":"notification"`)
 	}
+}
+
+// BenchmarkPublishDeliverConcurrent is BenchmarkPublishDeliver with 32
+// publishers at once, each to its own user with its own WebSocket: the
+// writer commits them in batches, as at saturation, so -benchmem shows
+// what a publish costs on that path (the merged runs of the SQLite
+// writer).
+func BenchmarkPublishDeliverConcurrent(b *testing.B) {
+	n := startNode(b, func(c *Config) {
+		c.Limits.PublishRate = limit.Rate{Per: -1}
+		c.Logger = slog.New(slog.DiscardHandler)
+	})
+	const publishers = 32
+	type publisher struct {
+		rc   *rawWS
+		req  *http.Request
+		body []byte
+		w    *benchWriter
+	}
+	pubs := make(chan *publisher, publishers)
+	for i := range publishers {
+		user := "bench" + strconv.Itoa(i)
+		rc := dialRawWS(b, strings.TrimPrefix(n.base, "http://"), token(b, "acme", user, "", time.Hour))
+		rc.until(b, `{"type":"ready"`)
+		req, err := http.NewRequest(http.MethodPost, n.base+"/v1/notifications", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+n.apiKey)
+		req.Header.Set("Content-Type", "application/json")
+		req.RemoteAddr = "127.0.0.1:40000"
+		body := []byte(`{"tenant":"acme","to":{"users":["` + user + `"]},"type":"bench.test","title":"Build 7 passed","body":"All 1,204 tests passed."}`)
+		pubs <- &publisher{rc: rc, req: req, body: body, w: &benchWriter{h: http.Header{}}}
+	}
+	h := n.node.Handler()
+	b.SetParallelism((publishers + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		p := <-pubs
+		for pb.Next() {
+			p.req.Body = io.NopCloser(bytes.NewReader(p.body))
+			p.w.reset()
+			h.ServeHTTP(p.w, p.req)
+			if p.w.status != http.StatusCreated {
+				b.Errorf("publish: %d", p.w.status)
+				return
+			}
+			p.rc.until(b, `{"type":"notification"`)
+		}
+	})
 }
 
 // benchWriter is a reusable http.ResponseWriter that keeps the status only.
