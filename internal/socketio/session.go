@@ -29,6 +29,7 @@ var (
 	// errUnauthenticated: an event on a session that has no namespace connected.
 	errUnauthenticated = errors.New("socketio: event before CONNECT")
 	errTooBig          = errors.New("socketio: attachments over the size limit")
+	errInvalidUTF8     = errors.New("socketio: text frame that is not UTF-8")
 )
 
 // session is one Engine.IO session: its transport (polling, WebSocket, or
@@ -313,6 +314,8 @@ func (s *session) closeFor(err error) {
 		s.srv.audit.Warn(audit.UnauthenticatedMessage, "event before auth", "conn", s.connID, "ip", s.ip(), "transport", "socketio")
 	case errors.Is(err, errTooBig):
 		reason = hub.ReasonMessageTooBig
+	case errors.Is(err, errInvalidUTF8):
+		reason = hub.ReasonInvalidUTF8 // 1007 (RFC 6455 §8.1)
 	default:
 		s.srv.audit.Info(audit.InvalidMessage, "invalid packet", "conn", s.connID, "ip", s.ip(), "transport", "socketio", "err", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lesismal/nbio/nbhttp/websocket"
 
@@ -208,6 +209,9 @@ func (s *session) onWSMessage(t *wsTransport, mt websocket.MessageType, data []b
 func (s *session) onWSPacket(mt websocket.MessageType, data []byte) error {
 	if mt == websocket.BinaryMessage {
 		return s.onPacket(enginePacket{typ: eioMessage, data: data, binary: true})
+	}
+	if !utf8.Valid(data) {
+		return errInvalidUTF8
 	}
 	p, err := decodeEnginePacket(data, false)
 	if err != nil {
