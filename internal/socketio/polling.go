@@ -150,6 +150,15 @@ func (s *Server) servePoll(w http.ResponseWriter, r *http.Request, sid string) {
 	writePayload(w, body)
 }
 
+// end closes a session after an invalid polling POST and ends it at once,
+// as the reference server does: a GET already waiting gets what was queued
+// (the close packet last), a later one finds no session (400 "Session ID
+// unknown"), never a 200 for a session that broke the protocol.
+func (s *session) end(reason hub.CloseReason) {
+	s.close(reason)
+	s.finalize()
+}
+
 // servePost takes a payload of packets from the client.
 func (s *Server) servePost(w http.ResponseWriter, r *http.Request, sid string) {
 	ss, p, ok := s.claim(w, sid, func(p *pollState) *bool { return &p.posting }, true)
@@ -168,7 +177,7 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request, sid string) {
 		if errors.As(err, &tooBig) {
 			s.audit.Warn(audit.InvalidMessage, "polling payload too large", "conn", ss.connID, "ip", ss.ip(), "transport", "socketio",
 				"limit", s.cfg.MaxPayload)
-			ss.close(hub.ReasonMessageTooBig)
+			ss.end(hub.ReasonMessageTooBig)
 			http.Error(w, "payload too large", http.StatusRequestEntityTooLarge)
 			return
 		}
@@ -176,7 +185,7 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request, sid string) {
 		return
 	}
 	if !utf8.Valid(body) {
-		ss.close(hub.ReasonInvalidUTF8)
+		ss.end(hub.ReasonInvalidUTF8)
 		httpError(w, http.StatusBadRequest, errBadRequest)
 		return
 	}
@@ -191,6 +200,7 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request, sid string) {
 	ss.in.Unlock()
 	if err != nil && !errors.Is(err, errStop) {
 		ss.closeFor(err)
+		ss.finalize() // the first invalid packet ends the session (see end)
 		httpError(w, http.StatusBadRequest, errBadRequest)
 		return
 	}
