@@ -375,6 +375,36 @@ func TestSocketIOWebSocketHeartbeatAndNamespaces(t *testing.T) {
 	}
 }
 
+// Pings go out at k×interval from the handshake: a pong that takes 40 ms
+// to come back does not push the next ping later (the issue measured
+// 321, 661, 998 ms for a 300 ms interval).
+func TestSocketIOPingCadence(t *testing.T) {
+	const interval = 150 * time.Millisecond
+	n := startNode(t, func(c *Config) {
+		c.SocketIO.PingInterval = interval
+		c.SocketIO.PingTimeout = time.Second
+	})
+	w := n.mustEIODial("", nil)
+	start := time.Now()
+	w.next("0{")
+	w.send(connectPkt("/notifications", map[string]any{"token": token(t, "acme", "cadence", "", time.Hour)}))
+	var late []time.Duration
+	for k := 1; k <= 6; k++ {
+		w.next("2")
+		late = append(late, time.Since(start)-time.Duration(k)*interval)
+		time.Sleep(40 * time.Millisecond) // a slow client: the pong comes back late
+		w.send("3")
+	}
+	// Each ping is at most a sweeper tick (interval/8) plus scheduling late;
+	// with drift the sixth would be 6×40 ms late.
+	for k, d := range late {
+		if d > 100*time.Millisecond || d < -20*time.Millisecond {
+			t.Fatalf("ping %d at %v from its slot (all: %v)", k+1, d, late)
+		}
+	}
+	t.Logf("lateness of pings 1-6: %v", late)
+}
+
 func TestSocketIOUpgradeFromPolling(t *testing.T) {
 	n := startNode(t)
 	tok := token(t, "acme", "carol", "", time.Hour)

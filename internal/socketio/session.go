@@ -184,6 +184,7 @@ func (s *session) tick(now int64) {
 			reason = hub.ReasonPingTimeout
 		case s.pongDeadline == 0 && now >= s.nextPing:
 			s.pongDeadline = now + int64(s.srv.cfg.PingTimeout)
+			s.nextPing = nextSlot(s.nextPing, now, int64(s.srv.cfg.PingInterval))
 			_ = s.writeLocked(pktPing, true)
 		}
 		if s.probe != nil && now >= s.probeDeadline {
@@ -203,6 +204,18 @@ func (s *session) tick(now int64) {
 	case reason != hub.ReasonNone:
 		s.close(reason)
 	}
+}
+
+// nextSlot is the ping time after now on the grid slot + k×interval: pings
+// go out at k×interval from the handshake (each at most one sweeper tick
+// late), and neither the pong's round trip nor the time the session took
+// to handle it delays the next one. A slot missed while a pong was
+// outstanding is skipped.
+func nextSlot(slot, now, interval int64) int64 {
+	if slot > now {
+		return slot
+	}
+	return slot + ((now-slot)/interval+1)*interval
 }
 
 // notifies reports whether a socket closed for reason is told why first
@@ -333,8 +346,7 @@ func (s *session) onPacket(p enginePacket) error {
 		return s.onSocketIO(p.data)
 	case eioPong:
 		s.mu.Lock()
-		s.pongDeadline = 0
-		s.nextPing = s.srv.now() + int64(s.srv.cfg.PingInterval)
+		s.pongDeadline = 0 // the next ping keeps its slot (nextSlot)
 		s.mu.Unlock()
 	case eioClose:
 		s.close(hub.ReasonClientClosed)
