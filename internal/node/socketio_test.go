@@ -405,6 +405,34 @@ func TestSocketIOPingCadence(t *testing.T) {
 	t.Logf("lateness of pings 1-6: %v", late)
 }
 
+// A GET sent right after the WebSocket "5" is answered after the upgrade,
+// as the reference server (which handles requests in arrival order) does:
+// 400, the polling transport is gone. The issue saw "200 6" in 10% of
+// tries.
+func TestSocketIOPollingArrivalOrder(t *testing.T) {
+	n := startNode(t, protoConfig)
+	tok := token(t, "acme", "order", "", time.Hour)
+	for i := range 20 {
+		p, _ := n.eioHandshake()
+		p.post(connectPkt("/notifications", map[string]any{"token": tok}))
+		p.until(`42/notifications,["ready",`)
+		w := n.mustEIODial("&sid="+p.sid, nil)
+		w.send("2probe")
+		w.next("3probe")
+		// A GET that arrives after "3probe" (sent before the client read
+		// it) is still answered with a noop, so the client can pause.
+		if st, pkts := p.get(); st != 200 || strings.Join(pkts, "|") != "6" {
+			t.Fatalf("#%d GET during the upgrade: %d %q, want the noop", i, st, pkts)
+		}
+		w.send("5")
+		if st, pkts := p.get(); st != 400 {
+			t.Fatalf("#%d GET right after 5: %d %q, want 400", i, st, pkts)
+		}
+		w.send(`42/notifications,3["notification:mark-all-read"]`)
+		w.next(`43/notifications,3[{"ok":true}]`)
+	}
+}
+
 func TestSocketIOUpgradeFromPolling(t *testing.T) {
 	n := startNode(t)
 	tok := token(t, "acme", "carol", "", time.Hour)

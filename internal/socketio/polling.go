@@ -21,6 +21,61 @@ type pollState struct {
 	// upgrading: the WebSocket probe succeeded; GETs are answered at once
 	// (with a noop when nothing is queued) so the client can pause polling.
 	upgrading bool
+	// settled is closed when an upgrade ends, done ("5") or abandoned;
+	// non-nil while upgrading.
+	settled chan struct{}
+}
+
+func (p *pollState) startUpgrade() {
+	p.upgrading = true
+	if p.settled == nil {
+		p.settled = make(chan struct{})
+	}
+}
+
+func (p *pollState) endUpgrade() {
+	p.upgrading = false
+	if p.settled != nil {
+		close(p.settled)
+		p.settled = nil
+	}
+}
+
+// upgradeRace bounds how long a GET that arrives during an upgrade waits
+// for the upgrade to end (awaitUpgrade).
+const upgradeRace = 100 * time.Millisecond
+
+// awaitUpgrade holds a new GET of a session whose upgrade is under way
+// (the probe answered "3probe") for up to upgradeRace. Such a GET is either
+// one the client sent before it read "3probe" (it is answered at once with
+// a noop, so the client can pause polling and send "5"), or one sent after
+// the "5" that the WebSocket side has not handled yet. The reference
+// server handles the two in arrival order; here the "5" is given
+// upgradeRace to be handled, after which the GET finds no polling
+// transport (400) instead of getting "200 6". It reports false when the
+// client left meanwhile.
+func (s *Server) awaitUpgrade(r *http.Request, sid string) bool {
+	ss, _ := s.reg.Get(sid)
+	if ss == nil {
+		return true
+	}
+	ss.mu.Lock()
+	p := ss.poll
+	if p == nil || !p.upgrading || p.getting {
+		ss.mu.Unlock()
+		return true
+	}
+	settled := p.settled
+	ss.mu.Unlock()
+	timer := time.NewTimer(upgradeRace)
+	defer timer.Stop()
+	select {
+	case <-settled:
+	case <-timer.C:
+	case <-r.Context().Done():
+		return false
+	}
+	return true
 }
 
 // push appends one packet to the payload of the next GET and wakes a waiting
@@ -107,6 +162,9 @@ func (s *Server) claim(w http.ResponseWriter, sid string, turn func(*pollState) 
 // for some when there are none. Only one GET may wait per session: a second
 // one closes the session (the protocol's rule).
 func (s *Server) servePoll(w http.ResponseWriter, r *http.Request, sid string) {
+	if !s.awaitUpgrade(r, sid) {
+		return
+	}
 	ss, p, ok := s.claim(w, sid, func(p *pollState) *bool { return &p.getting }, false)
 	if !ok {
 		return

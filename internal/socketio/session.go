@@ -298,6 +298,7 @@ func (s *session) finalize() {
 	s.probe = nil
 	if s.poll != nil {
 		s.poll.wakeWith(nil)
+		s.poll.endUpgrade()
 	}
 	s.headerToken = ""
 	s.mu.Unlock()
