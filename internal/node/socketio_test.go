@@ -375,9 +375,11 @@ func TestSocketIOWebSocketHeartbeatAndNamespaces(t *testing.T) {
 	}
 }
 
-// Pings go out at k×interval from the handshake: a pong that takes 40 ms
+// Pings go out at k×interval from the handshake: a pong that takes 80 ms
 // to come back does not push the next ping later (the issue measured
-// 321, 661, 998 ms for a 300 ms interval).
+// 321, 661, 998 ms for a 300 ms interval). What is checked is that the
+// lateness does not grow (a loaded machine makes every ping late alike):
+// with drift, the sixth ping would be 5×80 ms later than the first.
 func TestSocketIOPingCadence(t *testing.T) {
 	const interval = 150 * time.Millisecond
 	n := startNode(t, func(c *Config) {
@@ -392,15 +394,11 @@ func TestSocketIOPingCadence(t *testing.T) {
 	for k := 1; k <= 6; k++ {
 		w.next("2")
 		late = append(late, time.Since(start)-time.Duration(k)*interval)
-		time.Sleep(40 * time.Millisecond) // a slow client: the pong comes back late
+		time.Sleep(80 * time.Millisecond) // a slow client: the pong comes back late
 		w.send("3")
 	}
-	// Each ping is at most a sweeper tick (interval/8) plus scheduling late;
-	// with drift the sixth would be 6×40 ms late.
-	for k, d := range late {
-		if d > 100*time.Millisecond || d < -20*time.Millisecond {
-			t.Fatalf("ping %d at %v from its slot (all: %v)", k+1, d, late)
-		}
+	if growth := late[len(late)-1] - late[0]; growth > 200*time.Millisecond {
+		t.Fatalf("pings drift: the sixth is %v later than the first on the k×interval grid (all: %v)", growth, late)
 	}
 	t.Logf("lateness of pings 1-6: %v", late)
 }

@@ -42,8 +42,11 @@ func (p *pollState) endUpgrade() {
 }
 
 // upgradeRace bounds how long a GET that arrives during an upgrade waits
-// for the upgrade to end (awaitUpgrade).
-const upgradeRace = 100 * time.Millisecond
+// for the upgrade to end (awaitUpgrade). The "5" is usually handled within
+// a millisecond; the margin covers a loaded node. It delays only a GET that
+// crossed "3probe" on the wire, which is rare (engine.io-client polls
+// again right after each answer).
+const upgradeRace = 500 * time.Millisecond
 
 // awaitUpgrade holds a new GET of a session whose upgrade is under way
 // (the probe answered "3probe") for up to upgradeRace. Such a GET is either
