@@ -16,6 +16,7 @@ fuzz:
 	go test -run '^$$' -fuzz FuzzVerify -fuzztime 50000x ./internal/auth/
 	go test -run '^$$' -fuzz FuzzDecodeMessage -fuzztime 30000x ./internal/ws/
 	go test -run '^$$' -fuzz FuzzParsePosition -fuzztime 500000x ./internal/notification/
+	go test -run '^$$' -fuzz FuzzDuplicateKey -fuzztime 300000x ./internal/notification/
 	go test -run '^$$' -fuzz FuzzDecodePacket -fuzztime 50000x ./internal/socketio/
 	go test -run '^$$' -fuzz FuzzNotificationEvent -fuzztime 20000x ./internal/sse/
 

@@ -18,6 +18,7 @@ import (
 	"github.com/heraldhq/herald/internal/metrics"
 	"github.com/heraldhq/herald/internal/node"
 	"github.com/heraldhq/herald/internal/session"
+	"github.com/heraldhq/herald/internal/socketio"
 	"github.com/heraldhq/herald/internal/store"
 	"github.com/heraldhq/herald/internal/ws"
 )
@@ -95,6 +96,8 @@ func newSettings() *settings {
 	add("max-conns-per-user", itoa(node.DefaultMaxConnsPerUser), "concurrent connections per user; negative disables", "HERALD_MAX_CONNS_PER_USER")
 	add("write-buffer-bytes", itoa(ws.DefaultWriteBufferBytes), "per-connection outbound buffer; a client that fills it is closed (4008)", "HERALD_WRITE_BUFFER_BYTES")
 	add("ping-interval", ws.DefaultPingInterval.String(), "server WebSocket ping interval", "HERALD_PING_INTERVAL")
+	add("socketio-ping-timeout", socketio.DefaultPingTimeout.String(), "Engine.IO pingTimeout: a Socket.IO session whose pong is this late is closed", "HERALD_SOCKETIO_PING_TIMEOUT")
+	add("socketio-max-payload", itoa(socketio.DefaultMaxPayload), "Engine.IO maxPayload: largest Socket.IO WebSocket message or polling POST body", "HERALD_SOCKETIO_MAX_PAYLOAD")
 	add("replay-limit", itoa(hub.DefaultReplayLimit), "most notifications replayed on resume before a resync", "HERALD_REPLAY_LIMIT")
 	add("shutdown-grace", node.DefaultShutdownGrace.String(), "drain deadline on SIGTERM", "HERALD_SHUTDOWN_GRACE")
 	add("sweep-interval", store.DefaultSweepInterval.String(), "how often expired notifications are removed and live clients told", "HERALD_SWEEP_INTERVAL")
@@ -319,6 +322,8 @@ func (c *converter) transports() {
 	cfg.SSE.WriteBufferBytes = cfg.WS.WriteBufferBytes
 	cfg.SocketIO.WriteBufferBytes = cfg.WS.WriteBufferBytes
 	cfg.SocketIO.PingInterval = cfg.WS.PingInterval
+	cfg.SocketIO.PingTimeout = c.dur("socketio-ping-timeout")
+	cfg.SocketIO.MaxPayload = c.num("socketio-max-payload")
 }
 
 // limits: admission control.

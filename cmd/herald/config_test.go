@@ -255,6 +255,8 @@ func TestDefaultsAreThePackagesDefaults(t *testing.T) {
 		{"write-buffer-bytes", func(c node.Config) any { return c.SocketIO.WriteBufferBytes }, socketio.DefaultWriteBufferBytes},
 		{"ping-interval", func(c node.Config) any { return c.WS.PingInterval }, ws.DefaultPingInterval},
 		{"ping-interval", func(c node.Config) any { return c.SocketIO.PingInterval }, socketio.DefaultPingInterval},
+		{"socketio-ping-timeout", func(c node.Config) any { return c.SocketIO.PingTimeout }, socketio.DefaultPingTimeout},
+		{"socketio-max-payload", func(c node.Config) any { return c.SocketIO.MaxPayload }, socketio.DefaultMaxPayload},
 		{"replay-limit", func(c node.Config) any { return c.Hub.ReplayLimit }, hub.DefaultReplayLimit},
 		{"shutdown-grace", func(c node.Config) any { return c.ShutdownGrace }, node.DefaultShutdownGrace},
 		{"sweep-interval", func(c node.Config) any { return c.SweepInterval }, store.DefaultSweepInterval},
@@ -298,4 +300,28 @@ func TestDefaultsAreThePackagesDefaults(t *testing.T) {
 		args = append(args, "--"+r.flag, def)
 	}
 	check("the defaults --help shows", args)
+}
+
+// The Engine.IO settings reach socketio.Config from a flag or the
+// environment.
+func TestSocketIOSettings(t *testing.T) {
+	s, err := resolve(t, []string{"--socketio-ping-timeout", "7s"}, map[string]string{
+		"HERALD_JWT_SECRET": secret, "HERALD_SOCKETIO_MAX_PAYLOAD": "1000000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := s.toConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.SocketIO.PingTimeout != 7*time.Second || cfg.SocketIO.MaxPayload != 1_000_000 {
+		t.Fatalf("PingTimeout %v MaxPayload %d", cfg.SocketIO.PingTimeout, cfg.SocketIO.MaxPayload)
+	}
+	s, err = resolve(t, []string{"--socketio-max-payload", "-1"}, map[string]string{"HERALD_JWT_SECRET": secret})
+	if err == nil {
+		_, err = s.toConfig()
+	}
+	if err == nil {
+		t.Fatal("a negative --socketio-max-payload was accepted")
+	}
 }

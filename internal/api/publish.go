@@ -62,6 +62,9 @@ func bad(format string, args ...any) error {
 func validIdent(s string) bool { return notification.ValidIdent(s) }
 
 func decodeStrict(data []byte, v any) error {
+	if k, dup := notification.DuplicateKey(data); dup {
+		return bad("json: duplicate key %s", k)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

@@ -94,6 +94,7 @@ func protoCases() []protoCase {
 		{name: "rate limited", config: func(c *Config) { c.Limits.EventRate = limit.Rate{Per: 0.001, Burst: 3} },
 			run: protoRateLimited},
 		{name: "malformed JSON", skip: only(noRESTBody), run: protoMalformedJSON},
+		{name: "duplicate keys", skip: only(noRESTBody), run: protoDuplicateKeys},
 		{name: "invalid messages close", skip: only(noRESTConn), run: protoInvalidCloses},
 	}
 	for _, b := range badRequests() {
@@ -596,6 +597,40 @@ func protoRateLimited(t *testing.T, e *protoEnv) {
 // an invalid message (no ref: it could not be read); Socket.IO, as
 // socket.io-parser does, treats a packet that is not JSON as a protocol
 // error and closes the transport (1002).
+// protoDuplicateKeys: a request whose JSON has a name twice is refused
+// (invalid_message) and does nothing, whichever copy a parser would keep:
+// every request type that takes arguments, the duplicate at the top level
+// and nested. On the WebSocket the request's own "type" twice too.
+func protoDuplicateKeys(t *testing.T, e *protoEnv) {
+	u := e.user("dora")
+	c := e.open(protoTenant, u)
+	id := e.publish(protoTenant, u, 1)[0]
+	q := `"` + id + `"`
+	cases := []struct{ name, args string }{
+		{"notification:list", `{"limit":5,"limit":5}`},
+		{"notification:list", `{"limit":5,"unread":true,"\u006cimit":5}`}, // an escaped copy
+		{"notification:mark-read", `{"id":` + q + `,"id":` + q + `}`},
+		{"notification:mark-read", `{"ids":[` + q + `],"ids":[` + q + `]}`},
+		{"notification:delete", `{"id":` + q + `,"id":` + q + `}`},
+		{"auth", `{"token":"` + e.token(protoTenant, u) + `","token":"x"}`},
+	}
+	if e.tr.name == trWS {
+		for _, name := range []string{"notification:mark-all-read", "notification:unread-count", "ping", "notification:delete"} {
+			cases = append(cases, struct{ name, args string }{name, `{"type":"` + name + `"}`})
+		}
+	}
+	for _, tc := range cases {
+		if tc.name == "auth" && !e.tr.refresh {
+			continue
+		}
+		e.fails(c.requestRaw(tc.name, tc.args), "invalid_message", tc.name+" with a duplicate key "+tc.args)
+	}
+	e.keeps(c, id)
+	if n := e.unreadCount(c); n != 1 {
+		t.Fatalf("%s: unread %d after refused requests, want 1", e.tr.name, n)
+	}
+}
+
 func protoMalformedJSON(t *testing.T, e *protoEnv) {
 	u := e.user("alice")
 	c := e.open(protoTenant, u)

@@ -31,6 +31,7 @@ const (
 	CodeRateLimited              // a rate limit or a connection cap
 	CodeInternal                 // a server-side failure; retrying may not help
 	CodeUnavailable              // temporarily unavailable (store down, draining); retry
+	CodeUpgradeRequired          // a WebSocket handshake with a version other than 13
 	codeCount
 )
 
@@ -53,6 +54,7 @@ var codeTable = [codeCount]codeInfo{
 	CodeRateLimited:         {"rate_limited", http.StatusTooManyRequests, "rate limit exceeded"},
 	CodeInternal:            {"internal", http.StatusInternalServerError, "unable to process request"},
 	CodeUnavailable:         {"unavailable", http.StatusServiceUnavailable, "temporarily unavailable"},
+	CodeUpgradeRequired:     {"upgrade_required", http.StatusUpgradeRequired, "unsupported WebSocket version"},
 }
 
 func (c Code) info() codeInfo {

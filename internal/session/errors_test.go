@@ -27,6 +27,7 @@ func TestCodesAreStable(t *testing.T) {
 		{CodeRateLimited, "rate_limited", http.StatusTooManyRequests},
 		{CodeInternal, "internal", http.StatusInternalServerError},
 		{CodeUnavailable, "unavailable", http.StatusServiceUnavailable},
+		{CodeUpgradeRequired, "upgrade_required", http.StatusUpgradeRequired},
 	}
 	codes := Codes()
 	if len(codes) != len(want) {

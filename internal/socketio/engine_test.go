@@ -134,3 +134,22 @@ func TestDecodeEvent(t *testing.T) {
 		}
 	}
 }
+
+func TestNextSlot(t *testing.T) {
+	for _, tc := range []struct {
+		name                string
+		slot, now, interval int64
+		want                int64
+	}{
+		{"on time", 300, 300, 300, 600},
+		{"a tick late", 300, 318, 300, 600},
+		{"a slot missed", 300, 650, 300, 900},
+		{"not due", 600, 310, 300, 600},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := nextSlot(tc.slot, tc.now, tc.interval); got != tc.want {
+				t.Fatalf("nextSlot(%d, %d, %d) = %d, want %d", tc.slot, tc.now, tc.interval, got, tc.want)
+			}
+		})
+	}
+}

@@ -17,6 +17,10 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{proto.ErrInvalid}, args...)...)
 }
 
+// hasDuplicateKey reports an object with a name twice (which one would
+// count is up to the parser).
+func hasDuplicateKey(data []byte) bool { _, dup := notification.DuplicateKey(data); return dup }
+
 // decodeEvent decodes the payload of an EVENT packet, ["name"] or
 // ["name", {…}], into a request: the event name is the request's wire name
 // and the object its arguments (proto.Args). ackID is the packet's id
@@ -27,6 +31,9 @@ func decodeEvent(data json.RawMessage, ackID int64) (proto.Request, error) {
 	bad := proto.Request{Ref: ref}
 	if d := notification.JSONDepth(data, maxJSONDepth+1); d > maxJSONDepth+1 {
 		return bad, invalid("nesting depth %d over %d", d, maxJSONDepth+1)
+	}
+	if k, dup := notification.DuplicateKey(data); dup {
+		return bad, invalid("duplicate key %s", k)
 	}
 	var args []json.RawMessage
 	if err := json.Unmarshal(data, &args); err != nil {

@@ -21,6 +21,64 @@ type pollState struct {
 	// upgrading: the WebSocket probe succeeded; GETs are answered at once
 	// (with a noop when nothing is queued) so the client can pause polling.
 	upgrading bool
+	// settled is closed when an upgrade ends, done ("5") or abandoned;
+	// non-nil while upgrading.
+	settled chan struct{}
+}
+
+func (p *pollState) startUpgrade() {
+	p.upgrading = true
+	if p.settled == nil {
+		p.settled = make(chan struct{})
+	}
+}
+
+func (p *pollState) endUpgrade() {
+	p.upgrading = false
+	if p.settled != nil {
+		close(p.settled)
+		p.settled = nil
+	}
+}
+
+// upgradeRace bounds how long a GET that arrives during an upgrade waits
+// for the upgrade to end (awaitUpgrade). The "5" is usually handled within
+// a millisecond; the margin covers a loaded node. It delays only a GET that
+// crossed "3probe" on the wire, which is rare (engine.io-client polls
+// again right after each answer).
+const upgradeRace = 500 * time.Millisecond
+
+// awaitUpgrade holds a new GET of a session whose upgrade is under way
+// (the probe answered "3probe") for up to upgradeRace. Such a GET is either
+// one the client sent before it read "3probe" (it is answered at once with
+// a noop, so the client can pause polling and send "5"), or one sent after
+// the "5" that the WebSocket side has not handled yet. The reference
+// server handles the two in arrival order; here the "5" is given
+// upgradeRace to be handled, after which the GET finds no polling
+// transport (400) instead of getting "200 6". It reports false when the
+// client left meanwhile.
+func (s *Server) awaitUpgrade(r *http.Request, sid string) bool {
+	ss, _ := s.reg.Get(sid)
+	if ss == nil {
+		return true
+	}
+	ss.mu.Lock()
+	p := ss.poll
+	if p == nil || !p.upgrading || p.getting {
+		ss.mu.Unlock()
+		return true
+	}
+	settled := p.settled
+	ss.mu.Unlock()
+	timer := time.NewTimer(upgradeRace)
+	defer timer.Stop()
+	select {
+	case <-settled:
+	case <-timer.C:
+	case <-r.Context().Done():
+		return false
+	}
+	return true
 }
 
 // push appends one packet to the payload of the next GET and wakes a waiting
@@ -107,6 +165,9 @@ func (s *Server) claim(w http.ResponseWriter, sid string, turn func(*pollState) 
 // for some when there are none. Only one GET may wait per session: a second
 // one closes the session (the protocol's rule).
 func (s *Server) servePoll(w http.ResponseWriter, r *http.Request, sid string) {
+	if !s.awaitUpgrade(r, sid) {
+		return
+	}
 	ss, p, ok := s.claim(w, sid, func(p *pollState) *bool { return &p.getting }, false)
 	if !ok {
 		return
@@ -150,6 +211,15 @@ func (s *Server) servePoll(w http.ResponseWriter, r *http.Request, sid string) {
 	writePayload(w, body)
 }
 
+// end closes a session after an invalid polling POST and ends it at once,
+// as the reference server does: a GET already waiting gets what was queued
+// (the close packet last), a later one finds no session (400 "Session ID
+// unknown"), never a 200 for a session that broke the protocol.
+func (s *session) end(reason hub.CloseReason) {
+	s.close(reason)
+	s.finalize()
+}
+
 // servePost takes a payload of packets from the client.
 func (s *Server) servePost(w http.ResponseWriter, r *http.Request, sid string) {
 	ss, p, ok := s.claim(w, sid, func(p *pollState) *bool { return &p.posting }, true)
@@ -168,7 +238,7 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request, sid string) {
 		if errors.As(err, &tooBig) {
 			s.audit.Warn(audit.InvalidMessage, "polling payload too large", "conn", ss.connID, "ip", ss.ip(), "transport", "socketio",
 				"limit", s.cfg.MaxPayload)
-			ss.close(hub.ReasonMessageTooBig)
+			ss.end(hub.ReasonMessageTooBig)
 			http.Error(w, "payload too large", http.StatusRequestEntityTooLarge)
 			return
 		}
@@ -176,7 +246,7 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request, sid string) {
 		return
 	}
 	if !utf8.Valid(body) {
-		ss.close(hub.ReasonInvalidUTF8)
+		ss.end(hub.ReasonInvalidUTF8)
 		httpError(w, http.StatusBadRequest, errBadRequest)
 		return
 	}
@@ -191,6 +261,7 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request, sid string) {
 	ss.in.Unlock()
 	if err != nil && !errors.Is(err, errStop) {
 		ss.closeFor(err)
+		ss.finalize() // the first invalid packet ends the session (see end)
 		httpError(w, http.StatusBadRequest, errBadRequest)
 		return
 	}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,6 +64,9 @@ func New(cfg Config, core *proto.Core) (*Server, error) {
 	s.reg.Init()
 	s.early.Max = 8 // messages a connection may send before its session is bound
 	s.engine = wspoll.NewEngine("herald-socketio", cfg.Pollers, cfg.WriteBufferBytes)
+	// Text frames are checked for UTF-8 in onWSPacket, to answer 1007
+	// (RFC 6455 §8.1; nbio would answer 1002).
+	s.engine.CheckUtf8 = func([]byte) bool { return true }
 	// Every socket belongs to a session or an upgrade probe, whose
 	// deadlines (heartbeat, probe timeout, close grace) the sweeper runs.
 	u := wspoll.NewUpgrader(s.engine, cfg.MaxPayload)
@@ -221,8 +223,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) (admitted bool) {
 			httpError(w, http.StatusBadRequest, errBadRequest)
 		}
 	case "websocket":
-		if r.Method != http.MethodGet || !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
-			httpError(w, http.StatusBadRequest, errBadRequest)
+		if he := wspoll.CheckHandshake(r); he != nil { // RFC 6455 §4.2.1, before nbio's laxer check
+			wspoll.SetVersionHeader(w.Header())
+			httpError(w, he.Status, errBadRequest)
 			return false
 		}
 		s.serveWebSocket(w, r, sid)

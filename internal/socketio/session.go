@@ -29,6 +29,7 @@ var (
 	// errUnauthenticated: an event on a session that has no namespace connected.
 	errUnauthenticated = errors.New("socketio: event before CONNECT")
 	errTooBig          = errors.New("socketio: attachments over the size limit")
+	errInvalidUTF8     = errors.New("socketio: text frame that is not UTF-8")
 )
 
 // session is one Engine.IO session: its transport (polling, WebSocket, or
@@ -183,6 +184,7 @@ func (s *session) tick(now int64) {
 			reason = hub.ReasonPingTimeout
 		case s.pongDeadline == 0 && now >= s.nextPing:
 			s.pongDeadline = now + int64(s.srv.cfg.PingTimeout)
+			s.nextPing = nextSlot(s.nextPing, now, int64(s.srv.cfg.PingInterval))
 			_ = s.writeLocked(pktPing, true)
 		}
 		if s.probe != nil && now >= s.probeDeadline {
@@ -202,6 +204,18 @@ func (s *session) tick(now int64) {
 	case reason != hub.ReasonNone:
 		s.close(reason)
 	}
+}
+
+// nextSlot is the ping time after now on the grid slot + k×interval: pings
+// go out at k×interval from the handshake (each at most one sweeper tick
+// late), and neither the pong's round trip nor the time the session took
+// to handle it delays the next one. A slot missed while a pong was
+// outstanding is skipped.
+func nextSlot(slot, now, interval int64) int64 {
+	if slot > now {
+		return slot
+	}
+	return slot + ((now-slot)/interval+1)*interval
 }
 
 // notifies reports whether a socket closed for reason is told why first
@@ -284,6 +298,7 @@ func (s *session) finalize() {
 	s.probe = nil
 	if s.poll != nil {
 		s.poll.wakeWith(nil)
+		s.poll.endUpgrade()
 	}
 	s.headerToken = ""
 	s.mu.Unlock()
@@ -313,6 +328,8 @@ func (s *session) closeFor(err error) {
 		s.srv.audit.Warn(audit.UnauthenticatedMessage, "event before auth", "conn", s.connID, "ip", s.ip(), "transport", "socketio")
 	case errors.Is(err, errTooBig):
 		reason = hub.ReasonMessageTooBig
+	case errors.Is(err, errInvalidUTF8):
+		reason = hub.ReasonInvalidUTF8 // 1007 (RFC 6455 §8.1)
 	default:
 		s.srv.audit.Info(audit.InvalidMessage, "invalid packet", "conn", s.connID, "ip", s.ip(), "transport", "socketio", "err", err)
 	}
@@ -330,8 +347,7 @@ func (s *session) onPacket(p enginePacket) error {
 		return s.onSocketIO(p.data)
 	case eioPong:
 		s.mu.Lock()
-		s.pongDeadline = 0
-		s.nextPing = s.srv.now() + int64(s.srv.cfg.PingInterval)
+		s.pongDeadline = 0 // the next ping keeps its slot (nextSlot)
 		s.mu.Unlock()
 	case eioClose:
 		s.close(hub.ReasonClientClosed)

@@ -165,7 +165,7 @@ func (s *session) connect(ns int, data json.RawMessage) {
 	srv := s.srv
 	nsp := srv.cfg.Namespaces[ns]
 	var a connectAuth
-	if len(data) > 0 && (notification.JSONDepth(data, maxJSONDepth) > maxJSONDepth || json.Unmarshal(data, &a) != nil) {
+	if len(data) > 0 && (notification.JSONDepth(data, maxJSONDepth) > maxJSONDepth || hasDuplicateKey(data) || json.Unmarshal(data, &a) != nil) {
 		srv.audit.Warn(audit.TokenInvalid, "token rejected", "reason", "malformed_auth", "conn", s.connID, "ip", s.ip(), "transport", "socketio")
 		s.reject(nsp, proto.CodeUnauthorized.String())
 		return

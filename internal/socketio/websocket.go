@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lesismal/nbio/nbhttp/websocket"
 
@@ -209,6 +210,9 @@ func (s *session) onWSPacket(mt websocket.MessageType, data []byte) error {
 	if mt == websocket.BinaryMessage {
 		return s.onPacket(enginePacket{typ: eioMessage, data: data, binary: true})
 	}
+	if !utf8.Valid(data) {
+		return errInvalidUTF8
+	}
 	p, err := decodeEnginePacket(data, false)
 	if err != nil {
 		return err
@@ -225,7 +229,7 @@ func (s *session) onProbeMessage(t *wsTransport, mt websocket.MessageType, data 
 		_ = t.write(websocket.TextMessage, pktProbePong, true)
 		s.mu.Lock()
 		if s.poll != nil && s.probe == t {
-			s.poll.upgrading = true
+			s.poll.startUpgrade()
 			s.poll.wakeWith(pktNoop)
 		}
 		s.mu.Unlock()
@@ -244,6 +248,7 @@ func (s *session) onProbeMessage(t *wsTransport, mt websocket.MessageType, data 
 			})
 			p.buf = nil
 			p.wakeWith(pktNoop)
+			p.endUpgrade() // a GET held by awaitUpgrade now finds no polling transport: 400
 		}
 		if s.state == stateClosing { // closed during the upgrade: the last packets are out
 			t.writeClose(s.reason)
@@ -261,7 +266,7 @@ func (s *session) dropProbe(t *wsTransport) {
 	if s.probe == t {
 		s.probe = nil
 		if s.poll != nil {
-			s.poll.upgrading = false
+			s.poll.endUpgrade()
 		}
 	}
 	s.mu.Unlock()
@@ -283,7 +288,7 @@ func (s *session) onWSClosed(t *wsTransport, err error) {
 	if s.probe == t {
 		s.probe = nil
 		if s.poll != nil {
-			s.poll.upgrading = false
+			s.poll.endUpgrade()
 		}
 	}
 	current, state := s.ws == t, s.state

@@ -31,6 +31,9 @@ func decodeMessage(data []byte) (session.Request, error) {
 	if d := notification.JSONDepth(data, maxJSONDepth); d > maxJSONDepth {
 		return session.Request{}, invalid("nesting depth %d over %d", d, maxJSONDepth)
 	}
+	if k, dup := notification.DuplicateKey(data); dup {
+		return session.Request{Ref: refOf(data)}, invalid("duplicate key %s", k)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {

@@ -48,7 +48,12 @@ func TestDecodeMessage(t *testing.T) {
 		{"deep", `{"type":"ping","ref":` + strings.Repeat("[", 10) + strings.Repeat("]", 10) + `}`, false},
 		{"trailing", `{"type":"ping"}x`, false},
 		{"bad utf8", "{\"type\":\"ping\",\"ref\":\"\xff\"}", false},
-		{"duplicate keys last wins but still valid type", `{"type":"nope","type":"ping"}`, true},
+		// Duplicate names are refused (issue 18): which one counts would be
+		// up to the parser.
+		{"duplicate type", `{"type":"nope","type":"ping"}`, false},
+		{"duplicate ref", `{"type":"ping","ref":"a","ref":"b"}`, false},
+		{"duplicate escaped", `{"type":"ping","type":"ping"}`, false},
+		{"duplicate id", `{"type":"notification:mark-read","id":"` + validID + `","id":"` + validID + `"}`, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

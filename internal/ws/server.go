@@ -132,6 +132,8 @@ func New(cfg Config, core *session.Core) (*Server, error) {
 		if st, ok := c.Session().(*conn); ok {
 			st.heard()
 			_ = st.write(websocket.PongMessage, []byte(data), true)
+		} else { // not bound yet: still answered (RFC 6455 §5.5.2)
+			_ = c.WriteMessage(websocket.PongMessage, []byte(data))
 		}
 	})
 	u.SetPongHandler(func(c *websocket.Conn, _ string) {
@@ -197,13 +199,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.upgrade(w, r, st, hp)
 }
 
-// check validates an upgrade request before admission: method, origin, a
-// header token and ?since=. On failure it has answered the request.
+// check validates an upgrade request before admission: the handshake
+// (RFC 6455 §4.2.1), origin, a header token and ?since=. On failure it has answered the request.
 func (s *Server) check(w http.ResponseWriter, r *http.Request) (*auth.Principal, *notification.Position, bool) {
 	ip := s.adm.ClientIP(r)
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", http.MethodGet)
-		s.errs.Fail(w, r, session.CodeMethodNotAllowed, "", nil)
+	if he := wspoll.CheckHandshake(r); he != nil { // RFC 6455 §4.2.1, before nbio's laxer check
+		wspoll.SetVersionHeader(w.Header())
+		code := session.CodeInvalidRequest
+		switch he.Status {
+		case http.StatusMethodNotAllowed:
+			w.Header().Set("Allow", http.MethodGet)
+			code = session.CodeMethodNotAllowed
+		case http.StatusUpgradeRequired:
+			code = session.CodeUpgradeRequired
+		}
+		s.errs.Fail(w, r, code, he.Reason, he)
 		return nil, nil, false
 	}
 	if !s.cfg.CheckOrigin(r) {

@@ -15,12 +15,17 @@ import (
 // the soft cap.
 var ErrBufferFull = errors.New("wspoll: outbound buffer full")
 
+// ErrFailed is what Outbound.Push returns once the frame guard has sent
+// the close frame of a connection that broke RFC 6455 (frameguard.go).
+var ErrFailed = errors.New("wspoll: connection failed")
+
 // Outbound counts the bytes handed to nbio for one socket and not yet
 // written to the kernel, against a soft cap: the socket's session value
 // embeds it, and the engine's written-size callback (NewEngine) counts the
 // bytes down as the kernel takes them.
 type Outbound struct {
 	queued atomic.Int64
+	failed atomic.Bool // the frame guard failed the connection and sent its close frame
 }
 
 // Queued is the number of bytes waiting.
@@ -30,8 +35,12 @@ func (o *Outbound) written(n int) { o.queued.Add(-int64(n)) }
 
 // Push runs write for n bytes on the wire unless (without force) they
 // would pass limit. Control frames use force: they are tiny, and a close
-// frame must be able to follow a full buffer.
+// frame must be able to follow a full buffer. Once the frame guard has
+// failed the connection, nothing more is written (ErrFailed).
 func (o *Outbound) Push(n int64, limit int, force bool, write func() error) error {
+	if o.failed.Load() {
+		return ErrFailed
+	}
 	if !force && o.queued.Load()+n > int64(limit) {
 		return ErrBufferFull
 	}
@@ -83,6 +92,7 @@ func NewEngine(name string, pollers, softCap int) *nbhttp.Engine {
 		MaxWriteBufferSize:      softCap + 64<<10,
 		ServerExecutor:          func(f func()) { f() },
 	})
+	(&guard{}).install(e)
 	e.OnWrittenSize(func(c *nbio.Conn, _ []byte, n int) {
 		if wsc, ok := c.Session().(*websocket.Conn); ok {
 			if o, ok := wsc.Session().(outboundOf); ok {

@@ -100,9 +100,14 @@ func AppendTextFrame(b, payload []byte) []byte {
 // A close frame with 1000, 1001 or no status (1005) is the client closing.
 func CloseReason(err error) hub.CloseReason {
 	var ce *websocket.CloseError
+	var fe *FrameError
 	switch {
 	case err == nil, errors.Is(err, io.EOF):
 		return hub.ReasonClientClosed
+	case errors.As(err, &fe) && fe.Code == 1007:
+		return hub.ReasonInvalidUTF8
+	case errors.As(err, &fe):
+		return hub.ReasonProtocolError
 	case errors.As(err, &ce):
 		if ce.Code == 1000 || ce.Code == 1001 || ce.Code == 1005 {
 			return hub.ReasonClientClosed

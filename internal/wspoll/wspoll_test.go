@@ -28,6 +28,8 @@ func TestCloseReason(t *testing.T) {
 		{nbio.ErrOverflow, hub.ReasonSlowConsumer},
 		{websocket.ErrMessageTooLarge, hub.ReasonMessageTooBig},
 		{websocket.ErrInvalidUtf8, hub.ReasonInvalidUTF8},
+		{&FrameError{Code: 1002}, hub.ReasonProtocolError},
+		{&FrameError{Code: 1007}, hub.ReasonInvalidUTF8},
 		{websocket.ErrReserveBitSet, hub.ReasonProtocolError},
 		{errors.New("connection reset"), hub.ReasonTransportError},
 	} {
