@@ -38,10 +38,11 @@ type setting struct {
 
 // settings is the one table that maps flags and environment onto Config.
 type settings struct {
-	list   []*setting
-	byFlag map[string]*setting
-	dev    bool
-	help   bool
+	list    []*setting
+	byFlag  map[string]*setting
+	dev     bool
+	help    bool
+	version bool // --version: print the build and exit
 	// debugAddr is --debug-addr: the pprof listener, served by main, not
 	// by the node.
 	debugAddr string
@@ -116,6 +117,7 @@ func (s *settings) parse(args []string, getenv func(string) string, out io.Write
 	fs := flag.NewFlagSet("herald", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.BoolVar(&s.dev, "dev", false, "development mode: random JWT secret and API key printed at start, localhost origins, "+devAddr)
+	fs.BoolVar(&s.version, "version", false, "print the version, commit and build date, and exit")
 	for _, st := range s.list {
 		fs.StringVar(st.value, st.flag, st.def, st.usage)
 	}
@@ -152,6 +154,7 @@ func (s *settings) parse(args []string, getenv func(string) string, out io.Write
 func (s *settings) usage(out io.Writer, fs *flag.FlagSet) {
 	fmt.Fprintln(out, "Usage: herald [flags]\n\nHerald is a real-time notification gateway. Every flag can also be set by the environment variables listed with it.\n\nFlags:")
 	fmt.Fprintln(out, "  --dev\n        development mode: random JWT secret and API key printed at start, localhost origins, "+devAddr)
+	fmt.Fprintln(out, "  --version\n        print the version, commit and build date, and exit")
 	for _, st := range s.list {
 		def := st.def
 		if def == "" {

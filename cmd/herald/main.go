@@ -2,6 +2,7 @@
 //
 //	go run ./cmd/herald --dev      # try it: embedded SQLite, printed secrets
 //	herald --help                  # every flag and environment variable
+//	herald --version               # version, commit, build date
 package main
 
 import (
@@ -42,6 +43,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if s.help {
 		return nil
+	}
+	if s.version {
+		_, err := fmt.Fprint(stdout, currentVersion())
+		return err
 	}
 	var dev devSecrets
 	if s.dev {
