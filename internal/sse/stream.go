@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/lesismal/nbio"
@@ -77,14 +76,7 @@ func (s *Server) serveHijacked(w http.ResponseWriter, st *stream, sr streamReque
 			"transport", "sse")
 		return
 	}
-	// nbio dups the socket without close-on-exec: hold ForkLock across the
-	// dup and mark the copy, so no forked process inherits the stream.
-	syscall.ForkLock.RLock()
-	nbc, err := nbio.NBConn(conn) // dups the socket and closes conn
-	if err == nil {
-		syscall.CloseOnExec(nbc.Hash())
-	}
-	syscall.ForkLock.RUnlock()
+	nbc, err := wspoll.NBConn(conn) // dups the socket (close-on-exec) and closes conn
 	if err != nil {
 		_ = conn.Close()
 		s.finish(st.sess, hub.ReasonTransportError)

@@ -95,12 +95,18 @@ func NewEngine(name string, pollers, softCap int) *nbhttp.Engine {
 	(&guard{}).install(e)
 	e.OnWrittenSize(func(c *nbio.Conn, _ []byte, n int) {
 		if wsc, ok := c.Session().(*websocket.Conn); ok {
-			if o, ok := wsc.Session().(outboundOf); ok {
-				o.outbound().written(n)
-			}
+			countWritten(wsc, n)
 		}
 	})
 	return e
+}
+
+// countWritten counts n bytes written to the kernel down on the Outbound of
+// wsc's session.
+func countWritten(wsc *websocket.Conn, n int) {
+	if o, ok := wsc.Session().(outboundOf); ok {
+		o.outbound().written(n)
+	}
 }
 
 // NewUpgrader returns an upgrader on e for messages up to maxMessage bytes.

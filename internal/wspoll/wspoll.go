@@ -4,6 +4,12 @@
 // close reason of nbio's close errors, and the buffer of messages that reach
 // a socket before its session is bound to it. Drop, the safe way to end a
 // poller-served connection from another goroutine, serves SSE streams too.
+//
+// Where there is no event-loop poller (Windows), or when built with the tag
+// herald_nopoller (to test that path on Linux), Upgrade serves each socket
+// with one reading goroutine and one writing goroutine instead
+// (upgrade_goroutine.go, stream.go): the transports see the same
+// *websocket.Conn, callbacks and Outbound accounting either way.
 package wspoll
 
 import (
@@ -12,7 +18,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"net/http"
 	"sync"
 	"syscall"
 
@@ -22,47 +27,39 @@ import (
 	"github.com/heraldhq/herald/internal/hub"
 )
 
-// Upgrade answers the WebSocket handshake and hands the connection to u's
-// poller. nbio dups the socket without close-on-exec: a process forked
-// meanwhile (os/exec) would inherit it and keep it open, so the client would
-// never see our close, and the poller could see events for an fd number a
-// later connection reuses. Holding ForkLock across the dup and marking the
-// copy close-on-exec prevents both.
-func Upgrade(u *websocket.Upgrader, w http.ResponseWriter, r *http.Request) (*websocket.Conn, error) {
-	syscall.ForkLock.RLock()
-	defer syscall.ForkLock.RUnlock()
-	wsc, err := u.UpgradeAndTransferConnToPoller(w, r, nil)
-	if err != nil {
-		return nil, err
-	}
-	if c, ok := wsc.Conn.(*nbio.Conn); ok {
-		syscall.CloseOnExec(c.Hash()) // Hash is the fd on unix
-	}
-	return wsc, nil
-}
-
 // Drop ends a poller-served connection from outside its poller (a timer,
-// the hub's fan-out). It shuts the socket down instead of closing it: the
-// poller then sees the hang-up and closes the fd itself. A close(2) from
-// another goroutine frees the fd number while the poller may still hold an
-// event for it; when a new connection is registered under that number, the
-// stale event closes the new connection (seen under connection churn as
-// fresh sockets dropped with EOF). nbio marks a connection closed under its
-// lock before closing the fd, so while Drop holds the lock and finds it
-// open, the fd is still this connection's. Bytes already written are still
-// sent before the FIN. Drop must not be called with c's lock held (nbio's
-// write callbacks hold it). Connections of other types are closed.
+// the hub's fan-out). On unix it shuts the socket down instead of closing
+// it: the poller then sees the hang-up and closes the fd itself. A close(2)
+// from another goroutine frees the fd number while the poller may still
+// hold an event for it; when a new connection is registered under that
+// number, the stale event closes the new connection (seen under connection
+// churn as fresh sockets dropped with EOF). nbio marks a connection closed
+// under its lock before closing the fd, so while Drop holds the lock and
+// finds it open, the fd is still this connection's. Bytes already written
+// are still sent before the FIN. Drop must not be called with c's lock held
+// (nbio's write callbacks hold it). Connections of other types (the
+// goroutine fallback's, see Upgrade) are closed.
 func Drop(c net.Conn) {
 	nc, ok := c.(*nbio.Conn)
 	if !ok {
 		_ = c.Close()
 		return
 	}
-	nc.Lock()
-	defer nc.Unlock()
-	if closed, _ := nc.IsClosed(); !closed {
-		_ = syscall.Shutdown(nc.Hash(), syscall.SHUT_RDWR) // Hash is the fd on unix
+	dropPolled(nc)
+}
+
+// NBConn hands conn, a plain TCP socket, to nbio (SSE streams). On unix
+// nbio dups the socket without close-on-exec: holding ForkLock across the
+// dup and marking the copy keeps any forked process from inheriting it (see
+// Upgrade). On Windows nbio wraps conn and reads it in a goroutine.
+func NBConn(conn net.Conn) (*nbio.Conn, error) {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	nbc, err := nbio.NBConn(conn) // on unix: dups the socket and closes conn
+	if err == nil {
+		closeOnExec(nbc)
 	}
+	return nbc, err
 }
 
 // MaxFrameHeader is the largest header of an unmasked server frame.
