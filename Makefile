@@ -1,5 +1,5 @@
 # The one test command (README and .ci/run use exactly this).
-.PHONY: test build vet fuzz bench
+.PHONY: test build vet fuzz bench release image-smoke helm-check
 test:
 	go test -race -count=1 ./...
 
@@ -25,3 +25,18 @@ fuzz:
 # BENCH_SCENARIOS, BENCH_OUT, HERALD_DATABASE_URL, HERALD_REDIS_URL, GOGC.
 bench:
 	bash scripts/bench.sh
+
+# Release archives for linux/amd64, linux/arm64, darwin/arm64 and
+# windows/amd64 (static binaries), SHA256SUMS and CycloneDX SBOMs in
+# dist/release/. VERSION=v1.2.3 for a tagged release (default: git describe).
+release:
+	bash scripts/release.sh
+
+# Build the container image with podman and run its binary from the
+# exported filesystem against a smoke test (root, podman).
+image-smoke:
+	bash scripts/image-smoke.sh
+
+# helm lint/template of the chart in both modes, kubeconform of the output.
+helm-check:
+	bash scripts/helm-check.sh

@@ -19,20 +19,11 @@ HELM_VERSION=v4.3.2
 KUBECONFORM_VERSION=v0.8.0
 K8S_VERSION=v1.37.2 # the schemas' Kubernetes release
 
-gobin=$(go env GOPATH)/bin
-export PATH="$gobin:$PATH"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-
-# install BINARY MODULE/PATH VERSION: go install unless that version is there.
-install() {
-  if ! go version -m "$gobin/$1" 2>/dev/null | grep -q "	mod	.*	$3	"; then
-    echo "helm-check: go install $2@$3"
-    (cd "$tmp" && GOFLAGS=-mod=mod go install "$2@$3")
-  fi
-}
-install helm helm.sh/helm/v4/cmd/helm "$HELM_VERSION"
-install kubeconform github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION"
+. scripts/go-tool.sh
+go_tool helm helm.sh/helm/v4/cmd/helm "$HELM_VERSION"
+go_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION"
 
 schemas=${XDG_CACHE_HOME:-$HOME/.cache}/herald/k8s-schemas-$K8S_VERSION
 if [ ! -s "$schemas/deployment-apps-v1.json" ]; then
