@@ -1,5 +1,5 @@
 # The one test command (README and .ci/run use exactly this).
-.PHONY: test build vet fuzz bench release image-smoke helm-check
+.PHONY: test build vet fuzz bench release image-smoke helm-check test-nopoller
 test:
 	go test -race -count=1 ./...
 
@@ -40,3 +40,11 @@ image-smoke:
 # helm lint/template of the chart in both modes, kubeconform of the output.
 helm-check:
 	bash scripts/helm-check.sh
+
+# The WebSocket transports and the end-to-end protocol tests on the
+# goroutine-per-connection fallback that Windows uses, built on this OS.
+test-nopoller:
+	go test -race -count=1 -tags herald_nopoller ./internal/wspoll/ ./internal/ws/ ./internal/socketio/
+	go test -race -count=1 -tags herald_nopoller \
+	  -run 'TestProtocol|TestTabsStayInSyncAndWSOperations|TestSlowConsumerIsClosedWithoutSlowingOthers|TestWebSocketBadInput|TestSocketIO' \
+	  ./internal/node/
