@@ -44,3 +44,7 @@ func tryWrite(c net.Conn, b []byte) int {
 	})
 	return n
 }
+
+// shutdownWrite sends a FIN after what was written (nc's lock is held and
+// nc is open).
+func shutdownWrite(nc *nbio.Conn) { _ = syscall.Shutdown(nc.Hash(), syscall.SHUT_WR) }

@@ -20,3 +20,8 @@ func closeOnExec(*nbio.Conn) {}
 // tryWrite writes nothing on Windows: every write goes through the
 // stream's writer goroutine.
 func tryWrite(net.Conn, []byte) int { return 0 }
+
+// shutdownWrite: nbio's Windows connection wraps a net.Conn whose handle
+// it does not expose; the connection is closed by its reader goroutine
+// once the peer answers the close frame, or by the transport's deadline.
+func shutdownWrite(*nbio.Conn) {}

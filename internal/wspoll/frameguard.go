@@ -3,7 +3,6 @@ package wspoll
 import (
 	"encoding/binary"
 	"net"
-	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -311,7 +310,7 @@ func failNow(c *nbio.Conn, wsc *websocket.Conn, fe *FrameError) {
 	if drained { // the close frame is in the kernel: it is the last thing we send
 		c.Lock()
 		if closed, _ := c.IsClosed(); !closed {
-			_ = syscall.Shutdown(c.Hash(), syscall.SHUT_WR)
+			shutdownWrite(c)
 		}
 		c.Unlock()
 	}
