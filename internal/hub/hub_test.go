@@ -248,8 +248,11 @@ func TestBroadcastRoleFilteringAdvancesCursor(t *testing.T) {
 	h := New(st, Config{})
 	defer h.Close(ReasonShutdown)
 	member, ms := attach(t, h, "m", "member", nil)
-	_, as := attach(t, h, "a", "admin", nil)
+	admin, as := attach(t, h, "a", "admin", nil)
+	// Both live before the broadcasts: a client still reading its head
+	// could read it after the first broadcast and rightly skip it.
 	waitLive(t, member)
+	waitLive(t, admin)
 	h.Deliver(st.addBroadcast("admin"))
 	h.Deliver(st.addBroadcast(""))
 	testkit.Eventually(t, 5*time.Second, func() bool { ids, _ := as.notifications(); return len(ids) == 2 }, "admin got 2")
