@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -99,7 +100,10 @@ func BenchmarkPublishDeliverConcurrent(b *testing.B) {
 				b.Errorf("publish: %d", p.w.status)
 				return
 			}
-			p.rc.until(b, `{"type":"notification"`)
+			if err := p.rc.next(`{"type":"notification"`); err != nil {
+				b.Error(err)
+				return
+			}
 		}
 	})
 }
@@ -149,11 +153,20 @@ func dialRawWS(tb testing.TB, addr, tok string) *rawWS {
 
 // until reads frames until one whose payload starts with prefix.
 func (r *rawWS) until(tb testing.TB, prefix string) {
+	tb.Helper()
+	if err := r.next(prefix); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// next is until for goroutines other than the test's: it reports instead
+// of failing the test.
+func (r *rawWS) next(prefix string) error {
 	_ = r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for {
 		var h [2]byte
 		if _, err := io.ReadFull(r.br, h[:]); err != nil {
-			tb.Fatalf("read: %v", err)
+			return fmt.Errorf("read: %w", err)
 		}
 		n := int(h[1] & 0x7f)
 		switch n {
@@ -167,13 +180,13 @@ func (r *rawWS) until(tb testing.TB, prefix string) {
 			n = int(binary.BigEndian.Uint64(x[:]))
 		}
 		if n > len(r.buf) {
-			tb.Fatalf("frame of %d bytes", n)
+			return fmt.Errorf("frame of %d bytes", n)
 		}
 		if _, err := io.ReadFull(r.br, r.buf[:n]); err != nil {
-			tb.Fatalf("read: %v", err)
+			return fmt.Errorf("read: %w", err)
 		}
 		if bytes.HasPrefix(r.buf[:n], []byte(prefix)) {
-			return
+			return nil
 		}
 	}
 }

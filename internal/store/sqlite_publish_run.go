@@ -183,8 +183,8 @@ func (s *SQLite) execChunks(ctx context.Context, sqlFor func(int) string, args [
 
 // streamBump is one row the counter bump returned.
 type streamBump struct {
-	key         string // tenant NUL user
-	seq, unread int64
+	tenant, user string
+	seq, unread  int64
 }
 
 // bumpStreams bumps the stream of every delivery's user by one and sets
@@ -204,13 +204,11 @@ func (s *SQLite) bumpStreams(ctx context.Context, dels []runDelivery) error {
 			return err
 		}
 		for rows.Next() {
-			var tenant, user string
 			var b streamBump
-			if err := rows.Scan(&tenant, &user, &b.seq, &b.unread); err != nil {
+			if err := rows.Scan(&b.tenant, &b.user, &b.seq, &b.unread); err != nil {
 				_ = rows.Close()
 				return err
 			}
-			b.key = tenant + "\x00" + user
 			got = append(got, b)
 		}
 		if err := rows.Close(); err != nil {
@@ -224,19 +222,20 @@ func (s *SQLite) bumpStreams(ctx context.Context, dels []runDelivery) error {
 	if len(got) != len(dels) {
 		return fmt.Errorf("counter bump returned %d rows for %d deliveries", len(got), len(dels))
 	}
-	// Sorted by user, then seq: each delivery takes its user's next row.
+	// Sorted by user, then seq: each user's rows are a run, and each
+	// delivery takes the next row of its user's run.
 	slices.SortFunc(got, func(a, b streamBump) int {
-		return cmp.Or(strings.Compare(a.key, b.key), cmp.Compare(a.seq, b.seq))
+		return cmp.Or(strings.Compare(a.tenant, b.tenant), strings.Compare(a.user, b.user), cmp.Compare(a.seq, b.seq))
 	})
-	next := make(map[string]int, len(got))
+	next := make(map[[2]string]int, len(got))
+	for i := len(got) - 1; i >= 0; i-- {
+		next[[2]string{got[i].tenant, got[i].user}] = i
+	}
 	for _, dl := range dels {
 		d := &dl.ev.Deliveries[dl.i]
-		key := dl.ev.Tenant + "\x00" + d.User
-		i, seen := next[key]
-		if !seen {
-			i, _ = slices.BinarySearchFunc(got, key, func(b streamBump, k string) int { return strings.Compare(b.key, k) })
-		}
-		if i >= len(got) || got[i].key != key {
+		key := [2]string{dl.ev.Tenant, d.User}
+		i, ok := next[key]
+		if !ok || i >= len(got) || got[i].tenant != key[0] || got[i].user != key[1] {
 			return fmt.Errorf("counter bump returned no row for a delivery")
 		}
 		d.Seq, d.Unread = got[i].seq, got[i].unread
