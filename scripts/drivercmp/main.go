@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +23,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/heraldhq/herald/scripts/drivercmp/report"
 )
 
 // A config is one driver and API to measure.
@@ -34,26 +35,6 @@ func (c config) String() string {
 		return c.driver
 	}
 	return c.driver + " (" + c.api + ")"
-}
-
-type result struct {
-	Driver        string  `json:"driver"`
-	API           string  `json:"api"`
-	Variant       string  `json:"variant"`
-	Round         int     `json:"round"`
-	Publishes     int     `json:"publishes"`
-	Commits       int     `json:"commits"`
-	CPUus         float64 `json:"cpu_us"`
-	UserUs        float64 `json:"user_us"`
-	SysUs         float64 `json:"sys_us"`
-	WallUs        float64 `json:"wall_us"`
-	Allocs        float64 `json:"allocs"`
-	Bytes         float64 `json:"bytes"`
-	MaxRSSKiB     int64   `json:"max_rss_kib"`
-	SQLiteVersion string  `json:"sqlite_version"`
-	GoVersion     string  `json:"go_version"`
-	CGO           bool    `json:"cgo"`
-	Error         string  `json:"error,omitempty"`
 }
 
 func main() {
@@ -110,14 +91,14 @@ func main() {
 	}
 }
 
-func readResults(path string) ([]result, error) {
+func readResults(path string) ([]report.Result, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	var all []result
+	var all []report.Result
 	for line := range strings.Lines(string(b)) {
-		var r result
+		var r report.Result
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
@@ -162,7 +143,7 @@ func runBench(tmp, out string, configs []config, variants []string, rounds, n, w
 	}
 	defer jf.Close()
 
-	var all []result
+	var all []report.Result
 	start := time.Now()
 	for r := 1; r <= rounds; r++ {
 		for _, v := range variants {
@@ -174,7 +155,7 @@ func runBench(tmp, out string, configs []config, variants []string, rounds, n, w
 					"-n", fmt.Sprint(n), "-warmup", fmt.Sprint(warmup))
 				cmd.Stderr = os.Stderr
 				b, err := cmd.Output()
-				var res result
+				var res report.Result
 				if jerr := json.Unmarshal(bytes.TrimSpace(b), &res); jerr != nil {
 					return "", fmt.Errorf("%s %s: %v: %s", c, v, cmp.Or(err, jerr), b)
 				}
@@ -196,12 +177,12 @@ func runBench(tmp, out string, configs []config, variants []string, rounds, n, w
 // median and range over rounds, and the CPU relative to modernc, the median
 // of the per-round ratios (runs of one round and variant ran back to back,
 // under the same load).
-func renderBench(all []result, configs []config, variants []string) string {
+func renderBench(all []report.Result, configs []config, variants []string) string {
 	type key struct {
 		c config
 		v string
 	}
-	results := map[key][]result{}
+	results := map[key][]report.Result{}
 	byRound := map[string]float64{} // "variant/round" -> modernc CPU
 	rounds := map[int]bool{}
 	n := 0
@@ -227,21 +208,21 @@ func renderBench(all []result, configs []config, variants []string) string {
 			if len(rs) == 0 {
 				continue
 			}
-			cpu := stats(rs, func(r result) float64 { return r.CPUus })
-			wall := stats(rs, func(r result) float64 { return r.WallUs })
-			usr := stats(rs, func(r result) float64 { return r.UserUs })
-			sys := stats(rs, func(r result) float64 { return r.SysUs })
-			allocs := stats(rs, func(r result) float64 { return r.Allocs })
-			byts := stats(rs, func(r result) float64 { return r.Bytes })
-			var ratios []result
+			cpu := stats(rs, func(r report.Result) float64 { return r.CPUus })
+			wall := stats(rs, func(r report.Result) float64 { return r.WallUs })
+			usr := stats(rs, func(r report.Result) float64 { return r.UserUs })
+			sys := stats(rs, func(r report.Result) float64 { return r.SysUs })
+			allocs := stats(rs, func(r report.Result) float64 { return r.Allocs })
+			byts := stats(rs, func(r report.Result) float64 { return r.Bytes })
+			var ratios []report.Result
 			for _, r := range rs {
 				if m, ok := byRound[fmt.Sprint(r.Variant, "/", r.Round)]; ok && m > 0 {
-					ratios = append(ratios, result{CPUus: r.CPUus / m})
+					ratios = append(ratios, report.Result{CPUus: r.CPUus / m})
 				}
 			}
 			rel := "–"
 			if len(ratios) > 0 && c.driver != "none" {
-				st := stats(ratios, func(r result) float64 { return r.CPUus })
+				st := stats(ratios, func(r report.Result) float64 { return r.CPUus })
 				rel = fmt.Sprintf("%.2f (%.2f–%.2f)", st.med, st.min, st.max)
 			}
 			fmt.Fprintf(&b, "| %s | %s | **%.1f** (%.1f–%.1f) | %s | %.1f / %.1f | %.1f (%.1f–%.1f) | %.1f | %.0f | %s |\n",
@@ -267,7 +248,7 @@ func variantName(v string) string {
 
 type stat struct{ med, min, max float64 }
 
-func stats(rs []result, f func(result) float64) stat {
+func stats(rs []report.Result, f func(report.Result) float64) stat {
 	xs := make([]float64, len(rs))
 	for i, r := range rs {
 		xs[i] = f(r)
@@ -330,14 +311,27 @@ func runBuilds(tmp string) string {
 		}
 		fmt.Fprintf(&b, " %s |\n", runMsg)
 	}
+	b.WriteString(cgoBuilds(tmp))
+	b.WriteString("\n")
+	return b.String()
+}
+
+// cgoBuild is one CGO build of ./probe with mattn: extra environment,
+// build arguments (nil: stripped) and tags.
+type cgoBuild struct {
+	name string
+	env  []string
+	args []string
+	tags string
+}
+
+// cgoBuilds tries the CGO builds of mattn a release would need and returns
+// their Markdown table.
+func cgoBuilds(tmp string) string {
+	var b strings.Builder
 	b.WriteString("\n### mattn with CGO_ENABLED=1 (what a release of a CGO driver needs)\n\n")
 	b.WriteString("| build | result |\n|---|---|\n")
-	cgoBuilds := []struct {
-		name string
-		env  []string
-		args []string
-		tags string
-	}{
+	builds := []cgoBuild{
 		{"linux/amd64, dynamic (default)", []string{"CGO_ENABLED=1"}, nil, ""},
 		{"linux/amd64, static (-linkmode external -extldflags -static)", []string{"CGO_ENABLED=1"},
 			[]string{"-ldflags=-s -w -linkmode external -extldflags -static"}, ""},
@@ -348,16 +342,11 @@ func runBuilds(tmp string) string {
 	}
 	// With Debian's gcc-mingw-w64-x86-64, where installed.
 	if mingw, err := exec.LookPath("x86_64-w64-mingw32-gcc"); err == nil {
-		cgoBuilds = append(cgoBuilds, struct {
-			name string
-			env  []string
-			args []string
-			tags string
-		}{"windows/amd64, CGO with CC=x86_64-w64-mingw32-gcc, -extldflags -static",
+		builds = append(builds, cgoBuild{"windows/amd64, CGO with CC=x86_64-w64-mingw32-gcc, -extldflags -static",
 			[]string{"CGO_ENABLED=1", "GOOS=windows", "GOARCH=amd64", "CC=" + mingw},
 			[]string{"-ldflags=-s -w -extldflags -static"}, ""})
 	}
-	for _, c := range cgoBuilds {
+	for _, c := range builds {
 		fmt.Fprintf(os.Stderr, "mattn CGO build: %s…\n", c.name)
 		bin := filepath.Join(tmp, "probe-mattn-cgo")
 		_ = os.Remove(bin)
@@ -383,7 +372,6 @@ func runBuilds(tmp string) string {
 		}
 		fmt.Fprintf(&b, "| %s | %s |\n", c.name, strings.ReplaceAll(res, "|", "/"))
 	}
-	b.WriteString("\n")
 	return b.String()
 }
 

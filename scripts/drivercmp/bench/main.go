@@ -7,8 +7,6 @@ package main
 
 import (
 	"cmp"
-
-	_ "embed"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -20,10 +18,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
-)
 
-//go:embed schema.sql
-var schemaSQL string
+	"github.com/heraldhq/herald/scripts/drivercmp/report"
+)
 
 // The PRAGMAs Herald's writer connection sets (internal/store/sqlite.go),
 // run on the one connection that writes, in this order, on every driver.
@@ -126,26 +123,6 @@ var checkpointer func(path string) (wake func(), stop func(), err error)
 
 var driverName = "none"
 
-type result struct {
-	Driver        string  `json:"driver"`
-	API           string  `json:"api"`
-	Variant       string  `json:"variant"`
-	Round         int     `json:"round"`
-	Publishes     int     `json:"publishes"`
-	Commits       int     `json:"commits"`
-	CPUus         float64 `json:"cpu_us"`  // user+sys CPU per publish
-	UserUs        float64 `json:"user_us"` // user CPU per publish
-	SysUs         float64 `json:"sys_us"`  // sys CPU per publish
-	WallUs        float64 `json:"wall_us"` // wall time per publish
-	Allocs        float64 `json:"allocs"`  // Go heap allocations per publish
-	Bytes         float64 `json:"bytes"`   // Go heap bytes per publish
-	MaxRSSKiB     int64   `json:"max_rss_kib"`
-	SQLiteVersion string  `json:"sqlite_version"`
-	GoVersion     string  `json:"go_version"`
-	CGO           bool    `json:"cgo"`
-	Error         string  `json:"error,omitempty"`
-}
-
 func main() {
 	variant := flag.String("variant", "b1", "b1 | b32 | multi32: batch of 1, batch of 32 one-row statements, batch of 32 multi-row statements")
 	api := flag.String("api", "sql", "sql (database/sql) or native (the driver's own API, where it has one)")
@@ -155,10 +132,11 @@ func main() {
 	round := flag.Int("round", 0, "round number (also the random seed)")
 	dir := flag.String("dir", "", "directory for the database (default: a new temp dir, removed after)")
 	ckpt := flag.Bool("checkpointer", true, "run Herald's background checkpointer")
+	migrations := flag.String("migrations", "../../internal/store/migrations/sqlite", "Herald's SQLite migrations; their Up sections are the schema")
 	flag.Parse()
 
-	res := result{Driver: driverName, API: *api, Variant: *variant, Round: *round, GoVersion: runtime.Version(), CGO: cgoEnabled}
-	if err := run(&res, *variant, *api, *n, *warmup, *users, *round, *dir, *ckpt); err != nil {
+	res := report.Result{Driver: driverName, API: *api, Variant: *variant, Round: *round, GoVersion: runtime.Version(), CGO: cgoEnabled}
+	if err := run(&res, *variant, *api, *n, *warmup, *users, *round, *dir, *migrations, *ckpt); err != nil {
 		res.Error = err.Error()
 	}
 	out, _ := json.Marshal(res)
@@ -168,7 +146,7 @@ func main() {
 	}
 }
 
-func run(res *result, variant, api string, n, warmup, users, round int, dir string, ckpt bool) error {
+func run(res *report.Result, variant, api string, n, warmup, users, round int, dir, migrations string, ckpt bool) error {
 	batch, multi := 1, false
 	switch variant {
 	case "b1":
@@ -198,30 +176,8 @@ func run(res *result, variant, api string, n, warmup, users, round int, dir stri
 		return fmt.Errorf("open: %w", err)
 	}
 	defer w.close()
-	for _, p := range writerPragmas {
-		if err := w.exec(p); err != nil {
-			return fmt.Errorf("%s: %w", p, err)
-		}
-	}
-	for _, s := range strings.Split(schemaSQL, ";\n") {
-		if strings.TrimSpace(stripComments(s)) == "" {
-			continue
-		}
-		if err := w.exec(s); err != nil {
-			return fmt.Errorf("schema: %w\n%s", err, s)
-		}
-	}
-	if res.SQLiteVersion, err = w.version(); err != nil {
-		return fmt.Errorf("version: %w", err)
-	}
-	// Every user has a stream, as in a store that has been running: the
-	// counter bump is then almost always the UPDATE of the upsert.
-	if err := w.exec(fmt.Sprintf(`WITH RECURSIVE u(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM u WHERE i + 1 < %d)
- INSERT INTO user_streams (tenant, user_id, seq, unread) SELECT 't', printf('user-%%05d', i), 0, 0 FROM u`, users)); err != nil {
-		return fmt.Errorf("seed user_streams: %w", err)
-	}
-	if err := w.prepare(newStatements(32)); err != nil {
-		return fmt.Errorf("prepare: %w", err)
+	if err := setUp(w, res, migrations, users); err != nil {
+		return err
 	}
 
 	wake, stop := func() {}, func() {}
@@ -275,6 +231,49 @@ func run(res *result, variant, api string, n, warmup, users, round int, dir stri
 	}
 	commits = 0
 
+	if err := measure(res, n, func() error { return publish(n) }); err != nil {
+		return err
+	}
+	res.Commits = commits
+	// Check the store is what Herald's would be.
+	return w.exec(`PRAGMA foreign_key_check`)
+}
+
+// setUp applies Herald's writer PRAGMAs and schema to w, records the SQLite
+// version, gives every user a stream (as in a store that has been running:
+// the counter bump is then almost always the UPDATE of the upsert) and
+// prepares the statements.
+func setUp(w writer, res *report.Result, migrations string, users int) error {
+	for _, p := range writerPragmas {
+		if err := w.exec(p); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	schema, err := loadSchema(migrations)
+	if err != nil {
+		return err
+	}
+	for _, s := range schema {
+		if err := w.exec(s); err != nil {
+			return fmt.Errorf("schema: %w\n%s", err, s)
+		}
+	}
+	if res.SQLiteVersion, err = w.version(); err != nil {
+		return fmt.Errorf("version: %w", err)
+	}
+	if err := w.exec(fmt.Sprintf(`WITH RECURSIVE u(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM u WHERE i + 1 < %d)
+ INSERT INTO user_streams (tenant, user_id, seq, unread) SELECT 't', printf('user-%%05d', i), 0, 0 FROM u`, users)); err != nil {
+		return fmt.Errorf("seed user_streams: %w", err)
+	}
+	if err := w.prepare(newStatements(32)); err != nil {
+		return fmt.Errorf("prepare: %w", err)
+	}
+	return nil
+}
+
+// measure runs publish (n publishes) and records its CPU, wall time and
+// Go allocations per publish in res.
+func measure(res *report.Result, n int, publish func() error) error {
 	runtime.GC()
 	var m0, m1 runtime.MemStats
 	var r0, r1 syscall.Rusage
@@ -283,7 +282,7 @@ func run(res *result, variant, api string, n, warmup, users, round int, dir stri
 		return err
 	}
 	t0 := time.Now()
-	if err := publish(n); err != nil {
+	if err := publish(); err != nil {
 		return err
 	}
 	wall := time.Since(t0)
@@ -291,15 +290,10 @@ func run(res *result, variant, api string, n, warmup, users, round int, dir stri
 		return err
 	}
 	runtime.ReadMemStats(&m1)
-
-	// Check the store is what Herald's would be.
-	if err := w.exec(`PRAGMA foreign_key_check`); err != nil {
-		return err
-	}
 	fn := float64(n)
 	user := float64(tvNs(r1.Utime) - tvNs(r0.Utime))
 	sys := float64(tvNs(r1.Stime) - tvNs(r0.Stime))
-	res.Publishes, res.Commits = n, commits
+	res.Publishes = n
 	res.UserUs, res.SysUs = user/fn/1e3, sys/fn/1e3
 	res.CPUus = res.UserUs + res.SysUs
 	res.WallUs = float64(wall.Nanoseconds()) / fn / 1e3
@@ -309,17 +303,43 @@ func run(res *result, variant, api string, n, warmup, users, round int, dir stri
 	return nil
 }
 
-func tvNs(tv syscall.Timeval) int64 { return tv.Sec*1e9 + tv.Usec*1e3 }
-
-func stripComments(s string) string {
-	var b strings.Builder
-	for line := range strings.Lines(s) {
-		if !strings.HasPrefix(strings.TrimSpace(line), "--") {
-			b.WriteString(line)
+// loadSchema returns the statements of the "+goose Up" sections of the
+// migrations in dir, in file order: the schema Herald's store has.
+func loadSchema(dir string) ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.sql"))
+	if err != nil || len(files) == 0 {
+		return nil, fmt.Errorf("migrations in %s: none found (%v)", dir, err)
+	}
+	slices.Sort(files)
+	var stmts []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		var up strings.Builder
+		in := false
+		for line := range strings.Lines(string(b)) {
+			t := strings.TrimSpace(line)
+			switch {
+			case strings.HasPrefix(t, "-- +goose Up"):
+				in = true
+			case strings.HasPrefix(t, "-- +goose Down"):
+				in = false
+			case in && !strings.HasPrefix(t, "--"):
+				up.WriteString(line)
+			}
+		}
+		for _, s := range strings.Split(up.String(), ";\n") {
+			if strings.TrimSpace(s) != "" {
+				stmts = append(stmts, s)
+			}
 		}
 	}
-	return b.String()
+	return stmts, nil
 }
+
+func tvNs(tv syscall.Timeval) int64 { return tv.Sec*1e9 + tv.Usec*1e3 }
 
 // ids makes 26-character, time-ordered, monotonic ids in Crockford base32,
 // like Herald's ULIDs (10 characters of milliseconds, 16 of entropy that
