@@ -61,10 +61,26 @@ func bad(format string, args ...any) error {
 // notification.ValidIdent (the handlers of this package share it).
 func validIdent(s string) bool { return notification.ValidIdent(s) }
 
+// decodeStrict decodes one JSON value into v, refusing duplicate names
+// (at any depth), unknown fields and trailing data.
 func decodeStrict(data []byte, v any) error {
+	if err := checkNames(data); err != nil {
+		return err
+	}
+	return decodeFields(data, v)
+}
+
+// checkNames refuses a JSON value with a duplicate object name at any depth.
+func checkNames(data []byte) error {
 	if k, dup := notification.DuplicateKey(data); dup {
 		return bad("json: duplicate key %s", k)
 	}
+	return nil
+}
+
+// decodeFields is decodeStrict for data checkNames has passed already (a
+// publish body is checked once, whole, and its items are decoded with this).
+func decodeFields(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -79,7 +95,7 @@ func decodeStrict(data []byte, v any) error {
 // toDraft validates one item against the key's scope.
 func toDraft(raw []byte, key auth.APIKey, now time.Time) (notification.Draft, error) {
 	var it publishItem
-	if err := decodeStrict(raw, &it); err != nil {
+	if err := decodeFields(raw, &it); err != nil {
 		return notification.Draft{}, err
 	}
 	if it.Tenant == "" && key.Tenant != "" {
@@ -239,10 +255,14 @@ func (a *API) doPublish(w http.ResponseWriter, r *http.Request, batch bool) {
 		a.keyErrs.Fail(w, r, session.CodeInvalidRequest, "invalid request", err)
 		return
 	}
+	if err := checkNames(body); err != nil { // the whole body, batch items too
+		a.keyErrs.Fail(w, r, session.CodeInvalidRequest, "invalid request", err)
+		return
+	}
 	raws := []json.RawMessage{body}
 	if batch {
 		var bb batchBody
-		if err := decodeStrict(body, &bb); err != nil {
+		if err := decodeFields(body, &bb); err != nil {
 			a.keyErrs.Fail(w, r, session.CodeInvalidRequest, "invalid request", err)
 			return
 		}
