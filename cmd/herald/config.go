@@ -91,7 +91,7 @@ func newSettings() *settings {
 	add("event-burst", itoa(node.DefaultEventRate.Burst), "burst allowance for --event-rate", "HERALD_EVENT_BURST")
 	add("publish-rate", ftoa(node.DefaultPublishRate.Per), "publish calls per second per API key; negative disables", "HERALD_PUBLISH_RATE")
 	add("publish-burst", itoa(node.DefaultPublishRate.Burst), "burst allowance for --publish-rate", "HERALD_PUBLISH_BURST")
-	add("handshake-rate", ftoa(node.DefaultHandshakeRate.Per), "unauthenticated handshakes per second per client IP, on every transport (WebSocket, Socket.IO); negative disables", "HERALD_HANDSHAKE_RATE")
+	add("handshake-rate", ftoa(node.DefaultHandshakeRate.Per), "failed handshakes per second per client IP, on every transport (WebSocket, Socket.IO): an unauthenticated handshake is charged only if it never authenticates; negative disables", "HERALD_HANDSHAKE_RATE")
 	add("handshake-burst", itoa(node.DefaultHandshakeRate.Burst), "burst allowance for --handshake-rate", "HERALD_HANDSHAKE_BURST")
 	add("max-conns-per-ip", itoa(node.DefaultMaxConnsPerIP), "concurrent connections per client IP; negative disables", "HERALD_MAX_CONNS_PER_IP")
 	add("max-conns-per-user", itoa(node.DefaultMaxConnsPerUser), "concurrent connections per user; negative disables", "HERALD_MAX_CONNS_PER_USER")

@@ -41,6 +41,19 @@ type RateLimiter interface {
 	Allow(key string) (ok bool, strikes int)
 }
 
+// DeferredRateLimiter is a RateLimiter that can also be consulted without
+// taking a token, and charged later (limit.Keyed, limit.RedisKeyed). When
+// Config.Handshakes is one, a handshake costs a token only if it never
+// authenticates (see Config.Handshakes).
+type DeferredRateLimiter interface {
+	RateLimiter
+	// Check reports whether key has a token, without taking it; a refusal
+	// counts as Allow's does.
+	Check(key string) (ok bool, strikes int)
+	// Charge takes one token for key, into debt when none is left.
+	Charge(key string)
+}
+
 // ConnLimiter caps concurrent uses per key (limit.Counter, limit.RedisCounter).
 // Acquire and Release may wait on Redis.
 type ConnLimiter interface {
@@ -69,7 +82,12 @@ type Config struct {
 	// address and per user, across transports.
 	ConnsPerIP   ConnLimiter
 	ConnsPerUser ConnLimiter
-	// Handshakes limits unauthenticated handshakes per client address.
+	// Handshakes limits unauthenticated handshakes per client address. A
+	// DeferredRateLimiter is charged only for handshakes that end without
+	// authenticating: the many honest users behind one NAT or proxy, whose
+	// token comes after the handshake (WebSocket auth frame, Socket.IO
+	// CONNECT), then cost nothing, while failed ones still use up the
+	// address's budget. A plain RateLimiter is charged at the handshake.
 	Handshakes RateLimiter
 	// Requests limits client requests per user: live-transport requests
 	// and user API calls together.
@@ -167,6 +185,9 @@ func (c *Controller) Admit(req Request) (*Slot, Refusal) {
 	s := &Slot{c: c, transport: req.Transport, ip: req.IP}
 	if !req.Authenticated {
 		s.state.Store(slotUnauth)
+		if _, deferred := c.cfg.Handshakes.(DeferredRateLimiter); deferred {
+			s.state.Or(slotOwesHandshake)
+		}
 	}
 	if c.cfg.ConnsPerIP != nil {
 		if !c.cfg.ConnsPerIP.Acquire(req.IP) {
@@ -197,7 +218,13 @@ func (c *Controller) reserve(req Request) Refusal {
 		return RefusedNone
 	}
 	if c.cfg.Handshakes != nil {
-		if ok, _ := c.cfg.Handshakes.Allow(req.IP); !ok {
+		var ok bool
+		if d, deferred := c.cfg.Handshakes.(DeferredRateLimiter); deferred {
+			ok, _ = d.Check(req.IP) // charged on Release unless Verified
+		} else {
+			ok, _ = c.cfg.Handshakes.Allow(req.IP)
+		}
+		if !ok {
 			c.active.Add(-1)
 			return RefusedHandshakeRate
 		}
@@ -304,6 +331,9 @@ const (
 	slotUnauth                      // counted in Controller.unauth
 	slotOpened                      // authenticated at least once
 	slotReleased                    // Release ran
+	// slotOwesHandshake: a handshake token is charged on Release unless
+	// the connection is Verified first (DeferredRateLimiter).
+	slotOwesHandshake
 )
 
 // IP is the connection's client address.
@@ -358,7 +388,7 @@ func (s *Slot) ReleaseUser(tenant, user string) {
 // Verified marks that the connection presented a valid credential: it
 // leaves the unauthenticated count (even if a per-user cap then refuses it).
 func (s *Slot) Verified() {
-	if s.clear(slotUnauth)&slotUnauth != 0 {
+	if s.clear(slotUnauth|slotOwesHandshake)&slotUnauth != 0 {
 		s.c.unauth.Add(-1)
 	}
 }
@@ -383,7 +413,7 @@ func (s *Slot) Release() {
 	if old&slotReleased != 0 {
 		return
 	}
-	old = s.clear(slotIPHeld | slotUnauth)
+	old = s.clear(slotIPHeld | slotUnauth | slotOwesHandshake)
 	c := s.c
 	st := &c.stats[s.transport]
 	c.active.Add(-1)
@@ -399,6 +429,9 @@ func (s *Slot) Release() {
 	}
 	if old&slotIPHeld != 0 {
 		c.cfg.ConnsPerIP.Release(s.ip)
+	}
+	if old&slotOwesHandshake != 0 {
+		c.cfg.Handshakes.(DeferredRateLimiter).Charge(s.ip)
 	}
 }
 

@@ -2,12 +2,13 @@ package admission
 
 import (
 	"fmt"
-	"github.com/heraldhq/herald/internal/audit/audittest"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/heraldhq/herald/internal/audit"
+	"github.com/heraldhq/herald/internal/audit/audittest"
+	"github.com/heraldhq/herald/internal/limit"
 	"github.com/heraldhq/herald/internal/session/sessiontest"
 )
 
@@ -726,5 +727,42 @@ func TestTransportNames(t *testing.T) {
 func TestUserKeySeparatesTenants(t *testing.T) {
 	if UserKey("t", "alice") == UserKey("u", "alice") || UserKey("ta", "b") == UserKey("t", "ab") {
 		t.Error("user keys collide")
+	}
+}
+
+// With a deferred limiter (limit.Keyed) a handshake that authenticates
+// costs nothing, so any number of users behind one address can connect;
+// each one that ends without authenticating costs a token, and once the
+// address's budget is gone its handshakes are refused.
+func TestAdmitChargesOnlyHandshakesThatNeverAuthenticate(t *testing.T) {
+	c := New(Config{Handshakes: limit.NewKeyed(limit.Rate{Per: 0.001, Burst: 3}, 0, nil)})
+	for i := range 50 { // 50 honest users behind one NAT
+		s, r := attemptAdmit(c, Request{Transport: SocketIO, IP: ipA})
+		if r != RefusedNone {
+			t.Fatalf("honest handshake %d: %v", i, r)
+		}
+		s.Verified()
+		s.Release()
+	}
+	for i := range 3 { // three that never authenticate use up the budget
+		s, r := attemptAdmit(c, Request{Transport: WebSocket, IP: ipA})
+		if r != RefusedNone {
+			t.Fatalf("failing handshake %d: %v", i, r)
+		}
+		s.Release()
+	}
+	if _, r := attemptAdmit(c, Request{Transport: WebSocket, IP: ipA}); r != RefusedHandshakeRate {
+		t.Fatalf("after the budget is spent: %v, want handshake", r)
+	}
+	if s, r := attemptAdmit(c, Request{Transport: WebSocket, IP: ipB}); r != RefusedNone {
+		t.Fatalf("another address: %v", r)
+	} else {
+		s.Release()
+	}
+	// A header-authenticated request never consults the handshake limit.
+	if s, r := attemptAdmit(c, Request{Transport: SSE, IP: ipA, Authenticated: true}); r != RefusedNone {
+		t.Fatalf("authenticated request: %v", r)
+	} else {
+		s.Release()
 	}
 }

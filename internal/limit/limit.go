@@ -66,6 +66,13 @@ func NewKeyed(r Rate, idleTTL time.Duration, now func() time.Time) *Keyed {
 // Allow takes one token for key. It returns false when the bucket is empty,
 // with the number of consecutive rejections for that key (0 when allowed).
 func (k *Keyed) Allow(key string) (ok bool, strikes int) {
+	return k.use(key, func(b *bucket, now time.Time) bool { return b.lim.AllowN(now, 1) })
+}
+
+// use runs take on key's bucket (created on first use) under its shard's
+// lock, and keeps the strike count: reset when take reports true,
+// incremented (with Rejected) when false.
+func (k *Keyed) use(key string, take func(b *bucket, now time.Time) bool) (ok bool, strikes int) {
 	if !k.rate.Enabled() {
 		return true, 0
 	}
@@ -83,13 +90,27 @@ func (k *Keyed) Allow(key string) (ok bool, strikes int) {
 		sh.m[key] = b
 	}
 	b.seen = now
-	if b.lim.AllowN(now, 1) {
+	if take(b, now) {
 		b.strikes = 0
 		return true, 0
 	}
 	b.strikes++
 	k.rejected.Add(1)
 	return false, b.strikes
+}
+
+// Check reports whether key has a token, without taking it. A refusal
+// counts as Allow's does (strikes, Rejected).
+func (k *Keyed) Check(key string) (ok bool, strikes int) {
+	return k.use(key, func(b *bucket, now time.Time) bool { return b.lim.TokensAt(now) >= 1 })
+}
+
+// Charge takes one token for key, into debt when the bucket is empty: the
+// debt is paid off before Check or Allow pass again.
+func (k *Keyed) Charge(key string) {
+	if k.rate.Enabled() {
+		k.use(key, func(b *bucket, now time.Time) bool { b.lim.ReserveN(now, 1); return true })
+	}
 }
 
 // Rejected is the number of refusals since creation.

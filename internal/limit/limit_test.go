@@ -99,3 +99,40 @@ func TestCounter(t *testing.T) {
 		t.Fatal("concurrent acquire/release unbalanced")
 	}
 }
+
+// Check looks without taking; Charge takes even from an empty bucket, and
+// the debt is paid off by the refill before Check passes again.
+func TestKeyedCheckAndCharge(t *testing.T) {
+	c := &clock{t: time.Unix(1000, 0)}
+	k := NewKeyed(Rate{Per: 2, Burst: 2}, time.Minute, c.now)
+	for range 5 {
+		if ok, _ := k.Check("ip"); !ok {
+			t.Fatal("Check took a token")
+		}
+	}
+	for range 3 { // two tokens, then one of debt
+		k.Charge("ip")
+	}
+	if ok, strikes := k.Check("ip"); ok || strikes != 1 || k.Rejected() != 1 {
+		t.Fatalf("after the charges: ok=%v strikes=%d rejected=%d", ok, strikes, k.Rejected())
+	}
+	c.add(500 * time.Millisecond) // one token back: the debt is paid, none left
+	if ok, _ := k.Check("ip"); ok {
+		t.Fatal("the debt was not kept")
+	}
+	c.add(500 * time.Millisecond)
+	if ok, strikes := k.Check("ip"); !ok || strikes != 0 {
+		t.Fatal("no token after the refill")
+	}
+	if ok, _ := k.Allow("ip"); !ok {
+		t.Fatal("Allow after Check")
+	}
+	if ok, _ := k.Check("other"); !ok {
+		t.Fatal("one key's charges limited another key")
+	}
+	off := NewKeyed(Rate{}, 0, nil)
+	off.Charge("x")
+	if ok, _ := off.Check("x"); !ok {
+		t.Fatal("a disabled rate refused")
+	}
+}

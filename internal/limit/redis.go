@@ -169,6 +169,57 @@ func (k *RedisKeyed) Allow(key string) (ok bool, strikes int) {
 	return false, k.strikes.add(key)
 }
 
+// Check reports whether key has a token in the cluster-wide bucket (or
+// the local one while Redis fails), without taking it.
+func (k *RedisKeyed) Check(key string) (ok bool, strikes int) {
+	if !k.rate.Enabled() {
+		return true, 0
+	}
+	if !k.br.useRedis() {
+		return k.checkLocal(key)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), k.timeout)
+	res, err := k.rl.AllowN(ctx, k.prefix+key, k.limit, 0) // cost 0: reads what is left
+	cancel()
+	k.br.done(err)
+	if err != nil {
+		return k.checkLocal(key)
+	}
+	if res.Remaining >= 1 {
+		k.strikes.reset(key)
+		return true, 0
+	}
+	k.rejected.Add(1)
+	return false, k.strikes.add(key)
+}
+
+// Charge takes one token for key. GCRA in Redis has no debt: an empty
+// bucket stays empty (the local fallback records the debt).
+func (k *RedisKeyed) Charge(key string) {
+	if !k.rate.Enabled() {
+		return
+	}
+	if !k.br.useRedis() {
+		k.local.Charge(key)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), k.timeout)
+	_, err := k.rl.Allow(ctx, k.prefix+key, k.limit)
+	cancel()
+	k.br.done(err)
+	if err != nil {
+		k.local.Charge(key)
+	}
+}
+
+func (k *RedisKeyed) checkLocal(key string) (bool, int) {
+	ok, strikes := k.local.Check(key)
+	if !ok {
+		k.rejected.Add(1)
+	}
+	return ok, strikes
+}
+
 func (k *RedisKeyed) allowLocal(key string) (bool, int) {
 	ok, strikes := k.local.Allow(key)
 	if !ok {

@@ -229,3 +229,35 @@ func BenchmarkRedisKeyedAllow(b *testing.B) {
 		}
 	})
 }
+
+// Check reads the cluster-wide bucket without taking from it; Charge takes
+// from it, on any node.
+func TestRedisKeyedCheckAndCharge(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	client, prefix := testkit.Redis(t)
+	r := Rate{Per: 0.01, Burst: 3} // no refill within the test
+	a := NewRedisKeyed(RedisKeyedConfig{Client: client, Prefix: prefix, Rate: r})
+	b := NewRedisKeyed(RedisKeyedConfig{Client: client, Prefix: prefix, Rate: r})
+	for range 5 {
+		if ok, _ := a.Check("ip"); !ok {
+			t.Fatal("Check took a token")
+		}
+	}
+	a.Charge("ip")
+	b.Charge("ip")
+	if ok, _ := b.Check("ip"); !ok {
+		t.Fatal("one token should be left")
+	}
+	a.Charge("ip")
+	for _, n := range []*RedisKeyed{a, b} {
+		if ok, strikes := n.Check("ip"); ok || strikes != 1 {
+			t.Fatalf("after three charges: ok=%v strikes=%d", ok, strikes)
+		}
+	}
+	if ok, _ := a.Check("other"); !ok {
+		t.Fatal("one key's charges limited another key")
+	}
+	if a.Rejected() != 1 || b.Rejected() != 1 {
+		t.Fatalf("rejected %d %d", a.Rejected(), b.Rejected())
+	}
+}

@@ -48,6 +48,16 @@ func (p *pollState) endUpgrade() {
 // again right after each answer).
 const upgradeRace = 500 * time.Millisecond
 
+// closeRace bounds how long a session the client closed over polling
+// ("1" in a POST) stays registered when no GET was waiting. The reference
+// server handles a session's requests in arrival order, so a GET sent just
+// before that POST waits there and is answered with a noop; here the two
+// run concurrently and the POST may be handled first. For closeRace the
+// first GET still gets that noop (and ends the session), as it would have,
+// and any later one 400. A conforming client sends nothing after its
+// close, so the only GET this can answer is one that crossed the POST.
+const closeRace = 500 * time.Millisecond
+
 // awaitUpgrade holds a new GET of a session whose upgrade is under way
 // (the probe answered "3probe") for up to upgradeRace. Such a GET is either
 // one the client sent before it read "3probe" (it is answered at once with

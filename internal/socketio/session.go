@@ -266,15 +266,22 @@ func (s *session) close(reason hub.CloseReason) {
 	} else {
 		s.probe = nil
 	}
+	grace := s.srv.cfg.CloseGrace
 	switch {
 	case s.ws != nil && !drop:
 		s.ws.writeClose(reason)
 	case s.poll != nil && !drop:
 		_ = s.poll.push(pktClose, true, 0)
+	case s.poll != nil && s.ws == nil && reason == hub.ReasonClientClosed &&
+		s.poll.wake == nil && !s.poll.getting && !s.poll.upgrading:
+		// The client closed over polling with no GET waiting: keep a noop
+		// for a GET that crossed its POST on the wire (see closeRace).
+		_ = s.poll.push(pktNoop, true, 0)
+		drop, grace = false, closeRace
 	case s.poll != nil:
 		s.poll.wakeWith(pktNoop)
 	}
-	s.closeDeadline = now + int64(s.srv.cfg.CloseGrace)
+	s.closeDeadline = now + int64(grace)
 	s.mu.Unlock()
 	if probe != nil {
 		probe.closeSoon(reason)
