@@ -143,6 +143,10 @@ type SQLite struct {
 	// checkpoints counts the checkpointer's successful checkpoints.
 	checkpoints atomic.Int64
 
+	// prefs holds every user's preferences (all writes pass through this
+	// store); loaded at open, updated after each committed change.
+	prefs *prefsCache
+
 	closeErr error // set inside closeOnce
 }
 
@@ -206,6 +210,10 @@ func OpenSQLite(ctx context.Context, cfg SQLiteConfig) (_ *SQLite, err error) {
 			return nil, err
 		}
 	}
+	prefs, err := loadSQLitePrefs(ctx, wdb)
+	if err != nil {
+		return nil, err
+	}
 	rdb, err := open(url.Values{
 		"_pragma": {
 			busy,
@@ -241,6 +249,7 @@ func OpenSQLite(ctx context.Context, cfg SQLiteConfig) (_ *SQLite, err error) {
 		reads:     readStmts{db: rdb},
 		cdb:       cdb,
 		committed: make(chan struct{}, 1),
+		prefs:     prefs,
 	}
 	s.reader = newSQLiteReader(s)
 	s.writer = newWriter(cfg.QueueSize, cfg.BatchMax, sqliteBatchBudget, s.commitBatch, cfg.OnCommit)

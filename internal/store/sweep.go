@@ -66,6 +66,7 @@ type expired struct {
 	id       string
 	tenant   string
 	audience notification.Audience
+	category string
 }
 
 // expiredEvents builds the events of a sweep: one per broadcast, one per

@@ -35,9 +35,14 @@ func (EmptyStore) Head(context.Context, notification.Recipient) (notification.Po
 // UnreadCount returns 0.
 func (EmptyStore) UnreadCount(context.Context, notification.Recipient) (int64, error) { return 0, nil }
 
-// HeadUnread returns position 0.0 and no unread notification.
-func (EmptyStore) HeadUnread(context.Context, notification.Recipient) (notification.Position, int64, error) {
-	return notification.Position{}, 0, nil
+// Counts returns no unread notification.
+func (EmptyStore) Counts(context.Context, notification.Recipient) (notification.Counts, error) {
+	return notification.Counts{}, nil
+}
+
+// HeadCounts returns position 0.0 and no unread notification.
+func (EmptyStore) HeadCounts(context.Context, notification.Recipient) (notification.Position, notification.Counts, error) {
+	return notification.Position{}, notification.Counts{}, nil
 }
 
 // NopInbox is a session.Inbox that acknowledges every request with empty
