@@ -27,6 +27,7 @@ import (
 //
 // Version 2 (issue 15) added unseen, byCategory, prefs, category,
 // collapseKey and the replacement fields of a delivery.
+//
 //	probe (msgProbe): seq uvarint
 //	kick  (msgKick): empty. A node whose publish failed tells every node to
 //	  catch its clients up from the store once Redis answers again.

@@ -71,11 +71,11 @@ func (f Frame) AppendNotification(b []byte) []byte {
 
 // wireNotification is the JSON shape of a notification on every transport.
 type wireNotification struct {
-	ID        string          `json:"id"`
-	Type      string          `json:"type"`
-	Title     string          `json:"title"`
-	Body      string          `json:"body"`
-	Data      json.RawMessage `json:"data,omitempty"`
+	ID          string          `json:"id"`
+	Type        string          `json:"type"`
+	Title       string          `json:"title"`
+	Body        string          `json:"body"`
+	Data        json.RawMessage `json:"data,omitempty"`
 	CreatedAt   time.Time       `json:"created_at"`
 	ExpiresAt   *time.Time      `json:"expires_at,omitempty"`
 	Category    string          `json:"category,omitempty"`

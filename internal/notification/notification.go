@@ -91,15 +91,15 @@ type Draft struct {
 // Notification is a stored notification. It is immutable once stored; the
 // per-recipient state (read, deleted, position) lives beside it.
 type Notification struct {
-	ID        string
-	Tenant    string
-	Audience  Audience
-	Type      string
-	Title     string
-	Body      string
-	Data      json.RawMessage
-	CreatedAt time.Time
-	ExpiresAt time.Time // zero: never
+	ID          string
+	Tenant      string
+	Audience    Audience
+	Type        string
+	Title       string
+	Body        string
+	Data        json.RawMessage
+	CreatedAt   time.Time
+	ExpiresAt   time.Time // zero: never
 	Category    string
 	CollapseKey string
 }

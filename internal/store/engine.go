@@ -69,14 +69,14 @@ func newNotification(ids *idSource, d *notification.Draft, now time.Time) (*noti
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	n := &notification.Notification{
-		ID:        id,
-		Tenant:    d.Tenant,
-		Audience:  notification.Audience{Kind: d.Audience.Kind, Role: d.Audience.Role},
-		Type:      d.Type,
-		Title:     d.Title,
-		Body:      d.Body,
-		Data:      bytes.Clone(data),
-		CreatedAt: fromMillis(now.UnixMilli()),
+		ID:          id,
+		Tenant:      d.Tenant,
+		Audience:    notification.Audience{Kind: d.Audience.Kind, Role: d.Audience.Role},
+		Type:        d.Type,
+		Title:       d.Title,
+		Body:        d.Body,
+		Data:        bytes.Clone(data),
+		CreatedAt:   fromMillis(now.UnixMilli()),
 		Category:    d.Category,
 		CollapseKey: d.CollapseKey,
 	}

@@ -138,7 +138,7 @@ func collapseRows(ctx context.Context, tx pgx.Tx, dels []runDelivery) error {
 				o        inboxRow
 				seenSeq  int64
 				lastSeq  int64 = -1
-				delta    = users[k]
+				delta          = users[k]
 				replaced inboxRow
 				unseen   bool
 			)
