@@ -265,14 +265,14 @@ func pgArchiveBroadcast(ctx context.Context, tx pgx.Tx, r notification.Recipient
 	case on:
 		_, err = tx.Exec(ctx, `INSERT INTO receipts (tenant, user_id, notification_id, audience_key, read, deleted, archived)
 			VALUES ($1, $2, $3, $4, false, false, true)`, r.Tenant, r.User, v.id, v.key)
-		d.addSeen(v.key, v.category, 1)
+		d.addSeen(v.key, v.category, v.typ, 1)
 	case !archived:
 		return false, exists, nil
 	case read:
 		_, err = tx.Exec(ctx, setArchived, r.Tenant, r.User, v.id, false)
 	default: // archived only: the broadcast is unread again
 		_, err = tx.Exec(ctx, `DELETE FROM receipts WHERE tenant = $1 AND user_id = $2 AND notification_id = $3`, r.Tenant, r.User, v.id)
-		d.addSeen(v.key, v.category, -1)
+		d.addSeen(v.key, v.category, v.typ, -1)
 	}
 	return true, true, err
 }
@@ -350,14 +350,14 @@ func (s *Postgres) archiveAllTx(ctx context.Context, tx pgx.Tx, r notification.R
 	// the others stay, read.
 	rows, err = tx.Query(ctx, `DELETE FROM receipts rc USING notifications n
 		WHERE rc.tenant = $1 AND rc.user_id = $2 AND rc.archived AND NOT rc.read AND NOT rc.deleted AND n.id = rc.notification_id
-		RETURNING rc.audience_key, n.category`, r.Tenant, r.User)
+		RETURNING rc.audience_key, n.category, n.type`, r.Tenant, r.User)
 	if err != nil {
 		return 0, d, err
 	}
-	var key string
-	if _, err := pgx.ForEachRow(rows, []any{&key, &cat}, func() error {
+	var key, typ string
+	if _, err := pgx.ForEachRow(rows, []any{&key, &cat, &typ}, func() error {
 		total++
-		d.addSeen(key, cat, -1)
+		d.addSeen(key, cat, typ, -1)
 		return nil
 	}); err != nil {
 		return 0, d, err

@@ -44,7 +44,7 @@ import (
 
 // pgLockVisibleSQL locks r's tenant's live notifications among $1 (sorted
 // by id) and returns their audience.
-const pgLockVisibleSQL = `SELECT id, audience_kind, audience_role, category FROM notifications
+const pgLockVisibleSQL = `SELECT id, audience_kind, audience_role, category, type FROM notifications
 	WHERE id = ANY($1) AND tenant = $2 AND (expires_at IS NULL OR expires_at > $3)
 	ORDER BY id FOR KEY SHARE`
 
@@ -53,6 +53,7 @@ type pgVisible struct {
 	id       string
 	key      string // broadcast audience key; "" for an explicit notification
 	category string
+	typ      string
 }
 
 // lockRecipient takes r's state-change lock (a transaction-level advisory
@@ -79,16 +80,17 @@ func (s *Postgres) lockVisible(ctx context.Context, tx pgx.Tx, r notification.Re
 		kind int16
 		role string
 		cat  string
+		typ  string
 	)
 	s.lockRecipient(&b, r)
 	b.Queue(pgLockVisibleSQL, ids, r.Tenant, s.clock().UnixMilli()).Query(func(rows pgx.Rows) error {
-		_, err := pgx.ForEachRow(rows, []any{&id, &kind, &role, &cat}, func() error {
+		_, err := pgx.ForEachRow(rows, []any{&id, &kind, &role, &cat, &typ}, func() error {
 			a := notification.Audience{Kind: notification.AudienceKind(kind), Role: role}
 			switch {
 			case a.Kind == notification.AudienceUsers:
 				out = append(out, pgVisible{id: id, category: cat})
 			case a.Matches(r.Role):
-				out = append(out, pgVisible{id: id, key: a.Key(), category: cat})
+				out = append(out, pgVisible{id: id, key: a.Key(), category: cat, typ: typ})
 			}
 			return nil
 		})
@@ -144,8 +146,10 @@ func (s *Postgres) markReadTx(ctx context.Context, tx pgx.Tx, r notification.Rec
 	}
 	var explicit, bids, bkeys []string
 	category := make(map[string]string, len(vis))
+	byID := make(map[string]pgVisible, len(vis))
 	for _, v := range vis {
 		category[v.id] = v.category
+		byID[v.id] = v
 		if v.key == "" {
 			explicit = append(explicit, v.id)
 		} else {
@@ -170,7 +174,7 @@ func (s *Postgres) markReadTx(ctx context.Context, tx pgx.Tx, r notification.Rec
 		var id, key string
 		if _, err := pgx.ForEachRow(rows, []any{&id, &key}, func() error {
 			found[id], changed[id] = true, true
-			d.addSeen(key, category[id], 1)
+			d.addSeen(key, byID[id].category, byID[id].typ, 1)
 			return nil
 		}); err != nil {
 			return Change{}, err
@@ -261,13 +265,12 @@ type pgDelta struct {
 }
 
 // addSeen counts n receipts of a broadcast of audience key key and category.
-func (d *pgDelta) addSeen(key, category string, n int64) {
+func (d *pgDelta) addSeen(key, category, typ string, n int64) {
 	if d.seen == nil {
 		d.seen = map[string]int64{}
 	}
-	d.seen[key] += n
-	if category != "" {
-		d.seen[categoryKey(key, category)] += n
+	for _, k := range counterKeys(key, category, typ) {
+		d.seen[k] += n
 	}
 }
 
@@ -405,18 +408,18 @@ func pgReceiptAll(ctx context.Context, tx pgx.Tx, r notification.Recipient, read
 		ORDER BY n.id FOR KEY SHARE OF n
 		ON CONFLICT (tenant, user_id, notification_id) DO NOTHING
 		RETURNING notification_id, audience_key)
-		SELECT ins.audience_key, n.category FROM ins JOIN notifications n ON n.id = ins.notification_id`,
+		SELECT ins.audience_key, n.category, n.type FROM ins JOIN notifications n ON n.id = ins.notification_id`,
 		r.Tenant, r.User, r.Role, read, archived)
 	if err != nil {
 		return pgDelta{}, 0, err
 	}
 	var (
 		d        pgDelta
-		key, cat string
-		total    int64
+		key, cat, typ string
+		total         int64
 	)
-	if _, err := pgx.ForEachRow(rows, []any{&key, &cat}, func() error {
-		d.addSeen(key, cat, 1)
+	if _, err := pgx.ForEachRow(rows, []any{&key, &cat, &typ}, func() error {
+		d.addSeen(key, cat, typ, 1)
 		total++
 		return nil
 	}); err != nil {
@@ -491,7 +494,7 @@ func (s *Postgres) deleteTx(ctx context.Context, tx pgx.Tx, r notification.Recip
 					VALUES ($1, $2, $3, $4, false, true) ON CONFLICT (tenant, user_id, notification_id) DO NOTHING`,
 					r.Tenant, r.User, id, key)
 				if err == nil && tag.RowsAffected() == 1 {
-					d.addSeen(key, vis[0].category, 1)
+					d.addSeen(key, vis[0].category, vis[0].typ, 1)
 				}
 			} else {
 				tag, err = tx.Exec(ctx, update, r.Tenant, r.User, id)

@@ -47,7 +47,7 @@ func (s *Postgres) sweepNow(ctx context.Context) (int, error) {
 // of postgres_mutate.go. It never waits for a notification row (SKIP
 // LOCKED), so the order in which it locks them does not matter.
 func sweepTx(ctx context.Context, tx pgx.Tx, now int64) (sweepResult, error) {
-	rows, err := tx.Query(ctx, `SELECT id, tenant, audience_kind, audience_role, category FROM notifications
+	rows, err := tx.Query(ctx, `SELECT id, tenant, audience_kind, audience_role, category, type FROM notifications
 		WHERE expires_at IS NOT NULL AND expires_at <= $1
 		ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED`, now, sweepBatch)
 	if err != nil {
@@ -61,16 +61,18 @@ func sweepTx(ctx context.Context, tx pgx.Tx, now int64) (sweepResult, error) {
 		kind       int16
 		role       string
 		category   string
+		typ        string
 		categories = map[string]string{}
+		types      = map[string]string{}
 	)
-	if _, err := pgx.ForEachRow(rows, []any{&id, &t, &kind, &role, &category}, func() error {
+	if _, err := pgx.ForEachRow(rows, []any{&id, &t, &kind, &role, &category, &typ}, func() error {
 		ids = append(ids, id)
-		categories[id] = category
+		categories[id], types[id] = category, typ
 		if a := (notification.Audience{Kind: notification.AudienceKind(kind), Role: role}); a.Broadcast() {
-			for _, k := range audienceKeys(a, category) {
+			for _, k := range counterKeys(a.Key(), category, typ) {
 				totals[[2]string{t, k}]--
 			}
-			broadcasts = append(broadcasts, expired{id: id, tenant: t, audience: a, category: category})
+			broadcasts = append(broadcasts, expired{id: id, tenant: t, audience: a, category: category, typ: typ})
 		}
 		return nil
 	}); err != nil {
@@ -90,9 +92,8 @@ func sweepTx(ctx context.Context, tx pgx.Tx, now int64) (sweepResult, error) {
 	seen := map[[3]string]int64{}
 	var u, key string
 	if _, err := pgx.ForEachRow(rows, []any{&t, &u, &key, &id}, func() error {
-		seen[[3]string{t, u, key}]--
-		if c := categories[id]; c != "" {
-			seen[[3]string{t, u, categoryKey(key, c)}]--
+		for _, k := range counterKeys(key, categories[id], types[id]) {
+			seen[[3]string{t, u, k}]--
 		}
 		return nil
 	}); err != nil {

@@ -274,7 +274,7 @@ func (s *Postgres) publishTx(ctx context.Context, tx pgx.Tx, reqs []*pgPublish) 
 			rows++
 			if d.Audience.Broadcast() {
 				tenants[d.Tenant]++
-				for _, k := range audienceKeys(d.Audience, d.Category) {
+				for _, k := range counterKeys(d.Audience.Key(), d.Category, d.Type) {
 					totals[[2]string{d.Tenant, k}]++
 				}
 				continue

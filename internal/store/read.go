@@ -189,20 +189,22 @@ func (x *reader) readCounts(ctx context.Context, q rowReader, r notification.Rec
 }
 
 // readCategories reads r's unread counts by category: the explicit
-// counters, plus per derived broadcast key its total minus r's receipts.
-// The broadcasts of a category r muted are taken out of unread too.
+// counters, plus per derived broadcast key (see audienceKeys) its total
+// minus r's receipts. The broadcasts r mutes (by category or type) are
+// taken out of unread and of their category.
 func readCategories(ctx context.Context, q rowReader, sql *readSQL, r notification.Recipient, prefs notification.Preferences, unread *int64) (map[string]int64, error) {
-	lo, hi := categoryRange("*")
+	lo, hi := derivedRange("*")
 	rlo, rhi := "", ""
 	if rk := roleKey(r.Role); rk != "" {
-		rlo, rhi = categoryRange(rk)
+		rlo, rhi = derivedRange(rk)
 	}
 	out := map[string]int64{}
-	broadcast := map[string]int64{}
 	var (
-		derived int64
-		name    string
-		n       int64
+		byCat, byType = map[string]int64{}, map[string]int64{}
+		byCatType     = map[[2]string]int64{}
+		derived       int64
+		name          string
+		n             int64
 	)
 	if err := q.queryEach(ctx, sql.categories, []any{r.Tenant, r.User, lo, hi, rlo, rhi}, func(s scanner) error {
 		if err := s.Scan(&derived, &name, &n); err != nil {
@@ -212,19 +214,42 @@ func readCategories(ctx context.Context, q rowReader, sql *readSQL, r notificati
 			out[name] += n
 			return nil
 		}
-		if i := strings.LastIndexByte(name, keySep); i >= 0 {
-			broadcast[name[i+1:]] += n
+		kind, rest, _ := strings.Cut(name[strings.IndexByte(name, keySep)+1:], string(keySep))
+		switch kind {
+		case "c":
+			byCat[rest] += n
+		case "t":
+			byType[rest] += n
+		case "ct":
+			c, t, _ := strings.Cut(rest, string(keySep))
+			byCatType[[2]string{c, t}] += n
 		}
 		return nil
 	}); err != nil {
 		return nil, err
 	}
-	for c, n := range broadcast {
-		if slices.Contains(prefs.MutedCategories, c) {
+	mutedCat := func(c string) bool { return slices.Contains(prefs.MutedCategories, c) }
+	mutedType := func(t string) bool { return slices.Contains(prefs.MutedTypes, t) }
+	for c, n := range byCat {
+		if mutedCat(c) {
 			*unread -= n
-			continue
+		} else {
+			out[c] += n
 		}
-		out[c] += n
+	}
+	for t, n := range byType {
+		if mutedType(t) {
+			*unread -= n
+		}
+	}
+	for ct, n := range byCatType {
+		switch {
+		case !mutedType(ct[1]):
+		case mutedCat(ct[0]):
+			*unread += n // taken out twice above
+		default:
+			out[ct[0]] -= n
+		}
 	}
 	for c, n := range out {
 		if n <= 0 {
@@ -259,24 +284,29 @@ func isUnseen(ctx context.Context, q rowReader, sql *readSQL, r notification.Rec
 // character, which no role name (an identifier) can contain.
 const keySep = '\x1f'
 
-// categoryKey is the derived audience key under which the broadcasts of
-// category are counted for the audience key base.
-func categoryKey(base, category string) string {
-	return base + string(keySep) + "c" + string(keySep) + category
+// derivedKey is a derived counter key of the audience key base: kind "c"
+// (a category), "t" (a type) or "ct" (category, keySep, type).
+func derivedKey(base, kind, name string) string {
+	return base + string(keySep) + kind + string(keySep) + name
 }
 
-// categoryRange bounds the derived category keys of base (exclusive).
-func categoryRange(base string) (lo, hi string) {
-	return base + string(keySep) + "c" + string(keySep), base + string(keySep) + "c" + string(keySep+1)
+// derivedRange bounds the derived keys of base (exclusive).
+func derivedRange(base string) (lo, hi string) {
+	return base + string(keySep), base + string(keySep+1)
 }
 
-// audienceKeys are the counter keys a broadcast of audience a and
-// category counts under: its audience key, and its derived category key.
-func audienceKeys(a notification.Audience, category string) []string {
+// counterKeys are the counter keys a broadcast of audience key base,
+// category and type counts under (in audience_totals, and in the
+// receipt_counts of a recipient who has a receipt of it): the audience key,
+// and the derived keys of its type, its category and both. With them a
+// recipient's unread count by category, and without what they mute, are
+// read from counters (readCategories).
+func counterKeys(base, category, typ string) []string {
 	if category == "" {
-		return []string{a.Key()}
+		return []string{base, derivedKey(base, "t", typ)}
 	}
-	return []string{a.Key(), categoryKey(a.Key(), category)}
+	return []string{base, derivedKey(base, "t", typ), derivedKey(base, "c", category),
+		derivedKey(base, "ct", category+string(keySep)+typ)}
 }
 
 // readSince is Since after the engine's entry check. now is the clock's

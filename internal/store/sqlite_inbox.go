@@ -284,7 +284,7 @@ func (s *SQLite) archiveBroadcast(ctx context.Context, tx *wtx, r notification.R
 	default: // archived only: the broadcast is unread again
 		if _, err = tx.ExecContext(ctx, `DELETE FROM receipts WHERE tenant = ? AND user_id = ? AND notification_id = ?`,
 			r.Tenant, r.User, id); err == nil {
-			err = addSeenKeys(ctx, tx, r, v.key, v.category, -1)
+			err = addSeenKeys(ctx, tx, r, v.key, v.category, v.typ, -1)
 		}
 	}
 	return true, true, classify(err)
@@ -356,7 +356,14 @@ func recountReceipts(ctx context.Context, tx *wtx, r notification.Recipient) err
 		SELECT ?1, ?2, k, count(*) FROM (
 		  SELECT rc.audience_key AS k FROM receipts rc WHERE rc.tenant = ?1 AND rc.user_id = ?2
 		  UNION ALL
+		  SELECT rc.audience_key || char(31) || 't' || char(31) || n.type FROM receipts rc JOIN notifications n ON n.id = rc.notification_id
+		  WHERE rc.tenant = ?1 AND rc.user_id = ?2
+		  UNION ALL
 		  SELECT rc.audience_key || char(31) || 'c' || char(31) || n.category FROM receipts rc JOIN notifications n ON n.id = rc.notification_id
+		  WHERE rc.tenant = ?1 AND rc.user_id = ?2 AND n.category <> ''
+		  UNION ALL
+		  SELECT rc.audience_key || char(31) || 'ct' || char(31) || n.category || char(31) || n.type
+		  FROM receipts rc JOIN notifications n ON n.id = rc.notification_id
 		  WHERE rc.tenant = ?1 AND rc.user_id = ?2 AND n.category <> '')
 		GROUP BY k`, r.Tenant, r.User)
 	return classify(err)
@@ -375,22 +382,22 @@ func receiptAll(ctx context.Context, tx *wtx, r notification.Recipient, st recei
 	var total int64
 	for _, a := range keys {
 		// The single writer runs both statements: the counts match the rows.
-		rows, err := tx.QueryContext(ctx, `SELECT n.category, count(*)`+match+` GROUP BY n.category`,
+		rows, err := tx.QueryContext(ctx, `SELECT n.category, n.type, count(*)`+match+` GROUP BY n.category, n.type`,
 			r.User, a.Key(), r.Tenant, int(a.Kind), a.Role)
 		if err != nil {
 			return 0, classify(err)
 		}
-		byCat := map[string]int64{}
+		byCat := map[[2]string]int64{}
 		for rows.Next() {
 			var (
-				c string
-				n int64
+				c, ty string
+				n     int64
 			)
-			if err := rows.Scan(&c, &n); err != nil {
+			if err := rows.Scan(&c, &ty, &n); err != nil {
 				_ = rows.Close()
 				return 0, classify(err)
 			}
-			byCat[c] = n
+			byCat[[2]string{c, ty}] = n
 		}
 		if err := rows.Close(); err != nil {
 			return 0, classify(err)
@@ -404,7 +411,7 @@ func receiptAll(ctx context.Context, tx *wtx, r notification.Recipient, st recei
 			return 0, classify(err)
 		}
 		for c, n := range byCat {
-			if err := addSeenKeys(ctx, tx, r, a.Key(), c, n); err != nil {
+			if err := addSeenKeys(ctx, tx, r, a.Key(), c[0], c[1], n); err != nil {
 				return 0, err
 			}
 			total += n

@@ -230,6 +230,7 @@ type visible struct {
 	explicit bool   // addressed to users by name (state in inbox)
 	key      string // broadcast audience key (state in receipts)
 	category string
+	typ      string
 }
 
 // lookupVisible finds id among the live notifications of r's tenant whose
@@ -237,14 +238,14 @@ type visible struct {
 // check r's inbox row.
 func lookupVisible(ctx context.Context, q querier, r notification.Recipient, id string, now int64) (visible, bool, error) {
 	var (
-		kind     int64
-		role     string
-		category string
+		kind          int64
+		role          string
+		category, typ string
 	)
 	err := q.QueryRowContext(ctx,
-		`SELECT audience_kind, audience_role, category FROM notifications
+		`SELECT audience_kind, audience_role, category, type FROM notifications
 		 WHERE id = ? AND tenant = ? AND (expires_at IS NULL OR expires_at > ?)`,
-		id, r.Tenant, now).Scan(&kind, &role, &category)
+		id, r.Tenant, now).Scan(&kind, &role, &category, &typ)
 	if errors.Is(err, sql.ErrNoRows) {
 		return visible{}, false, nil
 	}
@@ -258,7 +259,7 @@ func lookupVisible(ctx context.Context, q querier, r notification.Recipient, id 
 	if !a.Matches(r.Role) {
 		return visible{}, false, nil
 	}
-	return visible{key: a.Key(), category: category}, true, nil
+	return visible{key: a.Key(), category: category, typ: typ}, true, nil
 }
 
 // receipt is r's receipt of a broadcast.
@@ -286,19 +287,18 @@ func insertReceipt(ctx context.Context, tx *wtx, r notification.Recipient, id st
 		r.Tenant, r.User, id, v.key, boolInt(st.read), boolInt(st.deleted), boolInt(st.archived)); err != nil {
 		return classify(err)
 	}
-	return addSeenKeys(ctx, tx, r, v.key, v.category, 1)
+	return addSeenKeys(ctx, tx, r, v.key, v.category, v.typ, 1)
 }
 
-// addSeenKeys adds n to r's receipt counts of audience key key and of its
-// derived category key.
-func addSeenKeys(ctx context.Context, tx *wtx, r notification.Recipient, key, category string, n int64) error {
-	if err := addSeen(ctx, tx, r, key, n); err != nil {
-		return err
+// addSeenKeys adds n to r's receipt counts of the counter keys of a
+// broadcast (audience key key, category, typ; see counterKeys).
+func addSeenKeys(ctx context.Context, tx *wtx, r notification.Recipient, key, category, typ string, n int64) error {
+	for _, k := range counterKeys(key, category, typ) {
+		if err := addSeen(ctx, tx, r, k, n); err != nil {
+			return err
+		}
 	}
-	if category == "" {
-		return nil
-	}
-	return addSeen(ctx, tx, r, categoryKey(key, category), n)
+	return nil
 }
 
 func addSeen(ctx context.Context, tx *wtx, r notification.Recipient, key string, n int64) error {

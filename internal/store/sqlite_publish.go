@@ -112,7 +112,7 @@ func (s *SQLite) insertDraft(ctx context.Context, tx *wtx, d *notification.Draft
 			 RETURNING seq`, d.Tenant).Scan(&ev.TenantSeq); err != nil {
 			return nil, fmt.Errorf("tenant stream: %w", err)
 		}
-		for _, key := range audienceKeys(d.Audience, d.Category) {
+		for _, key := range counterKeys(d.Audience.Key(), d.Category, d.Type) {
 			if _, err := tx.ExecContext(ctx,
 				`INSERT INTO audience_totals (tenant, audience_key, total) VALUES (?, ?, 1)
 				 ON CONFLICT (tenant, audience_key) DO UPDATE SET total = total + 1`,

@@ -26,7 +26,7 @@ func (s *SQLite) sweepTx(ctx context.Context, tx *wtx) (sweepResult, error) {
 		return sweepResult{}, classify(err)
 	}
 	rows, err := tx.QueryContext(ctx,
-		`SELECT id, tenant, audience_kind, audience_role, category FROM notifications
+		`SELECT id, tenant, audience_kind, audience_role, category, type FROM notifications
 		 WHERE expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?`,
 		now.UnixMilli(), sweepBatch)
 	if err != nil {
@@ -38,7 +38,7 @@ func (s *SQLite) sweepTx(ctx context.Context, tx *wtx) (sweepResult, error) {
 			e    expired
 			kind int64
 		)
-		if err := rows.Scan(&e.id, &e.tenant, &kind, &e.audience.Role, &e.category); err != nil {
+		if err := rows.Scan(&e.id, &e.tenant, &kind, &e.audience.Role, &e.category, &e.typ); err != nil {
 			_ = rows.Close()
 			return sweepResult{}, classify(err)
 		}
@@ -81,7 +81,7 @@ func sweepOne(ctx context.Context, tx *wtx, e expired) ([]string, error) {
 	}
 	var users []string
 	if e.audience.Broadcast() {
-		for _, key := range audienceKeys(e.audience, e.category) {
+		for _, key := range counterKeys(e.audience.Key(), e.category, e.typ) {
 			exec(`UPDATE audience_totals SET total = total - 1 WHERE tenant = ? AND audience_key = ?`, e.tenant, key)
 			exec(`UPDATE receipt_counts SET seen = seen - 1
 			      WHERE tenant = ? AND audience_key = ?

@@ -67,6 +67,7 @@ type expired struct {
 	tenant   string
 	audience notification.Audience
 	category string
+	typ      string
 }
 
 // expiredEvents builds the events of a sweep: one per broadcast, one per

@@ -11,8 +11,10 @@
 --   seen_seq; seen_tenant_seq is the seen mark in the broadcast stream.
 --   Everything published before this migration counts as seen.
 -- * category_counts: unread named items per (user, category). Broadcasts
---   of a category are counted in audience_totals and receipt_counts under
---   the derived key "<key>" || chr(31) || 'c' || chr(31) || "<category>".
+--   are also counted in audience_totals and receipt_counts under derived
+--   keys of their audience key: by type ("<key>" || chr(31) || 't' ||
+--   chr(31) || "<type>"), by category ('c') and by both ('ct'). The type
+--   keys of existing broadcasts are filled in below.
 -- * preferences: muted categories and types, comma-separated.
 ALTER TABLE notifications ADD COLUMN category text NOT NULL DEFAULT '';
 ALTER TABLE notifications ADD COLUMN collapse_key text COLLATE "C";
@@ -26,6 +28,13 @@ ALTER TABLE user_streams ADD COLUMN seen_seq bigint NOT NULL DEFAULT 0;
 ALTER TABLE user_streams ADD COLUMN seen_tenant_seq bigint NOT NULL DEFAULT 0;
 UPDATE user_streams u SET seen_seq = u.seq,
     seen_tenant_seq = COALESCE((SELECT t.seq FROM tenant_streams t WHERE t.tenant = u.tenant), 0);
+
+INSERT INTO audience_totals (tenant, audience_key, total)
+SELECT tenant, (CASE audience_kind WHEN 2 THEN '*' ELSE 'role:' || audience_role END) || chr(31) || 't' || chr(31) || type, count(*)
+FROM notifications WHERE tenant_seq IS NOT NULL GROUP BY 1, 2;
+INSERT INTO receipt_counts (tenant, user_id, audience_key, seen)
+SELECT rc.tenant, rc.user_id, rc.audience_key || chr(31) || 't' || chr(31) || n.type, count(*)
+FROM receipts rc JOIN notifications n ON n.id = rc.notification_id GROUP BY 1, 2, 3;
 
 CREATE TABLE category_counts (
     tenant   text COLLATE "C" NOT NULL,
@@ -44,6 +53,8 @@ CREATE TABLE preferences (
 );
 
 -- +goose Down
+DELETE FROM audience_totals WHERE strpos(audience_key, chr(31)) > 0;
+DELETE FROM receipt_counts WHERE strpos(audience_key, chr(31)) > 0;
 DROP TABLE preferences;
 DROP TABLE category_counts;
 ALTER TABLE user_streams DROP COLUMN seen_tenant_seq;

@@ -14,9 +14,13 @@
 --   broadcast stream (unseen broadcasts are counted at read time, capped).
 --   Everything published before this migration counts as seen.
 -- * category_counts: unread named items per (user, category), beside
---   user_streams.unread. Broadcasts of a category are counted in
---   audience_totals and receipt_counts under a derived audience key:
---   "<key>" || char(31) || 'c' || char(31) || "<category>".
+--   user_streams.unread. Broadcasts are also counted in audience_totals
+--   and receipt_counts under derived keys of their audience key: by type
+--   ("<key>" || char(31) || 't' || char(31) || "<type>"), by category
+--   ('c') and by both ('ct', "<category>" || char(31) || "<type>"), so
+--   that counts by category and without muted categories and types are
+--   read from counters. The type keys of existing broadcasts are filled
+--   in below (they have no category).
 -- * preferences: muted categories and types, comma-separated.
 ALTER TABLE notifications ADD COLUMN category TEXT NOT NULL DEFAULT '';
 ALTER TABLE notifications ADD COLUMN collapse_key TEXT;
@@ -30,6 +34,13 @@ ALTER TABLE user_streams ADD COLUMN seen_seq INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE user_streams ADD COLUMN seen_tenant_seq INTEGER NOT NULL DEFAULT 0;
 UPDATE user_streams SET seen_seq = seq,
     seen_tenant_seq = COALESCE((SELECT t.seq FROM tenant_streams t WHERE t.tenant = user_streams.tenant), 0);
+
+INSERT INTO audience_totals (tenant, audience_key, total)
+SELECT tenant, (CASE audience_kind WHEN 2 THEN '*' ELSE 'role:' || audience_role END) || char(31) || 't' || char(31) || type, count(*)
+FROM notifications WHERE tenant_seq IS NOT NULL GROUP BY 1, 2;
+INSERT INTO receipt_counts (tenant, user_id, audience_key, seen)
+SELECT rc.tenant, rc.user_id, rc.audience_key || char(31) || 't' || char(31) || n.type, count(*)
+FROM receipts rc JOIN notifications n ON n.id = rc.notification_id GROUP BY 1, 2, 3;
 
 CREATE TABLE category_counts (
     tenant   TEXT    NOT NULL,
@@ -48,6 +59,8 @@ CREATE TABLE preferences (
 ) WITHOUT ROWID;
 
 -- +goose Down
+DELETE FROM audience_totals WHERE audience_key LIKE '%' || char(31) || '%';
+DELETE FROM receipt_counts WHERE audience_key LIKE '%' || char(31) || '%';
 DROP TABLE preferences;
 DROP TABLE category_counts;
 ALTER TABLE user_streams DROP COLUMN seen_tenant_seq;
