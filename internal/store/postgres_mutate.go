@@ -414,7 +414,7 @@ func pgReceiptAll(ctx context.Context, tx pgx.Tx, r notification.Recipient, read
 		return pgDelta{}, 0, err
 	}
 	var (
-		d        pgDelta
+		d             pgDelta
 		key, cat, typ string
 		total         int64
 	)

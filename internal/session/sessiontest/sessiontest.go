@@ -54,8 +54,35 @@ func (NopInbox) List(context.Context, notification.Recipient, store.ListQuery) (
 	return store.Page{}, nil
 }
 
-// UnreadCount returns 0.
-func (NopInbox) UnreadCount(context.Context, notification.Recipient) (int64, error) { return 0, nil }
+// Counts returns no counts.
+func (NopInbox) Counts(context.Context, notification.Recipient) (store.Counts, error) {
+	return store.Counts{}, nil
+}
+
+// MarkSeen changes nothing.
+func (NopInbox) MarkSeen(context.Context, notification.Recipient, *notification.Position) (store.Change, error) {
+	return store.Change{}, nil
+}
+
+// Archive changes nothing.
+func (NopInbox) Archive(context.Context, notification.Recipient, []string, bool) (store.Change, error) {
+	return store.Change{}, nil
+}
+
+// Unarchive changes nothing.
+func (NopInbox) Unarchive(context.Context, notification.Recipient, []string, bool) (store.Change, error) {
+	return store.Change{}, nil
+}
+
+// Preferences returns none.
+func (NopInbox) Preferences(context.Context, notification.Recipient) (notification.Preferences, error) {
+	return notification.Preferences{}, nil
+}
+
+// SetPreferences changes nothing.
+func (NopInbox) SetPreferences(context.Context, notification.Recipient, notification.Preferences) (store.Change, error) {
+	return store.Change{}, nil
+}
 
 // MarkRead changes nothing.
 func (NopInbox) MarkRead(context.Context, notification.Recipient, []string) (store.Change, error) {
