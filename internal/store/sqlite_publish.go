@@ -144,7 +144,7 @@ func (s *SQLite) insertDraft(ctx context.Context, tx *wtx, d *notification.Draft
 				return nil, fmt.Errorf("collapse: %w", err)
 			}
 		}
-		if err := tx.QueryRowContext(ctx, bumpStreamsSQL[0], d.Tenant, u).Scan(new(string), new(string), &dl.Seq, &dl.Unread); err != nil {
+		if err := tx.QueryRowContext(ctx, bumpStreamSQL, d.Tenant, u).Scan(&dl.Seq, &dl.Unread); err != nil {
 			return nil, fmt.Errorf("user stream: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, insertInboxSQL(1), d.Tenant, u, dl.Seq, id); err != nil {
@@ -159,6 +159,11 @@ func (s *SQLite) insertDraft(ctx context.Context, tx *wtx, d *notification.Draft
 	}
 	return ev, nil
 }
+
+// bumpStreamSQL bumps one user's stream (as bumpStreamsSQL does many).
+const bumpStreamSQL = `INSERT INTO user_streams (tenant, user_id, seq, unread, unseen) VALUES (?, ?, 1, 1, 1)
+ ON CONFLICT (tenant, user_id) DO UPDATE SET seq = seq + 1, unread = unread + 1, unseen = unseen + 1
+ RETURNING seq, unread`
 
 // collapse removes from r's inbox the notifications with collapse key
 // key (other than id), as deleting them would, and records the latest in
