@@ -71,6 +71,20 @@ func badClear(format string, args ...any) error {
 	return &clearError{msg: fmt.Sprintf(format, args...)}
 }
 
+// draftErrorMessage is the client's message for the invalid item i: the
+// item (in a batch), and what is wrong when the error says it clearly.
+func draftErrorMessage(batch bool, i int, err error) string {
+	msg := "invalid request"
+	if batch {
+		msg = fmt.Sprintf("invalid notification at index %d", i)
+	}
+	var ce *clearError
+	if errors.As(err, &ce) {
+		msg += ": " + ce.msg
+	}
+	return msg
+}
+
 // validIdent checks tenant, user and role identifiers with
 // notification.ValidIdent (the handlers of this package share it).
 func validIdent(s string) bool { return notification.ValidIdent(s) }
@@ -319,15 +333,7 @@ func (a *API) doPublish(w http.ResponseWriter, r *http.Request, batch bool) {
 			return
 		}
 		if err != nil {
-			msg := "invalid request"
-			if batch {
-				msg = fmt.Sprintf("invalid notification at index %d", i)
-			}
-			var ce *clearError
-			if errors.As(err, &ce) {
-				msg += ": " + ce.msg
-			}
-			a.keyErrs.Fail(w, r, session.CodeInvalidRequest, msg, err, "key_id", key.ID)
+			a.keyErrs.Fail(w, r, session.CodeInvalidRequest, draftErrorMessage(batch, i, err), err, "key_id", key.ID)
 			return
 		}
 		drafts[i] = d

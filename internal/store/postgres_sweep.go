@@ -127,20 +127,7 @@ func sweepTx(ctx context.Context, tx pgx.Tx, now int64) (sweepResult, error) {
 	// Counters, in lock order; the rows exist (they were incremented).
 	var b pgx.Batch
 	queueAudienceTotals(&b, totals)
-	if len(unread)+len(unseen) > 0 {
-		for k := range unseen {
-			unread[k] += 0 // every user with a delta has an entry
-		}
-		ts, us, ns := pairColumns(unread)
-		vs := make([]int64, len(ts))
-		for i := range ts {
-			vs[i] = unseen[[2]string{ts[i], us[i]}]
-		}
-		b.Queue(`INSERT INTO user_streams (tenant, user_id, seq, unread, unseen)
-			SELECT c.t, c.u, 0, c.n, c.v FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[]) AS c(t, u, n, v) ORDER BY c.t COLLATE "C", c.u COLLATE "C"
-			ON CONFLICT (tenant, user_id) DO UPDATE SET unread = user_streams.unread + excluded.unread,
-			  unseen = user_streams.unseen + excluded.unseen`, ts, us, ns, vs)
-	}
+	queueStreamDeltas(&b, unread, unseen)
 	queueCategoryCounts(&b, cats)
 	if len(seen) > 0 {
 		ks := sortedKeys(seen, compareTriple)
@@ -158,6 +145,26 @@ func sweepTx(ctx context.Context, tx pgx.Tx, now int64) (sweepResult, error) {
 		return sweepResult{}, err
 	}
 	return sweepResult{n: len(ids), events: expiredEvents(broadcasts, users)}, nil
+}
+
+// queueStreamDeltas queues the addition of unread and unseen (by tenant
+// and user) to the user streams, in lock order.
+func queueStreamDeltas(b *pgx.Batch, unread, unseen map[[2]string]int64) {
+	if len(unread)+len(unseen) == 0 {
+		return
+	}
+	for k := range unseen {
+		unread[k] += 0 // every user with a delta has an entry
+	}
+	ts, us, ns := pairColumns(unread)
+	vs := make([]int64, len(ts))
+	for i := range ts {
+		vs[i] = unseen[[2]string{ts[i], us[i]}]
+	}
+	b.Queue(`INSERT INTO user_streams (tenant, user_id, seq, unread, unseen)
+		SELECT c.t, c.u, 0, c.n, c.v FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[]) AS c(t, u, n, v) ORDER BY c.t COLLATE "C", c.u COLLATE "C"
+		ON CONFLICT (tenant, user_id) DO UPDATE SET unread = user_streams.unread + excluded.unread,
+		  unseen = user_streams.unseen + excluded.unseen`, ts, us, ns, vs)
 }
 
 var _ revocation.Store = (*Postgres)(nil)

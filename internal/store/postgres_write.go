@@ -257,37 +257,7 @@ func (s *Postgres) publishTx(ctx context.Context, tx pgx.Tx, reqs []*pgPublish) 
 		return err
 	}
 
-	// Counter demands of the fresh requests.
-	var (
-		tenants = map[string]int64{}
-		totals  = map[[2]string]int64{}
-		users   = map[[2]string]int64{}
-		cats    = map[[3]string]int64{}
-		rows    int
-	)
-	for _, r := range reqs {
-		if !r.fresh {
-			continue
-		}
-		for i := range r.req.Drafts {
-			d := &r.req.Drafts[i]
-			rows++
-			if d.Audience.Broadcast() {
-				tenants[d.Tenant]++
-				for _, k := range counterKeys(d.Audience.Key(), d.Category, d.Type) {
-					totals[[2]string{d.Tenant, k}]++
-				}
-				continue
-			}
-			for _, u := range r.deliver[i] {
-				users[[2]string{d.Tenant, u}]++
-				if d.Category != "" {
-					cats[[3]string{d.Tenant, u, d.Category}]++
-				}
-				rows++
-			}
-		}
-	}
+	tenants, totals, users, cats, rows := counterDemands(reqs)
 	if rows == 0 {
 		return nil
 	}
@@ -349,6 +319,36 @@ func (s *Postgres) publishTx(ctx context.Context, tx pgx.Tx, reqs []*pgPublish) 
 		return err
 	}
 	return collapseRows(ctx, tx, collapses)
+}
+
+// counterDemands are the counter increments of the fresh requests, and the
+// number of rows they write.
+func counterDemands(reqs []*pgPublish) (tenants map[string]int64, totals, users map[[2]string]int64, cats map[[3]string]int64, rows int) {
+	tenants, totals, users, cats = map[string]int64{}, map[[2]string]int64{}, map[[2]string]int64{}, map[[3]string]int64{}
+	for _, r := range reqs {
+		if !r.fresh {
+			continue
+		}
+		for i := range r.req.Drafts {
+			d := &r.req.Drafts[i]
+			rows++
+			if d.Audience.Broadcast() {
+				tenants[d.Tenant]++
+				for _, k := range counterKeys(d.Audience.Key(), d.Category, d.Type) {
+					totals[[2]string{d.Tenant, k}]++
+				}
+				continue
+			}
+			for _, u := range r.deliver[i] {
+				users[[2]string{d.Tenant, u}]++
+				if d.Category != "" {
+					cats[[3]string{d.Tenant, u, d.Category}]++
+				}
+				rows++
+			}
+		}
+	}
+	return tenants, totals, users, cats, rows
 }
 
 // distinctUsers returns users (or any strings) without repeats, in

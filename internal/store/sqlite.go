@@ -200,15 +200,9 @@ func OpenSQLite(ctx context.Context, cfg SQLiteConfig) (_ *SQLite, err error) {
 	if err := migrateSQLite(ctx, wdb, cfg.Logger); err != nil {
 		return nil, err
 	}
-	ids := newIDSource()
-	var last sql.NullString
-	if err := wdb.QueryRowContext(ctx, `SELECT MAX(id) FROM notifications`).Scan(&last); err != nil {
-		return nil, fmt.Errorf("store: open: last id: %w", classify(err))
-	}
-	if last.Valid {
-		if err := ids.observe(last.String); err != nil {
-			return nil, err
-		}
+	ids, err := loadIDSource(ctx, wdb)
+	if err != nil {
+		return nil, err
 	}
 	prefs, err := loadSQLitePrefs(ctx, wdb)
 	if err != nil {
@@ -256,6 +250,21 @@ func OpenSQLite(ctx context.Context, cfg SQLiteConfig) (_ *SQLite, err error) {
 	s.writer.afterCommit = s.wakeCheckpointer
 	s.start(s.runWriter, sweeper(cfg.SweepInterval, s.log, s.sweepNow), s.runCheckpointer)
 	return s, nil
+}
+
+// loadIDSource returns an id source that issues ids after every stored one.
+func loadIDSource(ctx context.Context, wdb *sql.DB) (*idSource, error) {
+	ids := newIDSource()
+	var last sql.NullString
+	if err := wdb.QueryRowContext(ctx, `SELECT MAX(id) FROM notifications`).Scan(&last); err != nil {
+		return nil, fmt.Errorf("store: open: last id: %w", classify(err))
+	}
+	if last.Valid {
+		if err := ids.observe(last.String); err != nil {
+			return nil, err
+		}
+	}
+	return ids, nil
 }
 
 // openSQLiteDB opens a pool of at most conns connections to path with the
