@@ -2,13 +2,19 @@ package store
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/heraldhq/herald/internal/notification"
+	"github.com/heraldhq/herald/internal/testkit"
 )
 
 // The contract of the inbox model (issue 15): categories, collapse keys,
@@ -529,4 +535,120 @@ func testInboxInvalid(t *testing.T, s Store) {
 	wantErr(t, err, ErrInvalid)
 	_, err = s.MarkSeen(ctx, rcp("", "a", ""), nil)
 	wantErr(t, err, ErrInvalid)
+}
+
+// testPGConcurrentInbox: three nodes publish (categories, types, collapse
+// keys, broadcasts) while others read, delete, archive and unarchive (ids
+// and all), mark seen, change preferences and sweep. No operation fails,
+// and every counter equals a recount at the end.
+func testPGConcurrentInbox(t *testing.T, p *pgSchemas) {
+	clk := newTestClock()
+	var logs testkit.SyncBuffer
+	nodes := openNodes(t, p, 3, PostgresConfig{Clock: clk.Now, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	ctx := context.Background()
+	users := []string{"a", "b", "c", "d"}
+	roles := map[string]string{"a": "admin", "b": "", "c": "user", "d": "admin"}
+	rcpt := func(u string) notification.Recipient { return rcp("x", u, roles[u]) }
+	var (
+		mu  sync.Mutex
+		all []string
+	)
+	pick := func(rng *rand.Rand) []string {
+		mu.Lock()
+		defer mu.Unlock()
+		var out []string
+		for range 1 + rng.IntN(3) {
+			if len(all) > 0 {
+				out = append(out, all[rng.IntN(len(all))])
+			}
+		}
+		return out
+	}
+	var wg sync.WaitGroup
+	for w := range 9 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 15))
+			for range 25 {
+				s := nodes[rng.IntN(len(nodes))]
+				r := rcpt(users[rng.IntN(len(users))])
+				var err error
+				switch op := rng.IntN(12); {
+				case op < 4 || w < 3:
+					drafts := randomExpiringDrafts(rng, clk, users)
+					for i := range drafts {
+						drafts[i].Category = []string{"", "x", "y"}[rng.IntN(3)]
+						drafts[i].Type = []string{"t1", "t2"}[rng.IntN(2)]
+						if !drafts[i].Audience.Broadcast() && rng.IntN(2) == 0 {
+							drafts[i].CollapseKey = []string{"k1", "k2"}[rng.IntN(2)]
+						}
+					}
+					var res PublishResult
+					if res, err = s.Publish(ctx, PublishRequest{Drafts: drafts}); err == nil {
+						mu.Lock()
+						all = append(all, res.IDs...)
+						mu.Unlock()
+					}
+				case op < 5:
+					if ids := pick(rng); len(ids) > 0 {
+						_, err = s.Archive(ctx, r, ids, false)
+					}
+				case op < 6:
+					if ids := pick(rng); len(ids) > 0 {
+						_, err = s.Unarchive(ctx, r, ids, false)
+					}
+				case op < 7:
+					_, err = s.Archive(ctx, r, nil, true)
+				case op < 8:
+					_, err = s.Unarchive(ctx, r, nil, true)
+				case op < 9:
+					_, err = s.MarkSeen(ctx, r, nil)
+				case op < 10:
+					if ids := pick(rng); len(ids) > 0 {
+						_, err = s.MarkRead(ctx, r, ids)
+					}
+				case op < 11:
+					if ids := pick(rng); len(ids) > 0 {
+						_, err = s.Delete(ctx, r, ids[0])
+					}
+				default:
+					clk.Advance(time.Second)
+					_, err = s.sweepNow(ctx)
+				}
+				if err != nil && !errors.Is(err, ErrNotFound) {
+					t.Errorf("worker %d: %v", w, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	var retries, deadlocks int64
+	for _, s := range nodes {
+		retries += s.retries.Load()
+		deadlocks += s.deadlocks.Load()
+	}
+	t.Logf("%d transactions retried, %d for deadlocks", retries, deadlocks)
+	if deadlocks > 0 && os.Getenv("HERALD_TEST_LOGS") != "" {
+		t.Logf("logs:\n%s", logs.String())
+	}
+	for _, d := range []time.Duration{0, time.Minute} {
+		clk.Advance(d)
+		if _, err := nodes[0].sweepNow(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for i, u := range users {
+			checkInbox(t, nodes[i%len(nodes)], rcpt(u), nil)
+		}
+	}
+	// The unseen counters: after everyone marks seen, nothing is unseen.
+	for i, u := range users {
+		if c, err := nodes[i%len(nodes)].MarkSeen(ctx, rcpt(u), nil); err != nil || c.Counts.Unseen != 0 {
+			t.Fatalf("%s: seen: %+v, %v", u, c.Counts, err)
+		}
+	}
 }

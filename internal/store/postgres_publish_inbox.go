@@ -128,8 +128,13 @@ func collapseRows(ctx context.Context, tx pgx.Tx, dels []runDelivery) error {
 	for _, dl := range dels {
 		ev, d := dl.ev, &dl.ev.Deliveries[dl.i]
 		k := [2]string{ev.Tenant, d.User}
+		// The earlier notifications are locked KEY SHARE, skipping those the
+		// sweeper holds (they are leaving anyway): waiting for the sweeper,
+		// which deletes inbox rows before it updates user_streams, while
+		// holding this batch's user_streams rows would deadlock.
 		b.Queue(`DELETE FROM inbox i USING notifications n
-			WHERE n.tenant = $1 AND n.collapse_key = $3 AND n.id <> $4
+			WHERE n.id IN (SELECT x.id FROM notifications x WHERE x.tenant = $1 AND x.collapse_key = $3 AND x.id <> $4
+			                 ORDER BY x.id FOR KEY SHARE SKIP LOCKED)
 			  AND i.notification_id = n.id AND i.tenant = $1 AND i.user_id = $2 AND i.seq < $5
 			RETURNING i.notification_id, i.read, i.archived, i.seq, n.category,
 			  (SELECT seen_seq FROM user_streams WHERE tenant = $1 AND user_id = $2)`,

@@ -40,6 +40,7 @@ func TestPostgres(t *testing.T) {
 		{"CommitOrderAcrossNodes", testPGCommitOrderAcrossNodes},
 		{"IdempotencyAcrossNodes", testPGIdempotencyAcrossNodes},
 		{"ConcurrentStateChanges", testPGConcurrentStateChanges},
+		{"ConcurrentInbox", testPGConcurrentInbox},
 		{"Unavailable", testPGUnavailable},
 		{"GroupCommit", testPGGroupCommit},
 		{"Reopen", testPGReopen},
