@@ -82,7 +82,7 @@ describe('against a running Herald', () => {
     assert.equal(ev.ready[0].user, 'u-connect');
     assert.equal(ev.ready[0].tenant, 'demo');
     assert.equal(ev.ready[0].resumed, false);
-    assert.deepEqual(ev.unread, [{ count: 0 }]);
+    assert.deepEqual(ev.unread, [{ count: 0, unseen: 0, byCategory: {} }]);
 
     const id = await herald.publish(['u-connect'], { title: 'Invoice paid', data: { amount: 42 } });
     await waitFor(() => ev.notification.length === 1, { what: 'notification' });
