@@ -32,9 +32,6 @@ func (EmptyStore) Head(context.Context, notification.Recipient) (notification.Po
 	return notification.Position{}, nil
 }
 
-// UnreadCount returns 0.
-func (EmptyStore) UnreadCount(context.Context, notification.Recipient) (int64, error) { return 0, nil }
-
 // Counts returns no unread notification.
 func (EmptyStore) Counts(context.Context, notification.Recipient) (notification.Counts, error) {
 	return notification.Counts{}, nil
