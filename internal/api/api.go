@@ -130,6 +130,13 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("POST /v1/me/notifications/read-all", a.user(a.readAll))
 	mux.Handle("POST /v1/me/notifications/{id}/read", a.user(a.read))
 	mux.Handle("DELETE /v1/me/notifications/{id}", a.user(a.delete))
+	mux.Handle("POST /v1/me/notifications/seen", a.user(a.seen))
+	mux.Handle("POST /v1/me/notifications/{id}/archive", a.user(a.archive))
+	mux.Handle("POST /v1/me/notifications/{id}/unarchive", a.user(a.unarchive))
+	mux.Handle("POST /v1/me/notifications/archive-all", a.user(a.archiveAll))
+	mux.Handle("POST /v1/me/notifications/unarchive-all", a.user(a.unarchiveAll))
+	mux.Handle("GET /v1/me/preferences", a.user(a.preferences))
+	mux.Handle("PUT /v1/me/preferences", a.user(a.setPreferences))
 	mux.HandleFunc("OPTIONS /v1/me/", a.preflight)
 
 	mux.HandleFunc("GET /livez", a.livez)

@@ -38,6 +38,9 @@ type publishItem struct {
 	Body      string          `json:"body"`
 	Data      json.RawMessage `json:"data"`
 	ExpiresAt *time.Time      `json:"expires_at"`
+	// Inbox model (issue 15).
+	Category    *string `json:"category"`
+	CollapseKey *string `json:"collapse_key"`
 }
 
 type audienceJSON struct {
@@ -55,6 +58,31 @@ var errBadRequest = errors.New("invalid request")
 
 func bad(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{errBadRequest}, args...)...)
+}
+
+// clearError is a validation failure whose message the client gets (the
+// fields added with the inbox model say exactly what is wrong).
+type clearError struct{ msg string }
+
+func (e *clearError) Error() string { return e.msg }
+func (e *clearError) Unwrap() error { return errBadRequest }
+
+func badClear(format string, args ...any) error {
+	return &clearError{msg: fmt.Sprintf(format, args...)}
+}
+
+// draftErrorMessage is the client's message for the invalid item i: the
+// item (in a batch), and what is wrong when the error says it clearly.
+func draftErrorMessage(batch bool, i int, err error) string {
+	msg := "invalid request"
+	if batch {
+		msg = fmt.Sprintf("invalid notification at index %d", i)
+	}
+	var ce *clearError
+	if errors.As(err, &ce) {
+		msg += ": " + ce.msg
+	}
+	return msg
 }
 
 // validIdent checks tenant, user and role identifiers with
@@ -169,7 +197,30 @@ func toDraft(raw []byte, key auth.APIKey, now time.Time) (notification.Draft, er
 		}
 		d.ExpiresAt = *it.ExpiresAt
 	}
-	return d, nil
+	return d, inboxFields(&it, &d)
+}
+
+// inboxFields validates and sets the category and collapse key of d.
+func inboxFields(it *publishItem, d *notification.Draft) error {
+	if it.Category != nil {
+		if !notification.ValidCategory(*it.Category) {
+			return badClear("category must be 1..%d characters of a-z, 0-9, '.', '_' and '-'", notification.MaxCategoryLen)
+		}
+		d.Category = *it.Category
+	}
+	if it.CollapseKey != nil {
+		switch k := *it.CollapseKey; {
+		case d.Audience.Broadcast():
+			return badClear("collapse_key is only allowed with to.users")
+		case len(k) > notification.MaxCollapseKeyLen:
+			return badClear("collapse_key is longer than %d bytes", notification.MaxCollapseKeyLen)
+		case !notification.ValidCollapseKey(k):
+			return badClear("collapse_key must be non-empty, without control characters")
+		default:
+			d.CollapseKey = k
+		}
+	}
+	return nil
 }
 
 var errForbidden = errors.New("api key not allowed for this tenant")
@@ -282,11 +333,7 @@ func (a *API) doPublish(w http.ResponseWriter, r *http.Request, batch bool) {
 			return
 		}
 		if err != nil {
-			msg := "invalid request"
-			if batch {
-				msg = fmt.Sprintf("invalid notification at index %d", i)
-			}
-			a.keyErrs.Fail(w, r, session.CodeInvalidRequest, msg, err, "key_id", key.ID)
+			a.keyErrs.Fail(w, r, session.CodeInvalidRequest, draftErrorMessage(batch, i, err), err, "key_id", key.ID)
 			return
 		}
 		drafts[i] = d

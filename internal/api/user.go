@@ -46,7 +46,7 @@ func (a *API) user(h userHandler) http.Handler {
 
 // preflight answers CORS preflights of every /v1/me/ path.
 func (a *API) preflight(w http.ResponseWriter, r *http.Request) {
-	if !origin.Preflight(w, r, a.cfg.AllowOrigin, "GET, POST, DELETE", "Authorization, Content-Type") {
+	if !origin.Preflight(w, r, a.cfg.AllowOrigin, "GET, POST, PUT, DELETE", "Authorization, Content-Type") {
 		a.originRejected(r, a.adm.ClientIP(r))
 	}
 }
@@ -86,6 +86,19 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, p auth.Principal, ip 
 		return
 	}
 	args.Unread = &unread
+	if q.Has("category") {
+		c := q.Get("category")
+		args.Category = &c
+	}
+	switch q.Get("archived") {
+	case "", "false", "0":
+	case "true", "1":
+		archived := true
+		args.Archived = &archived
+	default:
+		a.errs.Fail(w, r, session.CodeInvalidRequest, "archived must be true or false", nil)
+		return
+	}
 	a.do(w, r, p, ip, session.NameList, &args)
 }
 
@@ -151,10 +164,16 @@ func (a *API) do(w http.ResponseWriter, r *http.Request, p auth.Principal, ip st
 	if ids == nil {
 		ids = []string{}
 	}
+	by := rep.Change.Counts.ByCategory
+	if by == nil {
+		by = map[string]int64{}
+	}
 	session.WriteJSON(w, http.StatusOK, struct {
-		Changed []string `json:"changed"`
-		Unread  int64    `json:"unread"`
-	}{ids, rep.Change.Unread})
+		Changed    []string         `json:"changed"`
+		Unread     int64            `json:"unread"`
+		Unseen     int64            `json:"unseen"`
+		ByCategory map[string]int64 `json:"by_category"`
+	}{ids, rep.Change.Unread, rep.Change.Counts.Unseen, by})
 }
 
 // writeRaw writes b, a JSON body, with session.WriteJSON's headers.

@@ -40,6 +40,7 @@ const (
 	Revoked                Event = "revoked"                 // a user or token was revoked
 	RevocationLifted       Event = "revocation_lifted"       // a user revocation was lifted
 	DevTokenIssued         Event = "dev_token_issued"        // the --dev page minted a token
+	PreferencesSet         Event = "preferences_set"         // an API key replaced a user's preferences
 )
 
 // Operational events: the state of Herald's dependencies and capacity.

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/heraldhq/herald/internal/notification"
@@ -11,14 +13,21 @@ import (
 
 // Wire format of the Redis broker. Every message starts with a type byte.
 //
-//	event (msgEvent, version 1):
+//	event (msgEvent, version 2):
 //	  kind u8 | tenant str | user str | ids (uvarint n, n×str) | all u8 |
 //	  unread varint | tokenID str | revokedAt time | revokedUntil time |
-//	  tenantSeq varint | notification (u8 present; then id str | tenant str |
-//	  audience kind u8 | audience users (uvarint n, n×str) | role str |
-//	  type str | title str | body str | data bytes | createdAt time |
-//	  expiresAt time) | deliveries (uvarint n, n×(user str | seq varint |
-//	  unread varint))
+//	  tenantSeq varint | unseen varint | byCategory (uvarint n+1, n×(str |
+//	  varint); 0 for nil) | prefs (u8 present; then categories and types,
+//	  each uvarint n, n×str) | notification (u8 present; then id str |
+//	  tenant str | audience kind u8 | audience users (uvarint n, n×str) |
+//	  role str | type str | title str | body str | data bytes | createdAt
+//	  time | expiresAt time | category str | collapseKey str) | deliveries
+//	  (uvarint n, n×(user str | seq varint | unread varint | replaces str |
+//	  replacedUnread u8 | replacedUnseen u8))
+//
+// Version 2 (issue 15) added unseen, byCategory, prefs, category,
+// collapseKey and the replacement fields of a delivery.
+//
 //	probe (msgProbe): seq uvarint
 //	kick  (msgKick): empty. A node whose publish failed tells every node to
 //	  catch its clients up from the store once Redis answers again.
@@ -31,7 +40,7 @@ import (
 // The format is internal to a cluster: every node must run a version that
 // reads the version byte it receives. A new field gets a new version byte.
 const (
-	msgEvent byte = 1
+	msgEvent byte = 2
 	msgProbe byte = 0x50 // 'P'
 	msgKick  byte = 0x4b // 'K'
 )
@@ -75,6 +84,9 @@ func appendEventHead(b []byte, ev *notification.Event) []byte {
 	b = appendTime(b, ev.RevokedAt)
 	b = appendTime(b, ev.RevokedUntil)
 	b = binary.AppendVarint(b, ev.TenantSeq)
+	b = binary.AppendVarint(b, ev.Unseen)
+	b = appendCounts(b, ev.ByCategory)
+	b = appendPrefs(b, ev.Prefs)
 	n := ev.Notification
 	if n == nil {
 		return append(b, 0)
@@ -98,7 +110,37 @@ func appendEventHead(b []byte, ev *notification.Event) []byte {
 		b = append(b, n.Data...)
 	}
 	b = appendTime(b, n.CreatedAt)
-	return appendTime(b, n.ExpiresAt)
+	b = appendTime(b, n.ExpiresAt)
+	b = appendStr(b, n.Category)
+	return appendStr(b, n.CollapseKey)
+}
+
+// appendCounts encodes a map of counts (nil and empty differ), sorted.
+func appendCounts(b []byte, m map[string]int64) []byte {
+	if m == nil {
+		return append(b, 0)
+	}
+	b = binary.AppendUvarint(b, uint64(len(m))+1)
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		b = appendStr(b, k)
+		b = binary.AppendVarint(b, m[k])
+	}
+	return b
+}
+
+// appendPrefs encodes preferences (nil for none).
+func appendPrefs(b []byte, p *notification.Preferences) []byte {
+	if p == nil {
+		return append(b, 0)
+	}
+	b = append(b, 1)
+	for _, list := range [][]string{p.MutedCategories, p.MutedTypes} {
+		b = binary.AppendUvarint(b, uint64(len(list)))
+		for _, s := range list {
+			b = appendStr(b, s)
+		}
+	}
+	return b
 }
 
 // appendDeliveries encodes the tail of an event message.
@@ -108,6 +150,9 @@ func appendDeliveries(b []byte, ds []notification.Delivery) []byte {
 		b = appendStr(b, ds[i].User)
 		b = binary.AppendVarint(b, ds[i].Seq)
 		b = binary.AppendVarint(b, ds[i].Unread)
+		b = appendStr(b, ds[i].Replaces)
+		b = appendBool(b, ds[i].ReplacedUnread)
+		b = appendBool(b, ds[i].ReplacedUnseen)
 	}
 	return b
 }
@@ -262,6 +307,26 @@ func decodeEvent(msg string) (*notification.Event, error) {
 	ev.RevokedAt = r.time()
 	ev.RevokedUntil = r.time()
 	ev.TenantSeq = r.varint()
+	ev.Unseen = r.varint()
+	if k := r.count(1); k > 0 {
+		ev.ByCategory = make(map[string]int64, k-1)
+		for range k - 1 {
+			c := r.str()
+			ev.ByCategory[c] = r.varint()
+		}
+	}
+	if r.bool() {
+		p := &notification.Preferences{}
+		for _, list := range []*[]string{&p.MutedCategories, &p.MutedTypes} {
+			if k := r.count(1); k > 0 {
+				*list = make([]string, k)
+				for i := range *list {
+					(*list)[i] = r.str()
+				}
+			}
+		}
+		ev.Prefs = p
+	}
 	if r.bool() {
 		n := &notification.Notification{}
 		n.ID = r.str()
@@ -280,15 +345,20 @@ func decodeEvent(msg string) (*notification.Event, error) {
 		n.Data = r.bytes()
 		n.CreatedAt = r.time()
 		n.ExpiresAt = r.time()
+		n.Category = r.str()
+		n.CollapseKey = r.str()
 		ev.Notification = n
 	}
-	if k := r.count(3); k > 0 {
+	if k := r.count(6); k > 0 {
 		ev.Deliveries = make([]notification.Delivery, k)
 		for i := range ev.Deliveries {
 			d := &ev.Deliveries[i]
 			d.User = r.str()
 			d.Seq = r.varint()
 			d.Unread = r.varint()
+			d.Replaces = r.str()
+			d.ReplacedUnread = r.bool()
+			d.ReplacedUnseen = r.bool()
 		}
 	}
 	if r.err != nil {
@@ -297,7 +367,7 @@ func decodeEvent(msg string) (*notification.Event, error) {
 	if len(r.s) != 0 {
 		return nil, fmt.Errorf("%w: %d trailing bytes", errCodec, len(r.s))
 	}
-	if ev.Kind < notification.EventNotification || ev.Kind > notification.EventExpired {
+	if ev.Kind < notification.EventNotification || ev.Kind > notification.LastEventKind {
 		return nil, fmt.Errorf("%w: unknown event kind %d", errCodec, ev.Kind)
 	}
 	return ev, nil

@@ -64,6 +64,23 @@ func codecCases() []struct {
 		{"expired broadcast", &notification.Event{Kind: notification.EventExpired, Tenant: "acme",
 			IDs: []string{"x"}, Notification: &notification.Notification{ID: "x", Tenant: "acme",
 				Audience: notification.Audience{Kind: notification.AudienceRole, Role: "admin"}}}},
+		{"replacement with a category", &notification.Event{
+			Kind: notification.EventNotification, Tenant: "acme",
+			Notification: &notification.Notification{ID: "01JCCCCCCCCCCCCCCCCCCCCCCC", Tenant: "acme",
+				Audience: notification.Audience{Kind: notification.AudienceUsers}, Type: "build", CreatedAt: created,
+				Category: "ci.builds", CollapseKey: "build-7 ✓"},
+			Deliveries: []notification.Delivery{{User: "u1", Seq: 8, Unread: 2, Replaces: "01JBBBBBBBBBBBBBBBBBBBBBBB", ReplacedUnread: true},
+				{User: "u2", Seq: 3, Unread: 1, Replaces: "01JAAAAAAAAAAAAAAAAAAAAAAA", ReplacedUnseen: true}},
+		}},
+		{"archived with counts", &notification.Event{Kind: notification.EventArchived, Tenant: "acme", User: "u1",
+			IDs: []string{"x"}, Unread: 4, Unseen: 2, ByCategory: map[string]int64{"ci": 3, "billing": 1}}},
+		{"unarchived all, empty counts", &notification.Event{Kind: notification.EventUnarchived, Tenant: "acme", User: "u1",
+			All: true, ByCategory: map[string]int64{}}},
+		{"seen", &notification.Event{Kind: notification.EventSeen, Tenant: "acme", User: "u1", Unread: 3, Unseen: 0}},
+		{"preferences", &notification.Event{Kind: notification.EventPreferences, Tenant: "acme", User: "u1",
+			Prefs: &notification.Preferences{MutedCategories: []string{"a", "b"}, MutedTypes: []string{"t"}}}},
+		{"preferences cleared", &notification.Event{Kind: notification.EventPreferences, Tenant: "acme", User: "u1",
+			Prefs: &notification.Preferences{}}},
 	}
 }
 

@@ -178,9 +178,11 @@ func (h *handler) token(w http.ResponseWriter, r *http.Request) {
 }
 
 type publishBody struct {
-	Type  string `json:"type"`
-	Title string `json:"title"`
-	Body  string `json:"body"`
+	Type        string `json:"type"`
+	Title       string `json:"title"`
+	Body        string `json:"body"`
+	Category    string `json:"category"`     // optional
+	CollapseKey string `json:"collapse_key"` // optional
 }
 
 // publish handles POST /v1/dev/publish: a test notification to the caller.
@@ -216,13 +218,17 @@ func (h *handler) publish(w http.ResponseWriter, r *http.Request) {
 		err = errors.New("title missing or too long")
 	case !notification.ValidBody(b.Body):
 		err = errors.New("body too long")
+	case b.Category != "" && !notification.ValidCategory(b.Category):
+		err = errors.New("category malformed")
+	case b.CollapseKey != "" && !notification.ValidCollapseKey(b.CollapseKey):
+		err = errors.New("collapse_key malformed")
 	}
 	if err != nil {
 		h.errs.Fail(w, r, session.CodeInvalidRequest, "invalid request", err)
 		return
 	}
 	d := notification.Draft{Tenant: p.Tenant, Audience: notification.Audience{Kind: notification.AudienceUsers, Users: []string{p.User}},
-		Type: b.Type, Title: b.Title, Body: b.Body}
+		Type: b.Type, Title: b.Title, Body: b.Body, Category: b.Category, CollapseKey: b.CollapseKey}
 	ctx, cancel := context.WithTimeout(r.Context(), publishTimeout)
 	defer cancel()
 	res, err := h.cfg.Publisher.Publish(ctx, store.PublishRequest{Scope: scope, Drafts: []notification.Draft{d}})

@@ -37,6 +37,10 @@ type Client struct {
 	state  clientState            // guarded by mu
 	cursor notification.Position  // guarded by mu
 	unread int64                  // guarded by mu: last count sent
+	unseen int64                  // guarded by mu: last unseen count sent
+	// prefs are the user's preferences: live broadcasts they mute are not
+	// sent. Guarded by mu; read at connect, then kept by preference events.
+	prefs notification.Preferences
 	// unreadVer counts changes of unread; guarded by mu. A recount applies
 	// its store read only if no change came in while it ran (recount.go).
 	unreadVer     uint64
@@ -215,8 +219,10 @@ func (c *Client) applyLocked(out *outbound, d *notification.Delivery) (gap, sent
 			}
 			c.cursor.User = d.Seq
 			// d.Unread counts only the user's named notifications; the
-			// client's count also includes unread broadcasts, so count up.
-			c.unread++
+			// client's count also includes unread broadcasts, so count up
+			// (a replaced notification leaves the counts it was in).
+			c.unread += 1 - b2i(d.ReplacedUnread)
+			c.unseen += 1 - b2i(d.ReplacedUnseen)
 			c.unreadVer++
 		} else { // broadcast: advance past it even when the role does not match
 			switch {
@@ -226,22 +232,33 @@ func (c *Client) applyLocked(out *outbound, d *notification.Delivery) (gap, sent
 				return true, false
 			}
 			c.cursor.Tenant = ev.TenantSeq
-			if !ev.Notification.Audience.Matches(c.r.Role) {
+			n := ev.Notification
+			if !n.Audience.Matches(c.r.Role) || c.prefs.Mutes(n.Category, n.Type) {
 				return false, false
 			}
 			c.unread++
+			c.unseen++
 			c.unreadVer++
 		}
-		sent = c.sendLocked(Frame{Kind: FrameNotification, Payload: out.payload, Position: c.cursor,
-			Unread: encodeUnread(c.unread)})
-	case notification.EventRead, notification.EventDeleted:
-		kind := FrameRead
-		if ev.Kind == notification.EventDeleted {
-			kind = FrameDeleted
+		f := Frame{Kind: FrameNotification, Payload: out.payload, Position: c.cursor,
+			Unread: encodeUnread(c.unread, c.unseen, nil)}
+		if d != nil {
+			f.Replaces = d.Replaces
 		}
-		c.unread = ev.Unread
+		sent = c.sendLocked(f)
+	case notification.EventPreferences:
+		if ev.Prefs != nil {
+			c.prefs = *ev.Prefs
+		}
+		sent = c.sendLocked(Frame{Kind: FramePreferences, Payload: out.payload})
+	case notification.EventSeen:
+		c.unread, c.unseen = ev.Unread, ev.Unseen
 		c.unreadVer++
-		sent = c.sendLocked(Frame{Kind: kind, Payload: out.payload, Unread: out.unread})
+		sent = c.sendLocked(Frame{Kind: FrameUnread, Payload: out.unread})
+	case notification.EventRead, notification.EventDeleted, notification.EventArchived, notification.EventUnarchived:
+		c.unread, c.unseen = ev.Unread, ev.Unseen
+		c.unreadVer++
+		sent = c.sendLocked(Frame{Kind: userFrames[ev.Kind], Payload: out.payload, Unread: out.unread})
 	case notification.EventExpired:
 		if n := ev.Notification; n != nil && !n.Audience.Matches(c.r.Role) {
 			return false, false // another role's broadcast
@@ -311,13 +328,13 @@ func (c *Client) catchUp(fromHead, first bool) {
 	if first {
 		var (
 			head   notification.Position
-			unread int64
+			counts Counts
 			err    error
 		)
 		if fromHead {
-			head, unread, err = h.store.HeadUnread(ctx, r)
+			head, counts, err = h.store.HeadCounts(ctx, r)
 		} else {
-			unread, err = h.store.UnreadCount(ctx, r)
+			counts, err = h.store.Counts(ctx, r)
 		}
 		if err != nil {
 			c.fail(err)
@@ -327,9 +344,9 @@ func (c *Client) catchUp(fromHead, first bool) {
 		if fromHead {
 			c.cursor = head
 		}
-		c.unread = unread
+		c.unread, c.unseen, c.prefs = counts.Unread, counts.Unseen, counts.Prefs
 		c.unreadVer++
-		ok := c.sendLocked(Frame{Kind: FrameReady, Payload: encodeReady(r, unread, c.cursor)})
+		ok := c.sendLocked(Frame{Kind: FrameReady, Payload: encodeReady(r, counts, c.cursor)})
 		c.mu.Unlock()
 		if !ok {
 			return
@@ -352,11 +369,11 @@ func (c *Client) catchUp(fromHead, first bool) {
 	}
 	if replayed > 0 || resync {
 		// Replayed frames carry no unread count: send the store's.
-		if unread, err := h.store.UnreadCount(ctx, r); err == nil {
+		if counts, err := h.store.Counts(ctx, r); err == nil {
 			c.mu.Lock()
-			c.unread = unread
+			c.unread, c.unseen = counts.Unread, counts.Unseen
 			c.unreadVer++
-			c.sendLocked(Frame{Kind: FrameUnread, Payload: encodeUnread(unread)})
+			c.sendLocked(Frame{Kind: FrameUnread, Payload: encodeUnread(counts.Unread, counts.Unseen, counts.ByCategory)})
 			c.mu.Unlock()
 		}
 	}
@@ -498,4 +515,11 @@ func (c *Client) fail(err error) {
 	}
 	c.hub.log.Warn("replay failed", "conn", c.id, "err", err)
 	c.Close(ReasonInternalError)
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }

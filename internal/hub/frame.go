@@ -14,15 +14,19 @@ type FrameKind uint8
 
 // Frame kinds.
 const (
-	FrameReady        FrameKind = iota + 1 // {"user","tenant","unread","position"}
+	FrameReady        FrameKind = iota + 1 // {"user","tenant","unread","unseen","by_category","position"}
 	FrameNotification                      // the notification object, see Frame.Payload
 	FrameRead                              // {"ids":[…]} or {"ids":[],"all":true}
 	FrameDeleted                           // {"id":…}
-	FrameUnread                            // {"count":N}
+	FrameUnread                            // {"count":N,"unseen":M[,"by_category":{…}]}
 	FrameResync                            // {"position":…}: the gap was too large, refetch the list
+	FrameArchived                          // {"ids":[…]} or {"ids":[],"all":true}
+	FrameUnarchived                        // {"ids":[…]} or {"ids":[],"all":true}
+	FramePreferences                       // {"muted_categories":[…],"muted_types":[…]}
 )
 
-var frameKindNames = [...]string{"unknown", "ready", "notification", "read", "deleted", "unread", "resync"}
+var frameKindNames = [...]string{"unknown", "ready", "notification", "read", "deleted", "unread", "resync",
+	"archived", "unarchived", "preferences"}
 
 func (k FrameKind) String() string {
 	if int(k) < len(frameKindNames) {
@@ -42,6 +46,9 @@ type Frame struct {
 	Payload []byte
 	// Position is the recipient's position after this frame (FrameNotification).
 	Position notification.Position
+	// Replaces is the id of the recipient's notification this one replaces
+	// (same collapse key), "" for none (FrameNotification).
+	Replaces string
 	// Unread, when not nil, is the payload of a FrameUnread ({"count":N})
 	// that follows this frame. Transports write both in one write where
 	// the wire allows, so a delivery costs one syscall, not two.
@@ -52,6 +59,11 @@ type Frame struct {
 // position, closing brace) to b.
 func (f Frame) AppendNotification(b []byte) []byte {
 	b = append(b, f.Payload...)
+	if f.Replaces != "" { // an id: 26 characters of Crockford base32, nothing to escape
+		b = append(b, `,"replaces":"`...)
+		b = append(b, f.Replaces...)
+		b = append(b, '"')
+	}
 	b = append(b, `,"position":"`...)
 	b = f.Position.Append(b)
 	return append(b, `"}`...)
@@ -59,22 +71,31 @@ func (f Frame) AppendNotification(b []byte) []byte {
 
 // wireNotification is the JSON shape of a notification on every transport.
 type wireNotification struct {
-	ID        string          `json:"id"`
-	Type      string          `json:"type"`
-	Title     string          `json:"title"`
-	Body      string          `json:"body"`
-	Data      json.RawMessage `json:"data,omitempty"`
-	CreatedAt time.Time       `json:"created_at"`
-	ExpiresAt *time.Time      `json:"expires_at,omitempty"`
-	Read      bool            `json:"read"`
+	ID          string          `json:"id"`
+	Type        string          `json:"type"`
+	Title       string          `json:"title"`
+	Body        string          `json:"body"`
+	Data        json.RawMessage `json:"data,omitempty"`
+	CreatedAt   time.Time       `json:"created_at"`
+	ExpiresAt   *time.Time      `json:"expires_at,omitempty"`
+	Category    string          `json:"category,omitempty"`
+	CollapseKey string          `json:"collapse_key,omitempty"`
+	Read        bool            `json:"read"`
+	Archived    bool            `json:"archived,omitempty"`
 }
 
 // EncodeNotification returns the notification object without its closing brace
 // (the payload of a FrameNotification).
 func EncodeNotification(n *notification.Notification, read bool) []byte {
+	return EncodeItem(n, read, false)
+}
+
+// EncodeItem is EncodeNotification for an inbox item, which may be
+// archived (lists).
+func EncodeItem(n *notification.Notification, read, archived bool) []byte {
 	w := wireNotification{
 		ID: n.ID, Type: n.Type, Title: n.Title, Body: n.Body, Data: n.Data,
-		CreatedAt: n.CreatedAt.UTC(), Read: read,
+		CreatedAt: n.CreatedAt.UTC(), Category: n.Category, CollapseKey: n.CollapseKey, Read: read, Archived: archived,
 	}
 	if len(w.Data) == 0 {
 		w.Data = nil
@@ -121,26 +142,37 @@ func encodeExpired(id string) []byte {
 	return b
 }
 
-// smallUnread holds the encodings of the common unread counts, so that a
-// broadcast to many clients does not allocate one per client.
+// smallUnread holds the encodings of the common (unread, unseen) counts,
+// so that a broadcast to many clients does not allocate one per client.
+const smallCount = 64
+
 var smallUnread = func() [][]byte {
-	out := make([][]byte, 1024)
+	out := make([][]byte, smallCount*smallCount)
 	for i := range out {
-		out[i] = appendUnread(nil, int64(i))
+		out[i] = appendUnread(nil, int64(i/smallCount), int64(i%smallCount), nil)
 	}
 	return out
 }()
 
-func encodeUnread(n int64) []byte {
-	if n >= 0 && n < int64(len(smallUnread)) {
-		return smallUnread[n]
+// encodeUnread is the unread frame's payload: the unread and unseen
+// counts, and the unread count by category when byCategory is not nil.
+func encodeUnread(n, unseen int64, byCategory map[string]int64) []byte {
+	if byCategory == nil && n >= 0 && n < smallCount && unseen >= 0 && unseen < smallCount {
+		return smallUnread[n*smallCount+unseen]
 	}
-	return appendUnread(make([]byte, 0, 32), n)
+	return appendUnread(make([]byte, 0, 48), n, unseen, byCategory)
 }
 
-func appendUnread(b []byte, n int64) []byte {
+func appendUnread(b []byte, n, unseen int64, byCategory map[string]int64) []byte {
 	b = append(b, `{"count":`...)
 	b = strconv.AppendInt(b, n, 10)
+	b = append(b, `,"unseen":`...)
+	b = strconv.AppendInt(b, unseen, 10)
+	if byCategory != nil {
+		cats, _ := json.Marshal(byCategory) // categories are [a-z0-9._-]: no escaping
+		b = append(b, `,"by_category":`...)
+		b = append(b, cats...)
+	}
 	return append(b, '}')
 }
 
@@ -151,13 +183,33 @@ func encodeResync(p notification.Position) []byte {
 	return append(b, `"}`...)
 }
 
-func encodeReady(r notification.Recipient, unread int64, p notification.Position) []byte {
+func encodeReady(r notification.Recipient, c Counts, p notification.Position) []byte {
+	by := c.ByCategory
+	if by == nil {
+		by = map[string]int64{}
+	}
 	b, _ := json.Marshal(struct {
-		User     string `json:"user"`
-		Tenant   string `json:"tenant"`
-		Unread   int64  `json:"unread"`
-		Position string `json:"position"`
-	}{r.User, r.Tenant, unread, p.String()})
+		User       string           `json:"user"`
+		Tenant     string           `json:"tenant"`
+		Unread     int64            `json:"unread"`
+		Unseen     int64            `json:"unseen"`
+		ByCategory map[string]int64 `json:"by_category"`
+		Position   string           `json:"position"`
+	}{r.User, r.Tenant, c.Unread, c.Unseen, by, p.String()})
+	return b
+}
+
+// encodePreferences is the preferences frame's payload.
+func encodePreferences(p *notification.Preferences) []byte {
+	v := struct {
+		Categories []string `json:"muted_categories"`
+		Types      []string `json:"muted_types"`
+	}{[]string{}, []string{}}
+	if p != nil {
+		v.Categories = append(v.Categories, p.MutedCategories...)
+		v.Types = append(v.Types, p.MutedTypes...)
+	}
+	b, _ := json.Marshal(v)
 	return b
 }
 

@@ -19,11 +19,17 @@ import (
 type Store interface {
 	Since(ctx context.Context, r notification.Recipient, pos notification.Position, limit int) ([]notification.Item, bool, error)
 	Head(ctx context.Context, r notification.Recipient) (notification.Position, error)
-	UnreadCount(ctx context.Context, r notification.Recipient) (int64, error)
-	// HeadUnread is Head and UnreadCount read together (one query, one
-	// snapshot): what a fresh connection needs for its ready frame.
-	HeadUnread(ctx context.Context, r notification.Recipient) (notification.Position, int64, error)
+	// Counts are the recipient's unread, unseen and by-category counts,
+	// with the preferences they apply.
+	Counts(ctx context.Context, r notification.Recipient) (Counts, error)
+	// HeadCounts is Head and Counts read together (the head and unread
+	// total in one snapshot): what a fresh connection needs for its ready
+	// frame.
+	HeadCounts(ctx context.Context, r notification.Recipient) (notification.Position, Counts, error)
 }
+
+// Counts are a recipient's inbox counters, as the store reads them.
+type Counts = notification.Counts
 
 // Sender is a transport's side of a client: it turns frames into wire bytes.
 type Sender interface {
@@ -356,27 +362,9 @@ func (h *Hub) Deliver(ev *notification.Event) {
 		if f := h.cfg.Observer.Delivered; f != nil {
 			f(FrameNotification, sent, ev.Notification.CreatedAt)
 		}
-	case notification.EventRead, notification.EventDeleted:
-		out := &outbound{ev: ev}
-		if ev.Kind == notification.EventRead {
-			out.payload = encodeRead(ev.IDs, ev.All)
-		} else if len(ev.IDs) > 0 {
-			out.payload = encodeDeleted(ev.IDs[0])
-		}
-		out.unread = encodeUnread(ev.Unread)
-		sent := 0
-		h.forUser(ev.Tenant, ev.User, func(c *Client) {
-			if c.offer(out, nil) {
-				sent++
-			}
-		})
-		if f := h.cfg.Observer.Delivered; f != nil {
-			kind := FrameRead
-			if ev.Kind == notification.EventDeleted {
-				kind = FrameDeleted
-			}
-			f(kind, sent, time.Time{})
-		}
+	case notification.EventRead, notification.EventDeleted, notification.EventArchived, notification.EventUnarchived,
+		notification.EventSeen, notification.EventPreferences:
+		h.deliverUserChange(ev)
 	case notification.EventExpired:
 		h.deliverExpired(ev)
 	case notification.EventRevoke:
@@ -393,6 +381,44 @@ func (h *Hub) Deliver(ev *notification.Event) {
 		for _, c := range victims {
 			c.Close(ReasonRevoked)
 		}
+	}
+}
+
+// userFrames are the frames of the state changes of one user.
+var userFrames = map[notification.EventKind]FrameKind{
+	notification.EventRead:        FrameRead,
+	notification.EventDeleted:     FrameDeleted,
+	notification.EventArchived:    FrameArchived,
+	notification.EventUnarchived:  FrameUnarchived,
+	notification.EventSeen:        FrameUnread,
+	notification.EventPreferences: FramePreferences,
+}
+
+// deliverUserChange sends a state change of one user to every connection
+// of that user on this node (the user's tabs, see docs/protocol.md).
+func (h *Hub) deliverUserChange(ev *notification.Event) {
+	out := &outbound{ev: ev}
+	switch ev.Kind {
+	case notification.EventRead, notification.EventArchived, notification.EventUnarchived:
+		out.payload = encodeRead(ev.IDs, ev.All)
+	case notification.EventDeleted:
+		if len(ev.IDs) > 0 {
+			out.payload = encodeDeleted(ev.IDs[0])
+		}
+	case notification.EventPreferences:
+		out.payload = encodePreferences(ev.Prefs)
+	}
+	if ev.Kind != notification.EventPreferences {
+		out.unread = encodeUnread(ev.Unread, ev.Unseen, ev.ByCategory)
+	}
+	sent := 0
+	h.forUser(ev.Tenant, ev.User, func(c *Client) {
+		if c.offer(out, nil) {
+			sent++
+		}
+	})
+	if f := h.cfg.Observer.Delivered; f != nil {
+		f(userFrames[ev.Kind], sent, time.Time{})
 	}
 }
 

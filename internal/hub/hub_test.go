@@ -87,15 +87,15 @@ func (f *fakeStore) Head(_ context.Context, r notification.Recipient) (notificat
 	return notification.Position{User: int64(len(f.user[r.User])), Tenant: int64(len(f.bcast))}, f.fail
 }
 
-func (f *fakeStore) UnreadCount(context.Context, notification.Recipient) (int64, error) {
-	return 0, nil
+func (f *fakeStore) Counts(context.Context, notification.Recipient) (Counts, error) {
+	return Counts{}, nil
 }
 
-func (f *fakeStore) HeadUnread(ctx context.Context, r notification.Recipient) (notification.Position, int64, error) {
+func (f *fakeStore) HeadCounts(ctx context.Context, r notification.Recipient) (notification.Position, Counts, error) {
 	p, err := f.Head(ctx, r)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return p, f.unread[r.User], err
+	return p, Counts{Unread: f.unread[r.User]}, err
 }
 
 func (f *fakeStore) setUnread(user string, n int64) {
@@ -299,13 +299,13 @@ func TestExpiredDeletesAndRecounts(t *testing.T) {
 
 	st.setUnread("a", 7)
 	h.Deliver(&notification.Event{Kind: notification.EventExpired, Tenant: "t", User: "a", IDs: []string{"x1", "x2"}})
-	want := []string{del + `{"id":"x1","expired":true}`, del + `{"id":"x2","expired":true}`, unr + `{"count":7}`}
+	want := []string{del + `{"id":"x1","expired":true}`, del + `{"id":"x2","expired":true}`, unr + `{"count":7,"unseen":0}`}
 	testkit.Eventually(t, 5*time.Second, func() bool { return slices.Equal(as.framesOf(FrameDeleted, FrameUnread), want) }, "a's expiry")
 
 	st.setUnread("a", 6)
 	h.Deliver(&notification.Event{Kind: notification.EventExpired, Tenant: "t", IDs: []string{"b9"},
 		Notification: &notification.Notification{ID: "b9", Tenant: "t", Audience: notification.Audience{Kind: notification.AudienceRole, Role: "admin"}}})
-	want = append(want, del+`{"id":"b9","expired":true}`, unr+`{"count":6}`)
+	want = append(want, del+`{"id":"b9","expired":true}`, unr+`{"count":6,"unseen":0}`)
 	testkit.Eventually(t, 5*time.Second, func() bool { return slices.Equal(as.framesOf(FrameDeleted, FrameUnread), want) }, "admin broadcast expiry")
 	if got := ms.framesOf(FrameDeleted, FrameUnread); len(got) != 0 {
 		t.Fatalf("member got %q for an admin broadcast", got)
@@ -324,7 +324,7 @@ func TestExpiredDeletesAndRecounts(t *testing.T) {
 		return !h.rc.running && slices.Equal(as.framesOf(FrameDeleted, FrameUnread), want)
 	}, "the recount gave up")
 	h.Deliver(ev)
-	want = append(want, unr+`{"count":7}`) // 6, plus the notification
+	want = append(want, unr+`{"count":7,"unseen":1}`) // 6, plus the notification
 	testkit.Eventually(t, 5*time.Second, func() bool { return slices.Equal(as.framesOf(FrameDeleted, FrameUnread), want) }, "the notification's count")
 }
 

@@ -121,7 +121,7 @@ func (c *Client) recount() {
 		r, ver := c.r, c.unreadVer
 		c.mu.Unlock()
 		ctx, cancel := context.WithTimeout(h.ctx, h.cfg.ReplayTimeout)
-		head, n, err := h.store.HeadUnread(ctx, r)
+		head, n, err := h.store.HeadCounts(ctx, r)
 		cancel()
 		if err != nil {
 			h.log.Debug("unread recount failed", "conn", c.id, "err", err)
@@ -129,9 +129,9 @@ func (c *Client) recount() {
 		}
 		c.mu.Lock()
 		if c.state == stateLive && c.cursor == head && c.unreadVer == ver {
-			c.unread = n
+			c.unread, c.unseen = n.Unread, n.Unseen
 			c.unreadVer++
-			c.sendLocked(Frame{Kind: FrameUnread, Payload: encodeUnread(n)})
+			c.sendLocked(Frame{Kind: FrameUnread, Payload: encodeUnread(n.Unread, n.Unseen, n.ByCategory)})
 			c.mu.Unlock()
 			return
 		}

@@ -20,6 +20,13 @@ type Store interface {
 	MarkRead(ctx context.Context, r notification.Recipient, ids []string) (store.Change, error)
 	MarkAllRead(ctx context.Context, r notification.Recipient) (store.Change, error)
 	Delete(ctx context.Context, r notification.Recipient, id string) (store.Change, error)
+	Counts(ctx context.Context, r notification.Recipient) (store.Counts, error)
+	MarkSeen(ctx context.Context, r notification.Recipient, upTo *notification.Position) (store.Change, error)
+	IsUnseen(ctx context.Context, r notification.Recipient, id string) (bool, error)
+	Archive(ctx context.Context, r notification.Recipient, ids []string, all bool) (store.Change, error)
+	Unarchive(ctx context.Context, r notification.Recipient, ids []string, all bool) (store.Change, error)
+	Preferences(ctx context.Context, r notification.Recipient) (notification.Preferences, error)
+	SetPreferences(ctx context.Context, r notification.Recipient, p notification.Preferences) (store.Change, error)
 }
 
 // Service runs inbox operations.
@@ -58,4 +65,40 @@ func (s *Service) MarkAllRead(ctx context.Context, r notification.Recipient) (st
 // Delete hides id from r.
 func (s *Service) Delete(ctx context.Context, r notification.Recipient, id string) (store.Change, error) {
 	return s.store.Delete(ctx, r, id)
+}
+
+// Counts are r's unread, unseen and by-category counts.
+func (s *Service) Counts(ctx context.Context, r notification.Recipient) (store.Counts, error) {
+	return s.store.Counts(ctx, r)
+}
+
+// MarkSeen moves r's seen mark up to upTo (nil: everything).
+func (s *Service) MarkSeen(ctx context.Context, r notification.Recipient, upTo *notification.Position) (store.Change, error) {
+	return s.store.MarkSeen(ctx, r, upTo)
+}
+
+// IsUnseen reports whether id is still in r's inbox, unread and unseen:
+// the one check of "has the user not seen this yet" (webhooks use it).
+func (s *Service) IsUnseen(ctx context.Context, r notification.Recipient, id string) (bool, error) {
+	return s.store.IsUnseen(ctx, r, id)
+}
+
+// Archive archives ids (or everything, all) for r.
+func (s *Service) Archive(ctx context.Context, r notification.Recipient, ids []string, all bool) (store.Change, error) {
+	return s.store.Archive(ctx, r, ids, all)
+}
+
+// Unarchive puts ids (or everything, all) back in r's inbox.
+func (s *Service) Unarchive(ctx context.Context, r notification.Recipient, ids []string, all bool) (store.Change, error) {
+	return s.store.Unarchive(ctx, r, ids, all)
+}
+
+// Preferences are r's preferences.
+func (s *Service) Preferences(ctx context.Context, r notification.Recipient) (notification.Preferences, error) {
+	return s.store.Preferences(ctx, r)
+}
+
+// SetPreferences replaces r's preferences.
+func (s *Service) SetPreferences(ctx context.Context, r notification.Recipient, p notification.Preferences) (store.Change, error) {
+	return s.store.SetPreferences(ctx, r, p)
 }

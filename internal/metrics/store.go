@@ -53,12 +53,52 @@ func (s *Store) Head(ctx context.Context, r notification.Recipient) (notificatio
 	return p, err
 }
 
-// HeadUnread implements store.Store.
-func (s *Store) HeadUnread(ctx context.Context, r notification.Recipient) (notification.Position, int64, error) {
+// HeadCounts implements store.Store.
+func (s *Store) HeadCounts(ctx context.Context, r notification.Recipient) (notification.Position, store.Counts, error) {
 	start := time.Now()
-	p, n, err := s.Store.HeadUnread(ctx, r)
+	p, c, err := s.Store.HeadCounts(ctx, r)
 	s.observe("head", start, err)
-	return p, n, err
+	return p, c, err
+}
+
+// Counts implements store.Store.
+func (s *Store) Counts(ctx context.Context, r notification.Recipient) (store.Counts, error) {
+	start := time.Now()
+	c, err := s.Store.Counts(ctx, r)
+	s.observe("unread_count", start, err)
+	return c, err
+}
+
+// MarkSeen implements store.Store.
+func (s *Store) MarkSeen(ctx context.Context, r notification.Recipient, upTo *notification.Position) (store.Change, error) {
+	start := time.Now()
+	c, err := s.Store.MarkSeen(ctx, r, upTo)
+	s.observe("mark_seen", start, err)
+	return c, err
+}
+
+// Archive implements store.Store.
+func (s *Store) Archive(ctx context.Context, r notification.Recipient, ids []string, all bool) (store.Change, error) {
+	start := time.Now()
+	c, err := s.Store.Archive(ctx, r, ids, all)
+	s.observe("archive", start, err)
+	return c, err
+}
+
+// Unarchive implements store.Store.
+func (s *Store) Unarchive(ctx context.Context, r notification.Recipient, ids []string, all bool) (store.Change, error) {
+	start := time.Now()
+	c, err := s.Store.Unarchive(ctx, r, ids, all)
+	s.observe("unarchive", start, err)
+	return c, err
+}
+
+// SetPreferences implements store.Store.
+func (s *Store) SetPreferences(ctx context.Context, r notification.Recipient, p notification.Preferences) (store.Change, error) {
+	start := time.Now()
+	c, err := s.Store.SetPreferences(ctx, r, p)
+	s.observe("set_preferences", start, err)
+	return c, err
 }
 
 // List implements store.Store.

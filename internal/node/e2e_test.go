@@ -154,7 +154,7 @@ func TestTenantAndRoleAudiences(t *testing.T) {
 		t.Fatalf("late user list: %d %s", status, body)
 	}
 	status, body, _ = n.do("GET", "/v1/me/unread-count", late, nil)
-	if status != 200 || strings.TrimSpace(string(body)) != `{"count":2}` {
+	if status != 200 || strings.TrimSpace(string(body)) != `{"count":2,"unseen":2,"by_category":{}}` {
 		t.Fatalf("late unread: %d %s", status, body)
 	}
 	// The other tenant got nothing: publish to it and see that it is the first thing it receives.
@@ -454,7 +454,7 @@ func TestUnreadCountsBroadcastsAndNamedTogether(t *testing.T) {
 		t.Fatalf("after named: %s", u.Raw)
 	}
 	status, body, _ := n.do("GET", "/v1/me/unread-count", token(t, "acme", "uma", "", time.Hour), nil)
-	if status != 200 || strings.TrimSpace(string(body)) != `{"count":2}` {
+	if status != 200 || strings.TrimSpace(string(body)) != `{"count":2,"unseen":2,"by_category":{}}` {
 		t.Fatalf("REST unread: %s", body)
 	}
 }

@@ -282,11 +282,11 @@ func TestCrossUserAndCrossTenantAccess(t *testing.T) {
 	}
 	// The victim's state is untouched.
 	status, body, _ := n.do("GET", "/v1/me/unread-count", victim, nil)
-	if status != 200 || strings.TrimSpace(string(body)) != `{"count":1}` {
+	if status != 200 || strings.TrimSpace(string(body)) != `{"count":1,"unseen":1,"by_category":{}}` {
 		t.Fatalf("victim unread: %d %s", status, body)
 	}
 	admin := token(t, "acme", "boss", "admin", time.Hour)
-	if status, body, _ := n.do("GET", "/v1/me/unread-count", admin, nil); strings.TrimSpace(string(body)) != `{"count":1}` {
+	if status, body, _ := n.do("GET", "/v1/me/unread-count", admin, nil); strings.TrimSpace(string(body)) != `{"count":1,"unseen":1,"by_category":{}}` {
 		t.Fatalf("admin unread: %d %s", status, body)
 	}
 	// A key scoped to one tenant cannot publish to another: 403, nothing stored.

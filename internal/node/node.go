@@ -380,6 +380,7 @@ func (n *Node) openHTTP(_ context.Context, p *parts) error {
 	mux := http.NewServeMux()
 	a.Register(mux)
 	a.RegisterAdmin(mux, n)
+	a.RegisterPreferencesAdmin(mux)
 	n.monitor = metrics.NewMonitor(metrics.MonitorConfig{
 		MaxConnections: cfg.MaxConnections, WarnRatio: cfg.ConnectionWarnRatio, Active: n.hub.Active,
 		Transports: n.adm.Stats, Pending: n.adm.Pending, Draining: n.draining.Load, Audit: n.audit,

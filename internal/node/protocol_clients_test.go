@@ -179,6 +179,7 @@ type wsProto struct {
 // wsReplyTypes is the reply type of each request that is not answered "ack".
 var wsReplyTypes = map[string]string{
 	"notification:list": "notification:list", "notification:unread-count": "notification:unread-count", "ping": "pong",
+	"preferences:get": "preferences:get", "preferences:set": "preferences:set",
 }
 
 func wsProtoConnect(n *testNode, tok string) (protoClient, *refusal) {
@@ -254,7 +255,7 @@ func (c *wsProto) reply(name, ref string, unparsed bool) protoReply {
 	want := `"` + ref + `"`
 	m, ok := c.take("the reply to "+ref, func(m msg) bool {
 		switch m.Type {
-		case "ack", "pong", "notification:list", "notification:unread-count":
+		case "ack", "pong", "notification:list", "notification:unread-count", "preferences:get", "preferences:set":
 		case "notification:error":
 			if len(m.Ref) == 0 {
 				return true
@@ -436,7 +437,8 @@ type restProto struct {
 }
 
 // sseEventNames maps the WebSocket names of events onto the stream's.
-var sseEventNames = map[string]string{"notification:read": "read", "notification:deleted": "deleted"}
+var sseEventNames = map[string]string{"notification:read": "read", "notification:deleted": "deleted",
+	"notification:archived": "archived", "notification:unarchived": "unarchived"}
 
 func restProtoConnect(n *testNode, tok string) (protoClient, *refusal) {
 	n.t.Helper()
@@ -488,40 +490,69 @@ func httpRefusal(how string, status int, body []byte) refusal {
 
 // route maps a request onto its REST form; a request without one is a
 // mistake in the case table (its skip should say so).
-func (c *restProto) route(name string, args map[string]any) (method, path string) {
+func (c *restProto) route(name string, args map[string]any) (method, path string, body any) {
 	c.t.Helper()
 	id, hasID := args["id"].(string)
 	onlyID := hasID && len(args) == 1
+	if method, path, body, ok := inboxRoute(name, args); ok {
+		return method, path, body
+	}
 	switch {
 	case name == "notification:list":
 		q := url.Values{}
 		for k, v := range args {
-			if k != "before" && k != "limit" && k != "unread" {
+			if k != "before" && k != "limit" && k != "unread" && k != "category" && k != "archived" {
 				c.t.Fatalf("sse+rest: the list has no REST form for %q (case table: skip it)", k)
 			}
 			q.Set(k, fmt.Sprint(v))
 		}
 		if len(q) == 0 {
-			return "GET", "/v1/me/notifications"
+			return "GET", "/v1/me/notifications", nil
 		}
-		return "GET", "/v1/me/notifications?" + q.Encode()
+		return "GET", "/v1/me/notifications?" + q.Encode(), nil
 	case name == "notification:unread-count" && len(args) == 0:
-		return "GET", "/v1/me/unread-count"
+		return "GET", "/v1/me/unread-count", nil
 	case name == "notification:mark-all-read" && len(args) == 0:
-		return "POST", "/v1/me/notifications/read-all"
+		return "POST", "/v1/me/notifications/read-all", nil
 	case name == "notification:mark-read" && onlyID:
-		return "POST", "/v1/me/notifications/" + url.PathEscape(id) + "/read"
+		return "POST", "/v1/me/notifications/" + url.PathEscape(id) + "/read", nil
 	case name == "notification:delete" && onlyID:
-		return "DELETE", "/v1/me/notifications/" + url.PathEscape(id)
+		return "DELETE", "/v1/me/notifications/" + url.PathEscape(id), nil
 	}
 	c.t.Fatalf("sse+rest: %s %v has no REST form (case table: skip it)", name, args)
-	return "", ""
+	return "", "", nil
+}
+
+// inboxRoute maps the inbox-model requests onto their REST forms.
+func inboxRoute(name string, args map[string]any) (method, path string, body any, ok bool) {
+	id, hasID := args["id"].(string)
+	onlyID := hasID && len(args) == 1
+	var b any
+	if len(args) > 0 {
+		b = args
+	}
+	switch {
+	case name == "notification:seen":
+		return "POST", "/v1/me/notifications/seen", b, true
+	case (name == "notification:archive" || name == "notification:unarchive") && onlyID:
+		return "POST", "/v1/me/notifications/" + url.PathEscape(id) + "/" + strings.TrimPrefix(name, "notification:"), nil, true
+	case (name == "notification:archive" || name == "notification:unarchive") && len(args) == 1 && args["all"] == true:
+		return "POST", "/v1/me/notifications/" + strings.TrimPrefix(name, "notification:") + "-all", nil, true
+	case name == "preferences:get" && len(args) == 0:
+		return "GET", "/v1/me/preferences", nil, true
+	case name == "preferences:set":
+		if b == nil {
+			b = map[string]any{}
+		}
+		return "PUT", "/v1/me/preferences", b, true
+	}
+	return "", "", nil, false
 }
 
 func (c *restProto) request(name string, args map[string]any) protoReply {
 	c.t.Helper()
-	method, path := c.route(name, args)
-	status, body, _ := c.n.do(method, path, c.tok, nil)
+	method, path, reqBody := c.route(name, args)
+	status, body, _ := c.n.do(method, path, c.tok, reqBody)
 	rep := protoReply{ok: status == 200, status: status, raw: fmt.Sprintf("%d %s", status, body)}
 	if err := json.Unmarshal(body, &rep.fields); err != nil {
 		c.t.Fatalf("sse+rest: %s %s: body %q: %v", method, path, body, err)

@@ -97,6 +97,7 @@ func protoCases() []protoCase {
 		{name: "duplicate keys", skip: only(noRESTBody), run: protoDuplicateKeys},
 		{name: "invalid messages close", skip: only(noRESTConn), run: protoInvalidCloses},
 	}
+	cases = append(cases, inboxProtoCases()...)
 	for _, b := range badRequests() {
 		pc := protoCase{name: "bad/" + b.name, run: func(t *testing.T, e *protoEnv) { protoBad(t, e, b) }}
 		if b.noREST != "" {
@@ -143,7 +144,7 @@ func badRequests() []badRequest {
 		}
 	}
 	const noAuth = "REST has no auth request: every call carries its own token"
-	return []badRequest{
+	bad := []badRequest{
 		{name: "auth token missing", request: "auth", args: with(), noREST: noAuth},
 		{name: "auth token over 8 KiB", request: "auth", args: with("token", strings.Repeat("a", 8<<10+1)), noREST: noAuth},
 		{name: "auth malformed since", request: "auth", args: with("token", "$tok", "since", "x.y"), noREST: noAuth},
@@ -178,6 +179,7 @@ func badRequests() []badRequest {
 		{name: "unknown request", request: "notification:frobnicate", args: with(), noREST: noRESTName},
 		{name: "request name missing", request: "", args: with(), noREST: noRESTName},
 	}
+	return append(bad, inboxBadRequests(with)...)
 }
 
 // protoEnv is what a case runs with: a node, the transport, and users of

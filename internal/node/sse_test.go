@@ -268,7 +268,7 @@ func TestSSELiveDeliveryAndHeaders(t *testing.T) {
 		t.Fatalf("first field = %+v, want retry 3000", first)
 	}
 	ready := c.next("ready")
-	if ready.ID != "" || ready.Data != `{"user":"alice","tenant":"acme","unread":0,"position":"0.0"}` {
+	if ready.ID != "" || ready.Data != `{"user":"alice","tenant":"acme","unread":0,"unseen":0,"by_category":{},"position":"0.0"}` {
 		t.Fatalf("ready = %+v", ready)
 	}
 	id := n.publish(map[string]any{"tenant": "acme", "to": map[string]any{"users": []string{"alice"}},
@@ -277,7 +277,7 @@ func TestSSELiveDeliveryAndHeaders(t *testing.T) {
 	if ev.ID != "1.0" || m.ID != id || m.Position != "1.0" || m.Body != "line1\nline2" || string(m.Data) != `{"amount":42}` {
 		t.Fatalf("notification = %+v", ev)
 	}
-	if u := c.next("unread"); u.ID != "" || u.Data != `{"count":1}` {
+	if u := c.next("unread"); u.ID != "" || u.Data != `{"count":1,"unseen":1}` {
 		t.Fatalf("unread = %+v", u)
 	}
 	// read, deleted and unread events follow REST changes, without ids.
@@ -287,7 +287,7 @@ func TestSSELiveDeliveryAndHeaders(t *testing.T) {
 	if r := c.next("read"); r.ID != "" || r.Data != `{"ids":["`+id+`"]}` {
 		t.Fatalf("read = %+v", r)
 	}
-	if u := c.next("unread"); u.Data != `{"count":0}` {
+	if u := c.next("unread"); u.Data != `{"count":0,"unseen":1,"by_category":{}}` {
 		t.Fatalf("unread = %+v", u)
 	}
 	if status, body, _ := n.do("DELETE", "/v1/me/notifications/"+id, tok, nil); status != 200 {

@@ -22,7 +22,19 @@ const (
 	// (Notification: its id and audience, User empty). It carries no unread
 	// count: the hub recounts for the connections concerned.
 	EventExpired
+	// EventSeen: one user marked their inbox seen up to a position; Unseen
+	// is their unseen count after it.
+	EventSeen
+	// EventArchived, EventUnarchived: one user archived or unarchived IDs
+	// (or everything, All).
+	EventArchived
+	EventUnarchived
+	// EventPreferences: one user's preferences changed (Prefs).
+	EventPreferences
 )
+
+// LastEventKind is the largest EventKind (codecs check against it).
+const LastEventKind = EventPreferences
 
 // Delivery is one named recipient of an explicit-user notification, with the
 // sequence it got in that user's stream and the user's unread count after it.
@@ -30,6 +42,36 @@ type Delivery struct {
 	User   string
 	Seq    int64
 	Unread int64
+	// Replaces is the id of the user's earlier notification with the same
+	// collapse key that this one replaced ("" for none). ReplacedUnread and
+	// ReplacedUnseen say whether that one counted as unread and as unseen.
+	Replaces       string
+	ReplacedUnread bool
+	ReplacedUnseen bool
+}
+
+// Preferences are a user's inbox preferences: what never reaches them.
+type Preferences struct {
+	MutedCategories []string
+	MutedTypes      []string
+}
+
+// Empty reports whether p mutes nothing.
+func (p Preferences) Empty() bool { return len(p.MutedCategories) == 0 && len(p.MutedTypes) == 0 }
+
+// Mutes reports whether p mutes a notification of category and typ.
+func (p Preferences) Mutes(category, typ string) bool {
+	for _, c := range p.MutedCategories {
+		if c == category {
+			return true
+		}
+	}
+	for _, t := range p.MutedTypes {
+		if t == typ {
+			return true
+		}
+	}
+	return false
 }
 
 // Event is a committed change, published by the writer after commit and
@@ -52,8 +94,14 @@ type Event struct {
 	// id; EventExpired: the expired ids.
 	IDs []string
 	All bool
-	// EventRead, EventDeleted: the user's unread count after the change.
-	Unread int64
+	// EventRead, EventDeleted, EventArchived, EventUnarchived, EventSeen:
+	// the user's unread and unseen counts after the change, and the unread
+	// count by category (nil: not known).
+	Unread     int64
+	Unseen     int64
+	ByCategory map[string]int64
+	// EventPreferences: the user's preferences after the change.
+	Prefs *Preferences
 
 	// EventRevoke: a user revocation (User set) or a token revocation
 	// (TokenID set, Tenant and User empty). RevokedAt is when it was made;
@@ -61,4 +109,20 @@ type Event struct {
 	TokenID      string
 	RevokedAt    time.Time
 	RevokedUntil time.Time
+}
+
+// Counts are a recipient's inbox counters, as the store reads them.
+type Counts struct {
+	// Unread: unread, unarchived notifications (without the broadcasts of
+	// the categories the recipient muted).
+	Unread int64
+	// Unseen: unarchived notifications after the recipient's seen mark
+	// (read or not). Broadcasts count up to a cap (store.MaxUnseenBroadcasts).
+	Unseen int64
+	// ByCategory: Unread by category, for the categories with unread
+	// notifications only; never nil from a store read.
+	ByCategory map[string]int64
+	// Prefs are the recipient's preferences the counts apply (a live
+	// connection also skips the broadcasts they mute).
+	Prefs Preferences
 }

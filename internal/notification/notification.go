@@ -80,20 +80,28 @@ type Draft struct {
 	Body      string
 	Data      json.RawMessage // a JSON object, or nil
 	ExpiresAt time.Time       // zero: never
+	// Category groups notifications into inbox tabs and counts
+	// (ValidCategory); "" for none.
+	Category string
+	// CollapseKey, explicit-user audiences only: the notification replaces
+	// the user's earlier one with the same key (ValidCollapseKey); "" for none.
+	CollapseKey string
 }
 
 // Notification is a stored notification. It is immutable once stored; the
 // per-recipient state (read, deleted, position) lives beside it.
 type Notification struct {
-	ID        string
-	Tenant    string
-	Audience  Audience
-	Type      string
-	Title     string
-	Body      string
-	Data      json.RawMessage
-	CreatedAt time.Time
-	ExpiresAt time.Time // zero: never
+	ID          string
+	Tenant      string
+	Audience    Audience
+	Type        string
+	Title       string
+	Body        string
+	Data        json.RawMessage
+	CreatedAt   time.Time
+	ExpiresAt   time.Time // zero: never
+	Category    string
+	CollapseKey string
 }
 
 // Recipient identifies the reader of a stream: a user of a tenant, with the
@@ -183,7 +191,8 @@ func parseSeq(s string) (int64, error) {
 // Item is a notification as one recipient sees it.
 type Item struct {
 	Notification
-	Read bool
+	Read     bool
+	Archived bool
 	// Seq is the item's sequence in the stream it belongs to: the user stream
 	// for explicit-user notifications, the tenant stream for broadcasts.
 	Seq int64

@@ -1,6 +1,8 @@
 package notification
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -30,7 +32,33 @@ const (
 	MaxTitleLen = 512
 	// MaxBodyLen bounds a notification body.
 	MaxBodyLen = 8 << 10
+	// MaxCategoryLen bounds a category.
+	MaxCategoryLen = 64
+	// MaxCollapseKeyLen bounds a collapse key.
+	MaxCollapseKeyLen = 128
 )
+
+// ValidCategory reports whether s is a valid category: 1 to MaxCategoryLen
+// bytes of [a-z0-9._-].
+func ValidCategory(s string) bool {
+	if s == "" || len(s) > MaxCategoryLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidCollapseKey reports whether s is a valid collapse key: non-empty, at
+// most MaxCollapseKeyLen bytes of valid UTF-8 without control characters
+// (the rule of identifiers, with its own length).
+func ValidCollapseKey(s string) bool {
+	return s != "" && len(s) <= MaxCollapseKeyLen && utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
+}
 
 // ValidIdent reports whether s is a valid tenant, user or role identifier:
 // non-empty, at most MaxIdentLen bytes of valid UTF-8, without control
@@ -83,4 +111,34 @@ func ValidID(s string) bool {
 		}
 	}
 	return true
+}
+
+// MaxMuted bounds the entries of each list of a user's preferences.
+const MaxMuted = 32
+
+// ValidatePreferences checks a user's preferences: at most MaxMuted muted
+// categories (each ValidCategory) and types (each ValidType), without
+// repeats. "*" is no category nor type: muting everything is refused (a
+// user who wants nothing should not connect).
+func ValidatePreferences(p Preferences) error {
+	check := func(what string, list []string, valid func(string) bool) error {
+		if len(list) > MaxMuted {
+			return fmt.Errorf("%s: more than %d entries", what, MaxMuted)
+		}
+		for i, s := range list {
+			switch {
+			case s == "*":
+				return fmt.Errorf("%s: %q would mute everything, which is not allowed", what, s)
+			case !valid(s):
+				return fmt.Errorf("%s: %q is not a valid name", what, s)
+			case slices.Contains(list[:i], s):
+				return fmt.Errorf("%s: %q is listed twice", what, s)
+			}
+		}
+		return nil
+	}
+	if err := check("muted_categories", p.MutedCategories, ValidCategory); err != nil {
+		return err
+	}
+	return check("muted_types", p.MutedTypes, ValidType)
 }

@@ -327,7 +327,20 @@ func (c *Core) Do(ctx context.Context, r notification.Recipient, req Request, at
 		page, err = c.inbox.List(ctx, r, req.Query)
 		rep.Page = &page
 	case NameUnreadCount:
-		rep.Count, err = c.inbox.UnreadCount(ctx, r)
+		rep.Counts, err = c.inbox.Counts(ctx, r)
+	case NameSeen:
+		rep.Change, err = c.inbox.MarkSeen(ctx, r, req.Position)
+	case NameArchive:
+		rep.Change, err = c.inbox.Archive(ctx, r, req.IDs, req.All)
+	case NameUnarchive:
+		rep.Change, err = c.inbox.Unarchive(ctx, r, req.IDs, req.All)
+	case NamePreferences:
+		var p notification.Preferences
+		p, err = c.inbox.Preferences(ctx, r)
+		rep.Prefs = &p
+	case NameSetPreferences:
+		rep.Change, err = c.inbox.SetPreferences(ctx, r, req.Prefs)
+		rep.Prefs = &req.Prefs
 	default:
 		err = fmt.Errorf("session: %s is not an inbox request", req.Name)
 	}
@@ -343,6 +356,8 @@ func (c *Core) storeError(err error, req Request, r notification.Recipient, attr
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return NewError(CodeNotFound, "")
+	case errors.Is(err, store.ErrInvalid):
+		return NewError(CodeInvalidRequest, "")
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		code = CodeUnavailable
 	}

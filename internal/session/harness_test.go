@@ -61,6 +61,8 @@ type inboxCall struct {
 	ids   []string
 	id    string
 	query store.ListQuery
+	all   bool
+	prefs notification.Preferences
 }
 
 // fakeInbox answers every request with canned results, or err. With a gate
@@ -102,11 +104,50 @@ func (f *fakeInbox) List(ctx context.Context, r notification.Recipient, q store.
 	return testPage, nil
 }
 
-func (f *fakeInbox) UnreadCount(ctx context.Context, r notification.Recipient) (int64, error) {
+func (f *fakeInbox) Counts(ctx context.Context, r notification.Recipient) (store.Counts, error) {
 	if err := f.call(ctx, inboxCall{name: NameUnreadCount, r: r}); err != nil {
-		return 0, err
+		return store.Counts{}, err
 	}
-	return 7, nil
+	return store.Counts{Unread: 7, Unseen: 2, ByCategory: map[string]int64{"ci": 1}}, nil
+}
+
+func (f *fakeInbox) MarkSeen(ctx context.Context, r notification.Recipient, upTo *notification.Position) (store.Change, error) {
+	c := inboxCall{name: NameSeen, r: r}
+	if upTo != nil {
+		c.id = upTo.String()
+	}
+	if err := f.call(ctx, c); err != nil {
+		return store.Change{}, err
+	}
+	return store.Change{Unread: 3}, nil
+}
+
+func (f *fakeInbox) Archive(ctx context.Context, r notification.Recipient, ids []string, all bool) (store.Change, error) {
+	if err := f.call(ctx, inboxCall{name: NameArchive, r: r, ids: ids, all: all}); err != nil {
+		return store.Change{}, err
+	}
+	return store.Change{IDs: ids, Unread: 1}, nil
+}
+
+func (f *fakeInbox) Unarchive(ctx context.Context, r notification.Recipient, ids []string, all bool) (store.Change, error) {
+	if err := f.call(ctx, inboxCall{name: NameUnarchive, r: r, ids: ids, all: all}); err != nil {
+		return store.Change{}, err
+	}
+	return store.Change{IDs: ids, Unread: 4}, nil
+}
+
+func (f *fakeInbox) Preferences(ctx context.Context, r notification.Recipient) (notification.Preferences, error) {
+	if err := f.call(ctx, inboxCall{name: NamePreferences, r: r}); err != nil {
+		return notification.Preferences{}, err
+	}
+	return notification.Preferences{MutedCategories: []string{"news"}}, nil
+}
+
+func (f *fakeInbox) SetPreferences(ctx context.Context, r notification.Recipient, p notification.Preferences) (store.Change, error) {
+	if err := f.call(ctx, inboxCall{name: NameSetPreferences, r: r, prefs: p}); err != nil {
+		return store.Change{}, err
+	}
+	return store.Change{}, nil
 }
 
 func (f *fakeInbox) MarkRead(ctx context.Context, r notification.Recipient, ids []string) (store.Change, error) {

@@ -5,24 +5,26 @@ import (
 	"strconv"
 
 	"github.com/heraldhq/herald/internal/hub"
+	"github.com/heraldhq/herald/internal/notification"
 	"github.com/heraldhq/herald/internal/store"
 )
 
 // Reply answers one request. Transports encode it onto their wire: the
 // fields (AppendFields) are the same everywhere, only the envelope differs.
 type Reply struct {
-	Name   Name         // the request answered
-	Ref    Ref          // copied from the request
-	Err    *Error       // nil on success
-	Page   *store.Page  // NameList
-	Count  int64        // NameUnreadCount
-	Change store.Change // mark-read, mark-all-read, delete (the HTTP API shows it)
+	Name   Name                      // the request answered
+	Ref    Ref                       // copied from the request
+	Err    *Error                    // nil on success
+	Page   *store.Page               // NameList
+	Counts store.Counts              // NameUnreadCount
+	Prefs  *notification.Preferences // NamePreferences, NameSetPreferences
+	Change store.Change              // state changes (the HTTP API shows it)
 }
 
 // HasResult reports whether a successful reply carries fields beyond the
-// acknowledgement (a page or a count).
+// acknowledgement (a page, the counts, preferences).
 func (r *Reply) HasResult() bool {
-	return r.Err == nil && (r.Name == NameList || r.Name == NameUnreadCount)
+	return r.Err == nil && (r.Name == NameList || r.Name == NameUnreadCount || r.Name == NamePreferences || r.Name == NameSetPreferences)
 }
 
 // AppendFields appends the reply's fields, each preceded by a comma, to b:
@@ -36,10 +38,41 @@ func (r *Reply) AppendFields(b []byte) []byte {
 	case r.Name == NameList && r.Page != nil:
 		return AppendPage(b, r.Page)
 	case r.Name == NameUnreadCount:
-		b = append(b, `,"count":`...)
-		return strconv.AppendInt(b, r.Count, 10)
+		return AppendCounts(b, r.Counts)
+	case r.Prefs != nil:
+		return AppendPreferences(b, *r.Prefs)
 	}
 	return b
+}
+
+// AppendCounts appends `,"count":N,"unseen":M,"by_category":{…}`.
+func AppendCounts(b []byte, c store.Counts) []byte {
+	b = append(b, `,"count":`...)
+	b = strconv.AppendInt(b, c.Unread, 10)
+	b = append(b, `,"unseen":`...)
+	b = strconv.AppendInt(b, c.Unseen, 10)
+	by := c.ByCategory
+	if by == nil {
+		by = map[string]int64{}
+	}
+	cats, _ := json.Marshal(by)
+	b = append(b, `,"by_category":`...)
+	return append(b, cats...)
+}
+
+// AppendPreferences appends `,"muted_categories":[…],"muted_types":[…]`.
+func AppendPreferences(b []byte, p notification.Preferences) []byte {
+	list := func(ss []string) []byte {
+		if ss == nil {
+			ss = []string{}
+		}
+		out, _ := json.Marshal(ss)
+		return out
+	}
+	b = append(b, `,"muted_categories":`...)
+	b = append(b, list(p.MutedCategories)...)
+	b = append(b, `,"muted_types":`...)
+	return append(b, list(p.MutedTypes)...)
 }
 
 // AppendObject appends the reply's fields as one JSON object (`{}` for an
@@ -61,7 +94,7 @@ func AppendPage(b []byte, p *store.Page) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, hub.EncodeNotification(&p.Items[i].Notification, p.Items[i].Read)...)
+		b = append(b, hub.EncodeItem(&p.Items[i].Notification, p.Items[i].Read, p.Items[i].Archived)...)
 		b = append(b, '}')
 	}
 	b = append(b, `],"next":`...)

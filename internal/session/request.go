@@ -12,14 +12,19 @@ type Name uint8
 
 // Requests. Keep in sync with docs/protocol.md.
 const (
-	NameNone        Name = iota
-	NameAuth             // authenticate (first) or refresh the token in band
-	NameList             // a page of the inbox
-	NameMarkRead         // mark ids read
-	NameMarkAllRead      // mark everything read
-	NameDelete           // delete one notification
-	NameUnreadCount      // the unread count
-	NamePing             // liveness at the protocol level
+	NameNone           Name = iota
+	NameAuth                // authenticate (first) or refresh the token in band
+	NameList                // a page of the inbox
+	NameMarkRead            // mark ids read
+	NameMarkAllRead         // mark everything read
+	NameDelete              // delete one notification
+	NameUnreadCount         // the unread count
+	NamePing                // liveness at the protocol level
+	NameSeen                // mark the inbox seen (up to a position)
+	NameArchive             // archive ids, or all
+	NameUnarchive           // unarchive ids, or all
+	NamePreferences         // the user's preferences
+	NameSetPreferences      // replace the user's preferences
 	nameCount
 )
 
@@ -34,12 +39,20 @@ const (
 	fBefore
 	fLimit
 	fUnread
+	fPosition
+	fAll
+	fCategory
+	fArchived
+	fMutedCategories
+	fMutedTypes
 )
 
 var fieldNames = []struct {
 	f    field
 	name string
-}{{fToken, "token"}, {fSince, "since"}, {fID, "id"}, {fIDs, "ids"}, {fBefore, "before"}, {fLimit, "limit"}, {fUnread, "unread"}}
+}{{fToken, "token"}, {fSince, "since"}, {fID, "id"}, {fIDs, "ids"}, {fBefore, "before"}, {fLimit, "limit"}, {fUnread, "unread"},
+	{fPosition, "position"}, {fAll, "all"}, {fCategory, "category"}, {fArchived, "archived"},
+	{fMutedCategories, "muted_categories"}, {fMutedTypes, "muted_types"}}
 
 type nameInfo struct {
 	wire   string
@@ -47,14 +60,19 @@ type nameInfo struct {
 }
 
 var nameTable = [nameCount]nameInfo{
-	NameNone:        {"", 0},
-	NameAuth:        {"auth", fToken | fSince},
-	NameList:        {"notification:list", fBefore | fLimit | fUnread},
-	NameMarkRead:    {"notification:mark-read", fID | fIDs},
-	NameMarkAllRead: {"notification:mark-all-read", 0},
-	NameDelete:      {"notification:delete", fID},
-	NameUnreadCount: {"notification:unread-count", 0},
-	NamePing:        {"ping", 0},
+	NameNone:           {"", 0},
+	NameAuth:           {"auth", fToken | fSince},
+	NameList:           {"notification:list", fBefore | fLimit | fUnread | fCategory | fArchived},
+	NameMarkRead:       {"notification:mark-read", fID | fIDs},
+	NameMarkAllRead:    {"notification:mark-all-read", 0},
+	NameDelete:         {"notification:delete", fID},
+	NameUnreadCount:    {"notification:unread-count", 0},
+	NamePing:           {"ping", 0},
+	NameSeen:           {"notification:seen", fPosition},
+	NameArchive:        {"notification:archive", fID | fIDs | fAll},
+	NameUnarchive:      {"notification:unarchive", fID | fIDs | fAll},
+	NamePreferences:    {"preferences:get", 0},
+	NameSetPreferences: {"preferences:set", fMutedCategories | fMutedTypes},
 }
 
 // String is the wire name.
@@ -102,6 +120,13 @@ type Args struct {
 	Before *string  `json:"before"`
 	Limit  *int     `json:"limit"`
 	Unread *bool    `json:"unread"`
+	// Inbox model (issue 15).
+	Position        *string  `json:"position"`
+	All             *bool    `json:"all"`
+	Category        *string  `json:"category"`
+	Archived        *bool    `json:"archived"`
+	MutedCategories []string `json:"muted_categories"`
+	MutedTypes      []string `json:"muted_types"`
 }
 
 func (a *Args) present() field {
@@ -118,6 +143,12 @@ func (a *Args) present() field {
 	set(a.Before != nil, fBefore)
 	set(a.Limit != nil, fLimit)
 	set(a.Unread != nil, fUnread)
+	set(a.Position != nil, fPosition)
+	set(a.All != nil, fAll)
+	set(a.Category != nil, fCategory)
+	set(a.Archived != nil, fArchived)
+	set(a.MutedCategories != nil, fMutedCategories)
+	set(a.MutedTypes != nil, fMutedTypes)
 	return f
 }
 
@@ -137,9 +168,13 @@ type Request struct {
 	Ref   Ref
 	Token string                 // auth
 	Since *notification.Position // auth: resume after this position
-	IDs   []string               // mark-read
+	IDs   []string               // mark-read, archive, unarchive
 	ID    string                 // delete
 	Query store.ListQuery        // list
+	// seen: up to this position (nil: everything).
+	Position *notification.Position
+	All      bool                     // archive, unarchive: everything
+	Prefs    notification.Preferences // set-preferences
 }
 
 // Parse validates a request's arguments. Errors wrap ErrInvalid; the
@@ -201,6 +236,44 @@ func (req *Request) fill(a *Args) error {
 		req.ID = *a.ID
 	case NameList:
 		return req.fillList(a)
+	case NameSeen:
+		if a.Position != nil {
+			p, err := notification.ParsePosition(*a.Position)
+			if err != nil || *a.Position == "" {
+				return invalid("seen: malformed position")
+			}
+			req.Position = &p
+		}
+	case NameArchive, NameUnarchive:
+		return req.fillArchive(a)
+	case NameSetPreferences:
+		req.Prefs = notification.Preferences{MutedCategories: a.MutedCategories, MutedTypes: a.MutedTypes}
+		if err := notification.ValidatePreferences(req.Prefs); err != nil {
+			return invalid("set-preferences: %v", err)
+		}
+	}
+	return nil
+}
+
+// fillArchive reads the ids, or all, of an archive or unarchive request.
+func (req *Request) fillArchive(a *Args) error {
+	req.All = a.All != nil && *a.All
+	req.IDs = a.IDs
+	if a.ID != nil {
+		req.IDs = append(req.IDs, *a.ID)
+	}
+	switch {
+	case req.All && len(req.IDs) > 0:
+		return invalid("%s: ids and all are exclusive", req.Name)
+	case req.All:
+		return nil
+	case len(req.IDs) == 0 || len(req.IDs) > MaxIDs:
+		return invalid("%s: 1..%d ids or all required", req.Name, MaxIDs)
+	}
+	for _, id := range req.IDs {
+		if !notification.ValidID(id) {
+			return invalid("%s: malformed id", req.Name)
+		}
 	}
 	return nil
 }
@@ -219,6 +292,13 @@ func (req *Request) fillList(a *Args) error {
 		req.Query.Limit = min(*a.Limit, store.MaxListLimit)
 	}
 	req.Query.UnreadOnly = a.Unread != nil && *a.Unread
+	req.Query.Archived = a.Archived != nil && *a.Archived
+	if a.Category != nil {
+		if !notification.ValidCategory(*a.Category) {
+			return invalid("list: malformed category")
+		}
+		req.Query.Category = *a.Category
+	}
 	return nil
 }
 

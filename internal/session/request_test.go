@@ -99,6 +99,39 @@ func TestParse(t *testing.T) {
 		{name: "delete malformed id", wire: "notification:delete", args: &Args{ID: sp(id1 + "0")}, wantErr: "malformed id"},
 
 		{name: "unread-count", wire: "notification:unread-count", want: Request{Name: NameUnreadCount}},
+
+		{name: "list by category, archived", wire: "notification:list", args: &Args{Category: sp("ci.builds"), Archived: bp(true)},
+			want: Request{Name: NameList, Query: store.ListQuery{Category: "ci.builds", Archived: true}}},
+		{name: "list bad category", wire: "notification:list", args: &Args{Category: sp("CI")}, wantErr: "category"},
+		{name: "list empty category", wire: "notification:list", args: &Args{Category: sp("")}, wantErr: "category"},
+		{name: "list oversized category", wire: "notification:list", args: &Args{Category: sp(strings.Repeat("c", 65))}, wantErr: "category"},
+
+		{name: "seen", wire: "notification:seen", want: Request{Name: NameSeen}},
+		{name: "seen up to", wire: "notification:seen", args: &Args{Position: sp("4.2")},
+			want: Request{Name: NameSeen, Position: &notification.Position{User: 4, Tenant: 2}}},
+		{name: "seen bad position", wire: "notification:seen", args: &Args{Position: sp("4")}, wantErr: "position"},
+		{name: "seen empty position", wire: "notification:seen", args: &Args{Position: sp("")}, wantErr: "position"},
+		{name: "seen huge position", wire: "notification:seen", args: &Args{Position: sp(strings.Repeat("9", 50) + ".1")}, wantErr: "position"},
+
+		{name: "archive ids", wire: "notification:archive", args: &Args{IDs: []string{id1}, ID: sp(id2)},
+			want: Request{Name: NameArchive, IDs: []string{id1, id2}}},
+		{name: "archive all", wire: "notification:archive", args: &Args{All: bp(true)}, want: Request{Name: NameArchive, All: true}},
+		{name: "archive all false", wire: "notification:archive", args: &Args{All: bp(false)}, wantErr: "ids or all required"},
+		{name: "archive nothing", wire: "notification:archive", wantErr: "ids or all required"},
+		{name: "archive ids and all", wire: "notification:archive", args: &Args{All: bp(true), ID: sp(id1)}, wantErr: "exclusive"},
+		{name: "archive malformed id", wire: "notification:archive", args: &Args{ID: sp("x")}, wantErr: "malformed id"},
+		{name: "archive too many", wire: "notification:archive", args: &Args{IDs: ids(MaxIDs + 1)}, wantErr: "ids or all required"},
+		{name: "unarchive all", wire: "notification:unarchive", args: &Args{All: bp(true)}, want: Request{Name: NameUnarchive, All: true}},
+		{name: "unarchive id", wire: "notification:unarchive", args: &Args{ID: sp(id1)}, want: Request{Name: NameUnarchive, IDs: []string{id1}}},
+
+		{name: "preferences", wire: "preferences:get", want: Request{Name: NamePreferences}},
+		{name: "set preferences", wire: "preferences:set", args: &Args{MutedCategories: []string{"news"}, MutedTypes: []string{"a/b"}},
+			want: Request{Name: NameSetPreferences, Prefs: notification.Preferences{MutedCategories: []string{"news"}, MutedTypes: []string{"a/b"}}}},
+		{name: "set empty preferences", wire: "preferences:set", args: &Args{}, want: Request{Name: NameSetPreferences}},
+		{name: "mute everything", wire: "preferences:set", args: &Args{MutedCategories: []string{"*"}}, wantErr: "mute everything"},
+		{name: "mute a bad category", wire: "preferences:set", args: &Args{MutedCategories: []string{"A B"}}, wantErr: "not a valid name"},
+		{name: "mute too many", wire: "preferences:set", args: &Args{MutedTypes: ids(notification.MaxMuted + 1)}, wantErr: "more than"},
+		{name: "mute twice", wire: "preferences:set", args: &Args{MutedTypes: []string{"a", "a"}}, wantErr: "twice"},
 		{name: "ping", wire: "ping", args: &Args{}, want: Request{Name: NamePing}},
 	}
 	for _, tt := range tests {
@@ -130,21 +163,32 @@ func TestParse(t *testing.T) {
 func TestParseRejectsMisplacedFields(t *testing.T) {
 	allowed := map[string][]string{
 		"auth":                       {"token", "since"},
-		"notification:list":          {"before", "limit", "unread"},
+		"notification:list":          {"before", "limit", "unread", "category", "archived"},
 		"notification:mark-read":     {"id", "ids"},
 		"notification:mark-all-read": nil,
 		"notification:delete":        {"id"},
 		"notification:unread-count":  nil,
 		"ping":                       nil,
+		"notification:seen":          {"position"},
+		"notification:archive":       {"id", "ids", "all"},
+		"notification:unarchive":     {"id", "ids", "all"},
+		"preferences:get":            nil,
+		"preferences:set":            {"muted_categories", "muted_types"},
 	}
 	fields := map[string]func(*Args){
-		"token":  func(a *Args) { a.Token = sp("tok") },
-		"since":  func(a *Args) { a.Since = sp("1.1") },
-		"id":     func(a *Args) { a.ID = sp(id1) },
-		"ids":    func(a *Args) { a.IDs = []string{id1} },
-		"before": func(a *Args) { a.Before = sp(id1) },
-		"limit":  func(a *Args) { a.Limit = ip(5) },
-		"unread": func(a *Args) { a.Unread = bp(true) },
+		"token":            func(a *Args) { a.Token = sp("tok") },
+		"since":            func(a *Args) { a.Since = sp("1.1") },
+		"id":               func(a *Args) { a.ID = sp(id1) },
+		"ids":              func(a *Args) { a.IDs = []string{id1} },
+		"before":           func(a *Args) { a.Before = sp(id1) },
+		"limit":            func(a *Args) { a.Limit = ip(5) },
+		"unread":           func(a *Args) { a.Unread = bp(true) },
+		"position":         func(a *Args) { a.Position = sp("1.1") },
+		"all":              func(a *Args) { a.All = bp(true) },
+		"category":         func(a *Args) { a.Category = sp("c") },
+		"archived":         func(a *Args) { a.Archived = bp(true) },
+		"muted_categories": func(a *Args) { a.MutedCategories = []string{"c"} },
+		"muted_types":      func(a *Args) { a.MutedTypes = []string{"t"} },
 	}
 	if len(allowed) != len(Names()) {
 		t.Fatalf("the test knows %d requests, the package %d", len(allowed), len(Names()))
@@ -163,6 +207,10 @@ func TestParseRejectsMisplacedFields(t *testing.T) {
 					a.Token = sp("tok")
 				case "notification:mark-read", "notification:delete":
 					a.ID = sp(id1)
+				case "notification:archive", "notification:unarchive":
+					if field != "ids" && field != "all" {
+						a.ID = sp(id1)
+					}
 				}
 				set(a)
 				_, err := Parse(wire, a, Ref{Ack: NoAck})
@@ -183,7 +231,8 @@ func TestParseRejectsMisplacedFields(t *testing.T) {
 
 func TestNames(t *testing.T) {
 	want := []string{"auth", "notification:list", "notification:mark-read", "notification:mark-all-read",
-		"notification:delete", "notification:unread-count", "ping"}
+		"notification:delete", "notification:unread-count", "ping", "notification:seen", "notification:archive",
+		"notification:unarchive", "preferences:get", "preferences:set"}
 	names := Names()
 	if len(names) != len(want) {
 		t.Fatalf("Names() = %v, want %v", names, want)

@@ -24,10 +24,15 @@ type Verifier interface {
 // Inbox runs the client's requests (persist, then fan out).
 type Inbox interface {
 	List(ctx context.Context, r notification.Recipient, q store.ListQuery) (store.Page, error)
-	UnreadCount(ctx context.Context, r notification.Recipient) (int64, error)
+	Counts(ctx context.Context, r notification.Recipient) (store.Counts, error)
 	MarkRead(ctx context.Context, r notification.Recipient, ids []string) (store.Change, error)
 	MarkAllRead(ctx context.Context, r notification.Recipient) (store.Change, error)
 	Delete(ctx context.Context, r notification.Recipient, id string) (store.Change, error)
+	MarkSeen(ctx context.Context, r notification.Recipient, upTo *notification.Position) (store.Change, error)
+	Archive(ctx context.Context, r notification.Recipient, ids []string, all bool) (store.Change, error)
+	Unarchive(ctx context.Context, r notification.Recipient, ids []string, all bool) (store.Change, error)
+	Preferences(ctx context.Context, r notification.Recipient) (notification.Preferences, error)
+	SetPreferences(ctx context.Context, r notification.Recipient, p notification.Preferences) (store.Change, error)
 }
 
 // Transport is what a session needs of its connection: the hub's Sender

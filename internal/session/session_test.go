@@ -515,8 +515,8 @@ func TestHandleInboxRequests(t *testing.T) {
 			}},
 		{name: "unread count", req: Request{Name: NameUnreadCount}, call: inboxCall{name: NameUnreadCount},
 			check: func(t *testing.T, r Reply) {
-				if r.Count != 7 {
-					t.Errorf("count %d", r.Count)
+				if r.Counts.Unread != 7 || r.Counts.Unseen != 2 {
+					t.Errorf("counts %+v", r.Counts)
 				}
 			}},
 		{name: "mark read", req: Request{Name: NameMarkRead, IDs: []string{id1, id2}},

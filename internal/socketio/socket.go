@@ -38,6 +38,9 @@ var eventNames = [...]string{
 	hub.FrameDeleted:      "notification:deleted",
 	hub.FrameUnread:       "unread",
 	hub.FrameResync:       "resync",
+	hub.FrameArchived:     "notification:archived",
+	hub.FrameUnarchived:   "notification:unarchived",
+	hub.FramePreferences:  "preferences",
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}

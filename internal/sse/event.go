@@ -18,6 +18,9 @@ var eventHeads = [...]string{
 	hub.FrameDeleted:      "event: deleted\ndata: ",
 	hub.FrameUnread:       "event: unread\ndata: ",
 	hub.FrameResync:       "event: resync\ndata: ",
+	hub.FrameArchived:     "event: archived\ndata: ",
+	hub.FrameUnarchived:   "event: unarchived\ndata: ",
+	hub.FramePreferences:  "event: preferences\ndata: ",
 }
 
 // heartbeat is a comment line: EventSource ignores it, proxies see traffic.

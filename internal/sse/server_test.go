@@ -55,11 +55,13 @@ func (m *memStore) Head(_ context.Context, r notification.Recipient) (notificati
 	return notification.Position{User: int64(len(m.items[r.User]))}, nil
 }
 
-func (m *memStore) UnreadCount(context.Context, notification.Recipient) (int64, error) { return 0, nil }
+func (m *memStore) Counts(context.Context, notification.Recipient) (hub.Counts, error) {
+	return hub.Counts{}, nil
+}
 
-func (m *memStore) HeadUnread(ctx context.Context, r notification.Recipient) (notification.Position, int64, error) {
+func (m *memStore) HeadCounts(ctx context.Context, r notification.Recipient) (notification.Position, hub.Counts, error) {
 	p, err := m.Head(ctx, r)
-	return p, 0, err
+	return p, hub.Counts{}, err
 }
 
 // publish stores a notification for user and delivers it like the broker.

@@ -226,8 +226,8 @@ func checkCounts(t testing.TB, s Store, r notification.Recipient) int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h, n, err := s.HeadUnread(context.Background(), r); err != nil || h != head || n != got {
-		t.Fatalf("%v: HeadUnread = %v, %d, %v; Head %v, unread %d", r, h, n, err, head, got)
+	if h, n, err := s.HeadCounts(context.Background(), r); err != nil || h != head || n.Unread != got {
+		t.Fatalf("%v: HeadCounts = %v, %d, %v; Head %v, unread %d", r, h, n.Unread, err, head, got)
 	}
 	if n := int64(len(listAll(t, s, r, true))); n != want {
 		t.Fatalf("%v: unread-only list has %d items, recount %d", r, n, want)

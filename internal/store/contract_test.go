@@ -35,6 +35,7 @@ func runContract(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("ListPaging", func(t *testing.T) { testListPaging(t, open(t)) })
 	t.Run("SinceLimit", func(t *testing.T) { testSinceLimit(t, open(t)) })
 	t.Run("Invalid", func(t *testing.T) { testInvalid(t, open(t)) })
+	runInboxContract(t, open)
 }
 
 func testAudiences(t *testing.T, s Store) {

@@ -4,9 +4,14 @@ package store
 
 import (
 	"bytes"
+	"database/sql"
+	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/heraldhq/herald/internal/notification"
 )
@@ -64,14 +69,16 @@ func newNotification(ids *idSource, d *notification.Draft, now time.Time) (*noti
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	n := &notification.Notification{
-		ID:        id,
-		Tenant:    d.Tenant,
-		Audience:  notification.Audience{Kind: d.Audience.Kind, Role: d.Audience.Role},
-		Type:      d.Type,
-		Title:     d.Title,
-		Body:      d.Body,
-		Data:      bytes.Clone(data),
-		CreatedAt: fromMillis(now.UnixMilli()),
+		ID:          id,
+		Tenant:      d.Tenant,
+		Audience:    notification.Audience{Kind: d.Audience.Kind, Role: d.Audience.Role},
+		Type:        d.Type,
+		Title:       d.Title,
+		Body:        d.Body,
+		Data:        bytes.Clone(data),
+		CreatedAt:   fromMillis(now.UnixMilli()),
+		Category:    d.Category,
+		CollapseKey: d.CollapseKey,
 	}
 	if !d.ExpiresAt.IsZero() {
 		n.ExpiresAt = fromMillis(d.ExpiresAt.UnixMilli())
@@ -82,21 +89,31 @@ func newNotification(ids *idSource, d *notification.Draft, now time.Time) (*noti
 // newChange is the result of a read-state change of r: the ids that
 // changed and r's unread count afterwards. Its event is nil when ids is
 // empty (nothing changed), unless always.
-func newChange(r notification.Recipient, ids []string, unread int64, kind notification.EventKind, always bool) Change {
-	c := Change{IDs: ids, Unread: unread}
+func newChange(r notification.Recipient, ids []string, counts Counts, kind notification.EventKind, always bool) Change {
+	c := Change{IDs: ids, Unread: counts.Unread, Counts: counts}
 	if len(ids) > 0 || always {
-		c.Event = &notification.Event{
-			Kind:   kind,
-			Tenant: r.Tenant,
-			User:   r.User,
-			IDs:    slices.Clone(ids), // the event is shared; Change.IDs is the caller's
-			Unread: unread,
-		}
+		c.Event = countsEvent(r, kind, counts)
+		c.Event.IDs = slices.Clone(ids) // the event is shared; Change.IDs is the caller's
 	}
 	return c
 }
 
-// allReadEvent is the event of a MarkAllRead of r that changed something.
-func allReadEvent(r notification.Recipient, unread int64) *notification.Event {
-	return &notification.Event{Kind: notification.EventRead, Tenant: r.Tenant, User: r.User, All: true, Unread: unread}
+// countsEvent is an event of kind for r carrying r's counts.
+func countsEvent(r notification.Recipient, kind notification.EventKind, counts Counts) *notification.Event {
+	return &notification.Event{Kind: kind, Tenant: r.Tenant, User: r.User,
+		Unread: counts.Unread, Unseen: counts.Unseen, ByCategory: maps.Clone(counts.ByCategory)}
+}
+
+// allEvent is the event of a change of everything r can see (MarkAllRead,
+// archive or unarchive all) that changed something.
+func allEvent(r notification.Recipient, kind notification.EventKind, counts Counts) *notification.Event {
+	ev := countsEvent(r, kind, counts)
+	ev.All = true
+	return ev
+}
+
+// isNoRows reports whether err says a single-row query found no row (in
+// either engine).
+func isNoRows(err error) bool {
+	return errors.Is(err, sql.ErrNoRows) || errors.Is(err, pgx.ErrNoRows)
 }

@@ -44,14 +44,16 @@ import (
 
 // pgLockVisibleSQL locks r's tenant's live notifications among $1 (sorted
 // by id) and returns their audience.
-const pgLockVisibleSQL = `SELECT id, audience_kind, audience_role FROM notifications
+const pgLockVisibleSQL = `SELECT id, audience_kind, audience_role, category, type FROM notifications
 	WHERE id = ANY($1) AND tenant = $2 AND (expires_at IS NULL OR expires_at > $3)
 	ORDER BY id FOR KEY SHARE`
 
 // pgVisible is a notification r can see.
 type pgVisible struct {
-	id  string
-	key string // broadcast audience key; "" for an explicit notification
+	id       string
+	key      string // broadcast audience key; "" for an explicit notification
+	category string
+	typ      string
 }
 
 // lockRecipient takes r's state-change lock (a transaction-level advisory
@@ -77,16 +79,18 @@ func (s *Postgres) lockVisible(ctx context.Context, tx pgx.Tx, r notification.Re
 		id   string
 		kind int16
 		role string
+		cat  string
+		typ  string
 	)
 	s.lockRecipient(&b, r)
 	b.Queue(pgLockVisibleSQL, ids, r.Tenant, s.clock().UnixMilli()).Query(func(rows pgx.Rows) error {
-		_, err := pgx.ForEachRow(rows, []any{&id, &kind, &role}, func() error {
+		_, err := pgx.ForEachRow(rows, []any{&id, &kind, &role, &cat, &typ}, func() error {
 			a := notification.Audience{Kind: notification.AudienceKind(kind), Role: role}
 			switch {
 			case a.Kind == notification.AudienceUsers:
-				out = append(out, pgVisible{id: id})
+				out = append(out, pgVisible{id: id, category: cat})
 			case a.Matches(r.Role):
-				out = append(out, pgVisible{id: id, key: a.Key()})
+				out = append(out, pgVisible{id: id, key: a.Key(), category: cat, typ: typ})
 			}
 			return nil
 		})
@@ -141,7 +145,11 @@ func (s *Postgres) markReadTx(ctx context.Context, tx pgx.Tx, r notification.Rec
 		return Change{}, err
 	}
 	var explicit, bids, bkeys []string
+	category := make(map[string]string, len(vis))
+	byID := make(map[string]pgVisible, len(vis))
 	for _, v := range vis {
+		category[v.id] = v.category
+		byID[v.id] = v
 		if v.key == "" {
 			explicit = append(explicit, v.id)
 		} else {
@@ -151,8 +159,7 @@ func (s *Postgres) markReadTx(ctx context.Context, tx pgx.Tx, r notification.Rec
 	var (
 		found   = make(map[string]bool, len(vis))
 		changed = make(map[string]bool, len(vis))
-		seen    = map[string]int64{} // receipts added per audience key
-		nread   int64                // explicit items that became read
+		d       = pgDelta{seen: map[string]int64{}, cats: map[string]int64{}}
 	)
 	if len(bids) > 0 {
 		// New receipts, then receipts that exist (read already, or
@@ -167,7 +174,7 @@ func (s *Postgres) markReadTx(ctx context.Context, tx pgx.Tx, r notification.Rec
 		var id, key string
 		if _, err := pgx.ForEachRow(rows, []any{&id, &key}, func() error {
 			found[id], changed[id] = true, true
-			seen[key]++
+			d.addSeen(key, byID[id].category, byID[id].typ, 1)
 			return nil
 		}); err != nil {
 			return Change{}, err
@@ -183,7 +190,7 @@ func (s *Postgres) markReadTx(ctx context.Context, tx pgx.Tx, r notification.Rec
 					UPDATE receipts SET read = true
 					WHERE tenant = $1 AND user_id = $2 AND notification_id = ANY($3) AND NOT deleted AND NOT read
 					RETURNING notification_id)
-				SELECT x.notification_id, u.notification_id IS NOT NULL FROM receipts x LEFT JOIN u USING (notification_id)
+				SELECT x.notification_id, false, u.notification_id IS NOT NULL FROM receipts x LEFT JOIN u USING (notification_id)
 				WHERE x.tenant = $1 AND x.user_id = $2 AND x.notification_id = ANY($3) AND NOT x.deleted`,
 				r, rest, found, changed, nil); err != nil {
 				return Change{}, err
@@ -191,14 +198,23 @@ func (s *Postgres) markReadTx(ctx context.Context, tx pgx.Tx, r notification.Rec
 		}
 	}
 	if len(explicit) > 0 {
+		// Archived items did not count as unread.
+		var counted map[string]bool
 		if err := existingMarked(ctx, tx, `WITH u AS (
 				UPDATE inbox SET read = true
 				WHERE tenant = $1 AND user_id = $2 AND notification_id = ANY($3) AND NOT read
-				RETURNING notification_id)
-			SELECT x.notification_id, u.notification_id IS NOT NULL FROM inbox x LEFT JOIN u USING (notification_id)
+				RETURNING notification_id, archived)
+			SELECT x.notification_id, u.notification_id IS NOT NULL AND NOT u.archived, u.notification_id IS NOT NULL
+			FROM inbox x LEFT JOIN u USING (notification_id)
 			WHERE x.tenant = $1 AND x.user_id = $2 AND x.notification_id = ANY($3)`,
-			r, explicit, found, changed, &nread); err != nil {
+			r, explicit, found, changed, &counted); err != nil {
 			return Change{}, err
+		}
+		for id := range counted {
+			d.unread--
+			if c := category[id]; c != "" {
+				d.cats[c]--
+			}
 		}
 	}
 	if len(found) == 0 {
@@ -210,53 +226,82 @@ func (s *Postgres) markReadTx(ctx context.Context, tx pgx.Tx, r notification.Rec
 			ids = append(ids, id)
 		}
 	}
-	return s.finishChange(ctx, tx, r, -nread, seen, ids, notification.EventRead, false)
+	return s.finishChange(ctx, tx, r, d, ids, notification.EventRead, false)
 }
 
-// existingMarked runs a query returning (id, changed) rows for r's existing
-// state rows among ids, and records them; n, when not nil, counts the
-// changed ones.
-func existingMarked(ctx context.Context, tx pgx.Tx, query string, r notification.Recipient, ids []string, found, changed map[string]bool, n *int64) error {
+// existingMarked runs a query returning (id, counted, changed) rows for
+// r's existing state rows among ids, and records them; counted, when not
+// nil, collects the changed ids that counted as unread.
+func existingMarked(ctx context.Context, tx pgx.Tx, query string, r notification.Recipient, ids []string, found, changed map[string]bool, counted *map[string]bool) error {
 	rows, err := tx.Query(ctx, query, r.Tenant, r.User, ids)
 	if err != nil {
 		return err
 	}
 	var (
-		id string
-		ch bool
+		id     string
+		ch, ct bool
 	)
-	_, err = pgx.ForEachRow(rows, []any{&id, &ch}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&id, &ct, &ch}, func() error {
 		found[id] = true
 		if ch {
 			changed[id] = true
-			if n != nil {
-				*n++
+		}
+		if ct && counted != nil {
+			if *counted == nil {
+				*counted = map[string]bool{}
 			}
+			(*counted)[id] = true
 		}
 		return nil
 	})
 	return err
 }
 
-// finishChange applies the counter adjustments of a state change (explicit
-// unread delta, receipts added per key), reads r's unread count afterwards,
-// in one round trip, and builds the Change; its event is nil when ids is
-// empty, unless always.
-func (s *Postgres) finishChange(ctx context.Context, tx pgx.Tx, r notification.Recipient, unreadDelta int64, seen map[string]int64,
+// pgDelta is what a state change adds to r's counters.
+type pgDelta struct {
+	unread, unseen int64            // explicit counters
+	cats           map[string]int64 // explicit unread by category
+	seen           map[string]int64 // receipts added per audience key (and derived category key)
+}
+
+// addSeen counts n receipts of a broadcast of audience key key and category.
+func (d *pgDelta) addSeen(key, category, typ string, n int64) {
+	if d.seen == nil {
+		d.seen = map[string]int64{}
+	}
+	for _, k := range counterKeys(key, category, typ) {
+		d.seen[k] += n
+	}
+}
+
+// finishChange applies the counter adjustments d of a state change in one
+// round trip, reads r's counts afterwards and builds the Change; its event
+// is nil when ids is empty, unless always.
+func (s *Postgres) finishChange(ctx context.Context, tx pgx.Tx, r notification.Recipient, d pgDelta,
 	ids []string, kind notification.EventKind, always bool) (Change, error) {
 	var b pgx.Batch
-	if unreadDelta != 0 {
-		b.Queue(`UPDATE user_streams SET unread = unread + $3 WHERE tenant = $1 AND user_id = $2`, r.Tenant, r.User, unreadDelta)
+	if d.unread != 0 || d.unseen != 0 {
+		b.Queue(`UPDATE user_streams SET unread = unread + $3, unseen = unseen + $4 WHERE tenant = $1 AND user_id = $2`,
+			r.Tenant, r.User, d.unread, d.unseen)
 	}
-	queueSeen(&b, r, seen)
-	var unread int64
-	b.Queue(pgUnreadSQL, r.Tenant, r.User, roleKey(r.Role)).QueryRow(func(row pgx.Row) error {
-		return row.Scan(&unread)
-	})
-	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+	cats := make(map[[3]string]int64, len(d.cats))
+	for c, n := range d.cats {
+		if n != 0 {
+			cats[[3]string{r.Tenant, r.User, c}] = n
+		}
+	}
+	queueCategoryCounts(&b, cats)
+	queueSeen(&b, r, d.seen)
+	if b.Len() > 0 {
+		if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+			return Change{}, err
+		}
+	}
+	_, counts, err := s.readCounts(ctx, pgRows{tx}, r, false)
+	if err != nil {
 		return Change{}, err
 	}
-	return newChange(r, ids, unread, kind, always), nil
+	return newChange(r, ids, counts, kind, always), nil
 }
 
 // queueSeen queues the receipt_counts increments of r (sorted by key).
@@ -296,53 +341,91 @@ func (s *Postgres) markAllReadTx(ctx context.Context, tx pgx.Tx, r notification.
 	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
 		return Change{}, err
 	}
-	// Receipts for every broadcast r can see and has none for, locking
-	// those notifications (KEY SHARE, by id) like every state change.
-	rows, err := tx.Query(ctx, `INSERT INTO receipts (tenant, user_id, notification_id, audience_key, read, deleted)
-		SELECT n.tenant, $2, n.id, CASE n.audience_kind WHEN 2 THEN '*' ELSE 'role:' || n.audience_role END, true, false
-		FROM notifications n
-		WHERE n.tenant = $1 AND n.tenant_seq IS NOT NULL
-		  AND (n.audience_kind = 2 OR (n.audience_kind = 3 AND n.audience_role = $3))
-		  AND NOT EXISTS (SELECT 1 FROM receipts x WHERE x.tenant = n.tenant AND x.user_id = $2 AND x.notification_id = n.id)
-		ORDER BY n.id FOR KEY SHARE OF n
-		ON CONFLICT (tenant, user_id, notification_id) DO NOTHING
-		RETURNING audience_key`, r.Tenant, r.User, r.Role)
+	d, total, err := pgReceiptAll(ctx, tx, r, true, false)
 	if err != nil {
 		return Change{}, err
 	}
-	seen := map[string]int64{}
-	var key string
-	var total int64
-	if _, err := pgx.ForEachRow(rows, []any{&key}, func() error {
-		seen[key]++
-		total++
-		return nil
-	}); err != nil {
+	// Archived receipts become read too (they are counted already).
+	if _, err := tx.Exec(ctx, `UPDATE receipts SET read = true WHERE tenant = $1 AND user_id = $2 AND NOT read`, r.Tenant, r.User); err != nil {
 		return Change{}, err
 	}
 	// The unread inbox rows, after their notifications (KEY SHARE, by id):
 	// the sweeper deletes inbox rows in notification order, and this
 	// update could otherwise lock them in another (heap) order. A
 	// notification the sweeper holds is waited for and then gone.
-	tag, err := tx.Exec(ctx, `WITH locked AS (
-			SELECT n.id FROM notifications n
+	rows, err := tx.Query(ctx, `WITH locked AS (
+			SELECT n.id, n.category FROM notifications n
 			WHERE n.id IN (SELECT notification_id FROM inbox WHERE tenant = $1 AND user_id = $2 AND NOT read)
 			ORDER BY n.id FOR KEY SHARE OF n)
 		UPDATE inbox i SET read = true FROM locked l
-		WHERE i.tenant = $1 AND i.user_id = $2 AND i.notification_id = l.id AND NOT i.read`, r.Tenant, r.User)
+		WHERE i.tenant = $1 AND i.user_id = $2 AND i.notification_id = l.id AND NOT i.read
+		RETURNING i.archived, l.category`, r.Tenant, r.User)
 	if err != nil {
 		return Change{}, err
 	}
-	explicit := tag.RowsAffected()
-	c, err := s.finishChange(ctx, tx, r, -explicit, seen, nil, notification.EventRead, false)
+	// Deltas, not a reset to zero: a publish may commit meanwhile.
+	var (
+		explicit int64
+		archived bool
+		cat      string
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&archived, &cat}, func() error {
+		explicit++
+		if !archived { // archived items did not count
+			d.unread--
+			if cat != "" {
+				if d.cats == nil {
+					d.cats = map[string]int64{}
+				}
+				d.cats[cat]--
+			}
+		}
+		return nil
+	}); err != nil {
+		return Change{}, err
+	}
+	c, err := s.finishChange(ctx, tx, r, d, nil, notification.EventRead, false)
 	if err != nil {
 		return Change{}, err
 	}
-	c.IDs = nil
 	if explicit+total > 0 {
-		c.Event = allReadEvent(r, c.Unread)
+		c.Event = allEvent(r, notification.EventRead, c.Counts)
 	}
 	return c, nil
+}
+
+// pgReceiptAll adds a receipt (read, archived) for every broadcast r can
+// see and has none for, locking those notifications (KEY SHARE, by id)
+// like every state change, and returns their counter delta and number.
+func pgReceiptAll(ctx context.Context, tx pgx.Tx, r notification.Recipient, read, archived bool) (pgDelta, int64, error) {
+	rows, err := tx.Query(ctx, `WITH ins AS (
+		INSERT INTO receipts (tenant, user_id, notification_id, audience_key, read, deleted, archived)
+		SELECT n.tenant, $2, n.id, CASE n.audience_kind WHEN 2 THEN '*' ELSE 'role:' || n.audience_role END, $4, false, $5
+		FROM notifications n
+		WHERE n.tenant = $1 AND n.tenant_seq IS NOT NULL
+		  AND (n.audience_kind = 2 OR (n.audience_kind = 3 AND n.audience_role = $3))
+		  AND NOT EXISTS (SELECT 1 FROM receipts x WHERE x.tenant = n.tenant AND x.user_id = $2 AND x.notification_id = n.id)
+		ORDER BY n.id FOR KEY SHARE OF n
+		ON CONFLICT (tenant, user_id, notification_id) DO NOTHING
+		RETURNING notification_id, audience_key)
+		SELECT ins.audience_key, n.category, n.type FROM ins JOIN notifications n ON n.id = ins.notification_id`,
+		r.Tenant, r.User, r.Role, read, archived)
+	if err != nil {
+		return pgDelta{}, 0, err
+	}
+	var (
+		d             pgDelta
+		key, cat, typ string
+		total         int64
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&key, &cat, &typ}, func() error {
+		d.addSeen(key, cat, typ, 1)
+		total++
+		return nil
+	}); err != nil {
+		return pgDelta{}, 0, err
+	}
+	return d, total, nil
 }
 
 // Delete implements Store.
@@ -367,22 +450,26 @@ func (s *Postgres) deleteTx(ctx context.Context, tx pgx.Tx, r notification.Recip
 	if len(vis) == 0 {
 		return Change{}, ErrNotFound
 	}
-	var (
-		unreadDelta int64
-		seen        map[string]int64
-	)
+	var d pgDelta
 	if key := vis[0].key; key == "" {
-		var read bool
-		err := tx.QueryRow(ctx, `DELETE FROM inbox WHERE tenant = $1 AND user_id = $2 AND notification_id = $3 RETURNING read`,
-			r.Tenant, r.User, id).Scan(&read)
+		var read, archived, after bool
+		err := tx.QueryRow(ctx, `DELETE FROM inbox i WHERE tenant = $1 AND user_id = $2 AND notification_id = $3
+			RETURNING read, archived, i.seq > COALESCE((SELECT seen_seq FROM user_streams u WHERE u.tenant = $1 AND u.user_id = $2), 0)`,
+			r.Tenant, r.User, id).Scan(&read, &archived, &after)
 		if err == pgx.ErrNoRows {
 			return Change{}, ErrNotFound
 		}
 		if err != nil {
 			return Change{}, err
 		}
-		if !read {
-			unreadDelta = -1
+		if !read && !archived {
+			d.unread = -1
+			if c := vis[0].category; c != "" {
+				d.cats = map[string]int64{c: -1}
+			}
+		}
+		if after && !archived {
+			d.unseen = -1
 		}
 		// The last recipient gone, nobody can see the notification again.
 		// Skipped when another transaction holds it (another recipient
@@ -407,7 +494,7 @@ func (s *Postgres) deleteTx(ctx context.Context, tx pgx.Tx, r notification.Recip
 					VALUES ($1, $2, $3, $4, false, true) ON CONFLICT (tenant, user_id, notification_id) DO NOTHING`,
 					r.Tenant, r.User, id, key)
 				if err == nil && tag.RowsAffected() == 1 {
-					seen = map[string]int64{key: 1}
+					d.addSeen(key, vis[0].category, vis[0].typ, 1)
 				}
 			} else {
 				tag, err = tx.Exec(ctx, update, r.Tenant, r.User, id)
@@ -421,5 +508,5 @@ func (s *Postgres) deleteTx(ctx context.Context, tx pgx.Tx, r notification.Recip
 			return Change{}, ErrNotFound // r deleted it before
 		}
 	}
-	return s.finishChange(ctx, tx, r, unreadDelta, seen, []string{id}, notification.EventDeleted, true)
+	return s.finishChange(ctx, tx, r, d, []string{id}, notification.EventDeleted, true)
 }

@@ -15,48 +15,49 @@ import (
 // they become visible in order.
 
 // pgNotificationCols are the notification columns scanned by queryItems,
-// after the item's seq and read flag.
-const pgNotificationCols = `n.id, n.tenant, n.audience_kind, n.audience_role, n.type, n.title, n.body, n.data, n.created_at, n.expires_at`
+// after the item's seq, read and archived flags.
+const pgNotificationCols = `n.id, n.tenant, n.audience_kind, n.audience_role, n.type, n.title, n.body, n.data, n.created_at, n.expires_at, n.category, n.collapse_key`
+
+// The broadcast conditions, bound as in the SQLite statements (see
+// sinceBroadcastSQL): $4 role, $5 now, $7 and $8 the muted categories and
+// types (text arrays).
+const (
+	pgBroadcastMatch = `(n.audience_kind = 2 OR (n.audience_kind = 3 AND n.audience_role = $4))`
+	pgNotExpired     = `(n.expires_at IS NULL OR n.expires_at > $5)`
+	pgNotMuted       = ` AND n.category <> ALL($7::text[]) AND n.type <> ALL($8::text[])`
+)
 
 const (
-	pgSinceExplicitSQL = `SELECT i.seq, i.read, ` + pgNotificationCols + `
+	pgSinceExplicitSQL = `SELECT i.seq, i.read, i.archived, ` + pgNotificationCols + `
 		FROM inbox i JOIN notifications n ON n.id = i.notification_id
-		WHERE i.tenant = $1 AND i.user_id = $2 AND i.seq > $3 AND (n.expires_at IS NULL OR n.expires_at > $4)
+		WHERE i.tenant = $1 AND i.user_id = $2 AND i.seq > $3 AND (n.expires_at IS NULL OR n.expires_at > $4) AND NOT i.archived
 		ORDER BY i.seq LIMIT $5`
-	pgSinceBroadcastSQL = `SELECT n.tenant_seq, COALESCE(rc.read, false), ` + pgNotificationCols + `
+	pgSinceBroadcastSQL = `SELECT n.tenant_seq, COALESCE(rc.read, false), false, ` + pgNotificationCols + `
 		FROM notifications n
 		LEFT JOIN receipts rc ON rc.tenant = n.tenant AND rc.user_id = $1 AND rc.notification_id = n.id
 		WHERE n.tenant = $2 AND n.tenant_seq IS NOT NULL AND n.tenant_seq > $3
-		  AND (n.audience_kind = 2 OR (n.audience_kind = 3 AND n.audience_role = $4))
-		  AND (n.expires_at IS NULL OR n.expires_at > $5) AND NOT COALESCE(rc.deleted, false)
+		  AND ` + pgBroadcastMatch + ` AND ` + pgNotExpired + ` AND NOT COALESCE(rc.deleted, false) AND NOT COALESCE(rc.archived, false)` + pgNotMuted + `
 		ORDER BY n.tenant_seq LIMIT $6`
 
-	pgListExplicitSQL = `SELECT i.seq, i.read, ` + pgNotificationCols + `
+	pgListExplicitHead = `SELECT i.seq, i.read, i.archived, ` + pgNotificationCols + `
 		FROM inbox i JOIN notifications n ON n.id = i.notification_id
 		WHERE i.tenant = $1 AND i.user_id = $2 AND i.notification_id < $3 AND (n.expires_at IS NULL OR n.expires_at > $4)
-		ORDER BY i.notification_id DESC LIMIT $5`
-	pgListExplicitUnreadSQL = `SELECT i.seq, i.read, ` + pgNotificationCols + `
-		FROM inbox i JOIN notifications n ON n.id = i.notification_id
-		WHERE i.tenant = $1 AND i.user_id = $2 AND NOT i.read AND i.notification_id < $3 AND (n.expires_at IS NULL OR n.expires_at > $4)
-		ORDER BY i.notification_id DESC LIMIT $5`
-	pgListBroadcastSQL = `SELECT n.tenant_seq, COALESCE(rc.read, false), ` + pgNotificationCols + `
+		  AND i.archived = ($7::int <> 0) AND ($6 = '' OR n.category = $6) `
+	pgListExplicitSQL       = pgListExplicitHead + `ORDER BY i.notification_id DESC LIMIT $5`
+	pgListExplicitUnreadSQL = pgListExplicitHead + `AND NOT i.read ORDER BY i.notification_id DESC LIMIT $5`
+	pgListBroadcastHead     = `SELECT n.tenant_seq, COALESCE(rc.read, false), COALESCE(rc.archived, false), ` + pgNotificationCols + `
 		FROM notifications n
 		LEFT JOIN receipts rc ON rc.tenant = n.tenant AND rc.user_id = $1 AND rc.notification_id = n.id
 		WHERE n.tenant = $2 AND n.tenant_seq IS NOT NULL AND n.id < $3
-		  AND (n.audience_kind = 2 OR (n.audience_kind = 3 AND n.audience_role = $4))
-		  AND (n.expires_at IS NULL OR n.expires_at > $5) AND NOT COALESCE(rc.deleted, false)
-		ORDER BY n.id DESC LIMIT $6`
-	pgListBroadcastUnreadSQL = `SELECT n.tenant_seq, false, ` + pgNotificationCols + `
-		FROM notifications n
-		LEFT JOIN receipts rc ON rc.tenant = n.tenant AND rc.user_id = $1 AND rc.notification_id = n.id
-		WHERE n.tenant = $2 AND n.tenant_seq IS NOT NULL AND n.id < $3
-		  AND (n.audience_kind = 2 OR (n.audience_kind = 3 AND n.audience_role = $4))
-		  AND (n.expires_at IS NULL OR n.expires_at > $5) AND rc.notification_id IS NULL
-		ORDER BY n.id DESC LIMIT $6`
+		  AND ` + pgBroadcastMatch + ` AND ` + pgNotExpired + ` AND NOT COALESCE(rc.deleted, false)
+		  AND COALESCE(rc.archived, false) = ($10::int <> 0) AND ($9 = '' OR n.category = $9)` + pgNotMuted
+	pgListBroadcastSQL       = pgListBroadcastHead + ` ORDER BY n.id DESC LIMIT $6`
+	pgListBroadcastUnreadSQL = pgListBroadcastHead + ` AND NOT COALESCE(rc.read, false) ORDER BY n.id DESC LIMIT $6`
 
 	pgHeadSQL       = `SELECT ` + pgHeadExprs
 	pgUnreadSQL     = `SELECT ` + pgUnreadExpr
-	pgHeadUnreadSQL = `SELECT ` + pgHeadExprs + `, ` + pgUnreadExpr // one statement, one snapshot
+	pgCountsSQL     = `SELECT ` + pgUnreadExpr + `, ` + pgSeenExprs
+	pgHeadCountsSQL = `SELECT ` + pgHeadExprs + `, ` + pgUnreadExpr + `, ` + pgSeenExprs // one statement, one snapshot
 
 	pgHeadExprs = `
 		COALESCE((SELECT seq FROM user_streams WHERE tenant = $1 AND user_id = $2), 0),
@@ -72,6 +73,32 @@ const (
 		- COALESCE((SELECT seen FROM receipt_counts WHERE tenant = $1 AND user_id = $2 AND audience_key = '*'), 0)
 		+ COALESCE((SELECT total FROM audience_totals WHERE tenant = $1 AND audience_key = $3), 0)
 		- COALESCE((SELECT seen FROM receipt_counts WHERE tenant = $1 AND user_id = $2 AND audience_key = $3), 0)`
+	pgSeenExprs = `
+		COALESCE((SELECT unseen FROM user_streams WHERE tenant = $1 AND user_id = $2), 0),
+		COALESCE((SELECT seen_tenant_seq FROM user_streams WHERE tenant = $1 AND user_id = $2), 0)`
+
+	pgUnseenBroadcastSQL = `SELECT n.category, n.type FROM notifications n
+		LEFT JOIN receipts rc ON rc.tenant = n.tenant AND rc.user_id = $1 AND rc.notification_id = n.id
+		WHERE n.tenant = $2 AND n.tenant_seq IS NOT NULL AND n.tenant_seq > $3
+		  AND ` + pgBroadcastMatch + ` AND ` + pgNotExpired + ` AND NOT COALESCE(rc.deleted, false) AND NOT COALESCE(rc.archived, false)
+		ORDER BY n.tenant_seq LIMIT $6`
+
+	pgIsUnseenExplicitSQL = `SELECT '', '', CASE WHEN NOT i.read AND NOT i.archived AND i.seq > COALESCE(u.seen_seq, 0) THEN 1 ELSE 0 END
+		FROM inbox i JOIN notifications n ON n.id = i.notification_id
+		LEFT JOIN user_streams u ON u.tenant = i.tenant AND u.user_id = i.user_id
+		WHERE i.tenant = $1 AND i.user_id = $2 AND i.notification_id = $3 AND $4::text IS NOT NULL AND ` + pgNotExpired
+	pgIsUnseenBroadcastSQL = `SELECT n.category, n.type,
+		  CASE WHEN rc.notification_id IS NULL AND n.tenant_seq > COALESCE(u.seen_tenant_seq, 0) THEN 1 ELSE 0 END
+		FROM notifications n
+		LEFT JOIN receipts rc ON rc.tenant = n.tenant AND rc.user_id = $2 AND rc.notification_id = n.id
+		LEFT JOIN user_streams u ON u.tenant = n.tenant AND u.user_id = $2
+		WHERE n.id = $3 AND n.tenant = $1 AND n.tenant_seq IS NOT NULL AND ` + pgBroadcastMatch + ` AND ` + pgNotExpired
+
+	pgCategoriesSQL = `SELECT 0, category, unread FROM category_counts WHERE tenant = $1 AND user_id = $2 AND unread <> 0
+		UNION ALL SELECT 1, audience_key, total FROM audience_totals
+		  WHERE tenant = $1 AND ((audience_key > $3 AND audience_key < $4) OR (audience_key > $5 AND audience_key < $6))
+		UNION ALL SELECT 1, audience_key, -seen FROM receipt_counts
+		  WHERE tenant = $1 AND user_id = $2 AND ((audience_key > $3 AND audience_key < $4) OR (audience_key > $5 AND audience_key < $6))`
 )
 
 // pgQuerier is what the read helpers need: the pool or a transaction.
@@ -89,8 +116,12 @@ var pgReadSQL = readSQL{
 	listBroadcast:       pgListBroadcastSQL,
 	listBroadcastUnread: pgListBroadcastUnreadSQL,
 	head:                pgHeadSQL,
-	headUnread:          pgHeadUnreadSQL,
-	unread:              pgUnreadSQL,
+	headCounts:          pgHeadCountsSQL,
+	counts:              pgCountsSQL,
+	unseenBroadcast:     pgUnseenBroadcastSQL,
+	categories:          pgCategoriesSQL,
+	isUnseenExplicit:    pgIsUnseenExplicitSQL,
+	isUnseenBroadcast:   pgIsUnseenBroadcastSQL,
 }
 
 // newPGReader is the read side of s: reads run on the pool, as direct
@@ -100,6 +131,8 @@ func newPGReader(s *Postgres) reader {
 		readSQL:     &pgReadSQL,
 		rows:        pgRows{s.pool},
 		clock:       s.clock,
+		mutedArg:    pgTextArray,
+		prefs:       loadPrefs,
 		enterRead:   s.enterRecipient,
 		exitRead:    s.inflight.Done,
 		classifyErr: classifyPG,
@@ -128,8 +161,22 @@ func (q pgRows) queryRow(ctx context.Context, query string, args ...any) scanner
 	return q.q.QueryRow(ctx, query, args...)
 }
 
-// queryItems runs an item query whose columns are seq, read, then
-// pgNotificationCols.
+func (q pgRows) queryEach(ctx context.Context, query string, args []any, each func(scanner) error) error {
+	rows, err := q.q.Query(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := each(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// queryItems runs an item query whose columns are seq, read, archived,
+// then pgNotificationCols.
 func (q pgRows) queryItems(ctx context.Context, query string, args ...any) ([]notification.Item, error) {
 	rows, err := q.q.Query(ctx, query, args...)
 	if err != nil {
@@ -143,14 +190,27 @@ func (q pgRows) queryItems(ctx context.Context, query string, args ...any) ([]no
 		data      []byte
 		createdMS int64
 		expiresMS *int64
+		collapse  *string
 	)
-	_, err = pgx.ForEachRow(rows, []any{&it.Seq, &it.Read, &it.ID, &it.Tenant, &akind, &role,
-		&it.Type, &it.Title, &it.Body, &data, &createdMS, &expiresMS}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&it.Seq, &it.Read, &it.Archived, &it.ID, &it.Tenant, &akind, &role,
+		&it.Type, &it.Title, &it.Body, &data, &createdMS, &expiresMS, &it.Category, &collapse}, func() error {
 		item := it
+		item.CollapseKey = ""
+		if collapse != nil {
+			item.CollapseKey = *collapse
+		}
 		// data is only valid until the next row: copy it.
 		completeItem(&item, notification.AudienceKind(akind), role, bytes.Clone(data), createdMS, expiresMS)
 		items = append(items, item)
 		return nil
 	})
 	return items, err
+}
+
+// pgTextArray binds a list of strings as a text[] (never NULL).
+func pgTextArray(ss []string) any {
+	if ss == nil {
+		return []string{}
+	}
+	return ss
 }

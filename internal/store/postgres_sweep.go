@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -48,7 +47,7 @@ func (s *Postgres) sweepNow(ctx context.Context) (int, error) {
 // of postgres_mutate.go. It never waits for a notification row (SKIP
 // LOCKED), so the order in which it locks them does not matter.
 func sweepTx(ctx context.Context, tx pgx.Tx, now int64) (sweepResult, error) {
-	rows, err := tx.Query(ctx, `SELECT id, tenant, audience_kind, audience_role FROM notifications
+	rows, err := tx.Query(ctx, `SELECT id, tenant, audience_kind, audience_role, category, type FROM notifications
 		WHERE expires_at IS NOT NULL AND expires_at <= $1
 		ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED`, now, sweepBatch)
 	if err != nil {
@@ -61,12 +60,19 @@ func sweepTx(ctx context.Context, tx pgx.Tx, now int64) (sweepResult, error) {
 		id, t      string
 		kind       int16
 		role       string
+		category   string
+		typ        string
+		categories = map[string]string{}
+		types      = map[string]string{}
 	)
-	if _, err := pgx.ForEachRow(rows, []any{&id, &t, &kind, &role}, func() error {
+	if _, err := pgx.ForEachRow(rows, []any{&id, &t, &kind, &role, &category, &typ}, func() error {
 		ids = append(ids, id)
+		categories[id], types[id] = category, typ
 		if a := (notification.Audience{Kind: notification.AudienceKind(kind), Role: role}); a.Broadcast() {
-			totals[[2]string{t, a.Key()}]--
-			broadcasts = append(broadcasts, expired{id: id, tenant: t, audience: a})
+			for _, k := range counterKeys(a.Key(), category, typ) {
+				totals[[2]string{t, k}]--
+			}
+			broadcasts = append(broadcasts, expired{id: id, tenant: t, audience: a, category: category, typ: typ})
 		}
 		return nil
 	}); err != nil {
@@ -77,30 +83,42 @@ func sweepTx(ctx context.Context, tx pgx.Tx, now int64) (sweepResult, error) {
 	}
 	// The rows that reference them, with what they counted.
 	unread := map[[2]string]int64{}
-	rows, err = tx.Query(ctx, `DELETE FROM receipts WHERE notification_id = ANY($1) RETURNING tenant, user_id, audience_key`, ids)
+	unseen := map[[2]string]int64{}
+	cats := map[[3]string]int64{}
+	rows, err = tx.Query(ctx, `DELETE FROM receipts WHERE notification_id = ANY($1) RETURNING tenant, user_id, audience_key, notification_id`, ids)
 	if err != nil {
 		return sweepResult{}, err
 	}
 	seen := map[[3]string]int64{}
 	var u, key string
-	if _, err := pgx.ForEachRow(rows, []any{&t, &u, &key}, func() error {
-		seen[[3]string{t, u, key}]--
+	if _, err := pgx.ForEachRow(rows, []any{&t, &u, &key, &id}, func() error {
+		for _, k := range counterKeys(key, categories[id], types[id]) {
+			seen[[3]string{t, u, k}]--
+		}
 		return nil
 	}); err != nil {
 		return sweepResult{}, err
 	}
-	rows, err = tx.Query(ctx, `DELETE FROM inbox WHERE notification_id = ANY($1)
-		RETURNING tenant, user_id, read, notification_id`, ids)
+	rows, err = tx.Query(ctx, `DELETE FROM inbox i WHERE notification_id = ANY($1)
+		RETURNING tenant, user_id, read, archived, notification_id,
+		  i.seq > COALESCE((SELECT seen_seq FROM user_streams u WHERE u.tenant = i.tenant AND u.user_id = i.user_id), 0)`, ids)
 	if err != nil {
 		return sweepResult{}, err
 	}
-	var read bool
+	var read, archived, after bool
 	users := map[[2]string][]string{}
-	if _, err := pgx.ForEachRow(rows, []any{&t, &u, &read, &id}, func() error {
-		if !read {
-			unread[[2]string{t, u}]--
+	if _, err := pgx.ForEachRow(rows, []any{&t, &u, &read, &archived, &id, &after}, func() error {
+		k := [2]string{t, u}
+		if !read && !archived {
+			unread[k]--
+			if c := categories[id]; c != "" {
+				cats[[3]string{t, u, c}]--
+			}
 		}
-		users[[2]string{t, u}] = append(users[[2]string{t, u}], id)
+		if after && !archived {
+			unseen[k]--
+		}
+		users[k] = append(users[k], id)
 		return nil
 	}); err != nil {
 		return sweepResult{}, err
@@ -109,21 +127,10 @@ func sweepTx(ctx context.Context, tx pgx.Tx, now int64) (sweepResult, error) {
 	// Counters, in lock order; the rows exist (they were incremented).
 	var b pgx.Batch
 	queueAudienceTotals(&b, totals)
-	if len(unread) > 0 {
-		ts, us, ns := pairColumns(unread)
-		b.Queue(`INSERT INTO user_streams (tenant, user_id, seq, unread)
-			SELECT c.t, c.u, 0, c.n FROM unnest($1::text[], $2::text[], $3::int8[]) AS c(t, u, n) ORDER BY c.t COLLATE "C", c.u COLLATE "C"
-			ON CONFLICT (tenant, user_id) DO UPDATE SET unread = user_streams.unread + excluded.unread`, ts, us, ns)
-	}
+	queueStreamDeltas(&b, unread, unseen)
+	queueCategoryCounts(&b, cats)
 	if len(seen) > 0 {
-		ks := sortedKeys(seen, func(a, b [3]string) int {
-			for i := range a {
-				if c := strings.Compare(a[i], b[i]); c != 0 {
-					return c
-				}
-			}
-			return 0
-		})
+		ks := sortedKeys(seen, compareTriple)
 		ts, us, as, ns := make([]string, len(ks)), make([]string, len(ks)), make([]string, len(ks)), make([]int64, len(ks))
 		for i, k := range ks {
 			ts[i], us[i], as[i], ns[i] = k[0], k[1], k[2], seen[k]
@@ -138,6 +145,26 @@ func sweepTx(ctx context.Context, tx pgx.Tx, now int64) (sweepResult, error) {
 		return sweepResult{}, err
 	}
 	return sweepResult{n: len(ids), events: expiredEvents(broadcasts, users)}, nil
+}
+
+// queueStreamDeltas queues the addition of unread and unseen (by tenant
+// and user) to the user streams, in lock order.
+func queueStreamDeltas(b *pgx.Batch, unread, unseen map[[2]string]int64) {
+	if len(unread)+len(unseen) == 0 {
+		return
+	}
+	for k := range unseen {
+		unread[k] += 0 // every user with a delta has an entry
+	}
+	ts, us, ns := pairColumns(unread)
+	vs := make([]int64, len(ts))
+	for i := range ts {
+		vs[i] = unseen[[2]string{ts[i], us[i]}]
+	}
+	b.Queue(`INSERT INTO user_streams (tenant, user_id, seq, unread, unseen)
+		SELECT c.t, c.u, 0, c.n, c.v FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[]) AS c(t, u, n, v) ORDER BY c.t COLLATE "C", c.u COLLATE "C"
+		ON CONFLICT (tenant, user_id) DO UPDATE SET unread = user_streams.unread + excluded.unread,
+		  unseen = user_streams.unseen + excluded.unseen`, ts, us, ns, vs)
 }
 
 var _ revocation.Store = (*Postgres)(nil)

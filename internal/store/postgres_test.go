@@ -40,6 +40,7 @@ func TestPostgres(t *testing.T) {
 		{"CommitOrderAcrossNodes", testPGCommitOrderAcrossNodes},
 		{"IdempotencyAcrossNodes", testPGIdempotencyAcrossNodes},
 		{"ConcurrentStateChanges", testPGConcurrentStateChanges},
+		{"ConcurrentInbox", testPGConcurrentInbox},
 		{"Unavailable", testPGUnavailable},
 		{"GroupCommit", testPGGroupCommit},
 		{"Reopen", testPGReopen},
@@ -101,7 +102,7 @@ func testPGConcurrentMigrations(t *testing.T, p *pgSchemas) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"0:1", "1:1", "2:1"}; !slices.Equal(got, want) {
+	if want := []string{"0:1", "1:1", "2:1", "3:1"}; !slices.Equal(got, want) {
 		t.Fatalf("goose versions %v, want %v", got, want)
 	}
 	// Every node works on the shared tables.

@@ -37,6 +37,9 @@ type pgPublish struct {
 	events []*notification.Event
 	data   []*string
 	users  [][]string
+	// deliver are, per draft, the users who do not mute it (set by the
+	// writer at each attempt, see filterMuted).
+	deliver [][]string
 
 	// Written by the writer goroutine only; read by the caller after a nil
 	// error from done.
@@ -244,39 +247,21 @@ func (s *Postgres) publishTx(ctx context.Context, tx pgx.Tx, reqs []*pgPublish) 
 	for _, r := range reqs {
 		r.res, r.err, r.fresh = PublishResult{}, nil, true
 	}
+	if err := s.lockCollapsing(ctx, tx, reqs); err != nil {
+		return err
+	}
 	if err := s.claimKeys(ctx, tx, reqs); err != nil {
 		return err
 	}
-
-	// Counter demands of the fresh requests.
-	var (
-		tenants = map[string]int64{}
-		totals  = map[[2]string]int64{}
-		users   = map[[2]string]int64{}
-		rows    int
-	)
-	for _, r := range reqs {
-		if !r.fresh {
-			continue
-		}
-		for i := range r.req.Drafts {
-			d := &r.req.Drafts[i]
-			rows++
-			if d.Audience.Broadcast() {
-				tenants[d.Tenant]++
-				totals[[2]string{d.Tenant, d.Audience.Key()}]++
-				continue
-			}
-			for _, u := range r.users[i] {
-				users[[2]string{d.Tenant, u}]++
-				rows++
-			}
-		}
+	if err := s.filterMuted(ctx, tx, reqs); err != nil {
+		return err
 	}
+
+	tenants, totals, users, cats, rows := counterDemands(reqs)
 	if rows == 0 {
 		return nil
 	}
-	tenantEnd, userEnd, err := bumpCounters(ctx, tx, tenants, totals, users)
+	tenantEnd, userEnd, err := bumpCounters(ctx, tx, tenants, totals, users, cats)
 	if err != nil {
 		return err
 	}
@@ -293,8 +278,11 @@ func (s *Postgres) publishTx(ctx context.Context, tx pgx.Tx, reqs []*pgPublish) 
 		e := userEnd[k]
 		userNext[k] = next{e.seq - n + 1, e.unread - n + 1}
 	}
-	var nr notificationRows
-	var ir inboxRows
+	var (
+		nr        notificationRows
+		ir        inboxRows
+		collapses []runDelivery
+	)
 	for _, r := range reqs {
 		if !r.fresh {
 			continue
@@ -307,19 +295,60 @@ func (s *Postgres) publishTx(ctx context.Context, tx pgx.Tx, reqs []*pgPublish) 
 				ev.TenantSeq = tenantNext[d.Tenant]
 				tenantNext[d.Tenant]++
 			} else {
-				ev.Deliveries = make([]notification.Delivery, 0, len(r.users[i]))
-				for _, u := range r.users[i] {
+				ev.Deliveries = make([]notification.Delivery, 0, len(r.deliver[i]))
+				for _, u := range r.deliver[i] {
 					k := [2]string{d.Tenant, u}
 					nx := userNext[k]
 					userNext[k] = next{nx.seq + 1, nx.unread + 1}
 					ev.Deliveries = append(ev.Deliveries, notification.Delivery{User: u, Seq: nx.seq, Unread: nx.unread})
 					ir.add(d.Tenant, u, nx.seq, ev.Notification.ID)
 				}
+				if d.CollapseKey != "" {
+					for j := range ev.Deliveries {
+						collapses = append(collapses, runDelivery{ev, j})
+					}
+				}
+				if len(ev.Deliveries) == 0 {
+					continue // every user muted it: nothing to store
+				}
 			}
 			nr.add(ev.Notification, r.data[i], ev.TenantSeq)
 		}
 	}
-	return insertRows(ctx, tx, &nr, &ir)
+	if err := insertRows(ctx, tx, &nr, &ir); err != nil {
+		return err
+	}
+	return collapseRows(ctx, tx, collapses)
+}
+
+// counterDemands are the counter increments of the fresh requests, and the
+// number of rows they write.
+func counterDemands(reqs []*pgPublish) (tenants map[string]int64, totals, users map[[2]string]int64, cats map[[3]string]int64, rows int) {
+	tenants, totals, users, cats = map[string]int64{}, map[[2]string]int64{}, map[[2]string]int64{}, map[[3]string]int64{}
+	for _, r := range reqs {
+		if !r.fresh {
+			continue
+		}
+		for i := range r.req.Drafts {
+			d := &r.req.Drafts[i]
+			rows++
+			if d.Audience.Broadcast() {
+				tenants[d.Tenant]++
+				for _, k := range counterKeys(d.Audience.Key(), d.Category, d.Type) {
+					totals[[2]string{d.Tenant, k}]++
+				}
+				continue
+			}
+			for _, u := range r.deliver[i] {
+				users[[2]string{d.Tenant, u}]++
+				if d.Category != "" {
+					cats[[3]string{d.Tenant, u, d.Category}]++
+				}
+				rows++
+			}
+		}
+	}
+	return tenants, totals, users, cats, rows
 }
 
 // distinctUsers returns users (or any strings) without repeats, in
@@ -460,7 +489,7 @@ type counterEnd struct{ seq, unread int64 }
 // bumpCounters adds the batch's increments to the tenant streams, audience
 // totals and user streams in one round trip, each upsert sorted by key
 // (the lock order), and returns the streams' new values.
-func bumpCounters(ctx context.Context, tx pgx.Tx, tenants map[string]int64, totals, users map[[2]string]int64) (map[string]int64, map[[2]string]counterEnd, error) {
+func bumpCounters(ctx context.Context, tx pgx.Tx, tenants map[string]int64, totals, users map[[2]string]int64, cats map[[3]string]int64) (map[string]int64, map[[2]string]counterEnd, error) {
 	var b pgx.Batch
 	tenantEnd := make(map[string]int64, len(tenants))
 	userEnd := make(map[[2]string]counterEnd, len(users))
@@ -488,10 +517,11 @@ func bumpCounters(ctx context.Context, tx pgx.Tx, tenants map[string]int64, tota
 	queueAudienceTotals(&b, totals)
 	if len(users) > 0 {
 		ts, us, ns := pairColumns(users)
-		b.Queue(`INSERT INTO user_streams (tenant, user_id, seq, unread)
-			SELECT c.t, c.u, c.n, c.n FROM unnest($1::text[], $2::text[], $3::int8[]) AS c(t, u, n) ORDER BY c.t COLLATE "C", c.u COLLATE "C"
+		b.Queue(`INSERT INTO user_streams (tenant, user_id, seq, unread, unseen)
+			SELECT c.t, c.u, c.n, c.n, c.n FROM unnest($1::text[], $2::text[], $3::int8[]) AS c(t, u, n) ORDER BY c.t COLLATE "C", c.u COLLATE "C"
 			ON CONFLICT (tenant, user_id) DO UPDATE
-			SET seq = user_streams.seq + excluded.seq, unread = user_streams.unread + excluded.unread
+			SET seq = user_streams.seq + excluded.seq, unread = user_streams.unread + excluded.unread,
+			    unseen = user_streams.unseen + excluded.unseen
 			RETURNING tenant, user_id, seq, unread`, ts, us, ns).Query(func(rows pgx.Rows) error {
 			var (
 				k [2]string
@@ -504,6 +534,7 @@ func bumpCounters(ctx context.Context, tx pgx.Tx, tenants map[string]int64, tota
 			return err
 		})
 	}
+	queueCategoryCounts(&b, cats)
 	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
 		return nil, nil, fmt.Errorf("counters: %w", err)
 	}
@@ -555,11 +586,11 @@ func sortedKeys[K comparable, V any](m map[K]V, cmp func(a, b K) int) []K {
 
 // notificationRows are notifications to insert, column by column.
 type notificationRows struct {
-	id, tenant, role, typ, title, body []string
-	kind                               []int16
-	data                               []*string
-	created                            []int64
-	expires, tenantSeq                 []*int64
+	id, tenant, role, typ, title, body, category []string
+	kind                                         []int16
+	data, collapse                               []*string
+	created                                      []int64
+	expires, tenantSeq                           []*int64
 }
 
 func (r *notificationRows) add(n *notification.Notification, data *string, tenantSeq int64) {
@@ -572,6 +603,12 @@ func (r *notificationRows) add(n *notification.Notification, data *string, tenan
 	r.body = append(r.body, n.Body)
 	r.data = append(r.data, data)
 	r.created = append(r.created, n.CreatedAt.UnixMilli())
+	r.category = append(r.category, n.Category)
+	var ck *string
+	if n.CollapseKey != "" {
+		ck = &n.CollapseKey
+	}
+	r.collapse = append(r.collapse, ck)
 	var ep, sp *int64
 	if !n.ExpiresAt.IsZero() {
 		ms := n.ExpiresAt.UnixMilli()
@@ -600,7 +637,7 @@ func (r *inboxRows) add(tenant, user string, seq int64, nid string) {
 }
 
 var (
-	notificationColumns = []string{"id", "tenant", "audience_kind", "audience_role", "type", "title", "body", "data", "created_at", "expires_at", "tenant_seq"}
+	notificationColumns = []string{"id", "tenant", "audience_kind", "audience_role", "type", "title", "body", "data", "created_at", "expires_at", "tenant_seq", "category", "collapse_key"}
 	inboxColumns        = []string{"tenant", "user_id", "seq", "notification_id"}
 )
 
@@ -610,7 +647,7 @@ var (
 func insertRows(ctx context.Context, tx pgx.Tx, nr *notificationRows, ir *inboxRows) error {
 	if nr.Len()+len(ir.seq) >= pgCopyRows {
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"notifications"}, notificationColumns, pgx.CopyFromSlice(nr.Len(), func(i int) ([]any, error) {
-			return []any{nr.id[i], nr.tenant[i], nr.kind[i], nr.role[i], nr.typ[i], nr.title[i], nr.body[i], nr.data[i], nr.created[i], nr.expires[i], nr.tenantSeq[i]}, nil
+			return []any{nr.id[i], nr.tenant[i], nr.kind[i], nr.role[i], nr.typ[i], nr.title[i], nr.body[i], nr.data[i], nr.created[i], nr.expires[i], nr.tenantSeq[i], nr.category[i], nr.collapse[i]}, nil
 		})); err != nil {
 			return fmt.Errorf("notifications: %w", err)
 		}
@@ -625,8 +662,8 @@ func insertRows(ctx context.Context, tx pgx.Tx, nr *notificationRows, ir *inboxR
 	}
 	var b pgx.Batch
 	b.Queue(`INSERT INTO notifications (`+strings.Join(notificationColumns, ", ")+`)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::int2[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int8[], $10::int8[], $11::int8[])`,
-		nr.id, nr.tenant, nr.kind, nr.role, nr.typ, nr.title, nr.body, nr.data, nr.created, nr.expires, nr.tenantSeq)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::int2[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int8[], $10::int8[], $11::int8[], $12::text[], $13::text[])`,
+		nr.id, nr.tenant, nr.kind, nr.role, nr.typ, nr.title, nr.body, nr.data, nr.created, nr.expires, nr.tenantSeq, nr.category, nr.collapse)
 	if len(ir.seq) > 0 {
 		b.Queue(`INSERT INTO inbox (`+strings.Join(inboxColumns, ", ")+`)
 			SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[])`,

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/heraldhq/herald/internal/notification"
 )
@@ -18,14 +20,23 @@ import (
 
 // readSQL are an engine's read statements.
 type readSQL struct {
-	// Item queries, whose columns are seq, read, then the notification.
-	// Explicit: tenant, user, cursor, now, limit. Broadcast: user, tenant,
-	// cursor, role, now, limit. The cursor is a position component (since)
-	// or an id (list).
+	// Item queries, whose columns are seq, read, archived, then the
+	// notification. Explicit: tenant, user, cursor, now, limit (lists:
+	// then category, archived). Broadcast: user, tenant, cursor, role, now,
+	// limit, muted categories, muted types (lists: then category,
+	// archived). The cursor is a position component (since) or an id (list).
 	sinceExplicit, sinceBroadcast      string
 	listExplicit, listExplicitUnread   string
 	listBroadcast, listBroadcastUnread string
-	head, headUnread, unread           string // tenant, user[, role key]
+	head                               string // tenant, user
+	counts, headCounts                 string // tenant, user, role key
+	// unseenBroadcast: user, tenant, seen mark, role, now, limit.
+	unseenBroadcast string
+	// categories: tenant, user, then two ranges of derived audience keys.
+	categories string
+	// isUnseen*: tenant, user, id, role, now; columns category, type and
+	// 1 when the item is unseen (0 otherwise).
+	isUnseenExplicit, isUnseenBroadcast string
 }
 
 // scanner is a row of a single-row query: *sql.Row or pgx.Row.
@@ -37,15 +48,22 @@ type scanner interface {
 type rowReader interface {
 	queryItems(ctx context.Context, query string, args ...any) ([]notification.Item, error)
 	queryRow(ctx context.Context, query string, args ...any) scanner
+	// queryEach calls each for every row of query.
+	queryEach(ctx context.Context, query string, args []any, each func(scanner) error) error
 }
 
-// reader implements the read methods of Store (Since, Head, HeadUnread,
-// List, UnreadCount) for an engine, which embeds it. Static after
-// construction.
+// reader implements the read methods of Store (Since, Head, Counts,
+// HeadCounts, List, UnreadCount) for an engine, which embeds it. Static
+// after construction.
 type reader struct {
 	readSQL *readSQL
 	rows    rowReader
 	clock   Clock
+	// mutedArg binds a list of muted names for the engine's statements.
+	mutedArg func([]string) any
+	// prefs returns r's preferences: the engine's cache, or a read through
+	// q (the reads, or the transaction the caller holds).
+	prefs func(ctx context.Context, q rowReader, r notification.Recipient) (notification.Preferences, error)
 	// enterRead is the engine's entry check of a read of r; exitRead is
 	// called when a read that entered is done.
 	enterRead func(ctx context.Context, r notification.Recipient) error
@@ -70,8 +88,12 @@ func (x *reader) read(ctx context.Context, op string, r notification.Recipient, 
 
 // Since implements Store.
 func (x *reader) Since(ctx context.Context, r notification.Recipient, pos notification.Position, limit int) (items []notification.Item, more bool, err error) {
-	err = x.read(ctx, "since", r, func() (err error) {
-		items, more, err = readSince(ctx, x.rows, x.readSQL, r, pos, limit, x.clock().UnixMilli())
+	err = x.read(ctx, "since", r, func() error {
+		p, err := x.prefs(ctx, x.rows, r)
+		if err != nil {
+			return err
+		}
+		items, more, err = readSince(ctx, x, r, pos, limit, p, x.clock().UnixMilli())
 		return err
 	})
 	return items, more, err
@@ -79,8 +101,12 @@ func (x *reader) Since(ctx context.Context, r notification.Recipient, pos notifi
 
 // List implements Store.
 func (x *reader) List(ctx context.Context, r notification.Recipient, q ListQuery) (p Page, err error) {
-	err = x.read(ctx, "list", r, func() (err error) {
-		p, err = readList(ctx, x.rows, x.readSQL, r, q, x.clock().UnixMilli())
+	err = x.read(ctx, "list", r, func() error {
+		prefs, err := x.prefs(ctx, x.rows, r)
+		if err != nil {
+			return err
+		}
+		p, err = readList(ctx, x, r, q, prefs, x.clock().UnixMilli())
 		return err
 	})
 	return p, err
@@ -95,36 +121,207 @@ func (x *reader) Head(ctx context.Context, r notification.Recipient) (p notifica
 	return p, err
 }
 
-// HeadUnread implements Store.
-func (x *reader) HeadUnread(ctx context.Context, r notification.Recipient) (p notification.Position, n int64, err error) {
+// HeadCounts implements Store.
+func (x *reader) HeadCounts(ctx context.Context, r notification.Recipient) (p notification.Position, c Counts, err error) {
 	err = x.read(ctx, "head", r, func() (err error) {
-		p, n, err = readHeadUnread(ctx, x.rows, x.readSQL, r)
+		p, c, err = x.readCounts(ctx, x.rows, r, true)
 		return err
 	})
-	return p, n, err
+	return p, c, err
 }
 
-// UnreadCount implements Store. It reads counters only.
-func (x *reader) UnreadCount(ctx context.Context, r notification.Recipient) (n int64, err error) {
-	err = x.read(ctx, "unread count", r, func() (err error) {
-		n, err = readUnread(ctx, x.rows, x.readSQL, r)
+// Counts implements Store. It reads counters, and the broadcasts after
+// r's seen mark (at most MaxUnseenBroadcasts).
+func (x *reader) Counts(ctx context.Context, r notification.Recipient) (c Counts, err error) {
+	err = x.read(ctx, "counts", r, func() (err error) {
+		_, c, err = x.readCounts(ctx, x.rows, r, false)
 		return err
 	})
-	return n, err
+	return c, err
+}
+
+// UnreadCount implements Store.
+func (x *reader) UnreadCount(ctx context.Context, r notification.Recipient) (int64, error) {
+	c, err := x.Counts(ctx, r)
+	return c.Unread, err
+}
+
+// readCounts reads r's counts through q (the engine's reads, or a write
+// transaction), with the head when withHead: the head, the unread total
+// and the explicit unseen count in one statement (one snapshot), then the
+// unseen broadcasts and the counts by category.
+func (x *reader) readCounts(ctx context.Context, q rowReader, r notification.Recipient, withHead bool) (notification.Position, Counts, error) {
+	var (
+		p        notification.Position
+		c        Counts
+		seenMark int64
+	)
+	if withHead {
+		if err := q.queryRow(ctx, x.readSQL.headCounts, r.Tenant, r.User, roleKey(r.Role)).Scan(&p.User, &p.Tenant, &c.Unread, &c.Unseen, &seenMark); err != nil {
+			return p, c, err
+		}
+	} else if err := q.queryRow(ctx, x.readSQL.counts, r.Tenant, r.User, roleKey(r.Role)).Scan(&c.Unread, &c.Unseen, &seenMark); err != nil {
+		return p, c, err
+	}
+	prefs, err := x.prefs(ctx, q, r)
+	if err != nil {
+		return p, c, err
+	}
+	now := x.clock().UnixMilli()
+	var cat, typ string
+	var unseenB int64
+	if err := q.queryEach(ctx, x.readSQL.unseenBroadcast, []any{r.User, r.Tenant, seenMark, r.Role, now, MaxUnseenBroadcasts},
+		func(s scanner) error {
+			if err := s.Scan(&cat, &typ); err != nil {
+				return err
+			}
+			if !prefs.Mutes(cat, typ) {
+				unseenB++
+			}
+			return nil
+		}); err != nil {
+		return p, c, err
+	}
+	c.Unseen += unseenB
+	c.Prefs = prefs
+	c.ByCategory, err = readCategories(ctx, q, x.readSQL, r, prefs, &c.Unread)
+	return p, c, err
+}
+
+// readCategories reads r's unread counts by category: the explicit
+// counters, plus per derived broadcast key (see audienceKeys) its total
+// minus r's receipts. The broadcasts r mutes (by category or type) are
+// taken out of unread and of their category.
+func readCategories(ctx context.Context, q rowReader, sql *readSQL, r notification.Recipient, prefs notification.Preferences, unread *int64) (map[string]int64, error) {
+	lo, hi := derivedRange("*")
+	rlo, rhi := "", ""
+	if rk := roleKey(r.Role); rk != "" {
+		rlo, rhi = derivedRange(rk)
+	}
+	out := map[string]int64{}
+	var (
+		byCat, byType = map[string]int64{}, map[string]int64{}
+		byCatType     = map[[2]string]int64{}
+		derived       int64
+		name          string
+		n             int64
+	)
+	if err := q.queryEach(ctx, sql.categories, []any{r.Tenant, r.User, lo, hi, rlo, rhi}, func(s scanner) error {
+		if err := s.Scan(&derived, &name, &n); err != nil {
+			return err
+		}
+		if derived == 0 {
+			out[name] += n
+			return nil
+		}
+		kind, rest, _ := strings.Cut(name[strings.IndexByte(name, keySep)+1:], string(keySep))
+		switch kind {
+		case "c":
+			byCat[rest] += n
+		case "t":
+			byType[rest] += n
+		case "ct":
+			c, t, _ := strings.Cut(rest, string(keySep))
+			byCatType[[2]string{c, t}] += n
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	mutedCat := func(c string) bool { return slices.Contains(prefs.MutedCategories, c) }
+	mutedType := func(t string) bool { return slices.Contains(prefs.MutedTypes, t) }
+	for c, n := range byCat {
+		if mutedCat(c) {
+			*unread -= n
+		} else {
+			out[c] += n
+		}
+	}
+	for t, n := range byType {
+		if mutedType(t) {
+			*unread -= n
+		}
+	}
+	for ct, n := range byCatType {
+		switch {
+		case !mutedType(ct[1]):
+		case mutedCat(ct[0]):
+			*unread += n // taken out twice above
+		default:
+			out[ct[0]] -= n
+		}
+	}
+	for c, n := range out {
+		if n <= 0 {
+			delete(out, c)
+		}
+	}
+	return out, nil
+}
+
+// isUnseen is IsUnseen after the engine's entry check: id is in r's inbox
+// (not deleted, archived, expired or muted), unread, and after r's seen
+// mark.
+func isUnseen(ctx context.Context, q rowReader, sql *readSQL, r notification.Recipient, id string, prefs notification.Preferences, now int64) (bool, error) {
+	for _, query := range []string{sql.isUnseenExplicit, sql.isUnseenBroadcast} {
+		var (
+			cat, typ string
+			unseen   int64
+		)
+		err := q.queryRow(ctx, query, r.Tenant, r.User, id, r.Role, now).Scan(&cat, &typ, &unseen)
+		if isNoRows(err) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		return unseen == 1 && !prefs.Mutes(cat, typ), nil
+	}
+	return false, nil
+}
+
+// keySep separates the parts of a derived audience key: a control
+// character, which no role name (an identifier) can contain.
+const keySep = '\x1f'
+
+// derivedKey is a derived counter key of the audience key base: kind "c"
+// (a category), "t" (a type) or "ct" (category, keySep, type).
+func derivedKey(base, kind, name string) string {
+	return base + string(keySep) + kind + string(keySep) + name
+}
+
+// derivedRange bounds the derived keys of base (exclusive).
+func derivedRange(base string) (lo, hi string) {
+	return base + string(keySep), base + string(keySep+1)
+}
+
+// counterKeys are the counter keys a broadcast of audience key base,
+// category and type counts under (in audience_totals, and in the
+// receipt_counts of a recipient who has a receipt of it): the audience key,
+// and the derived keys of its type, its category and both. With them a
+// recipient's unread count by category, and without what they mute, are
+// read from counters (readCategories).
+func counterKeys(base, category, typ string) []string {
+	if category == "" {
+		return []string{base, derivedKey(base, "t", typ)}
+	}
+	return []string{base, derivedKey(base, "t", typ), derivedKey(base, "c", category),
+		derivedKey(base, "ct", category+string(keySep)+typ)}
 }
 
 // readSince is Since after the engine's entry check. now is the clock's
 // time in Unix milliseconds. Errors are the engine's own, unclassified.
-func readSince(ctx context.Context, q rowReader, sql *readSQL, r notification.Recipient, pos notification.Position, limit int, now int64) ([]notification.Item, bool, error) {
+func readSince(ctx context.Context, x *reader, r notification.Recipient, pos notification.Position, limit int, prefs notification.Preferences, now int64) ([]notification.Item, bool, error) {
 	if pos.User < 0 || pos.Tenant < 0 {
 		return nil, false, fmt.Errorf("%w: negative position", ErrInvalid)
 	}
 	limit = sinceLimit(limit)
-	explicit, err := q.queryItems(ctx, sql.sinceExplicit, r.Tenant, r.User, pos.User, now, limit+1)
+	explicit, err := x.rows.queryItems(ctx, x.readSQL.sinceExplicit, r.Tenant, r.User, pos.User, now, limit+1)
 	if err != nil {
 		return nil, false, err
 	}
-	broadcast, err := q.queryItems(ctx, sql.sinceBroadcast, r.User, r.Tenant, pos.Tenant, r.Role, now, limit+1)
+	broadcast, err := x.rows.queryItems(ctx, x.readSQL.sinceBroadcast, r.User, r.Tenant, pos.Tenant, r.Role, now, limit+1,
+		x.mutedArg(prefs.MutedCategories), x.mutedArg(prefs.MutedTypes))
 	if err != nil {
 		return nil, false, err
 	}
@@ -139,7 +336,7 @@ func readSince(ctx context.Context, q rowReader, sql *readSQL, r notification.Re
 }
 
 // readList is List after the engine's entry check.
-func readList(ctx context.Context, q rowReader, sql *readSQL, r notification.Recipient, lq ListQuery, now int64) (Page, error) {
+func readList(ctx context.Context, x *reader, r notification.Recipient, lq ListQuery, prefs notification.Preferences, now int64) (Page, error) {
 	before := beforeEnd
 	if lq.Before != "" {
 		if !notification.ValidID(lq.Before) {
@@ -147,16 +344,21 @@ func readList(ctx context.Context, q rowReader, sql *readSQL, r notification.Rec
 		}
 		before = lq.Before
 	}
-	limit := listLimit(lq.Limit)
-	explicitSQL, broadcastSQL := sql.listExplicit, sql.listBroadcast
-	if lq.UnreadOnly {
-		explicitSQL, broadcastSQL = sql.listExplicitUnread, sql.listBroadcastUnread
+	if lq.Category != "" && !notification.ValidCategory(lq.Category) {
+		return Page{}, fmt.Errorf("%w: malformed category", ErrInvalid)
 	}
-	explicit, err := q.queryItems(ctx, explicitSQL, r.Tenant, r.User, before, now, limit+1)
+	limit := listLimit(lq.Limit)
+	explicitSQL, broadcastSQL := x.readSQL.listExplicit, x.readSQL.listBroadcast
+	if lq.UnreadOnly {
+		explicitSQL, broadcastSQL = x.readSQL.listExplicitUnread, x.readSQL.listBroadcastUnread
+	}
+	archived := boolInt(lq.Archived)
+	explicit, err := x.rows.queryItems(ctx, explicitSQL, r.Tenant, r.User, before, now, limit+1, lq.Category, archived)
 	if err != nil {
 		return Page{}, err
 	}
-	broadcast, err := q.queryItems(ctx, broadcastSQL, r.User, r.Tenant, before, r.Role, now, limit+1)
+	broadcast, err := x.rows.queryItems(ctx, broadcastSQL, r.User, r.Tenant, before, r.Role, now, limit+1,
+		x.mutedArg(prefs.MutedCategories), x.mutedArg(prefs.MutedTypes), lq.Category, archived)
 	if err != nil {
 		return Page{}, err
 	}
@@ -177,29 +379,6 @@ func readHead(ctx context.Context, q rowReader, sql *readSQL, r notification.Rec
 		return notification.Position{}, err
 	}
 	return p, nil
-}
-
-// readHeadUnread is HeadUnread after the engine's entry check: one
-// statement, so one snapshot.
-func readHeadUnread(ctx context.Context, q rowReader, sql *readSQL, r notification.Recipient) (notification.Position, int64, error) {
-	var (
-		p notification.Position
-		n int64
-	)
-	if err := q.queryRow(ctx, sql.headUnread, r.Tenant, r.User, roleKey(r.Role)).Scan(&p.User, &p.Tenant, &n); err != nil {
-		return notification.Position{}, 0, err
-	}
-	return p, n, nil
-}
-
-// readUnread is UnreadCount after the engine's entry check. It reads
-// counters only.
-func readUnread(ctx context.Context, q rowReader, sql *readSQL, r notification.Recipient) (int64, error) {
-	var n int64
-	if err := q.queryRow(ctx, sql.unread, r.Tenant, r.User, roleKey(r.Role)).Scan(&n); err != nil {
-		return 0, err
-	}
-	return n, nil
 }
 
 // completeItem sets the columns of an item row that are not scanned

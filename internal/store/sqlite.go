@@ -143,6 +143,10 @@ type SQLite struct {
 	// checkpoints counts the checkpointer's successful checkpoints.
 	checkpoints atomic.Int64
 
+	// prefs holds every user's preferences (all writes pass through this
+	// store); loaded at open, updated after each committed change.
+	prefs *prefsCache
+
 	closeErr error // set inside closeOnce
 }
 
@@ -196,15 +200,13 @@ func OpenSQLite(ctx context.Context, cfg SQLiteConfig) (_ *SQLite, err error) {
 	if err := migrateSQLite(ctx, wdb, cfg.Logger); err != nil {
 		return nil, err
 	}
-	ids := newIDSource()
-	var last sql.NullString
-	if err := wdb.QueryRowContext(ctx, `SELECT MAX(id) FROM notifications`).Scan(&last); err != nil {
-		return nil, fmt.Errorf("store: open: last id: %w", classify(err))
+	ids, err := loadIDSource(ctx, wdb)
+	if err != nil {
+		return nil, err
 	}
-	if last.Valid {
-		if err := ids.observe(last.String); err != nil {
-			return nil, err
-		}
+	prefs, err := loadSQLitePrefs(ctx, wdb)
+	if err != nil {
+		return nil, err
 	}
 	rdb, err := open(url.Values{
 		"_pragma": {
@@ -241,12 +243,28 @@ func OpenSQLite(ctx context.Context, cfg SQLiteConfig) (_ *SQLite, err error) {
 		reads:     readStmts{db: rdb},
 		cdb:       cdb,
 		committed: make(chan struct{}, 1),
+		prefs:     prefs,
 	}
 	s.reader = newSQLiteReader(s)
 	s.writer = newWriter(cfg.QueueSize, cfg.BatchMax, sqliteBatchBudget, s.commitBatch, cfg.OnCommit)
 	s.writer.afterCommit = s.wakeCheckpointer
 	s.start(s.runWriter, sweeper(cfg.SweepInterval, s.log, s.sweepNow), s.runCheckpointer)
 	return s, nil
+}
+
+// loadIDSource returns an id source that issues ids after every stored one.
+func loadIDSource(ctx context.Context, wdb *sql.DB) (*idSource, error) {
+	ids := newIDSource()
+	var last sql.NullString
+	if err := wdb.QueryRowContext(ctx, `SELECT MAX(id) FROM notifications`).Scan(&last); err != nil {
+		return nil, fmt.Errorf("store: open: last id: %w", classify(err))
+	}
+	if last.Valid {
+		if err := ids.observe(last.String); err != nil {
+			return nil, err
+		}
+	}
+	return ids, nil
 }
 
 // openSQLiteDB opens a pool of at most conns connections to path with the

@@ -38,10 +38,9 @@ func (s *SQLite) MarkRead(ctx context.Context, r notification.Recipient, ids []s
 func (s *SQLite) markReadTx(ctx context.Context, tx *wtx, r notification.Recipient, ids []string) (Change, error) {
 	now := s.clock().UnixMilli()
 	var (
-		found    bool
-		changed  []string
-		explicit int64 // explicit items that became read
-		done     = make(map[string]struct{}, len(ids))
+		found   bool
+		changed []string
+		done    = make(map[string]struct{}, len(ids))
 	)
 	for _, id := range ids {
 		if _, dup := done[id]; dup || !notification.ValidID(id) {
@@ -56,10 +55,10 @@ func (s *SQLite) markReadTx(ctx context.Context, tx *wtx, r notification.Recipie
 			continue
 		}
 		if v.explicit {
-			var read int64
+			var read, archived int64
 			err := tx.QueryRowContext(ctx,
-				`SELECT read FROM inbox WHERE tenant = ? AND user_id = ? AND notification_id = ?`,
-				r.Tenant, r.User, id).Scan(&read)
+				`SELECT read, archived FROM inbox WHERE tenant = ? AND user_id = ? AND notification_id = ?`,
+				r.Tenant, r.User, id).Scan(&read, &archived)
 			if errors.Is(err, sql.ErrNoRows) {
 				continue
 			}
@@ -75,7 +74,11 @@ func (s *SQLite) markReadTx(ctx context.Context, tx *wtx, r notification.Recipie
 				r.Tenant, r.User, id); err != nil {
 				return Change{}, classify(err)
 			}
-			explicit++
+			if archived == 0 { // an archived item was not counted
+				if err := s.adjustExplicit(ctx, tx, r, v.category, -1, 0); err != nil {
+					return Change{}, classify(err)
+				}
+			}
 			changed = append(changed, id)
 			continue
 		}
@@ -90,10 +93,10 @@ func (s *SQLite) markReadTx(ctx context.Context, tx *wtx, r notification.Recipie
 			found = true
 			continue
 		case !rc.exists:
-			if err := insertReceipt(ctx, tx, r, id, v.key, true, false); err != nil {
+			if err := insertReceipt(ctx, tx, r, id, v, receipt{read: true}); err != nil {
 				return Change{}, err
 			}
-		default: // a receipt that is neither read nor deleted: not written by this code
+		default: // an archived receipt, already counted
 			if _, err := tx.ExecContext(ctx,
 				`UPDATE receipts SET read = 1 WHERE tenant = ? AND user_id = ? AND notification_id = ?`,
 				r.Tenant, r.User, id); err != nil {
@@ -106,12 +109,7 @@ func (s *SQLite) markReadTx(ctx context.Context, tx *wtx, r notification.Recipie
 	if !found {
 		return Change{}, ErrNotFound
 	}
-	if explicit > 0 {
-		if err := addUnread(ctx, tx, r, -explicit); err != nil {
-			return Change{}, err
-		}
-	}
-	return s.change(ctx, tx, r, changed, notification.EventRead, false)
+	return s.countsChange(ctx, tx, r, changed, notification.EventRead, false)
 }
 
 // MarkAllRead implements Store. It also marks expired notifications that
@@ -132,42 +130,27 @@ func (s *SQLite) markAllReadTx(ctx context.Context, tx *wtx, r notification.Reci
 		return Change{}, err
 	}
 	if explicit > 0 {
-		if err := addUnread(ctx, tx, r, -explicit); err != nil {
-			return Change{}, err
+		// Every unarchived item is read now (archived ones did not count).
+		if _, err := tx.ExecContext(ctx, `UPDATE user_streams SET unread = 0 WHERE tenant = ? AND user_id = ?`, r.Tenant, r.User); err != nil {
+			return Change{}, classify(err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM category_counts WHERE tenant = ? AND user_id = ?`, r.Tenant, r.User); err != nil {
+			return Change{}, classify(err)
 		}
 	}
-	total := explicit
-	keys := []notification.Audience{{Kind: notification.AudienceTenant}}
-	if r.Role != "" {
-		keys = append(keys, notification.Audience{Kind: notification.AudienceRole, Role: r.Role})
-	}
-	for _, a := range keys {
-		n, err := execCount(ctx, tx,
-			`INSERT INTO receipts (tenant, user_id, notification_id, audience_key, read, deleted)
-			 SELECT n.tenant, ?, n.id, ?, 1, 0 FROM notifications n
-			 WHERE n.tenant = ? AND n.tenant_seq IS NOT NULL AND n.audience_kind = ? AND n.audience_role = ?
-			   AND NOT EXISTS (SELECT 1 FROM receipts x
-			                   WHERE x.tenant = n.tenant AND x.user_id = ? AND x.notification_id = n.id)`,
-			r.User, a.Key(), r.Tenant, int(a.Kind), a.Role, r.User)
-		if err != nil {
-			return Change{}, err
-		}
-		if n > 0 {
-			if err := addSeen(ctx, tx, r, a.Key(), n); err != nil {
-				return Change{}, err
-			}
-		}
-		total += n
-	}
-	unread, err := readUnread(ctx, sqlRows{tx}, &sqliteReadSQL, r)
-	if err != nil {
+	// Archived receipts become read too (they are counted already).
+	if _, err := tx.ExecContext(ctx, `UPDATE receipts SET read = 1 WHERE tenant = ? AND user_id = ? AND read = 0`, r.Tenant, r.User); err != nil {
 		return Change{}, classify(err)
 	}
-	c := Change{Unread: unread}
-	if total > 0 {
-		c.Event = allReadEvent(r, unread)
+	n, err := receiptAll(ctx, tx, r, receipt{read: true})
+	if err != nil {
+		return Change{}, err
 	}
-	return c, nil
+	c, err := s.countsChange(ctx, tx, r, nil, notification.EventRead, false)
+	if err == nil && explicit+n > 0 {
+		c.Event = allEvent(r, notification.EventRead, c.Counts)
+	}
+	return c, err
 }
 
 // Delete implements Store.
@@ -192,25 +175,18 @@ func (s *SQLite) deleteTx(ctx context.Context, tx *wtx, r notification.Recipient
 		return Change{}, ErrNotFound
 	}
 	if v.explicit {
-		var read int64
+		o := inboxRow{id: id, category: v.category}
 		err := tx.QueryRowContext(ctx,
-			`DELETE FROM inbox WHERE tenant = ? AND user_id = ? AND notification_id = ? RETURNING read`,
-			r.Tenant, r.User, id).Scan(&read)
+			`SELECT read, archived, seq FROM inbox WHERE tenant = ? AND user_id = ? AND notification_id = ?`,
+			r.Tenant, r.User, id).Scan(&o.read, &o.archived, &o.seq)
 		if errors.Is(err, sql.ErrNoRows) {
 			return Change{}, ErrNotFound
 		}
 		if err != nil {
 			return Change{}, classify(err)
 		}
-		if read == 0 {
-			if err := addUnread(ctx, tx, r, -1); err != nil {
-				return Change{}, err
-			}
-		}
 		// The last recipient gone, nobody can see the notification again.
-		if _, err := tx.ExecContext(ctx,
-			`DELETE FROM notifications WHERE id = ? AND NOT EXISTS (SELECT 1 FROM inbox WHERE notification_id = ?)`,
-			id, id); err != nil {
+		if _, err := s.removeInboxRow(ctx, tx, r, o); err != nil {
 			return Change{}, classify(err)
 		}
 	} else {
@@ -228,22 +204,12 @@ func (s *SQLite) deleteTx(ctx context.Context, tx *wtx, r notification.Recipient
 				return Change{}, classify(err)
 			}
 		default:
-			if err := insertReceipt(ctx, tx, r, id, v.key, false, true); err != nil {
+			if err := insertReceipt(ctx, tx, r, id, v, receipt{deleted: true}); err != nil {
 				return Change{}, err
 			}
 		}
 	}
-	return s.change(ctx, tx, r, []string{id}, notification.EventDeleted, true)
-}
-
-// change builds the result of a read-state change with r's unread count
-// after it; the event is nil when ids is empty (nothing changed).
-func (s *SQLite) change(ctx context.Context, tx *wtx, r notification.Recipient, ids []string, kind notification.EventKind, always bool) (Change, error) {
-	unread, err := readUnread(ctx, sqlRows{tx}, &sqliteReadSQL, r)
-	if err != nil {
-		return Change{}, classify(err)
-	}
-	return newChange(r, ids, unread, kind, always), nil
+	return s.countsChange(ctx, tx, r, []string{id}, notification.EventDeleted, true)
 }
 
 // execCount runs a statement and returns the number of rows it changed.
@@ -263,6 +229,8 @@ func execCount(ctx context.Context, tx *wtx, query string, args ...any) (int64, 
 type visible struct {
 	explicit bool   // addressed to users by name (state in inbox)
 	key      string // broadcast audience key (state in receipts)
+	category string
+	typ      string
 }
 
 // lookupVisible finds id among the live notifications of r's tenant whose
@@ -270,13 +238,14 @@ type visible struct {
 // check r's inbox row.
 func lookupVisible(ctx context.Context, q querier, r notification.Recipient, id string, now int64) (visible, bool, error) {
 	var (
-		kind int64
-		role string
+		kind          int64
+		role          string
+		category, typ string
 	)
 	err := q.QueryRowContext(ctx,
-		`SELECT audience_kind, audience_role FROM notifications
+		`SELECT audience_kind, audience_role, category, type FROM notifications
 		 WHERE id = ? AND tenant = ? AND (expires_at IS NULL OR expires_at > ?)`,
-		id, r.Tenant, now).Scan(&kind, &role)
+		id, r.Tenant, now).Scan(&kind, &role, &category, &typ)
 	if errors.Is(err, sql.ErrNoRows) {
 		return visible{}, false, nil
 	}
@@ -285,39 +254,51 @@ func lookupVisible(ctx context.Context, q querier, r notification.Recipient, id 
 	}
 	a := notification.Audience{Kind: notification.AudienceKind(kind), Role: role}
 	if a.Kind == notification.AudienceUsers {
-		return visible{explicit: true}, true, nil
+		return visible{explicit: true, category: category}, true, nil
 	}
 	if !a.Matches(r.Role) {
 		return visible{}, false, nil
 	}
-	return visible{key: a.Key()}, true, nil
+	return visible{key: a.Key(), category: category, typ: typ}, true, nil
 }
 
 // receipt is r's receipt of a broadcast.
-type receipt struct{ exists, read, deleted bool }
+type receipt struct{ exists, read, deleted, archived bool }
 
 func lookupReceipt(ctx context.Context, q querier, r notification.Recipient, id string) (receipt, error) {
-	var read, deleted int64
+	var read, deleted, archived int64
 	err := q.QueryRowContext(ctx,
-		`SELECT read, deleted FROM receipts WHERE tenant = ? AND user_id = ? AND notification_id = ?`,
-		r.Tenant, r.User, id).Scan(&read, &deleted)
+		`SELECT read, deleted, archived FROM receipts WHERE tenant = ? AND user_id = ? AND notification_id = ?`,
+		r.Tenant, r.User, id).Scan(&read, &deleted, &archived)
 	if errors.Is(err, sql.ErrNoRows) {
 		return receipt{}, nil
 	}
 	if err != nil {
 		return receipt{}, classify(err)
 	}
-	return receipt{exists: true, read: read != 0, deleted: deleted != 0}, nil
+	return receipt{exists: true, read: read != 0, deleted: deleted != 0, archived: archived != 0}, nil
 }
 
-// insertReceipt adds r's receipt of broadcast id and counts it as seen.
-func insertReceipt(ctx context.Context, tx *wtx, r notification.Recipient, id, key string, read, deleted bool) error {
+// insertReceipt adds r's receipt of broadcast id in state st and counts
+// it as not unread (under v's audience key and derived category key).
+func insertReceipt(ctx context.Context, tx *wtx, r notification.Recipient, id string, v visible, st receipt) error {
 	if _, err := tx.ExecContext(ctx,
-		`INSERT INTO receipts (tenant, user_id, notification_id, audience_key, read, deleted) VALUES (?, ?, ?, ?, ?, ?)`,
-		r.Tenant, r.User, id, key, boolInt(read), boolInt(deleted)); err != nil {
+		`INSERT INTO receipts (tenant, user_id, notification_id, audience_key, read, deleted, archived) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		r.Tenant, r.User, id, v.key, boolInt(st.read), boolInt(st.deleted), boolInt(st.archived)); err != nil {
 		return classify(err)
 	}
-	return addSeen(ctx, tx, r, key, 1)
+	return addSeenKeys(ctx, tx, r, v.key, v.category, v.typ, 1)
+}
+
+// addSeenKeys adds n to r's receipt counts of the counter keys of a
+// broadcast (audience key key, category, typ; see counterKeys).
+func addSeenKeys(ctx context.Context, tx *wtx, r notification.Recipient, key, category, typ string, n int64) error {
+	for _, k := range counterKeys(key, category, typ) {
+		if err := addSeen(ctx, tx, r, k, n); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func addSeen(ctx context.Context, tx *wtx, r notification.Recipient, key string, n int64) error {
@@ -325,12 +306,6 @@ func addSeen(ctx context.Context, tx *wtx, r notification.Recipient, key string,
 		`INSERT INTO receipt_counts (tenant, user_id, audience_key, seen) VALUES (?, ?, ?, ?)
 		 ON CONFLICT (tenant, user_id, audience_key) DO UPDATE SET seen = seen + excluded.seen`,
 		r.Tenant, r.User, key, n)
-	return classify(err)
-}
-
-func addUnread(ctx context.Context, tx *wtx, r notification.Recipient, n int64) error {
-	_, err := tx.ExecContext(ctx,
-		`UPDATE user_streams SET unread = unread + ? WHERE tenant = ? AND user_id = ?`, n, r.Tenant, r.User)
 	return classify(err)
 }
 

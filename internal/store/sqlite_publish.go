@@ -93,8 +93,10 @@ func (s *SQLite) publishTx(ctx context.Context, tx *wtx, req *PublishRequest) (P
 }
 
 // insertDraft stores one draft: the notification row, then either the
-// tenant sequence and audience total (broadcast) or one inbox row and
-// counter bump per distinct user (explicit).
+// tenant sequence and audience totals (broadcast) or, per distinct user
+// who does not mute it, the removal of the user's earlier notification
+// with the same collapse key, one inbox row and the counter bumps
+// (explicit).
 func (s *SQLite) insertDraft(ctx context.Context, tx *wtx, d *notification.Draft, now time.Time) (*notification.Event, error) {
 	n, err := newNotification(s.ids, d, now)
 	if err != nil {
@@ -103,7 +105,6 @@ func (s *SQLite) insertDraft(ctx context.Context, tx *wtx, d *notification.Draft
 	id := n.ID
 	ev := &notification.Event{Kind: notification.EventNotification, Tenant: d.Tenant, Notification: n}
 
-	var tenantSeq any
 	if d.Audience.Broadcast() {
 		if err := tx.QueryRowContext(ctx,
 			`INSERT INTO tenant_streams (tenant, seq) VALUES (?, 1)
@@ -111,39 +112,145 @@ func (s *SQLite) insertDraft(ctx context.Context, tx *wtx, d *notification.Draft
 			 RETURNING seq`, d.Tenant).Scan(&ev.TenantSeq); err != nil {
 			return nil, fmt.Errorf("tenant stream: %w", err)
 		}
-		tenantSeq = ev.TenantSeq
-		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO audience_totals (tenant, audience_key, total) VALUES (?, ?, 1)
-			 ON CONFLICT (tenant, audience_key) DO UPDATE SET total = total + 1`,
-			d.Tenant, d.Audience.Key()); err != nil {
-			return nil, fmt.Errorf("audience total: %w", err)
+		for _, key := range counterKeys(d.Audience.Key(), d.Category, d.Type) {
+			if _, err := tx.ExecContext(ctx,
+				`INSERT INTO audience_totals (tenant, audience_key, total) VALUES (?, ?, 1)
+				 ON CONFLICT (tenant, audience_key) DO UPDATE SET total = total + 1`,
+				d.Tenant, key); err != nil {
+				return nil, fmt.Errorf("audience total: %w", err)
+			}
 		}
-	}
-	if _, err := tx.ExecContext(ctx, insertNotificationsSQL(1), appendNotificationArgs(nil, n, tenantSeq)...); err != nil {
-		return nil, fmt.Errorf("notification: %w", err)
-	}
-	if d.Audience.Broadcast() {
+		if _, err := tx.ExecContext(ctx, insertNotificationsSQL(1), appendNotificationArgs(nil, n, ev.TenantSeq)...); err != nil {
+			return nil, fmt.Errorf("notification: %w", err)
+		}
 		return ev, nil
 	}
 
 	ev.Deliveries = make([]notification.Delivery, 0, len(d.Audience.Users))
 	seen := make(map[string]struct{}, len(d.Audience.Users))
 	for _, u := range d.Audience.Users {
-		if _, dup := seen[u]; dup {
+		if _, dup := seen[u]; dup || s.prefs.mutes(d.Tenant, u, d) {
 			continue
 		}
 		seen[u] = struct{}{}
+		if len(ev.Deliveries) == 0 {
+			if _, err := tx.ExecContext(ctx, insertNotificationsSQL(1), appendNotificationArgs(nil, n, nil)...); err != nil {
+				return nil, fmt.Errorf("notification: %w", err)
+			}
+		}
 		dl := notification.Delivery{User: u}
-		if err := tx.QueryRowContext(ctx,
-			`INSERT INTO user_streams (tenant, user_id, seq, unread) VALUES (?, ?, 1, 1)
-			 ON CONFLICT (tenant, user_id) DO UPDATE SET seq = seq + 1, unread = unread + 1
-			 RETURNING seq, unread`, d.Tenant, u).Scan(&dl.Seq, &dl.Unread); err != nil {
+		if d.CollapseKey != "" {
+			if err := s.collapse(ctx, tx, notification.Recipient{Tenant: d.Tenant, User: u}, d.CollapseKey, id, &dl); err != nil {
+				return nil, fmt.Errorf("collapse: %w", err)
+			}
+		}
+		if err := tx.QueryRowContext(ctx, bumpStreamSQL, d.Tenant, u).Scan(&dl.Seq, &dl.Unread); err != nil {
 			return nil, fmt.Errorf("user stream: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, insertInboxSQL(1), d.Tenant, u, dl.Seq, id); err != nil {
 			return nil, fmt.Errorf("inbox: %w", err)
 		}
+		if d.Category != "" {
+			if _, err := tx.ExecContext(ctx, bumpCategoriesSQL[0], d.Tenant, u, d.Category); err != nil {
+				return nil, fmt.Errorf("category count: %w", err)
+			}
+		}
 		ev.Deliveries = append(ev.Deliveries, dl)
 	}
 	return ev, nil
+}
+
+// bumpStreamSQL bumps one user's stream (as bumpStreamsSQL does many).
+const bumpStreamSQL = `INSERT INTO user_streams (tenant, user_id, seq, unread, unseen) VALUES (?, ?, 1, 1, 1)
+ ON CONFLICT (tenant, user_id) DO UPDATE SET seq = seq + 1, unread = unread + 1, unseen = unseen + 1
+ RETURNING seq, unread`
+
+// collapse removes from r's inbox the notifications with collapse key
+// key (other than id), as deleting them would, and records the latest in
+// dl.
+func (s *SQLite) collapse(ctx context.Context, tx *wtx, r notification.Recipient, key, id string, dl *notification.Delivery) error {
+	rows, err := tx.QueryContext(ctx,
+		`SELECT i.notification_id, i.read, i.archived, i.seq, n.category
+		 FROM notifications n JOIN inbox i ON i.notification_id = n.id AND i.tenant = n.tenant AND i.user_id = ?2
+		 WHERE n.tenant = ?1 AND n.collapse_key = ?3 AND n.id <> ?4 ORDER BY i.seq`, r.Tenant, r.User, key, id)
+	if err != nil {
+		return err
+	}
+	var olds []inboxRow
+	for rows.Next() {
+		var o inboxRow
+		if err := rows.Scan(&o.id, &o.read, &o.archived, &o.seq, &o.category); err != nil {
+			_ = rows.Close()
+			return err
+		}
+		olds = append(olds, o)
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	for _, o := range olds {
+		unseen, err := s.removeInboxRow(ctx, tx, r, o)
+		if err != nil {
+			return err
+		}
+		dl.Replaces, dl.ReplacedUnread, dl.ReplacedUnseen = o.id, !o.read && !o.archived, unseen
+	}
+	return nil
+}
+
+// inboxRow is the state of one of a user's inbox rows.
+type inboxRow struct {
+	id             string
+	read, archived bool
+	seq            int64
+	category       string
+}
+
+// removeInboxRow deletes r's inbox row o, takes it out of r's counters,
+// and deletes the notification when o was its last recipient. It reports
+// whether o counted as unseen.
+func (s *SQLite) removeInboxRow(ctx context.Context, tx *wtx, r notification.Recipient, o inboxRow) (unseen bool, err error) {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM inbox WHERE tenant = ? AND user_id = ? AND notification_id = ?`,
+		r.Tenant, r.User, o.id); err != nil {
+		return false, err
+	}
+	var seenSeq int64
+	if err := tx.QueryRowContext(ctx, `SELECT seen_seq FROM user_streams WHERE tenant = ? AND user_id = ?`,
+		r.Tenant, r.User).Scan(&seenSeq); err != nil {
+		return false, err
+	}
+	unseen = !o.archived && o.seq > seenSeq
+	if err := s.adjustExplicit(ctx, tx, r, o.category, -boolInt64(!o.read && !o.archived), -boolInt64(unseen)); err != nil {
+		return false, err
+	}
+	_, err = tx.ExecContext(ctx,
+		`DELETE FROM notifications WHERE id = ? AND NOT EXISTS (SELECT 1 FROM inbox WHERE notification_id = ?)`, o.id, o.id)
+	return unseen, err
+}
+
+// adjustExplicit adds unread and unseen to r's explicit counters, and
+// unread to r's counter of category (when set).
+func (s *SQLite) adjustExplicit(ctx context.Context, tx *wtx, r notification.Recipient, category string, unread, unseen int64) error {
+	if unread == 0 && unseen == 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE user_streams SET unread = unread + ?, unseen = unseen + ? WHERE tenant = ? AND user_id = ?`,
+		unread, unseen, r.Tenant, r.User); err != nil {
+		return err
+	}
+	if category == "" || unread == 0 {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx,
+		`INSERT INTO category_counts (tenant, user_id, category, unread) VALUES (?, ?, ?, ?)
+		 ON CONFLICT (tenant, user_id, category) DO UPDATE SET unread = unread + excluded.unread`,
+		r.Tenant, r.User, category, unread)
+	return err
+}
+
+func boolInt64(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }

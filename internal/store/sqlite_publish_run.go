@@ -30,20 +30,25 @@ var runShapes = bits.TrailingZeros(maxRunRows) + 1
 // The statements of a run, by chunk size (index: log2 of the rows).
 var (
 	notificationsSQL = multiRowSQL(`INSERT INTO notifications
- (id, tenant, audience_kind, audience_role, type, title, body, data, created_at, expires_at, tenant_seq) VALUES `,
-		`(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, ``)
+ (id, tenant, audience_kind, audience_role, type, title, body, data, created_at, expires_at, category, collapse_key, tenant_seq) VALUES `,
+		`(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, ``)
 	inboxSQL = multiRowSQL(`INSERT INTO inbox (tenant, user_id, seq, notification_id, read) VALUES `,
 		`(?, ?, ?, ?, 0)`, ``)
-	bumpStreamsSQL = multiRowSQL(`INSERT INTO user_streams (tenant, user_id, seq, unread) VALUES `, `(?, ?, 1, 1)`,
-		` ON CONFLICT (tenant, user_id) DO UPDATE SET seq = seq + 1, unread = unread + 1
+	bumpStreamsSQL = multiRowSQL(`INSERT INTO user_streams (tenant, user_id, seq, unread, unseen) VALUES `, `(?, ?, 1, 1, 1)`,
+		` ON CONFLICT (tenant, user_id) DO UPDATE SET seq = seq + 1, unread = unread + 1, unseen = unseen + 1
  RETURNING tenant, user_id, seq, unread`)
+	// A user named twice in one statement is bumped twice: SQLite applies
+	// the upsert row by row.
+	bumpCategoriesSQL = multiRowSQL(`INSERT INTO category_counts (tenant, user_id, category, unread) VALUES `, `(?, ?, ?, 1)`,
+		` ON CONFLICT (tenant, user_id, category) DO UPDATE SET unread = unread + 1`)
 )
 
 // Values per row of the statements above.
 const (
-	notificationRowCols = 11
+	notificationRowCols = 13
 	inboxCols           = 4
 	bumpCols            = 2
+	bumpCategoryCols    = 3
 )
 
 func multiRowSQL(head, row, tail string) []string {
@@ -70,26 +75,30 @@ func insertInboxSQL(n int) string         { return inboxSQL[bits.TrailingZeros(u
 
 // appendNotificationArgs appends the notificationRowCols values of n's row.
 func appendNotificationArgs(args []any, n *notification.Notification, tenantSeq any) []any {
-	var data, expires any
+	var data, expires, collapse any
 	if n.Data != nil {
 		data = string(n.Data)
 	}
 	if !n.ExpiresAt.IsZero() {
 		expires = n.ExpiresAt.UnixMilli()
 	}
+	if n.CollapseKey != "" {
+		collapse = n.CollapseKey
+	}
 	return append(args, n.ID, n.Tenant, int(n.Audience.Kind), n.Audience.Role, n.Type, n.Title, n.Body,
-		data, n.CreatedAt.UnixMilli(), expires, tenantSeq)
+		data, n.CreatedAt.UnixMilli(), expires, n.Category, collapse, tenantSeq)
 }
 
 // mergeable reports whether a publish may join a merged run: it has no
 // idempotency key (publishTx looks keys up and records them), it names its
-// users (a broadcast bumps the tenant's stream) and it is not solo.
+// users (a broadcast bumps the tenant's stream), it has no collapse key
+// (which removes earlier inbox rows first) and it is not solo.
 func mergeable(req *PublishRequest) bool {
 	if req.Key != "" || len(req.Drafts) > soloDrafts {
 		return false
 	}
 	for i := range req.Drafts {
-		if req.Drafts[i].Audience.Broadcast() {
+		if req.Drafts[i].Audience.Broadcast() || req.Drafts[i].CollapseKey != "" {
 			return false
 		}
 	}
@@ -126,14 +135,16 @@ func (s *SQLite) publishRun(ctx context.Context, reqs []*writeReq) error {
 			ev := &notification.Event{Kind: notification.EventNotification, Tenant: d.Tenant, Notification: n,
 				Deliveries: make([]notification.Delivery, 0, len(d.Audience.Users))}
 			for j, u := range d.Audience.Users {
-				if !slices.Contains(d.Audience.Users[:j], u) {
+				if !slices.Contains(d.Audience.Users[:j], u) && !s.prefs.mutes(d.Tenant, u, d) {
 					ev.Deliveries = append(ev.Deliveries, notification.Delivery{User: u})
 				}
 			}
 			for i := range ev.Deliveries {
 				dels = append(dels, runDelivery{ev, i})
 			}
-			nargs = appendNotificationArgs(nargs, n, nil)
+			if len(ev.Deliveries) > 0 { // else every user muted it: nothing to store
+				nargs = appendNotificationArgs(nargs, n, nil)
+			}
 			res.IDs = append(res.IDs, n.ID)
 			res.Events = append(res.Events, ev)
 		}
@@ -151,6 +162,15 @@ func (s *SQLite) publishRun(ctx context.Context, reqs []*writeReq) error {
 	}
 	if err := s.execChunks(ctx, insertInboxSQL, iargs, inboxCols); err != nil {
 		return fmt.Errorf("inbox: %w", err)
+	}
+	var cargs []any
+	for _, dl := range dels {
+		if c := dl.ev.Notification.Category; c != "" {
+			cargs = append(cargs, dl.ev.Tenant, dl.ev.Deliveries[dl.i].User, c)
+		}
+	}
+	if err := s.execChunks(ctx, func(n int) string { return bumpCategoriesSQL[bits.TrailingZeros(uint(n))] }, cargs, bumpCategoryCols); err != nil {
+		return fmt.Errorf("category counts: %w", err)
 	}
 	for k, r := range reqs {
 		*r.pubRes = results[k]

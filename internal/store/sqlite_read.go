@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"sync"
 
 	"github.com/heraldhq/herald/internal/notification"
@@ -13,58 +14,63 @@ import (
 // share).
 
 // notificationCols are the notification columns scanned by queryItems, after
-// the item's seq and read flag.
-const notificationCols = `n.id, n.tenant, n.audience_kind, n.audience_role, n.type, n.title, n.body, n.data, n.created_at, n.expires_at`
+// the item's seq, read and archived flags.
+const notificationCols = `n.id, n.tenant, n.audience_kind, n.audience_role, n.type, n.title, n.body, n.data, n.created_at, n.expires_at, n.category, n.collapse_key`
 
 // broadcastMatch selects the broadcasts visible to a role (the bound
 // parameter). Role audiences never have an empty role, so "" matches only
 // tenant-wide ones.
-const broadcastMatch = `(n.audience_kind = 2 OR (n.audience_kind = 3 AND n.audience_role = ?))`
+const broadcastMatch = `(n.audience_kind = 2 OR (n.audience_kind = 3 AND n.audience_role = ?4))`
 
 // notExpired keeps notifications whose expiry (bound as Unix ms) is ahead.
-const notExpired = `(n.expires_at IS NULL OR n.expires_at > ?)`
+const notExpired = `(n.expires_at IS NULL OR n.expires_at > ?5)`
+
+// notMuted drops the broadcasts of the categories and types a user muted
+// (bound as JSON arrays, see mutedArg).
+const notMuted = ` AND n.category NOT IN (SELECT value FROM json_each(?7)) AND n.type NOT IN (SELECT value FROM json_each(?8))`
 
 const (
-	sinceExplicitSQL = `SELECT i.seq, i.read, ` + notificationCols + `
+	sinceExplicitSQL = `SELECT i.seq, i.read, i.archived, ` + notificationCols + `
 		FROM inbox i JOIN notifications n ON n.id = i.notification_id
-		WHERE i.tenant = ? AND i.user_id = ? AND i.seq > ? AND ` + notExpired + `
-		ORDER BY i.seq LIMIT ?`
-	sinceBroadcastSQL = `SELECT n.tenant_seq, COALESCE(rc.read, 0), ` + notificationCols + `
+		WHERE i.tenant = ?1 AND i.user_id = ?2 AND i.seq > ?3 AND (n.expires_at IS NULL OR n.expires_at > ?4) AND i.archived = 0
+		ORDER BY i.seq LIMIT ?5`
+	// Broadcast statements bind: ?1 user, ?2 tenant, ?3 cursor, ?4 role,
+	// ?5 now, ?6 limit, ?7 muted categories, ?8 muted types, and for lists
+	// ?9 category ('' for all), ?10 archived (0 or 1).
+	sinceBroadcastSQL = `SELECT n.tenant_seq, COALESCE(rc.read, 0), 0, ` + notificationCols + `
 		FROM notifications n
-		LEFT JOIN receipts rc ON rc.tenant = n.tenant AND rc.user_id = ? AND rc.notification_id = n.id
-		WHERE n.tenant = ? AND n.tenant_seq IS NOT NULL AND n.tenant_seq > ?
-		  AND ` + broadcastMatch + ` AND ` + notExpired + ` AND COALESCE(rc.deleted, 0) = 0
-		ORDER BY n.tenant_seq LIMIT ?`
+		LEFT JOIN receipts rc ON rc.tenant = n.tenant AND rc.user_id = ?1 AND rc.notification_id = n.id
+		WHERE n.tenant = ?2 AND n.tenant_seq IS NOT NULL AND n.tenant_seq > ?3
+		  AND ` + broadcastMatch + ` AND ` + notExpired + ` AND COALESCE(rc.deleted, 0) = 0 AND COALESCE(rc.archived, 0) = 0` + notMuted + `
+		ORDER BY n.tenant_seq LIMIT ?6`
 
 	// The explicit list walks the user's primary key backwards: per user,
 	// seq order is id order (see the 00003 migration). When the cursor is
 	// one of the user's own items, its seq bounds the walk, so a deep page
-	// costs no more than the first.
+	// costs no more than the first. Binds ?6 category ('' for all) and
+	// ?7 archived (0 or 1).
 	listExplicitSQL       = listExplicitHead + `ORDER BY i.seq DESC LIMIT ?5`
 	listExplicitUnreadSQL = listExplicitHead + `AND i.read = 0 ORDER BY i.seq DESC LIMIT ?5`
-	listExplicitHead      = `SELECT i.seq, i.read, ` + notificationCols + `
+	listExplicitHead      = `SELECT i.seq, i.read, i.archived, ` + notificationCols + `
 		FROM inbox i JOIN notifications n ON n.id = i.notification_id
 		WHERE i.tenant = ?1 AND i.user_id = ?2
 		  AND i.seq < COALESCE((SELECT c.seq FROM inbox c
 		                        WHERE c.notification_id = ?3 AND c.tenant = ?1 AND c.user_id = ?2),
 		                       9223372036854775807)
-		  AND i.notification_id < ?3 AND (n.expires_at IS NULL OR n.expires_at > ?4) `
-	listBroadcastSQL = `SELECT n.tenant_seq, COALESCE(rc.read, 0), ` + notificationCols + `
+		  AND i.notification_id < ?3 AND (n.expires_at IS NULL OR n.expires_at > ?4)
+		  AND i.archived = ?7 AND (?6 = '' OR n.category = ?6) `
+	listBroadcastHead = `SELECT n.tenant_seq, COALESCE(rc.read, 0), COALESCE(rc.archived, 0), ` + notificationCols + `
 		FROM notifications n
-		LEFT JOIN receipts rc ON rc.tenant = n.tenant AND rc.user_id = ? AND rc.notification_id = n.id
-		WHERE n.tenant = ? AND n.tenant_seq IS NOT NULL AND n.id < ?
+		LEFT JOIN receipts rc ON rc.tenant = n.tenant AND rc.user_id = ?1 AND rc.notification_id = n.id
+		WHERE n.tenant = ?2 AND n.tenant_seq IS NOT NULL AND n.id < ?3
 		  AND ` + broadcastMatch + ` AND ` + notExpired + ` AND COALESCE(rc.deleted, 0) = 0
-		ORDER BY n.id DESC LIMIT ?`
-	listBroadcastUnreadSQL = `SELECT n.tenant_seq, 0, ` + notificationCols + `
-		FROM notifications n
-		LEFT JOIN receipts rc ON rc.tenant = n.tenant AND rc.user_id = ? AND rc.notification_id = n.id
-		WHERE n.tenant = ? AND n.tenant_seq IS NOT NULL AND n.id < ?
-		  AND ` + broadcastMatch + ` AND ` + notExpired + ` AND rc.notification_id IS NULL
-		ORDER BY n.id DESC LIMIT ?`
+		  AND COALESCE(rc.archived, 0) = ?10 AND (?9 = '' OR n.category = ?9)` + notMuted
+	listBroadcastSQL       = listBroadcastHead + ` ORDER BY n.id DESC LIMIT ?6`
+	listBroadcastUnreadSQL = listBroadcastHead + ` AND COALESCE(rc.read, 0) = 0 ORDER BY n.id DESC LIMIT ?6`
 
 	headSQL       = `SELECT ` + headExprs
-	unreadSQL     = `SELECT ` + unreadExpr
-	headUnreadSQL = `SELECT ` + headExprs + `, ` + unreadExpr // one statement, one snapshot
+	countsSQL     = `SELECT ` + unreadExpr + `, ` + seenExprs
+	headCountsSQL = `SELECT ` + headExprs + `, ` + unreadExpr + `, ` + seenExprs // one statement, one snapshot
 
 	headExprs = `
 		COALESCE((SELECT seq FROM user_streams WHERE tenant = ?1 AND user_id = ?2), 0),
@@ -79,6 +85,40 @@ const (
 		- COALESCE((SELECT seen FROM receipt_counts WHERE tenant = ?1 AND user_id = ?2 AND audience_key = '*'), 0)
 		+ COALESCE((SELECT total FROM audience_totals WHERE tenant = ?1 AND audience_key = ?3), 0)
 		- COALESCE((SELECT seen FROM receipt_counts WHERE tenant = ?1 AND user_id = ?2 AND audience_key = ?3), 0)`
+	// seenExprs are the explicit unseen counter and the broadcast seen mark.
+	seenExprs = `
+		COALESCE((SELECT unseen FROM user_streams WHERE tenant = ?1 AND user_id = ?2), 0),
+		COALESCE((SELECT seen_tenant_seq FROM user_streams WHERE tenant = ?1 AND user_id = ?2), 0)`
+
+	// unseenBroadcastSQL lists (category, type) of the broadcasts after the
+	// seen mark ?3 that r still has in the inbox, up to ?6 of them.
+	unseenBroadcastSQL = `SELECT n.category, n.type FROM notifications n
+		LEFT JOIN receipts rc ON rc.tenant = n.tenant AND rc.user_id = ?1 AND rc.notification_id = n.id
+		WHERE n.tenant = ?2 AND n.tenant_seq IS NOT NULL AND n.tenant_seq > ?3
+		  AND ` + broadcastMatch + ` AND ` + notExpired + ` AND COALESCE(rc.deleted, 0) = 0 AND COALESCE(rc.archived, 0) = 0
+		ORDER BY n.tenant_seq LIMIT ?6`
+
+	// isUnseenExplicitSQL and isUnseenBroadcastSQL bind ?1 tenant, ?2
+	// user, ?3 id, ?4 role, ?5 now.
+	isUnseenExplicitSQL = `SELECT '', '', CASE WHEN i.read = 0 AND i.archived = 0 AND i.seq > COALESCE(u.seen_seq, 0) THEN 1 ELSE 0 END
+		FROM inbox i JOIN notifications n ON n.id = i.notification_id
+		LEFT JOIN user_streams u ON u.tenant = i.tenant AND u.user_id = i.user_id
+		WHERE i.tenant = ?1 AND i.user_id = ?2 AND i.notification_id = ?3 AND ` + notExpired
+	isUnseenBroadcastSQL = `SELECT n.category, n.type,
+		  CASE WHEN rc.notification_id IS NULL AND n.tenant_seq > COALESCE(u.seen_tenant_seq, 0) THEN 1 ELSE 0 END
+		FROM notifications n
+		LEFT JOIN receipts rc ON rc.tenant = n.tenant AND rc.user_id = ?2 AND rc.notification_id = n.id
+		LEFT JOIN user_streams u ON u.tenant = n.tenant AND u.user_id = ?2
+		WHERE n.id = ?3 AND n.tenant = ?1 AND n.tenant_seq IS NOT NULL AND ` + broadcastMatch + ` AND ` + notExpired
+
+	// categoriesSQL returns (0, category, unread) per explicit category
+	// counter, then (1, derived key, +total / -seen) per broadcast category
+	// counter of the audience keys in the ranges (?3, ?4) and (?5, ?6).
+	categoriesSQL = `SELECT 0, category, unread FROM category_counts WHERE tenant = ?1 AND user_id = ?2 AND unread <> 0
+		UNION ALL SELECT 1, audience_key, total FROM audience_totals
+		  WHERE tenant = ?1 AND ((audience_key > ?3 AND audience_key < ?4) OR (audience_key > ?5 AND audience_key < ?6))
+		UNION ALL SELECT 1, audience_key, -seen FROM receipt_counts
+		  WHERE tenant = ?1 AND user_id = ?2 AND ((audience_key > ?3 AND audience_key < ?4) OR (audience_key > ?5 AND audience_key < ?6))`
 )
 
 // sqliteReadSQL are the read statements of the SQLite engine.
@@ -90,8 +130,12 @@ var sqliteReadSQL = readSQL{
 	listBroadcast:       listBroadcastSQL,
 	listBroadcastUnread: listBroadcastUnreadSQL,
 	head:                headSQL,
-	headUnread:          headUnreadSQL,
-	unread:              unreadSQL,
+	headCounts:          headCountsSQL,
+	counts:              countsSQL,
+	unseenBroadcast:     unseenBroadcastSQL,
+	categories:          categoriesSQL,
+	isUnseenExplicit:    isUnseenExplicitSQL,
+	isUnseenBroadcast:   isUnseenBroadcastSQL,
 }
 
 // newSQLiteReader is the read side of s: reads run on the query-only pool.
@@ -100,6 +144,8 @@ func newSQLiteReader(s *SQLite) reader {
 		readSQL:     &sqliteReadSQL,
 		rows:        sqlRows{&s.reads},
 		clock:       s.clock,
+		mutedArg:    jsonArray,
+		prefs:       s.cachedPrefs,
 		enterRead:   s.enterRecipient,
 		exitRead:    func() {},
 		classifyErr: classify,
@@ -124,8 +170,22 @@ func (q sqlRows) queryRow(ctx context.Context, query string, args ...any) scanne
 	return q.q.QueryRowContext(ctx, query, args...)
 }
 
-// queryItems runs an item query whose columns are seq, read, then
-// notificationCols.
+func (q sqlRows) queryEach(ctx context.Context, query string, args []any, each func(scanner) error) error {
+	rows, err := q.q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := each(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// queryItems runs an item query whose columns are seq, read, archived,
+// then notificationCols.
 func (q sqlRows) queryItems(ctx context.Context, query string, args ...any) ([]notification.Item, error) {
 	rows, err := q.q.QueryContext(ctx, query, args...)
 	if err != nil {
@@ -137,17 +197,19 @@ func (q sqlRows) queryItems(ctx context.Context, query string, args ...any) ([]n
 		var (
 			it        notification.Item
 			read      int64
+			archived  int64
+			collapse  sql.NullString
 			akind     int64
 			role      string
 			data      []byte
 			createdMS int64
 			expiresMS sql.NullInt64
 		)
-		if err := rows.Scan(&it.Seq, &read, &it.ID, &it.Tenant, &akind, &role,
-			&it.Type, &it.Title, &it.Body, &data, &createdMS, &expiresMS); err != nil {
+		if err := rows.Scan(&it.Seq, &read, &archived, &it.ID, &it.Tenant, &akind, &role,
+			&it.Type, &it.Title, &it.Body, &data, &createdMS, &expiresMS, &it.Category, &collapse); err != nil {
 			return nil, err
 		}
-		it.Read = read != 0
+		it.Read, it.Archived, it.CollapseKey = read != 0, archived != 0, collapse.String
 		var expires *int64
 		if expiresMS.Valid {
 			expires = &expiresMS.Int64
@@ -201,4 +263,13 @@ func (r *readStmts) close() {
 		_ = st.(*sql.Stmt).Close()
 		return true
 	})
+}
+
+// jsonArray binds a list of strings as the JSON array json_each reads.
+func jsonArray(ss []string) any {
+	if len(ss) == 0 {
+		return "[]"
+	}
+	b, _ := json.Marshal(ss)
+	return string(b)
 }

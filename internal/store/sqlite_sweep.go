@@ -26,7 +26,7 @@ func (s *SQLite) sweepTx(ctx context.Context, tx *wtx) (sweepResult, error) {
 		return sweepResult{}, classify(err)
 	}
 	rows, err := tx.QueryContext(ctx,
-		`SELECT id, tenant, audience_kind, audience_role FROM notifications
+		`SELECT id, tenant, audience_kind, audience_role, category, type FROM notifications
 		 WHERE expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?`,
 		now.UnixMilli(), sweepBatch)
 	if err != nil {
@@ -38,7 +38,7 @@ func (s *SQLite) sweepTx(ctx context.Context, tx *wtx) (sweepResult, error) {
 			e    expired
 			kind int64
 		)
-		if err := rows.Scan(&e.id, &e.tenant, &kind, &e.audience.Role); err != nil {
+		if err := rows.Scan(&e.id, &e.tenant, &kind, &e.audience.Role, &e.category, &e.typ); err != nil {
 			_ = rows.Close()
 			return sweepResult{}, classify(err)
 		}
@@ -81,16 +81,25 @@ func sweepOne(ctx context.Context, tx *wtx, e expired) ([]string, error) {
 	}
 	var users []string
 	if e.audience.Broadcast() {
-		key := e.audience.Key()
-		exec(`UPDATE audience_totals SET total = total - 1 WHERE tenant = ? AND audience_key = ?`, e.tenant, key)
-		exec(`UPDATE receipt_counts SET seen = seen - 1
-		      WHERE tenant = ? AND audience_key = ?
-		        AND user_id IN (SELECT user_id FROM receipts WHERE notification_id = ?)`, e.tenant, key, e.id)
+		for _, key := range counterKeys(e.audience.Key(), e.category, e.typ) {
+			exec(`UPDATE audience_totals SET total = total - 1 WHERE tenant = ? AND audience_key = ?`, e.tenant, key)
+			exec(`UPDATE receipt_counts SET seen = seen - 1
+			      WHERE tenant = ? AND audience_key = ?
+			        AND user_id IN (SELECT user_id FROM receipts WHERE notification_id = ?)`, e.tenant, key, e.id)
+		}
 		exec(`DELETE FROM receipts WHERE notification_id = ?`, e.id)
 	} else {
-		exec(`UPDATE user_streams SET unread = unread - 1
-		      WHERE tenant = ?
-		        AND user_id IN (SELECT user_id FROM inbox WHERE notification_id = ? AND read = 0)`, e.tenant, e.id)
+		exec(`UPDATE user_streams SET
+		        unread = unread - (SELECT count(*) FROM inbox i WHERE i.notification_id = ?2 AND i.tenant = ?1
+		                             AND i.user_id = user_streams.user_id AND i.read = 0 AND i.archived = 0),
+		        unseen = unseen - (SELECT count(*) FROM inbox i WHERE i.notification_id = ?2 AND i.tenant = ?1
+		                             AND i.user_id = user_streams.user_id AND i.archived = 0 AND i.seq > user_streams.seen_seq)
+		      WHERE tenant = ?1 AND user_id IN (SELECT user_id FROM inbox WHERE notification_id = ?2 AND archived = 0)`, e.tenant, e.id)
+		if e.category != "" {
+			exec(`UPDATE category_counts SET unread = unread - 1
+			      WHERE tenant = ?1 AND category = ?3
+			        AND user_id IN (SELECT user_id FROM inbox WHERE notification_id = ?2 AND read = 0 AND archived = 0)`, e.tenant, e.id, e.category)
+		}
 		if err == nil {
 			users, err = deleteInboxRows(ctx, tx, e.id)
 		}

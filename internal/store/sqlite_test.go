@@ -349,7 +349,7 @@ func TestSQLiteListPlan(t *testing.T) {
 	s := openTestSQLite(t, SQLiteConfig{})
 	ctx := context.Background()
 	for _, q := range []string{listExplicitSQL, listExplicitUnreadSQL} {
-		rows, err := s.rdb.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q, "t", "u", beforeEnd, 0, 10)
+		rows, err := s.rdb.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q, "t", "u", beforeEnd, 0, 10, "", 0)
 		if err != nil {
 			t.Fatal(err)
 		}

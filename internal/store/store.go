@@ -74,7 +74,19 @@ type ListQuery struct {
 	Before     string // a notification id: only older ones (ids are ULIDs, time-ordered); "" for the newest
 	Limit      int    // 1..MaxListLimit; <= 0 means DefaultListLimit
 	UnreadOnly bool
+	// Category, when set, keeps the notifications of that category only.
+	Category string
+	// Archived lists the archived notifications instead of the others.
+	Archived bool
 }
+
+// Counts are a recipient's inbox counters (see notification.Counts).
+type Counts = notification.Counts
+
+// MaxUnseenBroadcasts caps the unseen broadcasts a count reads: a badge
+// needs no more, and the count must stay cheap for a user who never opens
+// the inbox.
+const MaxUnseenBroadcasts = 1000
 
 // List and Since limits.
 const (
@@ -95,8 +107,10 @@ type Page struct {
 // and the recipient's unread count afterwards, with the event to fan out (nil
 // when nothing changed).
 type Change struct {
-	IDs    []string
+	IDs []string
+	// Unread is Counts.Unread after the change; Counts all of them.
 	Unread int64
+	Counts Counts
 	Event  *notification.Event
 }
 
@@ -136,9 +150,9 @@ type Store interface {
 	// seen everything would hold.
 	Head(ctx context.Context, r notification.Recipient) (notification.Position, error)
 
-	// HeadUnread is Head and UnreadCount in one statement, so one round
-	// trip and one snapshot: what a fresh connection reads.
-	HeadUnread(ctx context.Context, r notification.Recipient) (notification.Position, int64, error)
+	// HeadCounts is Head and Counts, the head and unread total in one
+	// statement (one snapshot): what a fresh connection reads.
+	HeadCounts(ctx context.Context, r notification.Recipient) (notification.Position, Counts, error)
 
 	// List returns a page of r's notifications, newest first, without
 	// deleted and expired ones. A malformed Before is ErrInvalid.
@@ -148,6 +162,38 @@ type Store interface {
 	// notification that has expired still counts until the engine's expiry
 	// sweep removes it.
 	UnreadCount(ctx context.Context, r notification.Recipient) (int64, error)
+
+	// Counts are r's unread, unseen and by-category counts, from
+	// maintained counters (and the broadcasts after r's seen mark).
+	Counts(ctx context.Context, r notification.Recipient) (Counts, error)
+
+	// MarkSeen moves r's seen mark to upTo (nil: r's head), never back and
+	// never past the head. Its event (EventSeen, Unseen set) is nil when
+	// the mark did not move.
+	MarkSeen(ctx context.Context, r notification.Recipient, upTo *notification.Position) (Change, error)
+
+	// IsUnseen reports whether id is in r's inbox (not deleted, archived
+	// or expired), unread and after r's seen mark. An id r cannot see is
+	// false, not an error.
+	IsUnseen(ctx context.Context, r notification.Recipient, id string) (bool, error)
+
+	// Archive archives ids for r (or everything r can see, with all);
+	// Unarchive puts them back. Ids that do not exist for r, or are already
+	// in that state, are skipped; ErrNotFound only when none of ids exists
+	// for r. The event is EventArchived or EventUnarchived, nil when
+	// nothing changed.
+	Archive(ctx context.Context, r notification.Recipient, ids []string, all bool) (Change, error)
+	Unarchive(ctx context.Context, r notification.Recipient, ids []string, all bool) (Change, error)
+
+	// Preferences are r's preferences (empty when never set); r.Role is
+	// ignored.
+	Preferences(ctx context.Context, r notification.Recipient) (notification.Preferences, error)
+	// SetPreferences replaces r's preferences (validated with
+	// ValidatePreferences, ErrInvalid otherwise). From then on a publish
+	// to r by name skips r when it mutes the draft's category or type, and
+	// reads of r's inbox leave out the broadcasts it mutes. Its event is
+	// EventPreferences.
+	SetPreferences(ctx context.Context, r notification.Recipient, p notification.Preferences) (Change, error)
 
 	// MarkRead marks ids read for r. Ids that do not exist for r, or are
 	// already read, are skipped; ErrNotFound only when none of them exists for r.

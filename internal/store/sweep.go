@@ -66,6 +66,8 @@ type expired struct {
 	id       string
 	tenant   string
 	audience notification.Audience
+	category string
+	typ      string
 }
 
 // expiredEvents builds the events of a sweep: one per broadcast, one per

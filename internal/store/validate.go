@@ -61,6 +61,17 @@ func validateDraft(d *notification.Draft) error {
 	if _, err := normalizeData(d.Data); err != nil {
 		return err
 	}
+	if d.Category != "" && !notification.ValidCategory(d.Category) {
+		return fmt.Errorf("category: longer than %d bytes or not of [a-z0-9._-]", notification.MaxCategoryLen)
+	}
+	if d.CollapseKey != "" {
+		if a.Broadcast() {
+			return fmt.Errorf("collapse_key: only for an audience of named users")
+		}
+		if !notification.ValidCollapseKey(d.CollapseKey) {
+			return fmt.Errorf("collapse_key: longer than %d bytes, invalid UTF-8 or with control characters", notification.MaxCollapseKeyLen)
+		}
+	}
 	switch {
 	case !notification.ValidType(d.Type):
 		return fmt.Errorf("type: empty, longer than %d bytes or not of [A-Za-z0-9._-:/]", notification.MaxTypeLen)

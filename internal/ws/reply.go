@@ -53,6 +53,9 @@ var frameTypes = [...]string{
 	hub.FrameDeleted:      `{"type":"notification:deleted",`,
 	hub.FrameUnread:       `{"type":"unread",`,
 	hub.FrameResync:       `{"type":"resync",`,
+	hub.FrameArchived:     `{"type":"notification:archived",`,
+	hub.FrameUnarchived:   `{"type":"notification:unarchived",`,
+	hub.FramePreferences:  `{"type":"preferences",`,
 }
 
 func appendFrame(b []byte, f hub.Frame) []byte {

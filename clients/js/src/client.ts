@@ -2,9 +2,11 @@ import { fullJitter, reconnectAfterMs } from './backoff.js';
 import { TypedEmitter } from './emitter.js';
 import { HeraldError } from './errors.js';
 import { decodeJwtPayload, tokenExpiry } from './jwt.js';
+import { archiveRequest, inboxEvent, listArgs, parseCounts, parsePreferences, unreadEvent } from './inbox.js';
 import { LruSet } from './lru.js';
 import type {
   ConnectionState,
+  Counts,
   EventSourceConstructor,
   EventSourceLike,
   FetchLike,
@@ -13,6 +15,7 @@ import type {
   ListQuery,
   Notification,
   NotificationPage,
+  Preferences,
   StateChange,
   StorageLike,
   WebSocketConstructor,
@@ -30,7 +33,7 @@ const AUTH_CODES = new Set([4001, 4003, 4004, 4013]);
 /** Close codes that must not be retried automatically. */
 const FATAL_CODES = new Set([1008]);
 
-type Kind = 'mark-read' | 'mark-all-read' | 'delete' | 'list' | 'ping' | 'refresh';
+type Kind = 'mark-read' | 'mark-all-read' | 'delete' | 'list' | 'inbox' | 'ping' | 'refresh';
 
 interface Pending {
   ref: string;
@@ -135,6 +138,7 @@ export class HeraldClient extends TypedEmitter<HeraldEvents> {
   #user: string | undefined;
   #tenant: string | undefined;
   #unread: number | undefined;
+  #unseen: number | undefined;
   #waiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
 
   constructor(options: HeraldClientOptions) {
@@ -190,6 +194,11 @@ export class HeraldClient extends TypedEmitter<HeraldEvents> {
   /** The last unread count received, or undefined before the first `ready`. */
   get unreadCount(): number | undefined {
     return this.#unread;
+  }
+
+  /** The last unseen count (the badge) received, or undefined before the first `ready`. */
+  get unseenCount(): number | undefined {
+    return this.#unseen;
   }
 
   /** The authenticated user and tenant (from the last `ready`). */
@@ -268,10 +277,7 @@ export class HeraldClient extends TypedEmitter<HeraldEvents> {
 
   /** Lists notifications, newest first. */
   async list(query: ListQuery = {}): Promise<NotificationPage> {
-    const q: Record<string, unknown> = {};
-    if (query.before) q.before = query.before;
-    if (query.limit !== undefined && query.limit !== 0) q.limit = query.limit;
-    if (query.unread) q.unread = true;
+    const q = listArgs(query);
     let reply: unknown;
     if (this.#o.transport === 'sse') {
       const params = new URLSearchParams();
@@ -286,6 +292,58 @@ export class HeraldClient extends TypedEmitter<HeraldEvents> {
       notifications: Array.isArray(r.notifications) ? (r.notifications as Notification[]) : [],
       next: typeof r.next === 'string' ? r.next : null,
     };
+  }
+
+  /** The unread, unseen (badge) and by-category counts, read from the server. */
+  async counts(): Promise<Counts> {
+    return parseCounts(await this.#call({ type: 'notification:unread-count' }, 'GET', '/v1/me/unread-count'));
+  }
+
+  /**
+   * Marks the inbox seen (clears the badge; read state is not touched), up
+   * to `position` or everything. Every connection of the user gets `unread`.
+   */
+  async markSeen(position?: string): Promise<void> {
+    const args = position === undefined ? {} : { position };
+    await this.#call({ type: 'notification:seen', ...args }, 'POST', '/v1/me/notifications/seen', position === undefined ? undefined : args);
+  }
+
+  /** Archives notifications, or all of them. Every connection of the user gets `archived`. */
+  async archive(ids: string | string[] | 'all'): Promise<void> {
+    await this.#archive('archive', ids);
+  }
+
+  /** Puts archived notifications (or all of them) back in the inbox. */
+  async unarchive(ids: string | string[] | 'all'): Promise<void> {
+    await this.#archive('unarchive', ids);
+  }
+
+  /** The user's preferences. */
+  async preferences(): Promise<Preferences> {
+    return parsePreferences(await this.#call({ type: 'preferences:get' }, 'GET', '/v1/me/preferences'));
+  }
+
+  /** Replaces the user's preferences (muted categories and types); resolves with what was stored. */
+  async setPreferences(p: Partial<Preferences>): Promise<Preferences> {
+    const body = { muted_categories: p.muted_categories ?? [], muted_types: p.muted_types ?? [] };
+    return parsePreferences(await this.#call({ type: 'preferences:set', ...body }, 'PUT', '/v1/me/preferences', body));
+  }
+
+  async #archive(op: 'archive' | 'unarchive', ids: string | string[] | 'all'): Promise<void> {
+    const list = ids === 'all' ? 'all' : typeof ids === 'string' ? [ids] : [...ids];
+    if (list !== 'all' && list.length === 0) return;
+    const req = archiveRequest(op, list);
+    if (this.#o.transport === 'sse') {
+      await Promise.all(req.rest.map(([method, path]) => this.#rest(method, path)));
+      return;
+    }
+    await this.#request('inbox', req.ws);
+  }
+
+  /** One inbox request: over the socket, or over REST with the SSE transport. */
+  async #call(ws: Record<string, unknown>, method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
+    const reply = this.#o.transport === 'sse' ? await this.#rest(method, path, body) : await this.#request('inbox', ws);
+    return (reply && typeof reply === 'object' ? reply : {}) as Record<string, unknown>;
   }
 
   // ---- connection lifecycle ----
@@ -423,6 +481,9 @@ export class HeraldClient extends TypedEmitter<HeraldEvents> {
     on('read', (d) => this.#onFrame({ ...d, type: 'notification:read' }));
     on('deleted', (d) => this.#onFrame({ ...d, type: 'notification:deleted' }));
     on('unread', (d) => this.#onFrame({ ...d, type: 'unread' }));
+    on('archived', (d) => this.#onFrame({ ...d, type: 'notification:archived' }));
+    on('unarchived', (d) => this.#onFrame({ ...d, type: 'notification:unarchived' }));
+    on('preferences', (d) => this.#onFrame({ ...d, type: 'preferences' }));
     on('resync', (d) => this.#onFrame({ ...d, type: 'resync' }));
     on('close', (d) => this.#lost(typeof d.code === 'number' ? d.code : 1006, typeof d.reason === 'string' ? d.reason : ''));
     es.onerror = () => {
@@ -572,12 +633,15 @@ export class HeraldClient extends TypedEmitter<HeraldEvents> {
       case 'notification:deleted':
         if (typeof m.id === 'string') this.emit('deleted', { id: m.id, expired: m.expired === true });
         return;
-      case 'unread':
-        if (typeof m.count === 'number') {
-          this.#unread = m.count;
-          this.emit('unread', { count: m.count });
+      case 'unread': {
+        const ev = unreadEvent(m);
+        if (ev) {
+          this.#unread = ev.count;
+          this.#unseen = ev.unseen;
+          this.emit('unread', ev);
         }
         return;
+      }
       case 'resync':
         if (typeof m.position === 'string') {
           this.#setPosition(m.position);
@@ -587,10 +651,16 @@ export class HeraldClient extends TypedEmitter<HeraldEvents> {
       case 'ack':
       case 'pong':
       case 'notification:list':
+      case 'notification:unread-count':
+      case 'preferences:get':
+      case 'preferences:set':
       case 'notification:error':
         this.#onReply(m);
         return;
     }
+    const ev = inboxEvent(m);
+    if (ev?.name === 'preferences') this.emit('preferences', ev.prefs);
+    else if (ev) this.emit(ev.name, { ids: ev.ids, all: ev.all });
   }
 
   #onReady(m: Frame): void {
@@ -603,12 +673,14 @@ export class HeraldClient extends TypedEmitter<HeraldEvents> {
     this.#user = String(m.user ?? '');
     this.#tenant = String(m.tenant ?? '');
     if (typeof m.position === 'string') this.#setPosition(m.position);
-    const unread = typeof m.unread === 'number' ? m.unread : 0;
-    this.#unread = unread;
+    const counts = parseCounts({ count: m.unread, unseen: m.unseen, by_category: m.by_category });
+    this.#unread = counts.count;
+    this.#unseen = counts.unseen;
     this.#setState('live', {});
-    this.emit('ready', { user: this.#user, tenant: this.#tenant, unread, position: this.#position ?? '', resumed: this.#sentSince });
+    this.emit('ready', { user: this.#user, tenant: this.#tenant, unread: counts.count, unseen: counts.unseen,
+      byCategory: counts.byCategory, position: this.#position ?? '', resumed: this.#sentSince });
     if (gen !== this.#gen) return; // a listener closed the client
-    this.emit('unread', { count: unread });
+    this.emit('unread', { count: counts.count, unseen: counts.unseen, byCategory: counts.byCategory });
     const waiters = this.#waiters;
     this.#waiters = [];
     for (const w of waiters) w.resolve();
@@ -707,29 +779,33 @@ export class HeraldClient extends TypedEmitter<HeraldEvents> {
   }
 
   /** A REST call of the SSE transport, retried once with a new token after a 401. */
-  async #rest(method: string, path: string): Promise<unknown> {
+  async #rest(method: string, path: string, body?: unknown): Promise<unknown> {
     if (this.#state === 'idle') throw new HeraldError('not_connected', 'call connect() first');
     if (this.#state === 'closed') throw new HeraldError('closed', 'the client was closed');
     if (this.#state === 'failed') throw new HeraldError('failed', 'the client gave up; call connect() again');
     const token = this.#token ?? (await this.#obtainToken());
     try {
-      return await this.#http(method, path, token);
+      return await this.#http(method, path, token, body);
     } catch (err) {
       if ((err as HeraldError).status !== 401 || !this.#o.getToken) throw err;
       const fresh = await this.#obtainToken();
       if (fresh === token) throw err;
       this.#token = fresh;
-      return this.#http(method, path, fresh);
+      return this.#http(method, path, fresh, body);
     }
   }
 
-  async #http(method: string, path: string, token: string): Promise<unknown> {
+  async #http(method: string, path: string, token: string, reqBody?: unknown): Promise<unknown> {
     const ctl = typeof AbortController === 'function' ? new AbortController() : undefined;
     const timer = setTimeout(() => ctl?.abort(), this.#o.requestTimeoutMs);
     try {
       let res;
       try {
         const init: Parameters<FetchLike>[1] = { method, headers: { Authorization: `Bearer ${token}` } };
+        if (reqBody !== undefined) {
+          init.headers = { ...init.headers, 'Content-Type': 'application/json' };
+          init.body = JSON.stringify(reqBody);
+        }
         if (ctl) init.signal = ctl.signal;
         res = await this.#o.fetch!(this.#o.url + path, init);
       } catch (err) {

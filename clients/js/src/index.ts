@@ -7,6 +7,7 @@ export { decodeJwtPayload, tokenExpiry } from './jwt.js';
 export { fullJitter, reconnectAfterMs } from './backoff.js';
 export type {
   ConnectionState,
+  Counts,
   EventSourceConstructor,
   EventSourceLike,
   FetchLike,
@@ -15,6 +16,7 @@ export type {
   ListQuery,
   Notification,
   NotificationPage,
+  Preferences,
   ReadyInfo,
   StateChange,
   StorageLike,

@@ -11,8 +11,19 @@ export interface Notification {
   created_at: string;
   /** Present only when one was set. */
   expires_at?: string;
+  /** Groups notifications into tabs and counts; present only when set. */
+  category?: string;
+  /** The publisher's collapse key: a later notification with the same key replaces this one. */
+  collapse_key?: string;
   /** This user's current read state. */
   read: boolean;
+  /** True in lists of archived notifications. */
+  archived?: boolean;
+  /**
+   * Live notifications only: the id of the earlier notification with the
+   * same collapse key that this one replaces (update it in place).
+   */
+  replaces?: string;
   /**
    * The client's position after this notification (live and replayed
    * notifications only; list results have none). Opaque.
@@ -35,6 +46,23 @@ export interface ListQuery {
   limit?: number;
   /** Only unread notifications. */
   unread?: boolean;
+  /** Only this category. */
+  category?: string;
+  /** The archived notifications instead of the inbox. */
+  archived?: boolean;
+}
+
+/** The user's counts: unread, unseen (the badge) and unread by category. */
+export interface Counts {
+  count: number;
+  unseen: number;
+  byCategory: Record<string, number>;
+}
+
+/** What never reaches the user. */
+export interface Preferences {
+  muted_categories: string[];
+  muted_types: string[];
 }
 
 /**
@@ -70,6 +98,10 @@ export interface ReadyInfo {
   user: string;
   tenant: string;
   unread: number;
+  /** The unseen count (the badge). */
+  unseen: number;
+  /** Unread by category. */
+  byCategory: Record<string, number>;
   /** Where delivery starts. */
   position: string;
   /** True when the connection resumed from an earlier position. */
@@ -87,8 +119,18 @@ export interface HeraldEvents {
    * or `expired` (its `expires_at` passed; an `unread` event follows).
    */
   deleted: { id: string; expired: boolean };
-  /** The unread count changed (also sent after `ready`). */
-  unread: { count: number };
+  /**
+   * The counts changed (also sent after `ready`). `byCategory` is present when
+   * the server sent it (after state changes); after a live notification add
+   * one to its category yourself, or keep the last value.
+   */
+  unread: { count: number; unseen: number; byCategory?: Record<string, number> };
+  /** Notifications were archived (or all of them), on any connection of the user. */
+  archived: { ids: string[]; all: boolean };
+  /** Notifications were unarchived (or all of them), on any connection of the user. */
+  unarchived: { ids: string[]; all: boolean };
+  /** The user's preferences changed, on any connection. */
+  preferences: Preferences;
   /** The client missed too much: drop any displayed list and refetch it. */
   resync: { position: string };
   /** Authenticated: live delivery (after any replay) follows. Refresh displayed lists here. */
@@ -179,7 +221,7 @@ export interface HeraldClientOptions {
    * which the client gives up with state "failed". Default 3.
    */
   maxAuthFailures?: number;
-  /** Timeout of markRead/markAllRead/delete/list, queueing included. Default 10 s. */
+  /** Timeout of every request (markRead, list, archive, …), queueing included. Default 10 s. */
   requestTimeoutMs?: number;
   /** Timeout from a connection attempt to `ready`. Default 15 s. */
   connectTimeoutMs?: number;

@@ -139,3 +139,63 @@ test('demo inbox: publish, live badge and list, cross-tab read, delete, resume a
 
   assert.deepEqual([...tabA.problems, ...tabB.problems], []);
 });
+
+test('demo inbox: categories as tabs, the seen badge, archive, replacements and preferences, in sync across tabs', { skip: !haveChromium && 'chromium missing' }, async () => {
+  const tabA = await openInbox('bea');
+  const tabB = await openInbox('bea');
+  const publish = async (title, category = '', key = '') => {
+    await tabA.getByLabel('Title', { exact: true }).fill(title);
+    await tabA.getByLabel('Category', { exact: true }).selectOption(category);
+    await tabA.getByLabel('Collapse key', { exact: true }).fill(key);
+    await tabA.getByRole('button', { name: 'Publish to myself' }).click();
+    await waitFor(async () => (await tabA.locator('#publish-status').textContent()) === 'Published.', { what: `published ${title}` });
+    await tabA.locator('#publish-status').evaluate((e) => { e.textContent = ''; });
+  };
+  const unseen = (page) => page.locator('#unseen');
+
+  await publish('Invoice paid', 'billing');
+  await publish('New follower', 'social');
+  for (const tab of [tabA, tabB]) {
+    await item(tab, 'New follower').waitFor();
+    await waitFor(async () => (await unseen(tab).textContent()) === '2 new' && (await unseen(tab).isVisible()), { what: 'unseen 2' });
+    await waitFor(async () => (await tab.locator('[data-tab="billing"] .tab-count').textContent()) === '(1)', { what: 'billing count' });
+  }
+  // Seen in tab A clears the badge in tab B; unread stays.
+  await tabA.getByRole('button', { name: 'Mark seen' }).click();
+  await waitFor(async () => !(await unseen(tabB).isVisible()), { what: 'unseen cleared in tab B' });
+  assert.equal(await badge(tabB).textContent(), '2');
+
+  // The billing tab lists billing only.
+  await tabB.getByRole('tab', { name: /billing/ }).click();
+  await waitFor(async () => (await tabB.locator('#list li').count()) === 1 && (await item(tabB, 'Invoice paid').count()) === 1, { what: 'billing tab' });
+  await tabB.getByRole('tab', { name: 'All' }).click();
+  await item(tabB, 'New follower').waitFor();
+
+  // Archive in tab A: gone from tab B's inbox, listed under Archived, and back.
+  await item(tabA, 'Invoice paid').getByRole('button', { name: /^Archive/ }).click();
+  await waitFor(async () => (await item(tabB, 'Invoice paid').count()) === 0, { what: 'archived in tab B' });
+  await waitFor(async () => (await badge(tabB).textContent()) === '1', { what: 'badge 1 after archive' });
+  await tabB.getByRole('tab', { name: 'Archived' }).click();
+  await item(tabB, 'Invoice paid').getByRole('button', { name: /^Unarchive/ }).click();
+  await waitFor(async () => (await item(tabA, 'Invoice paid').count()) === 1, { what: 'unarchived in tab A' });
+  await tabB.getByRole('tab', { name: 'All' }).click();
+
+  // A replacement updates the item in place.
+  await publish('Build 7 running', 'ci', 'build-7');
+  await item(tabB, 'Build 7 running').waitFor();
+  await publish('Build 7 passed', 'ci', 'build-7');
+  for (const tab of [tabA, tabB]) {
+    await item(tab, 'Build 7 passed').waitFor();
+    await waitFor(async () => (await item(tab, 'Build 7 running').count()) === 0, { what: 'replaced in place' });
+  }
+
+  // Preferences: muting "social" in tab A shows in tab B, and social never arrives.
+  await tabA.getByLabel('social', { exact: true }).check();
+  await tabA.getByRole('button', { name: 'Save preferences' }).click();
+  await waitFor(async () => await tabB.getByLabel('social', { exact: true }).isChecked(), { what: 'preferences synced' });
+  await publish('Muted follower', 'social');
+  await publish('After the mute');
+  await item(tabB, 'After the mute').waitFor();
+  assert.equal(await item(tabB, 'Muted follower').count(), 0);
+  assert.deepEqual([...tabA.problems, ...tabB.problems], []);
+});

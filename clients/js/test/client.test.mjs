@@ -82,7 +82,7 @@ describe('against a running Herald', () => {
     assert.equal(ev.ready[0].user, 'u-connect');
     assert.equal(ev.ready[0].tenant, 'demo');
     assert.equal(ev.ready[0].resumed, false);
-    assert.deepEqual(ev.unread, [{ count: 0 }]);
+    assert.deepEqual(ev.unread, [{ count: 0, unseen: 0, byCategory: {} }]);
 
     const id = await herald.publish(['u-connect'], { title: 'Invoice paid', data: { amount: 42 } });
     await waitFor(() => ev.notification.length === 1, { what: 'notification' });
@@ -466,3 +466,84 @@ class FetchEventSource {
     for (const fn of this.listeners.get(event) ?? []) fn({ data: data.join('\n') });
   }
 }
+
+describe('inbox model', () => {
+  let herald;
+  before(async () => {
+    herald = await Herald.start();
+  });
+  after(async () => {
+    await herald?.cleanup();
+  });
+
+  function inboxRecord(client) {
+    const ev = record(client);
+    for (const k of ['archived', 'unarchived', 'preferences']) {
+      ev[k] = [];
+      client.on(k, (p) => ev[k].push(p));
+    }
+    return ev;
+  }
+
+  for (const transport of ['websocket', 'sse']) {
+    test(`categories, seen badge, archive, replacements and preferences over ${transport}`, async () => {
+      const user = `u-inbox-${transport}`;
+      const opts = transport === 'sse' ? { transport, EventSource: FetchEventSource } : {};
+      const tok = mintToken({ sub: user });
+      const a = newClient(herald, { token: tok, ...opts });
+      const b = newClient(herald, { token: tok, ...opts });
+      const evA = inboxRecord(a);
+      const evB = inboxRecord(b);
+      const billing = await herald.publish([user], { category: 'billing' });
+      await Promise.all([a.connect(), b.connect()]);
+      assert.equal(evA.ready[0].unseen, 1);
+      assert.deepEqual(evA.ready[0].byCategory, { billing: 1 });
+
+      const social = await herald.publish([user], { category: 'social' });
+      await waitFor(() => evB.notification.some((n) => n.id === social) && b.unseenCount === 2, { what: 'second notification' });
+      assert.equal(evB.notification.at(-1).category, 'social');
+      assert.deepEqual(await a.counts(), { count: 2, unseen: 2, byCategory: { billing: 1, social: 1 } });
+      const page = await a.list({ category: 'billing' });
+      assert.deepEqual(page.notifications.map((n) => n.id), [billing]);
+
+      // Seen clears the badge in every tab; read stays.
+      await a.markSeen();
+      await waitFor(() => a.unseenCount === 0 && b.unseenCount === 0, { what: 'badge cleared in both tabs' });
+      assert.equal(b.unreadCount, 2);
+
+      // Archive and unarchive reach both tabs.
+      await b.archive(billing);
+      await waitFor(() => evA.archived.length === 1 && a.unreadCount === 1, { what: 'archived event' });
+      assert.deepEqual(evA.archived[0], { ids: [billing], all: false });
+      const archived = await a.list({ archived: true });
+      assert.deepEqual(archived.notifications.map((n) => [n.id, n.archived]), [[billing, true]]);
+      await a.unarchive('all');
+      await waitFor(() => evB.unarchived.length === 1 && b.unreadCount === 2, { what: 'unarchived event' });
+      assert.equal(evB.unarchived[0].all, true);
+
+      // A replacement updates in place.
+      const first = await herald.publish([user], { collapse_key: 'build-7', title: 'running' });
+      const second = await herald.publish([user], { collapse_key: 'build-7', title: 'passed' });
+      await waitFor(() => evA.notification.some((n) => n.id === second), { what: 'replacement' });
+      const repl = evA.notification.find((n) => n.id === second);
+      assert.equal(repl.replaces, first);
+      assert.equal(repl.collapse_key, 'build-7');
+      await waitFor(() => a.unreadCount === 3, { what: 'unread 3 after a replacement' });
+
+      // Preferences: both tabs hear of them; muted categories never arrive.
+      const stored = await a.setPreferences({ muted_categories: ['social'] });
+      assert.deepEqual(stored, { muted_categories: ['social'], muted_types: [] });
+      await waitFor(() => evB.preferences.length === 1, { what: 'preferences event' });
+      assert.deepEqual(await b.preferences(), stored);
+      await herald.publish([user], { category: 'social' });
+      const last = await herald.publish([user]);
+      await waitFor(() => evB.notification.some((n) => n.id === last), { what: 'last notification' });
+      assert.ok(!evB.notification.some((n) => n.category === 'social' && n.id !== social), 'a muted category arrived');
+      await assert.rejects(a.setPreferences({ muted_categories: ['*'] }), (e) => e instanceof HeraldError &&
+        (e.code === 'invalid_message' || e.code === 'invalid_request'));
+      await assert.rejects(a.archive('01ARZ3NDEKTSV4RRFFQ69G5FAV'), (e) => e.code === 'not_found');
+      a.close();
+      b.close();
+    });
+  }
+});

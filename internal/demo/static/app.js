@@ -11,6 +11,8 @@ const el = {
   publishForm: $('publish-form'), title: $('title'), body: $('body'), publishStatus: $('publish-status'),
   inbox: $('inbox'), count: $('count'), markAll: $('mark-all'), empty: $('empty'), list: $('list'),
   error: $('error'), announcer: $('announcer'),
+  unseen: $('unseen'), category: $('category'), collapseKey: $('collapse-key'), markSeen: $('mark-seen'),
+  archiveAll: $('archive-all'), tabs: $('tabs'), prefsForm: $('prefs-form'), prefsStatus: $('prefs-status'),
 };
 
 const WS_URL = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/ws`;
@@ -137,19 +139,36 @@ function onMessage(m) {
       setState('live');
       hideError();
       setUnread(m.unread);
+      setUnseen(m.unseen ?? 0);
+      setByCategory(m.by_category);
       receivedThisConnection.clear();
       for (const send of client.queue.splice(0)) send();
       refreshList(); // replayed notifications follow; the list brings read state up to date
+      loadPreferences();
       break;
     case 'notification': {
       const n = m.notification;
       client.position = n.position;
       receivedThisConnection.add(n.id);
       if (!announced.has(n.id)) announce(n);
-      items.set(n.id, n);
+      if (n.replaces) items.delete(n.replaces); // an update in place (same collapse key)
+      if (n.category && !n.read && !n.replaces) setByCategory({ ...byCategory, [n.category]: (byCategory[n.category] || 0) + 1 });
+      if (inTab(n)) items.set(n.id, n);
       render();
       break;
     }
+    case 'notification:archived':
+      if (currentTab === 'archived') { refreshList(); break; }
+      if (m.all) items.clear();
+      for (const id of m.ids) items.delete(id);
+      render();
+      break;
+    case 'notification:unarchived':
+      refreshList();
+      break;
+    case 'preferences':
+      showPreferences(m);
+      break;
     case 'notification:read':
       for (const n of items.values()) if (m.all || m.ids.includes(n.id)) n.read = true;
       render();
@@ -160,13 +179,16 @@ function onMessage(m) {
       break;
     case 'unread':
       setUnread(m.count);
+      if (typeof m.unseen === 'number') setUnseen(m.unseen);
+      if (m.by_category) setByCategory(m.by_category);
       break;
     case 'resync': // missed too much: start over from the server's list
       client.position = m.position;
       items.clear();
       refreshList();
       break;
-    case 'ack': case 'pong': case 'notification:list': case 'notification:error': {
+    case 'ack': case 'pong': case 'notification:list': case 'notification:error':
+    case 'preferences:get': case 'preferences:set': case 'notification:unread-count': {
       const p = client.pending.get(String(m.ref));
       client.pending.delete(String(m.ref));
       if (!p) { if (m.type === 'notification:error') showError(`${m.code}: ${m.message}`); break; }
@@ -183,10 +205,63 @@ const items = new Map(); // id -> notification
 const receivedThisConnection = new Set();
 const announced = new Set(); // ids announced, or listed when the page loaded
 
+// ---- tabs, seen, archive, preferences ----
+
+let currentTab = ''; // '' (all), a category, or 'archived'
+let byCategory = {};
+
+function inTab(n) {
+  return currentTab === '' || (currentTab !== 'archived' && n.category === currentTab);
+}
+
+function setByCategory(counts) {
+  byCategory = { ...(counts || {}) };
+  for (const tab of el.tabs.querySelectorAll('[data-tab]')) {
+    const c = tab.querySelector('.tab-count');
+    if (c) c.textContent = byCategory[tab.dataset.tab] ? `(${byCategory[tab.dataset.tab]})` : '';
+  }
+}
+
+function setUnseen(count) {
+  el.unseen.textContent = `${count > 99 ? '99+' : count} new`;
+  el.unseen.dataset.count = String(count);
+  el.unseen.hidden = count === 0;
+}
+
+function selectTab(tab) {
+  currentTab = tab;
+  for (const b of el.tabs.querySelectorAll('[data-tab]')) b.setAttribute('aria-selected', String(b.dataset.tab === tab));
+  items.clear();
+  render();
+  refreshList();
+}
+
+async function loadPreferences() {
+  try {
+    showPreferences(await request({ type: 'preferences:get' }));
+  } catch (err) {
+    showError(`could not load the preferences: ${err.message}`);
+  }
+}
+
+function showPreferences(p) {
+  const muted = new Set(p.muted_categories || []);
+  for (const box of el.prefsForm.querySelectorAll('input[name="muted"]')) box.checked = muted.has(box.value);
+}
+
+function listQuery() {
+  const q = { type: 'notification:list', limit: 50 };
+  if (currentTab === 'archived') q.archived = true;
+  else if (currentTab) q.category = currentTab;
+  return q;
+}
+
 async function refreshList() {
   let reply;
+  const tab = currentTab;
   try {
-    reply = await request({ type: 'notification:list', limit: 50 });
+    reply = await request(listQuery());
+    if (tab !== currentTab) return; // another tab was chosen meanwhile
   } catch (err) {
     return showError(`could not load the inbox: ${err.message}`);
   }
@@ -195,7 +270,7 @@ async function refreshList() {
   // replayed notifications (which may arrive after this reply) are news.
   if (!client.resumed) for (const id of fresh.keys()) announced.add(id);
   // Keep notifications delivered on this connection after the list was read.
-  for (const id of receivedThisConnection) if (!fresh.has(id) && items.has(id)) fresh.set(id, items.get(id));
+  if (tab !== 'archived') for (const id of receivedThisConnection) if (!fresh.has(id) && items.has(id)) fresh.set(id, items.get(id));
   items.clear();
   for (const [id, n] of fresh) items.set(id, n);
   render();
@@ -250,8 +325,11 @@ function renderItem(n) {
   actions.className = 'item-actions';
   const read = button('Mark read', `Mark “${n.title}” read`, 'mark-read', () => markRead(n.id));
   read.disabled = n.read;
+  const arch = n.archived
+    ? button('Unarchive', `Unarchive “${n.title}”`, 'unarchive', () => archive(n.id, false))
+    : button('Archive', `Archive “${n.title}”`, 'archive', () => archive(n.id, true));
   const del = button('Delete', `Delete “${n.title}”`, 'delete', () => remove(n.id));
-  actions.append(read, del);
+  actions.append(read, arch, del);
   li.append(text, actions);
   return li;
 }
@@ -273,6 +351,12 @@ function markRead(id) {
 }
 function remove(id) {
   request({ type: 'notification:delete', id }).catch((e) => showError(e.message));
+}
+function archive(id, on) {
+  request({ type: on ? 'notification:archive' : 'notification:unarchive', id }).catch((e) => showError(e.message));
+}
+function markSeen() {
+  request({ type: 'notification:seen' }).catch((e) => showError(e.message));
 }
 
 function announce(n) {
@@ -299,7 +383,33 @@ el.bell.addEventListener('click', () => {
   const open = el.bell.getAttribute('aria-expanded') !== 'true';
   el.bell.setAttribute('aria-expanded', String(open));
   el.inbox.hidden = !open;
-  if (open) el.inbox.focus();
+  if (open) {
+    el.inbox.focus();
+    markSeen(); // opening the inbox clears the "new" badge in every tab
+  }
+});
+
+el.markSeen.addEventListener('click', markSeen);
+
+el.archiveAll.addEventListener('click', () => {
+  request({ type: 'notification:archive', all: true }).catch((e) => showError(e.message));
+});
+
+el.tabs.addEventListener('click', (e) => {
+  const tab = e.target.closest('[data-tab]');
+  if (tab) selectTab(tab.dataset.tab);
+});
+
+el.prefsForm.addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const muted = [...el.prefsForm.querySelectorAll('input[name="muted"]:checked')].map((b) => b.value);
+  el.prefsStatus.textContent = 'Saving…';
+  try {
+    await request({ type: 'preferences:set', muted_categories: muted, muted_types: [] });
+    el.prefsStatus.textContent = 'Saved.';
+  } catch (err) {
+    el.prefsStatus.textContent = `Not saved: ${err.message}`;
+  }
 });
 
 el.publishForm.addEventListener('submit', async (e) => {
@@ -309,7 +419,8 @@ el.publishForm.addEventListener('submit', async (e) => {
     const res = await fetch('/v1/dev/publish', {
       method: 'POST',
       headers: { Authorization: `Bearer ${client.token}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ title: el.title.value, body: el.body.value }),
+      body: JSON.stringify({ title: el.title.value, body: el.body.value, category: el.category.value,
+        collapse_key: el.collapseKey.value.trim() }),
     });
     const body = await res.json().catch(() => ({}));
     if (!res.ok) throw new Error(body?.error?.message || `HTTP ${res.status}`);
@@ -335,6 +446,8 @@ function start(user) {
   announced.clear();
   render();
   setUnread(0);
+  setUnseen(0);
+  setByCategory({});
   const url = new URL(location.href);
   url.searchParams.set('user', user);
   history.replaceState(null, '', url);

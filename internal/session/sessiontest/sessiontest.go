@@ -32,12 +32,14 @@ func (EmptyStore) Head(context.Context, notification.Recipient) (notification.Po
 	return notification.Position{}, nil
 }
 
-// UnreadCount returns 0.
-func (EmptyStore) UnreadCount(context.Context, notification.Recipient) (int64, error) { return 0, nil }
+// Counts returns no unread notification.
+func (EmptyStore) Counts(context.Context, notification.Recipient) (notification.Counts, error) {
+	return notification.Counts{}, nil
+}
 
-// HeadUnread returns position 0.0 and no unread notification.
-func (EmptyStore) HeadUnread(context.Context, notification.Recipient) (notification.Position, int64, error) {
-	return notification.Position{}, 0, nil
+// HeadCounts returns position 0.0 and no unread notification.
+func (EmptyStore) HeadCounts(context.Context, notification.Recipient) (notification.Position, notification.Counts, error) {
+	return notification.Position{}, notification.Counts{}, nil
 }
 
 // NopInbox is a session.Inbox that acknowledges every request with empty
@@ -49,8 +51,35 @@ func (NopInbox) List(context.Context, notification.Recipient, store.ListQuery) (
 	return store.Page{}, nil
 }
 
-// UnreadCount returns 0.
-func (NopInbox) UnreadCount(context.Context, notification.Recipient) (int64, error) { return 0, nil }
+// Counts returns no counts.
+func (NopInbox) Counts(context.Context, notification.Recipient) (store.Counts, error) {
+	return store.Counts{}, nil
+}
+
+// MarkSeen changes nothing.
+func (NopInbox) MarkSeen(context.Context, notification.Recipient, *notification.Position) (store.Change, error) {
+	return store.Change{}, nil
+}
+
+// Archive changes nothing.
+func (NopInbox) Archive(context.Context, notification.Recipient, []string, bool) (store.Change, error) {
+	return store.Change{}, nil
+}
+
+// Unarchive changes nothing.
+func (NopInbox) Unarchive(context.Context, notification.Recipient, []string, bool) (store.Change, error) {
+	return store.Change{}, nil
+}
+
+// Preferences returns none.
+func (NopInbox) Preferences(context.Context, notification.Recipient) (notification.Preferences, error) {
+	return notification.Preferences{}, nil
+}
+
+// SetPreferences changes nothing.
+func (NopInbox) SetPreferences(context.Context, notification.Recipient, notification.Preferences) (store.Change, error) {
+	return store.Change{}, nil
+}
 
 // MarkRead changes nothing.
 func (NopInbox) MarkRead(context.Context, notification.Recipient, []string) (store.Change, error) {
