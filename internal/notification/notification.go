@@ -80,7 +80,14 @@ type Draft struct {
 	Body      string
 	Data      json.RawMessage // a JSON object, or nil
 	ExpiresAt time.Time       // zero: never
+	// FallbackAfter, when positive, schedules a notification.unseen webhook
+	// for each recipient who has not read it that long after it is stored.
+	// Explicit-user audiences only.
+	FallbackAfter time.Duration
 }
+
+// MaxFallbackAfter bounds Draft.FallbackAfter (publish "fallback.after_s").
+const MaxFallbackAfter = 7 * 24 * time.Hour
 
 // Notification is a stored notification. It is immutable once stored; the
 // per-recipient state (read, deleted, position) lives beside it.

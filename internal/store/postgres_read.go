@@ -91,6 +91,9 @@ var pgReadSQL = readSQL{
 	head:                pgHeadSQL,
 	headUnread:          pgHeadUnreadSQL,
 	unread:              pgUnreadSQL,
+	unseen: `SELECT i.seq, i.read, ` + pgNotificationCols + `
+		FROM inbox i JOIN notifications n ON n.id = i.notification_id
+		WHERE i.tenant = $1 AND i.user_id = $2 AND i.notification_id = $3 AND (n.expires_at IS NULL OR n.expires_at > $4)`,
 }
 
 // newPGReader is the read side of s: reads run on the pool, as direct

@@ -295,6 +295,7 @@ func (s *Postgres) publishTx(ctx context.Context, tx pgx.Tx, reqs []*pgPublish) 
 	}
 	var nr notificationRows
 	var ir inboxRows
+	var wh []WebhookEvent
 	for _, r := range reqs {
 		if !r.fresh {
 			continue
@@ -315,11 +316,43 @@ func (s *Postgres) publishTx(ctx context.Context, tx pgx.Tx, reqs []*pgPublish) 
 					ev.Deliveries = append(ev.Deliveries, notification.Delivery{User: u, Seq: nx.seq, Unread: nx.unread})
 					ir.add(d.Tenant, u, nx.seq, ev.Notification.ID)
 				}
+				evs, err := unseenEvents(s.outboxEngine.ids, ev.Notification, d, r.users[i])
+				if err != nil {
+					return err
+				}
+				wh = append(wh, evs...)
 			}
 			nr.add(ev.Notification, r.data[i], ev.TenantSeq)
 		}
 	}
-	return insertRows(ctx, tx, &nr, &ir)
+	if err := insertRows(ctx, tx, &nr, &ir); err != nil {
+		return err
+	}
+	return insertUnseenRows(ctx, tx, wh)
+}
+
+// insertUnseenRows inserts the notification.unseen outbox rows of a batch
+// (no payload yet) with one statement.
+func insertUnseenRows(ctx context.Context, tx pgx.Tx, wh []WebhookEvent) error {
+	if len(wh) == 0 {
+		return nil
+	}
+	var (
+		id, tenant, user, nid []string
+		created, due          []int64
+	)
+	for i := range wh {
+		e := &wh[i]
+		id, tenant, user, nid = append(id, e.ID), append(tenant, e.Tenant), append(user, e.User), append(nid, e.NotificationID)
+		created, due = append(created, e.CreatedAt.UnixMilli()), append(due, e.DueAt.UnixMilli())
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO webhook_outbox (id, tenant, user_id, type, notification_id, created_at, due_at)
+		SELECT u.id, u.tenant, u.user_id, $7, u.nid, u.created, u.due
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[]) AS u(id, tenant, user_id, nid, created, due)`,
+		id, tenant, user, nid, created, due, WebhookNotificationUnseen); err != nil {
+		return fmt.Errorf("webhook outbox: %w", err)
+	}
+	return nil
 }
 
 // distinctUsers returns users (or any strings) without repeats, in

@@ -26,6 +26,9 @@ type readSQL struct {
 	listExplicit, listExplicitUnread   string
 	listBroadcast, listBroadcastUnread string
 	head, headUnread, unread           string // tenant, user[, role key]
+	// unseen: the explicit item of tenant, user, notification id, now
+	// (Outbox.Unseen).
+	unseen string
 }
 
 // scanner is a row of a single-row query: *sql.Row or pgx.Row.

@@ -92,6 +92,9 @@ var sqliteReadSQL = readSQL{
 	head:                headSQL,
 	headUnread:          headUnreadSQL,
 	unread:              unreadSQL,
+	unseen: `SELECT i.seq, i.read, ` + notificationCols + `
+		FROM inbox i JOIN notifications n ON n.id = i.notification_id
+		WHERE i.notification_id = ?3 AND i.tenant = ?1 AND i.user_id = ?2 AND (n.expires_at IS NULL OR n.expires_at > ?4)`,
 }
 
 // newSQLiteReader is the read side of s: reads run on the query-only pool.
