@@ -147,7 +147,9 @@ func prepareWebhooks(ids *idSource, evs []WebhookEvent, now time.Time) error {
 }
 
 // unseenEvents are the notification.unseen rows of a committed draft: one
-// per distinct user, due FallbackAfter after creation.
+// per distinct user, due FallbackAfter after creation. The event happens
+// when it is due: that is its CreatedAt (from which the sender's retry
+// window and the backlog's age count).
 func unseenEvents(ids *idSource, n *notification.Notification, d *notification.Draft, users []string) ([]WebhookEvent, error) {
 	if d.FallbackAfter <= 0 {
 		return nil, nil
@@ -159,7 +161,7 @@ func unseenEvents(ids *idSource, n *notification.Notification, d *notification.D
 			return nil, err
 		}
 		evs = append(evs, WebhookEvent{ID: id, Tenant: n.Tenant, User: u, Type: WebhookNotificationUnseen,
-			NotificationID: n.ID, CreatedAt: n.CreatedAt, DueAt: n.CreatedAt.Add(d.FallbackAfter)})
+			NotificationID: n.ID, CreatedAt: n.CreatedAt.Add(d.FallbackAfter), DueAt: n.CreatedAt.Add(d.FallbackAfter)})
 	}
 	return evs, nil
 }
