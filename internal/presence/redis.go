@@ -105,6 +105,11 @@ func (r *Redis) parseUserKey(s string) (Key, bool) {
 	return Key{Tenant: rest[:n], User: rest[n+1:]}, true
 }
 
+// keyTTL is how long keys outlive their last write: longer than a
+// field's expiry, so that a dead node's fields are still there, expired,
+// when another node reaps them (and emits user.offline).
+func (r *Redis) keyTTL() time.Duration { return 3 * r.ttl }
+
 func (r *Redis) nodeSet(node string) string { return r.prefix + "node:" + node }
 func (r *Redis) nodesKey() string           { return r.prefix + "nodes" }
 
@@ -145,7 +150,7 @@ func parseValue(v string) (expiry int64, c Counts, ok bool) {
 func (r *Redis) Put(ctx context.Context, k Key, c Counts) (bool, error) {
 	now := time.Now()
 	key := r.userKey(k)
-	first, err := putScript.Run(ctx, r.rdb, []string{key}, r.node, value(now.Add(r.ttl), c), now.UnixMilli(), r.ttl.Milliseconds()).Int()
+	first, err := putScript.Run(ctx, r.rdb, []string{key}, r.node, value(now.Add(r.ttl), c), now.UnixMilli(), r.keyTTL().Milliseconds()).Int()
 	if err != nil {
 		return false, fmt.Errorf("presence: put: %w", err)
 	}
@@ -189,7 +194,7 @@ func (r *Redis) Refresh(ctx context.Context, entries map[Key]Counts) error {
 	for k, c := range entries {
 		key := r.userKey(k)
 		pipe.HSet(ctx, key, r.node, value(expiry, c))
-		pipe.PExpire(ctx, key, r.ttl)
+		pipe.PExpire(ctx, key, r.keyTTL())
 		pipe.SAdd(ctx, r.nodeSet(r.node), key)
 		if n++; n >= refreshChunk {
 			if err := flush(); err != nil {
@@ -198,7 +203,7 @@ func (r *Redis) Refresh(ctx context.Context, entries map[Key]Counts) error {
 		}
 	}
 	pipe.ZAdd(ctx, r.nodesKey(), redis.Z{Score: float64(expiry.UnixMilli()), Member: r.node})
-	pipe.PExpire(ctx, r.nodeSet(r.node), 3*r.ttl)
+	pipe.PExpire(ctx, r.nodeSet(r.node), r.keyTTL())
 	n++
 	if err := flush(); err != nil {
 		return fmt.Errorf("presence: refresh: %w", err)
