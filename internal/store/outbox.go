@@ -82,7 +82,8 @@ type Outbox interface {
 	// FinishWebhook deletes a claimed row (delivered, or given up on).
 	FinishWebhook(ctx context.Context, id, owner string) error
 	// ReleaseWebhookLeases ends every lease owner holds (a node restarting
-	// under the same id takes its rows back at once).
+	// under the same id takes its rows back at once); owner "" ends every
+	// lease (a single node at start: no other sender exists).
 	ReleaseWebhookLeases(ctx context.Context, owner string) error
 	// WebhookBacklog counts the due rows.
 	WebhookBacklog(ctx context.Context) (WebhookBacklog, error)

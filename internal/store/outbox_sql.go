@@ -156,7 +156,8 @@ func (o *outboxEngine) FinishWebhook(ctx context.Context, id, owner string) erro
 // ReleaseWebhookLeases implements Outbox.
 func (o *outboxEngine) ReleaseWebhookLeases(ctx context.Context, owner string) error {
 	return o.write(ctx, "release webhook leases", func(q outboxQuerier) error {
-		_, err := q.exec(ctx, `UPDATE webhook_outbox SET lease_owner = '', lease_until = 0 WHERE lease_owner = $1`, owner)
+		_, err := q.exec(ctx, `UPDATE webhook_outbox SET lease_owner = '', lease_until = 0
+			WHERE lease_owner <> '' AND (lease_owner = $1 OR $1 = '')`, owner)
 		return err
 	})
 }

@@ -104,6 +104,12 @@ func testOutboxClaimFinish(t *testing.T, s outboxUnderTest) {
 	if got := claim(t, s, "D", 10); len(got) != 1 {
 		t.Fatalf("after releasing C's leases: %+v", got)
 	}
+	if err := s.ReleaseWebhookLeases(ctx, ""); err != nil { // every lease
+		t.Fatal(err)
+	}
+	if got := claim(t, s, "E", 10); len(got) != 1 {
+		t.Fatalf("after releasing every lease: %+v", got)
+	}
 	_, err := s.ClaimWebhooks(ctx, "", time.Minute, 1)
 	wantErr(t, err, ErrInvalid)
 	wantErr(t, s.EnqueueWebhooks(ctx, []WebhookEvent{{Tenant: "", Type: "x"}}), ErrInvalid)

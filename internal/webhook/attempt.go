@@ -158,7 +158,7 @@ func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_webhook_failures_total",
 			Help: "Failed webhook attempts by status: the HTTP status code, timeout, refused (forbidden address) or network."}, []string{"status"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_webhook_dropped_total",
-			Help: "Webhooks given up on, by reason (expired: retry window over; no_endpoint)."}, []string{"reason"}),
+			Help: "Webhooks given up on, by reason (expired: retry window over; no_endpoint; queue_full: a best-effort event not queued)."}, []string{"reason"}),
 		unseen: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "herald_webhook_fallback_checks_total",
 			Help: "notification.unseen fallbacks at due time, by outcome (unseen: sent; seen: dropped)."}, []string{"outcome"}),
 		deferred: prometheus.NewCounter(prometheus.CounterOpts{Name: "herald_webhook_deferred_total",
@@ -173,7 +173,7 @@ func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
 	for _, r := range []string{"ok", "failed"} {
 		m.attempts.WithLabelValues(r)
 	}
-	for _, r := range []string{"expired", "no_endpoint"} {
+	for _, r := range []string{"expired", "no_endpoint", "queue_full"} {
 		m.dropped.WithLabelValues(r)
 	}
 	if reg != nil {

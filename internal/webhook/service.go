@@ -57,6 +57,9 @@ type Config struct {
 	AllowLinkLocal bool
 	// Owner names this sender in leases (the node id). Required.
 	Owner string
+	// SingleSender: no other node sends from this outbox (SQLite), so
+	// Start takes back every lease, not only Owner's.
+	SingleSender bool
 	// Lease: how long a claimed row is this sender's; another node takes
 	// it over after. At least twice AttemptTimeout. Default DefaultLease.
 	Lease time.Duration
@@ -164,6 +167,7 @@ type Service struct {
 
 	slots  chan struct{} // attempts in flight on this node
 	wake   chan struct{}
+	async  chan Body // Offer's queue
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -182,7 +186,7 @@ func New(cfg Config, out Outbox) (*Service, error) {
 	s := &Service{cfg: cfg, out: out, client: NewClient(cfg.AttemptTimeout, cfg.AllowLinkLocal),
 		log: cfg.Logger, audit: cfg.Audit, m: newServiceMetrics(cfg.Registerer),
 		tenants: map[string]*endpoint{}, sems: map[string]chan struct{}{},
-		slots: make(chan struct{}, cfg.Batch), wake: make(chan struct{}, 1)}
+		slots: make(chan struct{}, cfg.Batch), wake: make(chan struct{}, 1), async: make(chan Body, offerQueue)}
 	if cfg.URL != "" {
 		sg, err := NewSigner(cfg.Secret)
 		if err != nil {
@@ -197,13 +201,18 @@ func New(cfg Config, out Outbox) (*Service, error) {
 // Start takes back this owner's leases (a restart), loads the tenants'
 // endpoints and starts the loops.
 func (s *Service) Start(ctx context.Context) error {
-	if err := s.out.ReleaseWebhookLeases(ctx, s.cfg.Owner); err != nil {
+	owner := s.cfg.Owner
+	if s.cfg.SingleSender {
+		owner = ""
+	}
+	if err := s.out.ReleaseWebhookLeases(ctx, owner); err != nil {
 		return fmt.Errorf("webhook: start: %w", err)
 	}
 	if err := s.Reload(ctx); err != nil {
 		return fmt.Errorf("webhook: start: %w", err)
 	}
-	s.wg.Add(3)
+	s.wg.Add(4)
+	go s.emitOffered()
 	go s.loop(s.cfg.Poll, s.wake, s.pump)
 	go s.loop(s.cfg.EndpointRefresh, nil, func() {
 		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.EndpointRefresh)
@@ -320,6 +329,44 @@ func (s *Service) Emit(ctx context.Context, bodies ...Body) error {
 	}
 	s.Wake()
 	return nil
+}
+
+// offerQueue bounds the events Offer holds before they are written.
+const offerQueue = 1024
+
+// Offer queues an event to be written to the outbox without waiting (for
+// callers that must not block or call the store, like the store's commit
+// hook). It reports false, and counts the event dropped, when the queue is
+// full. Events still queued when the node stops are lost: Offer is for
+// best-effort events (notification.read).
+func (s *Service) Offer(b Body) bool {
+	if !s.Enabled(b.Tenant) {
+		return true
+	}
+	select {
+	case s.async <- b:
+		return true
+	default:
+		s.m.dropped.WithLabelValues("queue_full").Inc()
+		return false
+	}
+}
+
+// emitOffered writes offered events, one at a time.
+func (s *Service) emitOffered() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case b := <-s.async:
+			ctx, cancel := context.WithTimeout(s.ctx, s.cfg.AttemptTimeout)
+			if err := s.Emit(ctx, b); err != nil && s.ctx.Err() == nil {
+				s.log.Warn("webhook: event not written to the outbox", "type", b.Type, "tenant", b.Tenant, "err", err)
+			}
+			cancel()
+		}
+	}
 }
 
 // pump claims as many due rows as there are free slots and starts them,

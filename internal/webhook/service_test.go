@@ -30,7 +30,7 @@ func TestDeliverSigned(t *testing.T) {
 	secret := NewSecret()
 	rcv := newReceiver(t, secret)
 	reg := prometheus.NewRegistry()
-	cfg := fastConfig(rcv.srv.URL, secret)
+	cfg := fastConfig(rcv.URL, secret)
 	cfg.Registerer = reg
 	s := start(t, cfg, openSQLite(t, ""))
 	emit(t, s, online("t1", "alice"), Body{Type: store.WebhookUserOffline, Tenant: "t1", User: "bob"})
@@ -52,9 +52,9 @@ func TestDeliverSigned(t *testing.T) {
 func TestReceiverDownThenUp(t *testing.T) {
 	secret := NewSecret()
 	rcv := newReceiver(t, secret)
-	rcv.fail.Store(true)
+	rcv.Fail.Store(true)
 	reg := prometheus.NewRegistry()
-	cfg := fastConfig(rcv.srv.URL, secret)
+	cfg := fastConfig(rcv.URL, secret)
 	cfg.Registerer = reg
 	s := start(t, cfg, openSQLite(t, ""))
 	var want []string
@@ -67,7 +67,7 @@ func TestReceiverDownThenUp(t *testing.T) {
 	slices.Sort(want)
 	testkit.Eventually(t, 10*time.Second, func() bool {
 		for _, id := range want {
-			if rcv.attempts(id) < 3 {
+			if rcv.Attempts(id) < 3 {
 				return false
 			}
 		}
@@ -77,14 +77,12 @@ func TestReceiverDownThenUp(t *testing.T) {
 		t.Fatalf("failures by status not counted")
 	}
 	testkit.Eventually(t, 5*time.Second, func() bool { return testutil.ToFloat64(s.m.oldest) > 0 }, "oldest pending age")
-	rcv.fail.Store(false)
+	rcv.Fail.Store(false)
 	testkit.Eventually(t, 10*time.Second, func() bool { return len(rcv.delivered()) == 5 }, "5 deliveries")
 	if got := bodyIDs(rcv.delivered()); !slices.Equal(got, want) {
 		t.Fatalf("delivered ids %v, want %v", got, want)
 	}
-	rcv.mu.Lock()
-	defer rcv.mu.Unlock()
-	for id := range rcv.tries {
+	for id := range rcv.Tries() {
 		if !slices.Contains(want, id) {
 			t.Fatalf("an attempt with an unknown id %s: retries must keep the id", id)
 		}
@@ -96,13 +94,13 @@ func TestReceiverDownThenUp(t *testing.T) {
 func TestRestartMidRetry(t *testing.T) {
 	secret := NewSecret()
 	rcv := newReceiver(t, secret)
-	rcv.fail.Store(true)
+	rcv.Fail.Store(true)
 	path := filepath.Join(t.TempDir(), "herald.db")
 	st, err := store.OpenSQLite(context.Background(), store.SQLiteConfig{Path: path})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(fastConfig(rcv.srv.URL, secret), st)
+	s, err := New(fastConfig(rcv.URL, secret), st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,13 +110,13 @@ func TestRestartMidRetry(t *testing.T) {
 	b := online("t1", "alice")
 	b.ID = NewID()
 	emit(t, s, b)
-	testkit.Eventually(t, 5*time.Second, func() bool { return rcv.attempts(b.ID) >= 2 }, "2 failed attempts")
+	testkit.Eventually(t, 5*time.Second, func() bool { return rcv.Attempts(b.ID) >= 2 }, "2 failed attempts")
 	_ = s.Close()
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
-	rcv.fail.Store(false)
-	start(t, fastConfig(rcv.srv.URL, secret), openSQLite(t, path))
+	rcv.Fail.Store(false)
+	start(t, fastConfig(rcv.URL, secret), openSQLite(t, path))
 	testkit.Eventually(t, 5*time.Second, func() bool { return len(rcv.delivered()) == 1 }, "delivery after restart")
 	if got := rcv.delivered()[0].ID; got != b.ID {
 		t.Fatalf("delivered %s after restart, want %s", got, b.ID)
@@ -130,8 +128,9 @@ func TestRestartMidRetry(t *testing.T) {
 func TestPerEndpointBound(t *testing.T) {
 	secret := NewSecret()
 	rcv := newReceiver(t, secret)
-	rcv.hold = make(chan struct{})
-	cfg := fastConfig(rcv.srv.URL, secret)
+	hold := make(chan struct{})
+	rcv.Hold(hold)
+	cfg := fastConfig(rcv.URL, secret)
 	cfg.PerEndpoint = 2
 	s := start(t, cfg, openSQLite(t, ""))
 	var bodies []Body
@@ -139,10 +138,10 @@ func TestPerEndpointBound(t *testing.T) {
 		bodies = append(bodies, online("t1", "u"+string(rune('a'+i))))
 	}
 	emit(t, s, bodies...)
-	testkit.Eventually(t, 5*time.Second, func() bool { return rcv.inside.Load() == 2 }, "2 requests held")
-	close(rcv.hold)
+	testkit.Eventually(t, 5*time.Second, func() bool { return rcv.InFlight() == 2 }, "2 requests held")
+	close(hold)
 	testkit.Eventually(t, 10*time.Second, func() bool { return len(rcv.delivered()) == 12 }, "12 deliveries")
-	if p := rcv.peak.Load(); p > 2 {
+	if p := rcv.Peak(); p > 2 {
 		t.Fatalf("%d requests in flight at once, bound is 2", p)
 	}
 }
@@ -151,8 +150,8 @@ func TestPerEndpointBound(t *testing.T) {
 func TestRetryWindow(t *testing.T) {
 	secret := NewSecret()
 	rcv := newReceiver(t, secret)
-	rcv.fail.Store(true)
-	cfg := fastConfig(rcv.srv.URL, secret)
+	rcv.Fail.Store(true)
+	cfg := fastConfig(rcv.URL, secret)
 	cfg.RetryWindow = 150 * time.Millisecond
 	st := openSQLite(t, "")
 	s := start(t, cfg, st)
@@ -169,7 +168,7 @@ func TestFallbackOnlyWhenUnseen(t *testing.T) {
 	secret := NewSecret()
 	rcv := newReceiver(t, secret)
 	st := openSQLite(t, "")
-	s := start(t, fastConfig(rcv.srv.URL, secret), st)
+	s := start(t, fastConfig(rcv.URL, secret), st)
 	ctx := context.Background()
 	res, err := st.Publish(ctx, store.PublishRequest{Drafts: []notification.Draft{{Tenant: "t1", Type: "invoice", Title: "Invoice",
 		Audience: notification.Audience{Kind: notification.AudienceUsers, Users: []string{"alice", "bob"}}, FallbackAfter: 300 * time.Millisecond}}})
@@ -195,10 +194,10 @@ func TestTenantEndpoint(t *testing.T) {
 	gsecret, tsecret := NewSecret(), NewSecret()
 	global, own := newReceiver(t, gsecret), newReceiver(t, tsecret)
 	st := openSQLite(t, "")
-	if err := st.PutWebhookEndpoint(context.Background(), store.WebhookEndpoint{Tenant: "acme", URL: own.srv.URL, Secret: tsecret}); err != nil {
+	if err := st.PutWebhookEndpoint(context.Background(), store.WebhookEndpoint{Tenant: "acme", URL: own.URL, Secret: tsecret}); err != nil {
 		t.Fatal(err)
 	}
-	s := start(t, fastConfig(global.srv.URL, gsecret), st)
+	s := start(t, fastConfig(global.URL, gsecret), st)
 	emit(t, s, online("acme", "a"), online("other", "b"))
 	testkit.Eventually(t, 5*time.Second, func() bool { return len(global.delivered()) == 1 && len(own.delivered()) == 1 }, "one each")
 	if global.delivered()[0].Tenant != "other" || own.delivered()[0].Tenant != "acme" {
@@ -234,21 +233,20 @@ func TestTwoSendersPostgres(t *testing.T) {
 	if got, err := a.ClaimWebhooks(ctx, "dead-node", 700*time.Millisecond, 10); err != nil || len(got) != 5 {
 		t.Fatalf("orphan claim %d, %v", len(got), err)
 	}
-	cfgA, cfgB := fastConfig(rcv.srv.URL, secret), fastConfig(rcv.srv.URL, secret)
+	cfgA, cfgB := fastConfig(rcv.URL, secret), fastConfig(rcv.URL, secret)
 	cfgB.Owner = "node-b"
 	sa, sb := start(t, cfgA, a), start(t, cfgB, b)
 	for i := range 40 {
 		emit(t, []*Service{sa, sb}[i%2], online("t", "u"+string(rune('a'+i%26))+string(rune('a'+i/26))))
 	}
-	testkit.Eventually(t, 15*time.Second, func() bool { return rcv.totalAttempts() >= 45 }, "45 deliveries")
+	testkit.Eventually(t, 15*time.Second, func() bool { return rcv.TotalAttempts() >= 45 }, "45 deliveries")
 	_ = sa.Close()
 	_ = sb.Close()
-	rcv.mu.Lock()
-	defer rcv.mu.Unlock()
-	if len(rcv.tries) != 45 {
-		t.Fatalf("%d distinct ids delivered, want 45", len(rcv.tries))
+	tries := rcv.Tries()
+	if len(tries) != 45 {
+		t.Fatalf("%d distinct ids delivered, want 45", len(tries))
 	}
-	for id, n := range rcv.tries {
+	for id, n := range tries {
 		if n != 1 {
 			t.Fatalf("%s delivered %d times", id, n)
 		}

@@ -2,14 +2,11 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,96 +19,24 @@ import (
 
 func TestMain(m *testing.M) { testkit.LeakMain(m, testkit.ServerLeakOptions()...) }
 
-// receiver is a real HTTP receiver that verifies every request with the
-// Standard Webhooks library (not with Herald's Signer) and records it.
+// receiver wraps testkit's receiver with the bodies decoded.
 type receiver struct {
-	t      testing.TB
-	srv    *httptest.Server
-	wh     *standardwebhooks.Webhook
-	fail   atomic.Bool   // answer 503
-	hold   chan struct{} // when set, handlers wait on it
-	mu     sync.Mutex
-	got    []Body            // verified 2xx deliveries, in order; guarded by mu
-	tries  map[string]int    // attempts per webhook-id; guarded by mu
-	bad    []string          // verification failures; guarded by mu
-	heads  map[string]string // webhook-id -> last signature header; guarded by mu
-	inside atomic.Int32
-	peak   atomic.Int32
+	*testkit.WebhookReceiver
+	t testing.TB
 }
 
 func newReceiver(t testing.TB, secret string) *receiver {
-	t.Helper()
-	wh, err := standardwebhooks.NewWebhook(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &receiver{t: t, wh: wh, tries: map[string]int{}, heads: map[string]string{}}
-	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
-func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
-	n := r.inside.Add(1)
-	defer r.inside.Add(-1)
-	for p := r.peak.Load(); n > p && !r.peak.CompareAndSwap(p, n); p = r.peak.Load() {
-	}
-	if r.hold != nil {
-		<-r.hold
-	}
-	body, _ := io.ReadAll(req.Body)
-	id := req.Header.Get(HeaderID)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.tries[id]++
-	r.heads[id] = req.Header.Get(HeaderSignature)
-	if err := r.wh.Verify(body, req.Header); err != nil || req.Header.Get("Content-Type") != "application/json" {
-		r.bad = append(r.bad, id+": "+errString(err))
-		w.WriteHeader(http.StatusBadRequest)
-		return
-	}
-	if r.fail.Load() {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		return
-	}
-	var b Body
-	if err := json.Unmarshal(body, &b); err != nil || b.ID != id {
-		r.bad = append(r.bad, id+": body "+string(body))
-	}
-	r.got = append(r.got, b)
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func errString(err error) string {
-	if err == nil {
-		return "content type"
-	}
-	return err.Error()
+	return &receiver{testkit.NewWebhookReceiver(t, secret), t}
 }
 
 func (r *receiver) delivered() []Body {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.bad) > 0 {
-		r.t.Errorf("receiver refused: %v", r.bad)
+	var out []Body
+	for _, d := range r.Delivered() {
+		var b Body
+		d.Decode(r.t, &b)
+		out = append(out, b)
 	}
-	return append([]Body(nil), r.got...)
-}
-
-func (r *receiver) attempts(id string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.tries[id]
-}
-
-func (r *receiver) totalAttempts() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
-	for _, c := range r.tries {
-		n += c
-	}
-	return n
+	return out
 }
 
 func openSQLite(t testing.TB, path string) *store.SQLite {
