@@ -167,7 +167,7 @@ type Service struct {
 
 	slots  chan struct{} // attempts in flight on this node
 	wake   chan struct{}
-	async  chan Body // Offer's queue
+	async  chan Body       // Offer's queue
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
