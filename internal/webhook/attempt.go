@@ -81,7 +81,7 @@ func (s *Service) buildPayload(ev store.WebhookEvent) (store.WebhookEvent, bool)
 	}
 	s.m.unseen.WithLabelValues("unseen").Inc()
 	b := Body{ID: ev.ID, Type: ev.Type, CreatedAt: ev.CreatedAt, Tenant: ev.Tenant, User: ev.User,
-		Notification: NotificationOf(&it.Notification)}
+		Notification: NotificationOf(&it.Notification, it.Read)}
 	ev.Payload = b.Encode()
 	if err := s.out.SaveWebhookPayload(ctx, ev.ID, s.cfg.Owner, ev.Payload); err != nil {
 		s.log.Warn("webhook: payload not saved", "id", ev.ID, "err", err)
@@ -175,6 +175,12 @@ func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
 	}
 	for _, r := range []string{"expired", "no_endpoint", "queue_full"} {
 		m.dropped.WithLabelValues(r)
+	}
+	for _, st := range []string{"timeout", "refused", "network"} { // HTTP codes appear when they happen
+		m.failures.WithLabelValues(st)
+	}
+	for _, o := range []string{"unseen", "seen"} {
+		m.unseen.WithLabelValues(o)
 	}
 	if reg != nil {
 		reg.MustRegister(m.attempts, m.failures, m.dropped, m.unseen, m.deferred, m.duration, m.depth, m.oldest)

@@ -22,20 +22,22 @@ type Body struct {
 	All             bool     `json:"all,omitempty"`
 }
 
-// Notification is a notification in a webhook body, as the user API shows it.
+// Notification is a notification in a webhook body, as the user API shows
+// it (a notification.unseen one is unread: Read is false).
 type Notification struct {
 	ID        string          `json:"id"`
 	Type      string          `json:"type"`
 	Title     string          `json:"title"`
-	Body      string          `json:"body,omitempty"`
+	Body      string          `json:"body"`
 	Data      json.RawMessage `json:"data,omitempty"`
 	CreatedAt time.Time       `json:"created_at"`
 	ExpiresAt *time.Time      `json:"expires_at,omitempty"`
+	Read      bool            `json:"read"`
 }
 
 // NotificationOf is n in a webhook body.
-func NotificationOf(n *notification.Notification) *Notification {
-	w := &Notification{ID: n.ID, Type: n.Type, Title: n.Title, Body: n.Body, CreatedAt: n.CreatedAt.UTC()}
+func NotificationOf(n *notification.Notification, read bool) *Notification {
+	w := &Notification{ID: n.ID, Type: n.Type, Title: n.Title, Body: n.Body, CreatedAt: n.CreatedAt.UTC(), Read: read}
 	if len(n.Data) > 0 {
 		w.Data = n.Data
 	}
