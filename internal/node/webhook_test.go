@@ -1,8 +1,10 @@
 package node
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -211,4 +213,58 @@ func TestPresenceAndWebhooksAcrossNodes(t *testing.T) {
 			t.Fatalf("webhook %s sent %d times", id, n)
 		}
 	}
+}
+
+// TestWebhookSurvivesRestart: a node stopped while its receiver is down,
+// then started again on the same database, delivers the event with the id
+// it was first attempted with.
+func TestWebhookSurvivesRestart(t *testing.T) {
+	secret := webhook.NewSecret()
+	rcv := testkit.NewWebhookReceiver(t, secret)
+	rcv.Fail.Store(true)
+	db := filepath.Join(t.TempDir(), "herald.db")
+	first := startNode(t, fastWebhooks(rcv.URL, secret), func(c *Config) { c.Database = db })
+	c := first.mustDial(dialOpts{header: token(t, "acme", "gina", "", time.Hour)})
+	c.next("ready")
+	var id string
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		for k, n := range rcv.Tries() {
+			if n >= 2 {
+				id = k
+				return true
+			}
+		}
+		return false
+	}, "two failed attempts")
+	if err := first.node.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rcv.Fail.Store(false)
+	startNode(t, fastWebhooks(rcv.URL, secret), func(c *Config) { c.Database = db })
+	testkit.Eventually(t, 5*time.Second, func() bool { return len(rcv.Delivered()) >= 1 }, "delivery after the restart")
+	if got := rcv.Delivered()[0]; got.ID != id {
+		t.Fatalf("delivered %s after the restart, want %s (retries keep the id)", got.ID, id)
+	}
+}
+
+// TestPresenceOfAStoppedNode: a node that stops while holding a user's
+// connection leaves entries that expire; the user drops out of presence on
+// the other node and user.offline is sent once.
+func TestPresenceOfAStoppedNode(t *testing.T) {
+	secret := webhook.NewSecret()
+	rcv := testkit.NewWebhookReceiver(t, secret)
+	a, b := twoSharedNodes(t, fastWebhooks(rcv.URL, secret), func(c *Config) { c.PresenceGrace = 5 * time.Second })
+	c := a.mustDial(dialOpts{header: token(t, "acme", "hana", "", time.Hour)})
+	c.next("ready")
+	b.waitPresence("acme", "hana", 1)
+	testkit.Eventually(t, 5*time.Second, func() bool { return len(rcv.Delivered()) == 1 }, "user.online")
+	if err := a.node.Shutdown(context.Background()); err != nil { // within the grace: a cannot send user.offline
+		t.Fatal(err)
+	}
+	b.waitPresence("acme", "hana", 0)
+	testkit.Eventually(t, 10*time.Second, func() bool { return len(rcv.Delivered()) == 2 }, "user.offline from the other node")
+	if got := events(t, rcv); !slices.Equal(got, []string{"user.online acme/hana", "user.offline acme/hana"}) {
+		t.Fatalf("webhooks %v", got)
+	}
+	checkNoMore(t, rcv, events(t, rcv), 500*time.Millisecond)
 }

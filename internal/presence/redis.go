@@ -154,7 +154,13 @@ func (r *Redis) Put(ctx context.Context, k Key, c Counts) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("presence: put: %w", err)
 	}
-	if err := r.rdb.SAdd(ctx, r.nodeSet(r.node), key).Err(); err != nil {
+	// Index the entry under this node, and the node itself, at once: a
+	// node that dies before its first refresh is reaped too.
+	pipe := r.rdb.Pipeline()
+	pipe.SAdd(ctx, r.nodeSet(r.node), key)
+	pipe.PExpire(ctx, r.nodeSet(r.node), r.keyTTL())
+	pipe.ZAdd(ctx, r.nodesKey(), redis.Z{Score: float64(now.Add(r.ttl).UnixMilli()), Member: r.node})
+	if _, err := pipe.Exec(ctx); err != nil {
 		return false, fmt.Errorf("presence: put: %w", err)
 	}
 	return first == 1, nil
