@@ -67,8 +67,8 @@ type Directory interface {
 
 // Reaper is a Directory that can remove the entries of nodes that died.
 type Reaper interface {
-	// Reap removes the entries of dead nodes (and, at start, this node's
-	// own from a previous run) and returns the users left with none.
+	// Reap removes the entries of dead nodes (a node's previous run
+	// included) and returns the users left with none.
 	Reap(ctx context.Context) ([]Key, error)
 }
 
@@ -243,7 +243,19 @@ func (t *Tracker) applyDirty() {
 		changes = append(changes, change{k, e, maps.Clone(e.counts)})
 	}
 	t.mu.Unlock()
+	failed := 0
+	var lastErr error
+	defer func() {
+		if failed > 0 { // once per round: a directory that is down must not flood the log
+			t.log.Warn("presence: directory updates failed; retried", "users", failed, "err", lastErr)
+		}
+	}()
 	for _, ch := range changes {
+		if failed > 0 { // the directory is failing: retry the rest at the next tick
+			t.requeue(ch.k, ch.e)
+			failed++
+			continue
+		}
 		if ch.c.Total() == 0 && !ch.e.held {
 			t.forget(ch.k, ch.e) // connected and gone before the worker saw it
 			continue
@@ -257,7 +269,7 @@ func (t *Tracker) applyDirty() {
 		first, err := t.dir.Put(ctx, ch.k, ch.c)
 		cancel()
 		if err != nil {
-			t.log.Warn("presence: directory update failed; retried", "tenant", ch.k.Tenant, "user", ch.k.User, "err", err)
+			failed, lastErr = failed+1, err
 			t.requeue(ch.k, ch.e)
 			continue
 		}
@@ -300,9 +312,9 @@ func (t *Tracker) endGraces(now time.Time) {
 		ctx, cancel := t.opCtx()
 		last, err := t.dir.Remove(ctx, k)
 		cancel()
-		if err != nil {
-			t.log.Warn("presence: directory remove failed; retried", "tenant", k.Tenant, "user", k.User, "err", err)
-			continue
+		if err != nil { // retried at the next tick, with the others
+			t.log.Warn("presence: directory remove failed; retried", "users", len(over), "err", err)
+			return
 		}
 		t.mu.Lock()
 		e := t.users[k]

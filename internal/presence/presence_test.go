@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/heraldhq/herald/internal/testkit"
 )
 
@@ -198,5 +200,36 @@ func TestUserKeyRoundTrip(t *testing.T) {
 	}
 	if _, _, ok := parseValue("nope"); ok {
 		t.Fatal("malformed value parsed")
+	}
+}
+
+// TestRedisDown: while Redis is down, connects are counted locally and
+// nothing is emitted; once it is back, the directory catches up and
+// user.online is sent once.
+func TestRedisDown(t *testing.T) {
+	srv := testkit.StartRedisServer(t)
+	opts, err := redis.ParseURL(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opts)
+	t.Cleanup(func() { _ = rdb.Close() })
+	dir, err := NewRedis(RedisConfig{Client: rdb, NodeID: "A", TTL: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := &events{}
+	tr := startTracker(t, Config{Grace: 100 * time.Millisecond, TTL: time.Second}, dir, ev.emitter("A"))
+	srv.Kill()
+	tr.Connected("t1", "ivy", "ws")
+	checkNoEventFor(t, ev, nil, 300*time.Millisecond)
+	if _, err := tr.Lookup(context.Background(), "t1", []string{"ivy"}); err == nil {
+		t.Fatal("lookup answered without Redis")
+	}
+	srv.Start()
+	testkit.Eventually(t, 10*time.Second, func() bool { return len(ev.list()) == 1 }, "user.online after Redis is back")
+	waitStatus(t, tr, "t1", "ivy", 1, Counts{"ws": 1})
+	if got := ev.list(); got[0] != "A user.online t1/ivy" {
+		t.Fatalf("events %v", got)
 	}
 }

@@ -2,6 +2,8 @@ package presence
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -16,7 +18,8 @@ import (
 //
 //	<prefix>:presence:<len(tenant)>:<tenant>:<user>
 //
-// with one field per node that holds an entry: "<expiry ms> <transport>=<n> ...".
+// with one field per node that holds an entry ("<node id>/<run>": each
+// start of a node is a new run), valued "<expiry ms> <transport>=<n> ...".
 // A field whose expiry has passed is ignored by every reader; nodes renew
 // theirs every TTL/3. Each node also lists the users it holds in the set
 // <prefix>:presence:node:<id> and its own expiry in the sorted set
@@ -26,9 +29,8 @@ import (
 type Redis struct {
 	rdb    redis.UniversalClient // static
 	prefix string                // "<prefix>:presence:"
-	node   string
+	node   string                // static: the node id and a random run id
 	ttl    time.Duration
-	reaped bool // own entries of a previous run reaped (worker only)
 }
 
 var (
@@ -55,7 +57,13 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 	if cfg.TTL <= 0 {
 		cfg.TTL = DefaultTTL
 	}
-	return &Redis{rdb: cfg.Client, prefix: cfg.Prefix + ":presence:", node: cfg.NodeID, ttl: cfg.TTL}, nil
+	// Entries are written under this run of the node: a node restarted
+	// with the same id finds its previous run's entries like those of any
+	// dead node, and they are reaped the same way.
+	var run [4]byte
+	_, _ = rand.Read(run[:])
+	return &Redis{rdb: cfg.Client, prefix: cfg.Prefix + ":presence:", node: cfg.NodeID + "/" + hex.EncodeToString(run[:]),
+		ttl: cfg.TTL}, nil
 }
 
 // putScript: KEYS[1] user hash; ARGV node, value, now ms, ttl ms. Returns
@@ -245,22 +253,16 @@ func (r *Redis) Lookup(ctx context.Context, tenant string, users []string) ([]St
 	return out, nil
 }
 
-// Reap implements Reaper: it removes the entries of every node whose
-// expiry has passed (and, the first time, this node's own from a previous
-// run), under a lock per dead node so that one node reaps each.
+// Reap implements Reaper: it removes the entries of every node (run) whose
+// expiry has passed, under a lock per dead node so that one node reaps each.
 func (r *Redis) Reap(ctx context.Context) ([]Key, error) {
 	now := time.Now().UnixMilli()
 	dead, err := r.rdb.ZRangeByScore(ctx, r.nodesKey(), &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatInt(now, 10)}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("presence: reap: %w", err)
 	}
-	// Never this node while it runs (a late refresh must not reap live
-	// entries); its own from a previous run once, at start.
+	// Never this node while it runs: a late refresh must not reap live entries.
 	dead = slices.DeleteFunc(dead, func(n string) bool { return n == r.node })
-	if !r.reaped {
-		r.reaped = true
-		dead = append(dead, r.node)
-	}
 	var gone []Key
 	var errs []error
 	for _, node := range dead {
@@ -290,10 +292,6 @@ func (r *Redis) reapNode(ctx context.Context, node string, now int64) ([]Key, er
 		if k, ok := r.parseUserKey(key); ok && res == 1 {
 			gone = append(gone, k)
 		}
-	}
-	if node == r.node {
-		// This node's own set from a previous run: it starts again empty.
-		return gone, r.rdb.Del(ctx, r.nodeSet(node), r.prefix+"reap:"+node).Err()
 	}
 	if err := r.rdb.Del(ctx, r.nodeSet(node)).Err(); err != nil {
 		return gone, err

@@ -34,7 +34,7 @@ func (s *Service) attempt(ev store.WebhookEvent, ep *endpoint) {
 	s.m.duration.Observe(time.Since(start).Seconds())
 	if err == nil {
 		s.m.attempts.WithLabelValues("ok").Inc()
-		s.finish(ev, "")
+		s.finish(ev)
 		return
 	}
 	if s.ctx.Err() != nil { // closing: the attempt was cut short
@@ -46,7 +46,7 @@ func (s *Service) attempt(ev store.WebhookEvent, ep *endpoint) {
 	now := time.Now()
 	due := now.Add(backoff(ev.Attempts+1, s.cfg.RetryBase, s.cfg.RetryMax))
 	if due.Sub(ev.CreatedAt) > s.cfg.RetryWindow {
-		s.finish(ev, "")
+		s.finish(ev)
 		s.m.dropped.WithLabelValues("expired").Inc()
 		s.audit.Warn(audit.WebhookDropped, "webhook dropped: retry window over", "id", ev.ID, "tenant", ev.Tenant,
 			"type", ev.Type, "attempts", ev.Attempts+1, "reason", "expired", "err", err)
@@ -65,7 +65,7 @@ func (s *Service) buildPayload(ev store.WebhookEvent) (store.WebhookEvent, bool)
 	defer cancel()
 	if ev.Type != store.WebhookNotificationUnseen {
 		s.log.Error("webhook: row without a body dropped", "id", ev.ID, "type", ev.Type)
-		s.finish(ev, "")
+		s.finish(ev)
 		return ev, false
 	}
 	it, unseen, err := s.out.Unseen(ctx, notification.Recipient{Tenant: ev.Tenant, User: ev.User}, ev.NotificationID)
@@ -76,7 +76,7 @@ func (s *Service) buildPayload(ev store.WebhookEvent) (store.WebhookEvent, bool)
 	}
 	if !unseen {
 		s.m.unseen.WithLabelValues("seen").Inc()
-		s.finish(ev, "")
+		s.finish(ev)
 		return ev, false
 	}
 	s.m.unseen.WithLabelValues("unseen").Inc()

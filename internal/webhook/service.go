@@ -401,7 +401,7 @@ func (s *Service) pump() {
 func (s *Service) dispatch(ev store.WebhookEvent) {
 	ep := s.endpointFor(ev.Tenant)
 	if ep == nil {
-		s.finish(ev, "")
+		s.finish(ev)
 		s.m.dropped.WithLabelValues("no_endpoint").Inc()
 		s.audit.Warn(audit.WebhookDropped, "webhook dropped: no endpoint", "id", ev.ID, "tenant", ev.Tenant,
 			"type", ev.Type, "reason", "no_endpoint")
@@ -445,7 +445,7 @@ func storeCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 5*time.Second)
 }
 
-func (s *Service) finish(ev store.WebhookEvent, _ string) {
+func (s *Service) finish(ev store.WebhookEvent) {
 	ctx, cancel := storeCtx()
 	defer cancel()
 	if err := s.out.FinishWebhook(ctx, ev.ID, s.cfg.Owner); err != nil {
