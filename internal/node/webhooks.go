@@ -45,11 +45,16 @@ func (n *Node) openPresence(ctx context.Context, p *parts) error {
 	return nil
 }
 
-// emitPresence writes a user.online or user.offline webhook.
-func (n *Node) emitPresence(ctx context.Context, event string, k presence.Key) {
-	if err := n.webhooks.Emit(ctx, webhook.Body{Type: event, Tenant: k.Tenant, User: k.User, CreatedAt: time.Now()}); err != nil {
-		n.log.Warn("webhook: presence event not written to the outbox", "type", event, "tenant", k.Tenant,
-			"user", k.User, "err", err)
+// emitPresence writes user.online or user.offline webhooks, a worker
+// round's in one transaction.
+func (n *Node) emitPresence(ctx context.Context, event string, ks []presence.Key) {
+	now := time.Now()
+	bodies := make([]webhook.Body, len(ks))
+	for i, k := range ks {
+		bodies[i] = webhook.Body{Type: event, Tenant: k.Tenant, User: k.User, CreatedAt: now}
+	}
+	if err := n.webhooks.Emit(ctx, bodies...); err != nil {
+		n.log.Warn("webhook: presence events not written to the outbox", "type", event, "users", len(ks), "err", err)
 	}
 }
 

@@ -72,8 +72,9 @@ type Reaper interface {
 	Reap(ctx context.Context) ([]Key, error)
 }
 
-// Emitter is told about transitions ("user.online", "user.offline").
-type Emitter func(ctx context.Context, event string, k Key)
+// Emitter is told about transitions ("user.online", "user.offline"), in
+// batches: one call per worker round and event.
+type Emitter func(ctx context.Context, event string, ks []Key)
 
 // Event names.
 const (
@@ -136,7 +137,7 @@ func New(cfg Config, dir Directory, emit Emitter) *Tracker {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if emit == nil {
-		emit = func(context.Context, string, Key) {}
+		emit = func(context.Context, string, []Key) {}
 	}
 	t := &Tracker{cfg: cfg, dir: dir, emit: emit, log: cfg.Logger, users: map[Key]*entry{},
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
@@ -244,8 +245,12 @@ func (t *Tracker) applyDirty() {
 	}
 	t.mu.Unlock()
 	failed := 0
-	var lastErr error
+	var (
+		lastErr error
+		online  []Key
+	)
 	defer func() {
+		t.send(EventOnline, online)
 		if failed > 0 { // once per round: a directory that is down must not flood the log
 			t.log.Warn("presence: directory updates failed; retried", "users", failed, "err", lastErr)
 		}
@@ -275,7 +280,7 @@ func (t *Tracker) applyDirty() {
 		}
 		ch.e.held = true
 		if first && ch.c.Total() > 0 {
-			t.send(EventOnline, ch.k)
+			online = append(online, ch.k)
 		}
 	}
 }
@@ -308,6 +313,8 @@ func (t *Tracker) endGraces(now time.Time) {
 		}
 	}
 	t.mu.Unlock()
+	var offline []Key
+	defer func() { t.send(EventOffline, offline) }()
 	for _, k := range over {
 		ctx, cancel := t.opCtx()
 		last, err := t.dir.Remove(ctx, k)
@@ -324,7 +331,7 @@ func (t *Tracker) endGraces(now time.Time) {
 		}
 		t.mu.Unlock()
 		if last {
-			t.send(EventOffline, k)
+			offline = append(offline, k)
 		}
 	}
 }
@@ -354,13 +361,15 @@ func (t *Tracker) reap(r Reaper) {
 	if err != nil && !errors.Is(err, context.Canceled) {
 		t.log.Warn("presence: reaping dead nodes failed", "err", err)
 	}
-	for _, k := range gone {
-		t.send(EventOffline, k)
-	}
+	t.send(EventOffline, gone)
 }
 
-func (t *Tracker) send(event string, k Key) {
+// send emits event for ks, if any.
+func (t *Tracker) send(event string, ks []Key) {
+	if len(ks) == 0 {
+		return
+	}
 	ctx, cancel := t.opCtx()
 	defer cancel()
-	t.emit(ctx, event, k)
+	t.emit(ctx, event, ks)
 }

@@ -22,9 +22,11 @@ type events struct {
 }
 
 func (e *events) emitter(node string) Emitter {
-	return func(_ context.Context, event string, k Key) {
+	return func(_ context.Context, event string, ks []Key) {
 		e.mu.Lock()
-		e.got = append(e.got, fmt.Sprintf("%s %s %s/%s", node, event, k.Tenant, k.User))
+		for _, k := range ks {
+			e.got = append(e.got, fmt.Sprintf("%s %s %s/%s", node, event, k.Tenant, k.User))
+		}
 		e.mu.Unlock()
 	}
 }
