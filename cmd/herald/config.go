@@ -17,6 +17,7 @@ import (
 	"github.com/heraldhq/herald/internal/hub"
 	"github.com/heraldhq/herald/internal/metrics"
 	"github.com/heraldhq/herald/internal/node"
+	"github.com/heraldhq/herald/internal/presence"
 	"github.com/heraldhq/herald/internal/session"
 	"github.com/heraldhq/herald/internal/socketio"
 	"github.com/heraldhq/herald/internal/store"
@@ -106,6 +107,12 @@ func newSettings() *settings {
 	add("memory-limit", "0", "fail /readyz when the Go heap exceeds this many bytes (0: no check)", "HERALD_MEMORY_LIMIT")
 	add("metrics-addr", "", "serve /metrics on this separate address (e.g. 0.0.0.0:9090) and not on --addr; empty: /metrics is on --addr", "HERALD_METRICS_ADDR")
 	add("debug-addr", "", "serve Go pprof profiles (/debug/pprof/) on this separate address, e.g. 127.0.0.1:6060; empty disables. Never expose it publicly", "HERALD_DEBUG_ADDR")
+	add("webhook-url", "", "global webhook endpoint (http or https) for tenants without their own; Standard Webhooks signatures", "HERALD_WEBHOOK_URL")
+	add("webhook-secret", "", "signing secret of --webhook-url: whsec_ followed by the base64 of 24 to 64 random bytes", "HERALD_WEBHOOK_SECRET")
+	add("webhook-notification-read", "false", "also send notification.read webhooks (best effort; off by default)", "HERALD_WEBHOOK_NOTIFICATION_READ")
+	add("webhook-allow-link-local", "false", "allow webhook endpoints on link-local and cloud-metadata addresses (169.254.0.0/16, fe80::/10, metadata.google.internal...); refused by default", "HERALD_WEBHOOK_ALLOW_LINK_LOCAL")
+	add("presence-grace", presence.DefaultGrace.String(), "a user stays online this long after the last connection closed (a reload sends no user.offline)", "HERALD_PRESENCE_GRACE")
+	add("presence-ttl", presence.DefaultTTL.String(), "with Redis: expiry of a node's presence entries, renewed every third of it (a dead node's users go offline after it)", "HERALD_PRESENCE_TTL")
 	add("log-level", "info", "debug, info, warn or error", "HERALD_LOG_LEVEL")
 	add("log-format", "json", "json or text", "HERALD_LOG_FORMAT")
 	return s
@@ -184,6 +191,7 @@ func (s *settings) toConfig() (node.Config, error) {
 	c.auth()
 	c.transports()
 	c.limits()
+	c.webhooks()
 	return c.cfg, errors.Join(c.errs...)
 }
 
@@ -222,6 +230,18 @@ func (c *converter) signed(name string) int {
 	return n
 }
 
+func (c *converter) boolean(name string) bool {
+	switch v := c.s.get(name); v {
+	case "true", "1":
+		return true
+	case "false", "0", "":
+		return false
+	default:
+		c.fail("--%s: %q must be true or false", name, v)
+		return false
+	}
+}
+
 func (c *converter) num(name string) int {
 	n, err := strconv.Atoi(c.s.get(name))
 	if err != nil || n < 0 {
@@ -249,13 +269,7 @@ func (c *converter) server() {
 	}
 	cfg.RedisPrefix = s.get("redis-prefix")
 	cfg.NodeID = s.get("node-id")
-	switch v := s.get("redis-sharded"); v {
-	case "true", "1":
-		cfg.RedisSharded = true
-	case "false", "0", "":
-	default:
-		c.fail("--redis-sharded: %q must be true or false", v)
-	}
+	cfg.RedisSharded = c.boolean("redis-sharded")
 	switch env := strings.ToLower(s.get("env")); env {
 	case "production", "prod":
 	case "development", "dev", "test":
@@ -344,6 +358,17 @@ func (c *converter) limits() {
 	cfg.Limits.HandshakeRate.Burst = c.num("handshake-burst")
 	cfg.Limits.MaxConnsPerIP = c.signed("max-conns-per-ip")
 	cfg.Limits.MaxConnsPerUser = c.signed("max-conns-per-user")
+}
+
+// webhooks: the global endpoint, optional events, safety; presence.
+func (c *converter) webhooks() {
+	s, cfg := c.s, &c.cfg
+	cfg.Webhook.URL = s.get("webhook-url")
+	cfg.Webhook.Secret = s.get("webhook-secret")
+	cfg.Webhook.NotificationRead = c.boolean("webhook-notification-read")
+	cfg.Webhook.AllowLinkLocal = c.boolean("webhook-allow-link-local")
+	cfg.PresenceGrace = c.dur("presence-grace")
+	cfg.PresenceTTL = c.dur("presence-ttl")
 }
 
 // envLookup is os.Getenv, replaceable in tests.

@@ -14,6 +14,7 @@ import (
 	"github.com/heraldhq/herald/internal/hub"
 	"github.com/heraldhq/herald/internal/metrics"
 	"github.com/heraldhq/herald/internal/node"
+	"github.com/heraldhq/herald/internal/presence"
 	"github.com/heraldhq/herald/internal/session"
 	"github.com/heraldhq/herald/internal/socketio"
 	"github.com/heraldhq/herald/internal/sse"
@@ -83,6 +84,8 @@ func TestConfigErrors(t *testing.T) {
 		"bad number":      {"HERALD_JWT_SECRET": secret, "HERALD_MAX_CONNECTIONS": "lots"},
 		"zero conns":      {"HERALD_JWT_SECRET": secret, "HERALD_MAX_CONNECTIONS": "0"},
 		"bad proxy":       {"HERALD_JWT_SECRET": secret, "HERALD_TRUSTED_PROXIES": "10.0.0.0/8,proxy.internal"},
+		"bad grace":       {"HERALD_JWT_SECRET": secret, "HERALD_PRESENCE_GRACE": "soon"},
+		"bad read flag":   {"HERALD_JWT_SECRET": secret, "HERALD_WEBHOOK_NOTIFICATION_READ": "maybe"},
 	} {
 		s, err := resolve(t, nil, env)
 		if err != nil {
@@ -105,6 +108,10 @@ func TestRunRefusesUnsafeConfigs(t *testing.T) {
 		"no api keys":     {[]string{"--database", t.TempDir() + "/h.db"}, map[string]string{"HERALD_JWT_SECRET": secret}, "HERALD_API_KEYS"},
 		"short secret":    {[]string{"--database", t.TempDir() + "/h.db"}, map[string]string{"HERALD_JWT_SECRET": "short", "HERALD_API_KEYS": "k1-0123456789abcdef"}, "32"},
 		"unknown flag":    {[]string{"--bogus"}, nil, "bogus"},
+		"metadata webhook": {[]string{"--database", t.TempDir() + "/h.db"}, map[string]string{"HERALD_JWT_SECRET": secret, "HERALD_API_KEYS": "k1-0123456789abcdef",
+			"HERALD_WEBHOOK_URL": "http://169.254.169.254/latest", "HERALD_WEBHOOK_SECRET": "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3"}, "link-local"},
+		"webhook without secret": {[]string{"--database", t.TempDir() + "/h.db"}, map[string]string{"HERALD_JWT_SECRET": secret, "HERALD_API_KEYS": "k1-0123456789abcdef",
+			"HERALD_WEBHOOK_URL": "https://hooks.example.com/"}, "webhook-secret"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			old := envLookup
@@ -258,6 +265,8 @@ func TestDefaultsAreThePackagesDefaults(t *testing.T) {
 		{"socketio-ping-timeout", func(c node.Config) any { return c.SocketIO.PingTimeout }, socketio.DefaultPingTimeout},
 		{"socketio-max-payload", func(c node.Config) any { return c.SocketIO.MaxPayload }, socketio.DefaultMaxPayload},
 		{"replay-limit", func(c node.Config) any { return c.Hub.ReplayLimit }, hub.DefaultReplayLimit},
+		{"presence-grace", func(c node.Config) any { return c.PresenceGrace }, presence.DefaultGrace},
+		{"presence-ttl", func(c node.Config) any { return c.PresenceTTL }, presence.DefaultTTL},
 		{"shutdown-grace", func(c node.Config) any { return c.ShutdownGrace }, node.DefaultShutdownGrace},
 		{"sweep-interval", func(c node.Config) any { return c.SweepInterval }, store.DefaultSweepInterval},
 		{"connection-warn-ratio", func(c node.Config) any { return c.ConnectionWarnRatio }, metrics.DefaultWarnRatio},

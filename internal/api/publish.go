@@ -39,8 +39,15 @@ type publishItem struct {
 	Data      json.RawMessage `json:"data"`
 	ExpiresAt *time.Time      `json:"expires_at"`
 	// Inbox model (issue 15).
-	Category    *string `json:"category"`
-	CollapseKey *string `json:"collapse_key"`
+	Category    *string       `json:"category"`
+	CollapseKey *string       `json:"collapse_key"`
+	Fallback    *fallbackJSON `json:"fallback"`
+}
+
+// fallbackJSON asks for a notification.unseen webhook per recipient who
+// has not read the notification after_s seconds after it is stored.
+type fallbackJSON struct {
+	AfterS *int64 `json:"after_s"`
 }
 
 type audienceJSON struct {
@@ -197,6 +204,13 @@ func toDraft(raw []byte, key auth.APIKey, now time.Time) (notification.Draft, er
 		}
 		d.ExpiresAt = *it.ExpiresAt
 	}
+	if it.Fallback != nil {
+		after, err := fallbackAfter(it.Fallback, d.Audience.Kind)
+		if err != nil {
+			return d, err
+		}
+		d.FallbackAfter = after
+	}
 	return d, inboxFields(&it, &d)
 }
 
@@ -221,6 +235,19 @@ func inboxFields(it *publishItem, d *notification.Draft) error {
 		}
 	}
 	return nil
+}
+
+// fallbackAfter validates a publish's fallback: explicit users only, a
+// delay of 1 s to notification.MaxFallbackAfter.
+func fallbackAfter(f *fallbackJSON, kind notification.AudienceKind) (time.Duration, error) {
+	if kind != notification.AudienceUsers {
+		return 0, bad("fallback is only for to.users (a tenant or role audience has no list of recipients to check)")
+	}
+	maxS := int64(notification.MaxFallbackAfter / time.Second)
+	if f.AfterS == nil || *f.AfterS < 1 || *f.AfterS > maxS {
+		return 0, bad("fallback.after_s must be an integer from 1 to %d", maxS)
+	}
+	return time.Duration(*f.AfterS) * time.Second, nil
 }
 
 var errForbidden = errors.New("api key not allowed for this tenant")

@@ -56,6 +56,11 @@ const (
 	LimitRestored        Event = "limit_restored"
 	JWKSRefreshFailed    Event = "jwks_refresh_failed"
 	TicketStoreDegraded  Event = "ticket_store_degraded"
+	WebhookFailed        Event = "webhook_failed"           // a webhook attempt failed; it will be retried
+	WebhookDropped       Event = "webhook_dropped"          // a webhook was given up on (retry window over, or no endpoint)
+	WebhookEndpointSet   Event = "webhook_endpoint_set"     // a tenant's webhook endpoint was created or replaced
+	WebhookEndpointGone  Event = "webhook_endpoint_deleted" // a tenant's webhook endpoint was deleted
+	WebhookURLRefused    Event = "webhook_url_refused"      // an endpoint URL or its address was refused (scheme, link-local, metadata)
 )
 
 // Counter counts recorded events. reason and transport are the values of

@@ -5,6 +5,8 @@ package node
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -32,11 +34,13 @@ import (
 	"github.com/heraldhq/herald/internal/metrics"
 	"github.com/heraldhq/herald/internal/notification"
 	"github.com/heraldhq/herald/internal/origin"
+	"github.com/heraldhq/herald/internal/presence"
 	"github.com/heraldhq/herald/internal/revocation"
 	"github.com/heraldhq/herald/internal/session"
 	"github.com/heraldhq/herald/internal/socketio"
 	"github.com/heraldhq/herald/internal/sse"
 	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/internal/webhook"
 	"github.com/heraldhq/herald/internal/ws"
 )
 
@@ -93,6 +97,14 @@ type Config struct {
 	// ConnectionWarnRatio: the monitor warns (high_connection_usage) when
 	// active connections exceed this share of MaxConnections. Default 0.8.
 	ConnectionWarnRatio float64
+	// Webhook configures webhooks (global endpoint, events, safety, retry).
+	Webhook webhook.Config
+	// PresenceGrace: how long a user stays online after the last
+	// connection closed (--presence-grace). Default presence.DefaultGrace.
+	PresenceGrace time.Duration
+	// PresenceTTL: expiry of this node's presence entries in Redis,
+	// renewed every third of it. Default presence.DefaultTTL.
+	PresenceTTL time.Duration
 	// Demo serves the demo inbox page at / and the dev-only endpoints
 	// /v1/dev/token and /v1/dev/publish (see internal/demo). --dev sets it;
 	// never in production.
@@ -123,6 +135,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("max connections must not be negative"))
 	}
 	if _, err := admission.ParseTrustedProxies(c.TrustedProxies); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Webhook.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -156,6 +171,11 @@ func (c *Config) setDefaults() {
 	if c.MonitorInterval <= 0 {
 		c.MonitorInterval = DefaultMonitor
 	}
+	if c.NodeID == "" {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		c.NodeID = hex.EncodeToString(b[:])
+	}
 }
 
 // Node is one running Herald node.
@@ -182,7 +202,9 @@ type Node struct {
 	closers   []func() error  // extra components closed on Shutdown
 	checks    []api.Check     // readiness checks beyond draining, store and memory
 	monitor   *metrics.Monitor
-	wg        sync.WaitGroup // background loops
+	webhooks  *webhook.Service  // the webhook sender
+	presence  *presence.Tracker // this node's connections per user
+	wg        sync.WaitGroup    // background loops
 	draining  atomic.Bool
 	stopOnce  sync.Once
 	stopErr   error
@@ -219,7 +241,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	p := &parts{}
 	p.started(n.cancel)
 	for _, step := range []func(context.Context, *parts) error{
-		n.openSecurity, n.openState, n.openProtocol, n.openTransports, n.openHTTP,
+		n.openSecurity, n.openState, n.openPresence, n.openProtocol, n.openTransports, n.openHTTP,
 	} {
 		if err := step(ctx, p); err != nil {
 			p.rollback()
@@ -300,7 +322,7 @@ func (n *Node) openProtocol(_ context.Context, p *parts) error {
 		}
 	})
 	scfg := cfg.Session
-	scfg.Logger, scfg.Audit = cfg.Logger, n.audit
+	scfg.Logger, scfg.Audit, scfg.Presence = cfg.Logger, n.audit, n.presence
 	scfg.OnRequest = func(t admission.Transport, name session.Name) {
 		n.metrics.MessagesIn.WithLabelValues(t.String(), name.String()).Inc()
 	}
@@ -381,6 +403,8 @@ func (n *Node) openHTTP(_ context.Context, p *parts) error {
 	a.Register(mux)
 	a.RegisterAdmin(mux, n)
 	a.RegisterPreferencesAdmin(mux)
+	a.RegisterPresence(mux, n.presence)
+	a.RegisterWebhookAdmin(mux, n, webhook.NewSecret)
 	n.monitor = metrics.NewMonitor(metrics.MonitorConfig{
 		MaxConnections: cfg.MaxConnections, WarnRatio: cfg.ConnectionWarnRatio, Active: n.hub.Active,
 		Transports: n.adm.Stats, Pending: n.adm.Pending, Draining: n.draining.Load, Audit: n.audit,
@@ -403,7 +427,7 @@ func (n *Node) openHTTP(_ context.Context, p *parts) error {
 		ReadTimeout:       30 * time.Second, // bodies; WebSockets leave net/http on upgrade
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    16 << 10,
+		MaxHeaderBytes:    64 << 10, // a presence query names up to 1,000 users in its URL
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
 	return nil
@@ -415,6 +439,7 @@ func (n *Node) fanout(evs []*notification.Event) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, ev := range evs {
+		n.offerRead(ev)
 		if err := n.publisher.Publish(ctx, ev); err != nil {
 			n.log.Warn("fan-out failed after commit; clients will catch up from the store", "err", err)
 		}
@@ -474,6 +499,7 @@ func (n *Node) sweepRevocations() {
 // nodeStore is what a node needs of its store engine.
 type nodeStore interface {
 	store.Store
+	store.Outbox
 	revocation.Store
 }
 
@@ -568,6 +594,8 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		for _, c := range n.closers {
 			errs = append(errs, c())
 		}
+		n.presence.Close()
+		errs = append(errs, n.webhooks.Close())
 		errs = append(errs, n.broker.Close())
 		errs = append(errs, n.store.Close())
 		n.cancel()

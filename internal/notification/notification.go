@@ -86,7 +86,14 @@ type Draft struct {
 	// CollapseKey, explicit-user audiences only: the notification replaces
 	// the user's earlier one with the same key (ValidCollapseKey); "" for none.
 	CollapseKey string
+	// FallbackAfter, when positive, schedules a notification.unseen webhook
+	// for each recipient who has not read it that long after it is stored.
+	// Explicit-user audiences only.
+	FallbackAfter time.Duration
 }
+
+// MaxFallbackAfter bounds Draft.FallbackAfter (publish "fallback.after_s").
+const MaxFallbackAfter = 7 * 24 * time.Hour
 
 // Notification is a stored notification. It is immutable once stored; the
 // per-recipient state (read, deleted, position) lives beside it.

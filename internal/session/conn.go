@@ -181,7 +181,11 @@ func (s *Session) Attach(p auth.Principal, since *notification.Position) error {
 		return fmt.Errorf("session: attach: %w", err)
 	}
 	s.client = cl
+	// Counted before stAttached is set, so that End, which uncounts only
+	// attached sessions, never runs before it.
+	s.core.connected(s.tenant, s.user, s.transport())
 	if !s.set(stAttached) { // the connection went away while the token was checked
+		s.core.disconnected(s.tenant, s.user, s.transport())
 		cl.Close(hub.ReasonClientClosed)
 		s.releaseHeld()
 		return ErrGone
@@ -218,8 +222,11 @@ func (s *Session) Close(reason hub.CloseReason) {
 // Redis: never call it in a poller callback. Calls after the first only
 // repeat the close, which the hub ignores.
 func (s *Session) End(reason hub.CloseReason) {
-	if s.state.Or(stEnded)&stAttached != 0 {
+	if old := s.state.Or(stEnded); old&stAttached != 0 {
 		s.client.Close(reason)
+		if old&stEnded == 0 {
+			s.core.disconnected(s.tenant, s.user, s.transport())
+		}
 	}
 	s.releaseHeld()
 }

@@ -35,6 +35,13 @@ type Inbox interface {
 	SetPreferences(ctx context.Context, r notification.Recipient, p notification.Preferences) (store.Change, error)
 }
 
+// Presence is told about every authenticated connection: Connected once
+// it is attached, Disconnected once it is gone. Both must not block.
+type Presence interface {
+	Connected(tenant, user, transport string)
+	Disconnected(tenant, user, transport string)
+}
+
 // Transport is what a session needs of its connection: the hub's Sender
 // (frames and close) and a way to answer requests.
 type Transport interface {
@@ -71,8 +78,11 @@ type Config struct {
 	MaxInvalid int
 	// OnRequest, when set, is told about each valid request (metrics).
 	OnRequest func(t admission.Transport, n Name)
-	Logger    *slog.Logger
-	Audit     *audit.Recorder
+	// Presence, when set, counts authenticated connections (presence API,
+	// user.online and user.offline webhooks).
+	Presence Presence
+	Logger   *slog.Logger
+	Audit    *audit.Recorder
 }
 
 func (c *Config) setDefaults() {
@@ -154,3 +164,16 @@ func Recipient(p auth.Principal) notification.Recipient {
 // NextConnID returns a fresh connection id (the hub's sequence), for
 // transports that log a connection before its session exists.
 func (c *Core) NextConnID() uint64 { return c.hub.NextConnID() }
+
+// connected and disconnected tell Presence, when there is one.
+func (c *Core) connected(tenant, user string, t admission.Transport) {
+	if p := c.cfg.Presence; p != nil {
+		p.Connected(tenant, user, t.String())
+	}
+}
+
+func (c *Core) disconnected(tenant, user string, t admission.Transport) {
+	if p := c.cfg.Presence; p != nil {
+		p.Disconnected(tenant, user, t.String())
+	}
+}

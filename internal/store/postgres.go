@@ -154,12 +154,13 @@ func (c PostgresConfig) Validate() error {
 // sweeper (until Close), plus pgxpool's health checker.
 type Postgres struct {
 	// Static after construction.
-	cfg    PostgresConfig
-	log    *slog.Logger
-	clock  Clock
-	ids    *idSource // safe for concurrent use
-	pool   *pgxpool.Pool
-	reader // the read methods of Store, on pool
+	cfg          PostgresConfig
+	log          *slog.Logger
+	clock        Clock
+	ids          *idSource // safe for concurrent use
+	pool         *pgxpool.Pool
+	reader       // the read methods of Store, on pool
+	outboxEngine // the webhook outbox (Outbox), on pool
 	// The publish writer: its queue (closed by Close under mu) and its
 	// statistics.
 	writer[*pgPublish]
@@ -244,6 +245,7 @@ func OpenPostgres(ctx context.Context, cfg PostgresConfig) (_ *Postgres, err err
 		pool:  pool,
 	}
 	s.reader = newPGReader(s)
+	s.outboxEngine = newPGOutbox(s)
 	s.writer = newWriter(cfg.QueueSize, cfg.BatchMax, pgBatchDrafts, s.commitBatch, cfg.OnCommit)
 	s.start(s.runWriter, sweeper(cfg.SweepInterval, s.log, s.sweepNow))
 	return s, nil

@@ -122,6 +122,11 @@ var pgReadSQL = readSQL{
 	categories:          pgCategoriesSQL,
 	isUnseenExplicit:    pgIsUnseenExplicitSQL,
 	isUnseenBroadcast:   pgIsUnseenBroadcastSQL,
+	unseen: `SELECT i.seq, i.read, ` + pgNotificationCols + `
+		FROM inbox i JOIN notifications n ON n.id = i.notification_id
+		WHERE i.tenant = $1 AND i.user_id = $2 AND i.notification_id = $3 AND (n.expires_at IS NULL OR n.expires_at > $4)
+		  AND NOT i.archived
+		  AND i.seq > COALESCE((SELECT u.seen_seq FROM user_streams u WHERE u.tenant = $1 AND u.user_id = $2), 0)`,
 }
 
 // newPGReader is the read side of s: reads run on the pool, as direct

@@ -32,6 +32,12 @@ func TestPostgres(t *testing.T) {
 			return postgresUnderTest{Postgres: p.open(t, PostgresConfig{Clock: clk.Now, OnCommit: log.add}), clk: clk, log: log}
 		})
 	})
+	t.Run("Outbox", func(t *testing.T) {
+		runOutboxContract(t, func(t *testing.T) outboxUnderTest {
+			clk := newTestClock()
+			return postgresUnderTest{Postgres: p.open(t, PostgresConfig{Clock: clk.Now}), clk: clk, log: &eventLog{}}
+		})
+	})
 	for _, tc := range []struct {
 		name string
 		test func(*testing.T, *pgSchemas)
@@ -49,6 +55,7 @@ func TestPostgres(t *testing.T) {
 		{"NULRejected", testPGNULRejected},
 		{"Faults", testPGFaults},
 		{"OnCommit", testPGOnCommit},
+		{"OutboxAcrossNodes", testPGOutboxAcrossNodes},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, p) })
 	}
@@ -102,7 +109,7 @@ func testPGConcurrentMigrations(t *testing.T, p *pgSchemas) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"0:1", "1:1", "2:1", "3:1"}; !slices.Equal(got, want) {
+	if want := []string{"0:1", "1:1", "2:1", "3:1", "4:1"}; !slices.Equal(got, want) {
 		t.Fatalf("goose versions %v, want %v", got, want)
 	}
 	// Every node works on the shared tables.
@@ -681,4 +688,15 @@ func TestClassifyPG(t *testing.T) {
 	if !isRetryablePG(pg("40P01")) || !isRetryablePG(pg("40001")) || isRetryablePG(pg("23505")) {
 		t.Fatal("isRetryablePG")
 	}
+}
+
+// testPGOutboxAcrossNodes: three nodes claiming one outbox at once never
+// claim a row twice.
+func testPGOutboxAcrossNodes(t *testing.T, p *pgSchemas) {
+	nodes := openNodes(t, p, 3, PostgresConfig{})
+	handles := make([]Outbox, len(nodes))
+	for i, n := range nodes {
+		handles[i] = n
+	}
+	checkClaimsDisjoint(t, handles, 300)
 }

@@ -282,6 +282,7 @@ func (s *Postgres) publishTx(ctx context.Context, tx pgx.Tx, reqs []*pgPublish) 
 		nr        notificationRows
 		ir        inboxRows
 		collapses []runDelivery
+		wh        []WebhookEvent
 	)
 	for _, r := range reqs {
 		if !r.fresh {
@@ -311,6 +312,11 @@ func (s *Postgres) publishTx(ctx context.Context, tx pgx.Tx, reqs []*pgPublish) 
 				if len(ev.Deliveries) == 0 {
 					continue // every user muted it: nothing to store
 				}
+				evs, err := unseenEvents(s.outboxEngine.ids, ev.Notification, d, r.deliver[i])
+				if err != nil {
+					return err
+				}
+				wh = append(wh, evs...)
 			}
 			nr.add(ev.Notification, r.data[i], ev.TenantSeq)
 		}
@@ -318,7 +324,10 @@ func (s *Postgres) publishTx(ctx context.Context, tx pgx.Tx, reqs []*pgPublish) 
 	if err := insertRows(ctx, tx, &nr, &ir); err != nil {
 		return err
 	}
-	return collapseRows(ctx, tx, collapses)
+	if err := collapseRows(ctx, tx, collapses); err != nil {
+		return err
+	}
+	return insertUnseenRows(ctx, tx, wh)
 }
 
 // counterDemands are the counter increments of the fresh requests, and the
@@ -349,6 +358,30 @@ func counterDemands(reqs []*pgPublish) (tenants map[string]int64, totals, users 
 		}
 	}
 	return tenants, totals, users, cats, rows
+}
+
+// insertUnseenRows inserts the notification.unseen outbox rows of a batch
+// (no payload yet) with one statement.
+func insertUnseenRows(ctx context.Context, tx pgx.Tx, wh []WebhookEvent) error {
+	if len(wh) == 0 {
+		return nil
+	}
+	var (
+		id, tenant, user, nid []string
+		created, due          []int64
+	)
+	for i := range wh {
+		e := &wh[i]
+		id, tenant, user, nid = append(id, e.ID), append(tenant, e.Tenant), append(user, e.User), append(nid, e.NotificationID)
+		created, due = append(created, e.CreatedAt.UnixMilli()), append(due, e.DueAt.UnixMilli())
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO webhook_outbox (id, tenant, user_id, type, notification_id, created_at, due_at)
+		SELECT u.id, u.tenant, u.user_id, $7, u.nid, u.created, u.due
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[]) AS u(id, tenant, user_id, nid, created, due)`,
+		id, tenant, user, nid, created, due, WebhookNotificationUnseen); err != nil {
+		return fmt.Errorf("webhook outbox: %w", err)
+	}
+	return nil
 }
 
 // distinctUsers returns users (or any strings) without repeats, in

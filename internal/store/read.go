@@ -37,6 +37,10 @@ type readSQL struct {
 	// isUnseen*: tenant, user, id, role, now; columns category, type and
 	// 1 when the item is unseen (0 otherwise).
 	isUnseenExplicit, isUnseenBroadcast string
+	// unseen: the explicit item of tenant, user, notification id, now,
+	// when it is neither archived nor before the user's seen mark
+	// (Outbox.Unseen; the caller checks read).
+	unseen string
 }
 
 // scanner is a row of a single-row query: *sql.Row or pgx.Row.

@@ -123,11 +123,12 @@ type SQLite struct {
 	wconn *sql.Conn
 	// w is the writer's transaction view, reused across batches; its
 	// statements are closed by Close after the writer has returned.
-	w      wtx
-	rdb    *sql.DB   // the read pool; safe for concurrent use
-	reads  readStmts // the read pool's prepared statements
-	reader           // the read methods of Store, on reads
-	cdb    *sql.DB   // the checkpointer's connection
+	w            wtx
+	rdb          *sql.DB   // the read pool; safe for concurrent use
+	reads        readStmts // the read pool's prepared statements
+	reader                 // the read methods of Store, on reads
+	outboxEngine           // the webhook outbox (Outbox): writes through the writer
+	cdb          *sql.DB   // the checkpointer's connection
 	// The writer: its queue (closed by Close under mu) and its statistics.
 	writer[*writeReq]
 	// committed gets a token (non-blocking send) after each commit; the
@@ -246,6 +247,7 @@ func OpenSQLite(ctx context.Context, cfg SQLiteConfig) (_ *SQLite, err error) {
 		prefs:     prefs,
 	}
 	s.reader = newSQLiteReader(s)
+	s.outboxEngine = newSQLiteOutbox(s)
 	s.writer = newWriter(cfg.QueueSize, cfg.BatchMax, sqliteBatchBudget, s.commitBatch, cfg.OnCommit)
 	s.writer.afterCommit = s.wakeCheckpointer
 	s.start(s.runWriter, sweeper(cfg.SweepInterval, s.log, s.sweepNow), s.runCheckpointer)

@@ -157,6 +157,19 @@ func (s *SQLite) insertDraft(ctx context.Context, tx *wtx, d *notification.Draft
 		}
 		ev.Deliveries = append(ev.Deliveries, dl)
 	}
+	if d.FallbackAfter > 0 {
+		users := make([]string, len(ev.Deliveries))
+		for i := range ev.Deliveries {
+			users[i] = ev.Deliveries[i].User
+		}
+		wh, err := unseenEvents(s.outboxEngine.ids, n, d, users)
+		if err == nil {
+			err = insertWebhooks(ctx, sqliteOutbox{tx}, wh)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 	return ev, nil
 }
 

@@ -92,13 +92,14 @@ func appendNotificationArgs(args []any, n *notification.Notification, tenantSeq 
 // mergeable reports whether a publish may join a merged run: it has no
 // idempotency key (publishTx looks keys up and records them), it names its
 // users (a broadcast bumps the tenant's stream), it has no collapse key
-// (which removes earlier inbox rows first) and it is not solo.
+// (which removes earlier inbox rows first), it schedules no fallback
+// webhook (publishTx writes its outbox rows) and it is not solo.
 func mergeable(req *PublishRequest) bool {
 	if req.Key != "" || len(req.Drafts) > soloDrafts {
 		return false
 	}
 	for i := range req.Drafts {
-		if req.Drafts[i].Audience.Broadcast() || req.Drafts[i].CollapseKey != "" {
+		if d := &req.Drafts[i]; d.Audience.Broadcast() || d.CollapseKey != "" || d.FallbackAfter > 0 {
 			return false
 		}
 	}

@@ -136,6 +136,11 @@ var sqliteReadSQL = readSQL{
 	categories:          categoriesSQL,
 	isUnseenExplicit:    isUnseenExplicitSQL,
 	isUnseenBroadcast:   isUnseenBroadcastSQL,
+	unseen: `SELECT i.seq, i.read, ` + notificationCols + `
+		FROM inbox i JOIN notifications n ON n.id = i.notification_id
+		WHERE i.notification_id = ?3 AND i.tenant = ?1 AND i.user_id = ?2 AND (n.expires_at IS NULL OR n.expires_at > ?4)
+		  AND i.archived = 0
+		  AND i.seq > COALESCE((SELECT u.seen_seq FROM user_streams u WHERE u.tenant = ?1 AND u.user_id = ?2), 0)`,
 }
 
 // newSQLiteReader is the read side of s: reads run on the query-only pool.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"io/fs"
 	"path/filepath"
@@ -395,18 +396,7 @@ func TestSQLiteMigrationInboxIndexes(t *testing.T) {
 	}
 
 	// Down to version 2, as a database written before migration 3 is.
-	db, err := openSQLiteDB(ctx, path, nil, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fsys, _ := fs.Sub(sqliteMigrations, "migrations/sqlite")
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys, goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.DownTo(ctx, 2); err != nil {
-		t.Fatal(err)
-	}
+	db := sqliteDownTo(t, path, 2)
 	var n int
 	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name IN ('inbox_user_unread', 'inbox_user_notification')`).Scan(&n); err != nil || n != 2 {
 		t.Fatalf("old indexes after down: %d, %v", n, err)
@@ -441,4 +431,65 @@ func TestSQLiteWriterRecoversAnOpenTransaction(t *testing.T) {
 	if err != nil || len(page.Items) != 1 || page.Items[0].ID != res.IDs[0] {
 		t.Fatalf("after recovery: %+v, %v", page, err)
 	}
+}
+
+func TestSQLiteOutbox(t *testing.T) {
+	runOutboxContract(t, func(t *testing.T) outboxUnderTest {
+		clk := newTestClock()
+		return sqliteUnderTest{SQLite: openTestSQLite(t, SQLiteConfig{Clock: clk.Now}), clk: clk, log: &eventLog{}}
+	})
+}
+
+// TestSQLiteMigrationWebhooks: a database written before migration 5
+// (webhooks) is upgraded in place with its data, and the outbox works on it.
+func TestSQLiteMigrationWebhooks(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "herald.db")
+	s := openTestSQLite(t, SQLiteConfig{Path: path})
+	a := rcp("t", "a", "")
+	res := publish(t, s, toUsers("t", "a"), toTenant("t"), toUsers("t", "a", "b"))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db := sqliteDownTo(t, path, 3)
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE name = 'webhook_outbox'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("outbox after down: %d, %v", n, err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	clk := newTestClock()
+	s2 := openTestSQLite(t, SQLiteConfig{Path: path, Clock: clk.Now})
+	if got := sortedIDs(listAll(t, s2, a, false)); len(got) != 3 || !slices.Contains(got, res.IDs[2]) {
+		t.Fatalf("list after upgrade %v", got)
+	}
+	d := toUsers("t", "a")
+	d.FallbackAfter = time.Second
+	id := publish(t, s2, d).IDs[0]
+	clk.Advance(time.Second)
+	evs, err := s2.ClaimWebhooks(ctx, "n", time.Minute, 10)
+	if err != nil || len(evs) != 1 || evs[0].NotificationID != id {
+		t.Fatalf("outbox after upgrade: %+v, %v", evs, err)
+	}
+}
+
+// sqliteDownTo migrates the database at path down to version, as a
+// database written by an older Herald is, and returns it open.
+func sqliteDownTo(t *testing.T, path string, version int64) *sql.DB {
+	t.Helper()
+	ctx := context.Background()
+	db, err := openSQLiteDB(ctx, path, nil, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys, _ := fs.Sub(sqliteMigrations, "migrations/sqlite")
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DownTo(ctx, version); err != nil {
+		t.Fatal(err)
+	}
+	return db
 }

@@ -72,6 +72,12 @@ func validateDraft(d *notification.Draft) error {
 			return fmt.Errorf("collapse_key: longer than %d bytes, invalid UTF-8 or with control characters", notification.MaxCollapseKeyLen)
 		}
 	}
+	if d.FallbackAfter < 0 || d.FallbackAfter > notification.MaxFallbackAfter {
+		return fmt.Errorf("fallback: after must be within 0..%s", notification.MaxFallbackAfter)
+	}
+	if d.FallbackAfter > 0 && a.Kind != notification.AudienceUsers {
+		return fmt.Errorf("fallback: only for an audience of explicit users")
+	}
 	switch {
 	case !notification.ValidType(d.Type):
 		return fmt.Errorf("type: empty, longer than %d bytes or not of [A-Za-z0-9._-:/]", notification.MaxTypeLen)
