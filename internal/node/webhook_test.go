@@ -40,17 +40,24 @@ func TestOnlineOfflineWebhooks(t *testing.T) {
 }
 
 // TestFallbackWebhook: a notification published with a fallback reaches
-// the webhook as notification.unseen for each recipient who has not read
-// it in time, and only for them; a fallback on a broadcast is refused.
+// the webhook as notification.unseen for each recipient who has not read,
+// seen or archived it in time, and only for them; a fallback on a broadcast is refused.
 func TestFallbackWebhook(t *testing.T) {
 	secret := webhook.NewSecret()
 	rcv := testkit.NewWebhookReceiver(t, secret)
 	n := startNode(t, fastWebhooks(rcv.URL, secret))
-	req := toUsers("acme", "alice", "bob")
+	req := toUsers("acme", "alice", "bob", "carol", "dave")
 	req["fallback"] = map[string]any{"after_s": 1}
 	id := n.publish(req)
 	if status, out, _ := n.do("POST", "/v1/me/notifications/"+id+"/read", token(t, "acme", "alice", "", time.Hour), nil); status != 200 {
 		t.Fatalf("alice reads: %d %s", status, out)
+	}
+	// Seen (the inbox was opened past it) and archived count as not unseen.
+	if status, out, _ := n.do("POST", "/v1/me/notifications/seen", token(t, "acme", "carol", "", time.Hour), nil); status != 200 {
+		t.Fatalf("carol sees: %d %s", status, out)
+	}
+	if status, out, _ := n.do("POST", "/v1/me/notifications/"+id+"/archive", token(t, "acme", "dave", "", time.Hour), nil); status != 200 {
+		t.Fatalf("dave archives: %d %s", status, out)
 	}
 	testkit.Eventually(t, 5*time.Second, func() bool { return len(rcv.Delivered()) == 1 }, "bob's notification.unseen")
 	b := bodies(t, rcv)[0]

@@ -122,7 +122,7 @@ var pgReadSQL = readSQL{
 	categories:          pgCategoriesSQL,
 	isUnseenExplicit:    pgIsUnseenExplicitSQL,
 	isUnseenBroadcast:   pgIsUnseenBroadcastSQL,
-	unseen: `SELECT i.seq, i.read, ` + pgNotificationCols + `
+	unseen: `SELECT i.seq, i.read, i.archived, ` + pgNotificationCols + `
 		FROM inbox i JOIN notifications n ON n.id = i.notification_id
 		WHERE i.tenant = $1 AND i.user_id = $2 AND i.notification_id = $3 AND (n.expires_at IS NULL OR n.expires_at > $4)
 		  AND NOT i.archived

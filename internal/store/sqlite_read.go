@@ -136,7 +136,7 @@ var sqliteReadSQL = readSQL{
 	categories:          categoriesSQL,
 	isUnseenExplicit:    isUnseenExplicitSQL,
 	isUnseenBroadcast:   isUnseenBroadcastSQL,
-	unseen: `SELECT i.seq, i.read, ` + notificationCols + `
+	unseen: `SELECT i.seq, i.read, i.archived, ` + notificationCols + `
 		FROM inbox i JOIN notifications n ON n.id = i.notification_id
 		WHERE i.notification_id = ?3 AND i.tenant = ?1 AND i.user_id = ?2 AND (n.expires_at IS NULL OR n.expires_at > ?4)
 		  AND i.archived = 0
