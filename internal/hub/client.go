@@ -46,6 +46,12 @@ type Client struct {
 	reason        CloseReason    // guarded by mu: set once on close
 	tokenID       string         // guarded by mu: jti of the current token
 	again         bool           // guarded by mu: a catch-up was requested during a replay
+	// ready is set once the ready frame is written; guarded by mu. Live
+	// events go only to ready clients (live.go).
+	ready bool
+	// topics are the client's topic subscriptions; guarded by mu, nil once
+	// closed (live.go).
+	topics map[string]struct{}
 }
 
 // TokenID is the jti of the client's current token.
@@ -330,6 +336,7 @@ func (c *Client) catchUp(fromHead, first bool) {
 		c.unread = unread
 		c.unreadVer++
 		ok := c.sendLocked(Frame{Kind: FrameReady, Payload: encodeReady(r, unread, c.cursor)})
+		c.ready = ok
 		c.mu.Unlock()
 		if !ok {
 			return

@@ -20,9 +20,10 @@ const (
 	FrameDeleted                           // {"id":…}
 	FrameUnread                            // {"count":N}
 	FrameResync                            // {"position":…}: the gap was too large, refetch the list
+	FrameEvent                             // a live (ephemeral) event, see Frame.Live and live.go
 )
 
-var frameKindNames = [...]string{"unknown", "ready", "notification", "read", "deleted", "unread", "resync"}
+var frameKindNames = [...]string{"unknown", "ready", "notification", "read", "deleted", "unread", "resync", "event"}
 
 func (k FrameKind) String() string {
 	if int(k) < len(frameKindNames) {
@@ -46,6 +47,9 @@ type Frame struct {
 	// that follows this frame. Transports write both in one write where
 	// the wire allows, so a delivery costs one syscall, not two.
 	Unread []byte
+	// Live is set on FrameEvent only: the pieces Socket.IO needs to emit
+	// the event under its own type (Payload is the whole event object).
+	Live *LiveFrame
 }
 
 // AppendNotification appends the complete notification object of f (payload,

@@ -22,6 +22,9 @@ const (
 	// (Notification: its id and audience, User empty). It carries no unread
 	// count: the hub recounts for the connections concerned.
 	EventExpired
+	// EventLive: an ephemeral event (Live), never stored: the hub writes it
+	// to the clients it concerns that are connected now, without positions.
+	EventLive
 )
 
 // Delivery is one named recipient of an explicit-user notification, with the
@@ -61,4 +64,7 @@ type Event struct {
 	TokenID      string
 	RevokedAt    time.Time
 	RevokedUntil time.Time
+
+	// EventLive: the event (Tenant is Live.Tenant).
+	Live *Live
 }
