@@ -40,6 +40,7 @@ const (
 	Revoked                Event = "revoked"                 // a user or token was revoked
 	RevocationLifted       Event = "revocation_lifted"       // a user revocation was lifted
 	DevTokenIssued         Event = "dev_token_issued"        // the --dev page minted a token
+	SubscribeForbidden     Event = "subscribe_forbidden"     // a topic subscription was refused (claim and hook)
 )
 
 // Operational events: the state of Herald's dependencies and capacity.
@@ -55,6 +56,7 @@ const (
 	LimitRestored        Event = "limit_restored"
 	JWKSRefreshFailed    Event = "jwks_refresh_failed"
 	TicketStoreDegraded  Event = "ticket_store_degraded"
+	SubscribeAuthFailed  Event = "subscribe_auth_failed" // the subscribe-authorization hook failed (the topics were denied)
 )
 
 // Counter counts recorded events. reason and transport are the values of

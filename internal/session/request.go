@@ -1,8 +1,11 @@
 package session
 
 import (
+	"slices"
+
 	"github.com/heraldhq/herald/internal/notification"
 	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/internal/topic"
 )
 
 // Name is a client request. The request set is the same on every live
@@ -20,6 +23,8 @@ const (
 	NameDelete           // delete one notification
 	NameUnreadCount      // the unread count
 	NamePing             // liveness at the protocol level
+	NameSubscribe        // join topics (live events)
+	NameUnsubscribe      // leave topics
 	nameCount
 )
 
@@ -34,12 +39,13 @@ const (
 	fBefore
 	fLimit
 	fUnread
+	fTopics
 )
 
 var fieldNames = []struct {
 	f    field
 	name string
-}{{fToken, "token"}, {fSince, "since"}, {fID, "id"}, {fIDs, "ids"}, {fBefore, "before"}, {fLimit, "limit"}, {fUnread, "unread"}}
+}{{fToken, "token"}, {fSince, "since"}, {fID, "id"}, {fIDs, "ids"}, {fBefore, "before"}, {fLimit, "limit"}, {fUnread, "unread"}, {fTopics, "topics"}}
 
 type nameInfo struct {
 	wire   string
@@ -55,6 +61,8 @@ var nameTable = [nameCount]nameInfo{
 	NameDelete:      {"notification:delete", fID},
 	NameUnreadCount: {"notification:unread-count", 0},
 	NamePing:        {"ping", 0},
+	NameSubscribe:   {"subscribe", fTopics},
+	NameUnsubscribe: {"unsubscribe", fTopics},
 }
 
 // String is the wire name.
@@ -89,6 +97,9 @@ const (
 	MaxIDs      = 100     // ids per mark-read
 	MaxTokenLen = 8 << 10 // bytes of a JWT
 	MaxRefLen   = 64      // bytes of a WebSocket ref
+	// MaxTopicsPerRequest bounds the topics of one subscribe, unsubscribe
+	// or SSE ?topics= list.
+	MaxTopicsPerRequest = 100
 )
 
 // Args are a request's arguments as they arrive on the wire (a WebSocket
@@ -102,6 +113,7 @@ type Args struct {
 	Before *string  `json:"before"`
 	Limit  *int     `json:"limit"`
 	Unread *bool    `json:"unread"`
+	Topics []string `json:"topics"`
 }
 
 func (a *Args) present() field {
@@ -118,6 +130,7 @@ func (a *Args) present() field {
 	set(a.Before != nil, fBefore)
 	set(a.Limit != nil, fLimit)
 	set(a.Unread != nil, fUnread)
+	set(a.Topics != nil, fTopics)
 	return f
 }
 
@@ -133,13 +146,14 @@ const NoAck = -1
 
 // Request is a validated client request.
 type Request struct {
-	Name  Name
-	Ref   Ref
-	Token string                 // auth
-	Since *notification.Position // auth: resume after this position
-	IDs   []string               // mark-read
-	ID    string                 // delete
-	Query store.ListQuery        // list
+	Name   Name
+	Ref    Ref
+	Token  string                 // auth
+	Since  *notification.Position // auth: resume after this position
+	IDs    []string               // mark-read
+	ID     string                 // delete
+	Query  store.ListQuery        // list
+	Topics []string               // subscribe, unsubscribe: valid names, no duplicates
 }
 
 // Parse validates a request's arguments. Errors wrap ErrInvalid; the
@@ -201,8 +215,33 @@ func (req *Request) fill(a *Args) error {
 		req.ID = *a.ID
 	case NameList:
 		return req.fillList(a)
+	case NameSubscribe, NameUnsubscribe:
+		topics, err := ParseTopics(a.Topics)
+		if err != nil {
+			return invalid("%s: %v", req.Name, err)
+		}
+		req.Topics = topics
 	}
 	return nil
+}
+
+// ParseTopics checks a list of topic names (a subscribe's, an SSE
+// ?topics= list): 1 to MaxTopicsPerRequest valid names. Duplicates are
+// dropped. Errors wrap ErrInvalid.
+func ParseTopics(list []string) ([]string, error) {
+	if len(list) == 0 || len(list) > MaxTopicsPerRequest {
+		return nil, invalid("topics: 1..%d names required", MaxTopicsPerRequest)
+	}
+	out := make([]string, 0, len(list))
+	for _, t := range list {
+		if !topic.Valid(t) {
+			return nil, invalid("topics: malformed name (want [A-Za-z0-9._:-]{1,%d})", topic.MaxNameLen)
+		}
+		if !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out, nil
 }
 
 func (req *Request) fillList(a *Args) error {

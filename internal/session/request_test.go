@@ -136,6 +136,8 @@ func TestParseRejectsMisplacedFields(t *testing.T) {
 		"notification:delete":        {"id"},
 		"notification:unread-count":  nil,
 		"ping":                       nil,
+		"subscribe":                  {"topics"},
+		"unsubscribe":                {"topics"},
 	}
 	fields := map[string]func(*Args){
 		"token":  func(a *Args) { a.Token = sp("tok") },
@@ -145,6 +147,7 @@ func TestParseRejectsMisplacedFields(t *testing.T) {
 		"before": func(a *Args) { a.Before = sp(id1) },
 		"limit":  func(a *Args) { a.Limit = ip(5) },
 		"unread": func(a *Args) { a.Unread = bp(true) },
+		"topics": func(a *Args) { a.Topics = []string{"project.42"} },
 	}
 	if len(allowed) != len(Names()) {
 		t.Fatalf("the test knows %d requests, the package %d", len(allowed), len(Names()))
@@ -163,6 +166,8 @@ func TestParseRejectsMisplacedFields(t *testing.T) {
 					a.Token = sp("tok")
 				case "notification:mark-read", "notification:delete":
 					a.ID = sp(id1)
+				case "subscribe", "unsubscribe":
+					a.Topics = []string{"project.42"}
 				}
 				set(a)
 				_, err := Parse(wire, a, Ref{Ack: NoAck})
@@ -183,7 +188,7 @@ func TestParseRejectsMisplacedFields(t *testing.T) {
 
 func TestNames(t *testing.T) {
 	want := []string{"auth", "notification:list", "notification:mark-read", "notification:mark-all-read",
-		"notification:delete", "notification:unread-count", "ping"}
+		"notification:delete", "notification:unread-count", "ping", "subscribe", "unsubscribe"}
 	names := Names()
 	if len(names) != len(want) {
 		t.Fatalf("Names() = %v, want %v", names, want)
