@@ -38,12 +38,15 @@ type publishItem struct {
 	Body      string          `json:"body"`
 	Data      json.RawMessage `json:"data"`
 	ExpiresAt *time.Time      `json:"expires_at"`
+	// Ephemeral: true makes the item a live event (live.go), never stored.
+	Ephemeral *bool `json:"ephemeral"`
 }
 
 type audienceJSON struct {
 	Users  []string `json:"users"`
 	Tenant *bool    `json:"tenant"`
 	Role   *string  `json:"role"`
+	Topics []string `json:"topics"` // live events only
 }
 
 type batchBody struct {
@@ -55,6 +58,24 @@ var errBadRequest = errors.New("invalid request")
 
 func bad(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{errBadRequest}, args...)...)
+}
+
+// shownError is a validation failure whose message is safe and useful to
+// show the publisher (a fixed sentence, or input already checked to be
+// printable); other details go to the log only.
+type shownError struct{ msg string }
+
+func (e *shownError) Error() string { return e.msg }
+func (e *shownError) Unwrap() error { return errBadRequest }
+
+func shown(format string, args ...any) error { return &shownError{fmt.Sprintf(format, args...)} }
+
+// clientMessage is err's message when it is a shownError, else fallback.
+func clientMessage(err error, fallback string) string {
+	if se, ok := errors.AsType[*shownError](err); ok {
+		return se.msg
+	}
+	return fallback
 }
 
 // validIdent checks tenant, user and role identifiers with
@@ -92,54 +113,43 @@ func decodeFields(data []byte, v any) error {
 	return nil
 }
 
-// toDraft validates one item against the key's scope.
-func toDraft(raw []byte, key auth.APIKey, now time.Time) (notification.Draft, error) {
+// decodeItem decodes one item (its names already checked) and fills the
+// tenant from the key when the item names none.
+func decodeItem(raw []byte, key auth.APIKey) (publishItem, error) {
 	var it publishItem
 	if err := decodeFields(raw, &it); err != nil {
-		return notification.Draft{}, err
+		return it, err
 	}
 	if it.Tenant == "" && key.Tenant != "" {
 		it.Tenant = key.Tenant
 	}
 	if !validIdent(it.Tenant) {
-		return notification.Draft{}, bad("tenant missing or malformed")
+		return it, bad("tenant missing or malformed")
 	}
 	if !key.Allows(it.Tenant) {
-		return notification.Draft{}, errForbidden
+		return it, errForbidden
+	}
+	return it, nil
+}
+
+// ephemeral reports whether the item asks for a live event.
+func (it *publishItem) ephemeral() bool { return it.Ephemeral != nil && *it.Ephemeral }
+
+// toDraft validates one stored notification against the key's scope.
+func toDraft(raw []byte, key auth.APIKey, now time.Time) (notification.Draft, error) {
+	it, err := decodeItem(raw, key)
+	if err != nil {
+		return notification.Draft{}, err
 	}
 	d := notification.Draft{Tenant: it.Tenant, Type: it.Type, Title: it.Title, Body: it.Body}
-	if it.To == nil {
-		return d, bad("to missing")
+	switch {
+	case it.ephemeral():
+		return d, shown(`"ephemeral": true is accepted on POST /v1/notifications only, one event at a time`)
+	case it.To != nil && it.To.Topics != nil:
+		return d, shown(`to.topics needs "ephemeral": true: topic events are live events, never stored`)
 	}
-	set := 0
-	if it.To.Users != nil {
-		set++
-		if len(it.To.Users) == 0 || len(it.To.Users) > maxUsersPerItem {
-			return d, bad("to.users must hold 1..%d users", maxUsersPerItem)
-		}
-		for _, u := range it.To.Users {
-			if !validIdent(u) {
-				return d, bad("to.users: malformed user id")
-			}
-		}
-		d.Audience = notification.Audience{Kind: notification.AudienceUsers, Users: it.To.Users}
-	}
-	if it.To.Tenant != nil {
-		set++
-		if !*it.To.Tenant {
-			return d, bad("to.tenant must be true")
-		}
-		d.Audience = notification.Audience{Kind: notification.AudienceTenant}
-	}
-	if it.To.Role != nil {
-		set++
-		if !validIdent(*it.To.Role) {
-			return d, bad("to.role malformed")
-		}
-		d.Audience = notification.Audience{Kind: notification.AudienceRole, Role: *it.To.Role}
-	}
-	if set != 1 {
-		return d, bad("to needs exactly one of users, tenant, role")
+	if d.Audience, err = it.To.audience(); err != nil {
+		return d, err
 	}
 	if !notification.ValidType(d.Type) {
 		return d, bad("type missing or malformed")
@@ -150,18 +160,8 @@ func toDraft(raw []byte, key auth.APIKey, now time.Time) (notification.Draft, er
 	if !notification.ValidBody(d.Body) {
 		return d, bad("body too long")
 	}
-	if len(it.Data) > 0 && !bytes.Equal(it.Data, []byte("null")) {
-		if it.Data[0] != '{' {
-			return d, bad("data must be a JSON object")
-		}
-		if notification.JSONDepth(it.Data, maxDataDepth) > maxDataDepth {
-			return d, bad("data nested too deeply")
-		}
-		var compact bytes.Buffer
-		if err := json.Compact(&compact, it.Data); err != nil {
-			return d, bad("data: %v", err)
-		}
-		d.Data = compact.Bytes()
+	if d.Data, err = checkData(it.Data); err != nil {
+		return d, err
 	}
 	if it.ExpiresAt != nil {
 		if !it.ExpiresAt.After(now) {
@@ -170,6 +170,65 @@ func toDraft(raw []byte, key auth.APIKey, now time.Time) (notification.Draft, er
 		d.ExpiresAt = *it.ExpiresAt
 	}
 	return d, nil
+}
+
+// audience checks the users, tenant or role audience of an item (topics
+// are the caller's to handle first).
+func (to *audienceJSON) audience() (notification.Audience, error) {
+	var a notification.Audience
+	if to == nil {
+		return a, bad("to missing")
+	}
+	set := 0
+	if to.Users != nil {
+		set++
+		if len(to.Users) == 0 || len(to.Users) > maxUsersPerItem {
+			return a, bad("to.users must hold 1..%d users", maxUsersPerItem)
+		}
+		for _, u := range to.Users {
+			if !validIdent(u) {
+				return a, bad("to.users: malformed user id")
+			}
+		}
+		a = notification.Audience{Kind: notification.AudienceUsers, Users: to.Users}
+	}
+	if to.Tenant != nil {
+		set++
+		if !*to.Tenant {
+			return a, bad("to.tenant must be true")
+		}
+		a = notification.Audience{Kind: notification.AudienceTenant}
+	}
+	if to.Role != nil {
+		set++
+		if !validIdent(*to.Role) {
+			return a, bad("to.role malformed")
+		}
+		a = notification.Audience{Kind: notification.AudienceRole, Role: *to.Role}
+	}
+	if set != 1 {
+		return a, bad("to needs exactly one of users, tenant, role")
+	}
+	return a, nil
+}
+
+// checkData accepts an absent or null data, or a JSON object of bounded
+// depth, and returns it compacted (nil when absent).
+func checkData(data json.RawMessage) (json.RawMessage, error) {
+	if len(data) == 0 || bytes.Equal(data, []byte("null")) {
+		return nil, nil
+	}
+	if data[0] != '{' {
+		return nil, bad("data must be a JSON object")
+	}
+	if notification.JSONDepth(data, maxDataDepth) > maxDataDepth {
+		return nil, bad("data nested too deeply")
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, data); err != nil {
+		return nil, bad("data: %v", err)
+	}
+	return compact.Bytes(), nil
 }
 
 var errForbidden = errors.New("api key not allowed for this tenant")
@@ -260,6 +319,9 @@ func (a *API) doPublish(w http.ResponseWriter, r *http.Request, batch bool) {
 		return
 	}
 	raws := []json.RawMessage{body}
+	if !batch && a.live(w, r, key, body, ikey) {
+		return // a live event: answered on the ephemeral path (live.go)
+	}
 	if batch {
 		var bb batchBody
 		if err := decodeFields(body, &bb); err != nil {
@@ -285,6 +347,9 @@ func (a *API) doPublish(w http.ResponseWriter, r *http.Request, batch bool) {
 			msg := "invalid request"
 			if batch {
 				msg = fmt.Sprintf("invalid notification at index %d", i)
+			}
+			if m := clientMessage(err, ""); m != "" {
+				msg += ": " + m
 			}
 			a.keyErrs.Fail(w, r, session.CodeInvalidRequest, msg, err, "key_id", key.ID)
 			return

@@ -18,6 +18,7 @@ var eventHeads = [...]string{
 	hub.FrameDeleted:      "event: deleted\ndata: ",
 	hub.FrameUnread:       "event: unread\ndata: ",
 	hub.FrameResync:       "event: resync\ndata: ",
+	hub.FrameEvent:        "event: event\ndata: ", // a live event: no id line, it has no position
 }
 
 // heartbeat is a comment line: EventSource ignores it, proxies see traffic.

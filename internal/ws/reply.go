@@ -53,12 +53,17 @@ var frameTypes = [...]string{
 	hub.FrameDeleted:      `{"type":"notification:deleted",`,
 	hub.FrameUnread:       `{"type":"unread",`,
 	hub.FrameResync:       `{"type":"resync",`,
+	hub.FrameEvent:        `{"type":"event","event":`,
 }
 
 func appendFrame(b []byte, f hub.Frame) []byte {
 	b = append(b, frameTypes[f.Kind]...)
-	if f.Kind == hub.FrameNotification {
+	switch f.Kind {
+	case hub.FrameNotification:
 		b = f.AppendNotification(b)
+		return append(b, '}')
+	case hub.FrameEvent:
+		b = append(b, f.Payload...)
 		return append(b, '}')
 	}
 	return append(b, f.Payload[1:]...) // the payload's fields and closing brace
