@@ -3,14 +3,20 @@ package node
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
 	"github.com/heraldhq/herald/internal/audit"
 	"github.com/heraldhq/herald/internal/testkit"
+	"github.com/heraldhq/herald/internal/topicauth"
 )
 
 // liveJSON is a live event object as every transport carries it.
@@ -97,7 +103,9 @@ func TestLiveTopicsOverWebSocket(t *testing.T) {
 	if m := c.next("notification:error"); m.Code != "forbidden" || string(m.Ref) != "2" || !strings.Contains(m.Message, "admin.1") {
 		t.Fatalf("forbidden subscribe answered %s", m.Raw)
 	}
-	testkit.Eventually(t, 0, func() bool { return strings.Contains(n.logs.String(), `"event":"`+string(audit.SubscribeForbidden)+`"`) },
+	testkit.Eventually(t, 0, func() bool {
+		return strings.Contains(n.logs.String(), `"event":"`+string(audit.SubscribeForbidden)+`"`)
+	},
 		"the refusal is audited")
 	for i, bad := range []any{[]string{"bad name"}, []string{}, "project.1", []string{strings.Repeat("a", 129)}, []any{7}} {
 		c.send(map[string]any{"type": "subscribe", "topics": bad, "ref": 10 + i})
@@ -264,5 +272,113 @@ func TestLiveTopicsOverSSE(t *testing.T) {
 			}
 			t.Errorf("?%s: status %d (%v), want %d", tc.query, code, err, tc.status)
 		}
+	}
+}
+
+// Two nodes sharing PostgreSQL and Redis: a live event published on either
+// reaches the topic's subscribers on both, once; an Idempotency-Key retried
+// on the other node is recognised (Redis SET NX).
+func TestLiveTopicsAcrossTwoNodes(t *testing.T) {
+	a, b := twoSharedNodes(t)
+	tok := topicToken(t, "acme", "ana", "project.*")
+	wsB := b.wsAuth(tok)
+	wsB.send(map[string]any{"type": "subscribe", "topics": []string{"project.42"}, "ref": 1})
+	wsB.next("ack")
+	sseA := a.mustStream(streamOpts{bearer: tok, query: "topics=project.42"})
+	sseA.next("ready")
+	testkit.Eventually(t, 0, func() bool { _, subs := a.node.Hub().TopicStats(); return subs == 1 }, "the stream joined")
+	sseEvent := func() liveJSON {
+		t.Helper()
+		var e liveJSON
+		if err := json.Unmarshal([]byte(sseA.next("event").Data), &e); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+
+	body := liveBody("acme", map[string]any{"topics": []string{"project.42"}}, "order:updated", "data", map[string]any{"id": 1})
+	first := a.publishLive(body, "Idempotency-Key", "order-1-shipped")
+	if m := wsB.next("event"); m.Event.ID != first || m.Event.Topic != "project.42" {
+		t.Fatalf("node b's subscriber got %s", m.Raw)
+	}
+	if e := sseEvent(); e.ID != first {
+		t.Fatalf("node a's subscriber got %+v", e)
+	}
+	// The retry lands on node b: the same id, not published again.
+	status, out, h := b.do("POST", "/v1/notifications", b.apiKey, body, "Idempotency-Key", "order-1-shipped")
+	if status != http.StatusAccepted || !strings.Contains(string(out), first) || h.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("retry on the other node: %d %s", status, out)
+	}
+	second := b.publishLive(liveBody("acme", map[string]any{"topics": []string{"project.42"}}, "order:updated"))
+	if m := wsB.next("event"); m.Event.ID != second {
+		t.Fatalf("node b's subscriber got %s, want the second event (the retry must not be delivered)", m.Raw)
+	}
+	if e := sseEvent(); e.ID != second {
+		t.Fatalf("node a's subscriber got %+v, want the second event", e)
+	}
+	// Nothing reached the store on either node.
+	st, listed, _ := b.do("GET", "/v1/me/notifications", tok, nil)
+	if st != 200 || !strings.Contains(string(listed), `"notifications":[]`) {
+		t.Fatalf("list after live events: %d %s", st, listed)
+	}
+}
+
+// The subscribe-authorization hook on a node: a real HTTP backend that
+// checks the Standard Webhooks signature, allows room.1, denies the rest,
+// and is too slow for slow.1 (a timeout denies).
+func TestSubscribeAuthHook(t *testing.T) {
+	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	defer close(release)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := wh.Verify(body, r.Header); err != nil {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		var req topicauth.Request
+		_ = json.Unmarshal(body, &req)
+		if req.Tenant != "acme" || req.User != "ana" {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		if slices.Contains(req.Topics, "slow.1") {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		_ = json.NewEncoder(w).Encode(topicauth.Response{Allowed: []string{"room.1"}})
+	}))
+	defer backend.Close()
+	n := startNode(t, func(c *Config) {
+		c.SubscribeAuth = topicauth.Config{URL: backend.URL, Secret: secret, Timeout: 200 * time.Millisecond}
+	})
+	c := n.wsAuth(topicToken(t, "acme", "ana", "project.*"))
+	for i, tc := range []struct {
+		topics []string
+		want   string
+	}{
+		{[]string{"room.1", "project.1"}, "ack"}, // the hook allows one, the claim the other
+		{[]string{"room.2"}, "forbidden"},        // the hook denies
+		{[]string{"slow.1"}, "forbidden"},        // the hook times out: denied
+		{[]string{"room.1"}, "ack"},              // cached
+	} {
+		c.send(map[string]any{"type": "subscribe", "topics": tc.topics, "ref": i})
+		m := c.next("ack", "notification:error")
+		if (tc.want == "ack") != (m.Type == "ack") || (tc.want != "ack" && m.Code != tc.want) {
+			t.Fatalf("subscribe %q answered %s, want %s", tc.topics, m.Raw, tc.want)
+		}
+	}
+	testkit.Eventually(t, 0, func() bool { return strings.Contains(n.logs.String(), `"event":"subscribe_auth_failed"`) },
+		"the hook's timeout is recorded")
+	id := n.publishLive(liveBody("acme", map[string]any{"topics": []string{"room.1"}}, "typing"))
+	if m := c.next("event"); m.Event.ID != id {
+		t.Fatalf("event %s", m.Raw)
 	}
 }
