@@ -79,12 +79,12 @@ type Config struct {
 	// SubscribeAuth configures the subscribe-authorization hook
 	// (--subscribe-auth-url); an empty URL disables it.
 	SubscribeAuth topicauth.Config
-	WS             ws.Config
-	SSE            sse.Config
-	SocketIO       socketio.Config
-	API            api.Config
-	Hub            hub.Config
-	Logger         *slog.Logger
+	WS            ws.Config
+	SSE           sse.Config
+	SocketIO      socketio.Config
+	API           api.Config
+	Hub           hub.Config
+	Logger        *slog.Logger
 	// PrivateMetrics leaves /metrics off the public listener; serve
 	// MetricsHandler on a private one instead (herald --metrics-addr).
 	PrivateMetrics bool
