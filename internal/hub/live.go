@@ -213,16 +213,18 @@ func (h *Hub) deliverLive(l *notification.Live) {
 	case l.ForTopics():
 		sent = h.deliverTopics(l)
 	case l.Audience.Kind == notification.AudienceUsers:
-		f := encodeLive(l, "")
+		var f Frame // encoded for the first client found: most users of a unicast are elsewhere
 		for _, u := range l.Audience.Users {
 			h.forUser(l.Tenant, u, func(c *Client) {
+				if f.Live == nil {
+					f = encodeLive(l, "")
+				}
 				if c.offerLive(f, "") {
 					sent++
 				}
 			})
 		}
 	case l.Audience.Kind == notification.AudienceTenant, l.Audience.Kind == notification.AudienceRole:
-		f := encodeLive(l, "")
 		role := ""
 		if l.Audience.Kind == notification.AudienceRole {
 			role = l.Audience.Role
@@ -234,7 +236,10 @@ func (h *Hub) deliverLive(l *notification.Live) {
 			clients = append(clients, c)
 		}
 		h.tmu.RUnlock()
-		sent = fanOut(clients, func(c *Client) bool { return c.offerLive(f, role) })
+		if len(clients) > 0 {
+			f := encodeLive(l, "")
+			sent = fanOut(clients, func(c *Client) bool { return c.offerLive(f, role) })
+		}
 	}
 	if fn := h.cfg.Observer.Delivered; fn != nil {
 		fn(FrameEvent, sent, time.Time{})
@@ -246,8 +251,12 @@ func (h *Hub) deliverLive(l *notification.Live) {
 // first (in the event's order) it holds.
 func (h *Hub) deliverTopics(l *notification.Live) int {
 	if len(l.Topics) == 1 {
+		clients := h.subscribers(l.Tenant, l.Topics[0])
+		if len(clients) == 0 { // the common case on a node without subscribers: nothing to encode
+			return 0
+		}
 		f := encodeLive(l, l.Topics[0])
-		return fanOut(h.subscribers(l.Tenant, l.Topics[0]), func(c *Client) bool { return c.offerLive(f, "") })
+		return fanOut(clients, func(c *Client) bool { return c.offerLive(f, "") })
 	}
 	seen := make(map[*Client]struct{})
 	sent := 0

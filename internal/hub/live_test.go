@@ -205,3 +205,30 @@ func TestLiveEventNotBeforeReady(t *testing.T) {
 		t.Fatal("a client that is not ready was written a live event")
 	}
 }
+
+// BenchmarkDeliverLiveTopic measures what a node pays for a topic event:
+// with no subscriber here (the cost of fanning out to every node and
+// filtering, docs/design.md) and with one.
+func BenchmarkDeliverLiveTopic(b *testing.B) {
+	for _, subs := range []int{0, 1} {
+		b.Run(fmt.Sprintf("subscribers=%d", subs), func(b *testing.B) {
+			h := New(newFakeStore(), Config{})
+			defer h.Close(ReasonShutdown)
+			for i := 0; i < 1000; i++ { // other topics in the index
+				c, _ := attach(b, h, fmt.Sprintf("u%d", i), "", nil)
+				_ = c.Subscribe([]string{fmt.Sprintf("other.%d", i)}, 0)
+			}
+			if subs == 1 {
+				c, _ := attach(b, h, "sub", "", nil)
+				waitLive(b, c)
+				_ = c.Subscribe([]string{"project.42"}, 0)
+			}
+			ev := liveEvent(&notification.Live{Topics: []string{"project.42"}, Data: []byte(`{"order":7}`)})
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				h.Deliver(ev)
+			}
+		})
+	}
+}
