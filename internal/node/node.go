@@ -409,7 +409,7 @@ func (n *Node) openHTTP(_ context.Context, p *parts) error {
 	n.sse.Register(mux)
 	mux.Handle("/socket.io/", n.sio)
 	if cfg.Demo {
-		demo.Register(mux, demo.Config{Verifier: p.verifier, Publisher: p.inbox, Auth: cfg.Auth, AllowOrigin: p.policy.Allowed,
+		demo.Register(mux, demo.Config{Verifier: p.verifier, Publisher: p.inbox, Live: n, Auth: cfg.Auth, AllowOrigin: p.policy.Allowed,
 			Logger: cfg.Logger, Audit: n.audit})
 	}
 	n.handler = securityHeaders(mux)
