@@ -254,6 +254,14 @@ func TestLiveTopicsOverSSE(t *testing.T) {
 	if ev.ID != "" {
 		t.Fatalf("a live event carries an id line (it would move Last-Event-ID): %q", ev.Raw)
 	}
+	// A stream ticket carries the token's topics claim.
+	st := n.mustStream(streamOpts{ticket: n.ticket(tok), query: "topics=room.9"})
+	st.next("ready")
+	testkit.Eventually(t, 0, func() bool { _, subs := n.node.Hub().TopicStats(); return subs == 3 }, "the ticket stream joined")
+	n.publishLive(liveBody("acme", map[string]any{"topics": []string{"room.9"}}, "typing"))
+	if ev := st.next("event"); !strings.Contains(ev.Data, `"topic":"room.9"`) {
+		t.Fatalf("ticket stream event %q", ev.Raw)
+	}
 	for _, tc := range []struct {
 		query  string
 		status int
@@ -284,7 +292,7 @@ func TestLiveTopicsAcrossTwoNodes(t *testing.T) {
 	wsB := b.wsAuth(tok)
 	wsB.send(map[string]any{"type": "subscribe", "topics": []string{"project.42"}, "ref": 1})
 	wsB.next("ack")
-	sseA := a.mustStream(streamOpts{bearer: tok, query: "topics=project.42"})
+	sseA := a.mustStream(streamOpts{ticket: b.ticket(tok), query: "topics=project.42"}) // a ticket from the other node (Redis)
 	sseA.next("ready")
 	testkit.Eventually(t, 0, func() bool { _, subs := a.node.Hub().TopicStats(); return subs == 1 }, "the stream joined")
 	sseEvent := func() liveJSON {

@@ -13,6 +13,7 @@ export type {
   HeraldClientOptions,
   HeraldEvents,
   ListQuery,
+  LiveEvent,
   Notification,
   NotificationPage,
   ReadyInfo,
