@@ -11,7 +11,11 @@ const el = {
   publishForm: $('publish-form'), title: $('title'), body: $('body'), publishStatus: $('publish-status'),
   inbox: $('inbox'), count: $('count'), markAll: $('mark-all'), empty: $('empty'), list: $('list'),
   error: $('error'), announcer: $('announcer'),
+  liveForm: $('live-form'), liveText: $('live-text'), liveStatus: $('live-status'), liveList: $('live-list'),
 };
+
+const TOPIC = 'demo.board'; // dev tokens may join demo.* (their topics claim)
+const MAX_LIVE = 20;
 
 const WS_URL = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/ws`;
 const BACKOFF_BASE_MS = 300;
@@ -138,6 +142,8 @@ function onMessage(m) {
       hideError();
       setUnread(m.unread);
       receivedThisConnection.clear();
+      // Topics are per connection: join again after every (re)connect.
+      request({ type: 'subscribe', topics: [TOPIC] }).catch((e) => showError(`live events: ${e.message}`));
       for (const send of client.queue.splice(0)) send();
       refreshList(); // replayed notifications follow; the list brings read state up to date
       break;
@@ -160,6 +166,9 @@ function onMessage(m) {
       break;
     case 'unread':
       setUnread(m.count);
+      break;
+    case 'event':
+      showLive(m.event);
       break;
     case 'resync': // missed too much: start over from the server's list
       client.position = m.position;
@@ -281,6 +290,18 @@ function announce(n) {
   setTimeout(() => { el.announcer.textContent = `New notification: ${n.title}`; }, 100);
 }
 
+function showLive(ev) {
+  const li = document.createElement('li');
+  const time = document.createElement('time');
+  time.dateTime = ev.created_at;
+  time.textContent = new Date(ev.created_at).toLocaleTimeString();
+  const text = document.createElement('span');
+  text.textContent = ` ${ev.topic ? ev.topic + ' · ' : ''}${ev.type}: ${ev.title || ev.body || ''}`;
+  li.append(time, text);
+  el.liveList.prepend(li);
+  while (el.liveList.children.length > MAX_LIVE) el.liveList.lastChild.remove();
+}
+
 function showError(msg) {
   el.error.textContent = msg;
   el.error.hidden = false;
@@ -316,6 +337,23 @@ el.publishForm.addEventListener('submit', async (e) => {
     el.publishStatus.textContent = 'Published.';
   } catch (err) {
     el.publishStatus.textContent = `Not published: ${err.message}`;
+  }
+});
+
+el.liveForm.addEventListener('submit', async (e) => {
+  e.preventDefault();
+  el.liveStatus.textContent = 'Sending…';
+  try {
+    const res = await fetch('/v1/dev/publish', {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${client.token}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ title: `${client.user}: ${el.liveText.value}`, ephemeral: true }),
+    });
+    const body = await res.json().catch(() => ({}));
+    if (!res.ok) throw new Error(body?.error?.message || `HTTP ${res.status}`);
+    el.liveStatus.textContent = 'Sent.';
+  } catch (err) {
+    el.liveStatus.textContent = `Not sent: ${err.message}`;
   }
 });
 
