@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/heraldhq/herald/internal/topic"
 )
 
 // Scenario names a workload.
@@ -256,7 +258,7 @@ func (c *Config) Validate() error {
 	if c.Conns < 1 {
 		errs = append(errs, errors.New("conns must be at least 1"))
 	}
-	if c.Topic != "" && (c.Scenario != ScenarioBroadcast || c.Transport != "ws" || !validTopic(c.Topic)) {
+	if c.Topic != "" && (c.Scenario != ScenarioBroadcast || c.Transport != "ws" || !topic.Valid(c.Topic)) {
 		errs = append(errs, errors.New("topic needs the broadcast scenario, the ws transport and a name of [A-Za-z0-9._:-]{1,128}"))
 	}
 	if c.Workers < 1 || c.Workers > c.Conns {

@@ -190,20 +190,6 @@ func appendLive(b []byte, tenant, topic string, sent, seq int64) []byte {
 	return append(b, `,"b":1}}`...)
 }
 
-// validTopic is the server's topic name rule ([A-Za-z0-9._:-]{1,128}).
-func validTopic(s string) bool {
-	if s == "" || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
 // appendUserName appends the name of user index i: "<prefix>-<i>".
 func appendUserName(b []byte, prefix string, i int) []byte {
 	b = append(b, prefix...)

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"encoding/binary"
 	"fmt"
 
 	"github.com/heraldhq/herald/internal/notification"
@@ -25,37 +24,14 @@ func encodeLive(l *notification.Live) []byte {
 	b = appendStr(b, l.Tenant)
 	b = appendStr(b, l.ID)
 	b = append(b, byte(l.Audience.Kind))
-	b = binary.AppendUvarint(b, uint64(len(l.Audience.Users)))
-	for _, u := range l.Audience.Users {
-		b = appendStr(b, u)
-	}
+	b = appendStrs(b, l.Audience.Users)
 	b = appendStr(b, l.Audience.Role)
-	b = binary.AppendUvarint(b, uint64(len(l.Topics)))
-	for _, t := range l.Topics {
-		b = appendStr(b, t)
-	}
+	b = appendStrs(b, l.Topics)
 	b = appendStr(b, l.Type)
 	b = appendStr(b, l.Title)
 	b = appendStr(b, l.Body)
-	if l.Data == nil {
-		b = append(b, 0)
-	} else {
-		b = binary.AppendUvarint(b, uint64(len(l.Data))+1)
-		b = append(b, l.Data...)
-	}
+	b = appendBytes(b, l.Data)
 	return appendTime(b, l.CreatedAt)
-}
-
-func (r *reader) strs() []string {
-	n := r.count(1)
-	if n == 0 {
-		return nil
-	}
-	out := make([]string, n)
-	for i := range out {
-		out[i] = r.str()
-	}
-	return out
 }
 
 // decodeLive decodes a msgLive message into an EventLive event.

@@ -323,38 +323,32 @@ el.bell.addEventListener('click', () => {
   if (open) el.inbox.focus();
 });
 
-el.publishForm.addEventListener('submit', async (e) => {
-  e.preventDefault();
-  el.publishStatus.textContent = 'Publishing…';
+/** POSTs payload to the dev publish endpoint, reporting progress in status. */
+async function devPublish(payload, status, [busy, done, failed]) {
+  status.textContent = busy;
   try {
     const res = await fetch('/v1/dev/publish', {
       method: 'POST',
       headers: { Authorization: `Bearer ${client.token}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ title: el.title.value, body: el.body.value }),
+      body: JSON.stringify(payload),
     });
     const body = await res.json().catch(() => ({}));
     if (!res.ok) throw new Error(body?.error?.message || `HTTP ${res.status}`);
-    el.publishStatus.textContent = 'Published.';
+    status.textContent = done;
   } catch (err) {
-    el.publishStatus.textContent = `Not published: ${err.message}`;
+    status.textContent = `${failed}: ${err.message}`;
   }
+}
+
+el.publishForm.addEventListener('submit', (e) => {
+  e.preventDefault();
+  devPublish({ title: el.title.value, body: el.body.value }, el.publishStatus, ['Publishing…', 'Published.', 'Not published']);
 });
 
-el.liveForm.addEventListener('submit', async (e) => {
+// A live event to the board's topic: every tab watching it gets it, nothing is stored.
+el.liveForm.addEventListener('submit', (e) => {
   e.preventDefault();
-  el.liveStatus.textContent = 'Sending…';
-  try {
-    const res = await fetch('/v1/dev/publish', {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${client.token}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ title: `${client.user}: ${el.liveText.value}`, ephemeral: true }),
-    });
-    const body = await res.json().catch(() => ({}));
-    if (!res.ok) throw new Error(body?.error?.message || `HTTP ${res.status}`);
-    el.liveStatus.textContent = 'Sent.';
-  } catch (err) {
-    el.liveStatus.textContent = `Not sent: ${err.message}`;
-  }
+  devPublish({ title: `${client.user}: ${el.liveText.value}`, ephemeral: true }, el.liveStatus, ['Sending…', 'Sent.', 'Not sent']);
 });
 
 el.userForm.addEventListener('submit', (e) => {
