@@ -90,26 +90,20 @@ func (c *Client) Subscribe(topics []string, max int) error {
 	}
 	fresh := 0
 	for i, t := range topics {
-		if _, ok := c.topics[t]; !ok && !slices.Contains(topics[:i], t) {
+		if !slices.Contains(c.topics, t) && !slices.Contains(topics[:i], t) {
 			fresh++
 		}
 	}
 	if max > 0 && len(c.topics)+fresh > max {
 		return ErrTooManyTopics
 	}
-	if fresh == 0 {
-		return nil
-	}
-	if c.topics == nil {
-		c.topics = make(map[string]struct{}, fresh)
-	}
 	// Indexed while c.mu is held: teardown takes c.topics only after the
 	// client is marked closed, so it sees every topic indexed here.
 	for _, t := range topics {
-		if _, ok := c.topics[t]; ok {
+		if slices.Contains(c.topics, t) {
 			continue
 		}
-		c.topics[t] = struct{}{}
+		c.topics = append(c.topics, t)
 		c.hub.index(c, t)
 	}
 	return nil
@@ -121,8 +115,8 @@ func (c *Client) Unsubscribe(topics []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, t := range topics {
-		if _, ok := c.topics[t]; ok {
-			delete(c.topics, t)
+		if i := slices.Index(c.topics, t); i >= 0 {
+			c.topics = slices.Delete(c.topics, i, i+1)
 			c.hub.unindex(c, t)
 		}
 	}
@@ -132,11 +126,7 @@ func (c *Client) Unsubscribe(topics []string) {
 func (c *Client) Topics() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]string, 0, len(c.topics))
-	for t := range c.topics {
-		out = append(out, t)
-	}
-	return out
+	return slices.Clone(c.topics)
 }
 
 // dropTopics removes every topic of a closed client from the index.
@@ -145,7 +135,7 @@ func (c *Client) dropTopics() {
 	topics := c.topics
 	c.topics = nil
 	c.mu.Unlock()
-	for t := range topics {
+	for _, t := range topics {
 		c.hub.unindex(c, t)
 	}
 }
