@@ -74,6 +74,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "publish (or, for idle, hold) window")
 	fs.IntVar(&c.Publishers, "publishers", 0, "concurrent HTTP publishers (default rate/100 per batch, 8..256; 64 for --rate max)")
 	fs.IntVar(&c.Batch, "batch", 1, "items per call; above 1 uses POST /v1/notifications/batch")
+	fs.StringVar(&c.Topic, "topic", "", "broadcast scenario over ws: every connection subscribes to this topic and the broadcasts are live events to it (ephemeral, never stored)")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", os.Getenv("HERALD_JWT_SECRET"), "HS256 secret of the node (env HERALD_JWT_SECRET)")
 	fs.StringVar(&c.APIKey, "api-key", os.Getenv("HERALD_API_KEY"), "publish API key (env HERALD_API_KEY)")
 	fs.StringVar(&c.Tenant, "tenant", "bench", "tenant of every user")

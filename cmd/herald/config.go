@@ -21,6 +21,7 @@ import (
 	"github.com/heraldhq/herald/internal/session"
 	"github.com/heraldhq/herald/internal/socketio"
 	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/internal/topicauth"
 	"github.com/heraldhq/herald/internal/ws"
 )
 
@@ -80,6 +81,7 @@ func newSettings() *settings {
 	add("jwt-leeway", auth.DefaultLeeway.String(), "clock skew allowed for exp/nbf/iat", "HERALD_JWT_LEEWAY")
 	add("tenant-claim", auth.DefaultTenantClaim, "JWT claim holding the tenant", "HERALD_TENANT_CLAIM")
 	add("role-claim", auth.DefaultRoleClaim, "JWT claim holding the role", "HERALD_ROLE_CLAIM")
+	add("topics-claim", auth.DefaultTopicsClaim, "JWT claim listing the topics a token may subscribe to: names, or prefixes ending in * (project.*)", "HERALD_TOPICS_CLAIM")
 	add("default-tenant", "", "tenant for tokens without a tenant claim (single-tenant apps)", "HERALD_DEFAULT_TENANT")
 	add("api-keys", "", "comma-separated publish API keys: key, key@tenant, sha256:<hex>[@tenant], admin:<key>", "HERALD_API_KEYS")
 	add("allowed-origins", "", "comma-separated browser origins (exact, or https://*.example.com); never *. FRONTEND_URL (the original gateway's setting) is added to the list", "HERALD_ALLOWED_ORIGINS")
@@ -100,6 +102,14 @@ func newSettings() *settings {
 	add("ping-interval", ws.DefaultPingInterval.String(), "server WebSocket ping interval", "HERALD_PING_INTERVAL")
 	add("socketio-ping-timeout", socketio.DefaultPingTimeout.String(), "Engine.IO pingTimeout: a Socket.IO session whose pong is this late is closed", "HERALD_SOCKETIO_PING_TIMEOUT")
 	add("socketio-max-payload", itoa(socketio.DefaultMaxPayload), "Engine.IO maxPayload: largest Socket.IO WebSocket message or polling POST body", "HERALD_SOCKETIO_MAX_PAYLOAD")
+	add("max-topics-per-connection", itoa(session.DefaultMaxTopics), "topics one connection may subscribe to (rate_limited above)", "HERALD_MAX_TOPICS_PER_CONNECTION")
+	add("subscribe-rate", ftoa(session.DefaultSubscribeRate), "subscribe requests per second per connection; negative disables", "HERALD_SUBSCRIBE_RATE")
+	add("subscribe-burst", itoa(session.DefaultSubscribeBurst), "burst allowance for --subscribe-rate", "HERALD_SUBSCRIBE_BURST")
+	add("subscribe-auth-url", "", "backend URL asked (POST, signed like webhooks) about topics the token's claim does not allow; empty: the claim alone decides", "HERALD_SUBSCRIBE_AUTH_URL")
+	add("subscribe-auth-secret", "", "whsec_<base64> secret signing --subscribe-auth-url requests (Standard Webhooks)", "HERALD_SUBSCRIBE_AUTH_SECRET")
+	add("subscribe-auth-timeout", topicauth.DefaultTimeout.String(), "how long a subscribe waits for --subscribe-auth-url; slower answers deny", "HERALD_SUBSCRIBE_AUTH_TIMEOUT")
+	add("subscribe-auth-cache-ttl", topicauth.DefaultCacheTTL.String(), "how long a --subscribe-auth-url decision is reused", "HERALD_SUBSCRIBE_AUTH_CACHE_TTL")
+	add("live-idempotency-window", api.DefaultLiveIdempotencyWindow.String(), "how long the Idempotency-Key of a live (ephemeral) event is remembered", "HERALD_LIVE_IDEMPOTENCY_WINDOW")
 	add("replay-limit", itoa(hub.DefaultReplayLimit), "most notifications replayed on resume before a resync", "HERALD_REPLAY_LIMIT")
 	add("shutdown-grace", node.DefaultShutdownGrace.String(), "drain deadline on SIGTERM", "HERALD_SHUTDOWN_GRACE")
 	add("sweep-interval", store.DefaultSweepInterval.String(), "how often expired notifications are removed and live clients told", "HERALD_SWEEP_INTERVAL")
@@ -309,6 +319,7 @@ func (c *converter) auth() {
 	}
 	cfg.Auth.TenantClaim = s.get("tenant-claim")
 	cfg.Auth.RoleClaim = s.get("role-claim")
+	cfg.Auth.TopicsClaim = s.get("topics-claim")
 	cfg.Auth.DefaultTenant = s.get("default-tenant")
 	if cfg.Auth.HMACSecret == nil && cfg.Auth.PublicKeyFile == "" && cfg.Auth.JWKSURL == "" {
 		c.fail("no JWT key material: set HERALD_JWT_SECRET (or JWT_SECRET), HERALD_JWT_PUBLIC_KEY or HERALD_JWKS_URL; or run with --dev to try Herald locally")
@@ -341,6 +352,30 @@ func (c *converter) transports() {
 	cfg.SocketIO.PingInterval = cfg.WS.PingInterval
 	cfg.SocketIO.PingTimeout = c.dur("socketio-ping-timeout")
 	cfg.SocketIO.MaxPayload = c.num("socketio-max-payload")
+	c.topics()
+}
+
+// topics: topic limits, the subscribe-authorization hook, live events.
+func (c *converter) topics() {
+	s, cfg := c.s, &c.cfg
+	cfg.Session.MaxTopics = c.num("max-topics-per-connection")
+	if cfg.Session.MaxTopics == 0 {
+		c.fail("--max-topics-per-connection must be positive")
+	}
+	cfg.Session.SubscribeRate = c.rate("subscribe-rate")
+	cfg.Session.SubscribeBurst = c.num("subscribe-burst")
+	cfg.SubscribeAuth.URL = s.get("subscribe-auth-url")
+	cfg.SubscribeAuth.Secret = s.get("subscribe-auth-secret")
+	cfg.SubscribeAuth.Timeout = c.dur("subscribe-auth-timeout")
+	cfg.SubscribeAuth.CacheTTL = c.dur("subscribe-auth-cache-ttl")
+	if cfg.SubscribeAuth.URL != "" {
+		if _, err := topicauth.New(cfg.SubscribeAuth); err != nil {
+			c.fail("--subscribe-auth-url/--subscribe-auth-secret: %w", err)
+		}
+	} else if cfg.SubscribeAuth.Secret != "" {
+		c.fail("--subscribe-auth-secret is set without --subscribe-auth-url")
+	}
+	cfg.API.LiveIdempotencyWindow = c.dur("live-idempotency-window")
 }
 
 // limits: admission control.

@@ -159,10 +159,11 @@ func TestDevModeStartsAndPrintsBanner(t *testing.T) {
 		}
 	}
 	// --debug-addr serves pprof on its own listener, never on the public one.
-	m := regexp.MustCompile(`debug_addr=(\S+)`).FindStringSubmatch(errOut.String())
-	if m == nil {
-		t.Fatalf("no debug_addr logged: %s", errOut.String())
-	}
+	// Its log line follows the banner (the listener opens after it): poll.
+	debugRE := regexp.MustCompile(`debug_addr=(\S+)`)
+	testkit.Eventually(t, 10*time.Second, func() bool { return debugRE.MatchString(errOut.String()) },
+		"debug_addr logged; stderr so far: %s", &errOut)
+	m := debugRE.FindStringSubmatch(errOut.String())
 	if code := getStatus(t, "http://"+m[1]+"/debug/pprof/cmdline"); code != http.StatusOK {
 		t.Errorf("pprof on --debug-addr: %d", code)
 	}

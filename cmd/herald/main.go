@@ -189,7 +189,7 @@ func printDevBanner(w io.Writer, addr string, d devSecrets) {
 	var token string
 	if d.secret != "" {
 		token, _ = auth.SignHS256([]byte(d.secret), map[string]any{
-			"sub": "alice", "tenant_id": "demo", "role": "member",
+			"sub": "alice", "tenant_id": "demo", "role": "member", "topics": []string{"demo.*"},
 			"exp": time.Now().Add(24 * time.Hour).Unix(), "iat": time.Now().Unix(),
 		})
 	}

@@ -61,6 +61,12 @@ type Config struct {
 	RequestTimeout time.Duration
 	// AllowOrigin decides CORS for the user API (never for the publish API).
 	AllowOrigin func(origin string) bool
+	// Live publishes live events ("ephemeral": true); nil refuses them
+	// (503). LiveDedupe remembers their Idempotency-Keys for
+	// LiveIdempotencyWindow; nil: a bounded in-memory set (one node).
+	Live                  LivePublisher
+	LiveDedupe            LiveDedupe
+	LiveIdempotencyWindow time.Duration
 	// OnPublish, when set, observes each publish request's outcome and
 	// duration (arrival to commit or failure).
 	OnPublish func(status int, d time.Duration)
@@ -84,6 +90,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.LiveIdempotencyWindow <= 0 {
+		c.LiveIdempotencyWindow = DefaultLiveIdempotencyWindow
+	}
+	if c.LiveDedupe == nil {
+		c.LiveDedupe = NewMemoryDedupe(c.LiveIdempotencyWindow, DefaultDedupeEntries)
 	}
 	if c.AllowOrigin == nil {
 		c.AllowOrigin = func(string) bool { return false }

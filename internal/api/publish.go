@@ -38,6 +38,8 @@ type publishItem struct {
 	Body      string          `json:"body"`
 	Data      json.RawMessage `json:"data"`
 	ExpiresAt *time.Time      `json:"expires_at"`
+	// Ephemeral: true makes the item a live event (live.go), never stored.
+	Ephemeral *bool `json:"ephemeral"`
 	// Inbox model (issue 15).
 	Category    *string       `json:"category"`
 	CollapseKey *string       `json:"collapse_key"`
@@ -54,6 +56,7 @@ type audienceJSON struct {
 	Users  []string `json:"users"`
 	Tenant *bool    `json:"tenant"`
 	Role   *string  `json:"role"`
+	Topics []string `json:"topics"` // live events only
 }
 
 type batchBody struct {
@@ -67,15 +70,22 @@ func bad(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{errBadRequest}, args...)...)
 }
 
-// clearError is a validation failure whose message the client gets (the
-// fields added with the inbox model say exactly what is wrong).
-type clearError struct{ msg string }
+// shownError is a validation failure whose message is safe and useful to
+// show the publisher (a fixed sentence, or input already checked to be
+// printable); other details go to the log only.
+type shownError struct{ msg string }
 
-func (e *clearError) Error() string { return e.msg }
-func (e *clearError) Unwrap() error { return errBadRequest }
+func (e *shownError) Error() string { return e.msg }
+func (e *shownError) Unwrap() error { return errBadRequest }
 
-func badClear(format string, args ...any) error {
-	return &clearError{msg: fmt.Sprintf(format, args...)}
+func shown(format string, args ...any) error { return &shownError{fmt.Sprintf(format, args...)} }
+
+// clientMessage is err's message when it is a shownError, else fallback.
+func clientMessage(err error, fallback string) string {
+	if se, ok := errors.AsType[*shownError](err); ok {
+		return se.msg
+	}
+	return fallback
 }
 
 // draftErrorMessage is the client's message for the invalid item i: the
@@ -85,9 +95,8 @@ func draftErrorMessage(batch bool, i int, err error) string {
 	if batch {
 		msg = fmt.Sprintf("invalid notification at index %d", i)
 	}
-	var ce *clearError
-	if errors.As(err, &ce) {
-		msg += ": " + ce.msg
+	if m := clientMessage(err, ""); m != "" {
+		msg += ": " + m
 	}
 	return msg
 }
@@ -127,54 +136,43 @@ func decodeFields(data []byte, v any) error {
 	return nil
 }
 
-// toDraft validates one item against the key's scope.
-func toDraft(raw []byte, key auth.APIKey, now time.Time) (notification.Draft, error) {
+// decodeItem decodes one item (its names already checked) and fills the
+// tenant from the key when the item names none.
+func decodeItem(raw []byte, key auth.APIKey) (publishItem, error) {
 	var it publishItem
 	if err := decodeFields(raw, &it); err != nil {
-		return notification.Draft{}, err
+		return it, err
 	}
 	if it.Tenant == "" && key.Tenant != "" {
 		it.Tenant = key.Tenant
 	}
 	if !validIdent(it.Tenant) {
-		return notification.Draft{}, bad("tenant missing or malformed")
+		return it, bad("tenant missing or malformed")
 	}
 	if !key.Allows(it.Tenant) {
-		return notification.Draft{}, errForbidden
+		return it, errForbidden
+	}
+	return it, nil
+}
+
+// ephemeral reports whether the item asks for a live event.
+func (it *publishItem) ephemeral() bool { return it.Ephemeral != nil && *it.Ephemeral }
+
+// toDraft validates one stored notification against the key's scope.
+func toDraft(raw []byte, key auth.APIKey, now time.Time) (notification.Draft, error) {
+	it, err := decodeItem(raw, key)
+	if err != nil {
+		return notification.Draft{}, err
 	}
 	d := notification.Draft{Tenant: it.Tenant, Type: it.Type, Title: it.Title, Body: it.Body}
-	if it.To == nil {
-		return d, bad("to missing")
+	switch {
+	case it.ephemeral():
+		return d, shown(`"ephemeral": true is accepted on POST /v1/notifications only, one event at a time`)
+	case it.To != nil && it.To.Topics != nil:
+		return d, shown(`to.topics needs "ephemeral": true: topic events are live events, never stored`)
 	}
-	set := 0
-	if it.To.Users != nil {
-		set++
-		if len(it.To.Users) == 0 || len(it.To.Users) > maxUsersPerItem {
-			return d, bad("to.users must hold 1..%d users", maxUsersPerItem)
-		}
-		for _, u := range it.To.Users {
-			if !validIdent(u) {
-				return d, bad("to.users: malformed user id")
-			}
-		}
-		d.Audience = notification.Audience{Kind: notification.AudienceUsers, Users: it.To.Users}
-	}
-	if it.To.Tenant != nil {
-		set++
-		if !*it.To.Tenant {
-			return d, bad("to.tenant must be true")
-		}
-		d.Audience = notification.Audience{Kind: notification.AudienceTenant}
-	}
-	if it.To.Role != nil {
-		set++
-		if !validIdent(*it.To.Role) {
-			return d, bad("to.role malformed")
-		}
-		d.Audience = notification.Audience{Kind: notification.AudienceRole, Role: *it.To.Role}
-	}
-	if set != 1 {
-		return d, bad("to needs exactly one of users, tenant, role")
+	if d.Audience, err = it.To.audience(); err != nil {
+		return d, err
 	}
 	if !notification.ValidType(d.Type) {
 		return d, bad("type missing or malformed")
@@ -185,18 +183,8 @@ func toDraft(raw []byte, key auth.APIKey, now time.Time) (notification.Draft, er
 	if !notification.ValidBody(d.Body) {
 		return d, bad("body too long")
 	}
-	if len(it.Data) > 0 && !bytes.Equal(it.Data, []byte("null")) {
-		if it.Data[0] != '{' {
-			return d, bad("data must be a JSON object")
-		}
-		if notification.JSONDepth(it.Data, maxDataDepth) > maxDataDepth {
-			return d, bad("data nested too deeply")
-		}
-		var compact bytes.Buffer
-		if err := json.Compact(&compact, it.Data); err != nil {
-			return d, bad("data: %v", err)
-		}
-		d.Data = compact.Bytes()
+	if d.Data, err = checkData(it.Data); err != nil {
+		return d, err
 	}
 	if it.ExpiresAt != nil {
 		if !it.ExpiresAt.After(now) {
@@ -218,18 +206,18 @@ func toDraft(raw []byte, key auth.APIKey, now time.Time) (notification.Draft, er
 func inboxFields(it *publishItem, d *notification.Draft) error {
 	if it.Category != nil {
 		if !notification.ValidCategory(*it.Category) {
-			return badClear("category must be 1..%d characters of a-z, 0-9, '.', '_' and '-'", notification.MaxCategoryLen)
+			return shown("category must be 1..%d characters of a-z, 0-9, '.', '_' and '-'", notification.MaxCategoryLen)
 		}
 		d.Category = *it.Category
 	}
 	if it.CollapseKey != nil {
 		switch k := *it.CollapseKey; {
 		case d.Audience.Broadcast():
-			return badClear("collapse_key is only allowed with to.users")
+			return shown("collapse_key is only allowed with to.users")
 		case len(k) > notification.MaxCollapseKeyLen:
-			return badClear("collapse_key is longer than %d bytes", notification.MaxCollapseKeyLen)
+			return shown("collapse_key is longer than %d bytes", notification.MaxCollapseKeyLen)
 		case !notification.ValidCollapseKey(k):
-			return badClear("collapse_key must be non-empty, without control characters")
+			return shown("collapse_key must be non-empty, without control characters")
 		default:
 			d.CollapseKey = k
 		}
@@ -248,6 +236,65 @@ func fallbackAfter(f *fallbackJSON, kind notification.AudienceKind) (time.Durati
 		return 0, bad("fallback.after_s must be an integer from 1 to %d", maxS)
 	}
 	return time.Duration(*f.AfterS) * time.Second, nil
+}
+
+// audience checks the users, tenant or role audience of an item (topics
+// are the caller's to handle first).
+func (to *audienceJSON) audience() (notification.Audience, error) {
+	var a notification.Audience
+	if to == nil {
+		return a, bad("to missing")
+	}
+	set := 0
+	if to.Users != nil {
+		set++
+		if len(to.Users) == 0 || len(to.Users) > maxUsersPerItem {
+			return a, bad("to.users must hold 1..%d users", maxUsersPerItem)
+		}
+		for _, u := range to.Users {
+			if !validIdent(u) {
+				return a, bad("to.users: malformed user id")
+			}
+		}
+		a = notification.Audience{Kind: notification.AudienceUsers, Users: to.Users}
+	}
+	if to.Tenant != nil {
+		set++
+		if !*to.Tenant {
+			return a, bad("to.tenant must be true")
+		}
+		a = notification.Audience{Kind: notification.AudienceTenant}
+	}
+	if to.Role != nil {
+		set++
+		if !validIdent(*to.Role) {
+			return a, bad("to.role malformed")
+		}
+		a = notification.Audience{Kind: notification.AudienceRole, Role: *to.Role}
+	}
+	if set != 1 {
+		return a, bad("to needs exactly one of users, tenant, role")
+	}
+	return a, nil
+}
+
+// checkData accepts an absent or null data, or a JSON object of bounded
+// depth, and returns it compacted (nil when absent).
+func checkData(data json.RawMessage) (json.RawMessage, error) {
+	if len(data) == 0 || bytes.Equal(data, []byte("null")) {
+		return nil, nil
+	}
+	if data[0] != '{' {
+		return nil, bad("data must be a JSON object")
+	}
+	if notification.JSONDepth(data, maxDataDepth) > maxDataDepth {
+		return nil, bad("data nested too deeply")
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, data); err != nil {
+		return nil, bad("data: %v", err)
+	}
+	return compact.Bytes(), nil
 }
 
 var errForbidden = errors.New("api key not allowed for this tenant")
@@ -338,6 +385,9 @@ func (a *API) doPublish(w http.ResponseWriter, r *http.Request, batch bool) {
 		return
 	}
 	raws := []json.RawMessage{body}
+	if !batch && a.live(w, r, key, body, ikey) {
+		return // a live event: answered on the ephemeral path (live.go)
+	}
 	if batch {
 		var bb batchBody
 		if err := decodeFields(body, &bb); err != nil {

@@ -41,6 +41,7 @@ const (
 	RevocationLifted       Event = "revocation_lifted"       // a user revocation was lifted
 	DevTokenIssued         Event = "dev_token_issued"        // the --dev page minted a token
 	PreferencesSet         Event = "preferences_set"         // an API key replaced a user's preferences
+	SubscribeForbidden     Event = "subscribe_forbidden"     // a topic subscription was refused (claim and hook)
 )
 
 // Operational events: the state of Herald's dependencies and capacity.
@@ -61,6 +62,7 @@ const (
 	WebhookEndpointSet   Event = "webhook_endpoint_set"     // a tenant's webhook endpoint was created or replaced
 	WebhookEndpointGone  Event = "webhook_endpoint_deleted" // a tenant's webhook endpoint was deleted
 	WebhookURLRefused    Event = "webhook_url_refused"      // an endpoint URL or its address was refused (scheme, link-local, metadata)
+	SubscribeAuthFailed  Event = "subscribe_auth_failed"    // the subscribe-authorization hook failed (the topics were denied)
 )
 
 // Counter counts recorded events. reason and transport are the values of

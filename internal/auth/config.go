@@ -18,6 +18,9 @@ const (
 	DefaultLeeway      = 30 * time.Second
 	DefaultTenantClaim = "tenant_id"
 	DefaultRoleClaim   = "role"
+	// DefaultTopicsClaim names the claim listing the topics a token may
+	// subscribe to (names, or prefixes ending in "*").
+	DefaultTopicsClaim = "topics"
 
 	// MaxTokenBytes is the longest token Verify will parse.
 	MaxTokenBytes = 8 << 10
@@ -53,6 +56,10 @@ type Config struct {
 	TenantClaim string
 	// RoleClaim names the claim holding the role; default "role".
 	RoleClaim string
+	// TopicsClaim names the claim listing the topics the token may
+	// subscribe to: an array of names or prefixes ending in "*"; default
+	// "topics". Invalid entries are ignored (they grant nothing).
+	TopicsClaim string
 	// DefaultTenant is used for tokens without a tenant claim. When empty,
 	// such tokens are rejected.
 	DefaultTenant string
@@ -147,6 +154,9 @@ func (c Config) Validate() error {
 	}
 	if cmp.Or(c.TenantClaim, DefaultTenantClaim) == cmp.Or(c.RoleClaim, DefaultRoleClaim) {
 		return errors.New("auth: TenantClaim and RoleClaim must differ")
+	}
+	if tc := cmp.Or(c.TopicsClaim, DefaultTopicsClaim); tc == cmp.Or(c.TenantClaim, DefaultTenantClaim) || tc == cmp.Or(c.RoleClaim, DefaultRoleClaim) {
+		return errors.New("auth: TopicsClaim must differ from TenantClaim and RoleClaim")
 	}
 	if c.DefaultTenant != "" {
 		if err := checkText(c.DefaultTenant, maxIDBytes); err != nil {

@@ -13,6 +13,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/heraldhq/herald/internal/topic"
 )
 
 // Identifier limits.
@@ -24,9 +26,12 @@ const (
 // Principal is the authenticated identity carried by a verified token.
 type Principal struct {
 	User, Tenant, Role, Email, Name string
-	TokenID                         string    // jti, may be ""
-	IssuedAt                        time.Time // iat, zero if absent
-	Expires                         time.Time // exp (always present: required)
+	TokenID                         string // jti, may be ""
+	// Topics are the topic patterns of the topics claim (topic.Patterns):
+	// the names, or prefixes ending in "*", the token may subscribe to.
+	Topics   []string
+	IssuedAt time.Time // iat, zero if absent
+	Expires  time.Time // exp (always present: required)
 }
 
 // Verifier checks JWTs. It is safe for concurrent use; all fields are static
@@ -42,6 +47,7 @@ type Verifier struct {
 	audience      string
 	tenantClaim   string
 	roleClaim     string
+	topicsClaim   string
 	defaultTenant string
 }
 
@@ -59,6 +65,7 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 		audience:      cfg.Audience,
 		tenantClaim:   cmp.Or(cfg.TenantClaim, DefaultTenantClaim),
 		roleClaim:     cmp.Or(cfg.RoleClaim, DefaultRoleClaim),
+		topicsClaim:   cmp.Or(cfg.TopicsClaim, DefaultTopicsClaim),
 		defaultTenant: cfg.DefaultTenant,
 	}
 	switch {
@@ -291,6 +298,8 @@ func (v *Verifier) principal(c jwt.MapClaims) (Principal, error) {
 		*f.dst = s
 	}
 
+	p.Topics = topicsOf(c[v.topicsClaim])
+
 	exp, err := c.GetExpirationTime()
 	if err != nil || exp == nil {
 		return p, errors.New(`claim "exp" is invalid`) // unreachable: the parser requires exp
@@ -300,6 +309,22 @@ func (v *Verifier) principal(c jwt.MapClaims) (Principal, error) {
 		p.IssuedAt = iat.Time
 	}
 	return p, nil
+}
+
+// topicsOf reads the topics claim: an array of strings (other values, and
+// entries that are not valid patterns, grant nothing).
+func topicsOf(v any) []string {
+	list, ok := v.([]any)
+	if !ok {
+		return nil
+	}
+	names := make([]string, 0, min(len(list), topic.MaxPatterns))
+	for _, x := range list {
+		if s, ok := x.(string); ok {
+			names = append(names, s)
+		}
+	}
+	return topic.Patterns(names)
 }
 
 // checkText accepts non-empty, valid UTF-8 without control characters, at

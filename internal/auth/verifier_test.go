@@ -16,6 +16,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -162,7 +163,7 @@ func assertReason(tb testing.TB, v *Verifier, token string, want Reason) Princip
 	if got := ReasonOf(err); got != want {
 		tb.Fatalf("reason = %q, want %q (err: %v)", got, want, err)
 	}
-	if p != (Principal{}) {
+	if !reflect.DeepEqual(p, Principal{}) {
 		tb.Errorf("rejected token returned non-zero principal %+v", p)
 	}
 	return p
@@ -198,7 +199,7 @@ func newVerifyFixture(t *testing.T) *verifyFixture {
 	strict := newVerifier(t, Config{HMACSecret: testSecret, Issuer: "https://idp.example", Audience: "herald"})
 	noDefault := newVerifier(t, Config{HMACSecret: testSecret})
 	withDefault := newVerifier(t, Config{HMACSecret: testSecret, DefaultTenant: "default"})
-	custom := newVerifier(t, Config{HMACSecret: testSecret, TenantClaim: "org", RoleClaim: "https://herald/role"})
+	custom := newVerifier(t, Config{HMACSecret: testSecret, TenantClaim: "org", RoleClaim: "https://herald/role", TopicsClaim: "https://herald/topics"})
 
 	valid := hs(t, claims(nil))
 	parts := strings.Split(valid, ".")
@@ -333,8 +334,26 @@ func verifyPrincipalCases(t *testing.T, f *verifyFixture) []verifyCase {
 					t.Errorf("times = %v/%v, want %v/%v", p.IssuedAt, p.Expires, want.IssuedAt, want.Expires)
 				}
 				p.IssuedAt, p.Expires, want.IssuedAt, want.Expires = time.Time{}, time.Time{}, time.Time{}, time.Time{}
-				if p != want {
+				if !reflect.DeepEqual(p, want) {
 					t.Errorf("principal = %+v, want %+v", p, want)
+				}
+			}},
+		{name: "topics claim", v: f.multi, token: hs(t, claims(map[string]any{"topics": []any{"project.*", "chat:general", "bad name", 7, "a*b"}})),
+			expect: func(t *testing.T, p Principal) {
+				if !reflect.DeepEqual(p.Topics, []string{"project.*", "chat:general"}) {
+					t.Errorf("topics = %q, want the two valid patterns", p.Topics)
+				}
+			}},
+		{name: "topics claim not a list grants nothing", v: f.multi, token: hs(t, claims(map[string]any{"topics": "project.*"})),
+			expect: func(t *testing.T, p Principal) {
+				if p.Topics != nil {
+					t.Errorf("topics = %q, want none", p.Topics)
+				}
+			}},
+		{name: "custom topics claim", v: f.custom, token: hs(t, claims(map[string]any{"org": "globex", "topics": []any{"x"}, "https://herald/topics": []any{"room.*"}})),
+			expect: func(t *testing.T, p Principal) {
+				if !reflect.DeepEqual(p.Topics, []string{"room.*"}) {
+					t.Errorf("topics = %q, want [room.*] from the custom claim", p.Topics)
 				}
 			}},
 		{name: "no iat", v: f.multi, token: hs(t, claims(map[string]any{"iat": nil})), expect: func(t *testing.T, p Principal) {
@@ -435,6 +454,7 @@ func TestConfigValidate(t *testing.T) {
 		{"jwks not a URL", Config{JWKSURL: "idp.example/jwks"}, "JWKSURL"},
 		{"jwks bad scheme", Config{JWKSURL: "file:///etc/jwks.json"}, "JWKSURL"},
 		{"same claim names", Config{HMACSecret: testSecret, TenantClaim: "role"}, "TenantClaim and RoleClaim"},
+		{"topics claim is the role claim", Config{HMACSecret: testSecret, TopicsClaim: "role"}, "TopicsClaim"},
 		{"bad default tenant", Config{HMACSecret: testSecret, DefaultTenant: "a\nb"}, "DefaultTenant"},
 	}
 	for _, tt := range tests {

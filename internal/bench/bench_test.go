@@ -65,6 +65,8 @@ func TestScenariosAgainstNode(t *testing.T) {
 		// SSE: streams resumed with ?since= after churn, broadcasts and
 		// unicasts, read with the goroutine client.
 		{name: "mixed-sse", cfg: Config{Scenario: ScenarioMixed, Transport: "sse", Conns: 100, Rate: 200, BroadcastRate: 5, ChurnRate: 40}},
+		// Live events to a topic every connection subscribed to (issue 17).
+		{name: "broadcast-topic", cfg: Config{Scenario: ScenarioBroadcast, Conns: 100, Rate: 20, Topic: "bench.live"}},
 		{name: "mixed-socketio", cfg: Config{Scenario: ScenarioMixed, Transport: "socketio", Conns: 100, Rate: 200, BroadcastRate: 5, ChurnRate: 40}},
 	}
 	for _, tt := range tests {

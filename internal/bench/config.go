@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/heraldhq/herald/internal/topic"
 )
 
 // Scenario names a workload.
@@ -119,6 +121,12 @@ type Config struct {
 	// AuthMessage authenticates with a first {"type":"auth"} message instead
 	// of the Authorization header of the upgrade request.
 	AuthMessage bool
+	// Topic, in the broadcast scenario over WebSocket, makes every
+	// connection subscribe to this topic (its token carries it in the
+	// topics claim) and the broadcasts live events to it ("ephemeral":
+	// true, answered 202): nothing is stored, and deliveries carry no
+	// position. Empty: stored tenant-wide broadcasts.
+	Topic string
 	// Grace is how long to wait for in-flight deliveries after publishing. Default 5 s.
 	Grace time.Duration
 
@@ -249,6 +257,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Conns < 1 {
 		errs = append(errs, errors.New("conns must be at least 1"))
+	}
+	if c.Topic != "" && (c.Scenario != ScenarioBroadcast || c.Transport != "ws" || !topic.Valid(c.Topic)) {
+		errs = append(errs, errors.New("topic needs the broadcast scenario, the ws transport and a name of [A-Za-z0-9._:-]{1,128}"))
 	}
 	if c.Workers < 1 || c.Workers > c.Conns {
 		errs = append(errs, fmt.Errorf("workers must be 1..conns, got %d", c.Workers))

@@ -55,6 +55,7 @@ type Delivery struct {
 	User      int64 // data.u: addressed user index; -1 for broadcasts
 	Broadcast bool  // data.b
 	Position  Position
+	Live      bool // a live event (no position)
 }
 
 var (
@@ -66,6 +67,34 @@ var (
 // embeds one). It looks only at the bench's own data object and the position,
 // so it costs one scan of the message and no allocation.
 func parseNotification(msg []byte, d *Delivery) bool {
+	if !parseData(msg, d) {
+		return false
+	}
+	k := bytes.LastIndex(msg, keyPosition)
+	if k < 0 {
+		return false
+	}
+	pos := msg[k+len(keyPosition):]
+	end := bytes.IndexByte(pos, '"')
+	if end < 0 {
+		return false
+	}
+	var ok bool
+	d.Position, ok = parsePosition(pos[:end])
+	return ok
+}
+
+// parseLive fills d from a live event message (which has no position).
+func parseLive(msg []byte, d *Delivery) bool {
+	if !parseData(msg, d) {
+		return false
+	}
+	d.Live = true
+	return true
+}
+
+// parseData reads the bench's data object ({"t","s","u"|"b"}) into d.
+func parseData(msg []byte, d *Delivery) bool {
 	*d = Delivery{User: -1}
 	i := bytes.Index(msg, keyData)
 	if i < 0 {
@@ -105,21 +134,7 @@ func parseNotification(msg []byte, d *Delivery) bool {
 			rest = rest[1:]
 		}
 	}
-	if seen != 3 || (d.User < 0) == !d.Broadcast {
-		return false
-	}
-	k := bytes.LastIndex(msg, keyPosition)
-	if k < 0 {
-		return false
-	}
-	pos := msg[k+len(keyPosition):]
-	end := bytes.IndexByte(pos, '"')
-	if end < 0 {
-		return false
-	}
-	var ok bool
-	d.Position, ok = parsePosition(pos[:end])
-	return ok
+	return seen == 3 && (d.User < 0) != !d.Broadcast
 }
 
 // positionField finds "position":"…" in a ready or resync message.
@@ -156,6 +171,19 @@ func appendBroadcast(b []byte, tenant string, sent, seq int64) []byte {
 	b = append(b, `{"tenant":"`...)
 	b = append(b, tenant...)
 	b = append(b, `","to":{"tenant":true},"type":"bench.broadcast","title":"bench","data":{"t":`...)
+	b = strconv.AppendInt(b, sent, 10)
+	b = append(b, `,"s":`...)
+	b = strconv.AppendInt(b, seq, 10)
+	return append(b, `,"b":1}}`...)
+}
+
+// appendLive appends a live event (ephemeral, never stored) to topic.
+func appendLive(b []byte, tenant, topic string, sent, seq int64) []byte {
+	b = append(b, `{"tenant":"`...)
+	b = append(b, tenant...)
+	b = append(b, `","to":{"topics":["`...)
+	b = append(b, topic...)
+	b = append(b, `"]},"type":"bench.live","ephemeral":true,"data":{"t":`...)
 	b = strconv.AppendInt(b, sent, 10)
 	b = append(b, `,"s":`...)
 	b = strconv.AppendInt(b, seq, 10)

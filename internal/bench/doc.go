@@ -36,4 +36,9 @@
 // "u" is not the receiving user is misrouted. Expected deliveries are the
 // items the server answered 201 for (times the connected users for
 // broadcasts).
+//
+// With Config.Topic (--topic) the broadcasts are live events to a topic
+// every connection subscribed to: they carry the same data object but no
+// position, so they are counted and timed, not checked for order; a live
+// event is answered 202 and expected once per connection.
 package bench

@@ -66,6 +66,7 @@ type workerConfig struct {
 	Audience           string        `json:"audience,omitempty"`
 	TokenTTL           time.Duration `json:"token_ttl"`
 	AuthMessage        bool          `json:"auth_message"`
+	Topic              string        `json:"topic,omitempty"` // subscribe to it after ready; in the token's topics claim
 	ConnectConcurrency int           `json:"connect_concurrency"`
 	ConnectRate        float64       `json:"connect_rate"` // this worker's connects/s; 0: unpaced
 	ChurnRate          float64       `json:"churn_rate"`   // this worker's reconnects/s

@@ -19,6 +19,7 @@ import (
 type stream struct {
 	name       string  // "unicast" or "broadcast"
 	broadcast  bool    // static
+	topic      string  // static: broadcasts are live events to this topic (Config.Topic)
 	rate       float64 // items per second; negative: unpaced
 	publishers int
 	batch      int
@@ -143,7 +144,9 @@ func (p *publisher) publishOnce(ctx context.Context) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		if s.broadcast {
+		if s.topic != "" {
+			b = appendLive(b, p.tenant, s.topic, sent, p.seq.Add(1))
+		} else if s.broadcast {
 			b = appendBroadcast(b, p.tenant, sent, p.seq.Add(1))
 		} else {
 			b = appendUnicast(b, p.tenant, p.prefix, s.users[mrand.N(len(s.users))], sent, p.seq.Add(1))
@@ -165,7 +168,7 @@ func (p *publisher) publishOnce(ctx context.Context) {
 	done := time.Now()
 	recordClamped(p.hist, done.Sub(start).Microseconds())
 	s.stats.lastDone.Store(done.UnixNano())
-	if status != 201 { // Created
+	if status != 201 && (s.topic == "" || status != 202) { // Created; Accepted for live events
 		s.stats.failedCalls.Add(1)
 		s.stats.failedItems.Add(int64(s.batch))
 		s.stats.fail(strconv.Itoa(status), string(errBody))

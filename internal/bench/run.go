@@ -152,7 +152,7 @@ func (r *runner) startWorkers(ctx context.Context) error {
 			ID: i, Transport: cfg.Transport, Client: cfg.Client, Pollers: cfg.Pollers, URLs: cfg.URLs, Tenant: cfg.Tenant, UserPrefix: cfg.UserPrefix,
 			First: first, Count: next - first, Sources: cfg.Sources,
 			JWTSecret: cfg.JWTSecret, TenantClaim: cfg.TenantClaim, Issuer: cfg.Issuer, Audience: cfg.Audience,
-			TokenTTL: lifetime + time.Hour, AuthMessage: cfg.AuthMessage,
+			TokenTTL: lifetime + time.Hour, AuthMessage: cfg.AuthMessage, Topic: cfg.Topic,
 			ConnectConcurrency: cfg.ConnectConcurrency, ConnectRate: cfg.ConnectRate / float64(cfg.Workers),
 			Lifetime: lifetime, ProgressEvery: progressInterval, ChurnDown: cfg.ChurnDown,
 		}
@@ -267,7 +267,7 @@ func (r *runner) publish(ctx, wctx context.Context, ready []int) (windowResult, 
 		if rate > 0 && rate < 100 {
 			pubs = 1
 		}
-		streams = append(streams, &stream{name: "broadcast", broadcast: true, rate: rate, publishers: pubs, batch: 1})
+		streams = append(streams, &stream{name: "broadcast", broadcast: true, topic: cfg.Topic, rate: rate, publishers: pubs, batch: 1})
 	}
 	r.smu.Lock()
 	r.streams = streams

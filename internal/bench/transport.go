@@ -44,6 +44,8 @@ type DialTarget struct {
 	// AuthMessage sends the token in the first message instead of the
 	// Authorization header of the handshake.
 	AuthMessage bool
+	// Topic, when set, is subscribed to once the session is ready (ws only).
+	Topic string
 }
 
 // CloseError is a session closed by the server with a close code.

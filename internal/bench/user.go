@@ -46,7 +46,7 @@ func (u *user) dial(since string) (Session, Position, error) {
 	defer cancel()
 	u.dialedAt = time.Now().UnixNano()
 	return u.w.tr.Dial(ctx, DialTarget{
-		BaseURL: u.url, Local: u.local, Token: u.token, Since: since, AuthMessage: u.w.cfg.AuthMessage,
+		BaseURL: u.url, Local: u.local, Token: u.token, Since: since, AuthMessage: u.w.cfg.AuthMessage, Topic: u.w.cfg.Topic,
 	})
 }
 
@@ -192,6 +192,14 @@ func (u *user) closeSession() {
 // Notification implements Sink: the per-user checks of every delivery.
 func (u *user) Notification(d *Delivery) {
 	now := time.Now().UnixNano()
+	if d.Live { // a live event: no position to check; counted as a broadcast delivery
+		u.broadcast.Add(1)
+		if d.Sent >= u.dialedAt {
+			u.w.lat.record(int(u.idx), (now-d.Sent)/1000)
+		}
+		u.last.Store(now)
+		return
+	}
 	du, dt := d.Position.User-u.pos.User, d.Position.Tenant-u.pos.Tenant
 	if du <= 0 && dt <= 0 {
 		u.dups.Add(1)

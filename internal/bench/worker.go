@@ -203,6 +203,9 @@ func (w *worker) init(cfg workerConfig) error {
 		if cfg.Audience != "" {
 			claims["aud"] = cfg.Audience
 		}
+		if cfg.Topic != "" {
+			claims["topics"] = []string{cfg.Topic}
+		}
 		tok, err := auth.SignHS256(secret, claims)
 		if err != nil {
 			return fmt.Errorf("bench: mint token: %w", err)

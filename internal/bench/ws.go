@@ -43,6 +43,9 @@ var (
 	errTooLarge  = errors.New("bench: server message too large")
 	prefixNotif  = []byte(`{"type":"notification"`)
 	prefixReady  = []byte(`{"type":"ready"`)
+	prefixEvent  = []byte(`{"type":"event"`)
+	prefixAck    = []byte(`{"type":"ack"`)
+	prefixError  = []byte(`{"type":"notification:error"`)
 	prefixResync = []byte(`{"type":"resync"`)
 )
 
@@ -167,7 +170,31 @@ func (s *wsSession) handshake(u *url.URL, t DialTarget) (Position, error) {
 			if !ok {
 				return Position{}, fmt.Errorf("%w: ready without position: %q", errProtocol, msg)
 			}
-			return pos, nil
+			return pos, s.subscribe(t.Topic)
+		}
+	}
+}
+
+// subscribe joins topic (when set) and waits for the acknowledgement, so
+// that the session is counted live only once it gets the topic's events.
+func (s *wsSession) subscribe(topic string) error {
+	if topic == "" {
+		return nil
+	}
+	if err := s.writeFrame(opText, []byte(`{"type":"subscribe","topics":["`+topic+`"],"ref":"sub"}`)); err != nil {
+		return fmt.Errorf("bench: ws subscribe: %w", err)
+	}
+	for {
+		op, msg, err := s.next()
+		if err != nil {
+			return fmt.Errorf("bench: ws waiting for the subscribe ack: %w", err)
+		}
+		switch {
+		case op != opText:
+		case bytes.HasPrefix(msg, prefixAck):
+			return nil
+		case bytes.HasPrefix(msg, prefixError):
+			return fmt.Errorf("%w: subscribe refused: %q", errProtocol, msg)
 		}
 	}
 }
@@ -232,6 +259,12 @@ func dispatch(msg []byte, sink Sink, d *Delivery) {
 	switch {
 	case bytes.HasPrefix(msg, prefixNotif):
 		if parseNotification(msg, d) {
+			sink.Notification(d)
+		} else {
+			sink.Malformed(msg)
+		}
+	case bytes.HasPrefix(msg, prefixEvent):
+		if parseLive(msg, d) {
 			sink.Notification(d)
 		} else {
 			sink.Malformed(msg)

@@ -53,6 +53,24 @@ func appendStr(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
+// appendStrs appends a string list: uvarint n, n×str.
+func appendStrs(b []byte, list []string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(list)))
+	for _, s := range list {
+		b = appendStr(b, s)
+	}
+	return b
+}
+
+// appendBytes appends bytes: uvarint 0 for nil, else uvarint (length+1) and them.
+func appendBytes(b, p []byte) []byte {
+	if p == nil {
+		return append(b, 0)
+	}
+	b = binary.AppendUvarint(b, uint64(len(p))+1)
+	return append(b, p...)
+}
+
 func appendTime(b []byte, t time.Time) []byte {
 	if t.IsZero() {
 		return append(b, 0)
@@ -74,10 +92,7 @@ func appendEventHead(b []byte, ev *notification.Event) []byte {
 	b = append(b, msgEvent, byte(ev.Kind))
 	b = appendStr(b, ev.Tenant)
 	b = appendStr(b, ev.User)
-	b = binary.AppendUvarint(b, uint64(len(ev.IDs)))
-	for _, id := range ev.IDs {
-		b = appendStr(b, id)
-	}
+	b = appendStrs(b, ev.IDs)
 	b = appendBool(b, ev.All)
 	b = binary.AppendVarint(b, ev.Unread)
 	b = appendStr(b, ev.TokenID)
@@ -95,20 +110,12 @@ func appendEventHead(b []byte, ev *notification.Event) []byte {
 	b = appendStr(b, n.ID)
 	b = appendStr(b, n.Tenant)
 	b = append(b, byte(n.Audience.Kind))
-	b = binary.AppendUvarint(b, uint64(len(n.Audience.Users)))
-	for _, u := range n.Audience.Users {
-		b = appendStr(b, u)
-	}
+	b = appendStrs(b, n.Audience.Users)
 	b = appendStr(b, n.Audience.Role)
 	b = appendStr(b, n.Type)
 	b = appendStr(b, n.Title)
 	b = appendStr(b, n.Body)
-	if n.Data == nil {
-		b = append(b, 0)
-	} else {
-		b = binary.AppendUvarint(b, uint64(len(n.Data))+1)
-		b = append(b, n.Data...)
-	}
+	b = appendBytes(b, n.Data)
 	b = appendTime(b, n.CreatedAt)
 	b = appendTime(b, n.ExpiresAt)
 	b = appendStr(b, n.Category)
@@ -243,6 +250,19 @@ func (r *reader) str() string {
 	return s
 }
 
+// strs reads a string list (appendStrs); nil when empty.
+func (r *reader) strs() []string {
+	n := r.count(1)
+	if n == 0 {
+		return nil
+	}
+	out := make([]string, n)
+	for i := range out {
+		out[i] = r.str()
+	}
+	return out
+}
+
 func (r *reader) bytes() []byte {
 	n := r.uvarint()
 	if n == 0 {
@@ -295,12 +315,7 @@ func decodeEvent(msg string) (*notification.Event, error) {
 	ev := &notification.Event{Kind: notification.EventKind(r.byte())}
 	ev.Tenant = r.str()
 	ev.User = r.str()
-	if n := r.count(1); n > 0 {
-		ev.IDs = make([]string, n)
-		for i := range ev.IDs {
-			ev.IDs[i] = r.str()
-		}
-	}
+	ev.IDs = r.strs()
 	ev.All = r.bool()
 	ev.Unread = r.varint()
 	ev.TokenID = r.str()
@@ -332,12 +347,7 @@ func decodeEvent(msg string) (*notification.Event, error) {
 		n.ID = r.str()
 		n.Tenant = r.str()
 		n.Audience.Kind = notification.AudienceKind(r.byte())
-		if k := r.count(1); k > 0 {
-			n.Audience.Users = make([]string, k)
-			for i := range n.Audience.Users {
-				n.Audience.Users[i] = r.str()
-			}
-		}
+		n.Audience.Users = r.strs()
 		n.Audience.Role = r.str()
 		n.Type = r.str()
 		n.Title = r.str()

@@ -27,6 +27,11 @@ type message struct {
 func (r *Redis) route(ev *notification.Event) []message {
 	n := r.cfg.Partitions
 	switch ev.Kind {
+	case notification.EventLive:
+		if ev.Live == nil {
+			return nil
+		}
+		return []message{{partitionOf(n, ev.Tenant, "", false), encodeLive(ev.Live)}}
 	case notification.EventNotification:
 		if ev.Notification != nil && !ev.Notification.Audience.Broadcast() && len(ev.Deliveries) > 0 {
 			return r.routeDeliveries(ev)

@@ -213,6 +213,14 @@ func (r *Redis) dispatch(m *redis.Message) {
 		}
 		r.received.Add(1)
 		r.queueDelivery(ev)
+	case msgLive:
+		ev, err := decodeLive(p)
+		if err != nil {
+			r.decodeError(m.Channel, err)
+			return
+		}
+		r.received.Add(1)
+		r.queueDelivery(ev)
 	case msgProbe:
 		if m.Channel != r.probeChan {
 			return

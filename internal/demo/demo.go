@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/oklog/ulid/v2"
+
 	"github.com/heraldhq/herald/internal/audit"
 	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/notification"
@@ -40,6 +42,9 @@ type Publisher interface {
 type Config struct {
 	Verifier  Verifier
 	Publisher Publisher
+	// Live publishes the page's live events (never stored); nil: the page
+	// cannot send them.
+	Live LivePublisher
 	// Auth is the node's token configuration: dev tokens are signed with its
 	// HMACSecret (none: /v1/dev/token answers 404) and carry its tenant
 	// claim (DefaultTenant, else "demo"), issuer and audience.
@@ -61,7 +66,17 @@ const (
 	publishTimeout = 5 * time.Second
 	scope          = "dev-demo" // the publisher identity of dev publishes
 	defaultType    = "demo.test"
+	// DemoTopics is the topics claim of dev tokens; DemoTopic is the topic
+	// the page subscribes to and sends its live events to.
+	DemoTopics = "demo.*"
+	DemoTopic  = "demo.board"
+	liveType   = "demo:live"
 )
+
+// LivePublisher hands a live event to the broker (the node).
+type LivePublisher interface {
+	PublishLive(ctx context.Context, l *notification.Live) error
+}
 
 type handler struct {
 	cfg    Config
@@ -161,7 +176,13 @@ func (h *handler) token(w http.ResponseWriter, r *http.Request) {
 	if roleClaim == "" {
 		roleClaim = auth.DefaultRoleClaim
 	}
-	claims := map[string]any{"sub": user, claim: h.tenant, roleClaim: "member", "iat": now.Unix(), "exp": exp.Unix()}
+	topicsClaim := h.cfg.Auth.TopicsClaim
+	if topicsClaim == "" {
+		topicsClaim = auth.DefaultTopicsClaim
+	}
+	// The demo page may join the topics demo.* (live events).
+	claims := map[string]any{"sub": user, claim: h.tenant, roleClaim: "member", topicsClaim: []string{DemoTopics},
+		"iat": now.Unix(), "exp": exp.Unix()}
 	if h.cfg.Auth.Issuer != "" {
 		claims["iss"] = h.cfg.Auth.Issuer
 	}
@@ -183,6 +204,8 @@ type publishBody struct {
 	Body        string `json:"body"`
 	Category    string `json:"category"`     // optional
 	CollapseKey string `json:"collapse_key"` // optional
+	// Ephemeral sends a live event to DemoTopic instead (never stored).
+	Ephemeral bool `json:"ephemeral"`
 }
 
 // publish handles POST /v1/dev/publish: a test notification to the caller.
@@ -227,6 +250,10 @@ func (h *handler) publish(w http.ResponseWriter, r *http.Request) {
 		h.errs.Fail(w, r, session.CodeInvalidRequest, "invalid request", err)
 		return
 	}
+	if b.Ephemeral {
+		h.publishLive(w, r, p.Tenant, b)
+		return
+	}
 	d := notification.Draft{Tenant: p.Tenant, Audience: notification.Audience{Kind: notification.AudienceUsers, Users: []string{p.User}},
 		Type: b.Type, Title: b.Title, Body: b.Body, Category: b.Category, CollapseKey: b.CollapseKey}
 	ctx, cancel := context.WithTimeout(r.Context(), publishTimeout)
@@ -242,6 +269,28 @@ func (h *handler) publish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	session.WriteJSON(w, http.StatusCreated, map[string]string{"id": res.IDs[0]})
+}
+
+// publishLive sends the page's live event to DemoTopic: everyone watching
+// the demo board of the tenant sees it, and nothing is stored.
+func (h *handler) publishLive(w http.ResponseWriter, r *http.Request, tenant string, b publishBody) {
+	if h.cfg.Live == nil {
+		h.errs.Fail(w, r, session.CodeUnavailable, "live events are not enabled", nil)
+		return
+	}
+	if b.Type == defaultType {
+		b.Type = liveType
+	}
+	l := &notification.Live{ID: ulid.Make().String(), Tenant: tenant, Topics: []string{DemoTopic}, Type: b.Type,
+		Title: b.Title, Body: b.Body, CreatedAt: time.Now().UTC()}
+	ctx, cancel := context.WithTimeout(r.Context(), publishTimeout)
+	defer cancel()
+	if err := h.cfg.Live.PublishLive(ctx, l); err != nil {
+		w.Header().Set("Retry-After", "1")
+		h.errs.Fail(w, r, session.CodeUnavailable, "live event not sent", err)
+		return
+	}
+	session.WriteJSON(w, http.StatusAccepted, map[string]any{"id": l.ID, "ephemeral": true})
 }
 
 // originOK rejects browser requests from origins outside the allowlist.

@@ -50,6 +50,14 @@ type Client struct {
 	reason        CloseReason    // guarded by mu: set once on close
 	tokenID       string         // guarded by mu: jti of the current token
 	again         bool           // guarded by mu: a catch-up was requested during a replay
+	// ready is set once the ready frame is written; guarded by mu. Live
+	// events go only to ready clients (live.go).
+	ready bool
+	// topics are the client's topic subscriptions, without duplicates;
+	// guarded by mu, nil once closed (live.go). A slice: a connection holds
+	// a few (at most session.Config.MaxTopics), and a map cost ~0.3 KiB more
+	// per subscribed connection.
+	topics []string
 }
 
 // TokenID is the jti of the client's current token.
@@ -347,6 +355,7 @@ func (c *Client) catchUp(fromHead, first bool) {
 		c.unread, c.unseen, c.prefs = counts.Unread, counts.Unseen, counts.Prefs
 		c.unreadVer++
 		ok := c.sendLocked(Frame{Kind: FrameReady, Payload: encodeReady(r, counts, c.cursor)})
+		c.ready = ok
 		c.mu.Unlock()
 		if !ok {
 			return

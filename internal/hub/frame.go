@@ -23,10 +23,11 @@ const (
 	FrameArchived                          // {"ids":[…]} or {"ids":[],"all":true}
 	FrameUnarchived                        // {"ids":[…]} or {"ids":[],"all":true}
 	FramePreferences                       // {"muted_categories":[…],"muted_types":[…]}
+	FrameEvent                             // a live (ephemeral) event, see Frame.Live and live.go
 )
 
 var frameKindNames = [...]string{"unknown", "ready", "notification", "read", "deleted", "unread", "resync",
-	"archived", "unarchived", "preferences"}
+	"archived", "unarchived", "preferences", "event"}
 
 func (k FrameKind) String() string {
 	if int(k) < len(frameKindNames) {
@@ -53,6 +54,9 @@ type Frame struct {
 	// that follows this frame. Transports write both in one write where
 	// the wire allows, so a delivery costs one syscall, not two.
 	Unread []byte
+	// Live is set on FrameEvent only: the pieces Socket.IO needs to emit
+	// the event under its own type (Payload is the whole event object).
+	Live *LiveFrame
 }
 
 // AppendNotification appends the complete notification object of f (payload,

@@ -132,7 +132,8 @@ type Hub struct {
 	log   *slog.Logger
 	seed  maphash.Seed
 
-	shards [shardCount]shard
+	shards  [shardCount]shard
+	tshards [shardCount]topicShard // topic subscriptions (live.go)
 
 	tmu     sync.RWMutex
 	tenants map[string]map[*Client]struct{} // guarded by tmu
@@ -163,6 +164,7 @@ func New(store Store, cfg Config) *Hub {
 	}
 	for i := range h.shards {
 		h.shards[i].users = make(map[userKey][]*Client)
+		h.tshards[i].subs = make(map[topicKey]map[*Client]struct{})
 	}
 	h.wg.Add(1)
 	go h.expiryLoop()
@@ -306,6 +308,7 @@ func (h *Hub) unregister(c *Client) {
 		}
 	}
 	h.tmu.Unlock()
+	c.dropTopics()
 	h.active.Add(-1)
 }
 
@@ -348,7 +351,7 @@ func (h *Hub) Deliver(ev *notification.Event) {
 				clients = append(clients, c)
 			}
 			h.tmu.RUnlock()
-			sent = fanOut(clients, out)
+			sent = fanOut(clients, func(c *Client) bool { return c.offer(out, nil) })
 		} else {
 			for i := range ev.Deliveries {
 				d := &ev.Deliveries[i]
@@ -367,6 +370,10 @@ func (h *Hub) Deliver(ev *notification.Event) {
 		h.deliverUserChange(ev)
 	case notification.EventExpired:
 		h.deliverExpired(ev)
+	case notification.EventLive:
+		if ev.Live != nil {
+			h.deliverLive(ev.Live)
+		}
 	case notification.EventRevoke:
 		var victims []*Client
 		if ev.User != "" {
@@ -428,12 +435,12 @@ func (h *Hub) deliverUserChange(ev *notification.Event) {
 // has been offered the event, so per-client order is kept.
 const parallelFanOut = 2048
 
-func fanOut(clients []*Client, out *outbound) int {
+func fanOut(clients []*Client, offer func(*Client) bool) int {
 	workers := runtime.GOMAXPROCS(0)
 	if len(clients) < parallelFanOut || workers < 2 {
 		sent := 0
 		for _, c := range clients {
-			if c.offer(out, nil) {
+			if offer(c) {
 				sent++
 			}
 		}
@@ -449,7 +456,7 @@ func fanOut(clients []*Client, out *outbound) int {
 			defer wg.Done()
 			n := 0
 			for _, c := range part {
-				if c.offer(out, nil) {
+				if offer(c) {
 					n++
 				}
 			}

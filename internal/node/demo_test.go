@@ -66,6 +66,21 @@ func TestDemoPageTokenAndPublish(t *testing.T) {
 		t.Fatalf("notification = %s", m.Raw)
 	}
 
+	// A live event through the dev endpoint reaches every tab watching the
+	// board (the dev token's topics claim is demo.*), and is not stored.
+	c.send(map[string]any{"type": "subscribe", "topics": []string{"demo.board"}, "ref": 1})
+	c.next("ack")
+	status, body, _ = n.do("POST", "/v1/dev/publish", tr.Token, map[string]any{"title": "bob: typing", "ephemeral": true})
+	if status != http.StatusAccepted || !strings.Contains(string(body), `"ephemeral":true`) {
+		t.Fatalf("dev live publish = %d %s", status, body)
+	}
+	if m := c.next("event"); m.Event.Topic != "demo.board" || m.Event.Title != "bob: typing" || m.Event.Type != "demo:live" {
+		t.Fatalf("event = %s", m.Raw)
+	}
+	if _, body, _ := n.do("GET", "/v1/me/notifications", tr.Token, nil); strings.Count(string(body), `"id":`) != 1 {
+		t.Fatalf("the live event was stored: %s", body)
+	}
+
 	// Refusals.
 	for _, tc := range []struct {
 		name, method, path, bearer string

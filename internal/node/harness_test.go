@@ -153,6 +153,7 @@ type msg struct {
 	ID            string            `json:"id"`
 	Notification  *sseNotification  `json:"notification"` // the same JSON as an SSE notification event's
 	Notifications []json.RawMessage `json:"notifications"`
+	Event         *liveJSON         `json:"event"` // an "event" message
 	Raw           string            `json:"-"`
 }
 

@@ -4,6 +4,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -40,6 +41,7 @@ import (
 	"github.com/heraldhq/herald/internal/socketio"
 	"github.com/heraldhq/herald/internal/sse"
 	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/internal/topicauth"
 	"github.com/heraldhq/herald/internal/webhook"
 	"github.com/heraldhq/herald/internal/ws"
 )
@@ -78,12 +80,15 @@ type Config struct {
 	// Empty: the TCP peer is the client.
 	TrustedProxies []string
 	Session        session.Config
-	WS             ws.Config
-	SSE            sse.Config
-	SocketIO       socketio.Config
-	API            api.Config
-	Hub            hub.Config
-	Logger         *slog.Logger
+	// SubscribeAuth configures the subscribe-authorization hook
+	// (--subscribe-auth-url); an empty URL disables it.
+	SubscribeAuth topicauth.Config
+	WS            ws.Config
+	SSE           sse.Config
+	SocketIO      socketio.Config
+	API           api.Config
+	Hub           hub.Config
+	Logger        *slog.Logger
 	// PrivateMetrics leaves /metrics off the public listener; serve
 	// MetricsHandler on a private one instead (herald --metrics-addr).
 	PrivateMetrics bool
@@ -326,6 +331,13 @@ func (n *Node) openProtocol(_ context.Context, p *parts) error {
 	scfg.OnRequest = func(t admission.Transport, name session.Name) {
 		n.metrics.MessagesIn.WithLabelValues(t.String(), name.String()).Inc()
 	}
+	if cfg.SubscribeAuth.URL != "" {
+		hook, err := topicauth.New(cfg.SubscribeAuth)
+		if err != nil {
+			return err
+		}
+		scfg.TopicAuthorizer = hook
+	}
 	var err error
 	n.core, err = session.New(scfg, n.hub, p.verifier, p.inbox, n.adm)
 	return err
@@ -383,6 +395,11 @@ func (n *Node) openHTTP(_ context.Context, p *parts) error {
 	acfg := cfg.API
 	acfg.Logger, acfg.Audit = cfg.Logger, n.audit
 	acfg.AllowOrigin = p.policy.Allowed
+	acfg.Live = n
+	if n.redis != nil && acfg.LiveDedupe == nil { // a retry on another node is recognised too
+		acfg.LiveDedupe = &api.RedisDedupe{Client: n.redis, Prefix: cfg.RedisPrefix,
+			Window: cmp.Or(acfg.LiveIdempotencyWindow, api.DefaultLiveIdempotencyWindow)}
+	}
 	acfg.OnPublish = func(status int, d time.Duration) {
 		outcome := "ok"
 		switch {
@@ -417,7 +434,7 @@ func (n *Node) openHTTP(_ context.Context, p *parts) error {
 	n.sse.Register(mux)
 	mux.Handle("/socket.io/", n.sio)
 	if cfg.Demo {
-		demo.Register(mux, demo.Config{Verifier: p.verifier, Publisher: p.inbox, Auth: cfg.Auth, AllowOrigin: p.policy.Allowed,
+		demo.Register(mux, demo.Config{Verifier: p.verifier, Publisher: p.inbox, Live: n, Auth: cfg.Auth, AllowOrigin: p.policy.Allowed,
 			Logger: cfg.Logger, Audit: n.audit})
 	}
 	n.handler = securityHeaders(mux)
@@ -444,6 +461,13 @@ func (n *Node) fanout(evs []*notification.Event) {
 			n.log.Warn("fan-out failed after commit; clients will catch up from the store", "err", err)
 		}
 	}
+}
+
+// PublishLive hands a live event to the broker (api.LivePublisher): every
+// node's hub writes it to the clients it concerns. The store is not
+// involved.
+func (n *Node) PublishLive(ctx context.Context, l *notification.Live) error {
+	return n.publisher.Publish(ctx, &notification.Event{Kind: notification.EventLive, Tenant: l.Tenant, Live: l})
 }
 
 // deliver is the broker's handler: revocations update this node's list

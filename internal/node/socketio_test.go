@@ -802,6 +802,11 @@ func TestSocketIONodeClient(t *testing.T) {
 			"TOKEN2="+tokenWith(t, map[string]any{"sub": "omar", "tenant_id": "acme", "jti": "node-2", "exp": exp.Unix()}),
 			"EXPIRES_AT="+exp.UTC().Format(time.RFC3339))
 	})
+	t.Run("topics-live-events", func(t *testing.T) {
+		t.Parallel()
+		n := startNode(t, mutate)
+		run(t, n, "topics", "TOKEN="+topicToken(t, "acme", "tia", "project.*"))
+	})
 	t.Run("2000-sockets", func(t *testing.T) {
 		t.Parallel()
 		n := startNode(t, mutate, func(c *Config) { c.MaxConnections = 5000 })

@@ -31,6 +31,9 @@ const (
 	EventUnarchived
 	// EventPreferences: one user's preferences changed (Prefs).
 	EventPreferences
+	// EventLive: an ephemeral event (Live), never stored: the hub writes it
+	// to the clients it concerns that are connected now, without positions.
+	EventLive
 )
 
 // LastEventKind is the largest EventKind (codecs check against it).
@@ -109,6 +112,9 @@ type Event struct {
 	TokenID      string
 	RevokedAt    time.Time
 	RevokedUntil time.Time
+
+	// EventLive: the event (Tenant is Live.Tenant).
+	Live *Live
 }
 
 // Counts are a recipient's inbox counters, as the store reads them.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"golang.org/x/time/rate"
+
 	"github.com/heraldhq/herald/internal/admission"
 	"github.com/heraldhq/herald/internal/audit"
 	"github.com/heraldhq/herald/internal/auth"
@@ -29,6 +31,11 @@ type Session struct {
 	state        atomic.Uint32 // stHeld | stAttached | stEnded
 	invalid      atomic.Int32  // invalid messages so far
 	inflight     atomic.Int32  // inbox requests running
+	// topicPats are the topic patterns of the current token (Attach,
+	// refresh); subLimit is the subscribe rate, made on the first
+	// subscribe (topics.go).
+	topicPats atomic.Pointer[[]string]
+	subLimit  atomic.Pointer[rate.Limiter]
 }
 
 // Session state bits. A session is one connection's: its flow is Reserve,
@@ -99,7 +106,11 @@ func (s *Session) Principal() auth.Principal {
 	if !s.Authenticated() {
 		return auth.Principal{}
 	}
-	return auth.Principal{Tenant: s.tenant, User: s.user, Role: s.client.Recipient().Role}
+	p := auth.Principal{Tenant: s.tenant, User: s.user, Role: s.client.Recipient().Role}
+	if pats := s.topicPats.Load(); pats != nil {
+		p.Topics = *pats
+	}
+	return p
 }
 
 func (s *Session) transport() admission.Transport { return s.slot.Transport() }
@@ -165,6 +176,7 @@ func (s *Session) Attach(p auth.Principal, since *notification.Position) error {
 		return ErrAttached
 	}
 	s.slot.Verified()
+	s.topicPats.Store(&p.Topics)
 	if err := s.Reserve(p); err != nil {
 		return err
 	}
@@ -275,6 +287,9 @@ func (s *Session) Handle(req Request) {
 	case NamePing:
 		s.reply(&Reply{Name: req.Name, Ref: req.Ref})
 		return
+	case NameSubscribe, NameUnsubscribe:
+		s.topics(req)
+		return
 	}
 	if int(s.inflight.Add(1)) > s.core.cfg.MaxInflight {
 		s.inflight.Add(-1)
@@ -305,6 +320,9 @@ func (s *Session) refresh(req Request) {
 		s.client.Close(hub.ReasonUnauthorized)
 		return
 	}
+	// The new token's topics claim applies to later subscribes; topics
+	// already joined stay.
+	s.topicPats.Store(&p.Topics)
 	s.client.Refresh(p.Role, p.TokenID, p.Expires.Add(s.core.verifier.Leeway()))
 	s.reply(&Reply{Name: NameAuth, Ref: req.Ref})
 }

@@ -18,7 +18,8 @@ import (
 )
 
 // fakeVerifier accepts "<user>" (tenant "t") and "<tenant>/<user>", with the
-// role "admin" when the token ends in "+admin"; "bad" fails the signature.
+// role "admin" when the token ends in "+admin" and the topics claim a,b*
+// after "|a,b*"; "bad" fails the signature.
 type fakeVerifier struct {
 	leeway time.Duration
 
@@ -34,6 +35,10 @@ func (v *fakeVerifier) Verify(tok string) (auth.Principal, error) {
 		return auth.Principal{}, &auth.TokenError{Reason: auth.ReasonSignature}
 	}
 	p := auth.Principal{Tenant: "t", Role: "user", TokenID: "jti-" + tok, Expires: time.Now().Add(time.Hour)}
+	tok, pats, hasTopics := strings.Cut(tok, "|") // "<user>|a,b*": the topics claim
+	if hasTopics {
+		p.Topics = strings.Split(pats, ",")
+	}
 	tok, admin := strings.CutSuffix(tok, "+admin")
 	if admin {
 		p.Role = "admin"

@@ -1,8 +1,11 @@
 package session
 
 import (
+	"slices"
+
 	"github.com/heraldhq/herald/internal/notification"
 	"github.com/heraldhq/herald/internal/store"
+	"github.com/heraldhq/herald/internal/topic"
 )
 
 // Name is a client request. The request set is the same on every live
@@ -25,6 +28,8 @@ const (
 	NameUnarchive           // unarchive ids, or all
 	NamePreferences         // the user's preferences
 	NameSetPreferences      // replace the user's preferences
+	NameSubscribe           // join topics (live events)
+	NameUnsubscribe         // leave topics
 	nameCount
 )
 
@@ -45,6 +50,7 @@ const (
 	fArchived
 	fMutedCategories
 	fMutedTypes
+	fTopics
 )
 
 var fieldNames = []struct {
@@ -52,7 +58,7 @@ var fieldNames = []struct {
 	name string
 }{{fToken, "token"}, {fSince, "since"}, {fID, "id"}, {fIDs, "ids"}, {fBefore, "before"}, {fLimit, "limit"}, {fUnread, "unread"},
 	{fPosition, "position"}, {fAll, "all"}, {fCategory, "category"}, {fArchived, "archived"},
-	{fMutedCategories, "muted_categories"}, {fMutedTypes, "muted_types"}}
+	{fMutedCategories, "muted_categories"}, {fMutedTypes, "muted_types"}, {fTopics, "topics"}}
 
 type nameInfo struct {
 	wire   string
@@ -73,6 +79,8 @@ var nameTable = [nameCount]nameInfo{
 	NameUnarchive:      {"notification:unarchive", fID | fIDs | fAll},
 	NamePreferences:    {"preferences:get", 0},
 	NameSetPreferences: {"preferences:set", fMutedCategories | fMutedTypes},
+	NameSubscribe:      {"subscribe", fTopics},
+	NameUnsubscribe:    {"unsubscribe", fTopics},
 }
 
 // String is the wire name.
@@ -107,6 +115,9 @@ const (
 	MaxIDs      = 100     // ids per mark-read
 	MaxTokenLen = 8 << 10 // bytes of a JWT
 	MaxRefLen   = 64      // bytes of a WebSocket ref
+	// MaxTopicsPerRequest bounds the topics of one subscribe, unsubscribe
+	// or SSE ?topics= list.
+	MaxTopicsPerRequest = 100
 )
 
 // Args are a request's arguments as they arrive on the wire (a WebSocket
@@ -127,6 +138,7 @@ type Args struct {
 	Archived        *bool    `json:"archived"`
 	MutedCategories []string `json:"muted_categories"`
 	MutedTypes      []string `json:"muted_types"`
+	Topics          []string `json:"topics"`
 }
 
 func (a *Args) present() field {
@@ -149,6 +161,7 @@ func (a *Args) present() field {
 	set(a.Archived != nil, fArchived)
 	set(a.MutedCategories != nil, fMutedCategories)
 	set(a.MutedTypes != nil, fMutedTypes)
+	set(a.Topics != nil, fTopics)
 	return f
 }
 
@@ -175,6 +188,7 @@ type Request struct {
 	Position *notification.Position
 	All      bool                     // archive, unarchive: everything
 	Prefs    notification.Preferences // set-preferences
+	Topics   []string                 // subscribe, unsubscribe: valid names, no duplicates
 }
 
 // Parse validates a request's arguments. Errors wrap ErrInvalid; the
@@ -251,6 +265,12 @@ func (req *Request) fill(a *Args) error {
 		if err := notification.ValidatePreferences(req.Prefs); err != nil {
 			return invalid("set-preferences: %v", err)
 		}
+	case NameSubscribe, NameUnsubscribe:
+		topics, err := ParseTopics(a.Topics)
+		if err != nil {
+			return invalid("%s: %v", req.Name, err)
+		}
+		req.Topics = topics
 	}
 	return nil
 }
@@ -276,6 +296,25 @@ func (req *Request) fillArchive(a *Args) error {
 		}
 	}
 	return nil
+}
+
+// ParseTopics checks a list of topic names (a subscribe's, an SSE
+// ?topics= list): 1 to MaxTopicsPerRequest valid names. Duplicates are
+// dropped. Errors wrap ErrInvalid.
+func ParseTopics(list []string) ([]string, error) {
+	if len(list) == 0 || len(list) > MaxTopicsPerRequest {
+		return nil, invalid("topics: 1..%d names required", MaxTopicsPerRequest)
+	}
+	out := make([]string, 0, len(list))
+	for _, t := range list {
+		if !topic.Valid(t) {
+			return nil, invalid("topics: malformed name (want [A-Za-z0-9._:-]{1,%d})", topic.MaxNameLen)
+		}
+		if !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out, nil
 }
 
 func (req *Request) fillList(a *Args) error {

@@ -174,6 +174,8 @@ func TestParseRejectsMisplacedFields(t *testing.T) {
 		"notification:unarchive":     {"id", "ids", "all"},
 		"preferences:get":            nil,
 		"preferences:set":            {"muted_categories", "muted_types"},
+		"subscribe":                  {"topics"},
+		"unsubscribe":                {"topics"},
 	}
 	fields := map[string]func(*Args){
 		"token":            func(a *Args) { a.Token = sp("tok") },
@@ -189,6 +191,7 @@ func TestParseRejectsMisplacedFields(t *testing.T) {
 		"archived":         func(a *Args) { a.Archived = bp(true) },
 		"muted_categories": func(a *Args) { a.MutedCategories = []string{"c"} },
 		"muted_types":      func(a *Args) { a.MutedTypes = []string{"t"} },
+		"topics":           func(a *Args) { a.Topics = []string{"project.42"} },
 	}
 	if len(allowed) != len(Names()) {
 		t.Fatalf("the test knows %d requests, the package %d", len(allowed), len(Names()))
@@ -211,6 +214,8 @@ func TestParseRejectsMisplacedFields(t *testing.T) {
 					if field != "ids" && field != "all" {
 						a.ID = sp(id1)
 					}
+				case "subscribe", "unsubscribe":
+					a.Topics = []string{"project.42"}
 				}
 				set(a)
 				_, err := Parse(wire, a, Ref{Ack: NoAck})
@@ -232,7 +237,8 @@ func TestParseRejectsMisplacedFields(t *testing.T) {
 func TestNames(t *testing.T) {
 	want := []string{"auth", "notification:list", "notification:mark-read", "notification:mark-all-read",
 		"notification:delete", "notification:unread-count", "ping", "notification:seen", "notification:archive",
-		"notification:unarchive", "preferences:get", "preferences:set"}
+		"notification:unarchive", "preferences:get", "preferences:set",
+		"subscribe", "unsubscribe"}
 	names := Names()
 	if len(names) != len(want) {
 		t.Fatalf("Names() = %v, want %v", names, want)

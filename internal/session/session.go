@@ -76,6 +76,16 @@ type Config struct {
 	// MaxInvalid: invalid messages tolerated per session before it is
 	// closed (policy_violation). Default DefaultMaxInvalid.
 	MaxInvalid int
+	// MaxTopics: topics one connection may hold. Default DefaultMaxTopics.
+	MaxTopics int
+	// SubscribeRate: subscribe requests per second per connection, with
+	// bursts of SubscribeBurst; over it a subscribe gets rate_limited.
+	// Negative disables. Defaults DefaultSubscribeRate, DefaultSubscribeBurst.
+	SubscribeRate  float64
+	SubscribeBurst int
+	// TopicAuthorizer, when set, is asked about topics the token's claim
+	// does not allow (the subscribe-authorization hook, topics.go).
+	TopicAuthorizer TopicAuthorizer
 	// OnRequest, when set, is told about each valid request (metrics).
 	OnRequest func(t admission.Transport, n Name)
 	// Presence, when set, counts authenticated connections (presence API,
@@ -97,6 +107,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxInvalid <= 0 {
 		c.MaxInvalid = DefaultMaxInvalid
+	}
+	if c.MaxTopics <= 0 {
+		c.MaxTopics = DefaultMaxTopics
+	}
+	if c.SubscribeRate == 0 {
+		c.SubscribeRate = DefaultSubscribeRate
+	}
+	if c.SubscribeBurst <= 0 {
+		c.SubscribeBurst = DefaultSubscribeBurst
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -61,7 +61,7 @@ func TestNewRequiresDependencies(t *testing.T) {
 func TestAuthenticate(t *testing.T) {
 	h := newHarness(t)
 	s, tr := h.newSession(t)
-	if s.Authenticated() || s.Principal() != (auth.Principal{}) {
+	if s.Authenticated() || s.Principal().User != "" {
 		t.Fatal("authenticated before Authenticate")
 	}
 	if s.IP() != "192.0.2.1" || s.Slot() == nil || s.ID() == 0 {

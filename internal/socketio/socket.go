@@ -41,6 +41,7 @@ var eventNames = [...]string{
 	hub.FrameArchived:     "notification:archived",
 	hub.FrameUnarchived:   "notification:unarchived",
 	hub.FramePreferences:  "preferences",
+	hub.FrameEvent:        "event", // never written under this name: see appendFrameEvent
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
@@ -73,8 +74,20 @@ func (k *socket) Send(f hub.Frame) error {
 	return err
 }
 
-// appendFrameEvent appends hub frame f as one EVENT packet.
+// appendFrameEvent appends hub frame f as one EVENT packet. A live event
+// is emitted under its own type, with its data as the first argument and
+// the rest of the event object as the second: `["order:updated",{…},{…}]`,
+// so handlers written for a Socket.IO gateway (socket.on("order:updated",
+// data => …)) keep working. The publish API refuses types that collide
+// with reserved or Herald event names.
 func appendFrameEvent(b []byte, nsp string, f hub.Frame) []byte {
+	if f.Kind == hub.FrameEvent && f.Live != nil {
+		b = appendEventStart(b, nsp, f.Live.Type)
+		b = append(b, f.Live.Data...)
+		b = append(b, ',')
+		b = append(b, f.Live.Meta...)
+		return append(b, ']')
+	}
 	b = appendEventStart(b, nsp, eventNames[f.Kind])
 	if f.Kind == hub.FrameNotification {
 		b = f.AppendNotification(b)

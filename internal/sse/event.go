@@ -21,6 +21,7 @@ var eventHeads = [...]string{
 	hub.FrameArchived:     "event: archived\ndata: ",
 	hub.FrameUnarchived:   "event: unarchived\ndata: ",
 	hub.FramePreferences:  "event: preferences\ndata: ",
+	hub.FrameEvent:        "event: event\ndata: ", // a live event: no id line, it has no position
 }
 
 // heartbeat is a comment line: EventSource ignores it, proxies see traffic.

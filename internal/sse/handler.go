@@ -14,6 +14,7 @@ import (
 	"github.com/heraldhq/herald/internal/notification"
 	"github.com/heraldhq/herald/internal/origin"
 	"github.com/heraldhq/herald/internal/session"
+	"github.com/heraldhq/herald/internal/topic"
 )
 
 // streamRequest is a validated stream request.
@@ -23,6 +24,7 @@ type streamRequest struct {
 	via    string // "header" or "ticket"
 	ip     string
 	origin string
+	topics []string // ?topics=a,b: checked and authorized
 }
 
 // serveStream handles GET /v1/me/stream. Admission counts a stream the way
@@ -170,7 +172,38 @@ func (s *Server) checkStream(w http.ResponseWriter, r *http.Request) (streamRequ
 		}
 		sr.p, sr.via = p, "header"
 	}
-	return sr, true
+	return sr, s.checkTopics(w, r, &sr)
+}
+
+// checkTopics reads ?topics=a,b and authorizes it like a subscribe
+// (session.Core.CheckTopics), answering the request itself on refusal:
+// the stream never starts with fewer topics than it asked for.
+func (s *Server) checkTopics(w http.ResponseWriter, r *http.Request, sr *streamRequest) bool {
+	q := r.URL.Query()
+	if !q.Has("topics") {
+		return true
+	}
+	topics, err := session.ParseTopics(topic.Split(q.Get("topics")))
+	if err != nil {
+		s.errs.Fail(w, r, session.CodeInvalidRequest, "invalid topics", err)
+		return false
+	}
+	if e := s.core.CheckTopics(r.Context(), sr.p, topics, "ip", sr.ip, "transport", "sse"); e != nil {
+		s.errs.Fail(w, r, e.Code, e.Message, nil)
+		return false
+	}
+	sr.topics = topics
+	return true
+}
+
+// join subscribes an attached stream to its topics.
+func (s *Server) join(sess *session.Session, topics []string) {
+	if len(topics) == 0 {
+		return
+	}
+	if err := sess.Join(topics); err != nil {
+		s.log.Debug("stream topics not joined", "conn", sess.ID(), "err", err)
+	}
 }
 
 // redeem spends a stream ticket and re-checks its identity against the

@@ -99,6 +99,7 @@ func (s *Server) serveInHandler(w http.ResponseWriter, r *http.Request, p *pipe,
 	if !attached(sess.Attach(sr.p, sr.since), func(cr hub.CloseReason) { s.writeClose(w, rc, cr) }) {
 		return
 	}
+	s.join(sess, sr.topics)
 	hb := time.NewTicker(s.cfg.HeartbeatInterval)
 	defer hb.Stop()
 	stop := s.stop

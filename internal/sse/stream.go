@@ -98,7 +98,9 @@ func (s *Server) serveHijacked(w http.ResponseWriter, st *stream, sr streamReque
 		return // closed; OnClose cleans up
 	}
 	// The per-user slot is held (Reserve): Attach does not wait on Redis.
-	attached(st.sess.Attach(sr.p, sr.since), st.Close)
+	if attached(st.sess.Attach(sr.p, sr.since), st.Close) {
+		s.join(st.sess, sr.topics)
+	}
 }
 
 // appendHead renders the HTTP/1.1 response head from the handler's headers

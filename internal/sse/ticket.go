@@ -40,6 +40,7 @@ var (
 // issued for, and the end of its own validity.
 type Ticket struct {
 	User, Tenant, Role string
+	Topics             []string  // the token's topic patterns (the topics claim), for ?topics=
 	TokenID            string    // jti of the JWT, for revocation
 	IssuedAt           time.Time // iat of the JWT, for user revocation
 	TokenExp           time.Time // exp of the JWT
@@ -102,7 +103,7 @@ func (t *tickets) issue(ctx context.Context, p auth.Principal) (string, time.Dur
 	}
 	tk := base64.RawURLEncoding.EncodeToString(raw[:])
 	now := t.now()
-	e := Ticket{User: p.User, Tenant: p.Tenant, Role: p.Role, TokenID: p.TokenID, IssuedAt: p.IssuedAt,
+	e := Ticket{User: p.User, Tenant: p.Tenant, Role: p.Role, Topics: p.Topics, TokenID: p.TokenID, IssuedAt: p.IssuedAt,
 		TokenExp: p.Expires, Expires: now.Add(t.ttl)}
 	if !p.Expires.IsZero() && p.Expires.Before(e.Expires) {
 		e.Expires = p.Expires
@@ -171,8 +172,8 @@ func (t *tickets) redeem(ctx context.Context, tk string) (auth.Principal, error)
 	case !now.Before(e.Expires):
 		return auth.Principal{}, ErrTicketExpired
 	}
-	return auth.Principal{User: e.User, Tenant: e.Tenant, Role: e.Role, TokenID: e.TokenID, IssuedAt: e.IssuedAt,
-		Expires: e.TokenExp}, nil
+	return auth.Principal{User: e.User, Tenant: e.Tenant, Role: e.Role, Topics: e.Topics, TokenID: e.TokenID,
+		IssuedAt: e.IssuedAt, Expires: e.TokenExp}, nil
 }
 
 // sharedCooldown: after the shared store fails, tickets are issued in

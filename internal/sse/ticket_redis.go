@@ -29,13 +29,14 @@ type RedisTickets struct {
 
 // redisTicket is a ticket's value in Redis.
 type redisTicket struct {
-	User     string `json:"u"`
-	Tenant   string `json:"t"`
-	Role     string `json:"r,omitempty"`
-	TokenID  string `json:"j,omitempty"`
-	IssuedAt int64  `json:"iat,omitempty"` // unix ms; 0: none
-	TokenExp int64  `json:"exp,omitempty"` // unix ms; 0: none
-	Expires  int64  `json:"x"`             // unix ms
+	User     string   `json:"u"`
+	Tenant   string   `json:"t"`
+	Role     string   `json:"r,omitempty"`
+	Topics   []string `json:"tp,omitempty"` // the token's topic patterns
+	TokenID  string   `json:"j,omitempty"`
+	IssuedAt int64    `json:"iat,omitempty"` // unix ms; 0: none
+	TokenExp int64    `json:"exp,omitempty"` // unix ms; 0: none
+	Expires  int64    `json:"x"`             // unix ms
 }
 
 func (r *RedisTickets) prefix() string {
@@ -73,7 +74,7 @@ func (r *RedisTickets) Put(ctx context.Context, key [sha256.Size]byte, t Ticket,
 	if ttl <= 0 {
 		return ErrTicketExpired
 	}
-	v, err := json.Marshal(redisTicket{User: t.User, Tenant: t.Tenant, Role: t.Role, TokenID: t.TokenID,
+	v, err := json.Marshal(redisTicket{User: t.User, Tenant: t.Tenant, Role: t.Role, Topics: t.Topics, TokenID: t.TokenID,
 		IssuedAt: unixMilli(t.IssuedAt), TokenExp: unixMilli(t.TokenExp), Expires: t.Expires.UnixMilli()})
 	if err != nil {
 		return fmt.Errorf("sse: encode ticket: %w", err)
@@ -106,7 +107,7 @@ func (r *RedisTickets) Take(ctx context.Context, key [sha256.Size]byte) (Ticket,
 	// The ticket is consumed; failing to take it off the user's set only
 	// counts it against the cap until it would have expired.
 	_ = r.Client.ZRem(ctx, r.userKey(rt.Tenant, rt.User), hex.EncodeToString(key[:])).Err()
-	return Ticket{User: rt.User, Tenant: rt.Tenant, Role: rt.Role, TokenID: rt.TokenID,
+	return Ticket{User: rt.User, Tenant: rt.Tenant, Role: rt.Role, Topics: rt.Topics, TokenID: rt.TokenID,
 		IssuedAt: fromMilli(rt.IssuedAt), TokenExp: fromMilli(rt.TokenExp), Expires: time.UnixMilli(rt.Expires)}, true, nil
 }
 

@@ -58,6 +58,7 @@ func TestRedisTicketsAcrossNodes(t *testing.T) {
 	}
 	got, err := b.redeem(ctx, tk)
 	if err != nil || got.User != "alice" || got.Tenant != "acme" || got.Role != "admin" || got.TokenID != "jti-1" ||
+		len(got.Topics) != 1 || got.Topics[0] != "room.*" ||
 		!got.IssuedAt.Equal(p.IssuedAt) || !got.Expires.Equal(p.Expires.Truncate(time.Millisecond)) {
 		t.Fatalf("redeem on the other node: %+v %v", got, err)
 	}

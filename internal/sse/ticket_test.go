@@ -21,7 +21,7 @@ func (c *fakeClock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.U
 func newClock() *fakeClock { return &fakeClock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)} }
 
 func principal(clk *fakeClock, user string) auth.Principal {
-	return auth.Principal{User: user, Tenant: "acme", Role: "admin", Expires: clk.now().Add(time.Hour)}
+	return auth.Principal{User: user, Tenant: "acme", Role: "admin", Topics: []string{"room.*"}, Expires: clk.now().Add(time.Hour)}
 }
 
 func TestTicketSingleUseAndBinding(t *testing.T) {
@@ -33,7 +33,8 @@ func TestTicketSingleUseAndBinding(t *testing.T) {
 		t.Fatalf("issue: %q %v %v", tk, ttl, err)
 	}
 	got, err := ts.redeem(context.Background(), tk)
-	if err != nil || got.User != "alice" || got.Tenant != "acme" || got.Role != "admin" || !got.Expires.Equal(p.Expires) {
+	if err != nil || got.User != "alice" || got.Tenant != "acme" || got.Role != "admin" || !got.Expires.Equal(p.Expires) ||
+		len(got.Topics) != 1 || got.Topics[0] != "room.*" {
 		t.Fatalf("redeem: %+v %v", got, err)
 	}
 	if _, err := ts.redeem(context.Background(), tk); !errors.Is(err, ErrTicketUnknown) {

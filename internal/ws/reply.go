@@ -56,12 +56,17 @@ var frameTypes = [...]string{
 	hub.FrameArchived:     `{"type":"notification:archived",`,
 	hub.FrameUnarchived:   `{"type":"notification:unarchived",`,
 	hub.FramePreferences:  `{"type":"preferences",`,
+	hub.FrameEvent:        `{"type":"event","event":`,
 }
 
 func appendFrame(b []byte, f hub.Frame) []byte {
 	b = append(b, frameTypes[f.Kind]...)
-	if f.Kind == hub.FrameNotification {
+	switch f.Kind {
+	case hub.FrameNotification:
 		b = f.AppendNotification(b)
+		return append(b, '}')
+	case hub.FrameEvent:
+		b = append(b, f.Payload...)
 		return append(b, '}')
 	}
 	return append(b, f.Payload[1:]...) // the payload's fields and closing brace

@@ -13,6 +13,7 @@ import type {
   HeraldClientOptions,
   HeraldEvents,
   ListQuery,
+  LiveEvent,
   Notification,
   NotificationPage,
   Preferences,
@@ -33,7 +34,9 @@ const AUTH_CODES = new Set([4001, 4003, 4004, 4013]);
 /** Close codes that must not be retried automatically. */
 const FATAL_CODES = new Set([1008]);
 
-type Kind = 'mark-read' | 'mark-all-read' | 'delete' | 'list' | 'inbox' | 'ping' | 'refresh';
+type Kind = 'mark-read' | 'mark-all-read' | 'delete' | 'list' | 'inbox' | 'ping' | 'refresh' | 'subscribe' | 'unsubscribe';
+/** Topics per subscribe message (the server's limit). */
+const MAX_TOPICS = 100;
 
 interface Pending {
   ref: string;
@@ -140,6 +143,8 @@ export class HeraldClient extends TypedEmitter<HeraldEvents> {
   #unread: number | undefined;
   #unseen: number | undefined;
   #waiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  /** Topics this client holds: subscribed again after every reconnect. */
+  #topics = new Set<string>();
 
   constructor(options: HeraldClientOptions) {
     super();
@@ -179,6 +184,12 @@ export class HeraldClient extends TypedEmitter<HeraldEvents> {
     }
     this.#seen = new LruSet(options.dedupeSize ?? 1000);
     if (options.since !== undefined) this.#position = options.since;
+    for (const t of options.topics ?? []) this.#topics.add(t);
+  }
+
+  /** The topics this client holds (subscribed again after every reconnect). */
+  get topics(): string[] {
+    return [...this.#topics];
   }
 
   /** The connection state. */
@@ -346,6 +357,57 @@ export class HeraldClient extends TypedEmitter<HeraldEvents> {
     return (reply && typeof reply === 'object' ? reply : {}) as Record<string, unknown>;
   }
 
+  /**
+   * Subscribes to topics (names of the token's tenant) for live events,
+   * now and after every reconnect. Resolves once the server accepted them;
+   * rejects (code "forbidden", "rate_limited", "invalid_message") when it
+   * refused them, and then none of them is held. Before connect() the
+   * topics are only remembered. WebSocket transport only: with "sse" pass
+   * the `topics` option.
+   */
+  async subscribe(topics: string | string[]): Promise<void> {
+    const list = typeof topics === 'string' ? [topics] : [...topics];
+    if (this.#o.transport === 'sse') throw new HeraldError('unsupported', 'topics over SSE are fixed when the stream opens: pass the topics option');
+    if (list.length === 0) return;
+    if (this.#state === 'idle' || this.#state === 'closed' || this.#state === 'failed') {
+      for (const t of list) this.#topics.add(t);
+      return;
+    }
+    const chunks: Promise<unknown>[] = [];
+    for (let i = 0; i < list.length; i += MAX_TOPICS) {
+      chunks.push(this.#request('subscribe', { type: 'subscribe', topics: list.slice(i, i + MAX_TOPICS) }));
+    }
+    await Promise.all(chunks);
+    for (const t of list) this.#topics.add(t);
+  }
+
+  /** Leaves topics: no more of their events, now or after a reconnect. */
+  async unsubscribe(topics: string | string[]): Promise<void> {
+    const list = typeof topics === 'string' ? [topics] : [...topics];
+    if (this.#o.transport === 'sse') throw new HeraldError('unsupported', 'topics over SSE are fixed when the stream opens');
+    for (const t of list) this.#topics.delete(t);
+    if (list.length === 0 || this.#state !== 'live') return; // a reconnect subscribes to the remaining ones only
+    for (let i = 0; i < list.length; i += MAX_TOPICS) {
+      await this.#request('unsubscribe', { type: 'unsubscribe', topics: list.slice(i, i + MAX_TOPICS) });
+    }
+  }
+
+  /** Subscribes the new connection to the topics held, ahead of queued requests. */
+  #resubscribe(): void {
+    const list = [...this.#topics];
+    const again: Pending[] = [];
+    for (let i = 0; i < list.length; i += MAX_TOPICS) {
+      const part = list.slice(i, i + MAX_TOPICS);
+      const p = this.#pending('subscribe', { type: 'subscribe', topics: part }, () => {}, (err) => {
+        // Refused now (the new token lacks the claim, the hook said no): drop them.
+        for (const t of part) this.#topics.delete(t);
+        if ((err as HeraldError).code !== 'closed') this.emit('error', err as HeraldError);
+      });
+      again.push(p);
+    }
+    this.#queue.unshift(...again);
+  }
+
   // ---- connection lifecycle ----
 
   #setState(state: ConnectionState, info: Omit<StateChange, 'state' | 'previous'>): void {
@@ -454,6 +516,7 @@ export class HeraldClient extends TypedEmitter<HeraldEvents> {
     u.searchParams.set('ticket', ticket);
     this.#sentSince = this.#position !== undefined;
     if (this.#position !== undefined) u.searchParams.set('since', this.#position === '' ? '0.0' : this.#position);
+    if (this.#topics.size > 0) u.searchParams.set('topics', [...this.#topics].join(','));
     let es: EventSourceLike;
     try {
       es = new this.#o.EventSource!(u.toString());
@@ -485,6 +548,7 @@ export class HeraldClient extends TypedEmitter<HeraldEvents> {
     on('unarchived', (d) => this.#onFrame({ ...d, type: 'notification:unarchived' }));
     on('preferences', (d) => this.#onFrame({ ...d, type: 'preferences' }));
     on('resync', (d) => this.#onFrame({ ...d, type: 'resync' }));
+    on('event', (d) => this.#onFrame({ type: 'event', event: d }));
     on('close', (d) => this.#lost(typeof d.code === 'number' ? d.code : 1006, typeof d.reason === 'string' ? d.reason : ''));
     es.onerror = () => {
       // EventSource would reconnect by itself with the same (used) ticket:
@@ -627,6 +691,11 @@ export class HeraldClient extends TypedEmitter<HeraldEvents> {
         if (!dup) this.emit('notification', n);
         return;
       }
+      case 'event': {
+        const e = m.event as LiveEvent | undefined;
+        if (e && typeof e.id === 'string' && typeof e.type === 'string') this.emit('event', e);
+        return;
+      }
       case 'notification:read':
         this.emit('read', { ids: Array.isArray(m.ids) ? (m.ids as string[]) : [], all: m.all === true });
         return;
@@ -687,6 +756,7 @@ export class HeraldClient extends TypedEmitter<HeraldEvents> {
     if (gen !== this.#gen) return;
     this.#scheduleRefresh(gen);
     this.#schedulePing(gen);
+    if (this.#o.transport === 'websocket' && this.#topics.size > 0) this.#resubscribe();
     this.#pump();
   }
 

@@ -14,6 +14,7 @@ export type {
   HeraldClientOptions,
   HeraldEvents,
   ListQuery,
+  LiveEvent,
   Notification,
   NotificationPage,
   Preferences,

@@ -31,6 +31,24 @@ export interface Notification {
   position?: string;
 }
 
+/**
+ * A live event: published with `ephemeral: true`, never stored, delivered
+ * at most once to the connections that are live when it is published.
+ */
+export interface LiveEvent {
+  /** ULID given by the server. */
+  id: string;
+  /** The topic this connection is subscribed to, for an event published to topics. */
+  topic?: string;
+  /** The publisher's type, e.g. "order:updated". */
+  type: string;
+  title?: string;
+  body?: string;
+  data?: Record<string, unknown>;
+  /** RFC 3339 UTC. */
+  created_at: string;
+}
+
 /** One page of list(). */
 export interface NotificationPage {
   notifications: Notification[];
@@ -133,6 +151,8 @@ export interface HeraldEvents {
   preferences: Preferences;
   /** The client missed too much: drop any displayed list and refetch it. */
   resync: { position: string };
+  /** A live event (never stored): see subscribe() for topics. */
+  event: LiveEvent;
   /** Authenticated: live delivery (after any replay) follows. Refresh displayed lists here. */
   ready: ReadyInfo;
   /** The connection state changed. */
@@ -231,4 +251,11 @@ export interface HeraldClientOptions {
   pingIntervalMs?: number;
   /** How many notification ids to remember for duplicate suppression. Default 1000. */
   dedupeSize?: number;
+  /**
+   * Topics to subscribe to on every connection. With transport "websocket"
+   * subscribe() and unsubscribe() change the set later; with "sse" the
+   * topics go on the stream's URL and are fixed (a topic the token may not
+   * join makes the stream fail to open).
+   */
+  topics?: string[];
 }

@@ -88,6 +88,16 @@ test('demo inbox: publish, live badge and list, cross-tab read, delete, resume a
   assert.match(await tabA.locator('#bell').getAttribute('aria-label'), /1 unread/);
 
   mark('published');
+  // A live event from tab A's form reaches both tabs (topic demo.board) and
+  // touches neither the inbox nor the badge.
+  await tabA.getByLabel('Message', { exact: true }).fill('typing in tab A');
+  await tabA.getByRole('button', { name: 'Send to everyone watching' }).click();
+  for (const tab of [tabA, tabB]) {
+    await tab.locator('#live-list li', { hasText: 'alice: typing in tab A' }).waitFor({ timeout: 10_000 });
+  }
+  assert.equal(await tabB.locator('#list li').count(), 1, 'a live event is not an inbox item');
+  assert.equal(await badge(tabB).textContent(), '1');
+
   // Mark read in tab A: tab B shows it read and its badge disappears.
   await item(tabA, 'First from the browser').getByRole('button', { name: /^Mark .* read$/ }).click();
   await waitFor(async () => /\bread\b/.test(await item(tabB, 'First from the browser').getAttribute('class')), { what: 'read in tab B' });

@@ -360,6 +360,38 @@ describe('server restarts', () => {
     await waitFor(() => ev.notification.some((n) => n.id === id), { what: 'notification after drain' });
     client.close();
   });
+
+  test('topics: subscribe, live events, forbidden, and resubscribe after a restart', async () => {
+    const client = newClient(herald, { getToken: () => mintToken({ sub: 'u-topics', extra: { topics: ['room.*'] } }) });
+    const ev = record(client);
+    await client.subscribe('room.early'); // before connect: remembered
+    await client.connect();
+    await client.subscribe(['room.1']);
+    await assert.rejects(client.subscribe(['secret.1']), (e) => e.code === 'forbidden');
+    assert.deepEqual(client.topics.sort(), ['room.1', 'room.early']);
+
+    const id1 = await herald.publishLive({ topics: ['room.1'] }, 'order:updated', { order: 7 });
+    const idEarly = await herald.publishLive({ topics: ['room.early'] }, 'typing', { who: 'x' });
+    await waitFor(() => ev.event.length === 2, { what: 'two live events' });
+    assert.deepEqual(ev.event.map((e) => [e.id, e.topic, e.type]), [[id1, 'room.1', 'order:updated'], [idEarly, 'room.early', 'typing']]);
+    assert.deepEqual(ev.event[0].data, { order: 7 });
+    assert.equal(ev.notification.length, 0, 'a live event is not a notification');
+
+    // A restart: the client reconnects and subscribes again by itself.
+    await herald.stop('SIGTERM');
+    await herald.run();
+    await waitFor(() => client.state === 'live' && ev.ready.length === 2, { timeoutMs: 15_000, what: 'live again' });
+    // The resubscribe is sent first after ready; a live event to the user
+    // after the acknowledged unsubscribe below proves the order.
+    await client.unsubscribe('room.early');
+    const id2 = await herald.publishLive({ topics: ['room.1'] }, 'order:updated', { order: 8 });
+    await herald.publishLive({ topics: ['room.early'] }, 'typing', { who: 'y' });
+    const marker = await herald.publishLive({ users: ['u-topics'] }, 'marker', {});
+    await waitFor(() => ev.event.some((e) => e.id === marker), { what: 'the marker' });
+    assert.deepEqual(ev.event.slice(2).map((e) => e.id), [id2, marker], 'room.1 resubscribed, room.early left');
+    assert.deepEqual(client.topics, ['room.1']);
+    client.close();
+  });
 });
 
 describe('SSE transport', () => {
@@ -403,6 +435,28 @@ describe('SSE transport', () => {
     await herald.run();
     await waitFor(() => ev.notification.some((n) => n.id === missed), { timeoutMs: 15_000, what: 'missed over sse' });
     assert.equal(new Set(ev.notification.map((n) => n.id)).size, ev.notification.length);
+    client.close();
+  });
+
+  test('topics on the stream URL; subscribe() is refused with SSE', async () => {
+    const client = new HeraldClient({
+      url: herald.base,
+      transport: 'sse',
+      EventSource: FetchEventSource,
+      getToken: () => mintToken({ sub: 'u-sse-topics', extra: { topics: ['board.*'] } }),
+      topics: ['board.1'],
+      ...FAST,
+    });
+    const ev = record(client);
+    await client.connect();
+    await assert.rejects(client.subscribe('board.2'), (e) => e.code === 'unsupported');
+    // The stream may join its topics just after ready: publish until one arrives.
+    await waitFor(async () => {
+      await herald.publishLive({ topics: ['board.1'] }, 'board:changed', { n: 1 });
+      return ev.event.length > 0;
+    }, { what: 'a live event over SSE', intervalMs: 100 });
+    assert.equal(ev.event[0].topic, 'board.1');
+    assert.equal(ev.event[0].type, 'board:changed');
     client.close();
   });
 });

@@ -130,6 +130,18 @@ export class Herald {
   }
 }
 
+/** Publishes a live event (ephemeral) to the audience `to`; returns its id. */
+Herald.prototype.publishLive = async function publishLive(to, type, data, tenant = 'demo') {
+  const r = await fetch(`${this.base}/v1/notifications`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${API_KEY}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ tenant, to, type, data, ephemeral: true }),
+  });
+  const body = await r.json();
+  if (r.status !== 202) throw new Error(`live publish: ${r.status} ${JSON.stringify(body)}`);
+  return body.id;
+};
+
 /** An HS256 JWT signed with SECRET (node:crypto, no library). */
 export function mintToken({ sub = 'alice', tenant = 'demo', role = 'member', ttlSec = 3600, secret = SECRET, extra = {} } = {}) {
   const now = Math.floor(Date.now() / 1000);
@@ -155,7 +167,7 @@ export async function waitFor(cond, { timeoutMs = 10_000, intervalMs = 20, what 
 
 /** Collects a client's events for assertions. */
 export function record(client) {
-  const ev = { notification: [], read: [], deleted: [], unread: [], state: [], error: [], ready: [], resync: [] };
+  const ev = { notification: [], read: [], deleted: [], unread: [], state: [], error: [], ready: [], resync: [], event: [] };
   for (const k of Object.keys(ev)) client.on(k, (p) => ev[k].push(p));
   return ev;
 }

@@ -1,5 +1,5 @@
 import { HeraldError, errorFromResponse } from './errors.js';
-import type { CallOptions, HeraldOptions, Notification, RetryOptions } from './types.js';
+import type { CallOptions, HeraldOptions, LiveEvent, Notification, RetryOptions } from './types.js';
 
 const DEFAULT_RETRY: Required<RetryOptions> = { maxAttempts: 4, baseDelayMs: 200, maxDelayMs: 5000, maxRetryAfterMs: 30_000 };
 const DEFAULT_TIMEOUT_MS = 15_000;
@@ -54,6 +54,19 @@ export class Herald {
   async publish(notification: Notification, opts: CallOptions = {}): Promise<{ id: string }> {
     const out = await this.publishCall('publish', '/v1/notifications', notification, opts);
     if (typeof out?.id !== 'string') throw new HeraldError('protocol', 'publish: the answer has no id');
+    return { id: out.id };
+  }
+
+  /**
+   * Publishes a live event (`"ephemeral": true`): Herald hands it to the
+   * broker and resolves (202) without storing it. It reaches the clients
+   * connected now, at most once. The idempotency key is remembered for
+   * Herald's --live-idempotency-window (5 min), so a retry is not delivered
+   * twice within it.
+   */
+  async publishLive(event: LiveEvent, opts: CallOptions = {}): Promise<{ id: string }> {
+    const out = await this.publishCall('publish live', '/v1/notifications', { ...event, ephemeral: true }, opts);
+    if (typeof out?.id !== 'string') throw new HeraldError('protocol', 'publish live: the answer has no id');
     return { id: out.id };
   }
 

@@ -26,6 +26,23 @@ export interface Notification {
   expires_at?: string | Date;
 }
 
+/**
+ * A live event to publish (`"ephemeral": true`, added by publishLive): never
+ * stored, delivered at most once to the clients connected now. Besides
+ * users, a tenant or a role it may go to topics (1–100 names of
+ * `[A-Za-z0-9._:-]{1,128}` that clients subscribed to).
+ */
+export interface LiveEvent {
+  /** Required unless the API key is scoped to a tenant. */
+  tenant?: string;
+  to: Audience | { topics: string[] };
+  /** Its name on Socket.IO (`socket.on(type, …)`); names Socket.IO or Herald use are refused. */
+  type: string;
+  title?: string;
+  body?: string;
+  data?: Record<string, unknown> | null;
+}
+
 /** When and how long a call waits before trying again (see README). */
 export interface RetryOptions {
   /** Most attempts of one call, the first included. Default 4; 1 disables retries. */

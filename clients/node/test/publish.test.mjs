@@ -47,6 +47,21 @@ test('publish to users, a tenant and a role; every field round-trips', async () 
   assert.deepEqual(await inbox(h, { sub: 'ann', tenant: 'globex', role: 'admin' }), []);
 });
 
+test('publishLive: 202 with an id, never stored; topics need it', async () => {
+  const herald = client();
+  const { id } = await herald.publishLive({ tenant: 'livetest', to: { topics: ['project.42'] }, type: 'order:updated', data: { order: 7 } });
+  assert.match(id, ULID);
+  const again = await herald.publishLive({ tenant: 'livetest', to: { users: ['dan'] }, type: 'job:progress', data: { pct: 5 } },
+    { idempotencyKey: 'job-5' });
+  const retry = await herald.publishLive({ tenant: 'livetest', to: { users: ['dan'] }, type: 'job:progress', data: { pct: 5 } },
+    { idempotencyKey: 'job-5' });
+  assert.equal(retry.id, again.id);
+  assert.deepEqual(await inbox(h, { sub: 'dan', tenant: 'livetest' }), []);
+  const e = await heraldError(() => herald.publishLive({ tenant: 'livetest', to: { topics: ['p'] }, type: 'connect' }));
+  assert.equal(e.code, 'invalid_request');
+  assert.equal(e.status, 400);
+});
+
 test('publishBatch: ids in order, all or nothing', async () => {
   const { ids } = await client().publishBatch([
     { tenant: 'acme', to: { users: ['dan'] }, type: 'chat.message', title: 'one' },

@@ -13,7 +13,11 @@ const el = {
   error: $('error'), announcer: $('announcer'),
   unseen: $('unseen'), category: $('category'), collapseKey: $('collapse-key'), markSeen: $('mark-seen'),
   archiveAll: $('archive-all'), tabs: $('tabs'), prefsForm: $('prefs-form'), prefsStatus: $('prefs-status'),
+  liveForm: $('live-form'), liveText: $('live-text'), liveStatus: $('live-status'), liveList: $('live-list'),
 };
+
+const TOPIC = 'demo.board'; // dev tokens may join demo.* (their topics claim)
+const MAX_LIVE = 20;
 
 const WS_URL = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/ws`;
 const BACKOFF_BASE_MS = 300;
@@ -142,6 +146,8 @@ function onMessage(m) {
       setUnseen(m.unseen ?? 0);
       setByCategory(m.by_category);
       receivedThisConnection.clear();
+      // Topics are per connection: join again after every (re)connect.
+      request({ type: 'subscribe', topics: [TOPIC] }).catch((e) => showError(`live events: ${e.message}`));
       for (const send of client.queue.splice(0)) send();
       refreshList(); // replayed notifications follow; the list brings read state up to date
       loadPreferences();
@@ -181,6 +187,9 @@ function onMessage(m) {
       setUnread(m.count);
       if (typeof m.unseen === 'number') setUnseen(m.unseen);
       if (m.by_category) setByCategory(m.by_category);
+      break;
+    case 'event':
+      showLive(m.event);
       break;
     case 'resync': // missed too much: start over from the server's list
       client.position = m.position;
@@ -365,6 +374,18 @@ function announce(n) {
   setTimeout(() => { el.announcer.textContent = `New notification: ${n.title}`; }, 100);
 }
 
+function showLive(ev) {
+  const li = document.createElement('li');
+  const time = document.createElement('time');
+  time.dateTime = ev.created_at;
+  time.textContent = new Date(ev.created_at).toLocaleTimeString();
+  const text = document.createElement('span');
+  text.textContent = ` ${ev.topic ? ev.topic + ' · ' : ''}${ev.type}: ${ev.title || ev.body || ''}`;
+  li.append(time, text);
+  el.liveList.prepend(li);
+  while (el.liveList.children.length > MAX_LIVE) el.liveList.lastChild.remove();
+}
+
 function showError(msg) {
   el.error.textContent = msg;
   el.error.hidden = false;
@@ -412,22 +433,33 @@ el.prefsForm.addEventListener('submit', async (e) => {
   }
 });
 
-el.publishForm.addEventListener('submit', async (e) => {
-  e.preventDefault();
-  el.publishStatus.textContent = 'Publishing…';
+/** POSTs payload to the dev publish endpoint, reporting progress in status. */
+async function devPublish(payload, status, [busy, done, failed]) {
+  status.textContent = busy;
   try {
     const res = await fetch('/v1/dev/publish', {
       method: 'POST',
       headers: { Authorization: `Bearer ${client.token}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ title: el.title.value, body: el.body.value, category: el.category.value,
-        collapse_key: el.collapseKey.value.trim() }),
+      body: JSON.stringify(payload),
     });
     const body = await res.json().catch(() => ({}));
     if (!res.ok) throw new Error(body?.error?.message || `HTTP ${res.status}`);
-    el.publishStatus.textContent = 'Published.';
+    status.textContent = done;
   } catch (err) {
-    el.publishStatus.textContent = `Not published: ${err.message}`;
+    status.textContent = `${failed}: ${err.message}`;
   }
+}
+
+el.publishForm.addEventListener('submit', (e) => {
+  e.preventDefault();
+  devPublish({ title: el.title.value, body: el.body.value, category: el.category.value,
+    collapse_key: el.collapseKey.value.trim() }, el.publishStatus, ['Publishing…', 'Published.', 'Not published']);
+});
+
+// A live event to the board's topic: every tab watching it gets it, nothing is stored.
+el.liveForm.addEventListener('submit', (e) => {
+  e.preventDefault();
+  devPublish({ title: `${client.user}: ${el.liveText.value}`, ephemeral: true }, el.liveStatus, ['Sending…', 'Sent.', 'Not sent']);
 });
 
 el.userForm.addEventListener('submit', (e) => {

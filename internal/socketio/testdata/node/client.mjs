@@ -72,6 +72,16 @@ async function publish(user, title = "hello") {
   return (await res.json()).id;
 }
 
+async function publishLive(to, type, data, extra = {}) {
+  const res = await fetch(URL + "/v1/notifications", {
+    method: "POST",
+    headers: { Authorization: "Bearer " + env.API_KEY, "Content-Type": "application/json" },
+    body: JSON.stringify({ tenant: "acme", to, type, data, ephemeral: true, ...extra }),
+  });
+  check(res.status === 202, `live publish status ${res.status}`);
+  return (await res.json()).id;
+}
+
 async function control(path) {
   const res = await fetch(env.CONTROL_URL + path, { method: "POST" });
   return res.text();
@@ -260,6 +270,47 @@ const scenarios = {
     check(Number(closed) === total, `server-side disconnects ${closed}`);
     log(`${total} sockets: ${connects} connects, ${disconnects} client disconnects, ${closed} server disconnects`);
   },
+};
+
+// Topics and live events: subscribe/unsubscribe with acks, a forbidden
+// topic, and a live event emitted under its own type with its data as the
+// payload, as handlers written for a Socket.IO gateway expect
+// (socket.on("order:updated", (data) => …)). TOKEN carries topics
+// ["project.*"].
+scenarios.topics = async function topics() {
+  for (const transports of [["websocket"], ["polling"]]) {
+    const name = transports.join();
+    const socket = io(NSP, { auth: { token: env.TOKEN }, transports, forceNew: true, reconnection: false });
+    const rec = recorder(socket);
+    const orders = [];
+    socket.on("order:updated", (data, meta) => orders.push({ data, meta }));
+    await rec.next("connect");
+    await rec.next("ready");
+    let ack = await socket.timeout(10000).emitWithAck("subscribe", { topics: ["project.42"] });
+    check(ack && ack.ok === true, `${name}: subscribe ack ${JSON.stringify(ack)}`);
+    ack = await socket.timeout(10000).emitWithAck("subscribe", { topics: ["admin.1"] });
+    check(ack && ack.ok === false && ack.code === "forbidden", `${name}: forbidden ack ${JSON.stringify(ack)}`);
+    ack = await socket.timeout(10000).emitWithAck("subscribe", { topics: ["bad name"] });
+    check(ack && ack.ok === false && ack.code === "invalid_message", `${name}: invalid ack ${JSON.stringify(ack)}`);
+
+    const id = await publishLive({ topics: ["project.42"] }, "order:updated", { id: 7, status: "shipped" });
+    await waitUntil(() => orders.length === 1, `${name}: order:updated`);
+    const { data, meta } = orders[0];
+    check(data.id === 7 && data.status === "shipped", `${name}: data ${JSON.stringify(data)}`);
+    check(meta.id === id && meta.topic === "project.42" && meta.type === "order:updated" && meta.data === undefined,
+      `${name}: meta ${JSON.stringify(meta)}`);
+
+    ack = await socket.timeout(10000).emitWithAck("unsubscribe", { topics: ["project.42"] });
+    check(ack && ack.ok === true, `${name}: unsubscribe ack ${JSON.stringify(ack)}`);
+    await publishLive({ topics: ["project.42"] }, "order:updated", { id: 8 });
+    await publishLive({ users: ["tia"] }, "job:progress", { pct: 50 });
+    const progress = await rec.next("job:progress");
+    check(progress.pct === 50, `${name}: job:progress ${JSON.stringify(progress)}`);
+    check(orders.length === 1, `${name}: an event of a topic left arrived`);
+    check(rec.count("notification") === 0 && rec.count("unread") === 0, `${name}: a live event looked stored`);
+    socket.disconnect();
+    log(`${name}: subscribe, forbidden, emit by type, unsubscribe ok`);
+  }
 };
 
 const name = process.argv[2];
