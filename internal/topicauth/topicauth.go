@@ -21,9 +21,8 @@ import (
 	"sync"
 	"time"
 
-	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
-
 	"github.com/heraldhq/herald/internal/auth"
+	"github.com/heraldhq/herald/internal/webhook"
 )
 
 // Defaults of Config.
@@ -74,8 +73,8 @@ type Response struct {
 
 // Hook calls the backend.
 type Hook struct {
-	cfg Config                    // static
-	wh  *standardwebhooks.Webhook // static
+	cfg Config          // static
+	wh  *webhook.Signer // static: Herald's one Standard Webhooks signer
 
 	mu    sync.Mutex
 	cache map[cacheKey]decision // guarded by mu
@@ -94,9 +93,9 @@ func New(cfg Config) (*Hook, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, errors.New("topicauth: the URL must be an absolute http(s) URL")
 	}
-	wh, err := standardwebhooks.NewWebhook(cfg.Secret)
-	if err != nil || cfg.Secret == "" {
-		return nil, fmt.Errorf("topicauth: the secret must be whsec_<base64>: %w", errors.Join(err, errors.New("invalid secret")))
+	wh, err := webhook.NewSigner(cfg.Secret)
+	if err != nil {
+		return nil, fmt.Errorf("topicauth: %w", err)
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
@@ -216,19 +215,11 @@ func (h *Hook) call(ctx context.Context, req Request) (map[string]bool, error) {
 }
 
 // sign sets the Standard Webhooks headers (webhook-id, webhook-timestamp,
-// webhook-signature) and the content type of a request carrying body. It
-// is the one place this package signs, so that it can move onto Herald's
-// webhook signer when that exists.
-func sign(wh *standardwebhooks.Webhook, h http.Header, id string, at time.Time, body []byte) error {
-	sig, err := wh.Sign(id, at, body)
-	if err != nil {
-		return fmt.Errorf("topicauth: sign: %w", err)
-	}
+// webhook-signature), with the signer outgoing webhooks use, and the
+// content type of a request carrying body.
+func sign(wh *webhook.Signer, h http.Header, id string, at time.Time, body []byte) error {
 	h.Set("Content-Type", "application/json")
-	h.Set(standardwebhooks.HeaderWebhookID, id)
-	h.Set(standardwebhooks.HeaderWebhookTimestamp, fmt.Sprint(at.Unix()))
-	h.Set(standardwebhooks.HeaderWebhookSignature, sig)
-	return nil
+	return wh.Sign(h, id, at, body)
 }
 
 func newMessageID() string {
