@@ -44,8 +44,15 @@ type report struct {
 	Worker    int            `json:"worker"`
 	Counters  *counters      `json:"counters,omitempty"`
 	Connect   *connectReport `json:"connect,omitempty"`
-	Histogram []byte         `json:"histogram,omitempty"` // evResult: HDR V2 encoding, µs
-	Err       string         `json:"err,omitempty"`
+	Histogram []byte         `json:"histogram,omitempty"` // evResult: live latencies, HDR V2 encoding, µs
+	// ReplayHistogram (evResult): latencies of replayed deliveries, as Histogram.
+	ReplayHistogram []byte `json:"replay_histogram,omitempty"`
+	// Worst (evResult): the worker's slowest deliveries of each class.
+	Worst []LatencySample `json:"worst,omitempty"`
+	// DeliveredSeqs (evResult): the sequence numbers the worker's users
+	// received, a bitmap (see seqSet).
+	DeliveredSeqs []uint64 `json:"delivered_seqs,omitempty"`
+	Err           string   `json:"err,omitempty"`
 }
 
 // workerConfig is everything a worker needs; it travels in the init command.
@@ -83,7 +90,7 @@ type counters struct {
 	Gaps              int64         `json:"gaps"`
 	Misrouted         int64         `json:"misrouted"`
 	Malformed         int64         `json:"malformed"`
-	Replayed          int64         `json:"replayed"` // delivered on resume, published before the session began
+	Replayed          int64         `json:"replayed"` // published before the session was ready (see ClassReplay)
 	Resyncs           int64         `json:"resyncs"`
 	ResyncSkipped     int64         `json:"resync_skipped"`
 	Reconnects        int64         `json:"reconnects"`

@@ -1,0 +1,160 @@
+package bench
+
+import (
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// worstKept is how many of the slowest deliveries of each class a run keeps
+// with their context, so that a maximum can be explained.
+const worstKept = 10
+
+// Delivery classes of the latency figures.
+const (
+	// ClassLive: published after the receiving session's ready message was
+	// read; the publish→deliver latency of a connected client.
+	ClassLive = "live"
+	// ClassReplay: published before the session was ready (while the client
+	// was away or still dialling) and delivered by the resume's catch-up; its
+	// latency includes the client's time away and its dial.
+	ClassReplay = "replay"
+)
+
+// LatencySample is one slow delivery with what its receiver knew about it.
+type LatencySample struct {
+	LatencyMs float64   `json:"latency_ms"` // publish → deliver
+	Class     string    `json:"class"`      // ClassLive or ClassReplay
+	At        time.Time `json:"at"`         // when it was delivered (UTC)
+	User      int64     `json:"user"`
+	URL       string    `json:"url"` // the node the session was on
+	Transport string    `json:"transport"`
+	Position  string    `json:"position"`
+	Broadcast bool      `json:"broadcast"`
+	// First: the session's first notification.
+	First bool `json:"first"`
+	// Resumed: the session was a resume (not the user's first connect).
+	Resumed bool `json:"resumed"`
+	// DialAttempts of this session (1 when its first attempt succeeded).
+	DialAttempts int `json:"dial_attempts"`
+	// DialMs is the successful attempt, connect to ready.
+	DialMs float64 `json:"dial_ms"`
+	// SinceDialMs is the time from the start of the session's first dial
+	// attempt to this delivery.
+	SinceDialMs float64 `json:"since_dial_ms"`
+	// PublishedBeforeReadyMs is ready − publish: positive when the
+	// notification was published before the session was ready.
+	PublishedBeforeReadyMs float64 `json:"published_before_ready_ms"`
+}
+
+// sessionTimes is what a user knows about its current session's dial, in
+// unix ns; the run goroutine sets it before the session's Read starts.
+type sessionTimes struct {
+	firstAttempt int64 // the first attempt of this (re)connect began
+	attempt      int64 // the successful attempt began
+	ready        int64 // the ready message was read (Dial returned)
+	attempts     int
+	resumed      bool
+}
+
+// sample builds a LatencySample for a delivery of d at now (unix ns).
+func (s *sessionTimes) sample(d *Delivery, now int64, first bool) LatencySample {
+	ms := func(ns int64) float64 { return round(float64(ns)/1e6, 3) }
+	class := ClassLive
+	if d.Sent < s.ready {
+		class = ClassReplay
+	}
+	return LatencySample{
+		LatencyMs: ms(now - d.Sent), Class: class, At: time.Unix(0, now).UTC(),
+		Position: d.Position.String(), Broadcast: d.Broadcast, First: first, Resumed: s.resumed,
+		DialAttempts: s.attempts, DialMs: ms(s.ready - s.attempt), SinceDialMs: ms(now - s.firstAttempt),
+		PublishedBeforeReadyMs: ms(s.ready - d.Sent),
+	}
+}
+
+// worst keeps the n slowest samples offered. offer is cheap for the common
+// case (a sample faster than every kept one): one atomic load.
+type worst struct {
+	n     int
+	floor atomic.Int64 // µs: the fastest kept sample once n are kept, else 0
+
+	mu   sync.Mutex
+	kept []worstEntry // guarded by mu; unordered, at most n
+}
+
+type worstEntry struct {
+	us int64
+	s  LatencySample
+}
+
+func newWorst(n int) *worst { return &worst{n: n} }
+
+// offer keeps the sample that mk builds when us (its latency in µs) is among
+// the n largest so far; mk is called only then.
+func (w *worst) offer(us int64, mk func() LatencySample) {
+	if us <= w.floor.Load() {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.kept) < w.n {
+		w.kept = append(w.kept, worstEntry{us, mk()})
+		if len(w.kept) == w.n {
+			w.floor.Store(w.minUS())
+		}
+		return
+	}
+	lo := 0
+	for i, e := range w.kept {
+		if e.us < w.kept[lo].us {
+			lo = i
+		}
+	}
+	if us <= w.kept[lo].us {
+		return
+	}
+	w.kept[lo] = worstEntry{us, mk()}
+	w.floor.Store(w.minUS())
+}
+
+func (w *worst) minUS() int64 {
+	m := w.kept[0].us
+	for _, e := range w.kept[1:] {
+		m = min(m, e.us)
+	}
+	return m
+}
+
+// samples returns the kept samples, slowest first.
+func (w *worst) samples() []LatencySample {
+	w.mu.Lock()
+	out := make([]LatencySample, len(w.kept))
+	for i, e := range w.kept {
+		out[i] = e.s
+	}
+	w.mu.Unlock()
+	return slowestFirst(out, w.n)
+}
+
+// slowestFirst sorts samples by latency, slowest first, and keeps at most n.
+func slowestFirst(s []LatencySample, n int) []LatencySample {
+	sort.SliceStable(s, func(i, j int) bool { return s[i].LatencyMs > s[j].LatencyMs })
+	if len(s) > n {
+		s = s[:n]
+	}
+	return s
+}
+
+// splitWorst returns the slowest live and replayed samples of all workers,
+// at most worstKept of each, slowest first.
+func splitWorst(all []LatencySample) (live, replay []LatencySample) {
+	for _, s := range all {
+		if s.Class == ClassReplay {
+			replay = append(replay, s)
+		} else {
+			live = append(live, s)
+		}
+	}
+	return slowestFirst(live, worstKept), slowestFirst(replay, worstKept)
+}
