@@ -47,6 +47,8 @@ type report struct {
 	Histogram []byte         `json:"histogram,omitempty"` // evResult: live latencies, HDR V2 encoding, µs
 	// ReplayHistogram (evResult): latencies of replayed deliveries, as Histogram.
 	ReplayHistogram []byte `json:"replay_histogram,omitempty"`
+	// DialHistogram (evResult): durations of successful resume attempts.
+	DialHistogram []byte `json:"dial_histogram,omitempty"`
 	// Worst (evResult): the worker's slowest deliveries of each class.
 	Worst []LatencySample `json:"worst,omitempty"`
 	// DeliveredSeqs (evResult): the sequence numbers the worker's users

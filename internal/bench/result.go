@@ -61,6 +61,9 @@ type Result struct {
 	ReplayLatency LatencySummary `json:"replay_latency"`
 	// LatencyWorst and ReplayWorst are the slowest deliveries of each class
 	// with their context, slowest first.
+	// ResumeDial is the duration of successful resume attempts, from the
+	// start of the TCP connect to the ready message.
+	ResumeDial   LatencySummary  `json:"resume_dial"`
 	LatencyWorst []LatencySample `json:"latency_worst,omitempty"`
 	ReplayWorst  []LatencySample `json:"replay_worst,omitempty"`
 
@@ -204,6 +207,8 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 			row("churn", "%d closed, %d resumed, %d replayed, %d resyncs", r.Churned, r.Reconnects, r.Replayed, r.Resyncs)
 			row("replayed latency p50 / p99 / p99.9 / max", "%.2f / %.2f / %.2f / %.2f ms (includes the client's time away and its dial)",
 				r.ReplayLatency.P50, r.ReplayLatency.P99, r.ReplayLatency.P999, r.ReplayLatency.Max)
+			row("resume dial p50 / p99 / p99.9 / max", "%.2f / %.2f / %.2f / %.2f ms (connect to ready)",
+				r.ResumeDial.P50, r.ResumeDial.P99, r.ResumeDial.P999, r.ResumeDial.Max)
 		}
 		if r.ReconnectFailures > 0 {
 			row("failed resume attempts", "%d, retried (by HTTP status or close code, 0 = network: %s)", r.ReconnectFailures, formatCodes(r.DialFailures))

@@ -368,7 +368,7 @@ func (r *runner) finish(ctx context.Context, res *Result) error {
 		total   counters
 		decErrs []error
 	)
-	hist, replay := newHistogram(), newHistogram()
+	hist, replay, dials := newHistogram(), newHistogram(), newHistogram()
 	var (
 		worst     []LatencySample
 		delivered seqSet
@@ -390,6 +390,7 @@ func (r *runner) finish(ctx context.Context, res *Result) error {
 		}
 		merge(hist, rep.Histogram)
 		merge(replay, rep.ReplayHistogram)
+		merge(dials, rep.DialHistogram)
 		worst = append(worst, rep.Worst...)
 		delivered.union(rep.DeliveredSeqs)
 	})
@@ -407,6 +408,7 @@ func (r *runner) finish(ctx context.Context, res *Result) error {
 	res.DeliveredNotAcked, _ = delivered.missing(&r.acked, 0)
 	res.Latency = roundSummary(summarize(hist))
 	res.ReplayLatency = roundSummary(summarize(replay))
+	res.ResumeDial = roundSummary(summarize(dials))
 	res.LatencyWorst, res.ReplayWorst = splitWorst(worst)
 	res.latency = hist
 	var firstSend int64

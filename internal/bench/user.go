@@ -59,6 +59,9 @@ func (u *user) dial(since string, attempt int, firstAttempt int64) (Session, Pos
 		u.times = sessionTimes{firstAttempt: firstAttempt, attempt: start, ready: time.Now().UnixNano(),
 			attempts: attempt, resumed: since != ""}
 		u.first = true
+		if since != "" {
+			u.w.resumeDial.record(int(u.idx), (u.times.ready-start)/1000)
+		}
 	}
 	return s, pos, err
 }

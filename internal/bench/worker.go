@@ -25,6 +25,7 @@ type worker struct {
 	// lat and replayLat are the latencies of live and replayed deliveries
 	// (see user.record); worstLive and worstReplay keep their slowest.
 	lat, replayLat         *latencies
+	resumeDial             *latencies // successful resume attempts, connect to ready
 	worstLive, worstReplay *worst
 	delivered              seqSet // sequence numbers its users received
 	// poll is the epoll client's poll loops (nil for the goroutine client),
@@ -162,8 +163,12 @@ func (w *worker) handle(c command, lifetime *<-chan time.Time) (done bool, err e
 		if err != nil {
 			return true, err
 		}
+		dials, err := encodeHistogram(w.resumeDial.merged())
+		if err != nil {
+			return true, err
+		}
 		worst := append(w.worstLive.samples(), w.worstReplay.samples()...)
-		w.send(report{Ev: evResult, Counters: &c, Histogram: hist, ReplayHistogram: replay, Worst: worst,
+		w.send(report{Ev: evResult, Counters: &c, Histogram: hist, ReplayHistogram: replay, DialHistogram: dials, Worst: worst,
 			DeliveredSeqs: w.delivered.words()})
 		return true, nil
 	default:
@@ -380,7 +385,7 @@ func (w *worker) snapshot() counters {
 
 // newFigures prepares the latency figures.
 func (w *worker) newFigures() {
-	w.lat, w.replayLat = newLatencies(), newLatencies()
+	w.lat, w.replayLat, w.resumeDial = newLatencies(), newLatencies(), newLatencies()
 	w.worstLive, w.worstReplay = newWorst(worstKept), newWorst(worstKept)
 }
 

@@ -8,7 +8,9 @@ import (
 )
 
 // worstKept is how many of the slowest deliveries of each class a run keeps
-// with their context, so that a maximum can be explained.
+// with their context, so that a maximum can be explained: one per publish
+// (a slow broadcast is slow for most of its receivers, and ten copies of it
+// would hide the next slowest publish).
 const worstKept = 10
 
 // Delivery classes of the latency figures.
@@ -25,6 +27,7 @@ const (
 // LatencySample is one slow delivery with what its receiver knew about it.
 type LatencySample struct {
 	LatencyMs float64   `json:"latency_ms"` // publish → deliver
+	Seq       int64     `json:"seq"`        // the publish (data.s)
 	Class     string    `json:"class"`      // ClassLive or ClassReplay
 	At        time.Time `json:"at"`         // when it was delivered (UTC)
 	User      int64     `json:"user"`
@@ -66,15 +69,16 @@ func (s *sessionTimes) sample(d *Delivery, now int64, first bool) LatencySample 
 		class = ClassReplay
 	}
 	return LatencySample{
-		LatencyMs: ms(now - d.Sent), Class: class, At: time.Unix(0, now).UTC(),
+		LatencyMs: ms(now - d.Sent), Seq: d.Seq, Class: class, At: time.Unix(0, now).UTC(),
 		Position: d.Position.String(), Broadcast: d.Broadcast, First: first, Resumed: s.resumed,
 		DialAttempts: s.attempts, DialMs: ms(s.ready - s.attempt), SinceDialMs: ms(now - s.firstAttempt),
 		PublishedBeforeReadyMs: ms(s.ready - d.Sent),
 	}
 }
 
-// worst keeps the n slowest samples offered. offer is cheap for the common
-// case (a sample faster than every kept one): one atomic load.
+// worst keeps the n slowest samples offered, at most one per publish (Seq).
+// offer is cheap for the common case (a sample faster than every kept one):
+// one atomic load.
 type worst struct {
 	n     int
 	floor atomic.Int64 // µs: the fastest kept sample once n are kept, else 0
@@ -91,18 +95,26 @@ type worstEntry struct {
 func newWorst(n int) *worst { return &worst{n: n} }
 
 // offer keeps the sample that mk builds when us (its latency in µs) is among
-// the n largest so far; mk is called only then.
+// the n largest so far; mk is called only when us is above the floor.
 func (w *worst) offer(us int64, mk func() LatencySample) {
 	if us <= w.floor.Load() {
 		return
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.kept) < w.n {
-		w.kept = append(w.kept, worstEntry{us, mk()})
-		if len(w.kept) == w.n {
-			w.floor.Store(w.minUS())
+	s := mk()
+	for i, e := range w.kept {
+		if e.s.Seq == s.Seq { // another receiver of the same publish
+			if us > e.us {
+				w.kept[i] = worstEntry{us, s}
+				w.refloor()
+			}
+			return
 		}
+	}
+	if len(w.kept) < w.n {
+		w.kept = append(w.kept, worstEntry{us, s})
+		w.refloor()
 		return
 	}
 	lo := 0
@@ -114,16 +126,21 @@ func (w *worst) offer(us int64, mk func() LatencySample) {
 	if us <= w.kept[lo].us {
 		return
 	}
-	w.kept[lo] = worstEntry{us, mk()}
-	w.floor.Store(w.minUS())
+	w.kept[lo] = worstEntry{us, s}
+	w.refloor()
 }
 
-func (w *worst) minUS() int64 {
+// refloor sets floor to the fastest kept sample once n are kept. Callers
+// hold mu.
+func (w *worst) refloor() {
+	if len(w.kept) < w.n {
+		return
+	}
 	m := w.kept[0].us
 	for _, e := range w.kept[1:] {
 		m = min(m, e.us)
 	}
-	return m
+	w.floor.Store(m)
 }
 
 // samples returns the kept samples, slowest first.
@@ -137,13 +154,18 @@ func (w *worst) samples() []LatencySample {
 	return slowestFirst(out, w.n)
 }
 
-// slowestFirst sorts samples by latency, slowest first, and keeps at most n.
+// slowestFirst sorts samples by latency, slowest first, and keeps the
+// slowest of each publish, at most n.
 func slowestFirst(s []LatencySample, n int) []LatencySample {
 	sort.SliceStable(s, func(i, j int) bool { return s[i].LatencyMs > s[j].LatencyMs })
-	if len(s) > n {
-		s = s[:n]
+	out, seen := s[:0], map[int64]bool{}
+	for _, x := range s {
+		if !seen[x.Seq] && len(out) < n {
+			seen[x.Seq] = true
+			out = append(out, x)
+		}
 	}
-	return s
+	return out
 }
 
 // splitWorst returns the slowest live and replayed samples of all workers,

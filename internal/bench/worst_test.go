@@ -12,7 +12,7 @@ func TestWorstKeepsSlowest(t *testing.T) {
 	for _, us := range rand.Perm(100) { // latencies 0..99 µs in random order
 		w.offer(int64(us), func() LatencySample {
 			built++
-			return LatencySample{LatencyMs: float64(us)}
+			return LatencySample{LatencyMs: float64(us), Seq: int64(us)}
 		})
 	}
 	got := w.samples()
@@ -26,20 +26,42 @@ func TestWorstKeepsSlowest(t *testing.T) {
 		t.Error("a sample no slower than the kept ones was built")
 		return LatencySample{}
 	})
+	// Another receiver of publish 98, slower: it replaces the first, it
+	// does not push out 97.
+	w.offer(150, func() LatencySample { return LatencySample{LatencyMs: 150, Seq: 98, User: 2} })
+	got = w.samples()
+	if len(got) != 3 || got[0].LatencyMs != 150 || got[0].User != 2 || got[1].LatencyMs != 99 || got[2].LatencyMs != 97 {
+		t.Fatalf("kept %+v, want 150 (seq 98), 99, 97", got)
+	}
+}
+
+// TestWorstSameSeqBeforeFull: receivers of one slow broadcast arrive
+// before the set is full; faster publishes after them are still kept.
+func TestWorstSameSeqBeforeFull(t *testing.T) {
+	w := newWorst(3)
+	for _, x := range []struct{ us, seq int64 }{{500, 1}, {600, 1}, {10, 2}, {20, 3}, {5, 4}, {30, 5}} {
+		w.offer(x.us, func() LatencySample { return LatencySample{LatencyMs: float64(x.us), Seq: x.seq} })
+	}
+	got := w.samples()
+	if len(got) != 3 || got[0].LatencyMs != 600 || got[1].LatencyMs != 30 || got[2].LatencyMs != 20 {
+		t.Fatalf("kept %+v, want 600 (seq 1), 30, 20", got)
+	}
 }
 
 func TestSplitWorstMergesWorkers(t *testing.T) {
 	var all []LatencySample
 	for i := range 2 * worstKept { // two workers' reports, interleaved
-		all = append(all, LatencySample{LatencyMs: float64(i), Class: ClassLive},
-			LatencySample{LatencyMs: float64(1000 + i), Class: ClassReplay})
+		all = append(all, LatencySample{LatencyMs: float64(i), Seq: int64(i), Class: ClassLive},
+			LatencySample{LatencyMs: float64(1000 + i), Seq: int64(1000 + i), Class: ClassReplay})
 	}
+	// A slow broadcast seen by both workers counts once.
+	all = append(all, LatencySample{LatencyMs: 5000, Seq: 7, Class: ClassLive}, LatencySample{LatencyMs: 4999, Seq: 7, Class: ClassLive})
 	live, replay := splitWorst(all)
 	if len(live) != worstKept || len(replay) != worstKept {
 		t.Fatalf("kept %d live and %d replayed, want %d each", len(live), len(replay), worstKept)
 	}
-	if live[0].LatencyMs != 2*worstKept-1 || live[worstKept-1].LatencyMs != worstKept {
-		t.Errorf("live %v .. %v, want the %d slowest", live[0].LatencyMs, live[worstKept-1].LatencyMs, worstKept)
+	if live[0].LatencyMs != 5000 || live[1].LatencyMs != 2*worstKept-1 || live[worstKept-1].LatencyMs != worstKept+1 {
+		t.Errorf("live %+v: want seq 7 once, then the %d next slowest", live, worstKept-1)
 	}
 	for _, s := range replay {
 		if s.Class != ClassReplay {
@@ -65,11 +87,11 @@ func TestRecordAttributesDeliveries(t *testing.T) {
 	u.pos = Position{User: 4, Tenant: 1}
 
 	// Published 1 s into the dial, delivered by the resume's catch-up.
-	u.Notification(&Delivery{Sent: t0 + 1000*ms, User: 7, Position: Position{User: 5, Tenant: 1}})
+	u.Notification(&Delivery{Sent: t0 + 1000*ms, Seq: 1, User: 7, Position: Position{User: 5, Tenant: 1}})
 	// Published after ready.
-	u.Notification(&Delivery{Sent: t0 + 3030*ms, User: 7, Position: Position{User: 6, Tenant: 1}})
+	u.Notification(&Delivery{Sent: t0 + 3030*ms, Seq: 2, User: 7, Position: Position{User: 6, Tenant: 1}})
 	// Published after ready but before the one above: slower.
-	u.Notification(&Delivery{Sent: t0 + 3025*ms, Broadcast: true, User: -1, Position: Position{User: 6, Tenant: 2}})
+	u.Notification(&Delivery{Sent: t0 + 3025*ms, Seq: 3, Broadcast: true, User: -1, Position: Position{User: 6, Tenant: 2}})
 
 	if got := u.replayed.Load(); got != 1 {
 		t.Errorf("replayed %d, want 1", got)
