@@ -130,6 +130,10 @@ for name in ("latency_worst", "replay_worst"):
         print("  %9.1f ms at %s seq %s user %s on %s pos %s %s first=%s resumed=%s attempts %s dial %.1f ms, since dial %.1f ms, published %.1f ms before ready" % (
             s["latency_ms"], s["at"], s["seq"], s["user"], s["url"], s["position"], "broadcast" if s["broadcast"] else "unicast",
             s["first"], s["resumed"], s["dial_attempts"], s["dial_ms"], s["since_dial_ms"], s["published_before_ready_ms"]))
+print("slowest_publishes:")
+for c in d.get("slowest_publishes") or []:
+    print("  %9.1f ms at %s seq %s (%s items) %s on %s: %s, new connection %s" % (
+        c["http_ms"], c["at"], c["seq"], c["items"], c["stream"], c["url"], c["status"], c["new_conn"]))
 PY
 echo "soak: samples.csv, samples.svg, result.json in $out" >&2
 exit "$status"

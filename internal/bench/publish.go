@@ -65,6 +65,7 @@ type publisher struct {
 	seqs   []int64 // this call's items
 	log    *slog.Logger
 	acked  *seqSet // items answered 201, of every publisher
+	slow   *worst[PublishSample]
 
 	// After a transport error (a node down or draining) the publisher moves
 	// on to the next node, as a client behind a load balancer would.
@@ -74,11 +75,11 @@ type publisher struct {
 }
 
 // runStream publishes until stop with s.publishers goroutines, paced so that
-// together they send s.rate items per second, and adds the sequence numbers
-// of items answered 201 to acked. Calls in flight at stop are
+// together they send s.rate items per second, adds the sequence numbers of
+// items answered 201 to acked and offers each call to slow. Calls in flight at stop are
 // finished (a cancelled call might still commit and later look like an
 // unexpected delivery); ctx cancels them.
-func runStream(ctx context.Context, cfg *Config, s *stream, seq *atomic.Int64, acked *seqSet, stop time.Time) error {
+func runStream(ctx context.Context, cfg *Config, s *stream, seq *atomic.Int64, acked *seqSet, slow *worst[PublishSample], stop time.Time) error {
 	var interval time.Duration
 	if s.rate > 0 {
 		interval = time.Duration(float64(time.Second) * float64(s.publishers*s.batch) / s.rate)
@@ -95,7 +96,7 @@ func runStream(ctx context.Context, cfg *Config, s *stream, seq *atomic.Int64, a
 		}
 		pubs[i] = &publisher{
 			s: s, poster: hc, tenant: cfg.Tenant, prefix: cfg.UserPrefix, seq: seq, hist: newHistogram(), log: cfg.Logger,
-			urls: cfg.URLs, urlAt: i % len(cfg.URLs), path: path, apiKey: cfg.APIKey, acked: acked,
+			urls: cfg.URLs, urlAt: i % len(cfg.URLs), path: path, apiKey: cfg.APIKey, acked: acked, slow: slow,
 		}
 	}
 	var wg sync.WaitGroup
@@ -168,6 +169,7 @@ func (p *publisher) publishOnce(ctx context.Context) {
 	s.stats.firstSend.CompareAndSwap(0, sent)
 	s.stats.calls.Add(1)
 	status, errBody, err := p.poster.post(ctx, b)
+	p.noteCall(start, status, err)
 	if err != nil {
 		s.stats.failedCalls.Add(1)
 		s.stats.failedItems.Add(int64(s.batch))
@@ -186,6 +188,19 @@ func (p *publisher) publishOnce(ctx context.Context) {
 	}
 	s.stats.items.Add(int64(s.batch))
 	p.acked.addAll(seqs)
+}
+
+// noteCall offers the call that began at start to the slowest publishes.
+func (p *publisher) noteCall(start time.Time, status int, err error) {
+	us := time.Since(start).Microseconds()
+	p.slow.offer(us, func() PublishSample {
+		st := strconv.Itoa(status)
+		if err != nil {
+			st = "error"
+		}
+		return PublishSample{HTTPMs: round(float64(us)/1000, 3), Seq: p.seqs[0], Items: len(p.seqs), Stream: p.s.name,
+			URL: p.urls[p.urlAt], Status: st, At: start.UTC(), NewConn: p.poster.dialed}
+	})
 }
 
 // nextNode points the publisher at the next node, when there are several.

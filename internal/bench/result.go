@@ -66,6 +66,9 @@ type Result struct {
 	ResumeDial   LatencySummary  `json:"resume_dial"`
 	LatencyWorst []LatencySample `json:"latency_worst,omitempty"`
 	ReplayWorst  []LatencySample `json:"replay_worst,omitempty"`
+	// SlowestPublishes are the slowest publish calls (by round trip), with
+	// the seq of their first item, to match against the slow deliveries.
+	SlowestPublishes []PublishSample `json:"slowest_publishes,omitempty"`
 
 	Churned           int64          `json:"churned"`
 	Reconnects        int64          `json:"reconnects"`
@@ -228,8 +231,21 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 	row("machine idle", "%.0f%% of all cores", r.MachineIdle)
 	writeWorst(&b, "Slowest live deliveries", r.LatencyWorst)
 	writeWorst(&b, "Slowest replayed deliveries", r.ReplayWorst)
+	writeSlowPublishes(&b, r.SlowestPublishes)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeSlowPublishes writes the slowest publish calls as a table.
+func writeSlowPublishes(b *strings.Builder, calls []PublishSample) {
+	if len(calls) == 0 {
+		return
+	}
+	b.WriteString("\nSlowest publish calls:\n\n| HTTP ms | began at | seq | items | stream | node | status | new connection |\n|---|---|---|---|---|---|---|---|\n")
+	for _, c := range calls {
+		fmt.Fprintf(b, "| %.1f | %s | %d | %d | %s | %s | %s | %t |\n",
+			c.HTTPMs, c.At.Format("15:04:05.000"), c.Seq, c.Items, c.Stream, c.URL, c.Status, c.NewConn)
+	}
 }
 
 // writeWorst writes samples as a table under title (nothing if empty).

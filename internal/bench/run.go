@@ -45,6 +45,7 @@ type runner struct {
 	prog    *progress
 	stages  []ServerStage // the node's own latency histograms over the window
 	acked   seqSet        // sequence numbers of the items answered 201
+	slowPub *worst[PublishSample]
 
 	smu     sync.Mutex
 	streams []*stream // guarded by smu; set once when publishing starts
@@ -282,6 +283,7 @@ func (r *runner) publish(ctx, wctx context.Context, ready []int) (windowResult, 
 	client := newHTTPClient(1)
 	defer client.CloseIdleConnections()
 	var seq atomic.Int64
+	r.slowPub = newWorst(worstKept, func(s PublishSample) int64 { return s.Seq })
 	before := r.scrape(ctx, client)
 	w := openWindow(cfg.ServerPID, r.genPIDs)
 	stop := time.Now().Add(cfg.Duration)
@@ -291,7 +293,7 @@ func (r *runner) publish(ctx, wctx context.Context, ready []int) (windowResult, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = runStream(ctx, cfg, s, &seq, &r.acked, stop)
+			errs[i] = runStream(ctx, cfg, s, &seq, &r.acked, r.slowPub, stop)
 		}()
 	}
 	wg.Wait()
@@ -410,6 +412,9 @@ func (r *runner) finish(ctx context.Context, res *Result) error {
 	res.ReplayLatency = roundSummary(summarize(replay))
 	res.ResumeDial = roundSummary(summarize(dials))
 	res.LatencyWorst, res.ReplayWorst = splitWorst(worst)
+	if r.slowPub != nil {
+		res.SlowestPublishes = r.slowPub.samples()
+	}
 	res.latency = hist
 	var firstSend int64
 	for _, s := range r.streamsSnapshot() {

@@ -26,7 +26,7 @@ type worker struct {
 	// (see user.record); worstLive and worstReplay keep their slowest.
 	lat, replayLat         *latencies
 	resumeDial             *latencies // successful resume attempts, connect to ready
-	worstLive, worstReplay *worst
+	worstLive, worstReplay *worst[LatencySample]
 	delivered              seqSet // sequence numbers its users received
 	// poll is the epoll client's poll loops (nil for the goroutine client),
 	// closed when ServeWorker returns.
@@ -386,7 +386,7 @@ func (w *worker) snapshot() counters {
 // newFigures prepares the latency figures.
 func (w *worker) newFigures() {
 	w.lat, w.replayLat, w.resumeDial = newLatencies(), newLatencies(), newLatencies()
-	w.worstLive, w.worstReplay = newWorst(worstKept), newWorst(worstKept)
+	w.worstLive, w.worstReplay = newLatencyWorst(), newLatencyWorst()
 }
 
 // transportName is the transport, and the client for WebSocket.

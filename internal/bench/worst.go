@@ -76,27 +76,44 @@ func (s *sessionTimes) sample(d *Delivery, now int64, first bool) LatencySample 
 	}
 }
 
-// worst keeps the n slowest samples offered, at most one per publish (Seq).
-// offer is cheap for the common case (a sample faster than every kept one):
-// one atomic load.
-type worst struct {
+// PublishSample is one slow publish call.
+type PublishSample struct {
+	HTTPMs  float64   `json:"http_ms"` // the call's round trip
+	Seq     int64     `json:"seq"`     // its first item
+	Items   int       `json:"items"`
+	Stream  string    `json:"stream"` // unicast or broadcast
+	URL     string    `json:"url"`
+	Status  string    `json:"status"` // HTTP status, or "error"
+	At      time.Time `json:"at"`     // when the call began (UTC)
+	NewConn bool      `json:"new_conn"`
+}
+
+// worst keeps the n slowest samples offered, at most one per publish (the
+// seq of a sample). offer is cheap for the common case (a sample faster
+// than every kept one): one atomic load.
+type worst[T any] struct {
 	n     int
+	seq   func(T) int64
 	floor atomic.Int64 // µs: the fastest kept sample once n are kept, else 0
 
 	mu   sync.Mutex
-	kept []worstEntry // guarded by mu; unordered, at most n
+	kept []worstEntry[T] // guarded by mu; unordered, at most n
 }
 
-type worstEntry struct {
+type worstEntry[T any] struct {
 	us int64
-	s  LatencySample
+	s  T
 }
 
-func newWorst(n int) *worst { return &worst{n: n} }
+func newWorst[T any](n int, seq func(T) int64) *worst[T] { return &worst[T]{n: n, seq: seq} }
+
+func newLatencyWorst() *worst[LatencySample] {
+	return newWorst(worstKept, func(s LatencySample) int64 { return s.Seq })
+}
 
 // offer keeps the sample that mk builds when us (its latency in µs) is among
 // the n largest so far; mk is called only when us is above the floor.
-func (w *worst) offer(us int64, mk func() LatencySample) {
+func (w *worst[T]) offer(us int64, mk func() T) {
 	if us <= w.floor.Load() {
 		return
 	}
@@ -104,16 +121,16 @@ func (w *worst) offer(us int64, mk func() LatencySample) {
 	defer w.mu.Unlock()
 	s := mk()
 	for i, e := range w.kept {
-		if e.s.Seq == s.Seq { // another receiver of the same publish
+		if w.seq(e.s) == w.seq(s) { // another receiver of the same publish
 			if us > e.us {
-				w.kept[i] = worstEntry{us, s}
+				w.kept[i] = worstEntry[T]{us, s}
 				w.refloor()
 			}
 			return
 		}
 	}
 	if len(w.kept) < w.n {
-		w.kept = append(w.kept, worstEntry{us, s})
+		w.kept = append(w.kept, worstEntry[T]{us, s})
 		w.refloor()
 		return
 	}
@@ -126,13 +143,13 @@ func (w *worst) offer(us int64, mk func() LatencySample) {
 	if us <= w.kept[lo].us {
 		return
 	}
-	w.kept[lo] = worstEntry{us, s}
+	w.kept[lo] = worstEntry[T]{us, s}
 	w.refloor()
 }
 
 // refloor sets floor to the fastest kept sample once n are kept. Callers
 // hold mu.
-func (w *worst) refloor() {
+func (w *worst[T]) refloor() {
 	if len(w.kept) < w.n {
 		return
 	}
@@ -144,14 +161,16 @@ func (w *worst) refloor() {
 }
 
 // samples returns the kept samples, slowest first.
-func (w *worst) samples() []LatencySample {
+func (w *worst[T]) samples() []T {
 	w.mu.Lock()
-	out := make([]LatencySample, len(w.kept))
-	for i, e := range w.kept {
+	kept := append([]worstEntry[T](nil), w.kept...)
+	w.mu.Unlock()
+	sort.SliceStable(kept, func(i, j int) bool { return kept[i].us > kept[j].us })
+	out := make([]T, len(kept))
+	for i, e := range kept {
 		out[i] = e.s
 	}
-	w.mu.Unlock()
-	return slowestFirst(out, w.n)
+	return out
 }
 
 // slowestFirst sorts samples by latency, slowest first, and keeps the

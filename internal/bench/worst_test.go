@@ -7,7 +7,7 @@ import (
 )
 
 func TestWorstKeepsSlowest(t *testing.T) {
-	w := newWorst(3)
+	w := newWorst(3, func(s LatencySample) int64 { return s.Seq })
 	built := 0
 	for _, us := range rand.Perm(100) { // latencies 0..99 µs in random order
 		w.offer(int64(us), func() LatencySample {
@@ -38,7 +38,7 @@ func TestWorstKeepsSlowest(t *testing.T) {
 // TestWorstSameSeqBeforeFull: receivers of one slow broadcast arrive
 // before the set is full; faster publishes after them are still kept.
 func TestWorstSameSeqBeforeFull(t *testing.T) {
-	w := newWorst(3)
+	w := newWorst(3, func(s LatencySample) int64 { return s.Seq })
 	for _, x := range []struct{ us, seq int64 }{{500, 1}, {600, 1}, {10, 2}, {20, 3}, {5, 4}, {30, 5}} {
 		w.offer(x.us, func() LatencySample { return LatencySample{LatencyMs: float64(x.us), Seq: x.seq} })
 	}
