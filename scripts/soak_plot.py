@@ -59,7 +59,8 @@ def main():
     by_node = {n: [r for r in rows if r.get("node", "1") == n] for n in nodes}
     tmax = max(float(r["t_s"]) for r in rows)
     svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * W}" height="{3 * H}" font-family="sans-serif">']
-    for i, (col, (title, unit, div)) in enumerate(UNITS.items()):
+    cols = [c for c in UNITS if c != "wal_bytes" or any(float(r[c]) for r in rows)]  # no WAL on PostgreSQL
+    for i, (col, (title, unit, div)) in enumerate((c, UNITS[c]) for c in cols):
         series = []
         for n in nodes:
             ts = [float(r["t_s"]) for r in by_node[n]]
