@@ -124,12 +124,13 @@ print("replayed (published before the session was ready) %s, latency ms: p50 %s,
 rd = d.get("resume_dial", {})
 print("resume dial (connect to ready) ms: p50 %s, p99 %s, p99.9 %s, max %s" % (rd.get("p50_ms"), rd.get("p99_ms"), rd.get("p999_ms"), rd.get("max_ms")))
 print("answered 201, never delivered: %s; delivered though refused: %s" % (d.get("acked_not_delivered"), d.get("delivered_not_acked")))
+print("SYN retransmits on herald-bench's connects: %s" % d.get("syn_retrans"))
 for name in ("latency_worst", "replay_worst"):
     print(name + ":")
     for s in d.get(name) or []:
-        print("  %9.1f ms at %s seq %s user %s on %s pos %s %s first=%s resumed=%s attempts %s dial %.1f ms, since dial %.1f ms, published %.1f ms before ready" % (
+        print("  %9.1f ms at %s seq %s user %s on %s pos %s %s first=%s resumed=%s attempts %s dial %.1f ms (connect %.1f ms, %s SYN retransmits), since dial %.1f ms, published %.1f ms before ready" % (
             s["latency_ms"], s["at"], s["seq"], s["user"], s["url"], s["position"], "broadcast" if s["broadcast"] else "unicast",
-            s["first"], s["resumed"], s["dial_attempts"], s["dial_ms"], s["since_dial_ms"], s["published_before_ready_ms"]))
+            s["first"], s["resumed"], s["dial_attempts"], s["dial_ms"], s.get("connect_ms", 0), s.get("syn_retrans", 0), s["since_dial_ms"], s["published_before_ready_ms"]))
 print("slowest_publishes:")
 for c in d.get("slowest_publishes") or []:
     print("  %9.1f ms at %s seq %s (%s items) %s on %s: %s, new connection %s" % (

@@ -99,6 +99,7 @@ type counters struct {
 	ReconnectFailures int64         `json:"reconnect_failures"`
 	Churned           int64         `json:"churned"`
 	Unexpected        int64         `json:"unexpected_closes"` // sessions the server or network ended
+	SynRetrans        int64         `json:"syn_retrans"`       // SYNs the kernel sent again on connects
 	LastDelivery      int64         `json:"last_delivery_ns"`
 	CloseCodes        map[int]int64 `json:"close_codes,omitempty"`   // unexpected ends: close code, 0 for EOF/reset
 	DialFailures      map[int]int64 `json:"dial_failures,omitempty"` // failed resumes: HTTP status or close code, 0 for network errors
@@ -119,6 +120,7 @@ func (c *counters) add(o *counters) {
 	c.ReconnectFailures += o.ReconnectFailures
 	c.Churned += o.Churned
 	c.Unexpected += o.Unexpected
+	c.SynRetrans += o.SynRetrans
 	c.LastDelivery = max(c.LastDelivery, o.LastDelivery)
 	c.CloseCodes = mergeCodes(c.CloseCodes, o.CloseCodes)
 	c.DialFailures = mergeCodes(c.DialFailures, o.DialFailures)

@@ -70,19 +70,22 @@ type Result struct {
 	// the seq of their first item, to match against the slow deliveries.
 	SlowestPublishes []PublishSample `json:"slowest_publishes,omitempty"`
 
-	Churned           int64          `json:"churned"`
-	Reconnects        int64          `json:"reconnects"`
-	ReconnectFailures int64          `json:"reconnect_failures"`
-	UnexpectedCloses  int64          `json:"unexpected_closes"`
-	CloseCodes        map[int]int64  `json:"close_codes,omitempty"`
-	DialFailures      map[int]int64  `json:"dial_failures,omitempty"`
-	Server            *ServerResult  `json:"server,omitempty"`
-	ServerStages      []ServerStage  `json:"server_stages,omitempty"`
-	GeneratorCPU      float64        `json:"generator_cpu_pct"`
-	MachineIdle       float64        `json:"machine_idle_pct"` // during the measured window, all cores
-	ConnectPhase      *windowFigures `json:"connect_phase,omitempty"`
-	Pass              bool           `json:"pass"`
-	Failures          []string       `json:"failures,omitempty"`
+	Churned           int64 `json:"churned"`
+	Reconnects        int64 `json:"reconnects"`
+	ReconnectFailures int64 `json:"reconnect_failures"`
+	UnexpectedCloses  int64 `json:"unexpected_closes"`
+	// SynRetrans counts the SYNs the kernel sent again on the sessions'
+	// connects (Linux): each is a connect that waited 1 s or more.
+	SynRetrans   int64          `json:"syn_retrans"`
+	CloseCodes   map[int]int64  `json:"close_codes,omitempty"`
+	DialFailures map[int]int64  `json:"dial_failures,omitempty"`
+	Server       *ServerResult  `json:"server,omitempty"`
+	ServerStages []ServerStage  `json:"server_stages,omitempty"`
+	GeneratorCPU float64        `json:"generator_cpu_pct"`
+	MachineIdle  float64        `json:"machine_idle_pct"` // during the measured window, all cores
+	ConnectPhase *windowFigures `json:"connect_phase,omitempty"`
+	Pass         bool           `json:"pass"`
+	Failures     []string       `json:"failures,omitempty"`
 
 	latency *hdrhistogram.Histogram // publish→deliver, µs (for WritePlot)
 }
@@ -213,6 +216,9 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 			row("resume dial p50 / p99 / p99.9 / max", "%.2f / %.2f / %.2f / %.2f ms (connect to ready)",
 				r.ResumeDial.P50, r.ResumeDial.P99, r.ResumeDial.P999, r.ResumeDial.Max)
 		}
+		if r.SynRetrans > 0 {
+			row("SYN retransmits on connects", "%d (each a connect that waited 1 s or more)", r.SynRetrans)
+		}
 		if r.ReconnectFailures > 0 {
 			row("failed resume attempts", "%d, retried (by HTTP status or close code, 0 = network: %s)", r.ReconnectFailures, formatCodes(r.DialFailures))
 		}
@@ -253,15 +259,15 @@ func writeWorst(b *strings.Builder, title string, samples []LatencySample) {
 	if len(samples) == 0 {
 		return
 	}
-	fmt.Fprintf(b, "\n%s:\n\n| latency ms | delivered at | user | node | position | kind | first | resumed | dial attempts | dial ms | since dial ms | published before ready ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n", title)
+	fmt.Fprintf(b, "\n%s:\n\n| latency ms | delivered at | user | node | position | kind | first | resumed | dial attempts | dial ms (connect, SYN retransmits) | since dial ms | published before ready ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n", title)
 	for _, s := range samples {
 		kind := "unicast"
 		if s.Broadcast {
 			kind = "broadcast"
 		}
-		fmt.Fprintf(b, "| %.1f | %s | %d | %s | %s | %s | %t | %t | %d | %.1f | %.1f | %.1f |\n",
+		fmt.Fprintf(b, "| %.1f | %s | %d | %s | %s | %s | %t | %t | %d | %.1f (%.1f, %d) | %.1f | %.1f |\n",
 			s.LatencyMs, s.At.Format("15:04:05.000"), s.User, s.URL, s.Position, kind, s.First, s.Resumed,
-			s.DialAttempts, s.DialMs, s.SinceDialMs, s.PublishedBeforeReadyMs)
+			s.DialAttempts, s.DialMs, s.ConnectMs, s.SynRetrans, s.SinceDialMs, s.PublishedBeforeReadyMs)
 	}
 }
 

@@ -406,6 +406,7 @@ func (r *runner) finish(ctx context.Context, res *Result) error {
 	res.Replayed, res.Resyncs, res.ResyncSkipped = total.Replayed, total.Resyncs, total.ResyncSkipped
 	res.Churned, res.Reconnects, res.ReconnectFailures = total.Churned, total.Reconnects, total.ReconnectFailures
 	res.UnexpectedCloses, res.CloseCodes, res.DialFailures = total.Unexpected, total.CloseCodes, total.DialFailures
+	res.SynRetrans = total.SynRetrans
 	res.AckedNotDelivered, res.AckedNotDeliveredSeqs = r.acked.missing(&delivered, 20)
 	res.DeliveredNotAcked, _ = delivered.missing(&r.acked, 0)
 	res.Latency = roundSummary(summarize(hist))

@@ -44,6 +44,14 @@ type DialTarget struct {
 	// AuthMessage sends the token in the first message instead of the
 	// Authorization header of the handshake.
 	AuthMessage bool
+	// Timing, when set, receives the TCP connect's figures.
+	Timing *DialTiming
+}
+
+// DialTiming is how a session's TCP connect went.
+type DialTiming struct {
+	ConnectNs  int64 // connect() to established
+	SynRetrans int   // SYNs sent again (Linux; 0 elsewhere)
 }
 
 // CloseError is a session closed by the server with a close code.

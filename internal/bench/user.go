@@ -52,12 +52,14 @@ func (u *user) dial(since string, attempt int, firstAttempt int64) (Session, Pos
 	ctx, cancel := context.WithTimeout(u.w.ctx, wsDialTimeout)
 	defer cancel()
 	start := time.Now().UnixNano()
+	var tcp DialTiming
 	s, pos, err := u.w.tr.Dial(ctx, DialTarget{
-		BaseURL: u.url, Local: u.local, Token: u.token, Since: since, AuthMessage: u.w.cfg.AuthMessage,
+		BaseURL: u.url, Local: u.local, Token: u.token, Since: since, AuthMessage: u.w.cfg.AuthMessage, Timing: &tcp,
 	})
+	u.w.synRetrans.Add(int64(tcp.SynRetrans)) // failed attempts' too
 	if err == nil {
 		u.times = sessionTimes{firstAttempt: firstAttempt, attempt: start, ready: time.Now().UnixNano(),
-			attempts: attempt, resumed: since != ""}
+			attempts: attempt, resumed: since != "", tcp: tcp}
 		u.first = true
 		if since != "" {
 			u.w.resumeDial.record(int(u.idx), (u.times.ready-start)/1000)

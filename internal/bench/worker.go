@@ -49,6 +49,7 @@ type worker struct {
 	reconnectFailures atomic.Int64
 	unexpected        atomic.Int64
 	churned           atomic.Int64
+	synRetrans        atomic.Int64 // SYNs sent again by the kernel on this worker's connects
 	logged            atomic.Int64 // rate-limits per-session warnings
 
 	codesMu   sync.Mutex
@@ -364,6 +365,7 @@ func (w *worker) snapshot() counters {
 		ReconnectFailures: w.reconnectFailures.Load(),
 		Unexpected:        w.unexpected.Load(),
 		Churned:           w.churned.Load(),
+		SynRetrans:        w.synRetrans.Load(),
 	}
 	for _, u := range w.users {
 		if u.live.Load() {

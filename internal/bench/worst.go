@@ -41,8 +41,11 @@ type LatencySample struct {
 	Resumed bool `json:"resumed"`
 	// DialAttempts of this session (1 when its first attempt succeeded).
 	DialAttempts int `json:"dial_attempts"`
-	// DialMs is the successful attempt, connect to ready.
-	DialMs float64 `json:"dial_ms"`
+	// DialMs is the successful attempt, connect to ready; ConnectMs its TCP
+	// connect, and SynRetrans the SYNs the kernel sent again during it.
+	DialMs     float64 `json:"dial_ms"`
+	ConnectMs  float64 `json:"connect_ms"`
+	SynRetrans int     `json:"syn_retrans"`
 	// SinceDialMs is the time from the start of the session's first dial
 	// attempt to this delivery.
 	SinceDialMs float64 `json:"since_dial_ms"`
@@ -59,6 +62,7 @@ type sessionTimes struct {
 	ready        int64 // the ready message was read (Dial returned)
 	attempts     int
 	resumed      bool
+	tcp          DialTiming // the successful attempt's connect
 }
 
 // sample builds a LatencySample for a delivery of d at now (unix ns).
@@ -72,6 +76,7 @@ func (s *sessionTimes) sample(d *Delivery, now int64, first bool) LatencySample 
 		LatencyMs: ms(now - d.Sent), Seq: d.Seq, Class: class, At: time.Unix(0, now).UTC(),
 		Position: d.Position.String(), Broadcast: d.Broadcast, First: first, Resumed: s.resumed,
 		DialAttempts: s.attempts, DialMs: ms(s.ready - s.attempt), SinceDialMs: ms(now - s.firstAttempt),
+		ConnectMs: ms(s.tcp.ConnectNs), SynRetrans: s.tcp.SynRetrans,
 		PublishedBeforeReadyMs: ms(s.ready - d.Sent),
 	}
 }
