@@ -53,6 +53,8 @@ const (
 	BrokerProbeLost      Event = "broker_probe_lost"
 	BrokerKick           Event = "broker_kick"      // another node lost publishes: catch up
 	BrokerKickSent       Event = "broker_kick_sent" // this node lost publishes and told the others
+	LiveEventsLost       Event = "live_events_lost" // a committed event may have missed live delivery
+	LiveCatchUp          Event = "live_catch_up"    // the store answers again: every client catches up
 	LimitDegraded        Event = "limit_degraded"   // a cluster-wide limit fell back to local
 	LimitRestored        Event = "limit_restored"
 	JWKSRefreshFailed    Event = "jwks_refresh_failed"

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -105,6 +106,13 @@ func TestScenariosAgainstNode(t *testing.T) {
 			}
 			if cfg.Scenario.churns() && (res.Churned == 0 || res.Reconnects < res.Churned) {
 				t.Errorf("churned %d, resumed %d: want every churned connection resumed", res.Churned, res.Reconnects)
+			}
+			if res.AckedNotDelivered != 0 || res.DeliveredNotAcked != 0 {
+				t.Errorf("acknowledged but not delivered %d, delivered but not acknowledged %d", res.AckedNotDelivered, res.DeliveredNotAcked)
+			}
+			if len(res.LatencyWorst) == 0 || len(res.SlowestPublishes) == 0 || res.SlowestPublishes[0].Seq <= 0 ||
+				res.LatencyWorst[0].LatencyMs != res.Latency.Max && math.Abs(res.LatencyWorst[0].LatencyMs-res.Latency.Max) > 0.01*res.Latency.Max {
+				t.Errorf("slowest deliveries %+v and publishes %+v: want the maximum %.3f ms named", res.LatencyWorst, res.SlowestPublishes, res.Latency.Max)
 			}
 			if res.Server == nil || res.Server.RSSAfterKiB == 0 {
 				t.Errorf("server figures missing: %+v", res.Server)

@@ -85,7 +85,8 @@ func TestPositionRoundTrip(t *testing.T) {
 }
 
 func TestUserChecks(t *testing.T) {
-	w := &worker{lat: newLatencies(), codes: map[int]int64{}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	w := &worker{codes: map[int]int64{}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	w.newFigures()
 	tests := []struct {
 		name                           string
 		start                          Position

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"net"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -19,4 +20,25 @@ func dialControl(_, _ string, c syscall.RawConn) error {
 		return err
 	}
 	return serr
+}
+
+// synRetransmits is how many segments the kernel retransmitted on nc, read
+// right after connect: the SYNs it sent again (after 1 s, then 3 s, 7 s …)
+// because no SYN-ACK came. 0 when it cannot be read.
+func synRetransmits(nc net.Conn) int {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return 0
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	_ = rc.Control(func(fd uintptr) {
+		if info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+			n = int(info.Total_retrans)
+		}
+	})
+	return n
 }

@@ -40,6 +40,7 @@ type httpPoster struct {
 	ctx    context.Context // watched for cancellation while nc is open
 	stop   func() bool     // ends the watch of ctx
 	reused bool            // nc has answered a request before
+	dialed bool            // the last post opened a new connection
 	wbuf   []byte
 	errBuf []byte
 }
@@ -65,6 +66,7 @@ func newHTTPPoster(rawURL, apiKey string) (*httpPoster, error) {
 // server (before any byte of a response) is sent again once on a new one,
 // as net/http does for connections it sees closing while idle.
 func (c *httpPoster) post(ctx context.Context, body []byte) (status int, errBody []byte, err error) {
+	c.dialed = false
 	for attempt := 0; ; attempt++ {
 		reused := c.nc != nil && c.reused
 		var started bool // some of the response was read
@@ -128,7 +130,7 @@ func (c *httpPoster) dial(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.nc, c.reused = nc, false
+	c.nc, c.reused, c.dialed = nc, false, true
 	if c.br == nil {
 		c.br = bufio.NewReaderSize(nc, httpReadBuffer)
 	} else {

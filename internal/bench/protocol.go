@@ -44,8 +44,17 @@ type report struct {
 	Worker    int            `json:"worker"`
 	Counters  *counters      `json:"counters,omitempty"`
 	Connect   *connectReport `json:"connect,omitempty"`
-	Histogram []byte         `json:"histogram,omitempty"` // evResult: HDR V2 encoding, µs
-	Err       string         `json:"err,omitempty"`
+	Histogram []byte         `json:"histogram,omitempty"` // evResult: live latencies, HDR V2 encoding, µs
+	// ReplayHistogram (evResult): latencies of replayed deliveries, as Histogram.
+	ReplayHistogram []byte `json:"replay_histogram,omitempty"`
+	// DialHistogram (evResult): durations of successful resume attempts.
+	DialHistogram []byte `json:"dial_histogram,omitempty"`
+	// Worst (evResult): the worker's slowest deliveries of each class.
+	Worst []LatencySample `json:"worst,omitempty"`
+	// DeliveredSeqs (evResult): the sequence numbers the worker's users
+	// received, a bitmap (see seqSet).
+	DeliveredSeqs []uint64 `json:"delivered_seqs,omitempty"`
+	Err           string   `json:"err,omitempty"`
 }
 
 // workerConfig is everything a worker needs; it travels in the init command.
@@ -84,13 +93,14 @@ type counters struct {
 	Gaps              int64         `json:"gaps"`
 	Misrouted         int64         `json:"misrouted"`
 	Malformed         int64         `json:"malformed"`
-	Replayed          int64         `json:"replayed"` // delivered on resume, published before the session began
+	Replayed          int64         `json:"replayed"` // published before the session was ready (see ClassReplay)
 	Resyncs           int64         `json:"resyncs"`
 	ResyncSkipped     int64         `json:"resync_skipped"`
 	Reconnects        int64         `json:"reconnects"`
 	ReconnectFailures int64         `json:"reconnect_failures"`
 	Churned           int64         `json:"churned"`
 	Unexpected        int64         `json:"unexpected_closes"` // sessions the server or network ended
+	SynRetrans        int64         `json:"syn_retrans"`       // SYNs the kernel sent again on connects
 	LastDelivery      int64         `json:"last_delivery_ns"`
 	CloseCodes        map[int]int64 `json:"close_codes,omitempty"`   // unexpected ends: close code, 0 for EOF/reset
 	DialFailures      map[int]int64 `json:"dial_failures,omitempty"` // failed resumes: HTTP status or close code, 0 for network errors
@@ -111,6 +121,7 @@ func (c *counters) add(o *counters) {
 	c.ReconnectFailures += o.ReconnectFailures
 	c.Churned += o.Churned
 	c.Unexpected += o.Unexpected
+	c.SynRetrans += o.SynRetrans
 	c.LastDelivery = max(c.LastDelivery, o.LastDelivery)
 	c.CloseCodes = mergeCodes(c.CloseCodes, o.CloseCodes)
 	c.DialFailures = mergeCodes(c.DialFailures, o.DialFailures)

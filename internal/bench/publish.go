@@ -63,14 +63,24 @@ type publisher struct {
 	seq    *atomic.Int64
 	hist   *hdrhistogram.Histogram // this publisher's only
 	buf    []byte
+	seqs   []int64 // this call's items
 	log    *slog.Logger
+	acked  *seqSet // items answered 201, of every publisher
+	slow   *worst[PublishSample]
+
+	// After a transport error (a node down or draining) the publisher moves
+	// on to the next node, as a client behind a load balancer would.
+	urls         []string
+	urlAt        int
+	path, apiKey string
 }
 
 // runStream publishes until stop with s.publishers goroutines, paced so that
-// together they send s.rate items per second. Calls in flight at stop are
+// together they send s.rate items per second, adds the sequence numbers of
+// items answered 201 to acked and offers each call to slow. Calls in flight at stop are
 // finished (a cancelled call might still commit and later look like an
 // unexpected delivery); ctx cancels them.
-func runStream(ctx context.Context, cfg *Config, s *stream, seq *atomic.Int64, stop time.Time) error {
+func runStream(ctx context.Context, cfg *Config, s *stream, seq *atomic.Int64, acked *seqSet, slow *worst[PublishSample], stop time.Time) error {
 	var interval time.Duration
 	if s.rate > 0 {
 		interval = time.Duration(float64(time.Second) * float64(s.publishers*s.batch) / s.rate)
@@ -87,6 +97,7 @@ func runStream(ctx context.Context, cfg *Config, s *stream, seq *atomic.Int64, s
 		}
 		pubs[i] = &publisher{
 			s: s, poster: hc, tenant: cfg.Tenant, prefix: cfg.UserPrefix, seq: seq, hist: newHistogram(), log: cfg.Logger,
+			urls: cfg.URLs, urlAt: i % len(cfg.URLs), path: path, apiKey: cfg.APIKey, acked: acked, slow: slow,
 		}
 	}
 	var wg sync.WaitGroup
@@ -101,7 +112,7 @@ func runStream(ctx context.Context, cfg *Config, s *stream, seq *atomic.Int64, s
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer p.poster.Close()
+			defer func() { p.poster.Close() }() // nextNode may replace it
 			p.run(ctx, stop, interval, offset)
 		}()
 	}
@@ -136,7 +147,7 @@ func (p *publisher) publishOnce(ctx context.Context) {
 	s := p.s
 	start := time.Now()
 	sent := start.UnixNano()
-	b := p.buf[:0]
+	b, seqs := p.buf[:0], p.seqs[:0]
 	if s.batch > 1 {
 		b = append(b, `{"notifications":[`...)
 	}
@@ -144,25 +155,29 @@ func (p *publisher) publishOnce(ctx context.Context) {
 		if i > 0 {
 			b = append(b, ',')
 		}
+		n := p.seq.Add(1)
+		seqs = append(seqs, n)
 		if s.topic != "" {
-			b = appendLive(b, p.tenant, s.topic, sent, p.seq.Add(1))
+			b = appendLive(b, p.tenant, s.topic, sent, n)
 		} else if s.broadcast {
-			b = appendBroadcast(b, p.tenant, sent, p.seq.Add(1))
+			b = appendBroadcast(b, p.tenant, sent, n)
 		} else {
-			b = appendUnicast(b, p.tenant, p.prefix, s.users[mrand.N(len(s.users))], sent, p.seq.Add(1))
+			b = appendUnicast(b, p.tenant, p.prefix, s.users[mrand.N(len(s.users))], sent, n)
 		}
 	}
 	if s.batch > 1 {
 		b = append(b, `]}`...)
 	}
-	p.buf = b
+	p.buf, p.seqs = b, seqs
 	s.stats.firstSend.CompareAndSwap(0, sent)
 	s.stats.calls.Add(1)
 	status, errBody, err := p.poster.post(ctx, b)
+	p.noteCall(start, status, err)
 	if err != nil {
 		s.stats.failedCalls.Add(1)
 		s.stats.failedItems.Add(int64(s.batch))
 		s.stats.fail("error", err.Error())
+		p.nextNode()
 		return
 	}
 	done := time.Now()
@@ -175,6 +190,36 @@ func (p *publisher) publishOnce(ctx context.Context) {
 		return
 	}
 	s.stats.items.Add(int64(s.batch))
+	if s.topic == "" { // live events are at most once: nothing to hold a 202 to
+		p.acked.addAll(seqs)
+	}
+}
+
+// noteCall offers the call that began at start to the slowest publishes.
+func (p *publisher) noteCall(start time.Time, status int, err error) {
+	us := time.Since(start).Microseconds()
+	p.slow.offer(us, func() PublishSample {
+		st := strconv.Itoa(status)
+		if err != nil {
+			st = "error"
+		}
+		return PublishSample{HTTPMs: round(float64(us)/1000, 3), Seq: p.seqs[0], Items: len(p.seqs), Stream: p.s.name,
+			URL: p.urls[p.urlAt], Status: st, At: start.UTC(), NewConn: p.poster.dialed}
+	})
+}
+
+// nextNode points the publisher at the next node, when there are several.
+func (p *publisher) nextNode() {
+	if len(p.urls) < 2 {
+		return
+	}
+	p.urlAt = (p.urlAt + 1) % len(p.urls)
+	hc, err := newHTTPPoster(p.urls[p.urlAt]+p.path, p.apiKey)
+	if err != nil { // the URLs were checked by Config.Validate
+		return
+	}
+	p.poster.Close()
+	p.poster = hc
 }
 
 // mergedHTTP returns the stream's HTTP round-trip histogram.

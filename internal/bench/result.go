@@ -37,31 +37,55 @@ type Result struct {
 	Unicast   *StreamResult `json:"unicast,omitempty"`
 	Broadcast *StreamResult `json:"broadcast,omitempty"`
 
-	Expected       int64          `json:"expected"`
-	Delivered      int64          `json:"delivered"`
-	Duplicates     int64          `json:"duplicates"`
-	Gaps           int64          `json:"gaps"`
-	Misrouted      int64          `json:"misrouted"`
-	Malformed      int64          `json:"malformed"`
-	Replayed       int64          `json:"replayed"`
-	Resyncs        int64          `json:"resyncs"`
-	ResyncSkipped  int64          `json:"resync_skipped"`
-	DeliveriesPerS float64        `json:"deliveries_per_s"`
-	Latency        LatencySummary `json:"latency"`
+	Expected   int64 `json:"expected"`
+	Delivered  int64 `json:"delivered"`
+	Duplicates int64 `json:"duplicates"`
+	Gaps       int64 `json:"gaps"`
+	Misrouted  int64 `json:"misrouted"`
+	Malformed  int64 `json:"malformed"`
+	// AckedNotDelivered counts items answered 201 that no user received
+	// (a false 201, or a loss), AckedNotDeliveredSeqs names the first few;
+	// DeliveredNotAcked counts items received whose publish was refused or
+	// got no answer (committed all the same: allowed, a publisher retries
+	// with an idempotency key).
+	AckedNotDelivered     int64          `json:"acked_not_delivered"`
+	AckedNotDeliveredSeqs []int64        `json:"acked_not_delivered_seqs,omitempty"`
+	DeliveredNotAcked     int64          `json:"delivered_not_acked"`
+	Replayed              int64          `json:"replayed"` // deliveries published before their session was ready
+	Resyncs               int64          `json:"resyncs"`
+	ResyncSkipped         int64          `json:"resync_skipped"`
+	DeliveriesPerS        float64        `json:"deliveries_per_s"`
+	Latency               LatencySummary `json:"latency"` // live deliveries (ClassLive)
+	// ReplayLatency is the publish→deliver time of replayed deliveries
+	// (ClassReplay): it includes the client's time away and its dial.
+	ReplayLatency LatencySummary `json:"replay_latency"`
+	// LatencyWorst and ReplayWorst are the slowest deliveries of each class
+	// with their context, slowest first.
+	// ResumeDial is the duration of successful resume attempts, from the
+	// start of the TCP connect to the ready message.
+	ResumeDial   LatencySummary  `json:"resume_dial"`
+	LatencyWorst []LatencySample `json:"latency_worst,omitempty"`
+	ReplayWorst  []LatencySample `json:"replay_worst,omitempty"`
+	// SlowestPublishes are the slowest publish calls (by round trip), with
+	// the seq of their first item, to match against the slow deliveries.
+	SlowestPublishes []PublishSample `json:"slowest_publishes,omitempty"`
 
-	Churned           int64          `json:"churned"`
-	Reconnects        int64          `json:"reconnects"`
-	ReconnectFailures int64          `json:"reconnect_failures"`
-	UnexpectedCloses  int64          `json:"unexpected_closes"`
-	CloseCodes        map[int]int64  `json:"close_codes,omitempty"`
-	DialFailures      map[int]int64  `json:"dial_failures,omitempty"`
-	Server            *ServerResult  `json:"server,omitempty"`
-	ServerStages      []ServerStage  `json:"server_stages,omitempty"`
-	GeneratorCPU      float64        `json:"generator_cpu_pct"`
-	MachineIdle       float64        `json:"machine_idle_pct"` // during the measured window, all cores
-	ConnectPhase      *windowFigures `json:"connect_phase,omitempty"`
-	Pass              bool           `json:"pass"`
-	Failures          []string       `json:"failures,omitempty"`
+	Churned           int64 `json:"churned"`
+	Reconnects        int64 `json:"reconnects"`
+	ReconnectFailures int64 `json:"reconnect_failures"`
+	UnexpectedCloses  int64 `json:"unexpected_closes"`
+	// SynRetrans counts the SYNs the kernel sent again on the sessions'
+	// connects (Linux): each is a connect that waited 1 s or more.
+	SynRetrans   int64          `json:"syn_retrans"`
+	CloseCodes   map[int]int64  `json:"close_codes,omitempty"`
+	DialFailures map[int]int64  `json:"dial_failures,omitempty"`
+	Server       *ServerResult  `json:"server,omitempty"`
+	ServerStages []ServerStage  `json:"server_stages,omitempty"`
+	GeneratorCPU float64        `json:"generator_cpu_pct"`
+	MachineIdle  float64        `json:"machine_idle_pct"` // during the measured window, all cores
+	ConnectPhase *windowFigures `json:"connect_phase,omitempty"`
+	Pass         bool           `json:"pass"`
+	Failures     []string       `json:"failures,omitempty"`
 
 	latency *hdrhistogram.Histogram // publish→deliver, µs (for WritePlot)
 }
@@ -116,6 +140,9 @@ func (r *Result) check() {
 	}
 	if r.Malformed > 0 {
 		add("%d malformed", r.Malformed)
+	}
+	if r.AckedNotDelivered > 0 && r.Resyncs == 0 {
+		add("%d items answered 201 were never delivered (seq %v…)", r.AckedNotDelivered, r.AckedNotDeliveredSeqs)
 	}
 	if r.Delivered+r.ResyncSkipped < r.Expected {
 		add("lost %d of %d expected deliveries", r.Expected-r.Delivered-r.ResyncSkipped, r.Expected)
@@ -179,10 +206,18 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 	if r.Scenario != ScenarioIdle {
 		row("delivered / expected", "%d / %d (%.0f deliveries/s)", r.Delivered, r.Expected, r.DeliveriesPerS)
 		row("duplicates, gaps, misrouted", "%d, %d, %d", r.Duplicates, r.Gaps, r.Misrouted)
+		row("answered 201, never delivered / delivered, not answered 201", "%d / %d", r.AckedNotDelivered, r.DeliveredNotAcked)
 		row("latency p50 / p90 / p99 / p99.9 / max", "%.2f / %.2f / %.2f / %.2f / %.2f ms",
 			r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.P999, r.Latency.Max)
 		if r.Churned > 0 || r.Reconnects > 0 {
 			row("churn", "%d closed, %d resumed, %d replayed, %d resyncs", r.Churned, r.Reconnects, r.Replayed, r.Resyncs)
+			row("replayed latency p50 / p99 / p99.9 / max", "%.2f / %.2f / %.2f / %.2f ms (includes the client's time away and its dial)",
+				r.ReplayLatency.P50, r.ReplayLatency.P99, r.ReplayLatency.P999, r.ReplayLatency.Max)
+			row("resume dial p50 / p99 / p99.9 / max", "%.2f / %.2f / %.2f / %.2f ms (connect to ready)",
+				r.ResumeDial.P50, r.ResumeDial.P99, r.ResumeDial.P999, r.ResumeDial.Max)
+		}
+		if r.SynRetrans > 0 {
+			row("SYN retransmits on connects", "%d (each a connect that waited 1 s or more)", r.SynRetrans)
 		}
 		if r.ReconnectFailures > 0 {
 			row("failed resume attempts", "%d, retried (by HTTP status or close code, 0 = network: %s)", r.ReconnectFailures, formatCodes(r.DialFailures))
@@ -200,8 +235,40 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 	}
 	row("generator CPU", "%.0f%% of one core", r.GeneratorCPU)
 	row("machine idle", "%.0f%% of all cores", r.MachineIdle)
+	writeWorst(&b, "Slowest live deliveries", r.LatencyWorst)
+	writeWorst(&b, "Slowest replayed deliveries", r.ReplayWorst)
+	writeSlowPublishes(&b, r.SlowestPublishes)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeSlowPublishes writes the slowest publish calls as a table.
+func writeSlowPublishes(b *strings.Builder, calls []PublishSample) {
+	if len(calls) == 0 {
+		return
+	}
+	b.WriteString("\nSlowest publish calls:\n\n| HTTP ms | began at | seq | items | stream | node | status | new connection |\n|---|---|---|---|---|---|---|---|\n")
+	for _, c := range calls {
+		fmt.Fprintf(b, "| %.1f | %s | %d | %d | %s | %s | %s | %t |\n",
+			c.HTTPMs, c.At.Format("15:04:05.000"), c.Seq, c.Items, c.Stream, c.URL, c.Status, c.NewConn)
+	}
+}
+
+// writeWorst writes samples as a table under title (nothing if empty).
+func writeWorst(b *strings.Builder, title string, samples []LatencySample) {
+	if len(samples) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "\n%s:\n\n| latency ms | delivered at | user | node | position | kind | first | resumed | dial attempts | dial ms (connect, SYN retransmits) | since dial ms | published before ready ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n", title)
+	for _, s := range samples {
+		kind := "unicast"
+		if s.Broadcast {
+			kind = "broadcast"
+		}
+		fmt.Fprintf(b, "| %.1f | %s | %d | %s | %s | %s | %t | %t | %d | %.1f (%.1f, %d) | %.1f | %.1f |\n",
+			s.LatencyMs, s.At.Format("15:04:05.000"), s.User, s.URL, s.Position, kind, s.First, s.Resumed,
+			s.DialAttempts, s.DialMs, s.ConnectMs, s.SynRetrans, s.SinceDialMs, s.PublishedBeforeReadyMs)
+	}
 }
 
 func kib(n int64) string {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
 )
 
 // Timeouts of the coordinator's waits on workers.
@@ -42,6 +44,8 @@ type runner struct {
 	genPIDs []int
 	prog    *progress
 	stages  []ServerStage // the node's own latency histograms over the window
+	acked   seqSet        // sequence numbers of the items answered 201
+	slowPub *worst[PublishSample]
 
 	smu     sync.Mutex
 	streams []*stream // guarded by smu; set once when publishing starts
@@ -279,6 +283,7 @@ func (r *runner) publish(ctx, wctx context.Context, ready []int) (windowResult, 
 	client := newHTTPClient(1)
 	defer client.CloseIdleConnections()
 	var seq atomic.Int64
+	r.slowPub = newWorst(worstKept, func(s PublishSample) int64 { return s.Seq })
 	before := r.scrape(ctx, client)
 	w := openWindow(cfg.ServerPID, r.genPIDs)
 	stop := time.Now().Add(cfg.Duration)
@@ -288,7 +293,7 @@ func (r *runner) publish(ctx, wctx context.Context, ready []int) (windowResult, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = runStream(ctx, cfg, s, &seq, stop)
+			errs[i] = runStream(ctx, cfg, s, &seq, &r.acked, r.slowPub, stop)
 		}()
 	}
 	wg.Wait()
@@ -365,19 +370,31 @@ func (r *runner) finish(ctx context.Context, res *Result) error {
 		total   counters
 		decErrs []error
 	)
-	hist := newHistogram()
+	hist, replay, dials := newHistogram(), newHistogram(), newHistogram()
+	var (
+		worst     []LatencySample
+		delivered seqSet
+	)
+	merge := func(into *hdrhistogram.Histogram, b []byte) {
+		if len(b) == 0 {
+			return
+		}
+		h, err := decodeHistogram(b)
+		if err != nil {
+			decErrs = append(decErrs, err)
+			return
+		}
+		into.Merge(h)
+	}
 	err := r.awaitAll(ctx, evResult, resultTimeout, func(rep report) {
 		if rep.Counters != nil {
 			total.add(rep.Counters)
 		}
-		if len(rep.Histogram) > 0 {
-			h, err := decodeHistogram(rep.Histogram)
-			if err != nil {
-				decErrs = append(decErrs, err)
-				return
-			}
-			hist.Merge(h)
-		}
+		merge(hist, rep.Histogram)
+		merge(replay, rep.ReplayHistogram)
+		merge(dials, rep.DialHistogram)
+		worst = append(worst, rep.Worst...)
+		delivered.union(rep.DeliveredSeqs)
 	})
 	if err = errors.Join(append(decErrs, err)...); err != nil {
 		return err
@@ -389,7 +406,16 @@ func (r *runner) finish(ctx context.Context, res *Result) error {
 	res.Replayed, res.Resyncs, res.ResyncSkipped = total.Replayed, total.Resyncs, total.ResyncSkipped
 	res.Churned, res.Reconnects, res.ReconnectFailures = total.Churned, total.Reconnects, total.ReconnectFailures
 	res.UnexpectedCloses, res.CloseCodes, res.DialFailures = total.Unexpected, total.CloseCodes, total.DialFailures
+	res.SynRetrans = total.SynRetrans
+	res.AckedNotDelivered, res.AckedNotDeliveredSeqs = r.acked.missing(&delivered, 20)
+	res.DeliveredNotAcked, _ = delivered.missing(&r.acked, 0)
 	res.Latency = roundSummary(summarize(hist))
+	res.ReplayLatency = roundSummary(summarize(replay))
+	res.ResumeDial = roundSummary(summarize(dials))
+	res.LatencyWorst, res.ReplayWorst = splitWorst(worst)
+	if r.slowPub != nil {
+		res.SlowestPublishes = r.slowPub.samples()
+	}
 	res.latency = hist
 	var firstSend int64
 	for _, s := range r.streamsSnapshot() {

@@ -46,6 +46,14 @@ type DialTarget struct {
 	AuthMessage bool
 	// Topic, when set, is subscribed to once the session is ready (ws only).
 	Topic string
+	// Timing, when set, receives the TCP connect's figures.
+	Timing *DialTiming
+}
+
+// DialTiming is how a session's TCP connect went.
+type DialTiming struct {
+	ConnectNs  int64 // connect() to established
+	SynRetrans int   // SYNs sent again (Linux; 0 elsewhere)
 }
 
 // CloseError is a session closed by the server with a close code.

@@ -10,13 +10,16 @@ import (
 )
 
 // user is one simulated user with at most one session at a time. Its reader
-// goroutine (run) owns pos and dialedAt; the counters are atomics because the
-// progress ticker sums them.
+// goroutine (run) owns pos, times and first (the dialling goroutine sets
+// them before the session's Read starts, and Sink calls of a session end
+// before its Read returns); the counters are atomics because the progress
+// ticker sums them.
 type user struct {
 	w     *worker      // static
 	idx   int64        // static: global user index, also data.u of its notifications
 	token string       // static
-	url   string       // static
+	url   string       // reader goroutine only (set before it starts): the node it dials
+	urlAt int          // reader goroutine only: url's index in the worker's URLs
 	local *net.TCPAddr // static: source address, nil for any
 
 	mu        sync.Mutex
@@ -25,8 +28,9 @@ type user struct {
 	live      atomic.Bool // a session is open and not being closed (set under mu)
 	connected atomic.Bool // the first connect succeeded
 
-	pos      Position // reader goroutine only
-	dialedAt int64    // reader goroutine only: unix ns the current session's dial began
+	pos   Position     // reader goroutine only
+	times sessionTimes // reader goroutine only: the current session's dial
+	first bool         // reader goroutine only: no notification yet on the current session
 
 	unicast, broadcast, dups, gaps, misrouted, malformed atomic.Int64
 	replayed, resyncs, resyncSkipped, last               atomic.Int64
@@ -40,27 +44,42 @@ const (
 	backoffMax      = time.Second
 )
 
-// dial opens a session resuming at since ("" for the head).
-func (u *user) dial(since string) (Session, Position, error) {
+// dial opens a session resuming at since ("" for the head): attempt number
+// attempt of a (re)connect whose first attempt began at firstAttempt (unix
+// ns). On success it records the session's dial times for the latency
+// figures.
+func (u *user) dial(since string, attempt int, firstAttempt int64) (Session, Position, error) {
 	ctx, cancel := context.WithTimeout(u.w.ctx, wsDialTimeout)
 	defer cancel()
-	u.dialedAt = time.Now().UnixNano()
-	return u.w.tr.Dial(ctx, DialTarget{
-		BaseURL: u.url, Local: u.local, Token: u.token, Since: since, AuthMessage: u.w.cfg.AuthMessage, Topic: u.w.cfg.Topic,
+	start := time.Now().UnixNano()
+	var tcp DialTiming
+	s, pos, err := u.w.tr.Dial(ctx, DialTarget{
+		BaseURL: u.url, Local: u.local, Token: u.token, Since: since, AuthMessage: u.w.cfg.AuthMessage, Topic: u.w.cfg.Topic, Timing: &tcp,
 	})
+	u.w.synRetrans.Add(int64(tcp.SynRetrans)) // failed attempts' too
+	if err == nil {
+		u.times = sessionTimes{firstAttempt: firstAttempt, attempt: start, ready: time.Now().UnixNano(),
+			attempts: attempt, resumed: since != "", tcp: tcp}
+		u.first = true
+		if since != "" {
+			u.w.resumeDial.record(int(u.idx), (u.times.ready-start)/1000)
+		}
+	}
+	return s, pos, err
 }
 
 // connectFirst opens the first session (from the head), retrying a few
 // times, and starts the reader.
 func (u *user) connectFirst(errCount *atomic.Int64) error {
 	backoff := backoffMin
+	began := time.Now().UnixNano()
 	var err error
 	for attempt := 0; attempt < connectAttempts; attempt++ {
 		var (
 			s   Session
 			pos Position
 		)
-		if s, pos, err = u.dial(""); err == nil {
+		if s, pos, err = u.dial("", attempt+1, began); err == nil {
 			u.pos = pos
 			u.start(s)
 			return nil
@@ -126,9 +145,10 @@ func (u *user) run(s Session) {
 func (u *user) redial() Session {
 	w := u.w
 	backoff := backoffMin
-	for !w.finishing.Load() && w.ctx.Err() == nil {
+	began := time.Now().UnixNano()
+	for attempt := 1; !w.finishing.Load() && w.ctx.Err() == nil; attempt++ {
 		since := u.pos
-		s, pos, err := u.dial(since.String())
+		s, pos, err := u.dial(since.String(), attempt, began)
 		if err == nil {
 			if pos != since {
 				// The ready frame of a resume carries the resume position.
@@ -141,11 +161,22 @@ func (u *user) redial() Session {
 		}
 		w.reconnectFailures.Add(1)
 		w.noteClose(closeCode(err), true)
-		w.warn("reconnect failed", "user", u.idx, "err", err)
+		w.warn("reconnect failed", "user", u.idx, "url", u.url, "err", err)
+		u.nextNode()
 		sleepJitter(w.ctx, backoff)
 		backoff = min(backoff*2, backoffMax)
 	}
 	return nil
+}
+
+// nextNode points the user at the next node, when there are several: a
+// failed resume tries another node, as a client behind a load balancer
+// would.
+func (u *user) nextNode() {
+	if urls := u.w.cfg.URLs; len(urls) > 1 {
+		u.urlAt = (u.urlAt + 1) % len(urls)
+		u.url = urls[u.urlAt]
+	}
 }
 
 // sleepDown keeps a churned user away for a random time, cut short by quiesce.
@@ -194,9 +225,7 @@ func (u *user) Notification(d *Delivery) {
 	now := time.Now().UnixNano()
 	if d.Live { // a live event: no position to check; counted as a broadcast delivery
 		u.broadcast.Add(1)
-		if d.Sent >= u.dialedAt {
-			u.w.lat.record(int(u.idx), (now-d.Sent)/1000)
-		}
+		u.record(d, now)
 		u.last.Store(now)
 		return
 	}
@@ -211,6 +240,7 @@ func (u *user) Notification(d *Delivery) {
 	}
 	u.pos.User = max(u.pos.User, d.Position.User)
 	u.pos.Tenant = max(u.pos.Tenant, d.Position.Tenant)
+	u.w.delivered.add(d.Seq)
 	if !d.Broadcast && d.User != u.idx {
 		u.misrouted.Add(1)
 		return
@@ -220,12 +250,29 @@ func (u *user) Notification(d *Delivery) {
 	} else {
 		u.unicast.Add(1)
 	}
-	if d.Sent >= u.dialedAt {
-		u.w.lat.record(int(u.idx), (now-d.Sent)/1000)
-	} else {
-		u.replayed.Add(1)
-	}
+	u.record(d, now)
 	u.last.Store(now)
+}
+
+// record files a delivery's latency: live when it was published after the
+// session was ready, replay otherwise (its latency then includes the time
+// the client was away and its dial, which is not the server's delivery
+// latency); the slowest of each class are kept with their context.
+func (u *user) record(d *Delivery, now int64) {
+	w, first := u.w, u.first
+	u.first = false
+	us := (now - d.Sent) / 1000
+	lat, keep := w.lat, w.worstLive
+	if d.Sent < u.times.ready {
+		u.replayed.Add(1)
+		lat, keep = w.replayLat, w.worstReplay
+	}
+	lat.record(int(u.idx), us)
+	keep.offer(us, func() LatencySample {
+		s := u.times.sample(d, now, first)
+		s.User, s.URL, s.Transport = u.idx, u.url, w.transportName()
+		return s
+	})
 }
 
 // Resync implements Sink: the server skipped ahead (too much to replay).

@@ -22,7 +22,12 @@ type worker struct {
 	cfg workerConfig // static after init
 	log *slog.Logger
 	tr  Transport
-	lat *latencies
+	// lat and replayLat are the latencies of live and replayed deliveries
+	// (see user.record); worstLive and worstReplay keep their slowest.
+	lat, replayLat         *latencies
+	resumeDial             *latencies // successful resume attempts, connect to ready
+	worstLive, worstReplay *worst[LatencySample]
+	delivered              seqSet // sequence numbers its users received
 	// poll is the epoll client's poll loops (nil for the goroutine client),
 	// closed when ServeWorker returns.
 	poll *wsPoller
@@ -44,6 +49,7 @@ type worker struct {
 	reconnectFailures atomic.Int64
 	unexpected        atomic.Int64
 	churned           atomic.Int64
+	synRetrans        atomic.Int64 // SYNs sent again by the kernel on this worker's connects
 	logged            atomic.Int64 // rate-limits per-session warnings
 
 	codesMu   sync.Mutex
@@ -154,7 +160,17 @@ func (w *worker) handle(c command, lifetime *<-chan time.Time) (done bool, err e
 		if err != nil {
 			return true, err
 		}
-		w.send(report{Ev: evResult, Counters: &c, Histogram: hist})
+		replay, err := encodeHistogram(w.replayLat.merged())
+		if err != nil {
+			return true, err
+		}
+		dials, err := encodeHistogram(w.resumeDial.merged())
+		if err != nil {
+			return true, err
+		}
+		worst := append(w.worstLive.samples(), w.worstReplay.samples()...)
+		w.send(report{Ev: evResult, Counters: &c, Histogram: hist, ReplayHistogram: replay, DialHistogram: dials, Worst: worst,
+			DeliveredSeqs: w.delivered.words()})
 		return true, nil
 	default:
 		return false, fmt.Errorf("bench: worker: unknown op %q", c.Op)
@@ -189,7 +205,8 @@ func (w *worker) init(cfg workerConfig) error {
 	default:
 		return fmt.Errorf("bench: unknown client %q", cfg.Client)
 	}
-	w.cfg, w.tr, w.lat = cfg, tr, newLatencies()
+	w.cfg, w.tr = cfg, tr
+	w.newFigures()
 	exp := time.Now().Add(cfg.TokenTTL).Unix()
 	secret := []byte(cfg.JWTSecret)
 	w.users = make([]*user, cfg.Count)
@@ -210,7 +227,7 @@ func (w *worker) init(cfg workerConfig) error {
 		if err != nil {
 			return fmt.Errorf("bench: mint token: %w", err)
 		}
-		u := &user{w: w, idx: int64(idx), token: tok, url: cfg.URLs[idx%len(cfg.URLs)]}
+		u := &user{w: w, idx: int64(idx), token: tok, url: cfg.URLs[idx%len(cfg.URLs)], urlAt: idx % len(cfg.URLs)}
 		if cfg.Sources > 0 {
 			u.local = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+idx%cfg.Sources))}
 		}
@@ -351,6 +368,7 @@ func (w *worker) snapshot() counters {
 		ReconnectFailures: w.reconnectFailures.Load(),
 		Unexpected:        w.unexpected.Load(),
 		Churned:           w.churned.Load(),
+		SynRetrans:        w.synRetrans.Load(),
 	}
 	for _, u := range w.users {
 		if u.live.Load() {
@@ -368,6 +386,20 @@ func (w *worker) snapshot() counters {
 		c.LastDelivery = max(c.LastDelivery, u.last.Load())
 	}
 	return c
+}
+
+// newFigures prepares the latency figures.
+func (w *worker) newFigures() {
+	w.lat, w.replayLat, w.resumeDial = newLatencies(), newLatencies(), newLatencies()
+	w.worstLive, w.worstReplay = newLatencyWorst(), newLatencyWorst()
+}
+
+// transportName is the transport, and the client for WebSocket.
+func (w *worker) transportName() string {
+	if w.cfg.Client == "" {
+		return w.cfg.Transport
+	}
+	return w.cfg.Transport + "/" + w.cfg.Client
 }
 
 // noteClose counts an unexpected end (dial false) or a failed resume (dial true).

@@ -109,9 +109,13 @@ func dialNode(ctx context.Context, t DialTarget, what string) (net.Conn, *url.UR
 	if t.Local != nil {
 		d.LocalAddr, d.Control = t.Local, dialControl
 	}
+	start := time.Now()
 	nc, err := d.DialContext(ctx, "tcp", u.Host)
 	if err != nil {
 		return nil, nil, fmt.Errorf("bench: %s dial: %w", what, err)
+	}
+	if t.Timing != nil {
+		*t.Timing = DialTiming{ConnectNs: time.Since(start).Nanoseconds(), SynRetrans: synRetransmits(nc)}
 	}
 	deadline := time.Now().Add(wsDialTimeout)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {

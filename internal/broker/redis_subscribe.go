@@ -338,6 +338,19 @@ func (r *Redis) ackProbe(seq uint64) {
 	}
 }
 
+// ReportLost tells every node (this one too) to catch its clients up from
+// the store: a committed event may have missed the live path outside the
+// broker (a publish whose COMMIT answer was lost). The kick goes out with
+// the next probe, at once when the subscription is up, else once it is
+// back (whose resubscription catches clients up anyway).
+func (r *Redis) ReportLost() {
+	r.failSeq.Add(1)
+	select {
+	case r.probe <- struct{}{}:
+	default:
+	}
+}
+
 // sendKick tells every node (this one too) to catch its clients up from the
 // store when a publish failed since the last kick: the failed event was
 // committed, and nodes that stayed subscribed would otherwise not deliver it

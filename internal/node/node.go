@@ -203,6 +203,7 @@ type Node struct {
 	revoked   *revocation.List
 	metrics   *metrics.Metrics
 	publisher *metrics.Broker // set in New before any write
+	loss      *liveLoss       // set in New before any write
 	redis     *redis.Client   // shared with cluster-wide limits; nil on a single node
 	closers   []func() error  // extra components closed on Shutdown
 	checks    []api.Check     // readiness checks beyond draining, store and memory
@@ -311,8 +312,33 @@ func (n *Node) openState(ctx context.Context, p *parts) error {
 	n.redis = rdb
 	n.publisher = n.metrics.InstrumentBroker(n.broker)
 	n.checks = append(n.checks, brokerCheck)
-	p.inbox = inbox.New(ist) // the store's commit hook fans out
+	n.loss = &liveLoss{ping: st.Ping, catchUp: n.hub.CatchUpAll, audit: n.audit, ctx: n.ctx, wg: &n.wg}
+	if rdb, ok := n.broker.(*broker.Redis); ok {
+		n.loss.catchUp = rdb.ReportLost // every node's clients, this one's too
+	}
+	var pub inbox.Store = ist
+	if IsPostgresURL(n.cfg.Database) {
+		pub = outcomeWatch{Store: ist, loss: n.loss}
+	}
+	p.inbox = inbox.New(pub) // the store's commit hook fans out
 	return nil
+}
+
+// outcomeWatch reports a PostgreSQL publish that failed as unavailable: its
+// COMMIT may have succeeded with the answer lost, and then no commit hook
+// ran and no live event went out (SQLite commits in this process: its
+// hook runs for every commit).
+type outcomeWatch struct {
+	inbox.Store
+	loss *liveLoss
+}
+
+func (w outcomeWatch) Publish(ctx context.Context, req store.PublishRequest) (store.PublishResult, error) {
+	res, err := w.Store.Publish(ctx, req)
+	if errors.Is(err, store.ErrUnavailable) {
+		w.loss.lost("publish_outcome_unknown")
+	}
+	return res, err
 }
 
 // openProtocol builds the admission controller and the session core every
@@ -459,6 +485,9 @@ func (n *Node) fanout(evs []*notification.Event) {
 		n.offerRead(ev)
 		if err := n.publisher.Publish(ctx, ev); err != nil {
 			n.log.Warn("fan-out failed after commit; clients will catch up from the store", "err", err)
+			if n.redis == nil && !errors.Is(err, broker.ErrClosed) { // Redis catches up by itself (kick)
+				n.loss.lost("fanout_failed")
+			}
 		}
 	}
 }

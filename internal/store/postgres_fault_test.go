@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -15,8 +12,6 @@ import (
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/rs/zerolog"
 
 	"github.com/heraldhq/herald/internal/notification"
 	"github.com/heraldhq/herald/internal/testkit"
@@ -30,26 +25,8 @@ type pgProxy struct {
 
 func newPGProxy(t *testing.T) *pgProxy {
 	t.Helper()
-	direct := postgresURL(t)
-	u, err := url.Parse(direct)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		t.Skipf("fault test needs a postgres:// URL, have %q", direct)
-	}
-	cfg, err := pgconn.ParseConfig(direct)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.HasPrefix(cfg.Host, "/") {
-		t.Skip("fault test needs a TCP server, not a socket")
-	}
-	server := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
-	proxy := toxiproxy.NewProxy(server, "postgres", "127.0.0.1:0", net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))))
-	if err := proxy.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(proxy.Stop)
-	u.Host = proxy.Listen
-	return &pgProxy{proxy: proxy, url: u.String()}
+	proxy, u := testkit.PostgresProxy(t, postgresURL(t))
+	return &pgProxy{proxy: proxy, url: u}
 }
 
 func (p *pgProxy) addToxic(t *testing.T, name, typ, stream string, attrs string) {
