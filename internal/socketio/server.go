@@ -35,6 +35,7 @@ type Server struct {
 	audit    *audit.Recorder
 	log      *slog.Logger
 	engine   *nbhttp.Engine
+	started  atomic.Int64 // UnixNano of Start (wspoll.StopEngine)
 	upgrader *websocket.Upgrader
 	epoch    time.Time     // static: origin of the session clock (monotonic)
 	tick     time.Duration // static: sweeper period
@@ -85,6 +86,7 @@ func (s *Server) Start() error {
 			close(s.sweepDone)
 			return
 		}
+		s.started.Store(time.Now().UnixNano())
 		go s.sweep()
 	})
 	return err
@@ -119,7 +121,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.reg.Each(func(ss *session) { ss.finalize() })
 		close(s.stop)
 		<-s.sweepDone
-		s.engine.Stop()
+		wspoll.StopEngine(s.engine, s.started.Load())
 	})
 	return ctx.Err()
 }

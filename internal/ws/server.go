@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lesismal/nbio/nbhttp"
@@ -98,6 +99,7 @@ type Server struct {
 	errs     session.HTTPErrors
 	log      *slog.Logger
 	engine   *nbhttp.Engine
+	started  atomic.Int64 // UnixNano of Start (wspoll.StopEngine)
 	upgrader *websocket.Upgrader
 
 	reg       wspoll.Registry[*conn, *conn]
@@ -150,6 +152,7 @@ func (s *Server) Start() error {
 	if err := s.engine.Start(); err != nil {
 		return fmt.Errorf("ws: start poller: %w", err)
 	}
+	s.started.Store(time.Now().UnixNano())
 	go s.pingLoop()
 	return nil
 }
@@ -166,7 +169,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		for s.reg.Len() > 0 && ctx.Err() == nil {
 			time.Sleep(20 * time.Millisecond)
 		}
-		s.engine.Stop()
+		wspoll.StopEngine(s.engine, s.started.Load())
 	})
 	return ctx.Err()
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"sync/atomic"
+	"time"
 
 	"github.com/lesismal/nbio"
 	"github.com/lesismal/nbio/logging"
@@ -124,4 +125,26 @@ func NewUpgrader(e *nbhttp.Engine, maxMessage int) *websocket.Upgrader {
 	u.BlockingModAsyncWrite = false
 	u.EnableCompression(false)
 	return u
+}
+
+// PollerStartGrace is how long after Start StopEngine waits at least
+// before it stops an engine.
+const PollerStartGrace = 250 * time.Millisecond
+
+// StopEngine stops e, which was started at startedNs (UnixNano; 0: never
+// started, nothing to wait for). nbio v1.6.8's poller loop clears its
+// shutdown flag when it begins, so a Stop that lands before a poller
+// goroutine has reached its loop is lost, and Stop then waits for that
+// poller forever. Seen twice in CI, in a test that starts a node and shuts
+// it down at once on a loaded machine. Stopping no sooner than
+// PollerStartGrace after Start leaves the pollers time to begin. The fix
+// that belongs upstream: set the flag before the poller goroutine starts,
+// not inside its loop.
+func StopEngine(e *nbhttp.Engine, startedNs int64) {
+	if startedNs != 0 {
+		if d := time.Until(time.Unix(0, startedNs).Add(PollerStartGrace)); d > 0 {
+			time.Sleep(d)
+		}
+	}
+	e.Stop()
 }
