@@ -248,9 +248,11 @@ func (s *Session) End(reason hub.CloseReason) {
 // them the connection is closed (policy_violation).
 func (s *Session) Invalid(ref Ref, err error) {
 	e := NewError(CodeInvalidMessage, "")
-	s.reply(&Reply{Ref: ref, Err: e})
+	// Recorded before the reply, so a client that has the error can rely
+	// on the audit line being there (TestSecretsNeverLogged).
 	s.core.audit.Info(audit.InvalidMessage, "invalid message", "conn", s.id, "correlation_id", e.CorrelationID,
 		"transport", s.transport().String(), "err", err)
+	s.reply(&Reply{Ref: ref, Err: e})
 	if int(s.invalid.Add(1)) > s.core.cfg.MaxInvalid {
 		s.Close(hub.ReasonPolicyViolation)
 	}
