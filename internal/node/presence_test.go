@@ -124,8 +124,9 @@ type body struct {
 	Tenant       string `json:"tenant"`
 	User         string `json:"user"`
 	Notification *struct {
-		ID    string `json:"id"`
-		Title string `json:"title"`
+		ID       string `json:"id"`
+		Title    string `json:"title"`
+		Category string `json:"category"`
 	} `json:"notification"`
 	NotificationIDs []string `json:"notification_ids"`
 }

@@ -48,6 +48,7 @@ func TestFallbackWebhook(t *testing.T) {
 	n := startNode(t, fastWebhooks(rcv.URL, secret))
 	req := toUsers("acme", "alice", "bob", "carol", "dave")
 	req["fallback"] = map[string]any{"after_s": 1}
+	req["category"] = "billing"
 	id := n.publish(req)
 	if status, out, _ := n.do("POST", "/v1/me/notifications/"+id+"/read", token(t, "acme", "alice", "", time.Hour), nil); status != 200 {
 		t.Fatalf("alice reads: %d %s", status, out)
@@ -62,7 +63,7 @@ func TestFallbackWebhook(t *testing.T) {
 	testkit.Eventually(t, 5*time.Second, func() bool { return len(rcv.Delivered()) == 1 }, "bob's notification.unseen")
 	b := bodies(t, rcv)[0]
 	if b.Type != "notification.unseen" || b.User != "bob" || b.Tenant != "acme" || b.Notification == nil ||
-		b.Notification.ID != id || b.Notification.Title != "hello" {
+		b.Notification.ID != id || b.Notification.Title != "hello" || b.Notification.Category != "billing" {
 		t.Fatalf("fallback %+v", b)
 	}
 	checkNoMore(t, rcv, []string{"notification.unseen acme/bob"}, 300*time.Millisecond)

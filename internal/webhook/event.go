@@ -32,12 +32,17 @@ type Notification struct {
 	Data      json.RawMessage `json:"data,omitempty"`
 	CreatedAt time.Time       `json:"created_at"`
 	ExpiresAt *time.Time      `json:"expires_at,omitempty"`
-	Read      bool            `json:"read"`
+	// Category and CollapseKey as the user API shows them (issue 15); the
+	// copy of hub's wire shape had missed them when the branches merged.
+	Category    string `json:"category,omitempty"`
+	CollapseKey string `json:"collapse_key,omitempty"`
+	Read        bool   `json:"read"`
 }
 
 // NotificationOf is n in a webhook body.
 func NotificationOf(n *notification.Notification, read bool) *Notification {
-	w := &Notification{ID: n.ID, Type: n.Type, Title: n.Title, Body: n.Body, CreatedAt: n.CreatedAt.UTC(), Read: read}
+	w := &Notification{ID: n.ID, Type: n.Type, Title: n.Title, Body: n.Body, CreatedAt: n.CreatedAt.UTC(), Read: read,
+		Category: n.Category, CollapseKey: n.CollapseKey}
 	if len(n.Data) > 0 {
 		w.Data = n.Data
 	}
