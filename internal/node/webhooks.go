@@ -31,7 +31,7 @@ func (n *Node) openPresence(ctx context.Context, p *parts) error {
 	n.webhooks = wh
 	p.started(func() { _ = wh.Close() })
 
-	var dir presence.Directory = presence.NewMemory()
+	var dir presence.Directory // nil: this node only
 	if n.redis != nil {
 		if dir, err = presence.NewRedis(presence.RedisConfig{Client: n.redis, Prefix: cfg.RedisPrefix,
 			NodeID: cfg.NodeID, TTL: cfg.PresenceTTL}); err != nil {

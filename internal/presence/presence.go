@@ -1,6 +1,6 @@
 // Package presence knows which users are online: this node's connections
-// per user and transport (Tracker), shared through a Directory (in memory
-// on a single node, Redis across many), and the user.online and
+// per user and transport (Tracker), shared through a Directory across
+// many nodes (Redis; a single node needs none), and the user.online and
 // user.offline transitions, debounced by a grace period.
 //
 // A node holds an entry for a user while the user has a connection on it,
@@ -22,7 +22,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"maps"
 	"sync"
 	"time"
 )
@@ -101,7 +100,7 @@ type Config struct {
 
 // entry is this node's view of one user. Guarded by Tracker.mu.
 type entry struct {
-	counts     Counts
+	counts     compact
 	dirty      bool      // queued for the worker
 	held       bool      // the directory has this node's entry (worker only)
 	graceUntil time.Time // when the user goes offline here; zero: not in grace (worker only)
@@ -125,7 +124,10 @@ type Tracker struct {
 	done   chan struct{}
 }
 
-// New returns a Tracker over dir; Start runs it. emit may be nil.
+// New returns a Tracker over dir; Start runs it. A nil dir is a single
+// node: its own connections are all there is, so the Tracker answers
+// Lookup from its counts and keeps no copy of them (a copy cost ~100
+// bytes per online user). emit may be nil.
 func New(cfg Config, dir Directory, emit Emitter) *Tracker {
 	if cfg.Grace <= 0 {
 		cfg.Grace = DefaultGrace
@@ -169,13 +171,10 @@ func (t *Tracker) change(k Key, transport string, d int) {
 	t.mu.Lock()
 	e := t.users[k]
 	if e == nil {
-		e = &entry{counts: Counts{}}
+		e = &entry{}
 		t.users[k] = e
 	}
-	e.counts[transport] += d
-	if e.counts[transport] <= 0 {
-		delete(e.counts, transport)
-	}
+	e.counts.add(transport, d)
 	if !e.dirty {
 		e.dirty = true
 		t.queue = append(t.queue, k)
@@ -189,7 +188,25 @@ func (t *Tracker) change(k Key, transport string, d int) {
 
 // Lookup answers the presence API.
 func (t *Tracker) Lookup(ctx context.Context, tenant string, users []string) ([]Status, error) {
+	if t.dir == nil {
+		return t.lookupLocal(tenant, users), nil
+	}
 	return t.dir.Lookup(ctx, tenant, users)
+}
+
+// lookupLocal is Lookup on a single node.
+func (t *Tracker) lookupLocal(tenant string, users []string) []Status {
+	out := make([]Status, len(users))
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i, u := range users {
+		var c Counts
+		if e := t.users[Key{tenant, u}]; e != nil {
+			c = e.counts.counts()
+		}
+		out[i] = statusOf(u, c)
+	}
+	return out
 }
 
 // run is the worker: it applies changes, ends graces, refreshes entries
@@ -241,7 +258,7 @@ func (t *Tracker) applyDirty() {
 	for _, k := range keys {
 		e := t.users[k]
 		e.dirty = false
-		changes = append(changes, change{k, e, maps.Clone(e.counts)})
+		changes = append(changes, change{k, e, e.counts.counts()})
 	}
 	t.mu.Unlock()
 	failed := 0
@@ -271,7 +288,7 @@ func (t *Tracker) applyDirty() {
 			ch.e.graceUntil = time.Time{}
 		}
 		ctx, cancel := t.opCtx()
-		first, err := t.dir.Put(ctx, ch.k, ch.c)
+		first, err := t.put(ctx, ch.k, ch.e, ch.c)
 		cancel()
 		if err != nil {
 			failed, lastErr = failed+1, err
@@ -297,7 +314,7 @@ func (t *Tracker) requeue(k Key, e *entry) {
 // forget drops k's entry if it still has no connection.
 func (t *Tracker) forget(k Key, e *entry) {
 	t.mu.Lock()
-	if e.counts.Total() == 0 && !e.dirty {
+	if e.counts.total() == 0 && !e.dirty {
 		delete(t.users, k)
 	}
 	t.mu.Unlock()
@@ -308,7 +325,7 @@ func (t *Tracker) endGraces(now time.Time) {
 	var over []Key
 	t.mu.Lock()
 	for k, e := range t.users {
-		if e.held && !e.graceUntil.IsZero() && !now.Before(e.graceUntil) && e.counts.Total() == 0 && !e.dirty {
+		if e.held && !e.graceUntil.IsZero() && !now.Before(e.graceUntil) && e.counts.total() == 0 && !e.dirty {
 			over = append(over, k)
 		}
 	}
@@ -317,7 +334,7 @@ func (t *Tracker) endGraces(now time.Time) {
 	defer func() { t.send(EventOffline, offline) }()
 	for _, k := range over {
 		ctx, cancel := t.opCtx()
-		last, err := t.dir.Remove(ctx, k)
+		last, err := t.remove(ctx, k)
 		cancel()
 		if err != nil { // retried at the next tick, with the others
 			t.log.Warn("presence: directory remove failed; retried", "users", len(over), "err", err)
@@ -326,7 +343,7 @@ func (t *Tracker) endGraces(now time.Time) {
 		t.mu.Lock()
 		e := t.users[k]
 		e.held, e.graceUntil = false, time.Time{}
-		if e.counts.Total() == 0 && !e.dirty {
+		if e.counts.total() == 0 && !e.dirty {
 			delete(t.users, k)
 		}
 		t.mu.Unlock()
@@ -336,13 +353,34 @@ func (t *Tracker) endGraces(now time.Time) {
 	}
 }
 
+// put records k's counts in the directory; on a single node, k comes
+// online when this node did not hold it.
+func (t *Tracker) put(ctx context.Context, k Key, e *entry, c Counts) (first bool, err error) {
+	if t.dir == nil {
+		return !e.held, nil
+	}
+	return t.dir.Put(ctx, k, c)
+}
+
+// remove deletes k's entry from the directory; on a single node, k is
+// then offline.
+func (t *Tracker) remove(ctx context.Context, k Key) (last bool, err error) {
+	if t.dir == nil {
+		return true, nil
+	}
+	return t.dir.Remove(ctx, k)
+}
+
 // refresh renews every entry this node holds.
 func (t *Tracker) refresh() {
+	if t.dir == nil {
+		return
+	}
 	held := map[Key]Counts{}
 	t.mu.Lock()
 	for k, e := range t.users {
 		if e.held {
-			held[k] = maps.Clone(e.counts)
+			held[k] = e.counts.counts()
 		}
 	}
 	t.mu.Unlock()
@@ -372,4 +410,17 @@ func (t *Tracker) send(event string, ks []Key) {
 	ctx, cancel := t.opCtx()
 	defer cancel()
 	t.emit(ctx, event, ks)
+}
+
+// statusOf is a user's status from the sum of its live entries.
+func statusOf(user string, c Counts) Status {
+	s := Status{User: user, Transports: Counts{}}
+	for t, n := range c {
+		if n > 0 {
+			s.Transports[t] += n
+			s.Connections += n
+		}
+	}
+	s.Online = s.Connections > 0
+	return s
 }

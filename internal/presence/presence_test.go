@@ -82,9 +82,9 @@ func checkNoEventFor(t *testing.T, ev *events, want []string, d time.Duration) {
 	}
 }
 
-func TestMemoryOnlineOfflineDebounced(t *testing.T) {
+func TestSingleNodeOnlineOfflineDebounced(t *testing.T) {
 	ev := &events{}
-	tr := startTracker(t, Config{Grace: 150 * time.Millisecond}, NewMemory(), ev.emitter("a"))
+	tr := startTracker(t, Config{Grace: 150 * time.Millisecond}, nil, ev.emitter("a"))
 	tr.Connected("t1", "alice", "ws")
 	tr.Connected("t1", "alice", "sse")
 	waitStatus(t, tr, "t1", "alice", 2, Counts{"ws": 1, "sse": 1})
