@@ -244,7 +244,7 @@ func (h *Hub) Attach(s Sender, o AttachOptions) (*Client, error) {
 		id:        o.ConnID,
 		transport: o.Transport,
 		r:         o.Recipient,
-		started:   time.Now(),
+		started:   time.Now().UnixNano(),
 		state:     stateReplaying,
 		tokenID:   o.TokenID,
 	}
