@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -306,14 +307,18 @@ func (c *Client) applyLocked(out *outbound, d *notification.Delivery) (gap, sent
 	return false, sent
 }
 
-// sendLocked writes f; on failure (buffer full or transport gone) it closes the
-// client as a slow consumer and reports false.
+// sendLocked writes f and reports whether it did. A full buffer closes the
+// client as a slow consumer; a transport that is already closing is left
+// to its session, which ends the client with the real reason (counting
+// those as slow consumers made the metric count clients that had left).
 func (c *Client) sendLocked(f Frame) bool {
 	if c.state == stateClosed {
 		return false
 	}
 	if err := c.sender.Send(f); err != nil {
-		c.closeAsyncLocked(ReasonSlowConsumer)
+		if !errors.Is(err, ErrSenderClosed) {
+			c.closeAsyncLocked(ReasonSlowConsumer)
+		}
 		return false
 	}
 	return true

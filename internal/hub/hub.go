@@ -33,9 +33,11 @@ type Counts = notification.Counts
 
 // Sender is a transport's side of a client: it turns frames into wire bytes.
 type Sender interface {
-	// Send queues f for writing. It must not block; an error means the
-	// transport is gone or its bounded outbound buffer is full (the hub then
-	// closes the client with ReasonSlowConsumer).
+	// Send queues f for writing. It must not block. An error wrapping
+	// ErrSenderClosed means the transport is already closing: its session
+	// ends the client with the real reason, so the hub leaves it be. Any
+	// other error means the bounded outbound buffer is full: the hub then
+	// closes the client with ReasonSlowConsumer.
 	Send(f Frame) error
 	// Close writes the close reason when the wire has a way to (close frame,
 	// SSE event) and closes the transport. It may be called more than once.
@@ -114,6 +116,10 @@ func (c *Config) setDefaults() {
 
 // ErrClosed is returned by Attach after Close.
 var ErrClosed = errors.New("hub: closed")
+
+// ErrSenderClosed is what a Sender's Send returns (wrapped) once its
+// transport is closing (see Sender).
+var ErrSenderClosed = errors.New("hub: sender closed")
 
 const shardCount = 64
 

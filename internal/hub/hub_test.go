@@ -113,11 +113,15 @@ type fakeSender struct {
 	frames []Frame
 	closed []CloseReason
 	full   bool
+	gone   bool // the transport is closing: Send wraps ErrSenderClosed
 }
 
 func (s *fakeSender) Send(f Frame) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.gone {
+		return fmt.Errorf("fake: closing: %w", ErrSenderClosed)
+	}
 	if s.full {
 		return errors.New("full")
 	}
@@ -361,6 +365,29 @@ func TestSendFailureClosesSlowConsumer(t *testing.T) {
 	testkit.Eventually(t, 5*time.Second, func() bool { return len(s.closeReasons()) == 1 }, "closed")
 	if r := s.closeReasons()[0]; r != ReasonSlowConsumer {
 		t.Fatalf("reason = %v", r)
+	}
+}
+
+// A delivery that finds the transport already closing (the client left a
+// moment ago) must not close the client as a slow consumer: the session
+// ends it with the real reason.
+func TestSendToClosingTransportLeavesTheCloseToIt(t *testing.T) {
+	st := newFakeStore()
+	h := New(st, Config{})
+	defer h.Close(ReasonShutdown)
+	c, s := attach(t, h, "u", "", nil)
+	waitLive(t, c)
+	s.mu.Lock()
+	s.gone = true
+	s.mu.Unlock()
+	ev, _ := st.addUser("u")
+	h.Deliver(ev) // synchronous for one client
+	if closed, r := c.Closed(); closed {
+		t.Fatalf("client closed by the hub with %v; the transport's session closes it", r)
+	}
+	c.Close(ReasonClientClosed)
+	if got := s.closeReasons(); len(got) != 1 || got[0] != ReasonClientClosed {
+		t.Fatalf("close reasons = %v, want [client_closed]", got)
 	}
 }
 

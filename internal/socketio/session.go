@@ -3,6 +3,7 @@ package socketio
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/lesismal/nbio/nbhttp/websocket"
@@ -23,7 +24,7 @@ const (
 
 var (
 	errBufferFull = errors.New("socketio: outbound buffer full")
-	errClosed     = errors.New("socketio: session closed")
+	errClosed     = fmt.Errorf("socketio: session closed: %w", hub.ErrSenderClosed)
 	// errStop ends the processing of a payload after a close packet.
 	errStop = errors.New("socketio: session closed by the client")
 	// errUnauthenticated: an event on a session that has no namespace connected.

@@ -3,6 +3,7 @@ package sse
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"sync/atomic"
@@ -18,7 +19,7 @@ import (
 
 var (
 	errBufferFull = errors.New("sse: outbound buffer full")
-	errClosing    = errors.New("sse: stream closing")
+	errClosing    = fmt.Errorf("sse: stream closing: %w", hub.ErrSenderClosed)
 	errUnexpected = errors.New("sse: client sent data on an event stream")
 )
 

@@ -3,6 +3,7 @@ package ws
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	mrand "math/rand/v2"
 	"strconv"
 	"sync"
@@ -70,12 +71,15 @@ func (c *conn) write(mt websocket.MessageType, data []byte, force bool) error {
 		func() error { return c.ws.WriteMessage(mt, data) })
 }
 
+// errClosing is Send's answer once the connection is closing.
+var errClosing = fmt.Errorf("ws: connection closing: %w", hub.ErrSenderClosed)
+
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // Send implements hub.Sender.
 func (c *conn) Send(f hub.Frame) error {
 	if c.closing() {
-		return wspoll.ErrBufferFull
+		return errClosing
 	}
 	bp := bufPool.Get().(*[]byte)
 	b := appendWire((*bp)[:0], f)
