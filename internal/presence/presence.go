@@ -64,6 +64,22 @@ type Directory interface {
 	Lookup(ctx context.Context, tenant string, users []string) ([]Status, error)
 }
 
+// Put is one user's counts for a PutBatcher.
+type Put struct {
+	Key    Key
+	Counts Counts
+}
+
+// PutBatcher is a Directory that records many users' counts in one round
+// trip: during a connect storm the worker then costs a round trip per
+// round, not per user.
+type PutBatcher interface {
+	// PutMany is Put for each of puts, in order. first[i] is Put's first
+	// for puts[i]; on an error, first holds the results of the puts done
+	// (a prefix of puts), and the others are retried.
+	PutMany(ctx context.Context, puts []Put) (first []bool, err error)
+}
+
 // Reaper is a Directory that can remove the entries of nodes that died.
 type Reaper interface {
 	// Reap removes the entries of dead nodes (a node's previous run
@@ -244,40 +260,31 @@ func (t *Tracker) opCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(t.ctx, 5*time.Second)
 }
 
-// applyDirty pushes the changed users' counts to the directory.
+// dirtyChange is a queued user's entry and counts, for applyDirty.
+type dirtyChange struct {
+	k Key
+	e *entry
+	c Counts
+}
+
+// putChunk bounds the users of one directory round trip.
+const putChunk = 500
+
+// applyDirty pushes the changed users' counts to the directory, a chunk of
+// users per round trip when the directory batches (PutBatcher).
 func (t *Tracker) applyDirty() {
 	t.mu.Lock()
 	keys := t.queue
 	t.queue = nil
-	type change struct {
-		k Key
-		e *entry
-		c Counts
-	}
-	changes := make([]change, 0, len(keys))
+	changes := make([]dirtyChange, 0, len(keys))
 	for _, k := range keys {
 		e := t.users[k]
 		e.dirty = false
-		changes = append(changes, change{k, e, e.counts.counts()})
+		changes = append(changes, dirtyChange{k, e, e.counts.counts()})
 	}
 	t.mu.Unlock()
-	failed := 0
-	var (
-		lastErr error
-		online  []Key
-	)
-	defer func() {
-		t.send(EventOnline, online)
-		if failed > 0 { // once per round: a directory that is down must not flood the log
-			t.log.Warn("presence: directory updates failed; retried", "users", failed, "err", lastErr)
-		}
-	}()
+	puts := changes[:0]
 	for _, ch := range changes {
-		if failed > 0 { // the directory is failing: retry the rest at the next tick
-			t.requeue(ch.k, ch.e)
-			failed++
-			continue
-		}
 		if ch.c.Total() == 0 && !ch.e.held {
 			t.forget(ch.k, ch.e) // connected and gone before the worker saw it
 			continue
@@ -287,19 +294,65 @@ func (t *Tracker) applyDirty() {
 		} else if ch.c.Total() > 0 {
 			ch.e.graceUntil = time.Time{}
 		}
-		ctx, cancel := t.opCtx()
-		first, err := t.put(ctx, ch.k, ch.e, ch.c)
-		cancel()
-		if err != nil {
-			failed, lastErr = failed+1, err
-			t.requeue(ch.k, ch.e)
-			continue
+		puts = append(puts, ch)
+	}
+	var (
+		online  []Key
+		failed  int
+		lastErr error
+	)
+	for len(puts) > 0 {
+		chunk := puts[:min(len(puts), putChunk)]
+		puts = puts[len(chunk):]
+		first, err := t.put(chunk)
+		for i, ch := range chunk[:len(first)] {
+			ch.e.held = true
+			if first[i] && ch.c.Total() > 0 {
+				online = append(online, ch.k)
+			}
 		}
-		ch.e.held = true
-		if first && ch.c.Total() > 0 {
-			online = append(online, ch.k)
+		if err != nil { // the directory is failing: retry the rest at the next tick
+			failed, lastErr = len(chunk)-len(first)+len(puts), err
+			for _, ch := range append(chunk[len(first):], puts...) {
+				t.requeue(ch.k, ch.e)
+			}
+			break
 		}
 	}
+	t.send(EventOnline, online)
+	if failed > 0 { // once per round: a directory that is down must not flood the log
+		t.log.Warn("presence: directory updates failed; retried", "users", failed, "err", lastErr)
+	}
+}
+
+// put records chunk in the directory. It returns the first flags of the
+// puts done, a prefix of chunk (all of it when err is nil).
+func (t *Tracker) put(chunk []dirtyChange) ([]bool, error) {
+	if t.dir == nil { // a single node: a user comes online when this node did not hold it
+		first := make([]bool, len(chunk))
+		for i, ch := range chunk {
+			first[i] = !ch.e.held
+		}
+		return first, nil
+	}
+	ctx, cancel := t.opCtx()
+	defer cancel()
+	if b, ok := t.dir.(PutBatcher); ok {
+		puts := make([]Put, len(chunk))
+		for i, ch := range chunk {
+			puts[i] = Put{ch.k, ch.c}
+		}
+		return b.PutMany(ctx, puts)
+	}
+	first := make([]bool, 0, len(chunk))
+	for _, ch := range chunk {
+		f, err := t.dir.Put(ctx, ch.k, ch.c)
+		if err != nil {
+			return first, err
+		}
+		first = append(first, f)
+	}
+	return first, nil
 }
 
 func (t *Tracker) requeue(k Key, e *entry) {
@@ -351,15 +404,6 @@ func (t *Tracker) endGraces(now time.Time) {
 			offline = append(offline, k)
 		}
 	}
-}
-
-// put records k's counts in the directory; on a single node, k comes
-// online when this node did not hold it.
-func (t *Tracker) put(ctx context.Context, k Key, e *entry, c Counts) (first bool, err error) {
-	if t.dir == nil {
-		return !e.held, nil
-	}
-	return t.dir.Put(ctx, k, c)
 }
 
 // remove deletes k's entry from the directory; on a single node, k is

@@ -235,3 +235,32 @@ func TestRedisDown(t *testing.T) {
 		t.Fatalf("events %v", got)
 	}
 }
+
+// TestRedisPutMany: one pipeline records many users, with Put's first
+// flags (false for a user another node already holds), by hash and by
+// source; a failed pipeline reports none done.
+func TestRedisPutMany(t *testing.T) {
+	_, prefix := testkit.Redis(t)
+	ctx := context.Background()
+	a, b := newRedisDir(t, prefix, "A", time.Minute), newRedisDir(t, prefix, "B", time.Minute)
+	if _, err := a.Put(ctx, Key{"t1", "x"}, Counts{"ws": 1}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := b.PutMany(ctx, []Put{{Key{"t1", "x"}, Counts{"sse": 2}}, {Key{"t1", "y"}, Counts{"ws": 1}}, {Key{"t2", "x"}, Counts{"ws": 1}}})
+	if err != nil || !slices.Equal(first, []bool{false, true, true}) {
+		t.Fatalf("PutMany = %v, %v", first, err)
+	}
+	first, err = b.putMany(ctx, []Put{{Key{"t1", "y"}, Counts{"ws": 2}}, {Key{"t1", "z"}, Counts{"ws": 1}}}, true)
+	if err != nil || !slices.Equal(first, []bool{false, true}) {
+		t.Fatalf("putMany by source = %v, %v", first, err)
+	}
+	st, err := a.Lookup(ctx, "t1", []string{"x", "y", "z"})
+	if err != nil || st[0].Connections != 3 || st[1].Connections != 2 || st[2].Connections != 1 {
+		t.Fatalf("lookup %+v, %v", st, err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if first, err := b.PutMany(cancelled, []Put{{Key{"t1", "w"}, Counts{"ws": 1}}}); err == nil || len(first) != 0 {
+		t.Fatalf("PutMany on a cancelled context = %v, %v", first, err)
+	}
+}

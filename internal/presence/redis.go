@@ -34,8 +34,9 @@ type Redis struct {
 }
 
 var (
-	_ Directory = (*Redis)(nil)
-	_ Reaper    = (*Redis)(nil)
+	_ Directory  = (*Redis)(nil)
+	_ Reaper     = (*Redis)(nil)
+	_ PutBatcher = (*Redis)(nil)
 )
 
 // RedisConfig configures a Redis directory.
@@ -172,6 +173,60 @@ func (r *Redis) Put(ctx context.Context, k Key, c Counts) (bool, error) {
 		return false, fmt.Errorf("presence: put: %w", err)
 	}
 	return first == 1, nil
+}
+
+// PutMany implements PutBatcher: Put of every user in one pipeline. The
+// entries are indexed under this node first, so that the results of the
+// scripts that ran are a prefix of puts.
+func (r *Redis) PutMany(ctx context.Context, puts []Put) ([]bool, error) {
+	if len(puts) == 0 {
+		return nil, nil
+	}
+	first, err := r.putMany(ctx, puts, false)
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") { // a restarted or flushed Redis
+		first, err = r.putMany(ctx, puts, true)
+	}
+	if err != nil {
+		return first, fmt.Errorf("presence: put: %w", err)
+	}
+	return first, nil
+}
+
+// putMany runs one PutMany pipeline; eval sends the script's source
+// (after NOSCRIPT) instead of its hash.
+func (r *Redis) putMany(ctx context.Context, puts []Put, eval bool) ([]bool, error) {
+	now := time.Now()
+	keys := make([]any, len(puts))
+	for i, p := range puts {
+		keys[i] = r.userKey(p.Key)
+	}
+	pipe := r.rdb.Pipeline()
+	pipe.SAdd(ctx, r.nodeSet(r.node), keys...)
+	pipe.PExpire(ctx, r.nodeSet(r.node), r.keyTTL())
+	pipe.ZAdd(ctx, r.nodesKey(), redis.Z{Score: float64(now.Add(r.ttl).UnixMilli()), Member: r.node})
+	const index = 3 // the commands above
+	run := putScript.EvalSha
+	if eval {
+		run = putScript.Eval
+	}
+	for i, p := range puts {
+		run(ctx, pipe, []string{keys[i].(string)}, r.node, value(now.Add(r.ttl), p.Counts), now.UnixMilli(), r.keyTTL().Milliseconds())
+	}
+	cmds, err := pipe.Exec(ctx)
+	first := make([]bool, 0, len(puts))
+	for i, cmd := range cmds {
+		if cmd.Err() != nil {
+			return first, cmd.Err()
+		}
+		if i >= index {
+			n, err := cmd.(*redis.Cmd).Int()
+			if err != nil {
+				return first, err
+			}
+			first = append(first, n == 1)
+		}
+	}
+	return first, err
 }
 
 // Remove implements Directory.

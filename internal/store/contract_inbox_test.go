@@ -29,6 +29,7 @@ func runInboxContract(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("Preferences", func(t *testing.T) { testPreferences(t, open(t)) })
 	t.Run("InboxRandom", func(t *testing.T) { testInboxRandom(t, open(t)) })
 	t.Run("InboxInvalid", func(t *testing.T) { testInboxInvalid(t, open(t)) })
+	t.Run("ReadyCounts", func(t *testing.T) { testReadyCounts(t, open(t)) })
 }
 
 func withCategory(d notification.Draft, c string) notification.Draft { d.Category = c; return d }

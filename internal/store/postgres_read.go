@@ -54,10 +54,11 @@ const (
 	pgListBroadcastSQL       = pgListBroadcastHead + ` ORDER BY n.id DESC LIMIT $6`
 	pgListBroadcastUnreadSQL = pgListBroadcastHead + ` AND NOT COALESCE(rc.read, false) ORDER BY n.id DESC LIMIT $6`
 
-	pgHeadSQL       = `SELECT ` + pgHeadExprs
-	pgUnreadSQL     = `SELECT ` + pgUnreadExpr
-	pgCountsSQL     = `SELECT ` + pgUnreadExpr + `, ` + pgSeenExprs
-	pgHeadCountsSQL = `SELECT ` + pgHeadExprs + `, ` + pgUnreadExpr + `, ` + pgSeenExprs // one statement, one snapshot
+	pgHeadSQL = `SELECT ` + pgHeadExprs
+	// The counts statements (see countsRow): the totals row, then the
+	// category counters and unseen broadcasts. One statement, one snapshot.
+	pgCountsSQL     = `SELECT 0, ` + pgPrefsExprs + `, 0::bigint, 0::bigint, ` + pgUnreadExpr + `, ` + pgUnseenExpr + pgCountsRows
+	pgHeadCountsSQL = `SELECT 0, ` + pgPrefsExprs + `, ` + pgHeadExprs + `, ` + pgUnreadExpr + `, ` + pgUnseenExpr + pgCountsRows
 
 	pgHeadExprs = `
 		COALESCE((SELECT seq FROM user_streams WHERE tenant = $1 AND user_id = $2), 0),
@@ -65,23 +66,36 @@ const (
 
 	// pgUnreadExpr adds the explicit counter and, per broadcast audience key
 	// the recipient matches ("*" and $3 = "role:<r>", or "" which no row
-	// has), live broadcasts minus the recipient's receipts. One statement,
-	// so one snapshot.
+	// has), live broadcasts minus the recipient's receipts.
 	pgUnreadExpr = `
 		  COALESCE((SELECT unread FROM user_streams WHERE tenant = $1 AND user_id = $2), 0)
 		+ COALESCE((SELECT total FROM audience_totals WHERE tenant = $1 AND audience_key = '*'), 0)
 		- COALESCE((SELECT seen FROM receipt_counts WHERE tenant = $1 AND user_id = $2 AND audience_key = '*'), 0)
 		+ COALESCE((SELECT total FROM audience_totals WHERE tenant = $1 AND audience_key = $3), 0)
 		- COALESCE((SELECT seen FROM receipt_counts WHERE tenant = $1 AND user_id = $2 AND audience_key = $3), 0)`
-	pgSeenExprs = `
-		COALESCE((SELECT unseen FROM user_streams WHERE tenant = $1 AND user_id = $2), 0),
-		COALESCE((SELECT seen_tenant_seq FROM user_streams WHERE tenant = $1 AND user_id = $2), 0)`
+	pgUnseenExpr = `COALESCE((SELECT unseen FROM user_streams WHERE tenant = $1 AND user_id = $2), 0)`
+	pgPrefsExprs = `
+		COALESCE((SELECT muted_categories FROM preferences WHERE tenant = $1 AND user_id = $2), ''),
+		COALESCE((SELECT muted_types FROM preferences WHERE tenant = $1 AND user_id = $2), '')`
 
-	pgUnseenBroadcastSQL = `SELECT n.category, n.type FROM notifications n
-		LEFT JOIN receipts rc ON rc.tenant = n.tenant AND rc.user_id = $1 AND rc.notification_id = n.id
-		WHERE n.tenant = $2 AND n.tenant_seq IS NOT NULL AND n.tenant_seq > $3
-		  AND ` + pgBroadcastMatch + ` AND ` + pgNotExpired + ` AND NOT COALESCE(rc.deleted, false) AND NOT COALESCE(rc.archived, false)
-		ORDER BY n.tenant_seq LIMIT $6`
+	// pgCountsRows are the category counters (explicit, then per derived
+	// broadcast key in the ranges ($7, $8) and ($9, $10): totals and minus
+	// the recipient's receipts), then the broadcasts after the recipient's
+	// seen mark that it still has, up to $6 of them, by category and type.
+	pgCountsRows = `
+		UNION ALL SELECT 1, category, '', unread, 0, 0, 0 FROM category_counts WHERE tenant = $1 AND user_id = $2 AND unread <> 0
+		UNION ALL SELECT 2, audience_key, '', total, 0, 0, 0 FROM audience_totals
+		  WHERE tenant = $1 AND ((audience_key > $7 AND audience_key < $8) OR (audience_key > $9 AND audience_key < $10))
+		UNION ALL SELECT 2, audience_key, '', -seen, 0, 0, 0 FROM receipt_counts
+		  WHERE tenant = $1 AND user_id = $2 AND ((audience_key > $7 AND audience_key < $8) OR (audience_key > $9 AND audience_key < $10))
+		UNION ALL SELECT 3, category, type, count(*), 0, 0, 0 FROM (
+		  SELECT n.category, n.type FROM notifications n
+		  LEFT JOIN receipts rc ON rc.tenant = n.tenant AND rc.user_id = $2 AND rc.notification_id = n.id
+		  WHERE n.tenant = $1 AND n.tenant_seq IS NOT NULL
+		    AND n.tenant_seq > COALESCE((SELECT seen_tenant_seq FROM user_streams WHERE tenant = $1 AND user_id = $2), 0)
+		    AND ` + pgBroadcastMatch + ` AND ` + pgNotExpired + ` AND NOT COALESCE(rc.deleted, false) AND NOT COALESCE(rc.archived, false)
+		  ORDER BY n.tenant_seq LIMIT $6) b
+		GROUP BY category, type`
 
 	pgIsUnseenExplicitSQL = `SELECT '', '', CASE WHEN NOT i.read AND NOT i.archived AND i.seq > COALESCE(u.seen_seq, 0) THEN 1 ELSE 0 END
 		FROM inbox i JOIN notifications n ON n.id = i.notification_id
@@ -93,12 +107,6 @@ const (
 		LEFT JOIN receipts rc ON rc.tenant = n.tenant AND rc.user_id = $2 AND rc.notification_id = n.id
 		LEFT JOIN user_streams u ON u.tenant = n.tenant AND u.user_id = $2
 		WHERE n.id = $3 AND n.tenant = $1 AND n.tenant_seq IS NOT NULL AND ` + pgBroadcastMatch + ` AND ` + pgNotExpired
-
-	pgCategoriesSQL = `SELECT 0, category, unread FROM category_counts WHERE tenant = $1 AND user_id = $2 AND unread <> 0
-		UNION ALL SELECT 1, audience_key, total FROM audience_totals
-		  WHERE tenant = $1 AND ((audience_key > $3 AND audience_key < $4) OR (audience_key > $5 AND audience_key < $6))
-		UNION ALL SELECT 1, audience_key, -seen FROM receipt_counts
-		  WHERE tenant = $1 AND user_id = $2 AND ((audience_key > $3 AND audience_key < $4) OR (audience_key > $5 AND audience_key < $6))`
 )
 
 // pgQuerier is what the read helpers need: the pool or a transaction.
@@ -118,8 +126,6 @@ var pgReadSQL = readSQL{
 	head:                pgHeadSQL,
 	headCounts:          pgHeadCountsSQL,
 	counts:              pgCountsSQL,
-	unseenBroadcast:     pgUnseenBroadcastSQL,
-	categories:          pgCategoriesSQL,
 	isUnseenExplicit:    pgIsUnseenExplicitSQL,
 	isUnseenBroadcast:   pgIsUnseenBroadcastSQL,
 	unseen: `SELECT i.seq, i.read, i.archived, ` + pgNotificationCols + `
@@ -138,6 +144,7 @@ func newPGReader(s *Postgres) reader {
 		clock:       s.clock,
 		mutedArg:    pgTextArray,
 		prefs:       loadPrefs,
+		countsPrefs: true,
 		enterRead:   s.enterRecipient,
 		exitRead:    s.inflight.Done,
 		classifyErr: classifyPG,

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -29,11 +30,12 @@ type readSQL struct {
 	listExplicit, listExplicitUnread   string
 	listBroadcast, listBroadcastUnread string
 	head                               string // tenant, user
-	counts, headCounts                 string // tenant, user, role key
-	// unseenBroadcast: user, tenant, seen mark, role, now, limit.
-	unseenBroadcast string
-	// categories: tenant, user, then two ranges of derived audience keys.
-	categories string
+	// counts and headCounts read every counter of a ready frame or an
+	// unread frame in one statement (one round trip, one snapshot); see
+	// countsRow. They bind tenant, user, role key, role, now, the unseen
+	// broadcasts limit, then two ranges of derived audience keys. counts
+	// reads the head as 0, 0.
+	counts, headCounts string
 	// isUnseen*: tenant, user, id, role, now; columns category, type and
 	// 1 when the item is unseen (0 otherwise).
 	isUnseenExplicit, isUnseenBroadcast string
@@ -68,6 +70,9 @@ type reader struct {
 	// prefs returns r's preferences: the engine's cache, or a read through
 	// q (the reads, or the transaction the caller holds).
 	prefs func(ctx context.Context, q rowReader, r notification.Recipient) (notification.Preferences, error)
+	// countsPrefs: the counts statements read r's preferences (their
+	// muted columns), and prefs is not called for them.
+	countsPrefs bool
 	// enterRead is the engine's entry check of a read of r; exitRead is
 	// called when a read that entered is done.
 	enterRead func(ctx context.Context, r notification.Recipient) error
@@ -150,87 +155,120 @@ func (x *reader) UnreadCount(ctx context.Context, r notification.Recipient) (int
 	return c.Unread, err
 }
 
+// The rows of the counts statements, by their first column; every row has
+// the columns kind, a, b (text) and n1..n4 (integers).
+const (
+	// countsTotals, exactly one row: a and b are r's muted categories and
+	// types (when the engine reads them there, else ''), n1 and n2 the
+	// head, n3 the unread total (without muting), n4 the explicit unseen
+	// count.
+	countsTotals = 0
+	// countsCategory: the explicit unread count n1 of category a.
+	countsCategory = 1
+	// countsDerived: a derived broadcast counter a (see audienceKeys) and
+	// its total, or minus r's receipts of it, in n1.
+	countsDerived = 2
+	// countsUnseen: n1 broadcasts of category a and type b after r's seen
+	// mark that r still has (at most MaxUnseenBroadcasts in all).
+	countsUnseen = 3
+)
+
+// countsRow is one row of the counts statements.
+type countsRow struct {
+	kind int64
+	a, b string
+	n    [4]int64
+}
+
 // readCounts reads r's counts through q (the engine's reads, or a write
-// transaction), with the head when withHead: the head, the unread total
-// and the explicit unseen count in one statement (one snapshot), then the
-// unseen broadcasts and the counts by category.
+// transaction), with the head when withHead: one statement, so one round
+// trip and one snapshot. The muted broadcasts are then taken out of the
+// unread, unseen and by-category counts.
 func (x *reader) readCounts(ctx context.Context, q rowReader, r notification.Recipient, withHead bool) (notification.Position, Counts, error) {
 	var (
-		p        notification.Position
-		c        Counts
-		seenMark int64
+		p      notification.Position
+		c      Counts
+		row    countsRow
+		totals bool
+		rows   []countsRow // categories and unseen broadcasts
 	)
+	query := x.readSQL.counts
 	if withHead {
-		if err := q.queryRow(ctx, x.readSQL.headCounts, r.Tenant, r.User, roleKey(r.Role)).Scan(&p.User, &p.Tenant, &c.Unread, &c.Unseen, &seenMark); err != nil {
-			return p, c, err
-		}
-	} else if err := q.queryRow(ctx, x.readSQL.counts, r.Tenant, r.User, roleKey(r.Role)).Scan(&c.Unread, &c.Unseen, &seenMark); err != nil {
-		return p, c, err
+		query = x.readSQL.headCounts
 	}
-	prefs, err := x.prefs(ctx, q, r)
+	rk := roleKey(r.Role)
+	lo, hi := derivedRange("*")
+	rlo, rhi := "", ""
+	if rk != "" {
+		rlo, rhi = derivedRange(rk)
+	}
+	args := []any{r.Tenant, r.User, rk, r.Role, x.clock().UnixMilli(), MaxUnseenBroadcasts, lo, hi, rlo, rhi}
+	err := q.queryEach(ctx, query, args, func(s scanner) error {
+		if err := s.Scan(&row.kind, &row.a, &row.b, &row.n[0], &row.n[1], &row.n[2], &row.n[3]); err != nil {
+			return err
+		}
+		if row.kind == countsTotals {
+			totals = true
+			p = notification.Position{User: row.n[0], Tenant: row.n[1]}
+			c.Unread, c.Unseen = row.n[2], row.n[3]
+			c.Prefs = notification.Preferences{MutedCategories: splitMuted(row.a), MutedTypes: splitMuted(row.b)}
+			return nil
+		}
+		rows = append(rows, row)
+		return nil
+	})
+	if err == nil && !totals {
+		err = errNoCountsRow
+	}
 	if err != nil {
 		return p, c, err
 	}
-	now := x.clock().UnixMilli()
-	var cat, typ string
-	var unseenB int64
-	if err := q.queryEach(ctx, x.readSQL.unseenBroadcast, []any{r.User, r.Tenant, seenMark, r.Role, now, MaxUnseenBroadcasts},
-		func(s scanner) error {
-			if err := s.Scan(&cat, &typ); err != nil {
-				return err
-			}
-			if !prefs.Mutes(cat, typ) {
-				unseenB++
-			}
-			return nil
-		}); err != nil {
-		return p, c, err
+	if !x.countsPrefs {
+		if c.Prefs, err = x.prefs(ctx, q, r); err != nil {
+			return p, c, err
+		}
 	}
-	c.Unseen += unseenB
-	c.Prefs = prefs
-	c.ByCategory, err = readCategories(ctx, q, x.readSQL, r, prefs, &c.Unread)
-	return p, c, err
+	c.ByCategory = applyCounts(rows, c.Prefs, &c.Unread, &c.Unseen)
+	return p, c, nil
 }
 
-// readCategories reads r's unread counts by category: the explicit
-// counters, plus per derived broadcast key (see audienceKeys) its total
-// minus r's receipts. The broadcasts r mutes (by category or type) are
-// taken out of unread and of their category.
-func readCategories(ctx context.Context, q rowReader, sql *readSQL, r notification.Recipient, prefs notification.Preferences, unread *int64) (map[string]int64, error) {
-	lo, hi := derivedRange("*")
-	rlo, rhi := "", ""
-	if rk := roleKey(r.Role); rk != "" {
-		rlo, rhi = derivedRange(rk)
-	}
+// errNoCountsRow: a counts statement returned no totals row (it always
+// does, unless the engine misbehaves).
+var errNoCountsRow = errors.New("counts: no totals row")
+
+// applyCounts adds to *unseen the unseen broadcasts r does not mute, and
+// returns r's unread counts by category: the explicit counters, plus per
+// derived broadcast key (see audienceKeys) its total minus r's receipts.
+// The broadcasts r mutes (by category or type) are taken out of *unread
+// and of their category.
+func applyCounts(rows []countsRow, prefs notification.Preferences, unread, unseen *int64) map[string]int64 {
 	out := map[string]int64{}
 	var (
 		byCat, byType = map[string]int64{}, map[string]int64{}
 		byCatType     = map[[2]string]int64{}
-		derived       int64
-		name          string
-		n             int64
 	)
-	if err := q.queryEach(ctx, sql.categories, []any{r.Tenant, r.User, lo, hi, rlo, rhi}, func(s scanner) error {
-		if err := s.Scan(&derived, &name, &n); err != nil {
-			return err
+	for i := range rows {
+		row := &rows[i]
+		switch row.kind {
+		case countsCategory:
+			out[row.a] += row.n[0]
+		case countsUnseen:
+			if !prefs.Mutes(row.a, row.b) {
+				*unseen += row.n[0]
+			}
+		case countsDerived:
+			name, n := row.a, row.n[0]
+			kind, rest, _ := strings.Cut(name[strings.IndexByte(name, keySep)+1:], string(keySep))
+			switch kind {
+			case "c":
+				byCat[rest] += n
+			case "t":
+				byType[rest] += n
+			case "ct":
+				c, t, _ := strings.Cut(rest, string(keySep))
+				byCatType[[2]string{c, t}] += n
+			}
 		}
-		if derived == 0 {
-			out[name] += n
-			return nil
-		}
-		kind, rest, _ := strings.Cut(name[strings.IndexByte(name, keySep)+1:], string(keySep))
-		switch kind {
-		case "c":
-			byCat[rest] += n
-		case "t":
-			byType[rest] += n
-		case "ct":
-			c, t, _ := strings.Cut(rest, string(keySep))
-			byCatType[[2]string{c, t}] += n
-		}
-		return nil
-	}); err != nil {
-		return nil, err
 	}
 	mutedCat := func(c string) bool { return slices.Contains(prefs.MutedCategories, c) }
 	mutedType := func(t string) bool { return slices.Contains(prefs.MutedTypes, t) }
@@ -260,7 +298,7 @@ func readCategories(ctx context.Context, q rowReader, sql *readSQL, r notificati
 			delete(out, c)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // isUnseen is IsUnseen after the engine's entry check: id is in r's inbox
@@ -304,7 +342,7 @@ func derivedRange(base string) (lo, hi string) {
 // receipt_counts of a recipient who has a receipt of it): the audience key,
 // and the derived keys of its type, its category and both. With them a
 // recipient's unread count by category, and without what they mute, are
-// read from counters (readCategories).
+// read from counters (applyCounts).
 func counterKeys(base, category, typ string) []string {
 	if category == "" {
 		return []string{base, derivedKey(base, "t", typ)}

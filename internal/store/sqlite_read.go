@@ -68,9 +68,12 @@ const (
 	listBroadcastSQL       = listBroadcastHead + ` ORDER BY n.id DESC LIMIT ?6`
 	listBroadcastUnreadSQL = listBroadcastHead + ` AND COALESCE(rc.read, 0) = 0 ORDER BY n.id DESC LIMIT ?6`
 
-	headSQL       = `SELECT ` + headExprs
-	countsSQL     = `SELECT ` + unreadExpr + `, ` + seenExprs
-	headCountsSQL = `SELECT ` + headExprs + `, ` + unreadExpr + `, ` + seenExprs // one statement, one snapshot
+	headSQL = `SELECT ` + headExprs
+	// The counts statements (see countsRow): the totals row, then the
+	// category counters and unseen broadcasts. One statement, one snapshot.
+	// Preferences come from the engine's cache: their columns are ''.
+	countsSQL     = `SELECT 0, '', '', 0, 0, ` + unreadExpr + `, ` + unseenExpr + countsRows
+	headCountsSQL = `SELECT 0, '', '', ` + headExprs + `, ` + unreadExpr + `, ` + unseenExpr + countsRows
 
 	headExprs = `
 		COALESCE((SELECT seq FROM user_streams WHERE tenant = ?1 AND user_id = ?2), 0),
@@ -85,18 +88,27 @@ const (
 		- COALESCE((SELECT seen FROM receipt_counts WHERE tenant = ?1 AND user_id = ?2 AND audience_key = '*'), 0)
 		+ COALESCE((SELECT total FROM audience_totals WHERE tenant = ?1 AND audience_key = ?3), 0)
 		- COALESCE((SELECT seen FROM receipt_counts WHERE tenant = ?1 AND user_id = ?2 AND audience_key = ?3), 0)`
-	// seenExprs are the explicit unseen counter and the broadcast seen mark.
-	seenExprs = `
-		COALESCE((SELECT unseen FROM user_streams WHERE tenant = ?1 AND user_id = ?2), 0),
-		COALESCE((SELECT seen_tenant_seq FROM user_streams WHERE tenant = ?1 AND user_id = ?2), 0)`
+	// unseenExpr is the explicit unseen counter.
+	unseenExpr = `COALESCE((SELECT unseen FROM user_streams WHERE tenant = ?1 AND user_id = ?2), 0)`
 
-	// unseenBroadcastSQL lists (category, type) of the broadcasts after the
-	// seen mark ?3 that r still has in the inbox, up to ?6 of them.
-	unseenBroadcastSQL = `SELECT n.category, n.type FROM notifications n
-		LEFT JOIN receipts rc ON rc.tenant = n.tenant AND rc.user_id = ?1 AND rc.notification_id = n.id
-		WHERE n.tenant = ?2 AND n.tenant_seq IS NOT NULL AND n.tenant_seq > ?3
-		  AND ` + broadcastMatch + ` AND ` + notExpired + ` AND COALESCE(rc.deleted, 0) = 0 AND COALESCE(rc.archived, 0) = 0
-		ORDER BY n.tenant_seq LIMIT ?6`
+	// countsRows are the category counters (explicit, then per derived
+	// broadcast key in the ranges (?7, ?8) and (?9, ?10): totals and minus
+	// the recipient's receipts), then the broadcasts after the recipient's
+	// seen mark that it still has, up to ?6 of them, by category and type.
+	countsRows = `
+		UNION ALL SELECT 1, category, '', unread, 0, 0, 0 FROM category_counts WHERE tenant = ?1 AND user_id = ?2 AND unread <> 0
+		UNION ALL SELECT 2, audience_key, '', total, 0, 0, 0 FROM audience_totals
+		  WHERE tenant = ?1 AND ((audience_key > ?7 AND audience_key < ?8) OR (audience_key > ?9 AND audience_key < ?10))
+		UNION ALL SELECT 2, audience_key, '', -seen, 0, 0, 0 FROM receipt_counts
+		  WHERE tenant = ?1 AND user_id = ?2 AND ((audience_key > ?7 AND audience_key < ?8) OR (audience_key > ?9 AND audience_key < ?10))
+		UNION ALL SELECT 3, category, type, count(*), 0, 0, 0 FROM (
+		  SELECT n.category, n.type FROM notifications n
+		  LEFT JOIN receipts rc ON rc.tenant = n.tenant AND rc.user_id = ?2 AND rc.notification_id = n.id
+		  WHERE n.tenant = ?1 AND n.tenant_seq IS NOT NULL
+		    AND n.tenant_seq > COALESCE((SELECT seen_tenant_seq FROM user_streams WHERE tenant = ?1 AND user_id = ?2), 0)
+		    AND ` + broadcastMatch + ` AND ` + notExpired + ` AND COALESCE(rc.deleted, 0) = 0 AND COALESCE(rc.archived, 0) = 0
+		  ORDER BY n.tenant_seq LIMIT ?6)
+		GROUP BY category, type`
 
 	// isUnseenExplicitSQL and isUnseenBroadcastSQL bind ?1 tenant, ?2
 	// user, ?3 id, ?4 role, ?5 now.
@@ -110,15 +122,6 @@ const (
 		LEFT JOIN receipts rc ON rc.tenant = n.tenant AND rc.user_id = ?2 AND rc.notification_id = n.id
 		LEFT JOIN user_streams u ON u.tenant = n.tenant AND u.user_id = ?2
 		WHERE n.id = ?3 AND n.tenant = ?1 AND n.tenant_seq IS NOT NULL AND ` + broadcastMatch + ` AND ` + notExpired
-
-	// categoriesSQL returns (0, category, unread) per explicit category
-	// counter, then (1, derived key, +total / -seen) per broadcast category
-	// counter of the audience keys in the ranges (?3, ?4) and (?5, ?6).
-	categoriesSQL = `SELECT 0, category, unread FROM category_counts WHERE tenant = ?1 AND user_id = ?2 AND unread <> 0
-		UNION ALL SELECT 1, audience_key, total FROM audience_totals
-		  WHERE tenant = ?1 AND ((audience_key > ?3 AND audience_key < ?4) OR (audience_key > ?5 AND audience_key < ?6))
-		UNION ALL SELECT 1, audience_key, -seen FROM receipt_counts
-		  WHERE tenant = ?1 AND user_id = ?2 AND ((audience_key > ?3 AND audience_key < ?4) OR (audience_key > ?5 AND audience_key < ?6))`
 )
 
 // sqliteReadSQL are the read statements of the SQLite engine.
@@ -132,8 +135,6 @@ var sqliteReadSQL = readSQL{
 	head:                headSQL,
 	headCounts:          headCountsSQL,
 	counts:              countsSQL,
-	unseenBroadcast:     unseenBroadcastSQL,
-	categories:          categoriesSQL,
 	isUnseenExplicit:    isUnseenExplicitSQL,
 	isUnseenBroadcast:   isUnseenBroadcastSQL,
 	unseen: `SELECT i.seq, i.read, i.archived, ` + notificationCols + `
