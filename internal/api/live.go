@@ -3,8 +3,6 @@ package api
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -125,8 +123,7 @@ func (a *API) publishLive(w http.ResponseWriter, r *http.Request, key auth.APIKe
 	defer cancel()
 	l.ID, l.CreatedAt = ulid.Make().String(), time.Now().UTC()
 	if ikey != "" {
-		sum := sha256.Sum256(append([]byte(r.URL.Path+"\nlive\n"), body...))
-		first, replay, err := a.cfg.LiveDedupe.Claim(ctx, key.ID, ikey, hex.EncodeToString(sum[:]), l.ID)
+		first, replay, err := a.cfg.LiveDedupe.Claim(ctx, key.ID, ikey, requestHash(r.URL.Path, "\nlive\n", body), l.ID)
 		switch {
 		case errors.Is(err, ErrLiveKeyReused):
 			a.keyErrs.Fail(w, r, session.CodeIdempotencyMismatch, "Idempotency-Key was used with a different request", err, "key_id", key.ID)

@@ -3,8 +3,6 @@ package api
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -358,19 +356,29 @@ func (a *API) batchItems(w http.ResponseWriter, r *http.Request, body []byte) ([
 func (a *API) readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			a.keyErrs.Fail(w, r, session.CodeTooLarge, "request body too large", err)
-			return nil, false
-		}
-		a.keyErrs.Fail(w, r, session.CodeInvalidRequest, "unable to read request body", err)
-		return nil, false
+		return nil, a.bodyFailed(w, r, err)
 	}
+	return body, a.validUTF8(w, r, body)
+}
+
+// bodyFailed answers a request whose body could not be read; false.
+func (a *API) bodyFailed(w http.ResponseWriter, r *http.Request, err error) bool {
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		a.keyErrs.Fail(w, r, session.CodeTooLarge, "request body too large", err)
+		return false
+	}
+	a.keyErrs.Fail(w, r, session.CodeInvalidRequest, "unable to read request body", err)
+	return false
+}
+
+// validUTF8 answers a request whose body is not UTF-8, and reports
+// whether it is.
+func (a *API) validUTF8(w http.ResponseWriter, r *http.Request, body []byte) bool {
 	if !utf8.Valid(body) {
 		a.keyErrs.Fail(w, r, session.CodeInvalidRequest, "invalid request", bad("invalid UTF-8"))
-		return nil, false
+		return false
 	}
-	return body, true
+	return true
 }
 
 func idempotencyKey(r *http.Request) (string, error) {
@@ -396,10 +404,9 @@ func (a *API) publishBatch(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) doPublish(w http.ResponseWriter, r *http.Request, batch bool) {
 	if a.cfg.OnPublish != nil {
-		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		rec, start := a.recordPublish(w)
+		defer a.published(rec, start)
 		w = rec
-		defer func() { a.cfg.OnPublish(rec.status, time.Since(start)) }()
 	}
 	key, ok := a.apiKey(w, r)
 	if !ok {
@@ -414,7 +421,9 @@ func (a *API) doPublish(w http.ResponseWriter, r *http.Request, batch bool) {
 	if batch {
 		maxBody = a.cfg.MaxBatchBodyBytes
 	}
-	body, ok := a.readBody(w, r, maxBody)
+	buf := getBuffer()
+	body, ok := a.readBodyInto(w, r, maxBody, *buf)
+	defer func() { putBuffer(buf, body) }() // after the answer: nothing keeps body
 	if !ok {
 		return
 	}
@@ -460,9 +469,14 @@ func (a *API) doPublish(w http.ResponseWriter, r *http.Request, batch bool) {
 	}
 	req := store.PublishRequest{Scope: key.ID, Key: ikey, Drafts: drafts}
 	if ikey != "" {
-		sum := sha256.Sum256(append([]byte(r.URL.Path+"\n"), body...))
-		req.RequestHash = hex.EncodeToString(sum[:])
+		req.RequestHash = requestHash(r.URL.Path, "\n", body)
 	}
+	a.commit(w, r, key, req, batch, body[:0])
+}
+
+// commit publishes req and answers the request; buf is a buffer for the
+// answer.
+func (a *API) commit(w http.ResponseWriter, r *http.Request, key auth.APIKey, req store.PublishRequest, batch bool, buf []byte) {
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.PublishTimeout)
 	defer cancel()
 	res, err := a.inbox.Publish(ctx, req)
@@ -487,19 +501,7 @@ func (a *API) doPublish(w http.ResponseWriter, r *http.Request, batch bool) {
 		return
 	}
 	// {"id":"…"}: an id is a ULID (26 characters of Crockford base32).
-	b := make([]byte, 0, 48)
-	b = append(b, `{"id":"`...)
+	b := append(buf, `{"id":"`...)
 	b = append(b, res.IDs[0]...)
 	session.WriteJSONBytes(w, http.StatusCreated, append(b, "\"}\n"...))
-}
-
-// statusRecorder remembers the status code written.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	s.status = code
-	s.ResponseWriter.WriteHeader(code)
 }

@@ -76,18 +76,23 @@ func (c *jsonCursor) audience(to **audienceJSON) bool {
 		*to = nil
 		return true
 	}
-	a := new(audienceJSON)
+	// One allocation for the audience and a short list of users.
+	box := new(struct {
+		a     audienceJSON
+		users [2]string
+	})
+	a := &box.a
 	*to = a
 	return c.object(func(name []byte) bool {
 		switch string(name) {
 		case "users":
-			return c.stringSlice(&a.Users)
+			return c.stringSlice(&a.Users, box.users[:])
 		case "tenant":
 			return c.boolPtr(&a.Tenant)
 		case "role":
 			return c.stringPtr(&a.Role)
 		case "topics":
-			return c.stringSlice(&a.Topics)
+			return c.stringSlice(&a.Topics, nil)
 		}
 		return false
 	})
@@ -375,8 +380,8 @@ func (c *jsonCursor) boolPtr(dst **bool) bool {
 }
 
 // stringSlice reads null (nil) or an array of strings (non-nil, even
-// empty, as encoding/json decodes []).
-func (c *jsonCursor) stringSlice(dst *[]string) bool {
+// empty, as encoding/json decodes []), into spare when it fits.
+func (c *jsonCursor) stringSlice(dst *[]string, spare []string) bool {
 	if c.null() {
 		*dst = nil
 		return true
@@ -401,6 +406,10 @@ func (c *jsonCursor) stringSlice(dst *[]string) bool {
 				return false
 			}
 		}
+	}
+	if len(list) <= len(spare) {
+		*dst = spare[:copy(spare, list):len(list)]
+		return true
 	}
 	*dst = append(make([]string, 0, len(list)), list...)
 	return true

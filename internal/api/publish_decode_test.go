@@ -240,3 +240,33 @@ func FuzzPublishDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestFastDecodeItemAllocations(t *testing.T) {
+	body := []byte(publishBodies[0])
+	// The string of the body and the audience (with its short user list).
+	if a := testing.AllocsPerRun(100, func() { fastDecodeItem(body) }); a != 2 {
+		t.Errorf("%v allocations, want 2", a)
+	}
+}
+
+// BenchmarkDecodePublish compares the two decoders on the common body.
+func BenchmarkDecodePublish(b *testing.B) {
+	body := []byte(publishBodies[0])
+	b.Run("fast", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok := fastDecodeItem(body); !ok {
+				b.Fatal("refused")
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var it publishItem
+			if err := oracleDecode(body, &it); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

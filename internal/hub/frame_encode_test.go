@@ -78,3 +78,20 @@ func TestEncodeUnreadMatchesEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkEncodeItem compares EncodeItem with encoding/json.
+func BenchmarkEncodeItem(b *testing.B) {
+	n := notification.Notification{ID: "01M8D4RNA158PW21GV7ZNT0BFT", Type: "bench.test", Title: "Build 7 passed", Body: "All 1,204 tests passed.", CreatedAt: time.Now()}
+	b.Run("direct", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			EncodeItem(&n, false, false)
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			encodeItemJSON(&n, false, false)
+		}
+	})
+}
