@@ -407,11 +407,11 @@ func (c *jsonCursor) stringSlice(dst *[]string, spare []string) bool {
 			}
 		}
 	}
-	if len(list) <= len(spare) {
+	if len(list) > 0 && len(list) <= len(spare) {
 		*dst = spare[:copy(spare, list):len(list)]
 		return true
 	}
-	*dst = append(make([]string, 0, len(list)), list...)
+	*dst = append(make([]string, 0, len(list)), list...) // [] is not nil
 	return true
 }
 

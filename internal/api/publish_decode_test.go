@@ -44,6 +44,8 @@ var publishBodies = []string{
 	`{"tenant":"acme","to":{"users":["u1"]},"type":"t","title":"x","fallback":{"after_s":-0},"category":null,"collapse_key":null}`,
 	`{"tenant":"acme","to":{"users":[],"tenant":null,"role":null,"topics":null},"type":"t","title":null,"body":null,"fallback":null}`,
 	`{"tenant":"acme","to":null,"type":"t","title":"x","fallback":{}}`,
+	`{"tenant":"acme","to":{"topics":[]},"type":"x","ephemeral":true}`,
+	`{"tenant":"acme","to":{"users":["a","b","c"],"topics":["t"]},"type":"x"}`,
 	`{"\u0074enant":"acme","to":{"us\u0065rs":["u1"]},"type":"t","title":"x"}`,
 	`{"tenant":"acme","to":{"users":["u1"]},"type":"t","title":"x","data":{"a":{"b":{"c":{"d":{"e":{"f":{"g":{"h":{"i":{"j":{"k":{"l":{"m":{"n":{"o":1}}}}}}}}}}}}}}}}`,
 	`{"data":{"a":{"b":{"c":{"d":{"e":{"f":{"g":{"h":{"i":{"j":{"k":{"l":{"m":{"n":{"o":{"p":1}}}}}}}}}}}}}}}}}`,
