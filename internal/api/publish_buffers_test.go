@@ -2,6 +2,8 @@ package api
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"net/http"
@@ -65,6 +67,18 @@ func TestReadBodyIntoTooLarge(t *testing.T) {
 		}
 		if ok && !bytes.Equal(body, []byte(tt.body)) {
 			t.Errorf("body %q", body)
+		}
+	}
+}
+
+// The idempotency hash is stored with a request: it must stay the one of
+// before (sha256 of path, prefix and body, hex).
+func TestRequestHashUnchanged(t *testing.T) {
+	body := []byte(`{"tenant":"acme"}`)
+	for _, prefix := range []string{"\n", "\nlive\n"} {
+		sum := sha256.Sum256(append([]byte("/v1/notifications"+prefix), body...))
+		if got, want := requestHash("/v1/notifications", prefix, body), hex.EncodeToString(sum[:]); got != want {
+			t.Errorf("prefix %q: %s, want %s", prefix, got, want)
 		}
 	}
 }
