@@ -19,6 +19,8 @@ fuzz:
 	go test -run '^$$' -fuzz FuzzDuplicateKey -fuzztime 300000x ./internal/notification/
 	go test -run '^$$' -fuzz FuzzDecodePacket -fuzztime 50000x ./internal/socketio/
 	go test -run '^$$' -fuzz FuzzNotificationEvent -fuzztime 20000x ./internal/sse/
+	go test -run '^$$' -fuzz FuzzPublishDecode -fuzztime 300000x ./internal/api/
+	go test -run '^$$' -fuzz FuzzEncodeItem -fuzztime 300000x ./internal/hub/
 
 # The standard herald-bench scenarios, each against a fresh node, as one
 # Markdown table (docs/benchmarks.md). BENCH_SHORT=1 for a quick check;

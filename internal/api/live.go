@@ -3,8 +3,6 @@ package api
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -78,19 +76,27 @@ func ReservedEventType(t string) bool {
 }
 
 // live answers the request when its body asks for a live event, and
-// reports whether it did. A body that does not name "ephemeral" is not
-// decoded here at all.
-func (a *API) live(w http.ResponseWriter, r *http.Request, key auth.APIKey, body []byte, ikey string) bool {
+// reports whether it did. A body that does not name "ephemeral" is a
+// stored notification. it and parsed are parseItem's result for body.
+func (a *API) live(w http.ResponseWriter, r *http.Request, key auth.APIKey, body []byte, ikey string, it *publishItem, parsed error) bool {
 	if !bytes.Contains(body, []byte(`"ephemeral"`)) {
 		return false
 	}
-	var probe struct {
-		Ephemeral *bool `json:"ephemeral"`
+	if parsed == nil && !it.ephemeral() {
+		return false
 	}
-	if json.Unmarshal(body, &probe) != nil || probe.Ephemeral == nil || !*probe.Ephemeral {
-		return false // the stored path reports what is wrong with it
+	if parsed != nil { // does the body ask for a live event all the same?
+		var probe struct {
+			Ephemeral *bool `json:"ephemeral"`
+		}
+		if json.Unmarshal(body, &probe) != nil || probe.Ephemeral == nil || !*probe.Ephemeral {
+			return false // the stored path reports what is wrong with it
+		}
 	}
-	it, err := decodeItem(body, key)
+	err := parsed
+	if err == nil {
+		err = it.scope(key)
+	}
 	if errors.Is(err, errForbidden) {
 		a.cfg.Audit.Warn(audit.Forbidden, "api key used outside its tenant", "key_id", key.ID, "ip", a.adm.ClientIP(r))
 		a.keyErrs.Fail(w, r, session.CodeForbidden, "this API key may not publish to that tenant", err, "key_id", key.ID)
@@ -98,7 +104,7 @@ func (a *API) live(w http.ResponseWriter, r *http.Request, key auth.APIKey, body
 	}
 	var l *notification.Live
 	if err == nil {
-		l, err = toLive(&it)
+		l, err = toLive(it)
 	}
 	if err != nil {
 		a.keyErrs.Fail(w, r, session.CodeInvalidRequest, clientMessage(err, "invalid live event"), err, "key_id", key.ID)
@@ -117,8 +123,7 @@ func (a *API) publishLive(w http.ResponseWriter, r *http.Request, key auth.APIKe
 	defer cancel()
 	l.ID, l.CreatedAt = ulid.Make().String(), time.Now().UTC()
 	if ikey != "" {
-		sum := sha256.Sum256(append([]byte(r.URL.Path+"\nlive\n"), body...))
-		first, replay, err := a.cfg.LiveDedupe.Claim(ctx, key.ID, ikey, hex.EncodeToString(sum[:]), l.ID)
+		first, replay, err := a.cfg.LiveDedupe.Claim(ctx, key.ID, ikey, requestHash(r.URL.Path, "\nlive\n", body), l.ID)
 		switch {
 		case errors.Is(err, ErrLiveKeyReused):
 			a.keyErrs.Fail(w, r, session.CodeIdempotencyMismatch, "Idempotency-Key was used with a different request", err, "key_id", key.ID)
@@ -189,7 +194,7 @@ func toLive(it *publishItem) (*notification.Live, error) {
 	if it.ExpiresAt != nil {
 		return nil, shown("expires_at has no meaning for a live event (it is never stored)")
 	}
-	data, err := checkData(it.Data)
+	data, err := it.checkedData()
 	if err != nil {
 		return nil, err
 	}

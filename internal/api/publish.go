@@ -3,8 +3,6 @@ package api
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,6 +42,9 @@ type publishItem struct {
 	Category    *string       `json:"category"`
 	CollapseKey *string       `json:"collapse_key"`
 	Fallback    *fallbackJSON `json:"fallback"`
+	// dataChecked: Data is checkData's result already (the fast decoder
+	// compacts it as it copies it).
+	dataChecked bool
 }
 
 // fallbackJSON asks for a notification.unseen webhook per recipient who
@@ -136,31 +137,50 @@ func decodeFields(data []byte, v any) error {
 	return nil
 }
 
-// decodeItem decodes one item (its names already checked) and fills the
-// tenant from the key when the item names none.
-func decodeItem(raw []byte, key auth.APIKey) (publishItem, error) {
-	var it publishItem
-	if err := decodeFields(raw, &it); err != nil {
-		return it, err
+// parseItem decodes one item (its names already checked) as decodeFields
+// does: with the reflection-free decoder (publish_decode.go) when it can,
+// else with decodeFields itself, which gives the error.
+func parseItem(raw []byte) (publishItem, error) {
+	if it, ok := fastDecodeItem(raw); ok {
+		return it, nil
 	}
+	var it publishItem
+	err := decodeFields(raw, &it)
+	return it, err
+}
+
+// scope fills the tenant from the key when the item names none, and
+// checks the key may publish to it.
+func (it *publishItem) scope(key auth.APIKey) error {
 	if it.Tenant == "" && key.Tenant != "" {
 		it.Tenant = key.Tenant
 	}
 	if !validIdent(it.Tenant) {
-		return it, bad("tenant missing or malformed")
+		return bad("tenant missing or malformed")
 	}
 	if !key.Allows(it.Tenant) {
-		return it, errForbidden
+		return errForbidden
 	}
-	return it, nil
+	return nil
 }
 
 // ephemeral reports whether the item asks for a live event.
 func (it *publishItem) ephemeral() bool { return it.Ephemeral != nil && *it.Ephemeral }
 
-// toDraft validates one stored notification against the key's scope.
-func toDraft(raw []byte, key auth.APIKey, now time.Time) (notification.Draft, error) {
-	it, err := decodeItem(raw, key)
+// checkedData is checkData(it.Data), unless the decoder did it already.
+func (it *publishItem) checkedData() (json.RawMessage, error) {
+	if it.dataChecked {
+		return it.Data, nil
+	}
+	return checkData(it.Data)
+}
+
+// toDraft validates one stored notification (parsed, with parseItem's
+// error) against the key's scope.
+func toDraft(it *publishItem, err error, key auth.APIKey, now time.Time) (notification.Draft, error) {
+	if err == nil {
+		err = it.scope(key)
+	}
 	if err != nil {
 		return notification.Draft{}, err
 	}
@@ -183,7 +203,7 @@ func toDraft(raw []byte, key auth.APIKey, now time.Time) (notification.Draft, er
 	if !notification.ValidBody(d.Body) {
 		return d, bad("body too long")
 	}
-	if d.Data, err = checkData(it.Data); err != nil {
+	if d.Data, err = it.checkedData(); err != nil {
 		return d, err
 	}
 	if it.ExpiresAt != nil {
@@ -199,7 +219,7 @@ func toDraft(raw []byte, key auth.APIKey, now time.Time) (notification.Draft, er
 		}
 		d.FallbackAfter = after
 	}
-	return d, inboxFields(&it, &d)
+	return d, inboxFields(it, &d)
 }
 
 // inboxFields validates and sets the category and collapse key of d.
@@ -312,22 +332,53 @@ func (a *API) apiKey(w http.ResponseWriter, r *http.Request) (auth.APIKey, bool)
 	return key, true
 }
 
+// batchItems splits a batch body into its items, or answers the request.
+func (a *API) batchItems(w http.ResponseWriter, r *http.Request, body []byte) ([][]byte, bool) {
+	raws, ok := fastDecodeBatch(body)
+	if !ok {
+		var bb batchBody
+		if err := decodeFields(body, &bb); err != nil {
+			a.keyErrs.Fail(w, r, session.CodeInvalidRequest, "invalid request", err)
+			return nil, false
+		}
+		raws = make([][]byte, len(bb.Notifications))
+		for i, raw := range bb.Notifications {
+			raws[i] = raw
+		}
+	}
+	if len(raws) == 0 || len(raws) > a.cfg.MaxBatch {
+		a.keyErrs.Fail(w, r, session.CodeInvalidRequest, fmt.Sprintf("a batch holds 1..%d notifications", a.cfg.MaxBatch), nil)
+		return nil, false
+	}
+	return raws, true
+}
+
 func (a *API) readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			a.keyErrs.Fail(w, r, session.CodeTooLarge, "request body too large", err)
-			return nil, false
-		}
-		a.keyErrs.Fail(w, r, session.CodeInvalidRequest, "unable to read request body", err)
-		return nil, false
+		return nil, a.bodyFailed(w, r, err)
 	}
+	return body, a.validUTF8(w, r, body)
+}
+
+// bodyFailed answers a request whose body could not be read; false.
+func (a *API) bodyFailed(w http.ResponseWriter, r *http.Request, err error) bool {
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		a.keyErrs.Fail(w, r, session.CodeTooLarge, "request body too large", err)
+		return false
+	}
+	a.keyErrs.Fail(w, r, session.CodeInvalidRequest, "unable to read request body", err)
+	return false
+}
+
+// validUTF8 answers a request whose body is not UTF-8, and reports
+// whether it is.
+func (a *API) validUTF8(w http.ResponseWriter, r *http.Request, body []byte) bool {
 	if !utf8.Valid(body) {
 		a.keyErrs.Fail(w, r, session.CodeInvalidRequest, "invalid request", bad("invalid UTF-8"))
-		return nil, false
+		return false
 	}
-	return body, true
+	return true
 }
 
 func idempotencyKey(r *http.Request) (string, error) {
@@ -353,10 +404,9 @@ func (a *API) publishBatch(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) doPublish(w http.ResponseWriter, r *http.Request, batch bool) {
 	if a.cfg.OnPublish != nil {
-		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		rec, start := a.recordPublish(w)
+		defer a.published(rec, start)
 		w = rec
-		defer func() { a.cfg.OnPublish(rec.status, time.Since(start)) }()
 	}
 	key, ok := a.apiKey(w, r)
 	if !ok {
@@ -371,7 +421,9 @@ func (a *API) doPublish(w http.ResponseWriter, r *http.Request, batch bool) {
 	if batch {
 		maxBody = a.cfg.MaxBatchBodyBytes
 	}
-	body, ok := a.readBody(w, r, maxBody)
+	buf := getBuffer()
+	body, ok := a.readBodyInto(w, r, maxBody, *buf)
+	defer func() { putBuffer(buf, body) }() // after the answer: nothing keeps body
 	if !ok {
 		return
 	}
@@ -384,26 +436,26 @@ func (a *API) doPublish(w http.ResponseWriter, r *http.Request, batch bool) {
 		a.keyErrs.Fail(w, r, session.CodeInvalidRequest, "invalid request", err)
 		return
 	}
-	raws := []json.RawMessage{body}
-	if !batch && a.live(w, r, key, body, ikey) {
-		return // a live event: answered on the ephemeral path (live.go)
-	}
+	raws := [][]byte{body}
+	var it publishItem
+	var parsed error // parseItem's verdict on it
 	if batch {
-		var bb batchBody
-		if err := decodeFields(body, &bb); err != nil {
-			a.keyErrs.Fail(w, r, session.CodeInvalidRequest, "invalid request", err)
+		if raws, ok = a.batchItems(w, r, body); !ok {
 			return
 		}
-		if len(bb.Notifications) == 0 || len(bb.Notifications) > a.cfg.MaxBatch {
-			a.keyErrs.Fail(w, r, session.CodeInvalidRequest, fmt.Sprintf("a batch holds 1..%d notifications", a.cfg.MaxBatch), nil)
-			return
+	} else {
+		it, parsed = parseItem(body)
+		if a.live(w, r, key, body, ikey, &it, parsed) {
+			return // a live event: answered on the ephemeral path (live.go)
 		}
-		raws = bb.Notifications
 	}
 	now := time.Now()
 	drafts := make([]notification.Draft, len(raws))
 	for i, raw := range raws {
-		d, err := toDraft(raw, key, now)
+		if batch {
+			it, parsed = parseItem(raw)
+		}
+		d, err := toDraft(&it, parsed, key, now)
 		if errors.Is(err, errForbidden) {
 			a.cfg.Audit.Warn(audit.Forbidden, "api key used outside its tenant", "key_id", key.ID, "ip", a.adm.ClientIP(r))
 			a.keyErrs.Fail(w, r, session.CodeForbidden, "this API key may not publish to that tenant", err, "key_id", key.ID)
@@ -417,9 +469,14 @@ func (a *API) doPublish(w http.ResponseWriter, r *http.Request, batch bool) {
 	}
 	req := store.PublishRequest{Scope: key.ID, Key: ikey, Drafts: drafts}
 	if ikey != "" {
-		sum := sha256.Sum256(append([]byte(r.URL.Path+"\n"), body...))
-		req.RequestHash = hex.EncodeToString(sum[:])
+		req.RequestHash = requestHash(r.URL.Path, "\n", body)
 	}
+	a.commit(w, r, key, req, batch, body[:0])
+}
+
+// commit publishes req and answers the request; buf is a buffer for the
+// answer.
+func (a *API) commit(w http.ResponseWriter, r *http.Request, key auth.APIKey, req store.PublishRequest, batch bool, buf []byte) {
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.PublishTimeout)
 	defer cancel()
 	res, err := a.inbox.Publish(ctx, req)
@@ -444,19 +501,7 @@ func (a *API) doPublish(w http.ResponseWriter, r *http.Request, batch bool) {
 		return
 	}
 	// {"id":"…"}: an id is a ULID (26 characters of Crockford base32).
-	b := make([]byte, 0, 48)
-	b = append(b, `{"id":"`...)
+	b := append(buf, `{"id":"`...)
 	b = append(b, res.IDs[0]...)
 	session.WriteJSONBytes(w, http.StatusCreated, append(b, "\"}\n"...))
-}
-
-// statusRecorder remembers the status code written.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	s.status = code
-	s.ResponseWriter.WriteHeader(code)
 }

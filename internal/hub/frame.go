@@ -2,6 +2,7 @@ package hub
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
 	"time"
 
@@ -94,30 +95,6 @@ func EncodeNotification(n *notification.Notification, read bool) []byte {
 	return EncodeItem(n, read, false)
 }
 
-// EncodeItem is EncodeNotification for an inbox item, which may be
-// archived (lists).
-func EncodeItem(n *notification.Notification, read, archived bool) []byte {
-	w := wireNotification{
-		ID: n.ID, Type: n.Type, Title: n.Title, Body: n.Body, Data: n.Data,
-		CreatedAt: n.CreatedAt.UTC(), Category: n.Category, CollapseKey: n.CollapseKey, Read: read, Archived: archived,
-	}
-	if len(w.Data) == 0 {
-		w.Data = nil
-	}
-	if !n.ExpiresAt.IsZero() {
-		t := n.ExpiresAt.UTC()
-		w.ExpiresAt = &t
-	}
-	b, err := json.Marshal(w)
-	if err != nil {
-		// Data is validated as a JSON object before it is stored; a failure
-		// here means corrupted data, which we still deliver without it.
-		w.Data = nil
-		b, _ = json.Marshal(w)
-	}
-	return b[:len(b)-1]
-}
-
 func encodeRead(ids []string, all bool) []byte {
 	if ids == nil {
 		ids = []string{}
@@ -173,9 +150,28 @@ func appendUnread(b []byte, n, unseen int64, byCategory map[string]int64) []byte
 	b = append(b, `,"unseen":`...)
 	b = strconv.AppendInt(b, unseen, 10)
 	if byCategory != nil {
-		cats, _ := json.Marshal(byCategory) // categories are [a-z0-9._-]: no escaping
 		b = append(b, `,"by_category":`...)
-		b = append(b, cats...)
+		b = appendCounts(b, byCategory)
+	}
+	return append(b, '}')
+}
+
+// appendCounts appends m as encoding/json writes it: names sorted.
+func appendCounts(b []byte, m map[string]int64) []byte {
+	var buf [16]string
+	names := buf[:0]
+	for k := range m {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	b = append(b, '{')
+	for i, k := range names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, k)
+		b = append(b, ':')
+		b = strconv.AppendInt(b, m[k], 10)
 	}
 	return append(b, '}')
 }

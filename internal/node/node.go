@@ -185,35 +185,37 @@ func (c *Config) setDefaults() {
 
 // Node is one running Herald node.
 type Node struct {
-	cfg       Config
-	log       *slog.Logger
-	audit     *audit.Recorder
-	store     nodeStore
-	broker    broker.Broker
-	hub       *hub.Hub
-	adm       *admission.Controller
-	core      *session.Core
-	ws        *ws.Server
-	sse       *sse.Server
-	sio       *socketio.Server
-	server    *http.Server
-	handler   http.Handler
-	ctx       context.Context // cancelled on Shutdown: stops the JWKS refresher
-	cancel    context.CancelFunc
-	revoked   *revocation.List
-	metrics   *metrics.Metrics
-	publisher *metrics.Broker // set in New before any write
-	loss      *liveLoss       // set in New before any write
-	redis     *redis.Client   // shared with cluster-wide limits; nil on a single node
-	closers   []func() error  // extra components closed on Shutdown
-	checks    []api.Check     // readiness checks beyond draining, store and memory
-	monitor   *metrics.Monitor
-	webhooks  *webhook.Service  // the webhook sender
-	presence  *presence.Tracker // this node's connections per user
-	wg        sync.WaitGroup    // background loops
-	draining  atomic.Bool
-	stopOnce  sync.Once
-	stopErr   error
+	cfg Config
+	// fanoutDeadline bounds fanout's broker publishes; static after New.
+	fanoutDeadline *sharedDeadline
+	log            *slog.Logger
+	audit          *audit.Recorder
+	store          nodeStore
+	broker         broker.Broker
+	hub            *hub.Hub
+	adm            *admission.Controller
+	core           *session.Core
+	ws             *ws.Server
+	sse            *sse.Server
+	sio            *socketio.Server
+	server         *http.Server
+	handler        http.Handler
+	ctx            context.Context // cancelled on Shutdown: stops the JWKS refresher
+	cancel         context.CancelFunc
+	revoked        *revocation.List
+	metrics        *metrics.Metrics
+	publisher      *metrics.Broker // set in New before any write
+	loss           *liveLoss       // set in New before any write
+	redis          *redis.Client   // shared with cluster-wide limits; nil on a single node
+	closers        []func() error  // extra components closed on Shutdown
+	checks         []api.Check     // readiness checks beyond draining, store and memory
+	monitor        *metrics.Monitor
+	webhooks       *webhook.Service  // the webhook sender
+	presence       *presence.Tracker // this node's connections per user
+	wg             sync.WaitGroup    // background loops
+	draining       atomic.Bool
+	stopOnce       sync.Once
+	stopErr        error
 }
 
 // parts are what New builds before the node exists as a whole; undo stops
@@ -242,7 +244,8 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	m := metrics.New(cfg.Registry)
-	n := &Node{cfg: cfg, log: cfg.Logger, metrics: m, audit: audit.New(cfg.Logger, m)}
+	n := &Node{cfg: cfg, log: cfg.Logger, metrics: m, audit: audit.New(cfg.Logger, m),
+		fanoutDeadline: newSharedDeadline(fanoutTimeout, fanoutDeadlineSlack, time.Now)}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	p := &parts{}
 	p.started(n.cancel)
@@ -479,8 +482,7 @@ func (n *Node) openHTTP(_ context.Context, p *parts) error {
 // fanout is the store's commit hook: it hands committed events to the broker
 // in commit order, from the store's writer.
 func (n *Node) fanout(evs []*notification.Event) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	ctx := n.fanoutDeadline.get()
 	for _, ev := range evs {
 		n.offerRead(ev)
 		if err := n.publisher.Publish(ctx, ev); err != nil {

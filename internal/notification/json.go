@@ -1,5 +1,7 @@
 package notification
 
+import "unicode/utf8"
+
 // JSONDepth returns the nesting depth of arrays and objects in data (JSON
 // that may be malformed), ignoring brackets inside strings. It stops at the
 // first level deeper than limit and returns limit+1, so callers test
@@ -35,4 +37,17 @@ func JSONDepth(data []byte, limit int) int {
 		}
 	}
 	return maxDepth
+}
+
+// AppendJSONString appends to dst the value of s, the inside of a JSON
+// string that a scanner has checked, decoded as encoding/json decodes it:
+// escapes, surrogate pairs, and U+FFFD for a lone surrogate or a byte of
+// invalid UTF-8 (the publish API's decoder unquotes with it).
+func AppendJSONString(dst, s []byte) []byte {
+	for len(s) > 0 {
+		r, n := nameRune(s)
+		dst = utf8.AppendRune(dst, r)
+		s = s[n:]
+	}
+	return dst
 }
