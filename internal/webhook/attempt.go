@@ -81,7 +81,7 @@ func (s *Service) buildPayload(ev store.WebhookEvent) (store.WebhookEvent, bool)
 	}
 	s.m.unseen.WithLabelValues("unseen").Inc()
 	b := Body{ID: ev.ID, Type: ev.Type, CreatedAt: ev.CreatedAt, Tenant: ev.Tenant, User: ev.User,
-		Notification: NotificationOf(&it.Notification, it.Read)}
+		Notification: notificationJSON(&it.Notification, it.Read)}
 	ev.Payload = b.Encode()
 	if err := s.out.SaveWebhookPayload(ctx, ev.ID, s.cfg.Owner, ev.Payload); err != nil {
 		s.log.Warn("webhook: payload not saved", "id", ev.ID, "err", err)

@@ -2,7 +2,9 @@ package webhook
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -183,8 +185,11 @@ func TestFallbackOnlyWhenUnseen(t *testing.T) {
 		return testutil.ToFloat64(s.m.unseen.WithLabelValues("seen")) == 1 && len(rcv.delivered()) == 1
 	}, "bob's fallback")
 	got := rcv.delivered()[0]
-	if got.Type != "notification.unseen" || got.User != "bob" || got.Notification == nil || got.Notification.ID != res.IDs[0] ||
-		got.Notification.Title != "Invoice" {
+	var n struct{ ID, Title string }
+	if err := json.Unmarshal(got.Notification, &n); err != nil {
+		t.Fatalf("fallback notification %s: %v", got.Notification, err)
+	}
+	if got.Type != "notification.unseen" || got.User != "bob" || n.ID != res.IDs[0] || n.Title != "Invoice" {
 		t.Fatalf("fallback %+v", got)
 	}
 }
@@ -251,5 +256,24 @@ func TestTwoSendersPostgres(t *testing.T) {
 		if n != 1 {
 			t.Fatalf("%s delivered %d times", id, n)
 		}
+	}
+}
+
+// The notification in a webhook body has every field the user API shows.
+func TestBodyNotificationHasTheUserAPIFields(t *testing.T) {
+	created := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	n := &notification.Notification{ID: "01J", Type: "invoice.due", Title: "Due <soon>", Body: "b", Data: json.RawMessage(`{"amount":42}`),
+		CreatedAt: created, ExpiresAt: created.Add(time.Hour), Category: "billing", CollapseKey: "inv-7"}
+	b := Body{ID: "msg_1", Type: store.WebhookNotificationUnseen, CreatedAt: created, Tenant: "t1", User: "bob", Notification: notificationJSON(n, false)}
+	var got struct {
+		Notification map[string]any `json:"notification"`
+	}
+	if err := json.Unmarshal(b.Encode(), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"id": "01J", "type": "invoice.due", "title": "Due <soon>", "body": "b", "data": map[string]any{"amount": float64(42)},
+		"created_at": "2026-12-06T12:00:00Z", "expires_at": "2026-12-06T13:00:00Z", "category": "billing", "collapse_key": "inv-7", "read": false}
+	if !reflect.DeepEqual(got.Notification, want) {
+		t.Fatalf("notification = %v\nwant %v", got.Notification, want)
 	}
 }
