@@ -201,3 +201,22 @@ func TestNativeRows(t *testing.T) {
 		t.Fatalf("exec after close: %v", err)
 	}
 }
+
+// TestSQLiteCloseClosesWriter: Close finalizes the writer's statements and
+// closes its native connection.
+func TestSQLiteCloseClosesWriter(t *testing.T) {
+	s := openTestSQLite(t, SQLiteConfig{})
+	publish(t, s, toUsers("t", "a"))
+	if len(s.w.c.stmts) == 0 {
+		t.Fatal("no statement prepared by a publish")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s.w.c.db != 0 || s.w.c.stmts != nil {
+		t.Fatalf("writer connection still open after Close (%d statements)", len(s.w.c.stmts))
+	}
+	if _, err := s.w.c.exec(`SELECT 1`, nil); !errors.Is(err, errNativeClosed) {
+		t.Fatalf("exec after Close: %v", err)
+	}
+}
