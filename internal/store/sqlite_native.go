@@ -373,18 +373,32 @@ func (s *nstmt) colBytes(i int) []byte {
 // colText reads column i of the current row as a string.
 func (s *nstmt) colText(i int) string { return string(s.colBytes(i)) }
 
-// bindArgs prepares query and binds args to its parameters.
-func (c *nconn) bindArgs(query string, args []any) (*nstmt, error) {
+// prepareArgs prepares query, checking that it takes n arguments.
+func (c *nconn) prepareArgs(query string, n int) (*nstmt, error) {
 	s, err := c.prepare(query)
 	if err != nil {
 		return nil, err
 	}
-	if len(args) != s.params {
+	if n != s.params {
 		s.reset()
-		return nil, fmt.Errorf("sql: expected %d arguments, got %d", s.params, len(args))
+		return nil, fmt.Errorf("sql: expected %d arguments, got %d", s.params, n)
 	}
-	for i, a := range args {
-		if err := s.bindAny(i+1, a); err != nil {
+	return s, nil
+}
+
+// bindArgs prepares query and binds args to its parameters.
+func (c *nconn) bindArgs(query string, args []any) (*nstmt, error) {
+	return bindAll(c, query, args, (*nstmt).bindAny)
+}
+
+// bindAll prepares query and binds vals to its parameters with bind.
+func bindAll[T any](c *nconn, query string, vals []T, bind func(*nstmt, int, T) error) (*nstmt, error) {
+	s, err := c.prepareArgs(query, len(vals))
+	if err != nil {
+		return nil, err
+	}
+	for i, v := range vals {
+		if err := bind(s, i+1, v); err != nil {
 			s.reset()
 			return nil, fmt.Errorf("sql: converting argument $%d: %w", i+1, err)
 		}
@@ -423,6 +437,38 @@ func (s *nstmt) bindAny(i int, a any) error {
 		}
 		return fmt.Errorf("unsupported type %T", a)
 	}
+}
+
+// bindTexts prepares query and binds vals, text, to its parameters,
+// without boxing them.
+func (c *nconn) bindTexts(query string, vals []string) (*nstmt, error) {
+	return bindAll(c, query, vals, (*nstmt).bindText)
+}
+
+// execTexts is exec with text arguments only, without boxing them.
+func (c *nconn) execTexts(query string, vals ...string) (int64, error) {
+	s, err := c.bindTexts(query, vals)
+	if err != nil {
+		return 0, err
+	}
+	return s.run()
+}
+
+// queryInt64Texts runs query, with text arguments only, and returns the
+// integer in the first column of its first row (sql.ErrNoRows if none).
+func (c *nconn) queryInt64Texts(query string, vals ...string) (int64, error) {
+	s, err := c.bindTexts(query, vals)
+	if err != nil {
+		return 0, err
+	}
+	defer s.reset()
+	switch row, err := s.step(); {
+	case err != nil:
+		return 0, err
+	case !row:
+		return 0, sql.ErrNoRows
+	}
+	return s.colInt64(0), nil
 }
 
 // exec runs query with args to the end and returns the rows it changed.

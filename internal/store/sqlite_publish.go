@@ -139,14 +139,14 @@ func (s *SQLite) insertDraft(ctx context.Context, tx *wtx, d *notification.Draft
 	ev := &notification.Event{Kind: notification.EventNotification, Tenant: d.Tenant, Notification: n}
 
 	if d.Audience.Broadcast() {
-		if err := tx.QueryRowContext(ctx,
+		if ev.TenantSeq, err = tx.c.queryInt64Texts(
 			`INSERT INTO tenant_streams (tenant, seq) VALUES (?, 1)
 			 ON CONFLICT (tenant) DO UPDATE SET seq = seq + 1
-			 RETURNING seq`, d.Tenant).Scan(&ev.TenantSeq); err != nil {
+			 RETURNING seq`, d.Tenant); err != nil {
 			return nil, fmt.Errorf("tenant stream: %w", err)
 		}
 		for _, key := range counterKeys(d.Audience.Key(), d.Category, d.Type) {
-			if _, err := tx.ExecContext(ctx,
+			if _, err := tx.c.execTexts(
 				`INSERT INTO audience_totals (tenant, audience_key, total) VALUES (?, ?, 1)
 				 ON CONFLICT (tenant, audience_key) DO UPDATE SET total = total + 1`,
 				d.Tenant, key); err != nil {
@@ -228,14 +228,11 @@ func (t *wtx) insertNotification(n *notification.Notification, tenantSeq *int64)
 
 // bumpStream bumps the stream of user by one and sets dl's Seq and Unread.
 func (t *wtx) bumpStream(tenant, user string, dl *notification.Delivery) error {
-	st, err := t.c.prepare(bumpStreamSQL)
+	st, err := t.c.bindTexts(bumpStreamSQL, []string{tenant, user})
 	if err != nil {
 		return err
 	}
 	defer st.reset()
-	if err := errors.Join(st.bindText(1, tenant), st.bindText(2, user)); err != nil {
-		return err
-	}
 	switch row, err := st.step(); {
 	case err != nil:
 		return err
@@ -262,15 +259,7 @@ func (t *wtx) insertInbox(tenant, user string, seq int64, id string) error {
 
 // bumpCategory adds one to user's unread count of category.
 func (t *wtx) bumpCategory(tenant, user, category string) error {
-	st, err := t.c.prepare(bumpCategoriesSQL[0])
-	if err != nil {
-		return err
-	}
-	if err := errors.Join(st.bindText(1, tenant), st.bindText(2, user), st.bindText(3, category)); err != nil {
-		st.reset()
-		return err
-	}
-	_, err = st.run()
+	_, err := t.c.execTexts(bumpCategoriesSQL[0], tenant, user, category)
 	return err
 }
 
