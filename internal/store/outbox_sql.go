@@ -226,7 +226,7 @@ func (o *outboxEngine) DeleteWebhookEndpoint(ctx context.Context, tenant string)
 type sqliteOutbox struct {
 	q interface {
 		ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-		QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+		QueryContext(ctx context.Context, query string, args ...any) (rowsIter, error)
 	}
 }
 
@@ -272,7 +272,7 @@ func newSQLiteOutbox(s *SQLite) outboxEngine {
 			if err := s.readable(ctx); err != nil {
 				return fmt.Errorf("store: %s: %w", op, err)
 			}
-			if err := fn(sqliteOutbox{s.rdb}); err != nil {
+			if err := fn(sqliteOutbox{poolQuerier{s.rdb}}); err != nil {
 				return fmt.Errorf("store: %s: %w", op, err)
 			}
 			return nil

@@ -116,13 +116,10 @@ type SQLite struct {
 	log   *slog.Logger
 	clock Clock
 	ids   *idSource // used by the writer goroutine only (has its own lock)
-	wdb   *sql.DB   // the write pool of one connection, held as wconn
-	// wconn is wdb's connection, held for the life of the store: the
+	// w is the writer's connection, held for the life of the store: the
 	// writer runs its transactions on it with BEGIN/COMMIT and statements
-	// prepared on it once (see wtx). Used by the writer goroutine only.
-	wconn *sql.Conn
-	// w is the writer's transaction view, reused across batches; its
-	// statements are closed by Close after the writer has returned.
+	// prepared on it once (see wtx). Used by the writer goroutine only;
+	// closed by Close after the writer has returned.
 	w            wtx
 	rdb          *sql.DB   // the read pool; safe for concurrent use
 	reads        readStmts // the read pool's prepared statements
@@ -176,25 +173,12 @@ func OpenSQLite(ctx context.Context, cfg SQLiteConfig) (_ *SQLite, err error) {
 		}
 		return db, err
 	}
-	busy := fmt.Sprintf("busy_timeout(%d)", sqliteBusyTimeoutMS)
+	busy := busyPragma()
 
-	wdb, err := open(url.Values{
-		"_pragma": {
-			busy,
-			"journal_mode(WAL)",
-			"synchronous(" + cfg.synchronous + ")",
-			"foreign_keys(1)",
-			// Savepoint journals in memory, and a page cache large
-			// enough that a batch does not spill dirty pages to the WAL
-			// before commit (both were a third of the CPU of a batch).
-			"temp_store(MEMORY)",
-			fmt.Sprintf("cache_size(%d)", -sqliteWriterCacheKiB),
-			// The checkpointer does this off the commit path; this is
-			// the backstop should it fall behind.
-			fmt.Sprintf("wal_autocheckpoint(%d)", sqliteAutoCheckpointPages),
-		},
-		"_txlock": {"immediate"},
-	}, 1)
+	// wdb, opened like the writer, runs the migrations and the loads at
+	// open; then the writer's own native connection takes over.
+	pragmas := writerPragmas(cfg)
+	wdb, err := open(url.Values{"_pragma": pragmas, "_txlock": {"immediate"}}, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -228,18 +212,24 @@ func OpenSQLite(ctx context.Context, cfg SQLiteConfig) (_ *SQLite, err error) {
 		return nil, err
 	}
 
-	wconn, err := wdb.Conn(ctx)
+	stmts := make([]string, len(pragmas))
+	for i, p := range pragmas {
+		stmts[i] = "PRAGMA " + p
+	}
+	wconn, err := openNative(cfg.Path, stmts)
 	if err != nil {
-		return nil, fmt.Errorf("store: open: write connection: %w", classify(err))
+		return nil, fmt.Errorf("store: open %s: write connection: %w", cfg.Path, classify(err))
+	}
+	if err := wdb.Close(); err != nil {
+		_ = wconn.close()
+		return nil, fmt.Errorf("store: open %s: %w", cfg.Path, classify(err))
 	}
 	s := &SQLite{
 		cfg:       cfg,
 		log:       cfg.Logger,
 		clock:     cfg.Clock,
 		ids:       ids,
-		wdb:       wdb,
-		wconn:     wconn,
-		w:         wtx{conn: wconn, stmts: make(map[string]*sql.Stmt)},
+		w:         wtx{c: wconn},
 		rdb:       rdb,
 		reads:     readStmts{db: rdb},
 		cdb:       cdb,
@@ -252,6 +242,26 @@ func OpenSQLite(ctx context.Context, cfg SQLiteConfig) (_ *SQLite, err error) {
 	s.writer.afterCommit = s.wakeCheckpointer
 	s.start(s.runWriter, sweeper(cfg.SweepInterval, s.log, s.sweepNow), s.runCheckpointer)
 	return s, nil
+}
+
+func busyPragma() string { return fmt.Sprintf("busy_timeout(%d)", sqliteBusyTimeoutMS) }
+
+// writerPragmas are the PRAGMAs (name(value)) of the writer's connection.
+func writerPragmas(cfg SQLiteConfig) []string {
+	return []string{
+		busyPragma(),
+		"journal_mode(WAL)",
+		"synchronous(" + cfg.synchronous + ")",
+		"foreign_keys(1)",
+		// Savepoint journals in memory, and a page cache large enough
+		// that a batch does not spill dirty pages to the WAL before
+		// commit (both were a third of the CPU of a batch).
+		"temp_store(MEMORY)",
+		fmt.Sprintf("cache_size(%d)", -sqliteWriterCacheKiB),
+		// The checkpointer does this off the commit path; this is the
+		// backstop should it fall behind.
+		fmt.Sprintf("wal_autocheckpoint(%d)", sqliteAutoCheckpointPages),
+	}
 }
 
 // loadIDSource returns an id source that issues ids after every stored one.
@@ -315,10 +325,7 @@ func (s *SQLite) Close() error {
 		})
 
 		s.reads.close()
-		for _, st := range s.w.stmts {
-			_ = st.Close()
-		}
-		if err := errors.Join(s.rdb.Close(), s.cdb.Close(), s.wconn.Close(), s.wdb.Close()); err != nil {
+		if err := errors.Join(s.rdb.Close(), s.cdb.Close(), s.w.c.close()); err != nil {
 			s.closeErr = fmt.Errorf("store: close: %w", err)
 		}
 	})
@@ -340,9 +347,17 @@ func classify(err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	var code int
 	var se *sqlite.Error
-	if errors.As(err, &se) {
-		switch se.Code() & 0xff {
+	var ne *nativeError
+	switch {
+	case errors.As(err, &se):
+		code = se.Code()
+	case errors.As(err, &ne):
+		code = ne.Code()
+	}
+	if code != 0 {
+		switch code & 0xff {
 		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR,
 			sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PROTOCOL,
 			sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_INTERRUPT:

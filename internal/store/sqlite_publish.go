@@ -70,13 +70,25 @@ func (s *SQLite) publishTx(ctx context.Context, tx *wtx, req *PublishRequest) (P
 		IDs:    make([]string, 0, len(req.Drafts)),
 		Events: make([]*notification.Event, 0, len(req.Drafts)),
 	}
-	for i := range req.Drafts {
+	for i := 0; i < len(req.Drafts); {
+		j := i
+		for j < len(req.Drafts) && mergeableDraft(&req.Drafts[j]) {
+			j++
+		}
+		if j-i > 1 {
+			if err := s.publishMerged(req.Drafts[i:j], i, now, &res); err != nil {
+				return PublishResult{}, err
+			}
+			i = j
+			continue
+		}
 		ev, err := s.insertDraft(ctx, tx, &req.Drafts[i], now)
 		if err != nil {
 			return PublishResult{}, fmt.Errorf("draft %d: %w", i, classify(err))
 		}
 		res.IDs = append(res.IDs, ev.Notification.ID)
 		res.Events = append(res.Events, ev)
+		i++
 	}
 	if req.Key != "" {
 		ids, err := json.Marshal(res.IDs)
@@ -90,6 +102,27 @@ func (s *SQLite) publishTx(ctx context.Context, tx *wtx, req *PublishRequest) (P
 		}
 	}
 	return res, nil
+}
+
+// publishMerged writes drafts, consecutive mergeableDraft drafts of one
+// request from index first, as one merged run (see writeRun), and appends
+// their ids and events to res: the same rows and results as insertDraft
+// one draft after another, with a few multi-row statements instead of
+// four statements per recipient.
+func (s *SQLite) publishMerged(drafts []notification.Draft, first int, now time.Time, res *PublishResult) error {
+	var m mergedRun
+	for i := range drafts {
+		ev, err := m.add(s, &drafts[i], now)
+		if err != nil {
+			return fmt.Errorf("draft %d: %w", first+i, classify(err))
+		}
+		res.IDs = append(res.IDs, ev.Notification.ID)
+		res.Events = append(res.Events, ev)
+	}
+	if err := s.writeRun(&m); err != nil {
+		return fmt.Errorf("drafts %d-%d: %w", first, first+len(drafts)-1, classify(err))
+	}
+	return nil
 }
 
 // insertDraft stores one draft: the notification row, then either the
@@ -106,21 +139,21 @@ func (s *SQLite) insertDraft(ctx context.Context, tx *wtx, d *notification.Draft
 	ev := &notification.Event{Kind: notification.EventNotification, Tenant: d.Tenant, Notification: n}
 
 	if d.Audience.Broadcast() {
-		if err := tx.QueryRowContext(ctx,
+		if ev.TenantSeq, err = tx.c.queryInt64Texts(
 			`INSERT INTO tenant_streams (tenant, seq) VALUES (?, 1)
 			 ON CONFLICT (tenant) DO UPDATE SET seq = seq + 1
-			 RETURNING seq`, d.Tenant).Scan(&ev.TenantSeq); err != nil {
+			 RETURNING seq`, d.Tenant); err != nil {
 			return nil, fmt.Errorf("tenant stream: %w", err)
 		}
 		for _, key := range counterKeys(d.Audience.Key(), d.Category, d.Type) {
-			if _, err := tx.ExecContext(ctx,
+			if _, err := tx.c.execTexts(
 				`INSERT INTO audience_totals (tenant, audience_key, total) VALUES (?, ?, 1)
 				 ON CONFLICT (tenant, audience_key) DO UPDATE SET total = total + 1`,
 				d.Tenant, key); err != nil {
 				return nil, fmt.Errorf("audience total: %w", err)
 			}
 		}
-		if _, err := tx.ExecContext(ctx, insertNotificationsSQL(1), appendNotificationArgs(nil, n, ev.TenantSeq)...); err != nil {
+		if err := tx.insertNotification(n, &ev.TenantSeq); err != nil {
 			return nil, fmt.Errorf("notification: %w", err)
 		}
 		return ev, nil
@@ -134,7 +167,7 @@ func (s *SQLite) insertDraft(ctx context.Context, tx *wtx, d *notification.Draft
 		}
 		seen[u] = struct{}{}
 		if len(ev.Deliveries) == 0 {
-			if _, err := tx.ExecContext(ctx, insertNotificationsSQL(1), appendNotificationArgs(nil, n, nil)...); err != nil {
+			if err := tx.insertNotification(n, nil); err != nil {
 				return nil, fmt.Errorf("notification: %w", err)
 			}
 		}
@@ -144,14 +177,14 @@ func (s *SQLite) insertDraft(ctx context.Context, tx *wtx, d *notification.Draft
 				return nil, fmt.Errorf("collapse: %w", err)
 			}
 		}
-		if err := tx.QueryRowContext(ctx, bumpStreamSQL, d.Tenant, u).Scan(&dl.Seq, &dl.Unread); err != nil {
+		if err := tx.bumpStream(d.Tenant, u, &dl); err != nil {
 			return nil, fmt.Errorf("user stream: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, insertInboxSQL(1), d.Tenant, u, dl.Seq, id); err != nil {
+		if err := tx.insertInbox(d.Tenant, u, dl.Seq, id); err != nil {
 			return nil, fmt.Errorf("inbox: %w", err)
 		}
 		if d.Category != "" {
-			if _, err := tx.ExecContext(ctx, bumpCategoriesSQL[0], d.Tenant, u, d.Category); err != nil {
+			if err := tx.bumpCategory(d.Tenant, u, d.Category); err != nil {
 				return nil, fmt.Errorf("category count: %w", err)
 			}
 		}
@@ -177,6 +210,58 @@ func (s *SQLite) insertDraft(ctx context.Context, tx *wtx, d *notification.Draft
 const bumpStreamSQL = `INSERT INTO user_streams (tenant, user_id, seq, unread, unseen) VALUES (?, ?, 1, 1, 1)
  ON CONFLICT (tenant, user_id) DO UPDATE SET seq = seq + 1, unread = unread + 1, unseen = unseen + 1
  RETURNING seq, unread`
+
+// insertNotification inserts n's row; tenantSeq (a broadcast's) is NULL
+// when nil.
+func (t *wtx) insertNotification(n *notification.Notification, tenantSeq *int64) error {
+	st, err := t.c.prepare(notificationsSQL[0])
+	if err != nil {
+		return err
+	}
+	if err := bindNotification(st, 1, n, tenantSeq); err != nil {
+		st.reset()
+		return err
+	}
+	_, err = st.run()
+	return err
+}
+
+// bumpStream bumps the stream of user by one and sets dl's Seq and Unread.
+func (t *wtx) bumpStream(tenant, user string, dl *notification.Delivery) error {
+	st, err := t.c.bindTexts(bumpStreamSQL, []string{tenant, user})
+	if err != nil {
+		return err
+	}
+	defer st.reset()
+	switch row, err := st.step(); {
+	case err != nil:
+		return err
+	case !row:
+		return sql.ErrNoRows
+	}
+	dl.Seq, dl.Unread = st.colInt64(0), st.colInt64(1)
+	return nil
+}
+
+// insertInbox inserts one inbox row.
+func (t *wtx) insertInbox(tenant, user string, seq int64, id string) error {
+	st, err := t.c.prepare(inboxSQL[0])
+	if err != nil {
+		return err
+	}
+	if err := bindInbox(st, 1, tenant, user, seq, id); err != nil {
+		st.reset()
+		return err
+	}
+	_, err = st.run()
+	return err
+}
+
+// bumpCategory adds one to user's unread count of category.
+func (t *wtx) bumpCategory(tenant, user, category string) error {
+	_, err := t.c.execTexts(bumpCategoriesSQL[0], tenant, user, category)
+	return err
+}
 
 // collapse removes from r's inbox the notifications with collapse key
 // key (other than id), as deleting them would, and records the latest in

@@ -123,3 +123,106 @@ func containsString(list []string, s string) bool {
 	}
 	return false
 }
+
+// TestSQLiteSoloPublishMerged: a large (solo) request writes its runs of
+// plain drafts with the merged statements and the rest (collapse keys,
+// broadcasts) one draft at a time, and gives the same deliveries, inboxes
+// and counters as the same drafts published one request each.
+func TestSQLiteSoloPublishMerged(t *testing.T) {
+	var drafts []notification.Draft
+	for i := range 150 {
+		var d notification.Draft
+		switch {
+		case i%37 == 5:
+			d = toTenant("t")
+		case i%23 == 7:
+			d = withKey(toUsers("t", "a", "b"), "k")
+		default:
+			d = toUsers("t", []string{"a", "b", "c"}[i%3], "a", []string{"d", "a"}[i%2])
+		}
+		if i%4 == 0 {
+			d.Type = "digest" // muted by b
+		}
+		if i%5 == 0 {
+			d.Category = "ops"
+		}
+		drafts = append(drafts, d)
+	}
+	ctx := context.Background()
+	open := func() *SQLite {
+		s := openTestSQLite(t, SQLiteConfig{})
+		if _, err := s.SetPreferences(ctx, rcp("t", "b", ""), notification.Preferences{MutedTypes: []string{"digest"}}); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	solo, single := open(), open()
+	got := publish(t, solo, drafts...)
+	var want PublishResult
+	for _, d := range drafts {
+		r := publish(t, single, d)
+		want.IDs, want.Events = append(want.IDs, r.IDs...), append(want.Events, r.Events...)
+	}
+	index := func(ids []string) map[string]int {
+		m := map[string]int{"": -1}
+		for i, id := range ids {
+			m[id] = i
+		}
+		return m
+	}
+	gi, wi := index(got.IDs), index(want.IDs)
+	for i := range drafts {
+		g, w := got.Events[i], want.Events[i]
+		if g.TenantSeq != w.TenantSeq || len(g.Deliveries) != len(w.Deliveries) {
+			t.Fatalf("draft %d: event %+v, want %+v", i, g, w)
+		}
+		for k, gd := range g.Deliveries {
+			wd := w.Deliveries[k]
+			if gi[gd.Replaces] != wi[wd.Replaces] {
+				t.Fatalf("draft %d: replaces draft %d, want %d", i, gi[gd.Replaces], wi[wd.Replaces])
+			}
+			gd.Replaces, wd.Replaces = "", ""
+			if gd != wd {
+				t.Fatalf("draft %d: delivery %+v, want %+v", i, gd, wd)
+			}
+		}
+	}
+	for _, u := range []string{"a", "b", "c", "d"} {
+		r := rcp("t", u, "")
+		if g, w := checkCounts(t, solo, r), checkCounts(t, single, r); g != w {
+			t.Fatalf("%s: unread %d, want %d", u, g, w)
+		}
+		gl, wl := listAll(t, solo, r, false), listAll(t, single, r, false)
+		if len(gl) != len(wl) {
+			t.Fatalf("%s: %d items, want %d", u, len(gl), len(wl))
+		}
+		for k := range gl {
+			if gi[gl[k].ID] != wi[wl[k].ID] || gl[k].Seq != wl[k].Seq || gl[k].Read != wl[k].Read {
+				t.Fatalf("%s: item %d is draft %d seq %d, want draft %d seq %d", u, k, gi[gl[k].ID], gl[k].Seq, wi[wl[k].ID], wl[k].Seq)
+			}
+		}
+	}
+}
+
+// TestAssignBump: counter-bump rows returned out of order still give each
+// user's deliveries ascending seqs in delivery order.
+func TestAssignBump(t *testing.T) {
+	ev := &notification.Event{Tenant: "t", Deliveries: []notification.Delivery{{User: "a"}, {User: "b"}, {User: "a"}, {User: "a"}}}
+	chunk := []runDelivery{{ev, 0}, {ev, 1}, {ev, 2}, {ev, 3}}
+	for _, r := range []struct {
+		user string
+		seq  int64
+	}{{"a", 7}, {"b", 1}, {"a", 5}, {"a", 6}} {
+		if !assignBump(chunk, []byte("t"), []byte(r.user), r.seq, r.seq*10) {
+			t.Fatalf("row %+v not assigned", r)
+		}
+	}
+	if assignBump(chunk, []byte("t"), []byte("a"), 8, 80) || assignBump(chunk, []byte("u"), []byte("b"), 2, 20) {
+		t.Fatal("a row beyond the deliveries was assigned")
+	}
+	for i, want := range []int64{5, 1, 6, 7} {
+		if d := ev.Deliveries[i]; d.Seq != want || d.Unread != want*10 {
+			t.Fatalf("delivery %d: %+v, want seq %d", i, d, want)
+		}
+	}
+}

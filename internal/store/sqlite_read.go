@@ -254,12 +254,16 @@ func (r *readStmts) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 }
 
 // QueryContext implements querier.
-func (r *readStmts) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return queryStmt(ctx, r, query, args)
+func (r *readStmts) QueryContext(ctx context.Context, query string, args ...any) (rowsIter, error) {
+	rows, err := queryStmt(ctx, r, query, args)
+	if err != nil {
+		return nil, err
+	}
+	return rows, nil
 }
 
 // QueryRowContext implements querier.
-func (r *readStmts) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+func (r *readStmts) QueryRowContext(ctx context.Context, query string, args ...any) scanner {
 	return queryRowStmt(ctx, r, r.db.QueryRowContext, query, args)
 }
 

@@ -54,13 +54,13 @@ func TestSQLitePragmas(t *testing.T) {
 	ctx := context.Background()
 	var mode string
 	var syncMode, fk int
-	if err := s.wconn.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+	if err := s.w.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
 		t.Fatalf("journal_mode %q, %v", mode, err)
 	}
-	if err := s.wconn.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&syncMode); err != nil || syncMode != 2 {
+	if err := s.w.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&syncMode); err != nil || syncMode != 2 {
 		t.Fatalf("synchronous %d, %v; want 2 (FULL)", syncMode, err)
 	}
-	if err := s.wconn.QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&fk); err != nil || fk != 1 {
+	if err := s.w.QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&fk); err != nil || fk != 1 {
 		t.Fatalf("foreign_keys %d, %v", fk, err)
 	}
 	if _, err := s.rdb.ExecContext(ctx, `DELETE FROM notifications`); err == nil {
@@ -423,7 +423,7 @@ func TestSQLiteMigrationInboxIndexes(t *testing.T) {
 func TestSQLiteWriterRecoversAnOpenTransaction(t *testing.T) {
 	s := openTestSQLite(t, SQLiteConfig{})
 	ctx := context.Background()
-	if _, err := s.wconn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+	if _, err := s.w.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
 		t.Fatal(err)
 	}
 	res := publish(t, s, toUsers("t", "a"))

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -300,55 +301,68 @@ func (s *SQLite) rollback(ctx context.Context) {
 }
 
 // wtx is the writer's transaction as requests see it: the writer's one
-// connection, on which commitBatch runs BEGIN IMMEDIATE … COMMIT, and the
-// statements prepared on that connection once for the life of the store.
-// There is no *sql.Tx: binding each prepared statement to a new Tx
-// (Tx.StmtContext) and the Tx's own bookkeeping were ~20 allocations per
-// publish (BenchmarkPublishDeliver). Used by the writer goroutine only.
+// connection (native, see sqlite_native.go), on which commitBatch runs
+// BEGIN IMMEDIATE … COMMIT, with statements prepared once for the life of
+// the store. Its methods mirror database/sql's so the shared helpers take
+// either it or the read pool (querier). Used by the writer goroutine only.
 type wtx struct {
-	conn  *sql.Conn
-	stmts map[string]*sql.Stmt // prepared on conn
-}
-
-func (t *wtx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
-	if st, ok := t.stmts[query]; ok {
-		return st, nil
-	}
-	st, err := t.conn.PrepareContext(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	t.stmts[query] = st
-	return st, nil
+	c *nconn
 }
 
 // exec runs a statement without arguments that returns no rows.
-func (t *wtx) exec(ctx context.Context, query string) error {
-	_, err := t.ExecContext(ctx, query)
+func (t *wtx) exec(_ context.Context, query string) error {
+	_, err := t.c.exec(query, nil)
 	return err
 }
 
-// ExecContext runs a statement that returns no rows.
-func (t *wtx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	st, err := t.stmt(ctx, query)
+// ExecContext runs a statement that returns no rows. The writer runs under
+// its own context (see writeReq.ctx), so ctx is not consulted.
+func (t *wtx) ExecContext(_ context.Context, query string, args ...any) (sql.Result, error) {
+	n, err := t.c.exec(query, args)
 	if err != nil {
 		return nil, err
 	}
-	return st.ExecContext(ctx, args...)
+	return execResult(n), nil
 }
 
 // QueryContext runs a query.
-func (t *wtx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return queryStmt(ctx, t, query, args)
+func (t *wtx) QueryContext(_ context.Context, query string, args ...any) (rowsIter, error) {
+	rows, err := t.c.query(query, args)
+	if err != nil {
+		return nil, err
+	}
+	return rows, nil
 }
 
 // QueryRowContext runs a query that returns at most one row.
-func (t *wtx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	return queryRowStmt(ctx, t, t.conn.QueryRowContext, query, args)
+func (t *wtx) QueryRowContext(_ context.Context, query string, args ...any) scanner {
+	return t.c.queryRow(query, args)
 }
 
+// execResult is the sql.Result of a native statement: the rows it changed.
+type execResult int64
+
+func (r execResult) RowsAffected() (int64, error) { return int64(r), nil }
+func (r execResult) LastInsertId() (int64, error) {
+	return 0, errors.New("store: LastInsertId is not supported")
+}
+
+// rowsIter is what the shared read helpers use of a query's rows:
+// *sql.Rows or the writer's *nrows.
+type rowsIter interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close() error
+}
+
+var (
+	_ rowsIter = (*sql.Rows)(nil)
+	_ rowsIter = (*nrows)(nil)
+)
+
 // stmtSource hands out a prepared statement for a query: the read pool's
-// cache (readStmts) or the writer's transaction (wtx).
+// cache (readStmts).
 type stmtSource interface {
 	stmt(ctx context.Context, query string) (*sql.Stmt, error)
 }
@@ -373,14 +387,29 @@ func queryRowStmt(ctx context.Context, src stmtSource, unprepared func(context.C
 	return st.QueryRowContext(ctx, args...)
 }
 
-// querier is what the shared read helpers need: the read pool (*sql.DB) or
-// the writer's transaction (*wtx).
+// querier is what the shared read helpers need: the read pool (readStmts,
+// poolQuerier) or the writer's transaction (*wtx).
 type querier interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (rowsIter, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) scanner
+}
+
+// poolQuerier is the read pool as a querier, without prepared statements.
+type poolQuerier struct{ *sql.DB }
+
+func (q poolQuerier) QueryContext(ctx context.Context, query string, args ...any) (rowsIter, error) {
+	rows, err := q.DB.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return rows, nil
+}
+
+func (q poolQuerier) QueryRowContext(ctx context.Context, query string, args ...any) scanner {
+	return q.DB.QueryRowContext(ctx, query, args...)
 }
 
 var (
-	_ querier = (*sql.DB)(nil)
+	_ querier = poolQuerier{}
 	_ querier = (*wtx)(nil)
 )
