@@ -51,6 +51,7 @@ type session struct {
 	authFail uint8           // guarded by in
 	state    sessState       // guarded by mu
 	reason   hub.CloseReason // guarded by mu: set when closing
+	wsUsed   bool            // guarded by mu: wsInline has been handed out
 	ws       *wsTransport    // guarded by mu: the WebSocket transport, nil while polling
 	poll     *pollState      // guarded by mu: nil for WebSocket sessions
 	sockets  socketSet       // guarded by mu
@@ -64,6 +65,9 @@ type session struct {
 	nextPing     int64     // guarded by mu
 	pongDeadline int64     // guarded by mu: 0 when no ping is outstanding
 	jobs         *jobQueue // guarded by mu: inbound work waiting for the worker; non-nil while a worker runs
+	// wsInline is the session's first WebSocket transport (newTransportLocked):
+	// a WebSocket session's, or the first upgrade probe's. Never reused.
+	wsInline wsTransport
 }
 
 // probeLocked is the WebSocket being probed for the upgrade, if any: only

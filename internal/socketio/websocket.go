@@ -25,6 +25,18 @@ type wsTransport struct {
 	closing         atomic.Bool     // a close frame has been sent
 }
 
+// newTransportLocked returns a transport for a WebSocket of s: the one
+// inside the session the first time (the session's only one, unless an
+// upgrade probe fails), a new one after. s.mu is held.
+func (s *session) newTransportLocked() *wsTransport {
+	if s.wsUsed {
+		return &wsTransport{sess: s}
+	}
+	s.wsUsed = true
+	s.wsInline.sess = s
+	return &s.wsInline
+}
+
 // write sends one message, counting its bytes against the soft buffer cap
 // (the same accounting as internal/ws). force bypasses the cap.
 func (t *wsTransport) write(mt websocket.MessageType, data []byte, force bool) error {
@@ -106,7 +118,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, sid stri
 	if ss == nil {
 		return
 	}
-	t := &wsTransport{sess: ss}
+	t := ss.newTransportLocked() // ss is not shared yet
 	ss.ws = t
 	wsc, err := wspoll.Upgrade(s.upgrader, w, r)
 	if err != nil {
@@ -134,13 +146,13 @@ func (s *Server) serveProbe(w http.ResponseWriter, r *http.Request, sid string) 
 		httpError(w, http.StatusBadRequest, errUnknownSID)
 		return
 	}
-	t := &wsTransport{sess: ss}
 	ss.mu.Lock()
 	if ss.state != stateOpen || ss.poll == nil || ss.poll.probe != nil || ss.ws != nil {
 		ss.mu.Unlock()
 		httpError(w, http.StatusBadRequest, errBadRequest)
 		return
 	}
+	t := ss.newTransportLocked()
 	ss.poll.probe = t
 	ss.poll.probeDeadline = s.now() + int64(s.cfg.UpgradeTimeout)
 	ss.mu.Unlock()
