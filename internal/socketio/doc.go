@@ -70,6 +70,12 @@
 // in → hub → mu. A socket's Close gives its per-user slot back
 // (session.Session.End, which may wait on Redis) after releasing mu.
 //
+// An idle WebSocket session holds its session (160 bytes), a socket per
+// connected namespace (128, the protocol session embedded), its transport
+// (48) and a registry entry keyed by the sid's 16 bytes: no goroutine and
+// no buffer. With header auth it also keeps the handshake's token, packed
+// (token.go), to verify again at each CONNECT that carries none.
+//
 // Closing is idempotent at each level: a socket's Close runs once (atomic),
 // the hub closes each client once (so each socket sees exactly one
 // disconnect), and a session closes once (state under mu), then is finalized

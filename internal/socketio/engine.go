@@ -87,10 +87,10 @@ func splitPayload(body []byte, fn func([]byte) error) error {
 }
 
 // appendOpen appends the open packet of a new session.
-func appendOpen(b []byte, sid string, upgrade bool, c *Config) []byte {
+func appendOpen(b []byte, id *sid, upgrade bool, c *Config) []byte {
 	b = append(b, eioOpen)
 	b = append(b, `{"sid":"`...)
-	b = append(b, sid...)
+	b = id.appendTo(b)
 	b = append(b, `","upgrades":[`...)
 	if upgrade {
 		b = append(b, `"websocket"`...)

@@ -73,17 +73,39 @@ func TestEnginePacketRejects(t *testing.T) {
 
 func TestOpenPacket(t *testing.T) {
 	c := Config{PingInterval: 25 * time.Second, PingTimeout: 20 * time.Second, MaxPayload: 1000000}
-	got := string(appendOpen(nil, "lv_VI97HAXpY6yYWAAAC", true, &c))
-	want := `0{"sid":"lv_VI97HAXpY6yYWAAAC","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}`
+	id, ok := parseSID("lv_VI97HAXpY6yYWAAAC0w")
+	if !ok {
+		t.Fatal("parseSID refused a canonical sid")
+	}
+	got := string(appendOpen(nil, &id, true, &c))
+	want := `0{"sid":"lv_VI97HAXpY6yYWAAAC0w","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}`
 	if got != want {
 		t.Fatalf("open packet\n got %s\nwant %s", got, want)
 	}
 	var v map[string]any
-	if err := json.Unmarshal([]byte(appendOpen(nil, "x", false, &c)[1:]), &v); err != nil {
+	if err := json.Unmarshal([]byte(appendOpen(nil, &id, false, &c)[1:]), &v); err != nil {
 		t.Fatal(err)
 	}
 	if ups, _ := v["upgrades"].([]any); ups == nil || len(ups) != 0 {
 		t.Fatalf("websocket open packet upgrades = %v, want []", v["upgrades"])
+	}
+}
+
+func TestSID(t *testing.T) {
+	for range 100 {
+		id := newSID()
+		text := string(id.appendTo(nil))
+		got, ok := parseSID(text)
+		if len(text) != sidLen || !ok || got != id {
+			t.Fatalf("sid %x encoded as %q, parsed back as %x (ok %v)", id, text, got, ok)
+		}
+	}
+	// The last character carries 2 unused bits: "0w" and "0x" decode to the
+	// same bytes with a lenient decoder; only the canonical one is a sid.
+	for _, bad := range []string{"", "lv_VI97HAXpY6yYWAAAC0x", "lv_VI97HAXpY6yYWAAAC0", "lv_VI97HAXpY6yYWAAAC0wA", "lv_VI97HAXpY6yYWAAAC0=", "lv/VI97HAXpY6yYWAAAC0w"} {
+		if _, ok := parseSID(bad); ok {
+			t.Errorf("parseSID(%q) accepted", bad)
+		}
 	}
 }
 
@@ -151,5 +173,40 @@ func TestNextSlot(t *testing.T) {
 				t.Fatalf("nextSlot(%d, %d, %d) = %d, want %d", tc.slot, tc.now, tc.interval, got, tc.want)
 			}
 		})
+	}
+}
+
+func TestSocketSet(t *testing.T) {
+	var set socketSet
+	a, b, c := &socket{ns: 3}, &socket{ns: 0}, &socket{ns: 7}
+	if !set.empty() || set.get(3) != nil {
+		t.Fatal("zero set not empty")
+	}
+	set.put(a) // inline
+	set.put(b) // in the array
+	set.put(c)
+	for ns, want := range map[int]*socket{0: b, 1: nil, 3: a, 7: c} {
+		if got := set.get(ns); got != want {
+			t.Errorf("get(%d) = %p, want %p", ns, got, want)
+		}
+	}
+	if got := set.appendTo(nil); !reflect.DeepEqual(got, []*socket{b, a, c}) {
+		t.Errorf("appendTo: %v, want namespace order", got)
+	}
+	set.remove(a)
+	set.remove(&socket{ns: 0}) // not b: kept
+	if set.get(3) != nil || set.get(0) != b || set.empty() {
+		t.Fatal("remove dropped the wrong socket")
+	}
+	d := &socket{ns: 3}
+	set.put(d) // the inline place again
+	if set.get(3) != d || set.get(7) != c {
+		t.Fatal("put after remove")
+	}
+	for _, k := range []*socket{b, c, d} {
+		set.remove(k)
+	}
+	if !set.empty() || len(set.appendTo(nil)) != 0 {
+		t.Fatal("set not empty after removing every socket")
 	}
 }

@@ -24,6 +24,11 @@ type pollState struct {
 	// settled is closed when an upgrade ends, done ("5") or abandoned;
 	// non-nil while upgrading.
 	settled chan struct{}
+	// probe is the WebSocket being probed for the upgrade, abandoned at
+	// probeDeadline (session clock). The upgrade's "5" ends polling and
+	// clears it, so only a polling session has a probe.
+	probe         *wsTransport
+	probeDeadline int64
 }
 
 func (p *pollState) startUpgrade() {
@@ -68,7 +73,7 @@ const closeRace = 500 * time.Millisecond
 // transport (400) instead of getting "200 6". It reports false when the
 // client left meanwhile.
 func (s *Server) awaitUpgrade(r *http.Request, sid string) bool {
-	ss, _ := s.reg.Get(sid)
+	ss := s.lookup(sid)
 	if ss == nil {
 		return true
 	}
@@ -129,7 +134,7 @@ func (s *Server) handshakePolling(w http.ResponseWriter, r *http.Request) {
 	}
 	ss.poll = &pollState{}
 	s.reg.Add(ss.id, ss)
-	writePayload(w, appendOpen(nil, ss.id, true, &s.cfg))
+	writePayload(w, appendOpen(nil, &ss.id, true, &s.cfg))
 }
 
 func writePayload(w http.ResponseWriter, body []byte) {
@@ -146,7 +151,7 @@ func writePayload(w http.ResponseWriter, body []byte) {
 // session; a GET may still fetch the last packets of a closing one. On
 // failure it has answered the request.
 func (s *Server) claim(w http.ResponseWriter, sid string, turn func(*pollState) *bool, open bool) (*session, *pollState, bool) {
-	ss, _ := s.reg.Get(sid)
+	ss := s.lookup(sid)
 	if ss == nil {
 		httpError(w, http.StatusBadRequest, errUnknownSID)
 		return nil, nil, false

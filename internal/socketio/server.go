@@ -2,8 +2,6 @@ package socketio
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -40,7 +38,8 @@ type Server struct {
 	epoch    time.Time     // static: origin of the session clock (monotonic)
 	tick     time.Duration // static: sweeper period
 
-	reg       wspoll.Registry[string, *session]
+	reg       wspoll.Registry[sid, *session]
+	tokens    tokenHeaders // header segments of the sessions' packed tokens
 	early     wspoll.Early
 	closing   atomic.Bool // CloseAll called: no new sessions
 	stop      chan struct{}
@@ -277,21 +276,14 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, engine string) *s
 		"user_agent", r.UserAgent(), "transport", "socketio", "engine", engine, "header_auth", headerToken != "")
 	now := s.now()
 	return &session{
-		srv:          s,
-		id:           newID(),
-		connID:       s.core.NextConnID(),
-		slot:         slot,
-		headerToken:  headerToken,
-		authDeadline: now + int64(s.core.AuthTimeout()),
-		nextPing:     now + int64(s.cfg.PingInterval),
+		srv:         s,
+		id:          newSID(),
+		connID:      s.core.NextConnID(),
+		slot:        slot,
+		headerToken: s.tokens.packToken(headerToken),
+		deadline:    now + int64(s.core.AuthTimeout()),
+		nextPing:    now + int64(s.cfg.PingInterval),
 	}
-}
-
-// newID returns a random 128-bit id, base64url-encoded (22 characters).
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // nsIndex is the index of namespace nsp in cfg.Namespaces, or -1.

@@ -41,35 +41,111 @@ var (
 // never held while calling into the hub. Order: in → hub locks → mu.
 type session struct {
 	srv    *Server         // static
-	id     string          // engine.io sid; static
-	connID uint64          // static
 	slot   *admission.Slot // static: released by finalize
+	connID uint64          // static
+	id     sid             // engine.io sid; static
 
-	in       sync.Mutex
-	partial  *partialPacket // guarded by in: a binary packet waiting for its attachments
-	authFail uint8          // guarded by in
+	in      sync.Mutex
+	partial *partialPacket // guarded by in: a binary packet waiting for its attachments
 
-	mu            sync.Mutex
-	state         sessState              // guarded by mu
-	reason        hub.CloseReason        // guarded by mu: set when closing
-	ws            *wsTransport           // guarded by mu: the WebSocket transport, nil while polling
-	probe         *wsTransport           // guarded by mu: a WebSocket being probed for the upgrade
-	poll          *pollState             // guarded by mu: nil for WebSocket sessions
-	sockets       [maxNamespaces]*socket // guarded by mu, indexed like cfg.Namespaces
-	headerToken   string                 // guarded by mu: valid bearer token of the handshake
-	authDeadline  int64                  // guarded by mu: session clock; 0 once a namespace is connected
-	nextPing      int64                  // guarded by mu
-	pongDeadline  int64                  // guarded by mu: 0 when no ping is outstanding
-	probeDeadline int64                  // guarded by mu
-	closeDeadline int64                  // guarded by mu: stateClosing until then
-	jobs          []func()               // guarded by mu: inbound work waiting for the worker
-	working       bool                   // guarded by mu: a worker goroutine is running jobs
+	mu       sync.Mutex
+	authFail uint8           // guarded by in
+	state    sessState       // guarded by mu
+	reason   hub.CloseReason // guarded by mu: set when closing
+	wsUsed   bool            // guarded by mu: wsInline has been handed out
+	ws       *wsTransport    // guarded by mu: the WebSocket transport, nil while polling
+	poll     *pollState      // guarded by mu: nil for WebSocket sessions
+	sockets  socketSet       // guarded by mu
+	// headerToken is the valid bearer token of the handshake, packed
+	// (packToken), for CONNECTs that carry none. Guarded by mu.
+	headerToken string
+	// deadline is, while stateOpen, the auth deadline (0 once a namespace
+	// is connected); while stateClosing, the end of the close grace.
+	// Guarded by mu; session clock.
+	deadline     int64
+	nextPing     int64     // guarded by mu
+	pongDeadline int64     // guarded by mu: 0 when no ping is outstanding
+	jobs         *jobQueue // guarded by mu: inbound work waiting for the worker; non-nil while a worker runs
+	// wsInline is the session's first WebSocket transport (newTransportLocked):
+	// a WebSocket session's, or the first upgrade probe's. Never reused.
+	wsInline wsTransport
+}
+
+// probeLocked is the WebSocket being probed for the upgrade, if any: only
+// a polling session has one. s.mu is held.
+func (s *session) probeLocked() *wsTransport {
+	if s.poll == nil {
+		return nil
+	}
+	return s.poll.probe
+}
+
+// clearProbeLocked forgets the probe. s.mu is held.
+func (s *session) clearProbeLocked() {
+	if s.poll != nil {
+		s.poll.probe = nil
+	}
 }
 
 // ip is the client address.
 func (s *session) ip() string { return s.slot.IP() }
 
 const maxNamespaces = 8
+
+// socketSet is a session's namespace sockets, at most one per namespace.
+// The first connected is kept inline (a session usually has one); the
+// others in an array made when a second namespace connects.
+type socketSet struct {
+	one  *socket
+	more *[maxNamespaces]*socket
+}
+
+// get is the socket of namespace index ns, or nil.
+func (ss *socketSet) get(ns int) *socket {
+	if k := ss.one; k != nil && int(k.ns) == ns {
+		return k
+	}
+	if ss.more != nil {
+		return ss.more[ns]
+	}
+	return nil
+}
+
+// put adds k; its namespace has no socket.
+func (ss *socketSet) put(k *socket) {
+	if ss.one == nil {
+		ss.one = k
+		return
+	}
+	if ss.more == nil {
+		ss.more = new([maxNamespaces]*socket)
+	}
+	ss.more[k.ns] = k
+}
+
+// remove drops k if it is in the set.
+func (ss *socketSet) remove(k *socket) {
+	switch {
+	case ss.one == k:
+		ss.one = nil
+	case ss.more != nil && ss.more[k.ns] == k:
+		ss.more[k.ns] = nil
+	}
+}
+
+func (ss *socketSet) empty() bool {
+	return ss.one == nil && (ss.more == nil || *ss.more == [maxNamespaces]*socket{})
+}
+
+// appendTo appends the sockets in namespace order.
+func (ss *socketSet) appendTo(dst []*socket) []*socket {
+	for ns := range maxNamespaces {
+		if k := ss.get(ns); k != nil {
+			dst = append(dst, k)
+		}
+	}
+	return dst
+}
 
 type partialPacket struct {
 	p    packet
@@ -81,21 +157,31 @@ type partialPacket struct {
 // client that outruns it is closed (rate_limited).
 const maxJobs = 128
 
+// jobQueue is the inbound work of a busy session. An idle session holds
+// none: the queue goes back to jobPool when its worker finds it empty.
+type jobQueue struct{ fns []func() }
+
+var jobPool = sync.Pool{New: func() any { return new(jobQueue) }}
+
 // enqueue runs job after the session's earlier jobs, on a worker goroutine
 // that exists only while there is work (no goroutine per idle session).
 // force queues past the bound (transport-closed notices).
 func (s *session) enqueue(job func(), force bool) {
 	s.mu.Lock()
-	if !force && len(s.jobs) >= maxJobs {
+	q := s.jobs
+	if !force && q != nil && len(q.fns) >= maxJobs {
 		s.mu.Unlock()
 		s.srv.audit.Warn(audit.RateLimited, "inbound queue full", "scope", "messages", "conn", s.connID, "ip", s.ip(),
 			"transport", "socketio")
 		go s.close(hub.ReasonRateLimited)
 		return
 	}
-	s.jobs = append(s.jobs, job)
-	start := !s.working
-	s.working = true
+	start := q == nil
+	if start {
+		q = jobPool.Get().(*jobQueue)
+		s.jobs = q
+	}
+	q.fns = append(q.fns, job)
 	s.mu.Unlock()
 	if start {
 		go s.work()
@@ -105,14 +191,18 @@ func (s *session) enqueue(job func(), force bool) {
 func (s *session) work() {
 	for {
 		s.mu.Lock()
-		if len(s.jobs) == 0 {
-			s.jobs, s.working = nil, false
+		q := s.jobs
+		if len(q.fns) == 0 {
+			s.jobs = nil
 			s.mu.Unlock()
+			if cap(q.fns) <= maxJobs {
+				jobPool.Put(q)
+			}
 			return
 		}
-		job := s.jobs[0]
-		s.jobs[0] = nil
-		s.jobs = s.jobs[1:]
+		job := q.fns[0]
+		q.fns[0] = nil
+		q.fns = q.fns[1:]
 		s.mu.Unlock()
 		job()
 	}
@@ -176,10 +266,10 @@ func (s *session) tick(now int64) {
 	s.mu.Lock()
 	switch s.state {
 	case stateClosing:
-		finalize = now >= s.closeDeadline
+		finalize = now >= s.deadline
 	case stateOpen:
 		switch {
-		case s.authDeadline != 0 && now >= s.authDeadline:
+		case s.deadline != 0 && now >= s.deadline: // auth
 			reason = hub.ReasonAuthTimeout
 		case s.pongDeadline != 0 && now >= s.pongDeadline:
 			reason = hub.ReasonPingTimeout
@@ -188,8 +278,8 @@ func (s *session) tick(now int64) {
 			s.nextPing = nextSlot(s.nextPing, now, int64(s.srv.cfg.PingInterval))
 			_ = s.writeLocked(pktPing, true)
 		}
-		if s.probe != nil && now >= s.probeDeadline {
-			probe = s.probe
+		if pr := s.probeLocked(); pr != nil && now >= s.poll.probeDeadline {
+			probe = pr
 		}
 	}
 	s.mu.Unlock()
@@ -245,12 +335,8 @@ func (s *session) close(reason hub.CloseReason) {
 	}
 	s.state = stateClosing
 	s.reason = reason
-	var socks []*socket
-	for _, k := range s.sockets {
-		if k != nil {
-			socks = append(socks, k)
-		}
-	}
+	s.deadline = 0 // no auth deadline now; the close grace is set below
+	socks := s.sockets.appendTo(nil)
 	s.mu.Unlock()
 	for _, k := range socks {
 		k.ps.Close(reason) // through the hub → socket.Close: notification:error first where useful
@@ -261,11 +347,11 @@ func (s *session) close(reason hub.CloseReason) {
 	drop := !graceful(reason)
 	// A client that got "3probe" has paused polling and will only listen on
 	// the probe: let it finish the upgrade, which flushes the last packets.
-	probe := s.probe
-	if !drop && probe != nil && s.poll != nil && s.poll.upgrading {
+	probe := s.probeLocked()
+	if !drop && probe != nil && s.poll.upgrading {
 		probe = nil
 	} else {
-		s.probe = nil
+		s.clearProbeLocked()
 	}
 	grace := s.srv.cfg.CloseGrace
 	switch {
@@ -282,7 +368,7 @@ func (s *session) close(reason hub.CloseReason) {
 	case s.poll != nil:
 		s.poll.wakeWith(pktNoop)
 	}
-	s.closeDeadline = now + int64(grace)
+	s.deadline = now + int64(grace)
 	s.mu.Unlock()
 	if probe != nil {
 		probe.closeSoon(reason)
@@ -302,8 +388,8 @@ func (s *session) finalize() {
 		return
 	}
 	s.state = stateClosed
-	ws, probe, reason := s.ws, s.probe, s.reason
-	s.probe = nil
+	ws, probe, reason := s.ws, s.probeLocked(), s.reason
+	s.clearProbeLocked()
 	if s.poll != nil {
 		s.poll.wakeWith(nil)
 		s.poll.endUpgrade()
@@ -414,11 +500,9 @@ func (s *session) dispatch(p *packet) error {
 	connected := false
 	s.mu.Lock()
 	if ns >= 0 {
-		k = s.sockets[ns]
+		k = s.sockets.get(ns)
 	}
-	for _, x := range s.sockets {
-		connected = connected || x != nil
-	}
+	connected = !s.sockets.empty()
 	s.mu.Unlock()
 	switch p.Type {
 	case typeConnect:

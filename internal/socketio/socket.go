@@ -21,9 +21,9 @@ import (
 // replies become ACKs (or events when no ack was asked for).
 type socket struct {
 	sess   *session      // static: the Engine.IO session
-	ns     uint8         // static: index in cfg.Namespaces
 	ps     proto.Session // the protocol session, embedded: one allocation per socket
-	closed atomic.Bool
+	ns     uint8         // static: index in cfg.Namespaces
+	closed atomic.Bool   // (ns and closed share a word: 128 bytes in all)
 }
 
 var _ proto.Transport = (*socket)(nil)
@@ -139,9 +139,7 @@ func (k *socket) Close(reason hub.CloseReason) {
 	nsp := k.nsp()
 	closeSession := false
 	s.mu.Lock()
-	if s.sockets[k.ns] == k {
-		s.sockets[k.ns] = nil
-	}
+	s.sockets.remove(k)
 	if s.state != stateClosed && notifies(reason) {
 		_ = s.writeLocked(appendEvent(nil, nsp, "notification:error", k.errorPayload(reason)), true)
 	}
@@ -149,7 +147,7 @@ func (k *socket) Close(reason hub.CloseReason) {
 		switch {
 		case reason == hub.ReasonClientClosed:
 			if s.emptyLocked() { // connect again within the auth deadline, or go
-				s.authDeadline = s.srv.now() + int64(s.srv.core.AuthTimeout())
+				s.deadline = s.srv.now() + int64(s.srv.core.AuthTimeout())
 			}
 		case disconnects(reason):
 			_ = s.writeLocked(appendDisconnect(nil, nsp), true)
@@ -165,14 +163,7 @@ func (k *socket) Close(reason hub.CloseReason) {
 	}
 }
 
-func (s *session) emptyLocked() bool {
-	for _, k := range s.sockets {
-		if k != nil {
-			return false
-		}
-	}
-	return true
-}
+func (s *session) emptyLocked() bool { return s.sockets.empty() }
 
 // connect handles a CONNECT to namespace ns: authenticate with auth.token
 // (or the handshake's bearer token), attach to the hub, resume after
@@ -189,8 +180,9 @@ func (s *session) connect(ns int, data json.RawMessage) {
 	tok := a.Token
 	if tok == "" {
 		s.mu.Lock()
-		tok = s.headerToken
+		packed := s.headerToken
 		s.mu.Unlock()
+		tok = srv.tokens.unpackToken(packed)
 	}
 	p, err := srv.core.Verify(tok, admission.SocketIO, s.ip())
 	if err != nil {
@@ -223,8 +215,8 @@ func (s *session) connect(ns int, data json.RawMessage) {
 		k.ps.End(hub.ReasonClientClosed)
 		return
 	}
-	s.sockets[ns] = k
-	s.authDeadline = 0
+	s.sockets.put(k)
+	s.deadline = 0 // no auth deadline
 
 	// The CONNECT reply goes out before the hub's first frame (ready).
 	_ = s.writeLocked(appendConnect(nil, nsp, newID()), true)

@@ -25,6 +25,18 @@ type wsTransport struct {
 	closing         atomic.Bool     // a close frame has been sent
 }
 
+// newTransportLocked returns a transport for a WebSocket of s: the one
+// inside the session the first time (the session's only one, unless an
+// upgrade probe fails), a new one after. s.mu is held.
+func (s *session) newTransportLocked() *wsTransport {
+	if s.wsUsed {
+		return &wsTransport{sess: s}
+	}
+	s.wsUsed = true
+	s.wsInline.sess = s
+	return &s.wsInline
+}
+
 // write sends one message, counting its bytes against the soft buffer cap
 // (the same accounting as internal/ws). force bypasses the cap.
 func (t *wsTransport) write(mt websocket.MessageType, data []byte, force bool) error {
@@ -106,7 +118,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, sid stri
 	if ss == nil {
 		return
 	}
-	t := &wsTransport{sess: ss}
+	t := ss.newTransportLocked() // ss is not shared yet
 	ss.ws = t
 	wsc, err := wspoll.Upgrade(s.upgrader, w, r)
 	if err != nil {
@@ -120,7 +132,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, sid stri
 	// handler runs after it (or before it, and is replayed by it).
 	if !wsc.Execute(func() {
 		s.bind(wsc, t)
-		_ = t.write(websocket.TextMessage, appendOpen(nil, ss.id, false, &s.cfg), true)
+		_ = t.write(websocket.TextMessage, appendOpen(nil, &ss.id, false, &s.cfg), true)
 	}) {
 		s.early.Drop(wsc)
 		ss.close(hub.ReasonTransportError)
@@ -129,29 +141,29 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, sid stri
 
 // serveProbe upgrades the WebSocket of a polling session's transport upgrade.
 func (s *Server) serveProbe(w http.ResponseWriter, r *http.Request, sid string) {
-	ss, _ := s.reg.Get(sid)
+	ss := s.lookup(sid)
 	if ss == nil {
 		httpError(w, http.StatusBadRequest, errUnknownSID)
 		return
 	}
-	t := &wsTransport{sess: ss}
 	ss.mu.Lock()
-	if ss.state != stateOpen || ss.poll == nil || ss.probe != nil || ss.ws != nil {
+	if ss.state != stateOpen || ss.poll == nil || ss.poll.probe != nil || ss.ws != nil {
 		ss.mu.Unlock()
 		httpError(w, http.StatusBadRequest, errBadRequest)
 		return
 	}
-	ss.probe = t
-	ss.probeDeadline = s.now() + int64(s.cfg.UpgradeTimeout)
+	t := ss.newTransportLocked()
+	ss.poll.probe = t
+	ss.poll.probeDeadline = s.now() + int64(s.cfg.UpgradeTimeout)
 	ss.mu.Unlock()
 	wsc, err := wspoll.Upgrade(s.upgrader, w, r)
 	ss.mu.Lock()
 	if err == nil {
 		t.wsc = wsc
 	}
-	abandoned := ss.probe != t // timed out or the session closed meanwhile
+	abandoned := ss.probeLocked() != t // timed out or the session closed meanwhile
 	if err != nil && !abandoned {
-		ss.probe = nil
+		ss.poll.probe = nil
 	}
 	ss.mu.Unlock()
 	if err != nil {
@@ -191,7 +203,7 @@ func (s *Server) onWSMessage(wsc *websocket.Conn, mt websocket.MessageType, data
 // onWSMessage handles one message of t on the session's worker.
 func (s *session) onWSMessage(t *wsTransport, mt websocket.MessageType, data []byte) {
 	s.mu.Lock()
-	probing, active := t == s.probe, t == s.ws && s.state == stateOpen
+	probing, active := t == s.probeLocked(), t == s.ws && s.state == stateOpen
 	s.mu.Unlock()
 	switch {
 	case probing:
@@ -228,18 +240,18 @@ func (s *session) onProbeMessage(t *wsTransport, mt websocket.MessageType, data 
 	case mt == websocket.TextMessage && string(data) == "2probe":
 		_ = t.write(websocket.TextMessage, pktProbePong, true)
 		s.mu.Lock()
-		if s.poll != nil && s.probe == t {
+		if s.probeLocked() == t {
 			s.poll.startUpgrade()
 			s.poll.wakeWith(pktNoop)
 		}
 		s.mu.Unlock()
 	case mt == websocket.TextMessage && len(data) == 1 && data[0] == eioUpgrade:
 		s.mu.Lock()
-		if s.probe != t || s.state == stateClosed {
+		if s.probeLocked() != t || s.state == stateClosed {
 			s.mu.Unlock()
 			return
 		}
-		s.probe = nil
+		s.poll.probe = nil
 		s.ws = t
 		if p := s.poll; p != nil {
 			s.poll = nil
@@ -263,11 +275,9 @@ func (s *session) onProbeMessage(t *wsTransport, mt websocket.MessageType, data 
 // dropProbe abandons an upgrade: the session stays on polling.
 func (s *session) dropProbe(t *wsTransport) {
 	s.mu.Lock()
-	if s.probe == t {
-		s.probe = nil
-		if s.poll != nil {
-			s.poll.endUpgrade()
-		}
+	if s.probeLocked() == t {
+		s.poll.probe = nil
+		s.poll.endUpgrade()
 	}
 	s.mu.Unlock()
 	t.closeSoon(hub.ReasonProtocolError)
@@ -285,11 +295,9 @@ func (s *Server) onWSClose(wsc *websocket.Conn, err error) {
 // onWSClosed handles the end of one of the session's WebSocket connections.
 func (s *session) onWSClosed(t *wsTransport, err error) {
 	s.mu.Lock()
-	if s.probe == t {
-		s.probe = nil
-		if s.poll != nil {
-			s.poll.endUpgrade()
-		}
+	if s.probeLocked() == t {
+		s.poll.probe = nil
+		s.poll.endUpgrade()
 	}
 	current, state := s.ws == t, s.state
 	s.mu.Unlock()
