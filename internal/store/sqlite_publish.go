@@ -20,27 +20,18 @@ func (s *SQLite) Publish(ctx context.Context, req PublishRequest) (PublishResult
 	if err := validateRequest(&req); err != nil {
 		return PublishResult{}, fmt.Errorf("store: publish: %w", err)
 	}
-	var res PublishResult
 	wr := &writeReq{
-		ctx:  ctx,
-		solo: len(req.Drafts) > soloDrafts,
-		run: func(ctx context.Context, tx *wtx) error {
-			r, err := s.publishTx(ctx, tx, &req)
-			if err == nil {
-				res = r
-			}
-			return err
-		},
-		done:   make(chan error, 1),
-		events: func() []*notification.Event { return res.Events },
-	}
-	if mergeable(&req) {
-		wr.pub, wr.pubRes = &req, &res
+		ctx:     ctx,
+		solo:    len(req.Drafts) > soloDrafts,
+		done:    make(chan error, 1),
+		publish: true,
+		merge:   mergeable(&req),
+		pub:     req,
 	}
 	if err := s.await(ctx, "publish", wr); err != nil {
 		return PublishResult{}, err
 	}
-	return res, nil
+	return wr.pubRes, nil
 }
 
 // publishTx writes one validated request inside the batch transaction.

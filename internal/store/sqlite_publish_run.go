@@ -209,7 +209,7 @@ func (s *SQLite) publishRun(_ context.Context, reqs []*writeReq) error {
 		return err
 	}
 	for k, r := range reqs {
-		*r.pubRes = results[k]
+		r.pubRes = results[k]
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -224,5 +225,31 @@ func TestAssignBump(t *testing.T) {
 		if d := ev.Deliveries[i]; d.Seq != want || d.Unread != want*10 {
 			t.Fatalf("delivery %d: %+v, want seq %d", i, d, want)
 		}
+	}
+}
+
+// TestSQLiteRunReqResetsResult: a publish that runs again after a rollback
+// (see commitBatch) and fails the second time keeps no result of the first.
+func TestSQLiteRunReqResetsResult(t *testing.T) {
+	s := openTestSQLite(t, SQLiteConfig{})
+	ctx := context.Background()
+	draft := toUsers("t", "a")
+	if _, err := s.Publish(ctx, PublishRequest{Scope: "s", Key: "k", RequestHash: "h1", Drafts: []notification.Draft{draft}}); err != nil {
+		t.Fatal(err)
+	}
+	wr := &writeReq{publish: true, pub: PublishRequest{Scope: "s", Key: "k", RequestHash: "h2", Drafts: []notification.Draft{draft}},
+		pubRes: PublishResult{IDs: []string{"from the first run"}}}
+	var runErr error
+	if _, err := submit(s, ctx, "rerun", func(ctx context.Context, _ *wtx) (int, error) {
+		runErr = s.runReq(ctx, wr)
+		return 0, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(runErr, ErrIdempotencyMismatch) {
+		t.Fatalf("rerun: %v, want %v", runErr, ErrIdempotencyMismatch)
+	}
+	if wr.pubRes.IDs != nil || wr.pubRes.Events != nil || wr.pubRes.Replayed {
+		t.Fatalf("result after a failed rerun: %+v", wr.pubRes)
 	}
 }

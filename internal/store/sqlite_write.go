@@ -10,16 +10,18 @@ import (
 	"github.com/heraldhq/herald/internal/notification"
 )
 
-// writeReq is one request to the writer goroutine: a function run inside
-// the batch transaction, under its own savepoint.
+// writeReq is one request to the writer goroutine, run inside the batch
+// transaction, under its own savepoint: a publish (publish set) or a
+// function (run).
 type writeReq struct {
 	// ctx is the caller's context. A request whose ctx has ended when the
 	// writer picks it up is not run. Once it runs, ctx no longer matters:
 	// SQL runs under the writer's context so one caller's cancellation
 	// cannot abort a transaction shared with others.
 	ctx context.Context
-	// run executes the request. It stores its result in its closure; the
-	// caller reads it only after receiving a nil error from done.
+	// run executes a request that is not a publish. It stores its result
+	// in its closure; the caller reads it only after receiving a nil error
+	// from done.
 	run func(ctx context.Context, tx *wtx) error
 	// done receives exactly one value, the request's outcome: run's error,
 	// or the commit error, or nil once committed. Buffered, so the writer
@@ -28,13 +30,18 @@ type writeReq struct {
 	// solo requests are large: they get a transaction of their own,
 	// without a savepoint (see commitBatch).
 	solo bool
-	// events returns the request's events after a successful run.
+	// events returns the events of a request that is not a publish after
+	// a successful run.
 	events func() []*notification.Event
-	// pub, when set, is a plain publish that may join a merged run of
-	// publishes (sqlite_publish_run.go), which writes its result to
-	// pubRes instead of calling run.
-	pub    *PublishRequest
-	pubRes *PublishResult
+	// publish marks a publish: the writer runs pub with publishTx (see
+	// runReq), or in a merged run of publishes when merge is set
+	// (sqlite_publish_run.go), and stores its result in pubRes, written by
+	// the writer goroutine and read by the caller only after receiving a
+	// nil error from done.
+	publish bool
+	merge   bool
+	pub     PublishRequest
+	pubRes  PublishResult
 	// err is the request's outcome: run's error, or the commit error, or
 	// nil once committed. Written by the writer goroutine only.
 	err error
@@ -53,6 +60,9 @@ func (r *writeReq) weight() int {
 }
 
 func (r *writeReq) commitEvents() []*notification.Event {
+	if r.publish {
+		return r.pubRes.Events
+	}
 	if r.events == nil {
 		return nil
 	}
@@ -217,7 +227,7 @@ func (s *SQLite) commitBatch(reqs []*writeReq) {
 func (s *SQLite) runOptimistic(ctx context.Context, reqs []*writeReq) bool {
 	for i := 0; i < len(reqs); {
 		j := i
-		for j < len(reqs) && reqs[j].pub != nil {
+		for j < len(reqs) && reqs[j].merge {
 			j++
 		}
 		if j-i > 1 {
@@ -229,12 +239,27 @@ func (s *SQLite) runOptimistic(ctx context.Context, reqs []*writeReq) bool {
 			continue
 		}
 		r := reqs[i]
-		if r.err = r.run(ctx, &s.w); r.err != nil {
+		if r.err = s.runReq(ctx, r); r.err != nil {
 			return false
 		}
 		i++
 	}
 	return true
+}
+
+// runReq runs r alone in the open transaction and records its result. A
+// request may run again after a rollback (see commitBatch): a publish's
+// result is reset first, so that a failed rerun leaves none.
+func (s *SQLite) runReq(ctx context.Context, r *writeReq) error {
+	if !r.publish {
+		return r.run(ctx, &s.w)
+	}
+	r.pubRes = PublishResult{}
+	res, err := s.publishTx(ctx, &s.w, &r.pub)
+	if err == nil {
+		r.pubRes = res
+	}
+	return err
 }
 
 // commitSavepoints runs reqs in the open transaction, each under its own
@@ -247,7 +272,7 @@ func (s *SQLite) commitSavepoints(ctx context.Context, reqs []*writeReq, failAll
 			failAll(fmt.Errorf("savepoint: %w", err))
 			return
 		}
-		runErr := r.run(ctx, w)
+		runErr := s.runReq(ctx, r)
 		if runErr != nil {
 			if err := w.exec(ctx, `ROLLBACK TO req`); err != nil {
 				s.rollback(ctx)
