@@ -23,7 +23,7 @@ func (s *SQLite) Publish(ctx context.Context, req PublishRequest) (PublishResult
 	wr := &writeReq{
 		ctx:     ctx,
 		solo:    len(req.Drafts) > soloDrafts,
-		done:    make(chan error, 1),
+		done:    newDone(),
 		publish: true,
 		merge:   mergeable(&req),
 		pub:     req,

@@ -253,3 +253,49 @@ func TestSQLiteRunReqResetsResult(t *testing.T) {
 		t.Fatalf("result after a failed rerun: %+v", wr.pubRes)
 	}
 }
+
+// TestSQLiteDoneNotRecycledAfterGiveUp: the answer channel of a caller
+// that gave up (ctx ended) is not reused, so the writer's late answer to
+// it cannot reach a later caller: every later publish gets its own
+// outcome and result.
+func TestSQLiteDoneNotRecycledAfterGiveUp(t *testing.T) {
+	s := openTestSQLite(t, SQLiteConfig{})
+	release := blockWriter(t, s)
+	const n = 8
+	var wg sync.WaitGroup
+	cancelled, cancel := context.WithCancel(context.Background())
+	giveUp := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, giveUp[i] = s.Publish(cancelled, PublishRequest{Drafts: []notification.Draft{toUsers("t", "gone")}})
+		}()
+		waitQueued(t, s, i+1)
+	}
+	cancel()
+	wg.Wait() // every one of them gave up while its request is queued
+	for i, err := range giveUp {
+		if !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("cancelled publish %d: %v", i, err)
+		}
+	}
+	results := make([]PublishResult, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = s.Publish(context.Background(), PublishRequest{Drafts: []notification.Draft{toUsers("t", fmt.Sprint("u", i))}})
+		}()
+		waitQueued(t, s, n+i+1)
+	}
+	release()
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil || len(results[i].IDs) != 1 || len(results[i].Events) != 1 ||
+			results[i].Events[0].Deliveries[0].User != fmt.Sprint("u", i) {
+			t.Fatalf("publish %d: %+v, %v", i, results[i], errs[i])
+		}
+	}
+}

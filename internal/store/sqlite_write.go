@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/heraldhq/herald/internal/notification"
 )
@@ -25,7 +26,8 @@ type writeReq struct {
 	run func(ctx context.Context, tx *wtx) error
 	// done receives exactly one value, the request's outcome: run's error,
 	// or the commit error, or nil once committed. Buffered, so the writer
-	// never blocks on a caller that has gone away.
+	// never blocks on a caller that has gone away. From newDone; await
+	// recycles it once it has received the value (see doneChans).
 	done chan error
 	// solo requests are large: they get a transaction of their own,
 	// without a savepoint (see commitBatch).
@@ -117,7 +119,7 @@ func submitReq[T any](s *SQLite, ctx context.Context, op string, solo bool, fn f
 			}
 			return err
 		},
-		done:   make(chan error, 1),
+		done:   newDone(),
 		events: func() []*notification.Event { return eventsOf(out) },
 	}
 	if err := s.await(ctx, op, req); err != nil {
@@ -134,22 +136,38 @@ func (s *SQLite) await(ctx context.Context, op string, req *writeReq) error {
 	}
 	select {
 	case err := <-req.done:
-		if err != nil {
-			return fmt.Errorf("store: %s: %w", op, err)
-		}
-		return nil
+		return answered(op, req, err)
 	case <-ctx.Done():
 		// Prefer an outcome that arrived at the same time.
 		select {
 		case err := <-req.done:
-			if err != nil {
-				return fmt.Errorf("store: %s: %w", op, err)
-			}
-			return nil
+			return answered(op, req, err)
 		default:
 		}
+		// The writer may still answer: req.done is not recycled.
 		return fmt.Errorf("store: %s: %w: %w", op, ErrUnavailable, ctx.Err())
 	}
+}
+
+// doneChans recycles the done channels of requests whose caller received
+// the answer. The writer answers a request exactly once and never touches
+// it afterwards (writer.finishBatch, runWriter), so such a channel is
+// empty and no one else sends on it. A channel whose caller gave up
+// (ctx ended) is never recycled: the writer may still send on it.
+var doneChans = sync.Pool{New: func() any { return make(chan error, 1) }}
+
+// newDone returns an empty done channel.
+func newDone() chan error { return doneChans.Get().(chan error) }
+
+// answered recycles req.done, from which the caller just received err,
+// the request's outcome, and returns err prefixed with op.
+func answered(op string, req *writeReq, err error) error {
+	doneChans.Put(req.done)
+	req.done = nil
+	if err != nil {
+		return fmt.Errorf("store: %s: %w", op, err)
+	}
+	return nil
 }
 
 // enqueue puts req on the writer queue, waiting for room until ctx ends.
