@@ -34,8 +34,26 @@ func (s *SQLite) Publish(ctx context.Context, req PublishRequest) (PublishResult
 	return wr.pubRes, nil
 }
 
-// publishTx writes one validated request inside the batch transaction.
-func (s *SQLite) publishTx(ctx context.Context, tx *wtx, req *PublishRequest) (PublishResult, error) {
+// pubBufs backs the IDs and Events of a one-draft publish's result, the
+// usual case, so that they need no allocation of their own: it lives in
+// the request's writeReq, which is allocated anyway.
+type pubBufs struct {
+	id [1]string
+	ev [1]*notification.Event
+}
+
+// result returns a result with empty IDs and Events that hold n drafts,
+// backed by b when n is 1. A result from b is valid until the next call.
+func (b *pubBufs) result(n int) PublishResult {
+	if n == 1 {
+		return PublishResult{IDs: b.id[:0], Events: b.ev[:0]}
+	}
+	return PublishResult{IDs: make([]string, 0, n), Events: make([]*notification.Event, 0, n)}
+}
+
+// publishTx writes one validated request inside the batch transaction;
+// its result's IDs and Events come from bufs.
+func (s *SQLite) publishTx(ctx context.Context, tx *wtx, req *PublishRequest, bufs *pubBufs) (PublishResult, error) {
 	now := s.clock()
 	if req.Key != "" {
 		var hash, ids string
@@ -57,10 +75,7 @@ func (s *SQLite) publishTx(ctx context.Context, tx *wtx, req *PublishRequest) (P
 		}
 	}
 
-	res := PublishResult{
-		IDs:    make([]string, 0, len(req.Drafts)),
-		Events: make([]*notification.Event, 0, len(req.Drafts)),
-	}
+	res := bufs.result(len(req.Drafts))
 	for i := 0; i < len(req.Drafts); {
 		j := i
 		for j < len(req.Drafts) && mergeableDraft(&req.Drafts[j]) {

@@ -194,8 +194,7 @@ func (s *SQLite) publishRun(_ context.Context, reqs []*writeReq) error {
 	var m mergedRun
 	for k, r := range reqs {
 		res := &results[k]
-		res.IDs = make([]string, 0, len(r.pub.Drafts))
-		res.Events = make([]*notification.Event, 0, len(r.pub.Drafts))
+		*res = r.pubBufs.result(len(r.pub.Drafts))
 		for i := range r.pub.Drafts {
 			ev, err := m.add(s, &r.pub.Drafts[i], now)
 			if err != nil {

@@ -44,6 +44,7 @@ type writeReq struct {
 	merge   bool
 	pub     PublishRequest
 	pubRes  PublishResult
+	pubBufs pubBufs
 	// err is the request's outcome: run's error, or the commit error, or
 	// nil once committed. Written by the writer goroutine only.
 	err error
@@ -273,7 +274,7 @@ func (s *SQLite) runReq(ctx context.Context, r *writeReq) error {
 		return r.run(ctx, &s.w)
 	}
 	r.pubRes = PublishResult{}
-	res, err := s.publishTx(ctx, &s.w, &r.pub)
+	res, err := s.publishTx(ctx, &s.w, &r.pub, &r.pubBufs)
 	if err == nil {
 		r.pubRes = res
 	}
