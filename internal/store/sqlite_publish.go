@@ -142,9 +142,8 @@ func (s *SQLite) insertDraft(ctx context.Context, tx *wtx, d *notification.Draft
 		return nil, err
 	}
 	id := n.ID
-	ev := &notification.Event{Kind: notification.EventNotification, Tenant: d.Tenant, Notification: n}
-
 	if d.Audience.Broadcast() {
+		ev := &notification.Event{Kind: notification.EventNotification, Tenant: d.Tenant, Notification: n}
 		if ev.TenantSeq, err = tx.c.queryInt64Texts(
 			`INSERT INTO tenant_streams (tenant, seq) VALUES (?, 1)
 			 ON CONFLICT (tenant) DO UPDATE SET seq = seq + 1
@@ -165,7 +164,7 @@ func (s *SQLite) insertDraft(ctx context.Context, tx *wtx, d *notification.Draft
 		return ev, nil
 	}
 
-	ev.Deliveries = make([]notification.Delivery, 0, len(d.Audience.Users))
+	ev := usersEvent(d, n)
 	seen := make(map[string]struct{}, len(d.Audience.Users))
 	for _, u := range d.Audience.Users {
 		if _, dup := seen[u]; dup || s.prefs.mutes(d.Tenant, u, d) {
@@ -210,6 +209,25 @@ func (s *SQLite) insertDraft(ctx context.Context, tx *wtx, d *notification.Draft
 		}
 	}
 	return ev, nil
+}
+
+// oneUserEvent is an event with room for one delivery, allocated at once.
+type oneUserEvent struct {
+	ev notification.Event
+	dl [1]notification.Delivery
+}
+
+// usersEvent returns the event of n, an explicit-user draft d's
+// notification, with empty Deliveries that hold every user of d. For one
+// user (the usual case) the deliveries share the event's allocation.
+func usersEvent(d *notification.Draft, n *notification.Notification) *notification.Event {
+	if len(d.Audience.Users) == 1 {
+		e := &oneUserEvent{ev: notification.Event{Kind: notification.EventNotification, Tenant: d.Tenant, Notification: n}}
+		e.ev.Deliveries = e.dl[:0]
+		return &e.ev
+	}
+	return &notification.Event{Kind: notification.EventNotification, Tenant: d.Tenant, Notification: n,
+		Deliveries: make([]notification.Delivery, 0, len(d.Audience.Users))}
 }
 
 // bumpStreamSQL bumps one user's stream (as bumpStreamsSQL does many).

@@ -168,8 +168,7 @@ func (m *mergedRun) add(s *SQLite, d *notification.Draft, now time.Time) (*notif
 	if err != nil {
 		return nil, err
 	}
-	ev := &notification.Event{Kind: notification.EventNotification, Tenant: d.Tenant, Notification: n,
-		Deliveries: make([]notification.Delivery, 0, len(d.Audience.Users))}
+	ev := usersEvent(d, n)
 	for j, u := range d.Audience.Users {
 		if !slices.Contains(d.Audience.Users[:j], u) && !s.prefs.mutes(d.Tenant, u, d) {
 			ev.Deliveries = append(ev.Deliveries, notification.Delivery{User: u})
