@@ -18,6 +18,10 @@ type idSource struct {
 	mu      sync.Mutex
 	entropy *ulid.MonotonicEntropy // guarded by mu
 	lastMS  uint64                 // guarded by mu
+	// buf is the id being built. It lives here, not on next's stack, because
+	// MonotonicRead passes its slice to an io.Reader, which would move a
+	// local ULID to the heap on every call. Guarded by mu.
+	buf ulid.ULID
 }
 
 func newIDSource() *idSource {
@@ -47,15 +51,23 @@ func (g *idSource) next(t time.Time) (string, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	ms := max(ulid.Timestamp(t), g.lastMS)
-	id, err := ulid.New(ms, g.entropy)
-	if err != nil {
+	if err := g.fill(ms); err != nil {
 		// The monotonic entropy overflowed within this millisecond: move on
 		// to the next one, which re-seeds it.
 		ms++
-		if id, err = ulid.New(ms, g.entropy); err != nil {
+		if err = g.fill(ms); err != nil {
 			return "", fmt.Errorf("store: new id: %w", err)
 		}
 	}
 	g.lastMS = ms
-	return id.String(), nil
+	return g.buf.String(), nil
+}
+
+// fill builds the id for millisecond ms in g.buf, as ulid.New(ms, g.entropy)
+// would, without boxing the ULID. g.mu must be held.
+func (g *idSource) fill(ms uint64) error {
+	if err := g.buf.SetTime(ms); err != nil {
+		return err
+	}
+	return g.entropy.MonotonicRead(ms, g.buf[6:])
 }

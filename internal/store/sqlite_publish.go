@@ -20,31 +20,40 @@ func (s *SQLite) Publish(ctx context.Context, req PublishRequest) (PublishResult
 	if err := validateRequest(&req); err != nil {
 		return PublishResult{}, fmt.Errorf("store: publish: %w", err)
 	}
-	var res PublishResult
 	wr := &writeReq{
-		ctx:  ctx,
-		solo: len(req.Drafts) > soloDrafts,
-		run: func(ctx context.Context, tx *wtx) error {
-			r, err := s.publishTx(ctx, tx, &req)
-			if err == nil {
-				res = r
-			}
-			return err
-		},
-		done:   make(chan error, 1),
-		events: func() []*notification.Event { return res.Events },
-	}
-	if mergeable(&req) {
-		wr.pub, wr.pubRes = &req, &res
+		ctx:     ctx,
+		solo:    len(req.Drafts) > soloDrafts,
+		done:    newDone(),
+		publish: true,
+		merge:   mergeable(&req),
+		pub:     req,
 	}
 	if err := s.await(ctx, "publish", wr); err != nil {
 		return PublishResult{}, err
 	}
-	return res, nil
+	return wr.pubRes, nil
 }
 
-// publishTx writes one validated request inside the batch transaction.
-func (s *SQLite) publishTx(ctx context.Context, tx *wtx, req *PublishRequest) (PublishResult, error) {
+// pubBufs backs the IDs and Events of a one-draft publish's result, the
+// usual case, so that they need no allocation of their own: it lives in
+// the request's writeReq, which is allocated anyway.
+type pubBufs struct {
+	id [1]string
+	ev [1]*notification.Event
+}
+
+// result returns a result with empty IDs and Events that hold n drafts,
+// backed by b when n is 1. A result from b is valid until the next call.
+func (b *pubBufs) result(n int) PublishResult {
+	if n == 1 {
+		return PublishResult{IDs: b.id[:0], Events: b.ev[:0]}
+	}
+	return PublishResult{IDs: make([]string, 0, n), Events: make([]*notification.Event, 0, n)}
+}
+
+// publishTx writes one validated request inside the batch transaction;
+// its result's IDs and Events come from bufs.
+func (s *SQLite) publishTx(ctx context.Context, tx *wtx, req *PublishRequest, bufs *pubBufs) (PublishResult, error) {
 	now := s.clock()
 	if req.Key != "" {
 		var hash, ids string
@@ -66,10 +75,7 @@ func (s *SQLite) publishTx(ctx context.Context, tx *wtx, req *PublishRequest) (P
 		}
 	}
 
-	res := PublishResult{
-		IDs:    make([]string, 0, len(req.Drafts)),
-		Events: make([]*notification.Event, 0, len(req.Drafts)),
-	}
+	res := bufs.result(len(req.Drafts))
 	for i := 0; i < len(req.Drafts); {
 		j := i
 		for j < len(req.Drafts) && mergeableDraft(&req.Drafts[j]) {
@@ -136,9 +142,8 @@ func (s *SQLite) insertDraft(ctx context.Context, tx *wtx, d *notification.Draft
 		return nil, err
 	}
 	id := n.ID
-	ev := &notification.Event{Kind: notification.EventNotification, Tenant: d.Tenant, Notification: n}
-
 	if d.Audience.Broadcast() {
+		ev := &notification.Event{Kind: notification.EventNotification, Tenant: d.Tenant, Notification: n}
 		if ev.TenantSeq, err = tx.c.queryInt64Texts(
 			`INSERT INTO tenant_streams (tenant, seq) VALUES (?, 1)
 			 ON CONFLICT (tenant) DO UPDATE SET seq = seq + 1
@@ -159,7 +164,7 @@ func (s *SQLite) insertDraft(ctx context.Context, tx *wtx, d *notification.Draft
 		return ev, nil
 	}
 
-	ev.Deliveries = make([]notification.Delivery, 0, len(d.Audience.Users))
+	ev := usersEvent(d, n)
 	seen := make(map[string]struct{}, len(d.Audience.Users))
 	for _, u := range d.Audience.Users {
 		if _, dup := seen[u]; dup || s.prefs.mutes(d.Tenant, u, d) {
@@ -204,6 +209,25 @@ func (s *SQLite) insertDraft(ctx context.Context, tx *wtx, d *notification.Draft
 		}
 	}
 	return ev, nil
+}
+
+// oneUserEvent is an event with room for one delivery, allocated at once.
+type oneUserEvent struct {
+	ev notification.Event
+	dl [1]notification.Delivery
+}
+
+// usersEvent returns the event of n, an explicit-user draft d's
+// notification, with empty Deliveries that hold every user of d. For one
+// user (the usual case) the deliveries share the event's allocation.
+func usersEvent(d *notification.Draft, n *notification.Notification) *notification.Event {
+	if len(d.Audience.Users) == 1 {
+		e := &oneUserEvent{ev: notification.Event{Kind: notification.EventNotification, Tenant: d.Tenant, Notification: n}}
+		e.ev.Deliveries = e.dl[:0]
+		return &e.ev
+	}
+	return &notification.Event{Kind: notification.EventNotification, Tenant: d.Tenant, Notification: n,
+		Deliveries: make([]notification.Delivery, 0, len(d.Audience.Users))}
 }
 
 // bumpStreamSQL bumps one user's stream (as bumpStreamsSQL does many).

@@ -168,8 +168,7 @@ func (m *mergedRun) add(s *SQLite, d *notification.Draft, now time.Time) (*notif
 	if err != nil {
 		return nil, err
 	}
-	ev := &notification.Event{Kind: notification.EventNotification, Tenant: d.Tenant, Notification: n,
-		Deliveries: make([]notification.Delivery, 0, len(d.Audience.Users))}
+	ev := usersEvent(d, n)
 	for j, u := range d.Audience.Users {
 		if !slices.Contains(d.Audience.Users[:j], u) && !s.prefs.mutes(d.Tenant, u, d) {
 			ev.Deliveries = append(ev.Deliveries, notification.Delivery{User: u})
@@ -194,8 +193,7 @@ func (s *SQLite) publishRun(_ context.Context, reqs []*writeReq) error {
 	var m mergedRun
 	for k, r := range reqs {
 		res := &results[k]
-		res.IDs = make([]string, 0, len(r.pub.Drafts))
-		res.Events = make([]*notification.Event, 0, len(r.pub.Drafts))
+		*res = r.pubBufs.result(len(r.pub.Drafts))
 		for i := range r.pub.Drafts {
 			ev, err := m.add(s, &r.pub.Drafts[i], now)
 			if err != nil {
@@ -209,7 +207,7 @@ func (s *SQLite) publishRun(_ context.Context, reqs []*writeReq) error {
 		return err
 	}
 	for k, r := range reqs {
-		*r.pubRes = results[k]
+		r.pubRes = results[k]
 	}
 	return nil
 }

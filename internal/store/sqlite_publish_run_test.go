@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -223,6 +224,78 @@ func TestAssignBump(t *testing.T) {
 	for i, want := range []int64{5, 1, 6, 7} {
 		if d := ev.Deliveries[i]; d.Seq != want || d.Unread != want*10 {
 			t.Fatalf("delivery %d: %+v, want seq %d", i, d, want)
+		}
+	}
+}
+
+// TestSQLiteRunReqResetsResult: a publish that runs again after a rollback
+// (see commitBatch) and fails the second time keeps no result of the first.
+func TestSQLiteRunReqResetsResult(t *testing.T) {
+	s := openTestSQLite(t, SQLiteConfig{})
+	ctx := context.Background()
+	draft := toUsers("t", "a")
+	if _, err := s.Publish(ctx, PublishRequest{Scope: "s", Key: "k", RequestHash: "h1", Drafts: []notification.Draft{draft}}); err != nil {
+		t.Fatal(err)
+	}
+	wr := &writeReq{publish: true, pub: PublishRequest{Scope: "s", Key: "k", RequestHash: "h2", Drafts: []notification.Draft{draft}},
+		pubRes: PublishResult{IDs: []string{"from the first run"}}}
+	var runErr error
+	if _, err := submit(s, ctx, "rerun", func(ctx context.Context, _ *wtx) (int, error) {
+		runErr = s.runReq(ctx, wr)
+		return 0, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(runErr, ErrIdempotencyMismatch) {
+		t.Fatalf("rerun: %v, want %v", runErr, ErrIdempotencyMismatch)
+	}
+	if wr.pubRes.IDs != nil || wr.pubRes.Events != nil || wr.pubRes.Replayed {
+		t.Fatalf("result after a failed rerun: %+v", wr.pubRes)
+	}
+}
+
+// TestSQLiteDoneNotRecycledAfterGiveUp: the answer channel of a caller
+// that gave up (ctx ended) is not reused, so the writer's late answer to
+// it cannot reach a later caller: every later publish gets its own
+// outcome and result.
+func TestSQLiteDoneNotRecycledAfterGiveUp(t *testing.T) {
+	s := openTestSQLite(t, SQLiteConfig{})
+	release := blockWriter(t, s)
+	const n = 8
+	var wg sync.WaitGroup
+	cancelled, cancel := context.WithCancel(context.Background())
+	giveUp := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, giveUp[i] = s.Publish(cancelled, PublishRequest{Drafts: []notification.Draft{toUsers("t", "gone")}})
+		}()
+		waitQueued(t, s, i+1)
+	}
+	cancel()
+	wg.Wait() // every one of them gave up while its request is queued
+	for i, err := range giveUp {
+		if !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("cancelled publish %d: %v", i, err)
+		}
+	}
+	results := make([]PublishResult, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = s.Publish(context.Background(), PublishRequest{Drafts: []notification.Draft{toUsers("t", fmt.Sprint("u", i))}})
+		}()
+		waitQueued(t, s, n+i+1)
+	}
+	release()
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil || len(results[i].IDs) != 1 || len(results[i].Events) != 1 ||
+			results[i].Events[0].Deliveries[0].User != fmt.Sprint("u", i) {
+			t.Fatalf("publish %d: %+v, %v", i, results[i], errs[i])
 		}
 	}
 }

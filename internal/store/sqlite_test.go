@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/pressly/goose/v3"
 
 	"github.com/heraldhq/herald/internal/notification"
@@ -319,6 +320,39 @@ func TestIDSourceMonotonic(t *testing.T) {
 	}
 	if id, err := g.next(now); err != nil || id <= future {
 		t.Fatalf("id %s, %v: not after observed %s", id, err, future)
+	}
+}
+
+// maxEntropy reads as all one bits: with an increment of 1, every second id
+// in the same millisecond overflows the monotonic entropy.
+type maxEntropy struct{}
+
+func (maxEntropy) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 0xff
+	}
+	return len(p), nil
+}
+
+// TestIDSourceOverflow: when the entropy of a millisecond is used up, next
+// moves to the following millisecond instead of failing or repeating an id.
+func TestIDSourceOverflow(t *testing.T) {
+	g := &idSource{entropy: ulid.Monotonic(maxEntropy{}, 1)}
+	at := time.UnixMilli(1_700_000_000_000)
+	var last string
+	for i := range 3 {
+		id, err := g.next(at) // the clock stalls
+		if err != nil {
+			t.Fatalf("id %d: %v", i, err)
+		}
+		u, err := ulid.ParseStrict(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := ulid.Timestamp(at) + uint64(i); u.Time() != want || id <= last {
+			t.Fatalf("id %d: %s (ms %d, want %d) after %s", i, id, u.Time(), want, last)
+		}
+		last = id
 	}
 }
 

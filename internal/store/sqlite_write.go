@@ -6,35 +6,45 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/heraldhq/herald/internal/notification"
 )
 
-// writeReq is one request to the writer goroutine: a function run inside
-// the batch transaction, under its own savepoint.
+// writeReq is one request to the writer goroutine, run inside the batch
+// transaction, under its own savepoint: a publish (publish set) or a
+// function (run).
 type writeReq struct {
 	// ctx is the caller's context. A request whose ctx has ended when the
 	// writer picks it up is not run. Once it runs, ctx no longer matters:
 	// SQL runs under the writer's context so one caller's cancellation
 	// cannot abort a transaction shared with others.
 	ctx context.Context
-	// run executes the request. It stores its result in its closure; the
-	// caller reads it only after receiving a nil error from done.
+	// run executes a request that is not a publish. It stores its result
+	// in its closure; the caller reads it only after receiving a nil error
+	// from done.
 	run func(ctx context.Context, tx *wtx) error
 	// done receives exactly one value, the request's outcome: run's error,
 	// or the commit error, or nil once committed. Buffered, so the writer
-	// never blocks on a caller that has gone away.
+	// never blocks on a caller that has gone away. From newDone; await
+	// recycles it once it has received the value (see doneChans).
 	done chan error
 	// solo requests are large: they get a transaction of their own,
 	// without a savepoint (see commitBatch).
 	solo bool
-	// events returns the request's events after a successful run.
+	// events returns the events of a request that is not a publish after
+	// a successful run.
 	events func() []*notification.Event
-	// pub, when set, is a plain publish that may join a merged run of
-	// publishes (sqlite_publish_run.go), which writes its result to
-	// pubRes instead of calling run.
-	pub    *PublishRequest
-	pubRes *PublishResult
+	// publish marks a publish: the writer runs pub with publishTx (see
+	// runReq), or in a merged run of publishes when merge is set
+	// (sqlite_publish_run.go), and stores its result in pubRes, written by
+	// the writer goroutine and read by the caller only after receiving a
+	// nil error from done.
+	publish bool
+	merge   bool
+	pub     PublishRequest
+	pubRes  PublishResult
+	pubBufs pubBufs
 	// err is the request's outcome: run's error, or the commit error, or
 	// nil once committed. Written by the writer goroutine only.
 	err error
@@ -53,6 +63,9 @@ func (r *writeReq) weight() int {
 }
 
 func (r *writeReq) commitEvents() []*notification.Event {
+	if r.publish {
+		return r.pubRes.Events
+	}
 	if r.events == nil {
 		return nil
 	}
@@ -107,7 +120,7 @@ func submitReq[T any](s *SQLite, ctx context.Context, op string, solo bool, fn f
 			}
 			return err
 		},
-		done:   make(chan error, 1),
+		done:   newDone(),
 		events: func() []*notification.Event { return eventsOf(out) },
 	}
 	if err := s.await(ctx, op, req); err != nil {
@@ -124,22 +137,38 @@ func (s *SQLite) await(ctx context.Context, op string, req *writeReq) error {
 	}
 	select {
 	case err := <-req.done:
-		if err != nil {
-			return fmt.Errorf("store: %s: %w", op, err)
-		}
-		return nil
+		return answered(op, req, err)
 	case <-ctx.Done():
 		// Prefer an outcome that arrived at the same time.
 		select {
 		case err := <-req.done:
-			if err != nil {
-				return fmt.Errorf("store: %s: %w", op, err)
-			}
-			return nil
+			return answered(op, req, err)
 		default:
 		}
+		// The writer may still answer: req.done is not recycled.
 		return fmt.Errorf("store: %s: %w: %w", op, ErrUnavailable, ctx.Err())
 	}
+}
+
+// doneChans recycles the done channels of requests whose caller received
+// the answer. The writer answers a request exactly once and never touches
+// it afterwards (writer.finishBatch, runWriter), so such a channel is
+// empty and no one else sends on it. A channel whose caller gave up
+// (ctx ended) is never recycled: the writer may still send on it.
+var doneChans = sync.Pool{New: func() any { return make(chan error, 1) }}
+
+// newDone returns an empty done channel.
+func newDone() chan error { return doneChans.Get().(chan error) }
+
+// answered recycles req.done, from which the caller just received err,
+// the request's outcome, and returns err prefixed with op.
+func answered(op string, req *writeReq, err error) error {
+	doneChans.Put(req.done)
+	req.done = nil
+	if err != nil {
+		return fmt.Errorf("store: %s: %w", op, err)
+	}
+	return nil
 }
 
 // enqueue puts req on the writer queue, waiting for room until ctx ends.
@@ -217,7 +246,7 @@ func (s *SQLite) commitBatch(reqs []*writeReq) {
 func (s *SQLite) runOptimistic(ctx context.Context, reqs []*writeReq) bool {
 	for i := 0; i < len(reqs); {
 		j := i
-		for j < len(reqs) && reqs[j].pub != nil {
+		for j < len(reqs) && reqs[j].merge {
 			j++
 		}
 		if j-i > 1 {
@@ -229,12 +258,27 @@ func (s *SQLite) runOptimistic(ctx context.Context, reqs []*writeReq) bool {
 			continue
 		}
 		r := reqs[i]
-		if r.err = r.run(ctx, &s.w); r.err != nil {
+		if r.err = s.runReq(ctx, r); r.err != nil {
 			return false
 		}
 		i++
 	}
 	return true
+}
+
+// runReq runs r alone in the open transaction and records its result. A
+// request may run again after a rollback (see commitBatch): a publish's
+// result is reset first, so that a failed rerun leaves none.
+func (s *SQLite) runReq(ctx context.Context, r *writeReq) error {
+	if !r.publish {
+		return r.run(ctx, &s.w)
+	}
+	r.pubRes = PublishResult{}
+	res, err := s.publishTx(ctx, &s.w, &r.pub, &r.pubBufs)
+	if err == nil {
+		r.pubRes = res
+	}
+	return err
 }
 
 // commitSavepoints runs reqs in the open transaction, each under its own
@@ -247,7 +291,7 @@ func (s *SQLite) commitSavepoints(ctx context.Context, reqs []*writeReq, failAll
 			failAll(fmt.Errorf("savepoint: %w", err))
 			return
 		}
-		runErr := r.run(ctx, w)
+		runErr := s.runReq(ctx, r)
 		if runErr != nil {
 			if err := w.exec(ctx, `ROLLBACK TO req`); err != nil {
 				s.rollback(ctx)
