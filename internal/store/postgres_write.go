@@ -17,9 +17,10 @@ import (
 
 // pgPublish is one publish request queued for the writer goroutine.
 type pgPublish struct {
-	// ctx is the caller's context. A request whose ctx has ended when the
-	// writer picks it up is not run; the batch it joins is abandoned (rolled
-	// back) when the contexts of all its requests have ended.
+	// ctx is the caller's context, bounded by the request's Deadline. A
+	// request whose ctx has ended when the writer picks it up is not run;
+	// the batch it joins is abandoned (rolled back) when the contexts of
+	// all its requests have ended.
 	ctx context.Context
 	req *PublishRequest
 	// done receives exactly one value, the request's outcome, after the
@@ -53,7 +54,7 @@ type pgPublish struct {
 // The writer's view of a request (see writeRequest): a request weighs its
 // drafts against pgBatchDrafts, so a batch holds at most pgBatchDrafts
 // drafts unless it is a single larger request.
-func (p *pgPublish) callerContext() context.Context      { return p.ctx }
+func (p *pgPublish) abandoned() error                    { return p.ctx.Err() }
 func (p *pgPublish) weight() int                         { return len(p.req.Drafts) }
 func (p *pgPublish) commitErr() error                    { return p.err }
 func (p *pgPublish) commitEvents() []*notification.Event { return p.res.Events }
@@ -68,8 +69,14 @@ type idemRecord struct {
 type idemKey struct{ scope, key string }
 
 // Publish validates req, then hands it to the writer and waits for the
-// commit of the batch it joins.
+// commit of the batch it joins. req.Deadline becomes a deadline on ctx, which
+// also bounds the batch's queries (see batchContext).
 func (s *Postgres) Publish(ctx context.Context, req PublishRequest) (PublishResult, error) {
+	if !req.Deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, req.Deadline)
+		defer cancel()
+	}
 	if err := entryErr(ctx, s.isClosed()); err != nil {
 		return PublishResult{}, fmt.Errorf("store: publish: %w", err)
 	}
@@ -172,7 +179,7 @@ func (s *Postgres) enqueue(ctx context.Context, p *pgPublish) error {
 	if err := entryErr(ctx, s.closed); err != nil {
 		return err
 	}
-	return s.enqueueWait(ctx, p)
+	return s.enqueueWait(ctx, nil, p)
 }
 
 // batchContext is the context of a batch transaction: it ends after

@@ -12,21 +12,22 @@ import (
 )
 
 // Publish validates req, then hands it to the writer and waits for the
-// commit of the batch it joins.
+// commit of the batch it joins, until ctx ends or req.Deadline passes.
 func (s *SQLite) Publish(ctx context.Context, req PublishRequest) (PublishResult, error) {
-	if err := entryErr(ctx, s.isClosed.Load()); err != nil {
+	if err := entryErrBy(ctx, s.isClosed.Load(), req.Deadline); err != nil {
 		return PublishResult{}, fmt.Errorf("store: publish: %w", err)
 	}
 	if err := validateRequest(&req); err != nil {
 		return PublishResult{}, fmt.Errorf("store: publish: %w", err)
 	}
 	wr := &writeReq{
-		ctx:     ctx,
-		solo:    len(req.Drafts) > soloDrafts,
-		done:    newDone(),
-		publish: true,
-		merge:   mergeable(&req),
-		pub:     req,
+		ctx:      ctx,
+		deadline: req.Deadline,
+		solo:     len(req.Drafts) > soloDrafts,
+		done:     newDone(),
+		publish:  true,
+		merge:    mergeable(&req),
+		pub:      req,
 	}
 	if err := s.await(ctx, "publish", wr); err != nil {
 		return PublishResult{}, err

@@ -216,7 +216,8 @@ func TestSQLiteSoloAndLoneFailure(t *testing.T) {
 	checkCounts(t, s, a)
 }
 
-// TestSQLiteQueueFull: a full queue and an ending ctx give ErrUnavailable.
+// TestSQLiteQueueFull: a full queue and an ending ctx give ErrUnavailable;
+// a passing Deadline gives the same error.
 func TestSQLiteQueueFull(t *testing.T) {
 	s := openTestSQLite(t, SQLiteConfig{QueueSize: 1})
 	release := blockWriter(t, s)
@@ -233,6 +234,10 @@ func TestSQLiteQueueFull(t *testing.T) {
 	defer cancel()
 	_, err := s.Publish(ctx, PublishRequest{Drafts: []notification.Draft{toTenant("t")}})
 	wantErr(t, err, ErrUnavailable)
+	_, dlErr := s.Publish(context.Background(), PublishRequest{Drafts: []notification.Draft{toTenant("t")}, Deadline: time.Now().Add(20 * time.Millisecond)})
+	if !errors.Is(dlErr, context.DeadlineExceeded) || dlErr.Error() != err.Error() {
+		t.Fatalf("full queue past the Deadline: %v, want %v", dlErr, err)
+	}
 	release()
 	wg.Wait()
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/heraldhq/herald/internal/notification"
 )
@@ -15,11 +17,15 @@ import (
 // transaction, under its own savepoint: a publish (publish set) or a
 // function (run).
 type writeReq struct {
-	// ctx is the caller's context. A request whose ctx has ended when the
-	// writer picks it up is not run. Once it runs, ctx no longer matters:
-	// SQL runs under the writer's context so one caller's cancellation
-	// cannot abort a transaction shared with others.
-	ctx context.Context
+	// ctx is the caller's context and deadline a publish's Deadline (zero:
+	// none). A request whose ctx has ended, whose deadline has passed or
+	// whose caller has given up (gaveUp, set by await) when the writer
+	// picks it up is not run (see abandoned). Once it runs, they no longer
+	// matter: SQL runs under the writer's context so one caller's
+	// cancellation cannot abort a transaction shared with others.
+	ctx      context.Context
+	deadline time.Time
+	gaveUp   atomic.Bool
 	// run executes a request that is not a publish. It stores its result
 	// in its closure; the caller reads it only after receiving a nil error
 	// from done.
@@ -51,9 +57,23 @@ type writeReq struct {
 }
 
 // The writer's view of a request (see writeRequest).
-func (r *writeReq) callerContext() context.Context { return r.ctx }
-func (r *writeReq) answer(err error)               { r.done <- err }
-func (r *writeReq) commitErr() error               { return r.err }
+func (r *writeReq) answer(err error) { r.done <- err }
+func (r *writeReq) commitErr() error { return r.err }
+
+func (r *writeReq) abandoned() error {
+	if err := r.ctx.Err(); err != nil {
+		return err
+	}
+	if err := pastDeadline(r.deadline); err != nil {
+		return err
+	}
+	if r.gaveUp.Load() {
+		// The caller gives up only when ctx ends or the deadline passes,
+		// which the checks above see; this is a safety net.
+		return context.DeadlineExceeded
+	}
+	return nil
+}
 
 func (r *writeReq) weight() int {
 	if r.solo {
@@ -129,25 +149,40 @@ func submitReq[T any](s *SQLite, ctx context.Context, op string, solo bool, fn f
 	return out, nil
 }
 
-// await queues req and waits for its outcome; the caller reads the result
-// only after a nil error.
+// await queues req and waits for its outcome, until ctx ends or
+// req.deadline passes; the caller reads the result only after a nil error.
+// The deadline is kept by a pooled timer, not a context, which would cost
+// several allocations per request.
 func (s *SQLite) await(ctx context.Context, op string, req *writeReq) error {
-	if err := s.enqueue(ctx, req); err != nil {
+	t, expired := startDeadline(req.deadline)
+	defer stopDeadline(t)
+	if err := s.enqueue(ctx, expired, req); err != nil {
 		return fmt.Errorf("store: %s: %w", op, err)
 	}
 	select {
 	case err := <-req.done:
 		return answered(op, req, err)
 	case <-ctx.Done():
-		// Prefer an outcome that arrived at the same time.
-		select {
-		case err := <-req.done:
-			return answered(op, req, err)
-		default:
-		}
-		// The writer may still answer: req.done is not recycled.
-		return fmt.Errorf("store: %s: %w: %w", op, ErrUnavailable, ctx.Err())
+		return giveUp(op, req, ctx.Err())
+	case <-expired:
+		return giveUp(op, req, context.DeadlineExceeded)
 	}
+}
+
+// giveUp ends the wait for req, whose caller stops waiting because of
+// cause: unless its outcome has arrived meanwhile, req is marked so that the
+// writer does not run it if it has not picked it up yet, and the result is
+// ErrUnavailable.
+func giveUp(op string, req *writeReq, cause error) error {
+	req.gaveUp.Store(true)
+	// Prefer an outcome that arrived at the same time.
+	select {
+	case err := <-req.done:
+		return answered(op, req, err)
+	default:
+	}
+	// The writer may still answer: req.done is not recycled.
+	return fmt.Errorf("store: %s: %w: %w", op, ErrUnavailable, cause)
 }
 
 // doneChans recycles the done channels of requests whose caller received
@@ -171,9 +206,10 @@ func answered(op string, req *writeReq, err error) error {
 	return nil
 }
 
-// enqueue puts req on the writer queue, waiting for room until ctx ends.
-func (s *SQLite) enqueue(ctx context.Context, req *writeReq) error {
-	if err := entryErr(ctx, s.isClosed.Load()); err != nil {
+// enqueue puts req on the writer queue, waiting for room until ctx ends or
+// expired, req's deadline, fires.
+func (s *SQLite) enqueue(ctx context.Context, expired <-chan time.Time, req *writeReq) error {
+	if err := entryErrBy(ctx, s.isClosed.Load(), req.deadline); err != nil {
 		return err
 	}
 	s.mu.RLock()
@@ -181,7 +217,7 @@ func (s *SQLite) enqueue(ctx context.Context, req *writeReq) error {
 	if s.closed {
 		return ErrClosed
 	}
-	return s.enqueueWait(ctx, req)
+	return s.enqueueWait(ctx, expired, req)
 }
 
 // wakeCheckpointer gives the checkpointer a token after a commit.

@@ -52,6 +52,11 @@ type PublishRequest struct {
 	Key         string
 	RequestHash string
 	Drafts      []notification.Draft
+	// Deadline, when not zero, bounds the wait as a deadline on the
+	// caller's context would, without the allocations of one: once it
+	// passes, Publish gives up with ErrUnavailable (wrapping
+	// context.DeadlineExceeded), and a request still queued is not run.
+	Deadline time.Time
 }
 
 // PublishResult is the outcome of a committed PublishRequest.

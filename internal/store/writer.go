@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/heraldhq/herald/internal/notification"
 )
@@ -17,10 +19,11 @@ import (
 
 // writeRequest is what the shared writer loop needs of a queued request.
 type writeRequest interface {
-	// callerContext is the caller's context. A request whose context has
-	// ended when the writer picks it up is answered ErrUnavailable and not
-	// run.
-	callerContext() context.Context
+	// abandoned is non-nil once the request's caller has given up or can
+	// no longer wait for it (its context ended, its deadline passed): a
+	// request abandoned when the writer picks it up is answered
+	// ErrUnavailable (wrapping the error) and not run.
+	abandoned() error
 	// weight is the request's share of a batch's budget (see writer).
 	weight() int
 	// commitErr is the request's outcome once its batch has run: nil when
@@ -85,7 +88,7 @@ func (w *writer[R]) runWriter() {
 		next, hasNext = w.drainQueue(&batch, first.weight())
 		live = live[:0]
 		for _, r := range batch {
-			if err := r.callerContext().Err(); err != nil {
+			if err := r.abandoned(); err != nil {
 				r.answer(fmt.Errorf("%w: %w", ErrUnavailable, err))
 				continue
 			}
@@ -147,9 +150,10 @@ func (w *writer[R]) finishBatch(live []R) {
 	}
 }
 
-// enqueueWait puts r on the queue, waiting for room until ctx ends. The
-// caller holds the lock that keeps the queue open.
-func (w *writer[R]) enqueueWait(ctx context.Context, r R) error {
+// enqueueWait puts r on the queue, waiting for room until ctx ends or
+// expired (nil: never) fires. The caller holds the lock that keeps the
+// queue open.
+func (w *writer[R]) enqueueWait(ctx context.Context, expired <-chan time.Time, r R) error {
 	select {
 	case w.queue <- r:
 		return nil
@@ -160,6 +164,8 @@ func (w *writer[R]) enqueueWait(ctx context.Context, r R) error {
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("%w: writer queue full: %w", ErrUnavailable, ctx.Err())
+	case <-expired:
+		return fmt.Errorf("%w: writer queue full: %w", ErrUnavailable, context.DeadlineExceeded)
 	}
 }
 
@@ -173,4 +179,53 @@ func entryErr(ctx context.Context, closed bool) error {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return nil
+}
+
+// entryErrBy is entryErr for an operation with a deadline (zero: none):
+// ErrUnavailable (wrapped) also once the deadline has passed.
+func entryErrBy(ctx context.Context, closed bool, deadline time.Time) error {
+	if err := entryErr(ctx, closed); err != nil {
+		return err
+	}
+	if err := pastDeadline(deadline); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// pastDeadline is context.DeadlineExceeded once deadline (zero: none) has
+// passed, as a context with that deadline would report it.
+func pastDeadline(deadline time.Time) error {
+	if !deadline.IsZero() && !time.Now().Before(deadline) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// deadlineTimers recycles the timers that bound a wait by a request's
+// Deadline (see startDeadline). As of Go 1.23 a stopped timer's channel
+// holds no stale value, so a timer can be Reset and reused safely.
+var deadlineTimers = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}}
+
+// startDeadline returns a timer that fires at deadline, and its channel;
+// both are nil when deadline is zero. Stop it with stopDeadline.
+func startDeadline(deadline time.Time) (*time.Timer, <-chan time.Time) {
+	if deadline.IsZero() {
+		return nil, nil
+	}
+	t := deadlineTimers.Get().(*time.Timer)
+	t.Reset(time.Until(deadline))
+	return t, t.C
+}
+
+// stopDeadline stops t, from startDeadline, and recycles it.
+func stopDeadline(t *time.Timer) {
+	if t != nil {
+		t.Stop()
+		deadlineTimers.Put(t)
+	}
 }
