@@ -92,6 +92,10 @@ func NewEngine(name string, pollers, softCap int) *nbhttp.Engine {
 		ReleaseWebsocketPayload: true,
 		MaxWriteBufferSize:      softCap + 64<<10,
 		ServerExecutor:          func(f func()) { f() },
+		// Herald never uses nbio as an HTTP client: without this, every
+		// engine starts a client task pool with a 64k-slot queue (512 KiB
+		// of heap and a goroutine each).
+		SupportServerOnly: true,
 	})
 	(&guard{}).install(e)
 	e.OnWrittenSize(func(c *nbio.Conn, _ []byte, n int) {
