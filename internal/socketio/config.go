@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/heraldhq/herald/internal/defaults"
 )
 
 // Defaults of Config (Socket.IO's own defaults where it has them).
@@ -68,26 +70,16 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	defInt := func(d *int, v int) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&c.PingInterval, DefaultPingInterval)
-	def(&c.PingTimeout, DefaultPingTimeout)
-	def(&c.UpgradeTimeout, DefaultUpgradeTimeout)
-	def(&c.CloseGrace, DefaultCloseGrace)
-	def(&c.ReconnectSpread, DefaultReconnectSpread)
-	defInt(&c.MaxPayload, DefaultMaxPayload)
-	defInt(&c.MaxAttachments, DefaultMaxAttachments)
-	defInt(&c.WriteBufferBytes, DefaultWriteBufferBytes)
-	defInt(&c.MaxAuthFailures, DefaultMaxAuthFailures)
-	defInt(&c.Pollers, max(1, runtime.GOMAXPROCS(0)/2))
+	defaults.Positive(&c.PingInterval, DefaultPingInterval)
+	defaults.Positive(&c.PingTimeout, DefaultPingTimeout)
+	defaults.Positive(&c.UpgradeTimeout, DefaultUpgradeTimeout)
+	defaults.Positive(&c.CloseGrace, DefaultCloseGrace)
+	defaults.Positive(&c.ReconnectSpread, DefaultReconnectSpread)
+	defaults.Positive(&c.MaxPayload, DefaultMaxPayload)
+	defaults.Positive(&c.MaxAttachments, DefaultMaxAttachments)
+	defaults.Positive(&c.WriteBufferBytes, DefaultWriteBufferBytes)
+	defaults.Positive(&c.MaxAuthFailures, DefaultMaxAuthFailures)
+	defaults.Positive(&c.Pollers, max(1, runtime.GOMAXPROCS(0)/2))
 	if len(c.Namespaces) == 0 {
 		c.Namespaces = []string{"/", "/notifications"}
 	}

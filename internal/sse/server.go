@@ -17,6 +17,7 @@ import (
 	"github.com/heraldhq/herald/internal/admission"
 	"github.com/heraldhq/herald/internal/audit"
 	"github.com/heraldhq/herald/internal/auth"
+	"github.com/heraldhq/herald/internal/defaults"
 	"github.com/heraldhq/herald/internal/hub"
 	"github.com/heraldhq/herald/internal/session"
 	"github.com/heraldhq/herald/internal/wspoll"
@@ -93,27 +94,17 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	defInt := func(d *int, v int) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&c.Retry, DefaultRetry)
-	def(&c.ShutdownRetryMin, DefaultShutdownRetryMin)
-	def(&c.ShutdownRetryMax, DefaultShutdownRetryMax)
-	def(&c.HeartbeatInterval, DefaultHeartbeatInterval)
-	def(&c.WriteTimeout, DefaultWriteTimeout)
-	def(&c.CloseGrace, DefaultCloseGrace)
-	def(&c.TicketTTL, DefaultTicketTTL)
-	defInt(&c.WriteBufferBytes, DefaultWriteBufferBytes)
-	defInt(&c.MaxTickets, DefaultMaxTickets)
-	defInt(&c.MaxTicketsPerUser, DefaultMaxTicketsPerUser)
-	defInt(&c.Pollers, DefaultPollers)
+	defaults.Positive(&c.Retry, DefaultRetry)
+	defaults.Positive(&c.ShutdownRetryMin, DefaultShutdownRetryMin)
+	defaults.Positive(&c.ShutdownRetryMax, DefaultShutdownRetryMax)
+	defaults.Positive(&c.HeartbeatInterval, DefaultHeartbeatInterval)
+	defaults.Positive(&c.WriteTimeout, DefaultWriteTimeout)
+	defaults.Positive(&c.CloseGrace, DefaultCloseGrace)
+	defaults.Positive(&c.TicketTTL, DefaultTicketTTL)
+	defaults.Positive(&c.WriteBufferBytes, DefaultWriteBufferBytes)
+	defaults.Positive(&c.MaxTickets, DefaultMaxTickets)
+	defaults.Positive(&c.MaxTicketsPerUser, DefaultMaxTicketsPerUser)
+	defaults.Positive(&c.Pollers, DefaultPollers)
 	if c.ShutdownRetryMax < c.ShutdownRetryMin {
 		c.ShutdownRetryMax = c.ShutdownRetryMin
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/heraldhq/herald/internal/audit"
+	"github.com/heraldhq/herald/internal/defaults"
 	"github.com/heraldhq/herald/internal/notification"
 	"github.com/heraldhq/herald/internal/store"
 )
@@ -91,25 +92,16 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&c.Lease, DefaultLease)
-	def(&c.Poll, DefaultPoll)
-	def(&c.AttemptTimeout, DefaultAttemptTimeout)
-	def(&c.RetryBase, DefaultRetryBase)
-	def(&c.RetryMax, DefaultRetryMax)
-	def(&c.RetryWindow, DefaultRetryWindow)
-	def(&c.EndpointRefresh, DefaultEndpointRefresh)
-	def(&c.StatsInterval, DefaultStatsInterval)
-	if c.Batch <= 0 {
-		c.Batch = DefaultBatch
-	}
-	if c.PerEndpoint <= 0 {
-		c.PerEndpoint = DefaultPerEndpoint
-	}
+	defaults.Positive(&c.Lease, DefaultLease)
+	defaults.Positive(&c.Poll, DefaultPoll)
+	defaults.Positive(&c.AttemptTimeout, DefaultAttemptTimeout)
+	defaults.Positive(&c.RetryBase, DefaultRetryBase)
+	defaults.Positive(&c.RetryMax, DefaultRetryMax)
+	defaults.Positive(&c.RetryWindow, DefaultRetryWindow)
+	defaults.Positive(&c.EndpointRefresh, DefaultEndpointRefresh)
+	defaults.Positive(&c.StatsInterval, DefaultStatsInterval)
+	defaults.Positive(&c.Batch, DefaultBatch)
+	defaults.Positive(&c.PerEndpoint, DefaultPerEndpoint)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

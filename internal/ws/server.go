@@ -18,6 +18,7 @@ import (
 	"github.com/heraldhq/herald/internal/admission"
 	"github.com/heraldhq/herald/internal/audit"
 	"github.com/heraldhq/herald/internal/auth"
+	"github.com/heraldhq/herald/internal/defaults"
 	"github.com/heraldhq/herald/internal/hub"
 	"github.com/heraldhq/herald/internal/notification"
 	"github.com/heraldhq/herald/internal/session"
@@ -66,23 +67,13 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	defInt := func(d *int, v int) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&c.PingInterval, DefaultPingInterval)
-	def(&c.PongTimeout, DefaultPongTimeout)
-	def(&c.CloseGrace, DefaultCloseGrace)
-	def(&c.ReconnectSpread, DefaultReconnectSpread)
-	defInt(&c.MaxMessageBytes, DefaultMaxMessageBytes)
-	defInt(&c.WriteBufferBytes, DefaultWriteBufferBytes)
-	defInt(&c.Pollers, max(1, runtime.GOMAXPROCS(0)/2))
+	defaults.Positive(&c.PingInterval, DefaultPingInterval)
+	defaults.Positive(&c.PongTimeout, DefaultPongTimeout)
+	defaults.Positive(&c.CloseGrace, DefaultCloseGrace)
+	defaults.Positive(&c.ReconnectSpread, DefaultReconnectSpread)
+	defaults.Positive(&c.MaxMessageBytes, DefaultMaxMessageBytes)
+	defaults.Positive(&c.WriteBufferBytes, DefaultWriteBufferBytes)
+	defaults.Positive(&c.Pollers, max(1, runtime.GOMAXPROCS(0)/2))
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
