@@ -262,9 +262,10 @@ func (t *Tracker) opCtx() (context.Context, context.CancelFunc) {
 
 // dirtyChange is a queued user's entry and counts, for applyDirty.
 type dirtyChange struct {
-	k Key
-	e *entry
-	c Counts
+	k     Key
+	e     *entry
+	total int    // connections on this node
+	c     Counts // the counts for the directory; nil on a single node (no directory)
 }
 
 // putChunk bounds the users of one directory round trip.
@@ -280,18 +281,22 @@ func (t *Tracker) applyDirty() {
 	for _, k := range keys {
 		e := t.users[k]
 		e.dirty = false
-		changes = append(changes, dirtyChange{k, e, e.counts.counts()})
+		ch := dirtyChange{k: k, e: e, total: e.counts.total()}
+		if t.dir != nil {
+			ch.c = e.counts.counts()
+		}
+		changes = append(changes, ch)
 	}
 	t.mu.Unlock()
 	puts := changes[:0]
 	for _, ch := range changes {
-		if ch.c.Total() == 0 && !ch.e.held {
+		if ch.total == 0 && !ch.e.held {
 			t.forget(ch.k, ch.e) // connected and gone before the worker saw it
 			continue
 		}
-		if ch.c.Total() == 0 && ch.e.graceUntil.IsZero() {
+		if ch.total == 0 && ch.e.graceUntil.IsZero() {
 			ch.e.graceUntil = time.Now().Add(t.cfg.Grace)
-		} else if ch.c.Total() > 0 {
+		} else if ch.total > 0 {
 			ch.e.graceUntil = time.Time{}
 		}
 		puts = append(puts, ch)
@@ -307,7 +312,7 @@ func (t *Tracker) applyDirty() {
 		first, err := t.put(chunk)
 		for i, ch := range chunk[:len(first)] {
 			ch.e.held = true
-			if first[i] && ch.c.Total() > 0 {
+			if first[i] && ch.total > 0 {
 				online = append(online, ch.k)
 			}
 		}
