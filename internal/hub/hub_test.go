@@ -352,16 +352,7 @@ func TestPendingOverflowClosesSlowConsumer(t *testing.T) {
 }
 
 func TestSendFailureClosesSlowConsumer(t *testing.T) {
-	st := newFakeStore()
-	h := New(st, Config{})
-	defer h.Close(ReasonShutdown)
-	c, s := attach(t, h, "u", "", nil)
-	waitLive(t, c)
-	s.mu.Lock()
-	s.full = true
-	s.mu.Unlock()
-	ev, _ := st.addUser("u")
-	h.Deliver(ev)
+	_, s := deliverThrough(t, func(s *fakeSender) { s.full = true })
 	testkit.Eventually(t, 5*time.Second, func() bool { return len(s.closeReasons()) == 1 }, "closed")
 	if r := s.closeReasons()[0]; r != ReasonSlowConsumer {
 		t.Fatalf("reason = %v", r)
@@ -372,16 +363,7 @@ func TestSendFailureClosesSlowConsumer(t *testing.T) {
 // moment ago) must not close the client as a slow consumer: the session
 // ends it with the real reason.
 func TestSendToClosingTransportLeavesTheCloseToIt(t *testing.T) {
-	st := newFakeStore()
-	h := New(st, Config{})
-	defer h.Close(ReasonShutdown)
-	c, s := attach(t, h, "u", "", nil)
-	waitLive(t, c)
-	s.mu.Lock()
-	s.gone = true
-	s.mu.Unlock()
-	ev, _ := st.addUser("u")
-	h.Deliver(ev) // synchronous for one client
+	c, s := deliverThrough(t, func(s *fakeSender) { s.gone = true })
 	if closed, r := c.Closed(); closed {
 		t.Fatalf("client closed by the hub with %v; the transport's session closes it", r)
 	}
@@ -389,6 +371,23 @@ func TestSendToClosingTransportLeavesTheCloseToIt(t *testing.T) {
 	if got := s.closeReasons(); len(got) != 1 || got[0] != ReasonClientClosed {
 		t.Fatalf("close reasons = %v, want [client_closed]", got)
 	}
+}
+
+// deliverThrough attaches a live client, sets up its sender with set, and
+// delivers one notification to it (synchronously: one client).
+func deliverThrough(t *testing.T, set func(*fakeSender)) (*Client, *fakeSender) {
+	t.Helper()
+	st := newFakeStore()
+	h := New(st, Config{})
+	t.Cleanup(func() { h.Close(ReasonShutdown) })
+	c, s := attach(t, h, "u", "", nil)
+	waitLive(t, c)
+	s.mu.Lock()
+	set(s)
+	s.mu.Unlock()
+	ev, _ := st.addUser("u")
+	h.Deliver(ev)
+	return c, s
 }
 
 func TestResyncWhenReplayTooLong(t *testing.T) {

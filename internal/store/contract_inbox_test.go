@@ -628,12 +628,7 @@ func testPGConcurrentInbox(t *testing.T, p *pgSchemas) {
 	if t.Failed() {
 		return
 	}
-	var retries, deadlocks int64
-	for _, s := range nodes {
-		retries += s.retries.Load()
-		deadlocks += s.deadlocks.Load()
-	}
-	t.Logf("%d transactions retried, %d for deadlocks", retries, deadlocks)
+	deadlocks := logRetries(t, nodes)
 	if deadlocks > 0 && os.Getenv("HERALD_TEST_LOGS") != "" {
 		t.Logf("logs:\n%s", logs.String())
 	}

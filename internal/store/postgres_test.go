@@ -293,12 +293,7 @@ func testPGConcurrentStateChanges(t *testing.T, p *pgSchemas) {
 	if t.Failed() {
 		return
 	}
-	var retries, deadlocks int64
-	for _, s := range nodes {
-		retries += s.retries.Load()
-		deadlocks += s.deadlocks.Load()
-	}
-	t.Logf("%d transactions retried, %d for deadlocks", retries, deadlocks)
+	deadlocks := logRetries(t, nodes)
 	if deadlocks != 0 {
 		t.Errorf("%d deadlocks", deadlocks)
 	}
@@ -699,4 +694,17 @@ func testPGOutboxAcrossNodes(t *testing.T, p *pgSchemas) {
 		handles[i] = n
 	}
 	checkClaimsDisjoint(t, handles, 300)
+}
+
+// logRetries logs the transactions nodes retried, and returns how many of
+// them were for deadlocks.
+func logRetries(t *testing.T, nodes []*Postgres) (deadlocks int64) {
+	t.Helper()
+	var retries int64
+	for _, s := range nodes {
+		retries += s.retries.Load()
+		deadlocks += s.deadlocks.Load()
+	}
+	t.Logf("%d transactions retried, %d for deadlocks", retries, deadlocks)
+	return deadlocks
 }
