@@ -216,12 +216,17 @@ func (h *Hub) Active() int64 { return h.active.Load() }
 func (h *Hub) NextConnID() uint64 { return h.nextID.Add(1) }
 
 func (h *Hub) shardFor(k userKey) *shard {
+	return &h.shards[h.hashPair(k.tenant, k.user)%shardCount]
+}
+
+// hashPair hashes a (tenant, name) pair with the hub's seed, for sharding.
+func (h *Hub) hashPair(tenant, name string) uint64 {
 	var m maphash.Hash
 	m.SetSeed(h.seed)
-	m.WriteString(k.tenant)
+	m.WriteString(tenant)
 	m.WriteByte(0)
-	m.WriteString(k.user)
-	return &h.shards[m.Sum64()%shardCount]
+	m.WriteString(name)
+	return m.Sum64()
 }
 
 // AttachOptions describe a newly authenticated client.

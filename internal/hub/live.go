@@ -3,7 +3,6 @@ package hub
 import (
 	"encoding/json"
 	"errors"
-	"hash/maphash"
 	"slices"
 	"sync"
 	"time"
@@ -65,12 +64,7 @@ type topicShard struct {
 }
 
 func (h *Hub) topicShardFor(k topicKey) *topicShard {
-	var m maphash.Hash
-	m.SetSeed(h.seed)
-	m.WriteString(k.tenant)
-	m.WriteByte(0)
-	m.WriteString(k.topic)
-	return &h.tshards[m.Sum64()%shardCount]
+	return &h.tshards[h.hashPair(k.tenant, k.topic)%shardCount]
 }
 
 // ErrTooManyTopics is returned by Subscribe when the connection would hold
