@@ -24,6 +24,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/heraldhq/herald/internal/defaults"
 )
 
 // Counts are a user's connections on a node, by transport ("ws", "sse",
@@ -145,12 +147,8 @@ type Tracker struct {
 // Lookup from its counts and keeps no copy of them (a copy cost ~100
 // bytes per online user). emit may be nil.
 func New(cfg Config, dir Directory, emit Emitter) *Tracker {
-	if cfg.Grace <= 0 {
-		cfg.Grace = DefaultGrace
-	}
-	if cfg.TTL <= 0 {
-		cfg.TTL = DefaultTTL
-	}
+	defaults.Positive(&cfg.Grace, DefaultGrace)
+	defaults.Positive(&cfg.TTL, DefaultTTL)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/internal/auth"
+	"github.com/heraldhq/herald/internal/defaults"
 	"github.com/heraldhq/herald/internal/webhook"
 )
 
@@ -97,15 +98,9 @@ func New(cfg Config) (*Hook, error) {
 	if err != nil {
 		return nil, fmt.Errorf("topicauth: %w", err)
 	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = DefaultTimeout
-	}
-	if cfg.CacheTTL <= 0 {
-		cfg.CacheTTL = DefaultCacheTTL
-	}
-	if cfg.CacheSize <= 0 {
-		cfg.CacheSize = DefaultCacheSize
-	}
+	defaults.Positive(&cfg.Timeout, DefaultTimeout)
+	defaults.Positive(&cfg.CacheTTL, DefaultCacheTTL)
+	defaults.Positive(&cfg.CacheSize, DefaultCacheSize)
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
