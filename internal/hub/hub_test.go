@@ -9,12 +9,22 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/heraldhq/herald/internal/notification"
 	"github.com/heraldhq/herald/internal/testkit"
 )
 
 func TestMain(m *testing.M) { testkit.LeakMain(m) }
+
+// Every idle connection holds a Client: a field that pushes it past the
+// 240-byte size class costs every connection the next class (256 or
+// more), as the 336-byte Client did (docs/benchmarks.md, issue 14).
+func TestClientFitsItsSizeClass(t *testing.T) {
+	if n := unsafe.Sizeof(Client{}); n > 240 {
+		t.Fatalf("Client is %d bytes, more than 240: shrink it or pack its fields", n)
+	}
+}
 
 // fakeStore is an in-memory stream store for one tenant: explicit items per
 // user and broadcast items. Since can be paused to inject live events in the
