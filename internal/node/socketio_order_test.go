@@ -67,6 +67,57 @@ func TestSocketIOPollingArrivalOrder(t *testing.T) {
 	}
 }
 
+// A polling session's close packet goes out alone, in the GET after the
+// one carrying the notification:error and DISCONNECT: socket.io-client
+// handles a payload's messages on a later tick but its close at once, so
+// sharing a payload, the close overtook them (the socket saw "transport
+// close" and never the error). Also while an upgrade is under way: the
+// GET held then gets the last packets, and the "5" the close frame.
+func TestSocketIOPollingCloseGoesOutAlone(t *testing.T) {
+	n := startNode(t, protoConfig)
+	exp := time.Now().Add(time.Hour)
+	for i, upgrading := range []bool{false, true} {
+		jti := fmt.Sprintf("alone-%d", i)
+		p, _ := n.eioHandshake()
+		p.post(connectPkt("/notifications", map[string]any{"token": tokenWith(t, map[string]any{
+			"sub": "alone", "tenant_id": "acme", "jti": jti, "exp": exp.Unix()})}))
+		p.until(`42/notifications,["ready",`)
+		var w *eioWS
+		if upgrading {
+			w = n.mustEIODial("&sid="+p.sid, nil)
+			w.send("2probe")
+			w.next("3probe")
+		}
+		if status, body, _ := n.do("POST", "/v1/admin/revocations", adminKey, map[string]any{"jti": jti, "expires_at": exp}); status != 201 {
+			t.Fatalf("revoke: %d %s", status, body)
+		}
+		var last []string
+		for !strings.Contains(strings.Join(last, "|"), "41/notifications,") {
+			st, pkts := p.get()
+			if st != 200 {
+				t.Fatalf("upgrading=%v: GET before the DISCONNECT: %d", upgrading, st)
+			}
+			last = append(last, pkts...)
+		}
+		if got := strings.Join(last, "|"); !strings.Contains(got, `"code":"revoked"`) || strings.Contains(got, "|1") {
+			t.Fatalf("upgrading=%v: last packets %q, want the error and DISCONNECT without the close", upgrading, got)
+		}
+		if upgrading {
+			w.send("5")
+			if code := w.closeStatus(); code != 4004 {
+				t.Fatalf("close frame after the upgrade: %d", code)
+			}
+			continue
+		}
+		if st, pkts := p.get(); st != 200 || strings.Join(pkts, "|") != "1" {
+			t.Fatalf("GET after the DISCONNECT: %d %q, want the close alone", st, pkts)
+		}
+		if st, _ := p.get(); st != 400 {
+			t.Fatalf("GET after the close: %d, want 400", st)
+		}
+	}
+}
+
 // Browsers send their token in the CONNECT packet, after the Engine.IO
 // handshake. Many users behind one address (a NAT, a proxy) must not use
 // up that address's handshake budget: a handshake whose CONNECT

@@ -747,6 +747,21 @@ func TestSocketIONodeClient(t *testing.T) {
 			"TOKEN2="+tokenWith(t, map[string]any{"sub": "omar", "tenant_id": "acme", "jti": "node-2", "exp": exp.Unix()}),
 			"EXPIRES_AT="+exp.UTC().Format(time.RFC3339))
 	})
+	t.Run("revoke-during-upgrade", func(t *testing.T) {
+		t.Parallel()
+		n := startNode(t, mutate)
+		type tok struct {
+			Token string `json:"token"`
+			JTI   string `json:"jti"`
+		}
+		var toks []tok
+		for i := range 25 {
+			jti := fmt.Sprintf("upgrade-%d", i)
+			toks = append(toks, tok{tokenWith(t, map[string]any{"sub": "uma", "tenant_id": "acme", "jti": jti, "exp": exp.Unix()}), jti})
+		}
+		js, _ := json.Marshal(toks)
+		run(t, n, "revokeupgrade", "TOKENS="+string(js), "EXPIRES_AT="+exp.UTC().Format(time.RFC3339))
+	})
 	t.Run("topics-live-events", func(t *testing.T) {
 		t.Parallel()
 		n := startNode(t, mutate)

@@ -29,6 +29,20 @@ type pollState struct {
 	// clears it, so only a polling session has a probe.
 	probe         *wsTransport
 	probeDeadline int64
+	// final is the packet that ends a closing session (the close, or the
+	// noop of closeRace). It goes out alone, in the first GET that finds
+	// buf empty: socket.io-client handles a payload's messages on a later
+	// tick but a close at once, so a close sharing a payload with the
+	// notification:error and DISCONNECT before it would overtake them
+	// (the socket would see "transport close" and never the error).
+	final []byte
+}
+
+// finish queues the session's last packet (see final) and wakes a GET
+// waiting for packets.
+func (p *pollState) finish(pkt []byte) {
+	p.final = pkt
+	p.wakeWith(nil)
 }
 
 func (p *pollState) startUpgrade() {
@@ -46,12 +60,22 @@ func (p *pollState) endUpgrade() {
 	}
 }
 
-// upgradeRace bounds how long a GET that arrives during an upgrade waits
-// for the upgrade to end (awaitUpgrade). The "5" is usually handled within
-// a millisecond; the margin covers a loaded node. It delays only a GET that
-// crossed "3probe" on the wire, which is rare (engine.io-client polls
-// again right after each answer).
-const upgradeRace = 500 * time.Millisecond
+// upgradeCross and upgradeRace bound how long a GET that arrives during an
+// upgrade (the probe answered "3probe") is held before it is answered
+// (awaitUpgrade). Such a GET is either one the client sent before it read
+// "3probe", which must be answered soon (with the noop or what is queued)
+// because the client sends "5" only once that GET is back, or one sent
+// after the "5" that the session has not handled yet, which the reference
+// server (it handles requests in arrival order) answers with 400: the
+// polling transport is gone. The poller marks the probe the moment it
+// reads "5", so a GET waits upgradeRace (a loaded node's margin for
+// handling the "5") only after that, and upgradeCross (for a "5" still on
+// its way) otherwise. The reference server answers the first kind within
+// 100 ms (its upgrade check interval).
+const (
+	upgradeCross = 10 * time.Millisecond
+	upgradeRace  = 500 * time.Millisecond
+)
 
 // closeRace bounds how long a session the client closed over polling
 // ("1" in a POST) stays registered when no GET was waiting. The reference
@@ -64,14 +88,7 @@ const upgradeRace = 500 * time.Millisecond
 const closeRace = 500 * time.Millisecond
 
 // awaitUpgrade holds a new GET of a session whose upgrade is under way
-// (the probe answered "3probe") for up to upgradeRace. Such a GET is either
-// one the client sent before it read "3probe" (it is answered at once with
-// a noop, so the client can pause polling and send "5"), or one sent after
-// the "5" that the WebSocket side has not handled yet. The reference
-// server handles the two in arrival order; here the "5" is given
-// upgradeRace to be handled, after which the GET finds no polling
-// transport (400) instead of getting "200 6". It reports false when the
-// client left meanwhile.
+// (see upgradeCross). It reports false when the client left meanwhile.
 func (s *Server) awaitUpgrade(r *http.Request, sid string) bool {
 	ss := s.lookup(sid)
 	if ss == nil {
@@ -79,21 +96,29 @@ func (s *Server) awaitUpgrade(r *http.Request, sid string) bool {
 	}
 	ss.mu.Lock()
 	p := ss.poll
-	if p == nil || !p.upgrading || p.getting {
+	if p == nil || !p.upgrading || p.getting || p.probe == nil {
 		ss.mu.Unlock()
 		return true
 	}
-	settled := p.settled
+	settled, probe := p.settled, p.probe
 	ss.mu.Unlock()
-	timer := time.NewTimer(upgradeRace)
-	defer timer.Stop()
-	select {
-	case <-settled:
-	case <-timer.C:
-	case <-r.Context().Done():
-		return false
+	hold := upgradeCross
+	for {
+		timer := time.NewTimer(hold)
+		select {
+		case <-settled:
+		case <-timer.C:
+			if hold == upgradeCross && probe.upgradeRead.Load() {
+				hold = upgradeRace - upgradeCross
+				continue // the "5" is in: answer after it (400)
+			}
+		case <-r.Context().Done():
+			timer.Stop()
+			return false
+		}
+		timer.Stop()
+		return true
 	}
-	return true
 }
 
 // push appends one packet to the payload of the next GET and wakes a waiting
@@ -215,7 +240,10 @@ func (s *Server) servePoll(w http.ResponseWriter, r *http.Request, sid string) {
 	body := p.buf
 	p.buf = nil
 	p.getting = false
-	done := ss.state == stateClosing && ss.poll == p // the close packet has been taken
+	done := false
+	if len(body) == 0 && p.final != nil && ss.state == stateClosing && ss.poll == p {
+		body, done = p.final, true // the last packet, alone (see final)
+	}
 	ss.mu.Unlock()
 	if len(body) == 0 {
 		body = pktNoop

@@ -358,12 +358,12 @@ func (s *session) close(reason hub.CloseReason) {
 	case s.ws != nil && !drop:
 		s.ws.writeClose(reason)
 	case s.poll != nil && !drop:
-		_ = s.poll.push(pktClose, true, 0)
+		s.poll.finish(pktClose)
 	case s.poll != nil && s.ws == nil && reason == hub.ReasonClientClosed &&
 		s.poll.wake == nil && !s.poll.getting && !s.poll.upgrading:
 		// The client closed over polling with no GET waiting: keep a noop
 		// for a GET that crossed its POST on the wire (see closeRace).
-		_ = s.poll.push(pktNoop, true, 0)
+		s.poll.finish(pktNoop)
 		drop, grace = false, closeRace
 	case s.poll != nil:
 		s.poll.wakeWith(pktNoop)

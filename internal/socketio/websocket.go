@@ -23,6 +23,7 @@ type wsTransport struct {
 	wsc             *websocket.Conn // set before the transport is used; static after
 	wspoll.Outbound                 // bytes handed to nbio and not yet written to the kernel
 	closing         atomic.Bool     // a close frame has been sent
+	upgradeRead     atomic.Bool     // a probe's "5" has been read (awaitUpgrade)
 }
 
 // newTransportLocked returns a transport for a WebSocket of s: the one
@@ -195,6 +196,9 @@ func (s *Server) onWSMessage(wsc *websocket.Conn, mt websocket.MessageType, data
 			_ = wsc.Close()
 		}
 		return
+	}
+	if len(data) == 1 && data[0] == eioUpgrade {
+		t.upgradeRead.Store(true) // before the worker handles it: see awaitUpgrade
 	}
 	data = bytes.Clone(data) // nbio reuses the buffer after we return
 	t.sess.enqueue(func() { t.sess.onWSMessage(t, mt, data) }, false)

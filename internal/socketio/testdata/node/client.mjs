@@ -1,7 +1,8 @@
 // Real-client scenarios for Herald's Socket.IO endpoint, run by
-// internal/node/socketio_test.go: `node client.mjs <basic|resume|many>`.
+// internal/node/socketio_test.go: `node client.mjs <scenario>`.
 // Environment: HERALD_URL, CONTROL_URL, API_KEY, ADMIN_KEY, GOOD_ORIGIN,
-// TOKEN (and TOKEN2, EXPIRES_AT for resume, SOCKETS for many).
+// TOKEN (and TOKEN2, EXPIRES_AT for resume, TOKENS for revokeupgrade,
+// SOCKETS for many).
 // Exit status 0 means every check passed.
 import { io } from "socket.io-client";
 
@@ -31,6 +32,16 @@ function recorder(socket) {
     seen.push({ event, arg });
     for (const w of [...waiters]) w();
   }
+  // describe names an event, with its reason for the ones whose reason
+  // tells a failure apart (which close, which refusal).
+  function describe(s) {
+    switch (s.event) {
+      case "disconnect": return `disconnect(${s.arg})`;
+      case "connect_error": return `connect_error(${s.arg?.message})`;
+      case "notification:error": return `notification:error(${s.arg?.code})`;
+      default: return s.event;
+    }
+  }
   let cursor = 0;
   return {
     seen,
@@ -39,7 +50,7 @@ function recorder(socket) {
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => {
           waiters.splice(waiters.indexOf(poll), 1);
-          reject(new Error(`timed out waiting for ${event}; seen ${JSON.stringify(seen.slice(cursor).map((s) => s.event))}`));
+          reject(new Error(`timed out waiting for ${event}; seen ${JSON.stringify(seen.slice(cursor).map(describe))}`));
         }, ms);
         const poll = () => {
           for (let i = cursor; i < seen.length; i++) {
@@ -195,6 +206,7 @@ const scenarios = {
     await waitUntil(() => got.length >= 6, "resumed after the forced close");
     log("forced transport close: reconnected and resumed");
 
+    log(`revoking on ${socket.io.engine.transport.name} (upgrading: ${socket.io.engine.upgrading})`);
     const res = await fetch(URL + "/v1/admin/revocations", {
       method: "POST",
       headers: { Authorization: "Bearer " + env.ADMIN_KEY, "Content-Type": "application/json" },
@@ -215,6 +227,37 @@ const scenarios = {
     check(rec.count("disconnect") === 2, `disconnects ${rec.count("disconnect")}`);
     socket.disconnect();
     log(`resume: ${got.length} notifications, none lost, none twice`);
+  },
+
+  // Revocations that land while the default transports upgrade (the
+  // client's GET is held until "3probe" settles): each socket still gets
+  // notification:error, then exactly one disconnect, "io server
+  // disconnect". TOKENS is a JSON array of {token, jti}; the i-th waits
+  // i % 5 ms after ready, to hit the steps of the upgrade.
+  async revokeupgrade() {
+    const tokens = JSON.parse(env.TOKENS);
+    let polling = 0;
+    for (const [i, { token, jti }] of tokens.entries()) {
+      const socket = io(NSP, { auth: { token }, forceNew: true, reconnectionDelay: 100, reconnectionDelayMax: 300 });
+      const rec = recorder(socket);
+      await rec.next("ready");
+      await new Promise((r) => setTimeout(r, i % 5));
+      if (socket.io.engine.transport.name === "polling") polling++;
+      const res = await fetch(URL + "/v1/admin/revocations", {
+        method: "POST",
+        headers: { Authorization: "Bearer " + env.ADMIN_KEY, "Content-Type": "application/json" },
+        body: JSON.stringify({ jti, expires_at: env.EXPIRES_AT }),
+      });
+      check(res.status === 201, `revoke status ${res.status}`);
+      const err = await rec.next("notification:error");
+      check(err.code === "revoked", `#${i}: error ${JSON.stringify(err)}`);
+      const reason = await rec.next("disconnect");
+      check(reason === "io server disconnect", `#${i}: disconnect ${reason}`);
+      await new Promise((r) => setTimeout(r, 100)); // a second disconnect would show here
+      check(rec.count("disconnect") === 1, `#${i}: ${rec.count("disconnect")} disconnects`);
+      socket.close();
+    }
+    log(`revoked ${tokens.length} sockets, ${polling} of them still on polling: error, then one disconnect each`);
   },
 
   // Open and close many sockets: exactly one disconnect each, on both sides.
