@@ -125,9 +125,13 @@ const shardCount = 64
 
 type userKey struct{ tenant, user string }
 
+// shard indexes the clients of its users. Most users have one connection
+// per node: users holds it as the map's value (40-byte slots instead of
+// 56 plus a slice per user), and more only the clients after the first.
 type shard struct {
 	mu    sync.RWMutex
-	users map[userKey][]*Client // guarded by mu
+	users map[userKey]*Client   // guarded by mu: each user's first client
+	more  map[userKey][]*Client // guarded by mu: the others; nil until needed
 }
 
 // Hub indexes this node's authenticated clients by tenant and user and fans
@@ -169,7 +173,7 @@ func New(store Store, cfg Config) *Hub {
 		cancel:    cancel,
 	}
 	for i := range h.shards {
-		h.shards[i].users = make(map[userKey][]*Client)
+		h.shards[i].users = make(map[userKey]*Client)
 		h.tshards[i].subs = make(map[topicKey]map[*Client]struct{})
 	}
 	h.wg.Add(1)
@@ -277,7 +281,7 @@ func (h *Hub) register(c *Client) {
 	k := userKey{c.r.Tenant, c.r.User}
 	sh := h.shardFor(k)
 	sh.mu.Lock()
-	sh.users[k] = append(sh.users[k], c)
+	sh.add(k, c)
 	sh.mu.Unlock()
 
 	h.tmu.Lock()
@@ -294,21 +298,7 @@ func (h *Hub) unregister(c *Client) {
 	k := userKey{c.r.Tenant, c.r.User}
 	sh := h.shardFor(k)
 	sh.mu.Lock()
-	list := sh.users[k]
-	for i, x := range list {
-		if x == c {
-			last := len(list) - 1
-			list[i] = list[last]
-			list[last] = nil
-			list = list[:last]
-			break
-		}
-	}
-	if len(list) == 0 {
-		delete(sh.users, k)
-	} else {
-		sh.users[k] = list
-	}
+	sh.remove(k, c)
 	sh.mu.Unlock()
 
 	h.tmu.Lock()
@@ -329,10 +319,53 @@ func (h *Hub) forUser(tenant, user string, fn func(*Client)) {
 	k := userKey{tenant, user}
 	sh := h.shardFor(k)
 	sh.mu.RLock()
-	for _, c := range sh.users[k] {
+	if c := sh.users[k]; c != nil {
 		fn(c)
+		for _, c := range sh.more[k] {
+			fn(c)
+		}
 	}
 	sh.mu.RUnlock()
+}
+
+// add indexes c under k. The caller holds sh.mu.
+func (sh *shard) add(k userKey, c *Client) {
+	if sh.users[k] == nil {
+		sh.users[k] = c
+		return
+	}
+	if sh.more == nil {
+		sh.more = make(map[userKey][]*Client)
+	}
+	sh.more[k] = append(sh.more[k], c)
+}
+
+// remove drops c from k's clients; the last of more takes the first's
+// place. The caller holds sh.mu.
+func (sh *shard) remove(k userKey, c *Client) {
+	list := sh.more[k]
+	if sh.users[k] == c {
+		if len(list) == 0 {
+			delete(sh.users, k)
+			return
+		}
+		sh.users[k] = list[len(list)-1]
+		c = list[len(list)-1]
+	}
+	for i, x := range list {
+		if x == c {
+			last := len(list) - 1
+			list[i] = list[last]
+			list[last] = nil
+			list = list[:last]
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(sh.more, k)
+	} else {
+		sh.more[k] = list
+	}
 }
 
 // Deliver fans a committed event out to this node's clients. It never blocks

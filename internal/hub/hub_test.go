@@ -26,6 +26,41 @@ func TestClientFitsItsSizeClass(t *testing.T) {
 	}
 }
 
+// A user's clients are indexed as the first one plus the others: every
+// order of leaving keeps exactly the clients still there.
+func TestUserIndexFirstAndMore(t *testing.T) {
+	k := userKey{"acme", "ann"}
+	for order := range 6 {
+		var sh shard
+		sh.users = map[userKey]*Client{}
+		cs := []*Client{{}, {}, {}}
+		for _, c := range cs {
+			sh.add(k, c)
+		}
+		leave := [][]int{{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}}[order]
+		left := map[*Client]bool{}
+		for _, i := range leave {
+			sh.remove(k, cs[i])
+			left[cs[i]] = true
+			var got []*Client
+			if c := sh.users[k]; c != nil {
+				got = append(append(got, c), sh.more[k]...)
+			}
+			for _, c := range cs {
+				if slices.Contains(got, c) == left[c] {
+					t.Fatalf("order %v after removing %d: index %v", leave, i, got)
+				}
+			}
+			if len(got) != len(cs)-len(left) {
+				t.Fatalf("order %v: %d clients indexed, want %d", leave, len(got), len(cs)-len(left))
+			}
+		}
+		if len(sh.users) != 0 || len(sh.more) != 0 {
+			t.Fatalf("order %v: index not empty: %v %v", leave, sh.users, sh.more)
+		}
+	}
+}
+
 // fakeStore is an in-memory stream store for one tenant: explicit items per
 // user and broadcast items. Since can be paused to inject live events in the
 // middle of a replay.

@@ -116,12 +116,17 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// entry is this node's view of one user. Guarded by Tracker.mu.
+// entry is this node's view of one user. Guarded by Tracker.mu. It is
+// kept at 32 bytes, one per online user (TestEntryFitsItsSizeClass).
 type entry struct {
-	counts     compact
-	dirty      bool      // queued for the worker
-	held       bool      // the directory has this node's entry (worker only)
-	graceUntil time.Time // when the user goes offline here; zero: not in grace (worker only)
+	counts compact // the fixed counters; the flags below use its padding
+	dirty  bool    // queued for the worker
+	held   bool    // the directory has this node's entry (worker only)
+	// other counts names outside compactNames; nil until one comes.
+	other map[string]int32
+	// graceUntil is when the user goes offline here, in Unix nanoseconds;
+	// zero: not in grace (worker only).
+	graceUntil int64
 }
 
 // Tracker counts this node's connections per user and keeps the directory
@@ -188,7 +193,7 @@ func (t *Tracker) change(k Key, transport string, d int) {
 		e = &entry{}
 		t.users[k] = e
 	}
-	e.counts.add(transport, d)
+	e.add(transport, d)
 	if !e.dirty {
 		e.dirty = true
 		t.queue = append(t.queue, k)
@@ -216,7 +221,7 @@ func (t *Tracker) lookupLocal(tenant string, users []string) []Status {
 	for i, u := range users {
 		var c Counts
 		if e := t.users[Key{tenant, u}]; e != nil {
-			c = e.counts.counts()
+			c = e.countsMap()
 		}
 		out[i] = statusOf(u, c)
 	}
@@ -279,9 +284,9 @@ func (t *Tracker) applyDirty() {
 	for _, k := range keys {
 		e := t.users[k]
 		e.dirty = false
-		ch := dirtyChange{k: k, e: e, total: e.counts.total()}
+		ch := dirtyChange{k: k, e: e, total: e.total()}
 		if t.dir != nil {
-			ch.c = e.counts.counts()
+			ch.c = e.countsMap()
 		}
 		changes = append(changes, ch)
 	}
@@ -292,10 +297,10 @@ func (t *Tracker) applyDirty() {
 			t.forget(ch.k, ch.e) // connected and gone before the worker saw it
 			continue
 		}
-		if ch.total == 0 && ch.e.graceUntil.IsZero() {
-			ch.e.graceUntil = time.Now().Add(t.cfg.Grace)
+		if ch.total == 0 && ch.e.graceUntil == 0 {
+			ch.e.graceUntil = time.Now().Add(t.cfg.Grace).UnixNano()
 		} else if ch.total > 0 {
-			ch.e.graceUntil = time.Time{}
+			ch.e.graceUntil = 0
 		}
 		puts = append(puts, ch)
 	}
@@ -370,7 +375,7 @@ func (t *Tracker) requeue(k Key, e *entry) {
 // forget drops k's entry if it still has no connection.
 func (t *Tracker) forget(k Key, e *entry) {
 	t.mu.Lock()
-	if e.counts.total() == 0 && !e.dirty {
+	if e.total() == 0 && !e.dirty {
 		delete(t.users, k)
 	}
 	t.mu.Unlock()
@@ -381,7 +386,7 @@ func (t *Tracker) endGraces(now time.Time) {
 	var over []Key
 	t.mu.Lock()
 	for k, e := range t.users {
-		if e.held && !e.graceUntil.IsZero() && !now.Before(e.graceUntil) && e.counts.total() == 0 && !e.dirty {
+		if e.held && e.graceUntil != 0 && now.UnixNano() >= e.graceUntil && e.total() == 0 && !e.dirty {
 			over = append(over, k)
 		}
 	}
@@ -398,8 +403,8 @@ func (t *Tracker) endGraces(now time.Time) {
 		}
 		t.mu.Lock()
 		e := t.users[k]
-		e.held, e.graceUntil = false, time.Time{}
-		if e.counts.total() == 0 && !e.dirty {
+		e.held, e.graceUntil = false, 0
+		if e.total() == 0 && !e.dirty {
 			delete(t.users, k)
 		}
 		t.mu.Unlock()
@@ -427,7 +432,7 @@ func (t *Tracker) refresh() {
 	t.mu.Lock()
 	for k, e := range t.users {
 		if e.held {
-			held[k] = e.counts.counts()
+			held[k] = e.countsMap()
 		}
 	}
 	t.mu.Unlock()

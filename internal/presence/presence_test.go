@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/redis/go-redis/v9"
 
@@ -79,6 +80,29 @@ func checkNoEventFor(t *testing.T, ev *events, want []string, d time.Duration) {
 			t.Fatalf("events %v, want %v", got, want)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// An entry is kept for every online user: it stays in the 32-byte size
+// class (it was 64 bytes with a time.Time and the map beside the counters).
+func TestEntryFitsItsSizeClass(t *testing.T) {
+	if n := unsafe.Sizeof(entry{}); n > 32 {
+		t.Fatalf("presence entry is %d bytes, want at most 32", n)
+	}
+}
+
+// Names outside the connection transports are counted too.
+func TestOtherTransportCounted(t *testing.T) {
+	var e entry
+	e.add("ws", 1)
+	e.add("carrier-pigeon", 2)
+	e.add("carrier-pigeon", -1)
+	if got := e.countsMap(); e.total() != 2 || got["ws"] != 1 || got["carrier-pigeon"] != 1 || len(got) != 2 {
+		t.Fatalf("counts %v, total %d", got, e.total())
+	}
+	e.add("carrier-pigeon", -5)
+	if e.other["carrier-pigeon"] != 0 || len(e.other) != 0 || e.total() != 1 {
+		t.Fatalf("after leaving: other %v, total %d", e.other, e.total())
 	}
 }
 
