@@ -1,15 +1,31 @@
 import { fullJitter, reconnectAfterMs } from './backoff.js';
 import { TypedEmitter } from './emitter.js';
 import { HeraldError } from './errors.js';
-import { decodeJwtPayload, tokenExpiry } from './jwt.js';
-import { archiveRequest, inboxEvent, listArgs, parseCounts, parsePreferences, unreadEvent } from './inbox.js';
+import { httpCall } from './http.js';
+import { refreshDelay, tokenExpiry } from './jwt.js';
+import { archiveRequest, inboxEvent, listArgs, listPath, parseCounts, parsePage, parsePreferences, unreadEvent } from './inbox.js';
 import { LruSet } from './lru.js';
+import { resolveOptions, type Resolved } from './options.js';
+import { loadPosition, storePosition } from './position.js';
+import {
+  AUTH_CODES,
+  FATAL_CODES,
+  type Frame,
+  type Kind,
+  MAX_IDS,
+  MAX_INFLIGHT,
+  MAX_TOPICS,
+  type Pending,
+  serverError,
+  textOf,
+  WS_CONNECTING,
+  WS_OPEN,
+} from './protocol.js';
+import { parseEventData, SSE_FRAMES } from './sse.js';
 import type {
   ConnectionState,
   Counts,
-  EventSourceConstructor,
   EventSourceLike,
-  FetchLike,
   HeraldClientOptions,
   HeraldEvents,
   ListQuery,
@@ -18,85 +34,8 @@ import type {
   NotificationPage,
   Preferences,
   StateChange,
-  StorageLike,
-  WebSocketConstructor,
   WebSocketLike,
 } from './types.js';
-
-const WS_CONNECTING = 0;
-const WS_OPEN = 1;
-/** The server runs at most 4 requests per socket at a time; the client queues the rest. */
-const MAX_INFLIGHT = 4;
-/** Ids per notification:mark-read message. */
-const MAX_IDS = 100;
-/** Close codes after which the same token must not be used again (docs/protocol.md). */
-const AUTH_CODES = new Set([4001, 4003, 4004, 4013]);
-/** Close codes that must not be retried automatically. */
-const FATAL_CODES = new Set([1008]);
-
-type Kind = 'mark-read' | 'mark-all-read' | 'delete' | 'list' | 'inbox' | 'ping' | 'refresh' | 'subscribe' | 'unsubscribe';
-/** Topics per subscribe message (the server's limit). */
-const MAX_TOPICS = 100;
-
-interface Pending {
-  ref: string;
-  kind: Kind;
-  msg: Record<string, unknown>;
-  resolve: (v: unknown) => void;
-  reject: (e: Error) => void;
-  timer: ReturnType<typeof setTimeout> | undefined;
-  /** Sent on the current socket and not answered yet. */
-  sent: boolean;
-  /** Sent on an earlier socket that was lost before the reply. */
-  resent: boolean;
-  settled: boolean;
-}
-
-interface Resolved {
-  url: string;
-  wsUrl: string;
-  transport: 'websocket' | 'sse';
-  token: string | undefined;
-  getToken: (() => string | Promise<string>) | undefined;
-  WebSocket: WebSocketConstructor | undefined;
-  EventSource: EventSourceConstructor | undefined;
-  fetch: FetchLike | undefined;
-  storage: StorageLike | undefined;
-  storageKey: string;
-  baseMs: number;
-  maxMs: number;
-  maxAuthFailures: number;
-  requestTimeoutMs: number;
-  connectTimeoutMs: number;
-  refreshBeforeMs: number;
-  pingIntervalMs: number;
-}
-
-interface StoredPosition {
-  v: 1;
-  user?: string;
-  tenant?: string;
-  position: string;
-}
-
-type Frame = Record<string, unknown> & { type?: unknown };
-
-function resolveBase(url: string): string {
-  let base = url;
-  if (!/^[a-z][a-z0-9+.-]*:/i.test(base)) {
-    const loc = (globalThis as { location?: { href: string } }).location;
-    if (!loc) throw new TypeError('HeraldClient: url must be absolute (e.g. "https://herald.example.com")');
-    base = new URL(base || '/', loc.href).href;
-  }
-  return base.replace(/\/+$/, '');
-}
-
-function textOf(data: unknown): string {
-  if (typeof data === 'string') return data;
-  if (data instanceof ArrayBuffer) return new TextDecoder().decode(data);
-  if (ArrayBuffer.isView(data)) return new TextDecoder().decode(data);
-  return String(data);
-}
 
 /**
  * A Herald client: one live connection (WebSocket, or SSE plus REST) that
@@ -148,40 +87,7 @@ export class HeraldClient extends TypedEmitter<HeraldEvents> {
 
   constructor(options: HeraldClientOptions) {
     super();
-    if (!options || typeof options.url !== 'string') throw new TypeError('HeraldClient: url is required');
-    if (!options.token && !options.getToken) throw new TypeError('HeraldClient: pass token or getToken');
-    const g = globalThis as unknown as {
-      WebSocket?: WebSocketConstructor;
-      EventSource?: EventSourceConstructor;
-      fetch?: FetchLike;
-    };
-    const url = resolveBase(options.url);
-    const transport = options.transport ?? 'websocket';
-    this.#o = {
-      url,
-      wsUrl: options.wsUrl ?? url.replace(/^http(s?):/i, 'ws$1:') + '/v1/ws',
-      transport,
-      token: options.token,
-      getToken: options.getToken,
-      WebSocket: options.WebSocket ?? g.WebSocket,
-      EventSource: options.EventSource ?? g.EventSource,
-      fetch: options.fetch ?? (g.fetch ? g.fetch.bind(globalThis) : undefined),
-      storage: options.storage,
-      storageKey: options.storageKey ?? 'herald:position',
-      baseMs: options.backoff?.baseMs ?? 500,
-      maxMs: options.backoff?.maxMs ?? 30_000,
-      maxAuthFailures: Math.max(1, options.maxAuthFailures ?? 3),
-      requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
-      connectTimeoutMs: options.connectTimeoutMs ?? 15_000,
-      refreshBeforeMs: options.refreshBeforeMs ?? 60_000,
-      pingIntervalMs: options.pingIntervalMs ?? 25_000,
-    };
-    if (transport === 'websocket' && !this.#o.WebSocket) {
-      throw new TypeError('HeraldClient: no WebSocket implementation; pass the WebSocket option (e.g. the "ws" package on Node 20)');
-    }
-    if (transport === 'sse' && (!this.#o.EventSource || !this.#o.fetch)) {
-      throw new TypeError('HeraldClient: transport "sse" needs EventSource and fetch; pass the EventSource (and fetch) options');
-    }
+    this.#o = resolveOptions(options);
     this.#seen = new LruSet(options.dedupeSize ?? 1000);
     if (options.since !== undefined) this.#position = options.since;
     for (const t of options.topics ?? []) this.#topics.add(t);
@@ -289,20 +195,8 @@ export class HeraldClient extends TypedEmitter<HeraldEvents> {
   /** Lists notifications, newest first. */
   async list(query: ListQuery = {}): Promise<NotificationPage> {
     const q = listArgs(query);
-    let reply: unknown;
-    if (this.#o.transport === 'sse') {
-      const params = new URLSearchParams();
-      for (const [k, v] of Object.entries(q)) params.set(k, String(v));
-      const qs = params.toString();
-      reply = await this.#rest('GET', '/v1/me/notifications' + (qs ? '?' + qs : ''));
-    } else {
-      reply = await this.#request('list', { type: 'notification:list', ...q });
-    }
-    const r = reply as { notifications?: unknown; next?: unknown };
-    return {
-      notifications: Array.isArray(r.notifications) ? (r.notifications as Notification[]) : [],
-      next: typeof r.next === 'string' ? r.next : null,
-    };
+    if (this.#o.transport === 'sse') return parsePage(await this.#rest('GET', listPath(q)));
+    return parsePage(await this.#request('list', { type: 'notification:list', ...q }));
   }
 
   /** The unread, unseen (badge) and by-category counts, read from the server. */
@@ -495,7 +389,7 @@ export class HeraldClient extends TypedEmitter<HeraldEvents> {
   async #openSSE(gen: number, token: string): Promise<void> {
     let ticket: string;
     try {
-      const r = (await this.#http('POST', '/v1/me/stream-tickets', token)) as { ticket?: unknown };
+      const r = (await httpCall(this.#o, 'POST', '/v1/me/stream-tickets', token)) as { ticket?: unknown };
       if (typeof r.ticket !== 'string') throw new HeraldError('protocol', 'no ticket in the stream-tickets reply');
       ticket = r.ticket;
     } catch (err) {
@@ -530,25 +424,11 @@ export class HeraldClient extends TypedEmitter<HeraldEvents> {
     const on = (name: string, fn: (d: Record<string, unknown>) => void) =>
       es.addEventListener(name, (ev) => {
         if (gen !== this.#gen) return;
-        let d: unknown;
-        try {
-          d = JSON.parse(String(ev.data));
-        } catch {
-          this.emit('error', new HeraldError('protocol', 'unparsable server event'));
-          return;
-        }
-        if (d && typeof d === 'object') fn(d as Record<string, unknown>);
+        const d = parseEventData(ev.data);
+        if (d === undefined) this.emit('error', new HeraldError('protocol', 'unparsable server event'));
+        else if (d) fn(d);
       });
-    on('ready', (d) => this.#onFrame({ ...d, type: 'ready' }));
-    on('notification', (d) => this.#onFrame({ type: 'notification', notification: d }));
-    on('read', (d) => this.#onFrame({ ...d, type: 'notification:read' }));
-    on('deleted', (d) => this.#onFrame({ ...d, type: 'notification:deleted' }));
-    on('unread', (d) => this.#onFrame({ ...d, type: 'unread' }));
-    on('archived', (d) => this.#onFrame({ ...d, type: 'notification:archived' }));
-    on('unarchived', (d) => this.#onFrame({ ...d, type: 'notification:unarchived' }));
-    on('preferences', (d) => this.#onFrame({ ...d, type: 'preferences' }));
-    on('resync', (d) => this.#onFrame({ ...d, type: 'resync' }));
-    on('event', (d) => this.#onFrame({ type: 'event', event: d }));
+    for (const [name, frame] of SSE_FRAMES) on(name, (d) => this.#onFrame(frame(d)));
     on('close', (d) => this.#lost(typeof d.code === 'number' ? d.code : 1006, typeof d.reason === 'string' ? d.reason : ''));
     es.onerror = () => {
       // EventSource would reconnect by itself with the same (used) ticket:
@@ -855,48 +735,13 @@ export class HeraldClient extends TypedEmitter<HeraldEvents> {
     if (this.#state === 'failed') throw new HeraldError('failed', 'the client gave up; call connect() again');
     const token = this.#token ?? (await this.#obtainToken());
     try {
-      return await this.#http(method, path, token, body);
+      return await httpCall(this.#o, method, path, token, body);
     } catch (err) {
       if ((err as HeraldError).status !== 401 || !this.#o.getToken) throw err;
       const fresh = await this.#obtainToken();
       if (fresh === token) throw err;
       this.#token = fresh;
-      return this.#http(method, path, fresh, body);
-    }
-  }
-
-  async #http(method: string, path: string, token: string, reqBody?: unknown): Promise<unknown> {
-    const ctl = typeof AbortController === 'function' ? new AbortController() : undefined;
-    const timer = setTimeout(() => ctl?.abort(), this.#o.requestTimeoutMs);
-    try {
-      let res;
-      try {
-        const init: Parameters<FetchLike>[1] = { method, headers: { Authorization: `Bearer ${token}` } };
-        if (reqBody !== undefined) {
-          init.headers = { ...init.headers, 'Content-Type': 'application/json' };
-          init.body = JSON.stringify(reqBody);
-        }
-        if (ctl) init.signal = ctl.signal;
-        res = await this.#o.fetch!(this.#o.url + path, init);
-      } catch (err) {
-        const aborted = ctl?.signal.aborted;
-        throw new HeraldError(aborted ? 'timeout' : 'network', aborted ? `no reply to ${method} ${path}` : `${method} ${path} failed`, { cause: err });
-      }
-      let body: unknown;
-      try {
-        body = await res.json();
-      } catch {
-        body = undefined;
-      }
-      if (res.ok) return body ?? {};
-      const e = (body as { error?: { code?: string; message?: string; correlation_id?: string } } | undefined)?.error;
-      const extra: { status: number; correlationId?: string; retryAfterMs?: number } = { status: res.status };
-      if (e?.correlation_id) extra.correlationId = e.correlation_id;
-      const ra = res.headers.get('Retry-After');
-      if (ra && /^\d+$/.test(ra)) extra.retryAfterMs = Number(ra) * 1000;
-      throw new HeraldError(e?.code ?? 'http', e?.message ?? `${method} ${path}: HTTP ${res.status}`, extra);
-    } finally {
-      clearTimeout(timer);
+      return httpCall(this.#o, method, path, fresh, body);
     }
   }
 
@@ -906,11 +751,8 @@ export class HeraldClient extends TypedEmitter<HeraldEvents> {
     if (this.#refreshTimer) clearTimeout(this.#refreshTimer);
     this.#refreshTimer = undefined;
     if (!this.#o.getToken || !this.#token) return;
-    const exp = tokenExpiry(this.#token);
-    if (exp === undefined) return;
-    const remaining = exp - Date.now();
-    const delay = Math.max(1000, remaining - Math.min(this.#o.refreshBeforeMs, remaining / 2));
-    this.#refreshTimer = setTimeout(() => void this.#refresh(gen), delay);
+    const delay = refreshDelay(this.#token, this.#o.refreshBeforeMs);
+    if (delay !== undefined) this.#refreshTimer = setTimeout(() => void this.#refresh(gen), delay);
   }
 
   async #refresh(gen: number): Promise<void> {
@@ -975,39 +817,13 @@ export class HeraldClient extends TypedEmitter<HeraldEvents> {
 
   #setPosition(p: string): void {
     this.#position = p;
-    const s = this.#o.storage;
-    if (!s) return;
-    const v: StoredPosition = { v: 1, position: p };
-    if (this.#user !== undefined) v.user = this.#user;
-    if (this.#tenant !== undefined) v.tenant = this.#tenant;
-    try {
-      s.setItem(this.#o.storageKey, JSON.stringify(v));
-    } catch {
-      // storage full or unavailable: memory still has it
-    }
+    if (this.#o.storage) storePosition(this.#o.storage, this.#o.storageKey, p, this.#user, this.#tenant);
   }
 
   /** Loads the stored position, unless it belongs to another user than token's. */
   #loadPosition(token: string): void {
-    const s = this.#o.storage;
-    if (this.#position !== undefined || !s) return;
-    let v: StoredPosition | undefined;
-    try {
-      const raw = s.getItem(this.#o.storageKey);
-      v = raw ? (JSON.parse(raw) as StoredPosition) : undefined;
-    } catch {
-      v = undefined;
-    }
-    if (!v || typeof v.position !== 'string') return;
-    const claims = decodeJwtPayload(token);
-    if (v.user !== undefined && typeof claims?.sub === 'string' && claims.sub !== v.user) return;
-    if (v.tenant !== undefined && typeof claims?.tenant_id === 'string' && claims.tenant_id !== v.tenant) return;
-    this.#position = v.position;
+    if (this.#position !== undefined || !this.#o.storage) return;
+    const p = loadPosition(this.#o.storage, this.#o.storageKey, token);
+    if (p !== undefined) this.#position = p;
   }
-}
-
-function serverError(m: Frame): HeraldError {
-  const extra: { correlationId?: string } = {};
-  if (typeof m.correlation_id === 'string') extra.correlationId = m.correlation_id;
-  return new HeraldError(typeof m.code === 'string' ? m.code : 'internal', typeof m.message === 'string' ? m.message : 'request failed', extra);
 }

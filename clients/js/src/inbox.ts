@@ -1,6 +1,6 @@
 // The inbox model's frames (issue 15): counts, archive, preferences. Pure
 // functions, so that the client only routes them.
-import type { Counts, HeraldEvents, ListQuery, Preferences } from './types.js';
+import type { Counts, HeraldEvents, ListQuery, Notification, NotificationPage, Preferences } from './types.js';
 
 type Frame = Record<string, unknown>;
 
@@ -59,6 +59,23 @@ export function listArgs(query: ListQuery): Record<string, unknown> {
   if (query.category) q.category = query.category;
   if (query.archived) q.archived = true;
   return q;
+}
+
+/** The REST path of a list request with fields q (listArgs). */
+export function listPath(q: Record<string, unknown>): string {
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(q)) params.set(k, String(v));
+  const qs = params.toString();
+  return '/v1/me/notifications' + (qs ? '?' + qs : '');
+}
+
+/** The page of a list reply. */
+export function parsePage(reply: unknown): NotificationPage {
+  const r = (reply ?? {}) as { notifications?: unknown; next?: unknown };
+  return {
+    notifications: Array.isArray(r.notifications) ? (r.notifications as Notification[]) : [],
+    next: typeof r.next === 'string' ? r.next : null,
+  };
 }
 
 /** The WebSocket message and REST form of an archive or unarchive request. */

@@ -26,3 +26,15 @@ export function tokenExpiry(token: string): number | undefined {
   const exp = decodeJwtPayload(token)?.exp;
   return typeof exp === 'number' && Number.isFinite(exp) ? exp * 1000 : undefined;
 }
+
+/**
+ * refreshDelay is how long to wait before refreshing token: until
+ * refreshBeforeMs (at most half the time left) before it expires, and at
+ * least a second. Undefined for a token without exp.
+ */
+export function refreshDelay(token: string, refreshBeforeMs: number): number | undefined {
+  const exp = tokenExpiry(token);
+  if (exp === undefined) return undefined;
+  const remaining = exp - Date.now();
+  return Math.max(1000, remaining - Math.min(refreshBeforeMs, remaining / 2));
+}
