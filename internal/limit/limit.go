@@ -9,8 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 const shards = 32
@@ -25,9 +23,11 @@ type Rate struct {
 // Enabled reports whether the rate limits anything.
 func (r Rate) Enabled() bool { return r.Per > 0 }
 
+// bucket is one key's token bucket (see gcra.go), kept in the map by
+// value. Guarded by the shard's mu.
 type bucket struct {
-	lim  *rate.Limiter
-	seen time.Time // last use; guarded by the shard's mu
+	tat  int64 // theoretical arrival time, Unix nanoseconds
+	seen int64 // last use, Unix nanoseconds
 	// strikes counts consecutive rejections, for "sustained abuse" decisions.
 	strikes int
 }
@@ -37,12 +37,14 @@ type bucket struct {
 type Keyed struct {
 	rejected atomic.Int64 // refusals, for metrics
 	rate     Rate
+	iv       int64 // nanoseconds per token (see gcra.go)
+	burst    int
 	idleTTL  time.Duration
 	now      func() time.Time
 	seed     maphash.Seed
 	sh       [shards]struct {
 		mu sync.Mutex
-		m  map[string]*bucket
+		m  map[string]bucket
 		// sweptAt is when idle buckets were last removed.
 		sweptAt time.Time
 	}
@@ -56,9 +58,12 @@ func NewKeyed(r Rate, idleTTL time.Duration, now func() time.Time) *Keyed {
 	if idleTTL <= 0 {
 		idleTTL = 10 * time.Minute
 	}
-	k := &Keyed{rate: r, idleTTL: idleTTL, now: now, seed: maphash.MakeSeed()}
+	k := &Keyed{rate: r, burst: max(1, r.Burst), idleTTL: idleTTL, now: now, seed: maphash.MakeSeed()}
+	if r.Enabled() {
+		k.iv = interval(r.Per)
+	}
 	for i := range k.sh {
-		k.sh[i].m = make(map[string]*bucket)
+		k.sh[i].m = make(map[string]bucket)
 	}
 	return k
 }
@@ -66,59 +71,64 @@ func NewKeyed(r Rate, idleTTL time.Duration, now func() time.Time) *Keyed {
 // Allow takes one token for key. It returns false when the bucket is empty,
 // with the number of consecutive rejections for that key (0 when allowed).
 func (k *Keyed) Allow(key string) (ok bool, strikes int) {
-	return k.use(key, func(b *bucket, now time.Time) bool { return b.lim.AllowN(now, 1) })
+	return k.use(key, func(b *bucket, now int64) bool {
+		if !gcraHas(b.tat, now, k.iv, k.burst) {
+			return false
+		}
+		b.tat = gcraNext(b.tat, now, k.iv)
+		return true
+	})
 }
 
 // use runs take on key's bucket (created on first use) under its shard's
 // lock, and keeps the strike count: reset when take reports true,
 // incremented (with Rejected) when false.
-func (k *Keyed) use(key string, take func(b *bucket, now time.Time) bool) (ok bool, strikes int) {
+func (k *Keyed) use(key string, take func(b *bucket, now int64) bool) (ok bool, strikes int) {
 	if !k.rate.Enabled() {
 		return true, 0
 	}
 	sh := &k.sh[maphash.String(k.seed, key)%shards]
-	now := k.now()
+	t := k.now()
+	now := t.UnixNano()
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if now.Sub(sh.sweptAt) > k.idleTTL {
+	if t.Sub(sh.sweptAt) > k.idleTTL {
 		k.sweepLocked(sh.m, now)
-		sh.sweptAt = now
+		sh.sweptAt = t
 	}
-	b := sh.m[key]
-	if b == nil {
-		b = &bucket{lim: rate.NewLimiter(rate.Limit(k.rate.Per), max(1, k.rate.Burst))}
-		sh.m[key] = b
-	}
+	b := sh.m[key] // the zero bucket is full
 	b.seen = now
-	if take(b, now) {
+	ok = take(&b, now)
+	if ok {
 		b.strikes = 0
-		return true, 0
+	} else {
+		b.strikes++
+		k.rejected.Add(1)
 	}
-	b.strikes++
-	k.rejected.Add(1)
-	return false, b.strikes
+	sh.m[key] = b
+	return ok, b.strikes
 }
 
 // Check reports whether key has a token, without taking it. A refusal
 // counts as Allow's does (strikes, Rejected).
 func (k *Keyed) Check(key string) (ok bool, strikes int) {
-	return k.use(key, func(b *bucket, now time.Time) bool { return b.lim.TokensAt(now) >= 1 })
+	return k.use(key, func(b *bucket, now int64) bool { return gcraHas(b.tat, now, k.iv, k.burst) })
 }
 
 // Charge takes one token for key, into debt when the bucket is empty: the
 // debt is paid off before Check or Allow pass again.
 func (k *Keyed) Charge(key string) {
 	if k.rate.Enabled() {
-		k.use(key, func(b *bucket, now time.Time) bool { b.lim.ReserveN(now, 1); return true })
+		k.use(key, func(b *bucket, now int64) bool { b.tat = gcraNext(b.tat, now, k.iv); return true })
 	}
 }
 
 // Rejected is the number of refusals since creation.
 func (k *Keyed) Rejected() int64 { return k.rejected.Load() }
 
-func (k *Keyed) sweepLocked(m map[string]*bucket, now time.Time) {
+func (k *Keyed) sweepLocked(m map[string]bucket, now int64) {
 	for key, b := range m {
-		if now.Sub(b.seen) > k.idleTTL {
+		if now-b.seen > int64(k.idleTTL) {
 			delete(m, key)
 		}
 	}
@@ -126,11 +136,11 @@ func (k *Keyed) sweepLocked(m map[string]*bucket, now time.Time) {
 
 // sweep drops idle buckets in every shard.
 func (k *Keyed) sweep() {
-	now := k.now()
+	t := k.now()
 	for i := range k.sh {
 		k.sh[i].mu.Lock()
-		k.sweepLocked(k.sh[i].m, now)
-		k.sh[i].sweptAt = now
+		k.sweepLocked(k.sh[i].m, t.UnixNano())
+		k.sh[i].sweptAt = t
 		k.sh[i].mu.Unlock()
 	}
 }

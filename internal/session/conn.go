@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"sync/atomic"
 
-	"golang.org/x/time/rate"
+	"github.com/heraldhq/herald/internal/limit"
 
 	"github.com/heraldhq/herald/internal/admission"
 	"github.com/heraldhq/herald/internal/audit"
@@ -32,10 +32,9 @@ type Session struct {
 	invalid      atomic.Int32  // invalid messages so far
 	inflight     atomic.Int32  // inbox requests running
 	// topicPats are the topic patterns of the current token (Attach,
-	// refresh); subLimit is the subscribe rate, made on the first
-	// subscribe (topics.go).
+	// refresh); subLimit is the subscribe rate (topics.go).
 	topicPats atomic.Pointer[[]string]
-	subLimit  atomic.Pointer[rate.Limiter]
+	subLimit  limit.Bucket
 }
 
 // Session state bits. A session is one connection's: its flow is Reserve,

@@ -5,8 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-
-	"golang.org/x/time/rate"
+	"time"
 
 	"github.com/heraldhq/herald/internal/audit"
 	"github.com/heraldhq/herald/internal/auth"
@@ -128,18 +127,12 @@ func (s *Session) topics(req Request) {
 	s.reply(&Reply{Name: req.Name, Ref: req.Ref, Err: e})
 }
 
-// allowSubscribe takes a token of the connection's subscribe rate. The
-// limiter is made on the first subscribe: most connections never send one.
+// allowSubscribe takes a token of the connection's subscribe rate (a
+// one-word bucket: most connections never subscribe, and those that do
+// keep it for their lifetime).
 func (s *Session) allowSubscribe() bool {
 	if s.core.cfg.SubscribeRate < 0 {
 		return true
 	}
-	l := s.subLimit.Load()
-	if l == nil {
-		l = rate.NewLimiter(rate.Limit(s.core.cfg.SubscribeRate), s.core.cfg.SubscribeBurst)
-		if !s.subLimit.CompareAndSwap(nil, l) {
-			l = s.subLimit.Load()
-		}
-	}
-	return l.Allow()
+	return s.subLimit.Allow(time.Now(), s.core.cfg.SubscribeRate, s.core.cfg.SubscribeBurst)
 }
