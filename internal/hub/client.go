@@ -27,11 +27,10 @@ type pendingEvent struct {
 // it; every live event is checked against it, so a duplicate is dropped and a
 // gap (an event lost between store and hub) triggers a catch-up from the store.
 type Client struct {
-	hub       *Hub   // static
-	sender    Sender // static
-	id        uint64 // static
-	transport string // static
-	started   int64  // static: Unix nanoseconds
+	hub     *Hub   // static
+	sender  Sender // static
+	id      uint64 // static
+	started int64  // static: Unix nanoseconds
 
 	mu     sync.Mutex
 	r      notification.Recipient // guarded by mu (Role may change on refresh)
@@ -46,17 +45,22 @@ type Client struct {
 	// unreadVer counts changes of unread; guarded by mu. A recount applies
 	// its store read only if no change came in while it ran (recount.go).
 	unreadVer uint64
-	pending   []pendingEvent // guarded by mu: buffered while replaying
-	expires   int64          // guarded by mu: Unix nanoseconds; 0: never
-	tokenID   string         // guarded by mu: jti of the current token
+	// pending are the live events buffered while replaying; nil when
+	// none (most replays see none: the slice in place cost every idle
+	// connection 16 bytes). Guarded by mu.
+	pending *[]pendingEvent
+	expires int64  // guarded by mu: Unix nanoseconds; 0: never
+	tokenID string // guarded by mu: jti of the current token
 	// topics are the client's topic subscriptions, without duplicates;
 	// guarded by mu, nil once closed (live.go). A slice: a connection holds
 	// a few (at most session.Config.MaxTopics), and a map cost ~0.3 KiB more
 	// per subscribed connection.
 	topics []string
 
-	// The one-byte fields together (the struct is 240 bytes, a size class
-	// of its own, for every idle connection), all guarded by mu.
+	// The one-byte fields together (the struct is 208 bytes, a size class
+	// of its own, for every idle connection), all guarded by mu but
+	// transport, which is static.
+	transport     uint8 // index in the hub's transportNames
 	state         clientState
 	reason        CloseReason // set once on close
 	recountQueued bool        // waiting in the hub's recount queue
@@ -169,9 +173,9 @@ func (c *Client) teardown(reason CloseReason) {
 	c.sender.Close(reason)
 	lifetime := time.Duration(time.Now().UnixNano() - c.started)
 	if f := c.hub.cfg.Observer.Closed; f != nil {
-		f(c.transport, reason, lifetime)
+		f(c.hub.transports.name(c.transport), reason, lifetime)
 	}
-	c.hub.log.Info("disconnect", "event", "disconnect", "conn", c.id, "transport", c.transport,
+	c.hub.log.Info("disconnect", "event", "disconnect", "conn", c.id, "transport", c.hub.transports.name(c.transport),
 		"tenant", c.r.Tenant, "user", c.r.User, "reason", reason.Label(), "lifetime", lifetime.Round(time.Millisecond).String())
 }
 
@@ -186,17 +190,17 @@ func (c *Client) offer(out *outbound, d *notification.Delivery) (sent bool) {
 	switch c.state {
 	case stateClosed:
 	case stateReplaying:
-		if len(c.pending) >= c.hub.cfg.PendingLimit {
+		if c.pendingLen() >= c.hub.cfg.PendingLimit {
 			c.closeAsyncLocked(ReasonSlowConsumer)
 			break
 		}
-		c.pending = append(c.pending, pendingEvent{out, d})
+		c.pushPending(pendingEvent{out, d})
 	case stateLive:
 		var gap bool
 		gap, sent = c.applyLocked(out, d)
 		if gap {
 			c.state = stateReplaying
-			c.pending = append(c.pending, pendingEvent{out, d})
+			c.pushPending(pendingEvent{out, d})
 			c.hub.wg.Add(1)
 			go c.catchUp(false, false)
 		}
@@ -504,7 +508,11 @@ const maxCatchUpRounds = 3
 func (c *Client) goLive(force bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for i, p := range c.pending {
+	var pending []pendingEvent
+	if c.pending != nil {
+		pending = *c.pending
+	}
+	for i, p := range pending {
 		if c.state == stateClosed {
 			return true
 		}
@@ -512,9 +520,9 @@ func (c *Client) goLive(force bool) bool {
 			c.skipGapLocked(p)
 		}
 		if gap, _ := c.applyLocked(p.out, p.d); gap {
-			n := copy(c.pending, c.pending[i:])
-			clear(c.pending[n:])
-			c.pending = c.pending[:n]
+			n := copy(pending, pending[i:])
+			clear(pending[n:])
+			*c.pending = pending[:n]
 			return false
 		}
 	}
@@ -523,13 +531,31 @@ func (c *Client) goLive(force bool) bool {
 	}
 	if c.again {
 		c.again = false
-		clear(c.pending)
-		c.pending = c.pending[:0]
+		if c.pending != nil {
+			clear(pending)
+			*c.pending = pending[:0]
+		}
 		return false
 	}
 	c.pending = nil
 	c.state = stateLive
 	return true
+}
+
+// pendingLen is the number of buffered live events. The caller holds mu.
+func (c *Client) pendingLen() int {
+	if c.pending == nil {
+		return 0
+	}
+	return len(*c.pending)
+}
+
+// pushPending buffers a live event during a replay. The caller holds mu.
+func (c *Client) pushPending(p pendingEvent) {
+	if c.pending == nil {
+		c.pending = new([]pendingEvent)
+	}
+	*c.pending = append(*c.pending, p)
 }
 
 func (c *Client) skipGapLocked(p pendingEvent) {

@@ -148,6 +148,8 @@ type Hub struct {
 	tmu     sync.RWMutex
 	tenants map[string]map[*Client]struct{} // guarded by tmu
 
+	transports transportNames // the clients' transport names
+
 	replaySem chan struct{}
 	ctx       context.Context // cancelled by Close: stops replays
 	cancel    context.CancelFunc
@@ -257,7 +259,7 @@ func (h *Hub) Attach(s Sender, o AttachOptions) (*Client, error) {
 		hub:       h,
 		sender:    s,
 		id:        o.ConnID,
-		transport: o.Transport,
+		transport: h.transports.index(o.Transport),
 		r:         o.Recipient,
 		started:   time.Now().UnixNano(),
 		state:     stateReplaying,

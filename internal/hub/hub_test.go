@@ -18,11 +18,30 @@ import (
 func TestMain(m *testing.M) { testkit.LeakMain(m) }
 
 // Every idle connection holds a Client: a field that pushes it past the
-// 240-byte size class costs every connection the next class (256 or
+// 208-byte size class costs every connection the next class (224 or
 // more), as the 336-byte Client did (docs/benchmarks.md, issue 14).
 func TestClientFitsItsSizeClass(t *testing.T) {
-	if n := unsafe.Sizeof(Client{}); n > 240 {
-		t.Fatalf("Client is %d bytes, more than 240: shrink it or pack its fields", n)
+	if n := unsafe.Sizeof(Client{}); n > 208 {
+		t.Fatalf("Client is %d bytes, more than 208: shrink it or pack its fields", n)
+	}
+}
+
+// Transport names are interned: each name keeps its index, and names past
+// the table's size read as "other".
+func TestTransportNamesInterned(t *testing.T) {
+	var tn transportNames
+	ws, sse := tn.index("ws"), tn.index("sse")
+	if ws == sse || tn.index("ws") != ws || tn.name(ws) != "ws" || tn.name(sse) != "sse" {
+		t.Fatalf("ws %d sse %d: names %q %q", ws, sse, tn.name(ws), tn.name(sse))
+	}
+	for i := range 300 {
+		tn.index(fmt.Sprintf("t%d", i))
+	}
+	if got := tn.name(tn.index("t299")); got != otherTransport {
+		t.Fatalf("a name past the table reads %q", got)
+	}
+	if tn.name(ws) != "ws" {
+		t.Fatal("an early name lost its index")
 	}
 }
 

@@ -37,15 +37,13 @@ type conn struct {
 	// and kept in the same allocation (session.Core.InitSession).
 	sess session.Session
 
-	querySince *notification.Position // static: ?since= of the upgrade request
-
-	mu        sync.Mutex
-	authTimer *time.Timer // guarded by mu
-	inq       []inbound   // guarded by mu: work not yet handled, in arrival order
-	inqBytes  int         // guarded by mu: message bytes in inq
-	draining  bool        // guarded by mu: a drain goroutine owns inq
-	ended     bool        // guarded by mu: the end of the socket is queued
-	cleaned   bool        // guarded by mu: finish ran
+	mu       sync.Mutex
+	pre      *preAuth  // guarded by mu: nil when there is nothing to keep until auth
+	inq      []inbound // guarded by mu: work not yet handled, in arrival order
+	inqBytes int32     // guarded by mu: message bytes in inq (at most maxQueuedBytes)
+	draining bool      // guarded by mu: a drain goroutine owns inq
+	ended    bool      // guarded by mu: the end of the socket is queued
+	cleaned  bool      // guarded by mu: finish ran
 
 	wspoll.Outbound // bytes handed to nbio and not yet written to the kernel
 	// closedWith is 1 + the hub.CloseReason we closed the socket with, 0
@@ -55,6 +53,25 @@ type conn struct {
 }
 
 var _ session.Transport = (*conn)(nil)
+
+// preAuth is what a connection keeps only until it authenticates: the
+// ?since= of the upgrade request and the auth deadline. Out of conn, so a
+// connection authenticated by its upgrade header without ?since= keeps
+// neither (conn stays in the 208-byte size class; TestConnFitsItsSizeClass).
+type preAuth struct {
+	since *notification.Position
+	timer *time.Timer
+}
+
+// querySince is the ?since= of the upgrade request, nil without one.
+func (c *conn) querySince() *notification.Position {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pre == nil {
+		return nil
+	}
+	return c.pre.since
+}
 
 // closing reports whether we have closed the socket (sent the close frame,
 // or dropped it).
@@ -117,16 +134,21 @@ func (c *conn) Close(reason hub.CloseReason) {
 // startAuthTimer arms the authentication deadline.
 func (c *conn) startAuthTimer() {
 	c.mu.Lock()
-	c.authTimer = time.AfterFunc(c.srv.core.AuthTimeout(), c.sess.AuthTimedOut)
+	if c.pre == nil {
+		c.pre = &preAuth{}
+	}
+	c.pre.timer = time.AfterFunc(c.srv.core.AuthTimeout(), c.sess.AuthTimedOut)
 	c.mu.Unlock()
 }
 
+// stopAuthTimer disarms the auth deadline and drops what was kept until
+// auth.
 func (c *conn) stopAuthTimer() {
 	c.mu.Lock()
-	if c.authTimer != nil {
-		c.authTimer.Stop()
-		c.authTimer = nil
+	if c.pre != nil && c.pre.timer != nil {
+		c.pre.timer.Stop()
 	}
+	c.pre = nil
 	c.mu.Unlock()
 }
 
@@ -179,7 +201,7 @@ func (c *conn) handle(mt websocket.MessageType, data []byte) {
 	case err != nil:
 		c.sess.Invalid(req.Ref, err)
 	case req.Name == session.NameAuth && !authed:
-		since := c.querySince
+		since := c.querySince()
 		if req.Since != nil {
 			since = req.Since
 		}

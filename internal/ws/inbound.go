@@ -45,7 +45,7 @@ func (c *conn) enqueue(mt websocket.MessageType, data []byte) {
 		c.mu.Unlock()
 		return
 	}
-	if len(c.inq) >= maxQueued || c.inqBytes+len(data) > c.srv.maxQueuedBytes() {
+	if len(c.inq) >= maxQueued || int(c.inqBytes)+len(data) > c.srv.maxQueuedBytes() {
 		authed := c.sess.Authenticated()
 		c.mu.Unlock()
 		c.overflow(authed, data)
@@ -74,7 +74,7 @@ func (c *conn) push(in inbound) {
 func (c *conn) pushLocked(in inbound) (start bool) {
 	c.ended = in.end
 	c.inq = append(c.inq, in)
-	c.inqBytes += len(in.data)
+	c.inqBytes += int32(len(in.data))
 	start = !c.draining
 	c.draining = true
 	return start
@@ -92,7 +92,7 @@ func (c *conn) drain() {
 		in := c.inq[0]
 		c.inq[0] = inbound{}
 		c.inq = c.inq[1:]
-		c.inqBytes -= len(in.data)
+		c.inqBytes -= int32(len(in.data))
 		c.mu.Unlock()
 		if in.end {
 			c.finish(in.err)

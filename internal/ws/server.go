@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"runtime"
 	"sync"
@@ -181,7 +182,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.errs.Refuse(w, r, refusal)
 		return
 	}
-	st := &conn{srv: s, querySince: since}
+	st := &conn{srv: s}
+	if since != nil {
+		st.pre = &preAuth{since: since}
+	}
 	s.core.InitSession(&st.sess, st, slot)
 	if hp != nil {
 		if err := st.sess.Reserve(*hp); err != nil {
@@ -270,7 +274,7 @@ func (s *Server) bind(st *conn, p *auth.Principal) {
 	st.ws.SetSession(st)
 	s.reg.Add(st, st)
 	if p != nil {
-		st.attach(*p, st.querySince)
+		st.attach(*p, st.querySince())
 	} else {
 		st.startAuthTimer()
 	}
@@ -311,7 +315,7 @@ func (s *Server) onClose(wsc *websocket.Conn, err error) {
 
 // maxQueuedBytes bounds the bytes of a connection's messages waiting to be
 // handled.
-func (s *Server) maxQueuedBytes() int { return 4 * s.cfg.MaxMessageBytes }
+func (s *Server) maxQueuedBytes() int { return min(4*s.cfg.MaxMessageBytes, math.MaxInt32) }
 
 // pingLoop pings every socket each PingInterval, and closes (4002) those
 // that sent nothing, not even a pong, for PingInterval+PongTimeout: it
