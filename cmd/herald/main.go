@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/internal/auth"
+	"github.com/heraldhq/herald/internal/gctune"
 	"github.com/heraldhq/herald/internal/node"
 )
 
@@ -105,6 +106,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer pl.Close()
 		logger.Log(ctx, p.level, p.msg, p.logKey, pl.Addr().String())
 		go servePrivate(pl, p.flag, logger, p.routes)
+	}
+	if s.idleGC && !gctune.CollectorOff() {
+		gctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go gctune.NewIdle(gctune.DefaultIdleInterval, logger).Run(gctx)
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- n.Serve(l) }()
