@@ -119,7 +119,7 @@ func newSettings() *settings {
 	add("connection-warn-ratio", ftoa(metrics.DefaultWarnRatio), "log high_connection_usage when active connections exceed this share of --max-connections", "HERALD_CONNECTION_WARN_RATIO")
 	add("memory-limit", "0", "fail /readyz when the Go heap exceeds this many bytes (0: no check)", "HERALD_MEMORY_LIMIT")
 	add("metrics-addr", "", "serve /metrics on this separate address (e.g. 0.0.0.0:9090) and not on --addr; empty: /metrics is on --addr", "HERALD_METRICS_ADDR")
-	add("idle-gc", "true", "collect garbage once the node has gone quiet (after a burst of connects), so its memory returns to the OS within seconds instead of minutes; false leaves Go's collector alone", "HERALD_IDLE_GC")
+	add("idle-gc", "true", "collect garbage and return free memory to the OS once the node has gone quiet (after a burst of connects); false leaves Go's collector alone", "HERALD_IDLE_GC")
 	add("debug-addr", "", "serve Go pprof profiles (/debug/pprof/) on this separate address, e.g. 127.0.0.1:6060; empty disables. Never expose it publicly", "HERALD_DEBUG_ADDR")
 	add("webhook-url", "", "global webhook endpoint (http or https) for tenants without their own; Standard Webhooks signatures", "HERALD_WEBHOOK_URL")
 	add("webhook-secret", "", "signing secret of --webhook-url: whsec_ followed by the base64 of 24 to 64 random bytes", "HERALD_WEBHOOK_SECRET")

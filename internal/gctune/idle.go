@@ -7,18 +7,22 @@
 // reconnecting after a deploy) then allocates almost nothing, so the next
 // collection is Go's forced one, two minutes later, and until then its
 // RSS holds the burst's garbage: ~1.5 KiB per idle WebSocket on top of
-// ~1.5 KiB live (docs/benchmarks.md). The idle collector runs one
-// collection once the process has allocated little for an interval and
-// the garbage since the last collection is a fair share of the live heap,
-// as the JVM's periodic collection (G1PeriodicGCInterval) does. Under
-// traffic it never fires: collections come often enough by themselves.
+// ~1.5 KiB live (docs/benchmarks.md). A collection alone frees that
+// garbage but the runtime keeps up to 1.1 times its next goal (twice the
+// live heap) mapped, so the idle collector runs one collection and
+// returns the free memory to the OS (debug.FreeOSMemory) once the process
+// has allocated little for an interval and the garbage since the last
+// collection is a fair share of the live heap, as the JVM's periodic
+// collection (G1PeriodicGCInterval) does. Under traffic it never fires:
+// collections come often enough by themselves, and memory returned while
+// busy would only be mapped again.
 package gctune
 
 import (
 	"context"
 	"log/slog"
 	"os"
-	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"strings"
 	"time"
@@ -51,7 +55,7 @@ type sample struct {
 type Idle struct {
 	interval time.Duration
 	read     func() sample // runtime/metrics; a fake in tests
-	collect  func()        // runtime.GC
+	collect  func()        // debug.FreeOSMemory
 	log      *slog.Logger
 
 	prev     sample
@@ -69,7 +73,7 @@ func NewIdle(interval time.Duration, log *slog.Logger) *Idle {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Idle{interval: interval, read: readRuntime, collect: runtime.GC, log: log}
+	return &Idle{interval: interval, read: readRuntime, collect: debug.FreeOSMemory, log: log}
 }
 
 // Run looks every interval until ctx ends.
