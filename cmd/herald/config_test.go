@@ -201,6 +201,29 @@ func getStatus(t *testing.T, url string) int {
 	return resp.StatusCode
 }
 
+// --idle-gc is on unless turned off, by flag or environment.
+func TestIdleGCSetting(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+		want bool
+	}{
+		{nil, map[string]string{}, true},
+		{[]string{"--idle-gc=false"}, map[string]string{}, false},
+		{nil, map[string]string{"HERALD_IDLE_GC": "false"}, false},
+		{[]string{"--idle-gc=true"}, map[string]string{"HERALD_IDLE_GC": "false"}, true},
+	} {
+		c.env["HERALD_JWT_SECRET"] = secret
+		s, err := resolve(t, c.args, c.env)
+		if err == nil {
+			_, err = s.toConfig()
+		}
+		if err != nil || s.idleGC != c.want {
+			t.Errorf("args %v env %v: idleGC %v, err %v; want %v", c.args, c.env, s.idleGC, err, c.want)
+		}
+	}
+}
+
 func TestTrustedProxies(t *testing.T) {
 	// Default: trust no proxy.
 	s, _ := resolve(t, nil, map[string]string{"HERALD_JWT_SECRET": secret})

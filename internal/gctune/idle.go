@@ -58,10 +58,9 @@ type Idle struct {
 	collect  func()        // debug.FreeOSMemory
 	log      *slog.Logger
 
-	prev     sample
-	atGC     uint64 // allocs when the last collection was seen
-	started  bool
-	collects int // idle collections run (for tests and the log)
+	prev    sample
+	atGC    uint64 // allocs when the last collection was seen
+	started bool
 }
 
 // NewIdle returns an idle collector that looks every interval (0: the
@@ -88,7 +87,6 @@ func (i *Idle) Run(ctx context.Context) {
 			if i.step(i.read()) {
 				start := time.Now()
 				i.collect()
-				i.collects++
 				i.log.Debug("idle collection", "took", time.Since(start).String())
 			}
 		}

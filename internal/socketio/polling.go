@@ -102,22 +102,25 @@ func (s *Server) awaitUpgrade(r *http.Request, sid string) bool {
 	}
 	settled, probe := p.settled, p.probe
 	ss.mu.Unlock()
-	hold := upgradeCross
-	for {
-		timer := time.NewTimer(hold)
-		select {
-		case <-settled:
-		case <-timer.C:
-			if hold == upgradeCross && probe.upgradeRead.Load() {
-				hold = upgradeRace - upgradeCross
-				continue // the "5" is in: answer after it (400)
-			}
-		case <-r.Context().Done():
-			timer.Stop()
-			return false
-		}
-		timer.Stop()
-		return true
+	done, left := waitSettled(r, settled, upgradeCross)
+	if !done && !left && probe.upgradeRead.Load() { // the "5" is in: answer after it (400)
+		_, left = waitSettled(r, settled, upgradeRace-upgradeCross)
+	}
+	return !left
+}
+
+// waitSettled waits up to d for settled to close. It reports whether it
+// did, and whether the client left meanwhile.
+func waitSettled(r *http.Request, settled <-chan struct{}, d time.Duration) (done, left bool) {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-settled:
+		return true, false
+	case <-timer.C:
+		return false, false
+	case <-r.Context().Done():
+		return false, true
 	}
 }
 
