@@ -77,6 +77,9 @@ type SQLiteConfig struct {
 	// NORMAL in WAL mode may lose the last commits on power loss, which
 	// breaks "returned from Publish means durable".
 	synchronous string
+	// checkpointEvery is the checkpointer's pause between checkpoints:
+	// checkpointInterval unless a test sets it.
+	checkpointEvery time.Duration
 }
 
 // withDefaults returns c with every zero field set to its default.
@@ -85,6 +88,7 @@ func (c SQLiteConfig) withDefaults() SQLiteConfig {
 	c.BatchMax = cmp.Or(c.BatchMax, DefaultSQLiteBatchMax)
 	c.QueueSize = cmp.Or(c.QueueSize, DefaultSQLiteQueueSize)
 	c.synchronous = cmp.Or(c.synchronous, "FULL")
+	c.checkpointEvery = cmp.Or(c.checkpointEvery, checkpointInterval)
 	c.Clock, c.Logger, c.SweepInterval = sharedDefaults(c.Clock, c.Logger, c.SweepInterval)
 	return c
 }
@@ -140,6 +144,11 @@ type SQLite struct {
 
 	// checkpoints counts the checkpointer's successful checkpoints.
 	checkpoints atomic.Int64
+	// tailWanted is set by the checkpointer after a checkpoint; the idle
+	// writer takes it and checkpoints the tail (tailCheckpoint), which
+	// lets the WAL restart. tails counts those checkpoints.
+	tailWanted atomic.Bool
+	tails      atomic.Int64
 
 	// prefs holds every user's preferences (all writes pass through this
 	// store); loaded at open, updated after each committed change.
@@ -240,6 +249,7 @@ func OpenSQLite(ctx context.Context, cfg SQLiteConfig) (_ *SQLite, err error) {
 	s.outboxEngine = newSQLiteOutbox(s)
 	s.writer = newWriter(cfg.QueueSize, cfg.BatchMax, sqliteBatchBudget, s.commitBatch, cfg.OnCommit)
 	s.writer.afterCommit = s.wakeCheckpointer
+	s.writer.idle = s.tailCheckpoint
 	s.start(s.runWriter, sweeper(cfg.SweepInterval, s.log, s.sweepNow), s.runCheckpointer)
 	return s, nil
 }

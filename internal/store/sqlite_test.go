@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -380,6 +381,26 @@ func TestSQLiteCheckpointer(t *testing.T) {
 	}
 	if err := s.Ping(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSQLiteWALRestarts: under steady writes the WAL is written from its
+// beginning again (the writer checkpoints the tail when idle) instead of
+// growing by every commit: once the writes stop, it holds fewer frames
+// than there were commits, each of which wrote at least one.
+func TestSQLiteWALRestarts(t *testing.T) {
+	s := openTestSQLite(t, SQLiteConfig{checkpointEvery: time.Millisecond})
+	const commits = 400
+	for i := range commits {
+		publish(t, s, toUsers("t", "u"+strconv.Itoa(i%7)))
+	}
+	var busy, frames, copied int
+	if err := s.cdb.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied); err != nil {
+		t.Fatal(err)
+	}
+	if frames >= commits || s.tails.Load() == 0 {
+		t.Fatalf("%d frames in the WAL after %d commits (%d checkpoints, %d tail checkpoints): it never restarted",
+			frames, commits, s.checkpoints.Load(), s.tails.Load())
 	}
 }
 

@@ -50,7 +50,11 @@ type writer[R writeRequest] struct {
 	commit func(live []R)
 	// afterCommit, when set, is called after each commit, before OnCommit.
 	afterCommit func()
-	onCommit    func([]*notification.Event)
+	// idle, when set, is called when the writer has answered a batch and
+	// finds the queue empty: work that must run on the writer, but not in
+	// any request's latency.
+	idle     func()
+	onCommit func([]*notification.Event)
 
 	// Statistics: batches committed (or failed) and the requests in them.
 	// Written by the writer goroutine, read by anyone.
@@ -99,6 +103,9 @@ func (w *writer[R]) runWriter() {
 		}
 		clear(batch)
 		clear(live)
+		if w.idle != nil && !hasNext && len(w.queue) == 0 {
+			w.idle()
+		}
 	}
 }
 
