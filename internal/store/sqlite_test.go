@@ -390,7 +390,7 @@ func TestSQLiteCheckpointer(t *testing.T) {
 // than there were commits, each of which wrote at least one.
 func TestSQLiteWALRestarts(t *testing.T) {
 	s := openTestSQLite(t, SQLiteConfig{checkpointEvery: time.Millisecond})
-	const commits = 400
+	const commits = 1000
 	for i := range commits {
 		publish(t, s, toUsers("t", "u"+strconv.Itoa(i%7)))
 	}
