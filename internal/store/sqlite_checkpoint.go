@@ -22,9 +22,9 @@ const checkpointInterval = 250 * time.Millisecond
 // begins with every frame already copied back, and the commits that land
 // while the checkpointer copies leave frames behind. So the WAL grew by every
 // commit up to the automatic checkpoint's threshold (64 MiB), and each
-// commit's fsync had to journal the file's new size: on ext4, a quarter of
-// a millisecond more per commit than rewriting blocks already allocated
-// (docs/benchmarks.md). Hence the tail: after each checkpoint, the writer,
+// commit's fsync had to journal the file's new size: on the ext4 disk of
+// docs/benchmarks.md, 0.08-0.14 ms more per fsync at the median than
+// rewriting blocks already allocated. Hence the tail: after each checkpoint, the writer,
 // the next time it finds its queue empty, checkpoints the few frames
 // committed since on its own connection (tailCheckpoint). Its next
 // transaction then finds the WAL fully copied and restarts it.
