@@ -5,7 +5,6 @@ package api
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/heraldhq/herald/internal/admission"
 	"github.com/heraldhq/herald/internal/audit"
 	"github.com/heraldhq/herald/internal/auth"
+	"github.com/heraldhq/herald/internal/defaults"
 	"github.com/heraldhq/herald/internal/session"
 	"github.com/heraldhq/herald/internal/store"
 )
@@ -100,9 +100,7 @@ func (c *Config) setDefaults() {
 	if c.AllowOrigin == nil {
 		c.AllowOrigin = func(string) bool { return false }
 	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	defaults.Logger(&c.Logger)
 	if c.Audit == nil {
 		c.Audit = audit.New(c.Logger, nil)
 	}

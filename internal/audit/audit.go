@@ -11,9 +11,10 @@ package audit
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"reflect"
+
+	"github.com/heraldhq/herald/internal/defaults"
 )
 
 // Event is an audit event name. Keep the set in sync with the table in
@@ -83,16 +84,14 @@ type Recorder struct {
 // New returns a Recorder logging to log (nil: nowhere) and counting into c
 // (nil: not counted).
 func New(log *slog.Logger, c Counter) *Recorder {
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	defaults.Logger(&log)
 	return &Recorder{log: log, counter: c}
 }
 
 // Logger is the logger events are written to.
 func (r *Recorder) Logger() *slog.Logger {
 	if r == nil {
-		return slog.New(slog.NewTextHandler(io.Discard, nil))
+		return defaults.Discard()
 	}
 	return r.log
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/heraldhq/herald/internal/defaults"
 	"github.com/heraldhq/herald/internal/topic"
 )
 
@@ -222,9 +223,7 @@ func (c *Config) setDefaults() {
 	if c.Grace == 0 {
 		c.Grace = 5 * time.Second
 	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	defaults.Logger(&c.Logger)
 }
 
 // Validate checks the filled-in configuration.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/internal/auth"
+	"github.com/heraldhq/herald/internal/defaults"
 )
 
 // worker owns a range of users, one session each.
@@ -62,9 +63,7 @@ type worker struct {
 // a child process with --worker; Run calls it in a goroutine for in-process
 // workers.
 func ServeWorker(ctx context.Context, in io.Reader, out io.Writer, log *slog.Logger) error {
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	defaults.Logger(&log)
 	w := &worker{log: log, out: json.NewEncoder(out), quiesce: make(chan struct{}),
 		churnDone: make(chan struct{}), codes: map[int]int64{}, dialCodes: map[int]int64{}}
 	w.ctx, w.cancel = context.WithCancel(ctx)

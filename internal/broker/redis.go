@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/heraldhq/herald/internal/audit"
+	"github.com/heraldhq/herald/internal/defaults"
 	"github.com/heraldhq/herald/internal/notification"
 )
 
@@ -111,9 +111,7 @@ func (c *RedisConfig) setDefaults() {
 		_, _ = rand.Read(b[:])
 		c.NodeID = hex.EncodeToString(b[:])
 	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	defaults.Logger(&c.Logger)
 	if c.Audit == nil {
 		c.Audit = audit.New(c.Logger, nil)
 	}

@@ -1,6 +1,10 @@
 package defaults
 
 import (
+	"context"
+	"io"
+	"log/slog"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -17,5 +21,22 @@ func TestPositive(t *testing.T) {
 	Positive(&n, 8)
 	if n != 8 {
 		t.Fatalf("int: %d", n)
+	}
+}
+
+func TestLoggerAndPollers(t *testing.T) {
+	var unset *slog.Logger
+	Logger(&unset)
+	if unset == nil || unset.Enabled(context.Background(), slog.LevelError) {
+		t.Fatal("an unset logger is not a discarding one")
+	}
+	set := slog.New(slog.NewTextHandler(io.Discard, nil))
+	kept := set
+	Logger(&set)
+	if set != kept {
+		t.Fatal("a set logger was replaced")
+	}
+	if n := Pollers(); n < 1 || n > max(1, runtime.GOMAXPROCS(0)) {
+		t.Fatalf("pollers %d", n)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"embed"
 	"encoding/json"
 	"errors"
+	"github.com/heraldhq/herald/internal/defaults"
 	"github.com/heraldhq/herald/internal/session"
 	"io"
 	"io/fs"
@@ -93,9 +94,7 @@ func Register(mux *http.ServeMux, cfg Config) {
 	if cfg.AllowOrigin == nil {
 		cfg.AllowOrigin = func(string) bool { return false }
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	defaults.Logger(&cfg.Logger)
 	if cfg.Audit == nil {
 		cfg.Audit = audit.New(cfg.Logger, nil)
 	}

@@ -26,6 +26,9 @@ import (
 	"runtime/metrics"
 	"strings"
 	"time"
+
+	"github.com/heraldhq/herald/internal/defaults"
+	"github.com/heraldhq/herald/internal/periodic"
 )
 
 // Defaults of the idle collector.
@@ -69,28 +72,19 @@ func NewIdle(interval time.Duration, log *slog.Logger) *Idle {
 	if interval <= 0 {
 		interval = DefaultIdleInterval
 	}
-	if log == nil {
-		log = slog.Default()
-	}
+	defaults.Logger(&log)
 	return &Idle{interval: interval, read: readRuntime, collect: debug.FreeOSMemory, log: log}
 }
 
 // Run looks every interval until ctx ends.
 func (i *Idle) Run(ctx context.Context) {
-	t := time.NewTicker(i.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if i.step(i.read()) {
-				start := time.Now()
-				i.collect()
-				i.log.Debug("idle collection", "took", time.Since(start).String())
-			}
+	periodic.Every(ctx, i.interval, func() {
+		if i.step(i.read()) {
+			start := time.Now()
+			i.collect()
+			i.log.Debug("idle collection", "took", time.Since(start).String())
 		}
-	}
+	})
 }
 
 // step takes one sample and reports whether to collect now.

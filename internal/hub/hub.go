@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"hash/maphash"
-	"io"
 	"log/slog"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/heraldhq/herald/internal/defaults"
 	"github.com/heraldhq/herald/internal/notification"
 )
 
@@ -109,9 +109,7 @@ func (c *Config) setDefaults() {
 	if c.ExpiryCheck <= 0 {
 		c.ExpiryCheck = DefaultExpiryCheck
 	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	defaults.Logger(&c.Logger)
 }
 
 // ErrClosed is returned by Attach after Close.

@@ -9,7 +9,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"hash/maphash"
-	"io"
 	"log/slog"
 	"math"
 	"strconv"
@@ -21,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/heraldhq/herald/internal/audit"
+	"github.com/heraldhq/herald/internal/defaults"
 )
 
 // RedisClient is what the Redis limits need from a go-redis client
@@ -120,9 +120,7 @@ func NewRedisKeyed(cfg RedisKeyedConfig) *RedisKeyed {
 	if cfg.Cooldown <= 0 {
 		cfg.Cooldown = time.Second
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	defaults.Logger(&cfg.Logger)
 	if cfg.Audit == nil {
 		cfg.Audit = audit.New(cfg.Logger, nil)
 	}
@@ -392,9 +390,7 @@ func NewRedisCounter(cfg RedisCounterConfig) *RedisCounter {
 	if cfg.Cooldown <= 0 {
 		cfg.Cooldown = time.Second
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	defaults.Logger(&cfg.Logger)
 	if cfg.Audit == nil {
 		cfg.Audit = audit.New(cfg.Logger, nil)
 	}

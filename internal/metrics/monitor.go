@@ -9,6 +9,7 @@ import (
 
 	"github.com/heraldhq/herald/internal/admission"
 	"github.com/heraldhq/herald/internal/audit"
+	"github.com/heraldhq/herald/internal/periodic"
 )
 
 // Stats is the connection monitoring snapshot (served at /v1/admin/stats and
@@ -123,16 +124,7 @@ func (m *Monitor) Snapshot() Stats {
 // Run logs the stats every interval until ctx ends, and warns when usage
 // exceeds the threshold.
 func (m *Monitor) Run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			m.logOnce()
-		}
-	}
+	periodic.Every(ctx, interval, m.logOnce)
 }
 
 func (m *Monitor) logOnce() {

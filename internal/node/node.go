@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -29,12 +28,14 @@ import (
 	"github.com/heraldhq/herald/internal/audit"
 	"github.com/heraldhq/herald/internal/auth"
 	"github.com/heraldhq/herald/internal/broker"
+	"github.com/heraldhq/herald/internal/defaults"
 	"github.com/heraldhq/herald/internal/demo"
 	"github.com/heraldhq/herald/internal/hub"
 	"github.com/heraldhq/herald/internal/inbox"
 	"github.com/heraldhq/herald/internal/metrics"
 	"github.com/heraldhq/herald/internal/notification"
 	"github.com/heraldhq/herald/internal/origin"
+	"github.com/heraldhq/herald/internal/periodic"
 	"github.com/heraldhq/herald/internal/presence"
 	"github.com/heraldhq/herald/internal/revocation"
 	"github.com/heraldhq/herald/internal/session"
@@ -164,9 +165,7 @@ func (c *Config) setDefaults() {
 	if c.ReadHeaderLimit <= 0 {
 		c.ReadHeaderLimit = DefaultReadHeader
 	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	defaults.Logger(&c.Logger)
 	if c.Registry == nil {
 		c.Registry = prometheus.NewRegistry()
 	}
@@ -539,16 +538,7 @@ func (n *Node) Lift(ctx context.Context, tenant, user string) error {
 
 func (n *Node) sweepRevocations() {
 	defer n.wg.Done()
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-t.C:
-			n.revoked.Sweep()
-		}
-	}
+	periodic.Every(n.ctx, time.Minute, n.revoked.Sweep)
 }
 
 // nodeStore is what a node needs of its store engine.

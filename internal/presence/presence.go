@@ -20,7 +20,6 @@ package presence
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -154,9 +153,7 @@ type Tracker struct {
 func New(cfg Config, dir Directory, emit Emitter) *Tracker {
 	defaults.Positive(&cfg.Grace, DefaultGrace)
 	defaults.Positive(&cfg.TTL, DefaultTTL)
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	defaults.Logger(&cfg.Logger)
 	if emit == nil {
 		emit = func(context.Context, string, []Key) {}
 	}

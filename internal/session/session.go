@@ -3,13 +3,13 @@ package session
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"time"
 
 	"github.com/heraldhq/herald/internal/admission"
 	"github.com/heraldhq/herald/internal/audit"
 	"github.com/heraldhq/herald/internal/auth"
+	"github.com/heraldhq/herald/internal/defaults"
 	"github.com/heraldhq/herald/internal/hub"
 	"github.com/heraldhq/herald/internal/notification"
 	"github.com/heraldhq/herald/internal/store"
@@ -117,9 +117,7 @@ func (c *Config) setDefaults() {
 	if c.SubscribeBurst <= 0 {
 		c.SubscribeBurst = DefaultSubscribeBurst
 	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	defaults.Logger(&c.Logger)
 	if c.Audit == nil {
 		c.Audit = audit.New(c.Logger, nil)
 	}

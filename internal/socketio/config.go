@@ -3,9 +3,7 @@ package socketio
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"runtime"
 	"strings"
 	"time"
 
@@ -79,13 +77,11 @@ func (c *Config) setDefaults() {
 	defaults.Positive(&c.MaxAttachments, DefaultMaxAttachments)
 	defaults.Positive(&c.WriteBufferBytes, DefaultWriteBufferBytes)
 	defaults.Positive(&c.MaxAuthFailures, DefaultMaxAuthFailures)
-	defaults.Positive(&c.Pollers, max(1, runtime.GOMAXPROCS(0)/2))
+	defaults.Positive(&c.Pollers, defaults.Pollers())
 	if len(c.Namespaces) == 0 {
 		c.Namespaces = []string{"/", "/notifications"}
 	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	defaults.Logger(&c.Logger)
 }
 
 // Validate checks the configuration after defaults are applied.

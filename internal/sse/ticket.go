@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/heraldhq/herald/internal/audit"
 	"github.com/heraldhq/herald/internal/auth"
+	"github.com/heraldhq/herald/internal/defaults"
 )
 
 // Ticket errors. The first three are what a client presenting a ticket can
@@ -91,7 +91,7 @@ type tickets struct {
 
 func newTickets(ttl time.Duration, max, maxPerUser int, now func() time.Time) *tickets {
 	return &tickets{ttl: ttl, max: max, maxPerUser: maxPerUser, now: now,
-		log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		log: defaults.Discard(),
 		m:   make(map[[sha256.Size]byte]Ticket), perUser: make(map[userKey]int)}
 }
 

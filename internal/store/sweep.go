@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/heraldhq/herald/internal/notification"
+	"github.com/heraldhq/herald/internal/periodic"
 )
 
 // The expiry sweep, as both engines run it: a background goroutine that
@@ -21,14 +22,7 @@ import (
 // (cancelled by Close) ends.
 func sweeper(interval time.Duration, log *slog.Logger, sweep func(context.Context) (int, error)) func(ctx context.Context) {
 	return func(ctx context.Context) {
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
+		periodic.Every(ctx, interval, func() {
 			n, err := sweep(ctx)
 			switch {
 			case err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed):
@@ -36,7 +30,7 @@ func sweeper(interval time.Duration, log *slog.Logger, sweep func(context.Contex
 			case n > 0:
 				log.Debug("store: swept expired notifications", "swept", n)
 			}
-		}
+		})
 	}
 }
 

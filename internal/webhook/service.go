@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -102,9 +101,7 @@ func (c *Config) setDefaults() {
 	defaults.Positive(&c.StatsInterval, DefaultStatsInterval)
 	defaults.Positive(&c.Batch, DefaultBatch)
 	defaults.Positive(&c.PerEndpoint, DefaultPerEndpoint)
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	defaults.Logger(&c.Logger)
 	if c.Audit == nil {
 		c.Audit = audit.New(c.Logger, nil)
 	}

@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"net/http"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,10 +72,8 @@ func (c *Config) setDefaults() {
 	defaults.Positive(&c.ReconnectSpread, DefaultReconnectSpread)
 	defaults.Positive(&c.MaxMessageBytes, DefaultMaxMessageBytes)
 	defaults.Positive(&c.WriteBufferBytes, DefaultWriteBufferBytes)
-	defaults.Positive(&c.Pollers, max(1, runtime.GOMAXPROCS(0)/2))
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	defaults.Positive(&c.Pollers, defaults.Pollers())
+	defaults.Logger(&c.Logger)
 }
 
 // Server is the WebSocket transport: an http.Handler for GET /v1/ws that
